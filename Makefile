@@ -1,0 +1,43 @@
+# Patchwork: the commands the README documents. Each installs what it needs first (scripts/bootstrap.sh).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# The repository is the plugin folder; a `patchwork` link to it makes `import patchwork.core` work
+# and lets QGIS find it through QGIS_PLUGINPATH.
+PKGROOT := $(CURDIR)/.build/pkgroot
+SCENE ?=
+DEMO_OUT ?= $(CURDIR)/demo-output
+VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
+
+export PYTHONPATH := $(PKGROOT)
+export QGIS_PLUGINPATH := $(PKGROOT)
+export QT_QPA_PLATFORM := offscreen
+
+.PHONY: bootstrap demo test bench lint package clean
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+	@mkdir -p $(PKGROOT) && ln -sfn $(CURDIR) $(PKGROOT)/patchwork
+
+demo: bootstrap
+	$(PY) scripts/demo.py --out $(DEMO_OUT) $(if $(SCENE),--scene $(SCENE))
+
+test: bootstrap
+	$(PY) -m pytest tests
+
+bench: bootstrap
+	$(PY) scripts/bench.py
+
+lint: bootstrap
+	$(VENV)/bin/ruff check .
+
+# A zip that QGIS's "Install from ZIP" and the plugin repository accept: patchwork/ inside, no tests or dev files.
+package:
+	@rm -rf .build/package && mkdir -p .build/package/patchwork dist
+	@cp -r metadata.txt __init__.py LICENSE README.md requirements.txt core plugin ui resources .build/package/patchwork/
+	@find .build/package -name __pycache__ -prune -exec rm -rf {} +
+	@cd .build/package && rm -f ../../dist/patchwork-$(VERSION).zip && zip -qr ../../dist/patchwork-$(VERSION).zip patchwork
+	@echo dist/patchwork-$(VERSION).zip
+
+clean:
+	rm -rf .build dist demo-output .pytest_cache

@@ -1,0 +1,100 @@
+"""Areas of interest: polygons that restrict where chips are cut.
+
+A pixel is inside the AOI when its centre is (GDAL's rasterisation rule), evaluated on the
+raster's own grid, chip by chip, so memory never grows with the raster.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from osgeo import gdal, ogr, osr
+
+from .errors import PatchworkError
+from .geometry import GeoTransform, Window, window_geotransform
+
+gdal.UseExceptions()
+ogr.UseExceptions()
+osr.UseExceptions()
+
+
+def _srs(wkt: str) -> osr.SpatialReference:
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(wkt)
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return srs
+
+
+class Aoi:
+    """Polygons with their CRS, held in an in-memory OGR layer."""
+
+    def __init__(self, wkt_geometries: Sequence[str], crs_wkt: str) -> None:
+        self.crs_wkt = crs_wkt
+        self.union = ogr.Geometry(ogr.wkbMultiPolygon)
+        for wkt in wkt_geometries:
+            geom = ogr.CreateGeometryFromWkt(wkt)
+            if geom is None or geom.IsEmpty():
+                continue
+            flat = ogr.GT_Flatten(geom.GetGeometryType())
+            if flat == ogr.wkbPolygon:
+                self.union.AddGeometry(geom)
+            elif flat == ogr.wkbMultiPolygon:
+                for i in range(geom.GetGeometryCount()):
+                    self.union.AddGeometry(geom.GetGeometryRef(i))
+            else:
+                raise PatchworkError(
+                    f"AOI: only polygons define an area, got a {geom.GetGeometryName()}. Use a polygon layer."
+                )
+        if self.union.IsEmpty():
+            raise PatchworkError("AOI: the layer has no polygons. Draw or select at least one polygon.")
+        self._driver = ogr.GetDriverByName("Memory")
+        self._source = self._driver.CreateDataSource("aoi")
+        self._layer = self._source.CreateLayer("aoi", _srs(crs_wkt) if crs_wkt else None, ogr.wkbMultiPolygon)
+        feature = ogr.Feature(self._layer.GetLayerDefn())
+        feature.SetGeometry(self.union)
+        self._layer.CreateFeature(feature)
+
+    @classmethod
+    def from_file(cls, path: str, layer: str | None = None) -> Aoi:
+        try:
+            source = ogr.Open(path)
+        except RuntimeError as exc:
+            raise PatchworkError(f"AOI: cannot open '{path}' as a vector layer ({exc}).") from exc
+        lyr = source.GetLayerByName(layer) if layer else source.GetLayer(0)
+        srs = lyr.GetSpatialRef()
+        wkts = [f.GetGeometryRef().ExportToWkt() for f in lyr if f.GetGeometryRef() is not None]
+        return cls(wkts, srs.ExportToWkt() if srs else "")
+
+    def transformed(self, crs_wkt: str) -> Aoi:
+        """The same polygons in another CRS (a no-op when the CRS is the same or unknown)."""
+        if not self.crs_wkt or not crs_wkt or _srs(self.crs_wkt).IsSame(_srs(crs_wkt)):
+            return self
+        geom = self.union.Clone()
+        geom.Transform(osr.CoordinateTransformation(_srs(self.crs_wkt), _srs(crs_wkt)))
+        return Aoi([geom.ExportToWkt()], crs_wkt)
+
+    def pixel_window(self, gt: GeoTransform, height: int, width: int, raster_footprint_wkt: str) -> Window:
+        """The box of raster pixels the AOI touches; an error when it misses the raster."""
+        raster = ogr.CreateGeometryFromWkt(raster_footprint_wkt)
+        overlap = self.union.Intersection(raster)
+        if overlap is None or overlap.IsEmpty() or overlap.GetArea() == 0:
+            raise PatchworkError(
+                "AOI: the polygons do not overlap the raster. Check that the AOI layer covers the raster "
+                "and that both have the right CRS."
+            )
+        xmin, xmax, ymin, ymax = overlap.GetEnvelope()
+        cols = sorted(((xmin - gt[0]) / gt[1], (xmax - gt[0]) / gt[1]))
+        rows = sorted(((ymax - gt[3]) / gt[5], (ymin - gt[3]) / gt[5]))
+        r0, c0 = max(int(math.floor(rows[0])), 0), max(int(math.floor(cols[0])), 0)
+        r1, c1 = min(int(math.ceil(rows[1])), height), min(int(math.ceil(cols[1])), width)
+        return Window(r0, c0, max(r1 - r0, 1), max(c1 - c0, 1))
+
+    def inside_mask(self, gt: GeoTransform, window: Window) -> np.ndarray:
+        """Boolean (h, w): which pixels of the window have their centre inside the AOI."""
+        mem = gdal.GetDriverByName("MEM").Create("", window.width, window.height, 1, gdal.GDT_Byte)
+        mem.SetGeoTransform(window_geotransform(gt, window))
+        if self.crs_wkt:
+            mem.SetProjection(self.crs_wkt)
+        gdal.RasterizeLayer(mem, [1], self._layer, burn_values=[1])
+        return mem.GetRasterBand(1).ReadAsArray().astype(bool)

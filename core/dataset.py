@@ -1,0 +1,266 @@
+"""Chip datasets: GeoTIFF chips cut from a raster plus a GeoPackage index of their footprints.
+
+Layout of a dataset folder::
+
+    images/chip_000000.tif   image chips (source dtype, bands, nodata; geotransform shifted to the window)
+    labels/chip_000000.tif   label chips on the same windows (when a label raster is given)
+    dataset.json             how the chips were sampled (re-runnable config) and what came out
+
+The index (a GeoPackage layer ``chips``) has one polygon per chip, in the raster CRS, with the
+attributes chip_id, row_off, col_off, height, width, image_path, label_path, nodata_fraction,
+boundary, sampler (JSON config), seed and source. Paths are absolute, so the index loads from anywhere.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from osgeo import ogr, osr
+
+from .aoi import Aoi
+from .errors import PatchworkError
+from .geometry import Window, footprint, window_geotransform
+from .progress import Feedback, SilentFeedback, check_cancelled
+from .raster import RasterSource, default_fill
+from .sampling import Coverage, Sampler, check_boundary, coverage
+from .writer import (
+    StagedFolder,
+    remove_file,
+    replace_file,
+    require_writable_folder,
+    temporary_sibling,
+    write_geotiff,
+)
+
+ogr.UseExceptions()
+
+INDEX_LAYER = "chips"
+INDEX_FIELDS: list[tuple[str, int]] = [
+    ("chip_id", ogr.OFTInteger), ("row_off", ogr.OFTInteger), ("col_off", ogr.OFTInteger),
+    ("height", ogr.OFTInteger), ("width", ogr.OFTInteger), ("image_path", ogr.OFTString),
+    ("label_path", ogr.OFTString), ("nodata_fraction", ogr.OFTReal), ("boundary", ogr.OFTString),
+    ("sampler", ogr.OFTString), ("seed", ogr.OFTInteger64), ("source", ogr.OFTString),
+]
+
+
+@dataclass
+class SampleResult:
+    chip_count: int
+    out_dir: str
+    index_path: str
+    windows: list[Window]
+    coverage: Coverage
+    candidates_tried: int
+    rejected: dict[str, int] = field(default_factory=dict)
+
+
+def _label_fill(labels: RasterSource) -> float:
+    """Padding for label chips: the label nodata, else 'ignore' values that are rarely a class id."""
+    if labels.has_nodata:
+        return labels.nodata[0]
+    if np.issubdtype(labels.dtype, np.integer):
+        return int(np.iinfo(labels.dtype).max)
+    return default_fill(labels.dtype)
+
+
+def sample_chips(
+    source: str,
+    sampler: Sampler,
+    chip_size: int,
+    out_dir: str,
+    index_path: str | None = None,
+    *,
+    boundary: str = "shift",
+    labels: str | None = None,
+    aoi: Aoi | None = None,
+    max_nodata: float = 0.5,
+    feedback: Feedback | None = None,
+) -> SampleResult:
+    """Cut chips from `source` where `sampler` says and write a chip dataset to `out_dir`.
+
+    A chip is kept when at most `max_nodata` of its pixels are nodata, padding or outside the AOI
+    (and, with an AOI, at least one pixel is inside it). Nothing is written unless the whole run
+    succeeds: chips are staged and moved into `out_dir` at the end; the index is renamed into place.
+    """
+    feedback = feedback or SilentFeedback()
+    check_boundary(boundary)
+    if not isinstance(chip_size, (int, np.integer)) or chip_size <= 0:
+        raise PatchworkError(f"CHIP_SIZE must be a positive number of pixels, got {chip_size}")
+    if not 0.0 <= max_nodata <= 1.0:
+        raise PatchworkError(f"MAX_NODATA is a fraction between 0 and 1, got {max_nodata}")
+    index_in_folder = index_path is None
+    index_path = os.path.abspath(index_path or os.path.join(out_dir, "index.gpkg"))
+    if not index_path.lower().endswith(".gpkg"):
+        raise PatchworkError(f"the chip index is written as a GeoPackage: give it a .gpkg name, not '{index_path}'")
+
+    src = RasterSource(source, "INPUT")
+    src.require_georeferenced()
+    lbl = None
+    if labels:
+        lbl = RasterSource(labels, "LABELS")
+        src.require_same_grid(lbl)
+    aoi_box = None
+    if aoi is not None:
+        aoi = aoi.transformed(src.crs_wkt)
+        aoi_box = aoi.pixel_window(src.geotransform, src.height, src.width, src.footprint_wkt())
+    # Samplers are lazy: drawing the first batch runs their checks (chip larger than the raster)
+    # before anything is created on disk.
+    batches = sampler.candidates(src.height, src.width, chip_size, boundary, aoi_box)
+    first = next(batches, None)
+    stream = itertools.chain([] if first is None else [first], batches)
+
+    image_nodata = src.nodata[0] if src.has_nodata else (src.fill_value if boundary == "pad" else None)
+    label_fill = _label_fill(lbl) if lbl else None
+    label_nodata = None
+    if lbl is not None:
+        label_nodata = lbl.nodata[0] if lbl.has_nodata else (label_fill if boundary == "pad" else None)
+
+    staged = StagedFolder(out_dir)
+    if index_in_folder:
+        index_tmp = staged.staged_path("index.gpkg")
+    else:
+        require_writable_folder(os.path.dirname(index_path), "OUTPUT")
+        os.makedirs(os.path.dirname(index_path), exist_ok=True)
+        index_tmp = temporary_sibling(index_path)
+    try:
+        records, windows, tried, rejected = _cut_chips(
+            src, lbl, sampler, chip_size, boundary, aoi, aoi_box, max_nodata,
+            stream, staged, image_nodata, label_fill, label_nodata, feedback,
+        )
+        if not records:
+            raise PatchworkError(
+                f"no chip passed the filters ({tried} candidate windows: {rejected['nodata']} with more than "
+                f"{max_nodata:.0%} nodata/outside-AOI pixels, {rejected['outside_aoi']} outside the AOI). "
+                "Raise MAX_NODATA, enlarge the AOI, or use a smaller CHIP_SIZE."
+            )
+        cover = coverage(windows, src.height, src.width)
+        config = {
+            "sampler": sampler.to_config(), "chip_size": int(chip_size), "boundary": boundary,
+            "max_nodata": max_nodata, "source": os.path.abspath(source),
+            "labels": os.path.abspath(labels) if labels else None, "aoi": aoi is not None,
+        }
+        _write_index(index_tmp, src.crs_wkt, records)
+        with open(staged.staged_path("dataset.json"), "w") as fh:
+            json.dump({"config": config, "chip_count": len(records), "index": index_path,
+                       "coverage": cover.fraction, "candidates_tried": tried, "rejected": rejected}, fh, indent=2)
+        check_cancelled(feedback)
+        staged.commit()
+        if not index_in_folder:
+            replace_file(index_tmp, index_path)
+    except BaseException:
+        staged.abort()
+        remove_file(index_tmp)
+        raise
+    finally:
+        src.close()
+        if lbl:
+            lbl.close()
+    feedback.set_progress(100)
+    return SampleResult(len(records), os.path.abspath(out_dir), index_path, windows, cover, tried, rejected)
+
+
+def _cut_chips(src, lbl, sampler, chip, boundary, aoi, aoi_box, max_nodata, stream,
+               staged, image_nodata, label_fill, label_nodata, feedback):
+    limit = sampler.limit
+    total = None
+    if limit is None:  # a finite candidate set: gather it so progress can be reported
+        stream = list(stream)
+        total = sum(len(b) for b in stream)
+    seed = getattr(sampler, "seed", None)
+    sampler_json = json.dumps(sampler.to_config())
+    records: list[dict] = []
+    windows: list[Window] = []
+    rejected = {"nodata": 0, "outside_aoi": 0}
+    tried = 0
+    for batch in stream:
+        for row, col in batch.tolist():
+            if limit is not None and len(records) >= limit:
+                return records, windows, tried, rejected
+            check_cancelled(feedback)
+            tried += 1
+            window = Window(row, col, chip, chip)
+            if aoi_box is not None and _disjoint(window, aoi_box):
+                rejected["outside_aoi"] += 1
+                continue
+            data, valid = src.read(window)
+            usable = valid
+            if aoi is not None:
+                inside = aoi.inside_mask(src.geotransform, window)
+                if not inside.any():
+                    rejected["outside_aoi"] += 1
+                    continue
+                usable = valid & inside
+            nodata_fraction = 1.0 - float(usable.mean())
+            if nodata_fraction > max_nodata:
+                rejected["nodata"] += 1
+                continue
+            records.append(_write_chip(src, lbl, window, data, len(records), staged, image_nodata,
+                                       label_fill, label_nodata, nodata_fraction, boundary, sampler_json, seed))
+            windows.append(window)
+            done = len(records) / limit if limit else tried / max(total, 1)
+            feedback.set_progress(min(99.0, 100.0 * done))
+    return records, windows, tried, rejected
+
+
+def _disjoint(a: Window, b: Window) -> bool:
+    return a.row_end <= b.row_off or b.row_end <= a.row_off or a.col_end <= b.col_off or b.col_end <= a.col_off
+
+
+def _write_chip(src, lbl, window, data, chip_id, staged, image_nodata, label_fill, label_nodata,
+                nodata_fraction, boundary, sampler_json, seed) -> dict:
+    name = f"chip_{chip_id:06d}.tif"
+    gt = window_geotransform(src.geotransform, window)
+    write_geotiff(staged.staged_path(f"images/{name}"), data, gt, src.crs_wkt, image_nodata, src.band_descriptions)
+    label_path = None
+    if lbl is not None:
+        label, _ = lbl.read(window, fill=label_fill)
+        write_geotiff(staged.staged_path(f"labels/{name}"), label, gt, src.crs_wkt, label_nodata, lbl.band_descriptions)
+        label_path = staged.final_path(f"labels/{name}")
+    return {
+        "chip_id": chip_id, "row_off": window.row_off, "col_off": window.col_off, "height": window.height,
+        "width": window.width, "image_path": staged.final_path(f"images/{name}"), "label_path": label_path,
+        "nodata_fraction": nodata_fraction, "boundary": boundary, "sampler": sampler_json, "seed": seed,
+        "source": os.path.abspath(src.path), "geotransform": gt,
+    }
+
+
+def _write_index(path: str, crs_wkt: str, records: list[dict]) -> None:
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(crs_wkt)
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+    try:
+        layer = ds.CreateLayer(INDEX_LAYER, srs, ogr.wkbPolygon)
+        for name, kind in INDEX_FIELDS:
+            layer.CreateField(ogr.FieldDefn(name, kind))
+        layer.StartTransaction()
+        defn = layer.GetLayerDefn()
+        for rec in records:
+            feature = ogr.Feature(defn)
+            for name, _ in INDEX_FIELDS:
+                if rec[name] is not None:
+                    feature.SetField(name, rec[name])
+            ring = ogr.Geometry(ogr.wkbLinearRing)
+            for x, y in footprint(rec["geotransform"], rec["height"], rec["width"]):
+                ring.AddPoint_2D(x, y)
+            poly = ogr.Geometry(ogr.wkbPolygon)
+            poly.AddGeometry(ring)
+            feature.SetGeometry(poly)
+            layer.CreateFeature(feature)
+        layer.CommitTransaction()
+    finally:
+        ds = None
+
+
+def read_index(path: str) -> list[dict]:
+    """The chip records of an index (attributes plus the footprint as WKT), in chip order."""
+    ds = ogr.Open(path)
+    layer = ds.GetLayerByName(INDEX_LAYER) or ds.GetLayer(0)
+    rows = []
+    for f in layer:
+        row = {name: f.GetField(name) for name, _ in INDEX_FIELDS}
+        row["footprint_wkt"] = f.GetGeometryRef().ExportToWkt()
+        rows.append(row)
+    return sorted(rows, key=lambda r: r["chip_id"])

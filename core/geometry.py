@@ -1,0 +1,67 @@
+"""Pixel windows and the geotransforms of the chips cut from them.
+
+Geotransforms are GDAL's 6-tuples: x = gt[0] + col*gt[1] + row*gt[2], y = gt[3] + col*gt[4] + row*gt[5],
+with (col, row) the pixel *corner* coordinates, so pixel (r, c) has its centre at (c + 0.5, r + 0.5).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GeoTransform = tuple[float, float, float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Window:
+    """A block of pixels of a source raster. Offsets may be negative or overhang (``pad`` chips)."""
+
+    row_off: int
+    col_off: int
+    height: int
+    width: int
+
+    def __post_init__(self) -> None:
+        if self.height <= 0 or self.width <= 0:
+            raise ValueError(f"a window needs a positive size, got {self.height}x{self.width}")
+
+    @property
+    def row_end(self) -> int:
+        return self.row_off + self.height
+
+    @property
+    def col_end(self) -> int:
+        return self.col_off + self.width
+
+    def clip(self, height: int, width: int) -> Window | None:
+        """The part of this window inside a raster of the given size, or None if it misses it."""
+        r0, c0 = max(self.row_off, 0), max(self.col_off, 0)
+        r1, c1 = min(self.row_end, height), min(self.col_end, width)
+        if r1 <= r0 or c1 <= c0:
+            return None
+        return Window(r0, c0, r1 - r0, c1 - c0)
+
+    def is_inside(self, height: int, width: int) -> bool:
+        return self.row_off >= 0 and self.col_off >= 0 and self.row_end <= height and self.col_end <= width
+
+
+def window_geotransform(gt: GeoTransform, window: Window) -> GeoTransform:
+    """The source geotransform shifted to the window: GT' = GT · translate(col_off, row_off)."""
+    return shift_geotransform(gt, window.col_off, window.row_off)
+
+
+def shift_geotransform(gt: GeoTransform, cols: float, rows: float) -> GeoTransform:
+    x0, a, b, y0, d, e = gt
+    return (x0 + cols * a + rows * b, a, b, y0 + cols * d + rows * e, d, e)
+
+
+def pixel_to_world(gt: GeoTransform, col: float, row: float) -> tuple[float, float]:
+    return gt[0] + col * gt[1] + row * gt[2], gt[3] + col * gt[4] + row * gt[5]
+
+
+def footprint(gt: GeoTransform, height: int, width: int) -> list[tuple[float, float]]:
+    """The closed ring of world corners of a raster (or chip) with this geotransform."""
+    corners = [(0, 0), (width, 0), (width, height), (0, height), (0, 0)]
+    return [pixel_to_world(gt, c, r) for c, r in corners]
+
+
+def is_north_up(gt: GeoTransform) -> bool:
+    return gt[2] == 0 and gt[4] == 0

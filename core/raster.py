@@ -1,0 +1,149 @@
+"""Reading rasters through GDAL: windowed, boundless reads with a validity mask."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from osgeo import gdal, gdal_array, osr
+
+from .errors import PatchworkError
+from .geometry import GeoTransform, Window, footprint, is_north_up
+
+gdal.UseExceptions()
+osr.UseExceptions()
+
+
+def numpy_dtype(gdal_type: int) -> np.dtype:
+    return np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(gdal_type))
+
+
+def default_fill(dtype: np.dtype) -> float:
+    """The fill for pixels outside a raster that declares no nodata: NaN for floats, 0 for integers."""
+    return float("nan") if np.issubdtype(dtype, np.floating) else 0
+
+
+class RasterSource:
+    """A raster opened for windowed reads. Pixels outside the raster read as the fill value."""
+
+    def __init__(self, path: str, role: str = "INPUT") -> None:
+        self.path = str(path)
+        self.role = role
+        if not os.path.exists(self.path) and not self.path.startswith("/vsi"):
+            raise PatchworkError(f"{role}: no raster at '{self.path}'. Check the path.")
+        try:
+            self.dataset = gdal.OpenEx(self.path, gdal.OF_RASTER)
+        except RuntimeError as exc:
+            raise PatchworkError(f"{role}: GDAL cannot open '{self.path}' as a raster ({exc}).") from exc
+        ds = self.dataset
+        self.width: int = ds.RasterXSize
+        self.height: int = ds.RasterYSize
+        self.count: int = ds.RasterCount
+        if self.count == 0:
+            raise PatchworkError(f"{role}: '{self.path}' has no raster bands.")
+        band = ds.GetRasterBand(1)
+        self.dtype: np.dtype = numpy_dtype(band.DataType)
+        self.geotransform: GeoTransform = tuple(ds.GetGeoTransform())
+        self.crs_wkt: str = ds.GetProjection() or ""
+        self.nodata: list[float | None] = [ds.GetRasterBand(b).GetNoDataValue() for b in range(1, self.count + 1)]
+        self.block_size: tuple[int, int] = tuple(band.GetBlockSize())  # (cols, rows)
+        self.band_descriptions = [ds.GetRasterBand(b).GetDescription() for b in range(1, self.count + 1)]
+
+    def close(self) -> None:
+        self.dataset = None
+
+    def __enter__(self) -> RasterSource:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def fill_value(self) -> float:
+        nd = self.nodata[0]
+        return default_fill(self.dtype) if nd is None else nd
+
+    @property
+    def has_nodata(self) -> bool:
+        return self.nodata[0] is not None
+
+    def require_georeferenced(self) -> None:
+        """Chips must sit on the ground: a CRS and a north-up geotransform are required."""
+        if not self.crs_wkt:
+            raise PatchworkError(
+                f"{self.role}: '{os.path.basename(self.path)}' has no CRS. Assign one first "
+                "(QGIS: Raster ▸ Projections ▸ Assign Projection, or gdal_edit.py -a_srs EPSG:xxxx)."
+            )
+        if not is_north_up(self.geotransform):
+            raise PatchworkError(
+                f"{self.role}: '{os.path.basename(self.path)}' has a rotated geotransform {self.geotransform}. "
+                "Warp it north-up first (gdalwarp, or Processing ▸ Warp (reproject))."
+            )
+
+    def require_same_grid(self, other: RasterSource) -> None:
+        """`other` (e.g. a label raster) must have this raster's size, geotransform and CRS."""
+        problems = []
+        if (other.width, other.height) != (self.width, self.height):
+            problems.append(f"size {other.width}x{other.height} instead of {self.width}x{self.height}")
+        tol = 1e-6 * max(abs(self.geotransform[1]), abs(self.geotransform[5]))
+        if any(abs(a - b) > tol for a, b in zip(other.geotransform, self.geotransform)):
+            problems.append(f"geotransform {other.geotransform} instead of {self.geotransform}")
+        if other.crs_wkt and self.crs_wkt and not same_crs(other.crs_wkt, self.crs_wkt):
+            problems.append("another CRS")
+        if problems:
+            raise PatchworkError(
+                f"{other.role} raster '{os.path.basename(other.path)}' is not on the grid of "
+                f"'{os.path.basename(self.path)}': {'; '.join(problems)}. Resample it onto that grid first "
+                "(Processing ▸ Align rasters, or gdalwarp -te/-tr/-t_srs with nearest-neighbour)."
+            )
+
+    def footprint_wkt(self) -> str:
+        ring = footprint(self.geotransform, self.height, self.width)
+        return "POLYGON ((" + ", ".join(f"{x!r} {y!r}" for x, y in ring) + "))"
+
+    def read(self, window: Window, bands: list[int] | None = None,
+             fill: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Read a window as (C, h, w) plus a (h, w) validity mask.
+
+        Pixels outside the raster hold `fill` (default: the nodata value, else NaN or 0) and are
+        invalid; so are pixels that GDAL's mask marks (nodata, alpha, internal masks) in any of the
+        bands read, and NaNs.
+        """
+        bands = bands or list(range(1, self.count + 1))
+        fill = self.fill_value if fill is None else fill
+        data = np.full((len(bands), window.height, window.width), fill, dtype=self.dtype)
+        valid = np.zeros((window.height, window.width), dtype=bool)
+        inner = window.clip(self.height, self.width)
+        if inner is None:
+            return data, valid
+        args = (inner.col_off, inner.row_off, inner.width, inner.height)
+        block = self.dataset.ReadAsArray(*args, band_list=bands)
+        block = block.reshape(len(bands), inner.height, inner.width)
+        r0, c0 = inner.row_off - window.row_off, inner.col_off - window.col_off
+        data[:, r0 : r0 + inner.height, c0 : c0 + inner.width] = block
+        valid[r0 : r0 + inner.height, c0 : c0 + inner.width] = self._valid(block, bands, args)
+        return data, valid
+
+    def _valid(self, block: np.ndarray, bands: list[int], args: tuple[int, int, int, int]) -> np.ndarray:
+        valid = np.ones(block.shape[1:], dtype=bool)
+        dataset_mask_done = False
+        for i, b in enumerate(bands):
+            band = self.dataset.GetRasterBand(b)
+            flags = band.GetMaskFlags()
+            if flags & gdal.GMF_ALL_VALID:
+                continue
+            if flags & gdal.GMF_NODATA:
+                nd = band.GetNoDataValue()
+                valid &= ~np.isnan(block[i]) if np.isnan(nd) else block[i] != nd
+            elif not (flags & gdal.GMF_PER_DATASET and dataset_mask_done):
+                valid &= band.GetMaskBand().ReadAsArray(*args) > 0
+                dataset_mask_done = dataset_mask_done or bool(flags & gdal.GMF_PER_DATASET)
+        if np.issubdtype(block.dtype, np.floating):
+            valid &= ~np.isnan(block).any(axis=0)
+        return valid
+
+
+def same_crs(wkt_a: str, wkt_b: str) -> bool:
+    a, b = osr.SpatialReference(), osr.SpatialReference()
+    a.ImportFromWkt(wkt_a)
+    b.ImportFromWkt(wkt_b)
+    return bool(a.IsSame(b))

@@ -1,0 +1,344 @@
+"""Samplers: where chips are cut from a raster.
+
+A sampler yields candidate anchors (the chip's top-left pixel, row then column); the dataset
+writer reads each candidate, applies the nodata/AOI filter and stops at the sampler's `limit`.
+The boundary mode decides what happens at the raster edges:
+
+- ``shift``: windows stay inside the raster; the regular grid's last row/column is moved back so
+  it ends exactly at the edge, so every pixel is covered without padding.
+- ``pad``: windows may overhang the edge; the overhang reads as nodata. Stochastic samplers then
+  draw anchors whose chip *centre* lies in the raster, so edge pixels are sampled as often as others.
+- ``drop``: only whole windows on the regular lattice; the uncovered remainder is reported.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .config import Configurable
+from .errors import PatchworkError
+from .geometry import Window
+
+Boundary = Literal["shift", "pad", "drop"]
+BOUNDARIES: tuple[str, ...] = ("shift", "pad", "drop")
+
+# Candidate anchors, shape (n, 2): rows in column 0, columns in column 1.
+Anchors = np.ndarray
+
+
+def check_boundary(boundary: str) -> None:
+    if boundary not in BOUNDARIES:
+        raise PatchworkError(f"unknown boundary mode '{boundary}'; use one of {', '.join(BOUNDARIES)}")
+
+
+def _check_fits(extent: int, size: int, boundary: str, axis: str) -> None:
+    if size > extent and boundary != "pad":
+        raise PatchworkError(
+            f"the chip ({size} px) is larger than the raster's {axis} ({extent} px). "
+            "Use a smaller CHIP_SIZE, or BOUNDARY=pad to pad chips with nodata."
+        )
+
+
+def anchor_range(extent: int, size: int, boundary: str, axis: str = "height") -> tuple[int, int]:
+    """Inclusive range of anchors for stochastic samplers along one axis."""
+    check_boundary(boundary)
+    _check_fits(extent, size, boundary, axis)
+    if boundary == "pad":
+        return -(size // 2), extent - 1 - size // 2
+    return 0, extent - size
+
+
+def regular_anchors(extent: int, size: int, step: int, boundary: str, axis: str = "height") -> np.ndarray:
+    """Anchors 0, step, 2·step, … along one axis, with the boundary rule at the far edge."""
+    check_boundary(boundary)
+    _check_fits(extent, size, boundary, axis)
+    if boundary == "drop":
+        return np.arange((extent - size) // step + 1, dtype=np.int64) * step
+    if boundary == "shift":
+        anchors = np.arange(0, extent - size + 1, step, dtype=np.int64)
+        return anchors if anchors[-1] == extent - size else np.append(anchors, extent - size)
+    n = 1 if extent <= size else math.ceil((extent - size) / step) + 1
+    return np.arange(n, dtype=np.int64) * step
+
+
+@dataclass(frozen=True)
+class Region:
+    """Inclusive anchor bounds a stochastic sampler may draw from (narrowed to an AOI's box)."""
+
+    row_min: int
+    row_max: int
+    col_min: int
+    col_max: int
+
+    @property
+    def empty(self) -> bool:
+        return self.row_max < self.row_min or self.col_max < self.col_min
+
+    @property
+    def positions(self) -> int:
+        return 0 if self.empty else (self.row_max - self.row_min + 1) * (self.col_max - self.col_min + 1)
+
+
+def sampling_region(height: int, width: int, chip: int, boundary: str, touching: Window | None = None) -> Region:
+    """Anchor bounds for stochastic samplers; with `touching`, only windows that overlap it."""
+    r0, r1 = anchor_range(height, chip, boundary, "height")
+    c0, c1 = anchor_range(width, chip, boundary, "width")
+    if touching is not None:
+        r0, r1 = max(r0, touching.row_off - chip + 1), min(r1, touching.row_end - 1)
+        c0, c1 = max(c0, touching.col_off - chip + 1), min(c1, touching.col_end - 1)
+    return Region(r0, r1, c0, c1)
+
+
+class Sampler(Configurable):
+    """Base class. `limit` is how many accepted chips end the sampling (None: all candidates)."""
+
+    seed: int | None = None
+
+    @property
+    def limit(self) -> int | None:
+        return None
+
+    def candidates(self, height: int, width: int, chip: int, boundary: str,
+                   touching: Window | None = None) -> Iterator[Anchors]:
+        raise NotImplementedError
+
+    def _grid(self, height: int, width: int, chip: int, step: int, boundary: str) -> Anchors:
+        rows = regular_anchors(height, chip, step, boundary, "height")
+        cols = regular_anchors(width, chip, step, boundary, "width")
+        rr, cc = np.meshgrid(rows, cols, indexing="ij")
+        return np.stack([rr.ravel(), cc.ravel()], axis=1)
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise PatchworkError(f"{name} must be > 0, got {value}")
+
+
+@dataclass(frozen=True)
+class RegularSampler(Sampler):
+    """Anchors on a regular lattice with the given step (px), row-major."""
+
+    step: int
+
+    def __post_init__(self) -> None:
+        _check_positive("step", self.step)
+
+    def candidates(self, height, width, chip, boundary, touching=None):
+        yield self._grid(height, width, chip, self.step, boundary)
+
+
+@dataclass(frozen=True)
+class JitteredSampler(Sampler):
+    """Each regular anchor moved by round(U(-jitter, jitter)·step) per axis, clamped inside the anchor range."""
+
+    step: int
+    jitter: float = 0.25
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_positive("step", self.step)
+        if not 0 <= self.jitter <= 0.5:
+            raise PatchworkError(f"jitter is a fraction of the step between 0 and 0.5, got {self.jitter}")
+
+    def candidates(self, height, width, chip, boundary, touching=None):
+        anchors = self._grid(height, width, chip, self.step, boundary)
+        rng = np.random.default_rng(self.seed)
+        offsets = np.rint(rng.uniform(-self.jitter, self.jitter, size=anchors.shape) * self.step).astype(np.int64)
+        r0, r1 = anchor_range(height, chip, boundary, "height")
+        c0, c1 = anchor_range(width, chip, boundary, "width")
+        moved = anchors + offsets
+        moved[:, 0] = np.clip(moved[:, 0], r0, r1)
+        moved[:, 1] = np.clip(moved[:, 1], c0, c1)
+        yield moved
+
+
+@dataclass(frozen=True)
+class RandomSampler(Sampler):
+    """`count` distinct uniform anchors; filtered candidates are replaced by new draws."""
+
+    count: int
+    seed: int = 0
+    max_draws_per_chip: int = 50
+
+    def __post_init__(self) -> None:
+        _check_positive("count", self.count)
+
+    @property
+    def limit(self) -> int:
+        return self.count
+
+    def candidates(self, height, width, chip, boundary, touching=None):
+        region = sampling_region(height, width, chip, boundary, touching)
+        if region.empty:
+            return
+        rng = np.random.default_rng(self.seed)
+        n_cols = region.col_max - region.col_min + 1
+        batch = max(self.count, 256)
+        for flat in self._distinct_positions(region.positions, rng, batch):
+            yield np.stack([region.row_min + flat // n_cols, region.col_min + flat % n_cols], axis=1)
+
+    def _distinct_positions(self, positions: int, rng: np.random.Generator, batch: int) -> Iterator[np.ndarray]:
+        budget = min(positions, self.count * self.max_draws_per_chip)
+        if positions <= 1_000_000:  # small: one shuffle gives every position at most once
+            order = rng.permutation(positions)[:budget]
+            for start in range(0, budget, batch):
+                yield order[start : start + batch]
+            return
+        budget = min(budget, positions // 2)  # large: redraw duplicates, which stay rare below half
+        seen: set[int] = set()
+        while len(seen) < budget:
+            draws = rng.integers(0, positions, size=min(batch, budget - len(seen)))
+            fresh = [f for f in dict.fromkeys(draws.tolist()) if f not in seen]
+            seen.update(fresh)
+            yield np.asarray(fresh, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class PoissonDiskSampler(Sampler):
+    """Bridson's Poisson-disk sampling on the integer pixel lattice.
+
+    Candidates are rounded to whole pixels *before* the distance test, so the guarantee holds
+    exactly for the integer anchors: every pair is at least `min_distance` px apart. The whole
+    region is filled, then visited in random order, so a `count` limit thins it uniformly instead
+    of keeping a blob around the first point. `count` = 0 keeps every point.
+    """
+
+    min_distance: float
+    count: int = 0
+    seed: int = 0
+    attempts: int = 30
+
+    def __post_init__(self) -> None:
+        if not self.min_distance >= 1:
+            raise PatchworkError(f"min_distance must be at least 1 px, got {self.min_distance}")
+        if self.count < 0:
+            raise PatchworkError(f"count must be ≥ 0 (0 = no limit), got {self.count}")
+
+    @property
+    def limit(self) -> int | None:
+        return self.count or None
+
+    def candidates(self, height, width, chip, boundary, touching=None):
+        region = sampling_region(height, width, chip, boundary, touching)
+        if region.empty:
+            return
+        rng = np.random.default_rng(self.seed)
+        points = poisson_disk(region, self.min_distance, rng, self.attempts)
+        points = points[rng.permutation(len(points))]
+        for start in range(0, len(points), 1024):
+            yield points[start : start + 1024]
+
+
+def poisson_disk(region: Region, radius: float, rng: np.random.Generator, attempts: int = 30) -> Anchors:
+    """Integer points filling `region` with pairwise distance ≥ `radius` (Bridson 2007)."""
+    cell = radius / math.sqrt(2.0)  # a cell holds at most one point
+    origin = np.array([region.row_min, region.col_min], dtype=np.int64)
+    upper = np.array([region.row_max, region.col_max], dtype=np.int64)
+    gh = int((region.row_max - region.row_min) / cell) + 1
+    gw = int((region.col_max - region.col_min) / cell) + 1
+    grid = np.full((gh + 4, gw + 4), -1, dtype=np.int64)  # 2 cells of margin: no bounds checks
+    around = np.arange(-2, 3)
+    d_rows, d_cols = np.repeat(around, 5), np.tile(around, 5)
+    r2 = radius * radius
+
+    points = np.empty((1024, 2), dtype=np.int64)
+    n = 0
+
+    def add(p: np.ndarray) -> None:
+        nonlocal points, n
+        if n == len(points):
+            points = np.concatenate([points, np.empty_like(points)])
+        points[n] = p
+        g = ((p - origin) / cell).astype(np.int64) + 2
+        grid[g[0], g[1]] = n
+        n += 1
+
+    add(np.array([rng.integers(region.row_min, region.row_max + 1), rng.integers(region.col_min, region.col_max + 1)]))
+    active = [0]
+    while active:
+        i = int(rng.integers(len(active)))
+        theta = rng.uniform(0.0, 2.0 * math.pi, attempts)
+        rho = rng.uniform(radius, 2.0 * radius, attempts)
+        offsets = np.stack([rho * np.sin(theta), rho * np.cos(theta)], axis=1)
+        cand = np.rint(points[active[i]] + offsets).astype(np.int64)
+        cand = cand[((cand >= origin) & (cand <= upper)).all(axis=1)]
+        accepted = False
+        if len(cand):
+            g = ((cand - origin) / cell).astype(np.int64) + 2
+            neighbours = grid[g[:, 0, None] + d_rows, g[:, 1, None] + d_cols]  # (k, 25) point ids or -1
+            delta = points[np.maximum(neighbours, 0)] - cand[:, None, :]
+            d2 = np.where(neighbours >= 0, (delta * delta).sum(axis=2), np.inf)
+            ok = (d2 >= r2).all(axis=1)
+            if ok.any():
+                add(cand[int(np.argmax(ok))])
+                active.append(n - 1)
+                accepted = True
+        if not accepted:
+            active[i] = active[-1]
+            active.pop()
+    return points[:n].copy()
+
+
+def sampler_from_name(name: str, *, step: int, jitter: float, min_distance: float, count: int, seed: int) -> Sampler:
+    """The sampler a Processing run or the demo names, built from the flat parameter set."""
+    if name == "regular":
+        return RegularSampler(step=step)
+    if name == "jittered":
+        return JitteredSampler(step=step, jitter=jitter, seed=seed)
+    if name == "poisson":
+        return PoissonDiskSampler(min_distance=min_distance, count=count, seed=seed)
+    if name == "random":
+        return RandomSampler(count=count, seed=seed)
+    raise PatchworkError(f"unknown sampler '{name}'; use regular, jittered, poisson or random")
+
+
+SAMPLER_NAMES: tuple[str, ...] = ("regular", "jittered", "poisson", "random")
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How much of the raster the chips cover."""
+
+    covered: int
+    total: int
+    bottom_rows: int  # rows at the bottom no chip reaches
+    right_cols: int  # columns at the right no chip reaches
+
+    @property
+    def fraction(self) -> float:
+        return self.covered / self.total if self.total else 0.0
+
+    def describe(self) -> str:
+        text = f"chips cover {self.covered:,} of {self.total:,} pixels ({100 * self.fraction:.2f}%)"
+        edges = []
+        if self.bottom_rows:
+            edges.append(f"the last {self.bottom_rows} rows")
+        if self.right_cols:
+            edges.append(f"the last {self.right_cols} columns")
+        if edges:
+            text += f"; {' and '.join(edges)} are in no chip"
+        return text
+
+
+def coverage(windows: list[Window], height: int, width: int, strip: int = 1024) -> Coverage:
+    """Exact count of raster pixels inside at least one window, in strips of rows (O(strip·width) memory)."""
+    if not windows:
+        return Coverage(0, height * width, height, width)
+    arr = np.array([(w.row_off, w.col_off, w.row_end, w.col_end) for w in windows], dtype=np.int64)
+    arr[:, [0, 2]] = np.clip(arr[:, [0, 2]], 0, height)
+    arr[:, [1, 3]] = np.clip(arr[:, [1, 3]], 0, width)
+    covered = 0
+    for s0 in range(0, height, strip):
+        s1 = min(s0 + strip, height)
+        hits = arr[(arr[:, 0] < s1) & (arr[:, 2] > s0)]
+        if not len(hits):
+            continue
+        mask = np.zeros((s1 - s0, width), dtype=bool)
+        for r0, c0, r1, c1 in hits:
+            mask[max(r0 - s0, 0) : min(r1 - s0, s1 - s0), c0:c1] = True
+        covered += int(mask.sum())
+    return Coverage(covered, height * width, int(height - arr[:, 2].max()), int(width - arr[:, 3].max()))

@@ -1,0 +1,1 @@
+"""One module per Processing algorithm; each is thin: parameters → core → outputs."""

@@ -1,0 +1,129 @@
+"""patchwork:samplechips — cut training chips from a raster into a chip dataset."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsCoordinateTransform,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorDestination,
+)
+
+from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
+
+SAMPLERS = ["regular", "jittered", "poisson", "random"]
+BOUNDARIES = ["shift", "pad", "drop"]
+
+
+class SampleChipsAlgorithm(PatchworkAlgorithm):
+    def name(self) -> str:
+        return "samplechips"
+
+    def displayName(self) -> str:  # noqa: N802 - QGIS API name
+        return self.tr("Sample chips")
+
+    def tags(self) -> list[str]:
+        return self.tr("chips,patches,tiles,training,sampling,poisson,grid,dataset,machine learning").split(",")
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
+        number = QgsProcessingParameterNumber
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", self.tr("Input raster")))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "LABELS", self.tr("Label raster (same grid as the input)"), optional=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            "AOI", self.tr("Area of interest"), [QgsProcessing.TypeVectorPolygon], optional=True))
+        self.addParameter(QgsProcessingParameterEnum("SAMPLER", self.tr("Sampler"), SAMPLERS, defaultValue=0))
+        self.addParameter(number("CHIP_SIZE", self.tr("Chip size (px)"), number.Integer, 256, minValue=1))
+        self.addParameter(number("STEP", self.tr("Step (px; regular and jittered)"), number.Integer, 256, minValue=1))
+        self.addParameter(number("JITTER", self.tr("Jitter (fraction of the step, 0–0.5; jittered)"),
+                                 number.Double, 0.25, minValue=0.0, maxValue=0.5))
+        self.addParameter(number("MIN_DISTANCE", self.tr("Minimum distance between chips (px; poisson)"),
+                                 number.Double, 256.0, minValue=1.0))
+        self.addParameter(number("COUNT", self.tr("Maximum number of chips (poisson, random; 0 = all for poisson)"),
+                                 number.Integer, 100, minValue=0))
+        self.addParameter(number("SEED", self.tr("Random seed"), number.Integer, 42))
+        self.addParameter(QgsProcessingParameterEnum("BOUNDARY", self.tr("At the raster edges"), BOUNDARIES,
+                                                     defaultValue=0))
+        max_nodata = number("MAX_NODATA", self.tr("Maximum fraction of nodata or outside-AOI pixels per chip"),
+                            number.Double, 0.5, minValue=0.0, maxValue=1.0)
+        self.addParameter(max_nodata)
+        for name in ("JITTER", "MIN_DISTANCE", "SEED", "MAX_NODATA"):
+            param = self.parameterDefinition(name)
+            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_DIR", self.tr("Chip folder")))
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            "OUTPUT", self.tr("Chip index"), QgsProcessing.TypeVectorPolygon))
+        self.addOutput(QgsProcessingOutputNumber("CHIP_COUNT", self.tr("Number of chips")))
+        self.addOutput(QgsProcessingOutputNumber("COVERAGE", self.tr("Fraction of raster pixels covered by chips")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+        from ...core.aoi import Aoi
+        from ...core.dataset import sample_chips
+        from ...core.sampling import sampler_from_name
+
+        raster = self._file_raster(parameters, "INPUT", context)
+        labels = self._file_raster(parameters, "LABELS", context)
+        sampler_name = SAMPLERS[self.parameterAsEnum(parameters, "SAMPLER", context)]
+        boundary = BOUNDARIES[self.parameterAsEnum(parameters, "BOUNDARY", context)]
+        sampler = self.run_core(
+            sampler_from_name, sampler_name,
+            step=self.parameterAsInt(parameters, "STEP", context),
+            jitter=self.parameterAsDouble(parameters, "JITTER", context),
+            min_distance=self.parameterAsDouble(parameters, "MIN_DISTANCE", context),
+            count=self.parameterAsInt(parameters, "COUNT", context),
+            seed=self.parameterAsInt(parameters, "SEED", context),
+        )
+        aoi = None
+        source = self.parameterAsSource(parameters, "AOI", context)
+        if source is not None:
+            aoi = self.run_core(Aoi, *self._aoi_in_raster_crs(source, raster, context))
+        out_dir = self.parameterAsString(parameters, "OUTPUT_DIR", context)
+        index_path = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        feedback.pushInfo(self.tr("Sampler: {}").format(sampler.to_config()))
+        result = self.run_core(
+            sample_chips, raster.source(), sampler, self.parameterAsInt(parameters, "CHIP_SIZE", context),
+            out_dir, index_path, boundary=boundary, labels=labels.source() if labels else None, aoi=aoi,
+            max_nodata=self.parameterAsDouble(parameters, "MAX_NODATA", context),
+            feedback=ProcessingFeedback(feedback),
+        )
+        feedback.pushInfo(self.tr("{} chips written to {}").format(result.chip_count, result.out_dir))
+        feedback.pushInfo(result.coverage.describe())
+        if result.rejected["nodata"] or result.rejected["outside_aoi"]:
+            feedback.pushInfo(self.tr("Skipped {nodata} candidates for nodata and {outside_aoi} outside the AOI")
+                              .format(**result.rejected))
+        if sampler.limit and result.chip_count < sampler.limit:
+            feedback.pushWarning(self.tr("Only {} of the {} chips asked for passed the filters").format(
+                result.chip_count, sampler.limit))
+        StyleFromQml.attach(context, index_path, "chip_index.qml")
+        return {"OUTPUT": index_path, "OUTPUT_DIR": result.out_dir, "CHIP_COUNT": result.chip_count,
+                "COVERAGE": result.coverage.fraction}
+
+    def _file_raster(self, parameters, name, context):
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is not None and layer.providerType() != "gdal":
+            raise QgsProcessingException(self.tr(
+                "{}: '{}' is not a file raster (provider {}). Save it as a GeoTIFF first (Export ▸ Save As)."
+            ).format(name, layer.name(), layer.providerType()))
+        return layer
+
+    def _aoi_in_raster_crs(self, source, raster, context) -> tuple[list[str], str]:
+        target = raster.crs()
+        transform = None
+        if target.isValid() and source.sourceCrs().isValid() and source.sourceCrs() != target:
+            transform = QgsCoordinateTransform(source.sourceCrs(), target, context.transformContext())
+        wkts = []
+        for feature in source.getFeatures():
+            geom = feature.geometry()
+            if geom.isNull():
+                continue
+            if transform is not None:
+                geom.transform(transform)
+            wkts.append(geom.asWkt(17))
+        crs = target if target.isValid() else source.sourceCrs()
+        return wkts, crs.toWkt()

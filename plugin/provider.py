@@ -1,0 +1,32 @@
+"""The Processing provider: id ``patchwork``; algorithm ids are ``patchwork:<name>``."""
+from __future__ import annotations
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .algorithms.sample_chips import SampleChipsAlgorithm
+from .resources import resource_path
+
+
+class PatchworkProvider(QgsProcessingProvider):
+    def id(self) -> str:
+        return "patchwork"
+
+    def name(self) -> str:
+        return "Patchwork"
+
+    def longName(self) -> str:  # noqa: N802 - QGIS API name
+        return "Patchwork: machine learning on rasters by patches"
+
+    def icon(self) -> QIcon:
+        return QIcon(resource_path("icons", "patchwork.svg"))
+
+    def svgIconPath(self) -> str:  # noqa: N802 - QGIS API name
+        return resource_path("icons", "patchwork.svg")
+
+    def supportedOutputVectorLayerExtensions(self) -> list[str]:  # noqa: N802 - QGIS API name
+        # Chip indexes are GeoPackages: one file, long field names, written atomically.
+        return ["gpkg"]
+
+    def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API name
+        self.addAlgorithm(SampleChipsAlgorithm())

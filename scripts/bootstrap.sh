@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what Patchwork's demo and tests need, and nothing when it is all there.
+# - Debian packages: QGIS 3.22 with PyQGIS, GDAL, Xvfb (root or sudo).
+# - A venv on /usr/bin/python3 with the system site packages (PyQGIS lives there),
+#   pip packages pinned to the numpy that Debian's GDAL/QGIS bindings were built against.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES="qgis python3-qgis qgis-providers python3-gdal gdal-bin xvfb python3-venv make zip"
+VENV=${VENV:-.venv}
+
+missing=""
+for pkg in $APT_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  echo "bootstrap: installing Debian packages:$missing"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# Pip must never replace the system numpy: osgeo.gdal_array is compiled against it.
+stamp="$VENV/.patchwork-deps"
+want="$(cat requirements-dev.txt requirements.txt | sha1sum | cut -c1-12)"
+if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+  exit 0
+fi
+echo "bootstrap: preparing $VENV"
+[ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv --system-site-packages "$VENV"
+numpy_version="$(/usr/bin/python3 -c 'import numpy; print(numpy.__version__)')"
+constraints="$VENV/constraints.txt"
+echo "numpy==$numpy_version" > "$constraints"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" \
+  -r requirements.txt -r requirements-dev.txt
+echo "$want" > "$stamp"

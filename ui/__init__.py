@@ -1,0 +1,1 @@
+"""Qt widgets of the plugin (dock panel, dialogs, canvas preview); they drive the Processing algorithms."""
