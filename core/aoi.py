@@ -13,6 +13,7 @@ from osgeo import gdal, ogr, osr
 
 from .errors import PatchworkError
 from .geometry import GeoTransform, Window, window_geotransform
+from .raster import same_crs
 
 gdal.UseExceptions()
 ogr.UseExceptions()
@@ -48,12 +49,12 @@ class Aoi:
                 )
         if self.union.IsEmpty():
             raise PatchworkError("AOI: the layer has no polygons. Draw or select at least one polygon.")
-        self._driver = ogr.GetDriverByName("Memory")
-        self._source = self._driver.CreateDataSource("aoi")
-        self._layer = self._source.CreateLayer("aoi", _srs(crs_wkt) if crs_wkt else None, ogr.wkbMultiPolygon)
-        feature = ogr.Feature(self._layer.GetLayerDefn())
+        # Only the datasource is kept: a Python reference to its layer could outlive it (OGR segfaults).
+        self._source = ogr.GetDriverByName("Memory").CreateDataSource("aoi")
+        layer = self._source.CreateLayer("aoi", _srs(crs_wkt) if crs_wkt else None, ogr.wkbMultiPolygon)
+        feature = ogr.Feature(layer.GetLayerDefn())
         feature.SetGeometry(self.union)
-        self._layer.CreateFeature(feature)
+        layer.CreateFeature(feature)
 
     @classmethod
     def from_file(cls, path: str, layer: str | None = None) -> Aoi:
@@ -68,7 +69,7 @@ class Aoi:
 
     def transformed(self, crs_wkt: str) -> Aoi:
         """The same polygons in another CRS (a no-op when the CRS is the same or unknown)."""
-        if not self.crs_wkt or not crs_wkt or _srs(self.crs_wkt).IsSame(_srs(crs_wkt)):
+        if not self.crs_wkt or not crs_wkt or same_crs(self.crs_wkt, crs_wkt):
             return self
         geom = self.union.Clone()
         geom.Transform(osr.CoordinateTransformation(_srs(self.crs_wkt), _srs(crs_wkt)))
@@ -96,5 +97,5 @@ class Aoi:
         mem.SetGeoTransform(window_geotransform(gt, window))
         if self.crs_wkt:
             mem.SetProjection(self.crs_wkt)
-        gdal.RasterizeLayer(mem, [1], self._layer, burn_values=[1])
+        gdal.RasterizeLayer(mem, [1], self._source.GetLayer(0), burn_values=[1])
         return mem.GetRasterBand(1).ReadAsArray().astype(bool)

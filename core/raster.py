@@ -146,4 +146,4 @@ def same_crs(wkt_a: str, wkt_b: str) -> bool:
     a, b = osr.SpatialReference(), osr.SpatialReference()
     a.ImportFromWkt(wkt_a)
     b.ImportFromWkt(wkt_b)
-    return bool(a.IsSame(b))
+    return bool(a.IsSame(b, ["IGNORE_DATA_AXIS_TO_SRS_AXIS_MAPPING=YES"]))

@@ -35,6 +35,8 @@ def require_writable_folder(folder: str, role: str) -> None:
         raise PatchworkError(f"{role}: '{folder}' is a file, not a folder. Choose a folder.")
     while not os.path.exists(probe):
         probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        raise PatchworkError(f"{role}: '{folder}' lies inside the file '{probe}'. Choose a folder.")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise PatchworkError(
             f"{role}: cannot write to '{probe}' (permission denied). Choose a folder you can write to."
@@ -151,8 +153,13 @@ class StagedFolder:
         self.target = os.path.abspath(target)
         require_writable_folder(self.target, role)
         parent = os.path.dirname(self.target)
-        os.makedirs(parent, exist_ok=True)
-        self.staging = tempfile.mkdtemp(prefix=f".{os.path.basename(self.target)}.partial-", dir=parent)
+        try:
+            os.makedirs(parent, exist_ok=True)
+            self.staging = tempfile.mkdtemp(prefix=f".{os.path.basename(self.target)}.partial-", dir=parent)
+        except OSError as exc:
+            raise PatchworkError(
+                f"{role}: cannot write to '{target}' ({exc.strerror}). Choose a folder you can write to."
+            ) from exc
 
     def staged_path(self, relative: str) -> str:
         path = os.path.join(self.staging, relative)

@@ -1,0 +1,57 @@
+"""Fixtures shared by every test layer: the real rasters in ../shared/data and helpers."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.path.normpath(os.path.join(REPO, "..", "shared", "data"))
+
+
+def shared(name: str) -> str:
+    path = os.path.join(SHARED_DATA, name)
+    if not os.path.exists(path):
+        pytest.fail(f"real test data missing: {path} (the shared/ folder must sit beside the repository)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def s2_path() -> str:
+    return shared("s2_bgrn_10m.tif")
+
+
+@pytest.fixture(scope="session")
+def naip_path() -> str:
+    return shared("naip_rgbn_5m_2019.tif")
+
+
+@pytest.fixture(scope="session")
+def example_path(tmp_path_factory) -> str:
+    """The built-in example scene (600 x 800, 4 bands, nodata wedge at the bottom left)."""
+    from patchwork.core.example import write_example_scene
+
+    return write_example_scene(str(tmp_path_factory.mktemp("example") / "example_scene.tif"))
+
+
+@pytest.fixture(scope="session")
+def ortho_path() -> str:
+    return shared("ortho_rgba_2cm.tif")
+
+
+def read_all(path: str) -> tuple[np.ndarray, tuple, str, float | None]:
+    """Independent read of a whole raster: (C, H, W) array, geotransform, WKT, band-1 nodata."""
+    ds = gdal.Open(path)
+    arr = ds.ReadAsArray()
+    arr = arr[None] if arr.ndim == 2 else arr
+    return arr, ds.GetGeoTransform(), ds.GetProjection(), ds.GetRasterBand(1).GetNoDataValue()
+
+
+def files_under(folder: str) -> list[str]:
+    """Every file below `folder` (hidden ones included), relative, sorted; [] when it does not exist."""
+    found = []
+    for root, _dirs, files in os.walk(folder):
+        found += [os.path.relpath(os.path.join(root, f), folder) for f in files]
+    return sorted(found)
