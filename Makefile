@@ -23,6 +23,7 @@ demo: bootstrap
 	$(PY) scripts/demo.py --out $(DEMO_OUT) $(if $(SCENE),--scene $(SCENE))
 
 test: bootstrap
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest tests
 
 bench: bootstrap

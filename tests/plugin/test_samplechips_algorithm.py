@@ -1,0 +1,107 @@
+"""patchwork:samplechips through Processing (what the Toolbox and the modeler run)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from osgeo import gdal
+from patchwork.core import read_index
+from qgis.core import (
+    QgsApplication,
+    QgsFeature,
+    QgsGeometry,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsVectorLayer,
+)
+
+from tests.conftest import files_under, read_all
+
+EXPECTED_PARAMETERS = ["INPUT", "LABELS", "AOI", "SAMPLER", "CHIP_SIZE", "STEP", "JITTER", "MIN_DISTANCE", "COUNT",
+                       "SEED", "BOUNDARY", "MAX_NODATA", "OUTPUT_DIR", "OUTPUT"]
+
+
+def run(params, feedback=None):
+    import processing
+
+    return processing.run("patchwork:samplechips", params, feedback=feedback or QgsProcessingFeedback())
+
+
+def test_algorithm_is_registered_with_the_documented_parameters(patchwork_provider):
+    alg = QgsApplication.processingRegistry().algorithmById("patchwork:samplechips")
+    assert alg is not None and alg.displayName() == "Sample chips"
+    assert [p.name() for p in alg.parameterDefinitions()] == EXPECTED_PARAMETERS
+    assert alg.parameterDefinition("SAMPLER").options() == ["regular", "jittered", "poisson", "random"]
+    assert alg.parameterDefinition("BOUNDARY").options() == ["shift", "pad", "drop"]
+    assert {o.name() for o in alg.outputDefinitions()} >= {"OUTPUT", "OUTPUT_DIR", "CHIP_COUNT", "COVERAGE"}
+    assert "Poisson-disk" in alg.shortHelpString()
+    assert patchwork_provider.id() == "patchwork" and not patchwork_provider.icon().isNull()
+
+
+def test_jittered_run_writes_a_loadable_index_and_exact_chips(patchwork_provider, tmp_path, naip_path):
+    out = run({"INPUT": naip_path, "SAMPLER": 1, "CHIP_SIZE": 128, "STEP": 150, "JITTER": 0.3, "SEED": 8,
+               "BOUNDARY": 0, "MAX_NODATA": 1.0, "OUTPUT_DIR": str(tmp_path / "chips"),
+               "OUTPUT": str(tmp_path / "index.gpkg")})
+    layer = QgsVectorLayer(out["OUTPUT"], "chips", "ogr")
+    assert layer.isValid() and layer.featureCount() == out["CHIP_COUNT"] > 0
+    assert layer.crs().authid() == "EPSG:26914"
+    assert out["OUTPUT_DIR"] == str(tmp_path / "chips")
+    source, gt, _, _ = read_all(naip_path)
+    for rec in read_index(out["OUTPUT"]):
+        chip = gdal.Open(rec["image_path"])
+        r, c = rec["row_off"], rec["col_off"]
+        assert chip.GetGeoTransform() == pytest.approx((gt[0] + c * gt[1], gt[1], 0, gt[3] + r * gt[5], 0, gt[5]))
+        np.testing.assert_array_equal(chip.ReadAsArray(), source[:, r : r + 128, c : c + 128])
+    feature = next(layer.getFeatures())
+    assert QgsGeometry.fromWkt(read_index(out["OUTPUT"])[0]["footprint_wkt"]).equals(feature.geometry())
+
+
+def test_aoi_layer_in_another_crs(patchwork_provider, tmp_path, naip_path):
+    ds = gdal.Open(naip_path)
+    gt = ds.GetGeoTransform()
+    aoi = QgsVectorLayer("Polygon?crs=EPSG:26914", "aoi", "memory")
+    x0, y0, x1, y1 = gt[0] + 500 * gt[1], gt[3] + 300 * gt[5], gt[0] + 900 * gt[1], gt[3] + 700 * gt[5]
+    feature = QgsFeature()
+    feature.setGeometry(QgsGeometry.fromWkt(f"POLYGON(({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0}))"))
+    aoi.dataProvider().addFeatures([feature])
+    out = run({"INPUT": naip_path, "AOI": aoi, "SAMPLER": 3, "CHIP_SIZE": 64, "COUNT": 12, "SEED": 1,
+               "MAX_NODATA": 0.0, "OUTPUT_DIR": str(tmp_path / "c"), "OUTPUT": str(tmp_path / "i.gpkg")})
+    assert out["CHIP_COUNT"] == 12
+    for rec in read_index(out["OUTPUT"]):
+        assert 300 <= rec["row_off"] and rec["row_off"] + 64 <= 700
+        assert 500 <= rec["col_off"] and rec["col_off"] + 64 <= 900
+
+
+def test_bad_input_raises_a_clear_processing_error(patchwork_provider, tmp_path, s2_path):
+    with pytest.raises(QgsProcessingException, match="larger than the raster"):
+        run({"INPUT": s2_path, "CHIP_SIZE": 512, "OUTPUT_DIR": str(tmp_path / "c"), "OUTPUT": str(tmp_path / "i.gpkg")})
+    assert files_under(str(tmp_path)) == []
+
+
+def test_cancel_stops_the_run_and_writes_nothing(patchwork_provider, tmp_path, naip_path):
+    feedback = QgsProcessingFeedback()
+    feedback.progressChanged.connect(lambda percent: percent > 10 and feedback.cancel())
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        run({"INPUT": naip_path, "SAMPLER": 0, "CHIP_SIZE": 32, "STEP": 16, "MAX_NODATA": 1.0,
+             "OUTPUT_DIR": str(tmp_path / "c"), "OUTPUT": str(tmp_path / "i.gpkg")}, feedback)
+    assert feedback.isCanceled()
+    assert files_under(str(tmp_path)) == []
+
+
+def test_output_layer_is_styled_when_loaded(patchwork_provider, tmp_path, s2_path):
+    from qgis.core import QgsProcessingUtils, QgsProject
+
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    index = str(tmp_path / "i.gpkg")
+    details = QgsProcessingContext.LayerDetails("chips", QgsProject.instance(), "OUTPUT")
+    context.addLayerToLoadOnCompletion(index, details)
+    alg = QgsApplication.processingRegistry().createAlgorithmById("patchwork:samplechips")
+    results, ok = alg.run({"INPUT": s2_path, "CHIP_SIZE": 64, "STEP": 64, "OUTPUT_DIR": str(tmp_path / "c"),
+                           "OUTPUT": index}, context, QgsProcessingFeedback())
+    assert ok and results["OUTPUT"] == index
+    processor = context.layerToLoadOnCompletionDetails(index).postProcessor()
+    assert processor is not None
+    layer = QgsProcessingUtils.mapLayerFromString(index, context)
+    processor.postProcessLayer(layer, context, QgsProcessingFeedback())
+    assert layer.renderer().symbol().symbolLayer(0).strokeColor().name() == "#ffc800"
