@@ -33,7 +33,7 @@ lint: bootstrap
 	$(VENV)/bin/ruff check .
 
 # A zip that QGIS's "Install from ZIP" and the plugin repository accept: patchwork/ inside, no tests or dev files.
-package:
+package: bootstrap
 	@rm -rf .build/package && mkdir -p .build/package/patchwork dist
 	@cp -r metadata.txt __init__.py LICENSE README.md requirements.txt core plugin ui resources .build/package/patchwork/
 	@find .build/package -name __pycache__ -prune -exec rm -rf {} +

@@ -10,6 +10,7 @@ import argparse
 import time
 
 import numpy as np
+
 from patchwork.core.sampling import Region, poisson_disk
 
 

@@ -9,8 +9,8 @@ import subprocess
 import numpy as np
 import pytest
 from osgeo import gdal
-from patchwork.core import read_index
 
+from patchwork.core import read_index
 from tests.conftest import REPO, files_under, read_all
 
 QGIS_PROCESS = shutil.which("qgis_process.bin") or "/usr/bin/qgis_process.bin"

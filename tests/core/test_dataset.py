@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
+
 from patchwork.core import (
     Aoi,
     Cancelled,
@@ -25,7 +26,6 @@ from patchwork.core import (
 )
 from patchwork.core.geometry import footprint
 from patchwork.core.raster import same_crs
-
 from tests.conftest import REPO, files_under, read_all
 
 

@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.spatial import cKDTree
+
 from patchwork.core import (
     JitteredSampler,
     PatchworkError,
@@ -18,7 +20,6 @@ from patchwork.core import (
     from_config,
 )
 from patchwork.core.sampling import regular_anchors
-from scipy.spatial import cKDTree
 
 
 def anchors(sampler, height, width, chip, boundary="shift", touching=None) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from osgeo import gdal
-from patchwork.core import read_index
 from qgis.core import (
     QgsApplication,
     QgsFeature,
@@ -15,6 +14,7 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
+from patchwork.core import read_index
 from tests.conftest import files_under, read_all
 
 EXPECTED_PARAMETERS = ["INPUT", "LABELS", "AOI", "SAMPLER", "CHIP_SIZE", "STEP", "JITTER", "MIN_DISTANCE", "COUNT",
