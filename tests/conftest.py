@@ -10,6 +10,11 @@ from osgeo import gdal
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.normpath(os.path.join(REPO, "..", "shared", "data"))
 
+# Loading a raster in QGIS computes statistics that GDAL would save as .aux.xml beside it:
+# the shared data must stay exactly as it is, so no side-car files (here and in qgis_process runs).
+os.environ["GDAL_PAM_ENABLED"] = "NO"
+gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
+
 
 def shared(name: str) -> str:
     path = os.path.join(SHARED_DATA, name)
@@ -55,3 +60,11 @@ def files_under(folder: str) -> list[str]:
     for root, _dirs, files in os.walk(folder):
         found += [os.path.relpath(os.path.join(root, f), folder) for f in files]
     return sorted(found)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_data_stays_untouched():
+    """Fails the run if any test wrote into ../shared/data."""
+    before = files_under(SHARED_DATA)
+    yield
+    assert files_under(SHARED_DATA) == before, "a test wrote into ../shared/data"
