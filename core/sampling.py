@@ -353,9 +353,9 @@ class Coverage:
         text = f"chips cover {self.covered:,} of {self.total:,} pixels ({100 * self.fraction:.2f}%)"
         edges = []
         if self.bottom_rows:
-            edges.append(f"the last {self.bottom_rows} rows")
+            edges.append("the last row" if self.bottom_rows == 1 else f"the last {self.bottom_rows} rows")
         if self.right_cols:
-            edges.append(f"the last {self.right_cols} columns")
+            edges.append("the last column" if self.right_cols == 1 else f"the last {self.right_cols} columns")
         if edges:
             text += f"; {' and '.join(edges)} are in no chip"
         return text
