@@ -112,23 +112,15 @@ def sample_chips(
     first = next(batches, None)
     stream = itertools.chain([] if first is None else [first], batches)
 
-    image_nodata = src.nodata[0] if src.has_nodata else (src.fill_value if boundary == "pad" else None)
-    label_fill = _label_fill(lbl) if lbl else None
-    label_nodata = None
-    if lbl is not None:
-        label_nodata = lbl.nodata[0] if lbl.has_nodata else (label_fill if boundary == "pad" else None)
-
-    staged = StagedFolder(out_dir)
-    if index_in_folder:
-        index_tmp = staged.staged_path("index.gpkg")
-    else:
+    if not index_in_folder:  # checked before the staging folder exists, so a refusal leaves nothing
         require_writable_folder(os.path.dirname(index_path), "OUTPUT")
         os.makedirs(os.path.dirname(index_path), exist_ok=True)
-        index_tmp = temporary_sibling(index_path)
+    staged = StagedFolder(out_dir)
+    index_tmp = staged.staged_path("index.gpkg") if index_in_folder else temporary_sibling(index_path)
+    writer = _ChipWriter(src, lbl, staged, boundary, sampler)
     try:
         records, windows, tried, rejected = _cut_chips(
-            src, lbl, sampler, chip_size, boundary, aoi, aoi_box, max_nodata,
-            stream, staged, image_nodata, label_fill, label_nodata, feedback,
+            src, sampler.limit, chip_size, aoi, aoi_box, max_nodata, stream, writer, feedback
         )
         if not records:
             raise PatchworkError(
@@ -162,15 +154,12 @@ def sample_chips(
     return SampleResult(len(records), os.path.abspath(out_dir), index_path, windows, cover, tried, rejected)
 
 
-def _cut_chips(src, lbl, sampler, chip, boundary, aoi, aoi_box, max_nodata, stream,
-               staged, image_nodata, label_fill, label_nodata, feedback):
-    limit = sampler.limit
+def _cut_chips(src, limit, chip, aoi, aoi_box, max_nodata, stream, writer, feedback):
+    """Read candidate windows, keep those that pass the filters, write them; stop at `limit`."""
     total = None
     if limit is None:  # a finite candidate set: gather it so progress can be reported
         stream = list(stream)
         total = sum(len(b) for b in stream)
-    seed = getattr(sampler, "seed", None)
-    sampler_json = json.dumps(sampler.to_config())
     records: list[dict] = []
     windows: list[Window] = []
     rejected = {"nodata": 0, "outside_aoi": 0}
@@ -182,7 +171,7 @@ def _cut_chips(src, lbl, sampler, chip, boundary, aoi, aoi_box, max_nodata, stre
             check_cancelled(feedback)
             tried += 1
             window = Window(row, col, chip, chip)
-            if aoi_box is not None and _disjoint(window, aoi_box):
+            if aoi_box is not None and not window.overlaps(aoi_box):
                 rejected["outside_aoi"] += 1
                 continue
             data, valid = src.read(window)
@@ -197,34 +186,46 @@ def _cut_chips(src, lbl, sampler, chip, boundary, aoi, aoi_box, max_nodata, stre
             if nodata_fraction > max_nodata:
                 rejected["nodata"] += 1
                 continue
-            records.append(_write_chip(src, lbl, window, data, len(records), staged, image_nodata,
-                                       label_fill, label_nodata, nodata_fraction, boundary, sampler_json, seed))
+            records.append(writer.write(window, data, len(records), nodata_fraction))
             windows.append(window)
             done = len(records) / limit if limit else tried / max(total, 1)
             feedback.set_progress(min(99.0, 100.0 * done))
     return records, windows, tried, rejected
 
 
-def _disjoint(a: Window, b: Window) -> bool:
-    return a.row_end <= b.row_off or b.row_end <= a.row_off or a.col_end <= b.col_off or b.col_end <= a.col_off
+class _ChipWriter:
+    """Writes one chip (image, and label when there are labels) into the staging folder."""
 
+    def __init__(self, src: RasterSource, labels: RasterSource | None, staged: StagedFolder, boundary: str,
+                 sampler: Sampler) -> None:
+        self.src, self.labels, self.staged, self.boundary = src, labels, staged, boundary
+        # Padding needs a nodata value to be told apart; without padding, the source's own (or none).
+        self.image_nodata = src.nodata[0] if src.has_nodata else (src.fill_value if boundary == "pad" else None)
+        self.label_fill = self.label_nodata = None
+        if labels is not None:
+            self.label_fill = _label_fill(labels)
+            self.label_nodata = labels.nodata[0] if labels.has_nodata else (
+                self.label_fill if boundary == "pad" else None)
+        self.sampler_json = json.dumps(sampler.to_config())
+        self.seed = getattr(sampler, "seed", None)
 
-def _write_chip(src, lbl, window, data, chip_id, staged, image_nodata, label_fill, label_nodata,
-                nodata_fraction, boundary, sampler_json, seed) -> dict:
-    name = f"chip_{chip_id:06d}.tif"
-    gt = window_geotransform(src.geotransform, window)
-    write_geotiff(staged.staged_path(f"images/{name}"), data, gt, src.crs_wkt, image_nodata, src.band_descriptions)
-    label_path = None
-    if lbl is not None:
-        label, _ = lbl.read(window, fill=label_fill)
-        write_geotiff(staged.staged_path(f"labels/{name}"), label, gt, src.crs_wkt, label_nodata, lbl.band_descriptions)
-        label_path = staged.final_path(f"labels/{name}")
-    return {
-        "chip_id": chip_id, "row_off": window.row_off, "col_off": window.col_off, "height": window.height,
-        "width": window.width, "image_path": staged.final_path(f"images/{name}"), "label_path": label_path,
-        "nodata_fraction": nodata_fraction, "boundary": boundary, "sampler": sampler_json, "seed": seed,
-        "source": os.path.abspath(src.path), "geotransform": gt,
-    }
+    def write(self, window: Window, data: np.ndarray, chip_id: int, nodata_fraction: float) -> dict:
+        src, name = self.src, f"chip_{chip_id:06d}.tif"
+        gt = window_geotransform(src.geotransform, window)
+        write_geotiff(self.staged.staged_path(f"images/{name}"), data, gt, src.crs_wkt, self.image_nodata,
+                      src.band_descriptions)
+        label_path = None
+        if self.labels is not None:
+            label, _ = self.labels.read(window, fill=self.label_fill)
+            write_geotiff(self.staged.staged_path(f"labels/{name}"), label, gt, src.crs_wkt, self.label_nodata,
+                          self.labels.band_descriptions)
+            label_path = self.staged.final_path(f"labels/{name}")
+        return {
+            "chip_id": chip_id, "row_off": window.row_off, "col_off": window.col_off, "height": window.height,
+            "width": window.width, "image_path": self.staged.final_path(f"images/{name}"), "label_path": label_path,
+            "nodata_fraction": nodata_fraction, "boundary": self.boundary, "sampler": self.sampler_json,
+            "seed": self.seed, "source": os.path.abspath(src.path), "geotransform": gt,
+        }
 
 
 def _write_index(path: str, crs_wkt: str, records: list[dict]) -> None:

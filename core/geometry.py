@@ -39,6 +39,10 @@ class Window:
             return None
         return Window(r0, c0, r1 - r0, c1 - c0)
 
+    def overlaps(self, other: Window) -> bool:
+        return (self.row_off < other.row_end and other.row_off < self.row_end
+                and self.col_off < other.col_end and other.col_off < self.col_end)
+
     def is_inside(self, height: int, width: int) -> bool:
         return self.row_off >= 0 and self.col_off >= 0 and self.row_end <= height and self.col_end <= width
 

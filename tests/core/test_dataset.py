@@ -269,3 +269,10 @@ def test_core_imports_without_qt_or_qgis():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def test_unwritable_index_folder_leaves_no_staging_behind(tmp_path, s2_path):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(PatchworkError, match="is a file, not a folder"):
+        sample_chips(s2_path, RegularSampler(32), 32, str(tmp_path / "chips"), str(tmp_path / "afile" / "i.gpkg"))
+    assert files_under(str(tmp_path)) == ["afile"]
