@@ -22,7 +22,9 @@ def qgis_env(tmp_path_factory):
     profile = tmp_path_factory.mktemp("qgis-profile")
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(profile),
                QGIS_PLUGINPATH=os.path.join(REPO, ".build", "pkgroot"))
-    env.pop("QGIS_OPTS", None)
+    # pytest-qgis points these at its own test profile; qgis_process gets a fresh one instead.
+    for inherited in ("QGIS_OPTS", "QGIS_OPTIONS_PATH"):
+        env.pop(inherited, None)
     enabled = subprocess.run([QGIS_PROCESS, "plugins", "enable", "patchwork"], env=env, capture_output=True,
                              text=True, timeout=300)
     assert enabled.returncode == 0, enabled.stdout + enabled.stderr
