@@ -30,13 +30,12 @@ def temporary_sibling(path: str) -> str:
 
 def require_writable_folder(folder: str, role: str) -> None:
     """The folder (or the nearest existing parent it would be created in) must be writable."""
-    probe = os.path.abspath(folder)
-    if os.path.exists(probe) and not os.path.isdir(probe):
-        raise PatchworkError(f"{role}: '{folder}' is a file, not a folder. Choose a folder.")
+    target = probe = os.path.abspath(folder)
     while not os.path.exists(probe):
         probe = os.path.dirname(probe)
     if not os.path.isdir(probe):
-        raise PatchworkError(f"{role}: '{folder}' lies inside the file '{probe}'. Choose a folder.")
+        where = "is a file, not a folder" if probe == target else f"lies inside the file '{probe}'"
+        raise PatchworkError(f"{role}: '{folder}' {where}. Choose a folder.")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise PatchworkError(
             f"{role}: cannot write to '{probe}' (permission denied). Choose a folder you can write to."
