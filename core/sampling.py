@@ -271,13 +271,22 @@ def poisson_disk(region: Region, radius: float, rng: np.random.Generator, attemp
     def cells(p: np.ndarray) -> np.ndarray:
         return ((p - origin) / cell).astype(np.int64) + 2
 
-    first = np.array([[rng.integers(region.row_min, region.row_max + 1),
-                       rng.integers(region.col_min, region.col_max + 1)]], dtype=np.int64)
-    placed = first  # all points so far, row-indexed like the grid's ids
-    placed_rows, placed_cols = first[:, 0].astype(coord), first[:, 1].astype(coord)
-    g = cells(first)
-    grid[g[:, 0], g[:, 1]] = 0
-    active = np.array([0], dtype=np.int64)
+    # All points so far, as two coordinate arrays indexed by the ids the grid holds.
+    placed_rows = np.empty(0, dtype=coord)
+    placed_cols = np.empty(0, dtype=coord)
+
+    def place(new: np.ndarray) -> np.ndarray:
+        """Add points to the grid and the coordinate arrays; return their ids."""
+        nonlocal placed_rows, placed_cols
+        ids = np.arange(len(placed_rows), len(placed_rows) + len(new))
+        placed_rows = np.concatenate([placed_rows, new[:, 0].astype(coord)])
+        placed_cols = np.concatenate([placed_cols, new[:, 1].astype(coord)])
+        g = cells(new)
+        grid[g[:, 0], g[:, 1]] = ids
+        return ids
+
+    active = place(np.array([[rng.integers(region.row_min, region.row_max + 1),
+                              rng.integers(region.col_min, region.col_max + 1)]], dtype=np.int64))
     while len(active):
         chosen = rng.permutation(len(active))[:batch] if len(active) > batch else np.arange(len(active))
         sel = active[chosen]
@@ -285,7 +294,8 @@ def poisson_disk(region: Region, radius: float, rng: np.random.Generator, attemp
         theta = rng.uniform(0.0, 2.0 * math.pi, (m, attempts))
         rho = rng.uniform(radius, 2.0 * radius, (m, attempts))
         offsets = np.stack([rho * np.sin(theta), rho * np.cos(theta)], axis=-1)
-        cand = np.rint(placed[sel][:, None, :] + offsets).astype(np.int64)  # (m, k, 2)
+        centres = np.stack([placed_rows[sel], placed_cols[sel]], axis=-1).astype(np.int64)
+        cand = np.rint(centres[:, None, :] + offsets).astype(np.int64)  # (m, k, 2)
         # Most active points find a clear candidate among their first few: test those first, and
         # the remaining attempts only for the points that did not (the same outcome, less work).
         early = min(attempts, 6)
@@ -296,16 +306,9 @@ def poisson_disk(region: Region, radius: float, rng: np.random.Generator, attemp
             clear[late, early:] = clear_of_placed(cand[late, early:])
         has = clear.any(axis=1)
         new = cand[np.arange(m), clear.argmax(axis=1)][has]
-        new = new[_settle_conflicts(new, r2)]
-        if len(new):
-            new_ids = np.arange(len(placed), len(placed) + len(new))
-            placed = np.concatenate([placed, new])
-            placed_rows = np.concatenate([placed_rows, new[:, 0].astype(coord)])
-            placed_cols = np.concatenate([placed_cols, new[:, 1].astype(coord)])
-            g = cells(new)
-            grid[g[:, 0], g[:, 1]] = new_ids
-        active = np.concatenate([np.delete(active, chosen[~has]), new_ids if len(new) else []]).astype(np.int64)
-    return placed
+        new_ids = place(new[_settle_conflicts(new, r2)])
+        active = np.concatenate([np.delete(active, chosen[~has]), new_ids])
+    return np.stack([placed_rows, placed_cols], axis=1).astype(np.int64)
 
 
 def _settle_conflicts(new: np.ndarray, r2: float) -> np.ndarray:
