@@ -49,8 +49,11 @@ def remove_file(path: str) -> None:
 
 
 def replace_file(tmp: str, final: str) -> None:
+    """Move `tmp` (and its .aux.xml, e.g. category names) onto `final`."""
     remove_file(final + ".aux.xml")  # stale statistics of an earlier output must not survive
     os.replace(tmp, final)
+    if os.path.exists(tmp + ".aux.xml"):
+        os.replace(tmp + ".aux.xml", final + ".aux.xml")
 
 
 def _gdal_type(dtype: np.dtype) -> int:

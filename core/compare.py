@@ -1,0 +1,138 @@
+"""Compare two class rasters on one grid: per-pixel agreement, confusion matrix, kappa, HTML report."""
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import PatchworkError
+from .geometry import Window
+from .palette import apply_colour_table, write_qml
+from .progress import Feedback, SilentFeedback, check_cancelled
+from .raster import RasterSource
+from .writer import GeoTiffWriter, replace_file, require_writable_folder, temporary_sibling
+
+AGREEMENT_VALUES, AGREEMENT_NAMES, AGREEMENT_COLOURS = [0, 1], ["differ", "agree"], ["#d7191c", "#a6d96a"]
+
+
+@dataclass
+class Comparison:
+    classes: list[int]
+    matrix: np.ndarray  # rows: classes of A, columns: classes of B; pixel counts
+    names: dict[int, str] = field(default_factory=dict)
+    skipped: int = 0  # pixels that are nodata in either raster
+
+    @property
+    def pixels(self) -> int:
+        return int(self.matrix.sum())
+
+    @property
+    def agreement(self) -> float:
+        """Fraction of pixels (valid in both) with the same class."""
+        return float(np.trace(self.matrix) / self.pixels) if self.pixels else float("nan")
+
+    @property
+    def kappa(self) -> float:
+        n = self.pixels
+        if not n:
+            return float("nan")
+        expected = float((self.matrix.sum(0) * self.matrix.sum(1)).sum()) / n**2
+        return (self.agreement - expected) / (1 - expected) if expected < 1 else 1.0
+
+    def to_dict(self) -> dict:
+        return {"classes": self.classes, "matrix": self.matrix.tolist(), "agreement": self.agreement,
+                "kappa": self.kappa, "pixels": self.pixels, "nodata_pixels": self.skipped}
+
+
+def _category_names(src: RasterSource) -> dict[int, str]:
+    names = src.dataset.GetRasterBand(1).GetCategoryNames() or []
+    return {i: n for i, n in enumerate(names) if n}
+
+
+def compare_classifications(a: str, b: str, *, agreement: str | None = None, report: str | None = None,
+                            feedback: Feedback | None = None, strip_rows: int = 512) -> Comparison:
+    """Compare class raster `b` against `a` (same grid), pixel by pixel, streaming in strips of rows.
+
+    Optionally writes `agreement` (uint8: 1 agree, 0 differ, 255 nodata in either) and an HTML `report`.
+    """
+    feedback = feedback or SilentFeedback()
+    with RasterSource(a, "INPUT") as src_a, RasterSource(b, "OTHER") as src_b:
+        src_a.require_same_grid(src_b)
+        for src in (src_a, src_b):
+            if src.count != 1 or not np.issubdtype(src.dtype, np.integer):
+                raise PatchworkError(f"{src.role}: '{os.path.basename(src.path)}' is not a class raster (it has "
+                                     f"{src.count} band(s) of {src.dtype}); compare single-band integer class maps.")
+        for path in (agreement, report):
+            if path:
+                require_writable_folder(os.path.dirname(os.path.abspath(path)), "OUTPUT")
+        writer = None
+        if agreement:
+            writer = GeoTiffWriter(agreement, src_a.width, src_a.height, 1, np.uint8, src_a.geotransform,
+                                   src_a.crs_wkt, 255)
+            apply_colour_table(writer.dataset.GetRasterBand(1), AGREEMENT_VALUES, AGREEMENT_NAMES, AGREEMENT_COLOURS)
+        counts: dict[tuple[int, int], int] = {}
+        skipped = 0
+        try:
+            for row in range(0, src_a.height, strip_rows):
+                check_cancelled(feedback)
+                win = Window(row, 0, min(strip_rows, src_a.height - row), src_a.width)
+                data_a, valid_a = src_a.read(win)
+                data_b, valid_b = src_b.read(win)
+                valid = valid_a & valid_b
+                skipped += int((~valid).sum())
+                pairs, n = np.unique(np.stack([data_a[0][valid], data_b[0][valid]]).astype(np.int64), axis=1,
+                                     return_counts=True)
+                for (ca, cb), k in zip(pairs.T.tolist(), n.tolist()):
+                    counts[(ca, cb)] = counts.get((ca, cb), 0) + k
+                if writer is not None:
+                    writer.write(np.where(valid, (data_a[0] == data_b[0]).astype(np.uint8), 255), row, 0)
+                feedback.set_progress(100.0 * (row + win.height) / src_a.height)
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+        if writer is not None:
+            writer.commit()
+            write_qml(agreement, AGREEMENT_VALUES, AGREEMENT_NAMES, AGREEMENT_COLOURS)
+        names = {**_category_names(src_b), **_category_names(src_a)}
+    classes = sorted({c for pair in counts for c in pair})
+    index = {c: i for i, c in enumerate(classes)}
+    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    for (ca, cb), k in counts.items():
+        matrix[index[ca], index[cb]] = k
+    result = Comparison(classes, matrix, {c: names.get(c, f"class {c}") for c in classes}, skipped)
+    if report:
+        tmp = temporary_sibling(report)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(html_report(result, a, b))
+        replace_file(tmp, report)
+    return result
+
+
+def html_report(result: Comparison, a: str, b: str) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(result.names[c])}</th>" for c in result.classes)
+    rows = []
+    for i, c in enumerate(result.classes):
+        cells = "".join(
+            f"<td{' class=diag' if i == j else ''}>{result.matrix[i, j]:,}</td>" for j in range(len(result.classes)))
+        total = result.matrix[i].sum()
+        rate = f"{result.matrix[i, i] / total:.2%}" if total else "–"
+        rows.append(f"<tr><th>{e(result.names[c])}</th>{cells}<td>{total:,}</td><td>{rate}</td></tr>")
+    col_totals = "".join(f"<td>{v:,}</td>" for v in result.matrix.sum(0))
+    return f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>Patchwork: classification comparison</title>
+<style>body{{font-family:sans-serif;margin:1.5em}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #bbb;padding:4px 8px;text-align:right}} td.diag{{background:#e5f5e0;font-weight:bold}}</style>
+</head><body>
+<h1>Classification comparison</h1>
+<p><b>A</b> (rows): {e(a)}<br><b>B</b> (columns): {e(b)}</p>
+<p><b>Agreement: {result.agreement:.4%}</b> of {result.pixels:,} pixels valid in both;
+Cohen's kappa {result.kappa:.4f}; {result.skipped:,} pixels nodata in either raster were left out.</p>
+<table><tr><th>A \\ B</th>{head}<th>total A</th><th>agreement</th></tr>
+{''.join(rows)}
+<tr><th>total B</th>{col_totals}<td>{result.pixels:,}</td><td></td></tr></table>
+</body></html>
+"""

@@ -1,0 +1,290 @@
+"""Tiled inference: classify a raster of any size tile by tile and stitch the tiles exactly.
+
+Plan: output tiles of `tile - 2·margin` px on a regular stride, the last row and column shifted
+back to end on the raster edge (so every pixel is predicted, edges included); each tile is read
+with its margin around it (boundless at the raster border). Tiles are predicted in batches, one
+row of tiles at a time, blended in a `RowAccumulator`, and rows no later tile reaches are written
+out at once: memory stays O(tile rows × width).
+
+For a per-pixel model the result equals one full-scene model call on every pixel.
+"""
+from __future__ import annotations
+
+import os
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import PatchworkError
+from .geometry import Window
+from .models import Model, ModelInfo, load_model
+from .palette import apply_colour_table, class_colours, write_qml
+from .progress import Feedback, SilentFeedback, check_cancelled
+from .raster import RasterSource
+from .sampling import regular_anchors
+from .stitching import AGGREGATIONS, WINDOWS, Finished, RowAccumulator, check_choice, tile_weights
+from .writer import GeoTiffWriter, require_writable_folder
+
+
+@dataclass(frozen=True)
+class InputTransform:
+    """Which bands the model sees and how their values are mapped: x·scale + offset, then (x − mean) / std."""
+
+    bands: list[int]
+    scale: float = 1.0
+    offset: float = 0.0
+    mean: list[float] | None = None
+    std: list[float] | None = None
+
+    def apply(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """(C, h, w) raster values → float32 model input; invalid pixels become 0, never data."""
+        x = data.astype(np.float32)
+        if self.scale != 1.0:
+            x *= np.float32(self.scale)
+        if self.offset != 0.0:
+            x += np.float32(self.offset)
+        if self.mean is not None:
+            x -= np.asarray(self.mean, np.float32)[:, None, None]
+            x /= np.asarray(self.std, np.float32)[:, None, None]
+        x[:, ~valid] = 0.0
+        return x
+
+
+def input_transform(src: RasterSource, info: ModelInfo, bands: list[int] | None, scale: float,
+                    offset: float) -> InputTransform:
+    bands = list(bands) if bands else list(range(1, src.count + 1))
+    bad = [b for b in bands if not 1 <= b <= src.count]
+    if bad:
+        raise PatchworkError(f"BANDS: {bad} not in the input, which has bands 1..{src.count}.")
+    if info.n_bands is not None and len(bands) != info.n_bands:
+        expected = f" ({', '.join(info.band_names)})" if info.band_names else ""
+        raise PatchworkError(
+            f"BANDS: the model '{info.name}' takes {info.n_bands} bands{expected} but it would get {len(bands)} "
+            f"(bands {','.join(map(str, bands))} of the input). Set BANDS to the {info.n_bands} input bands to use, "
+            f"in the model's order, e.g. {','.join(str(i) for i in range(1, info.n_bands + 1))}."
+        )
+    for name, values in (("standardization_mean", info.mean), ("standardization_std", info.std)):
+        if values is not None and len(values) not in (1, len(bands)):
+            raise PatchworkError(f"MODEL: '{info.name}' has {len(values)} {name} values for {len(bands)} bands.")
+    if info.std is not None and any(s == 0 for s in info.std):
+        raise PatchworkError(f"MODEL: '{info.name}' has a standardization_std of 0.")
+    if scale == 0:
+        raise PatchworkError("SCALE: 0 would turn every pixel into OFFSET. Use 1 to leave values as they are.")
+    def per_band(v):
+        return None if v is None else (list(v) * len(bands) if len(v) == 1 else list(v))
+
+    return InputTransform(bands, float(scale), float(offset), per_band(info.mean), per_band(info.std))
+
+
+@dataclass
+class ClassifyResult:
+    output: str
+    probabilities: str | None
+    style: str | None  # the .qml written beside a class map
+    info: ModelInfo
+    tile_size: int
+    overlap: int
+    tiles: int
+    seconds: float
+
+
+def class_nodata(values: list[int]) -> tuple[np.dtype, int]:
+    """The smallest unsigned type that holds the classes plus a nodata value above them."""
+    if min(values) < 0:
+        raise PatchworkError(f"MODEL: class values must be 0 or more to be written as a class map, got {values}.")
+    return (np.dtype(np.uint8), 255) if max(values) < 255 else (np.dtype(np.uint16), 65535)
+
+
+def _plan(extent: int, size: int, stride: int) -> np.ndarray:
+    """Output-tile anchors along one axis: every pixel covered, the last tile ending on the edge."""
+    if extent <= size:
+        return np.zeros(1, dtype=np.int64)
+    return regular_anchors(extent, size, stride, "shift")
+
+
+def _check_run(info: ModelInfo, tile: int, overlap: int, aggregation: str, probabilities: str | None) -> None:
+    if info.tile_size is not None and tile != info.tile_size:
+        raise PatchworkError(f"TILE_SIZE: the model '{info.name}' takes {info.tile_size} px tiles only; set TILE_SIZE "
+                             f"to {info.tile_size} or leave it empty.")
+    if tile <= 2 * info.margin:
+        raise PatchworkError(
+            f"TILE_SIZE: {tile} px is not larger than the model's receptive margin on both sides "
+            f"(2 × {info.margin} px), so no pixel of a tile could be trusted. Use a TILE_SIZE above "
+            f"{2 * info.margin}, ideally several times more."
+        )
+    if not 0 <= overlap < tile:
+        raise PatchworkError(f"OVERLAP: {overlap} px must be at least 0 and less than the tile ({tile} px).")
+    if info.task == "classification" and aggregation == "mean":
+        raise PatchworkError(f"AGGREGATION: 'mean' averages values and is for regression models; '{info.name}' is a "
+                             "classifier: use 'softvote' (mean of the class probabilities) or 'hardvote'.")
+    if info.task == "regression" and aggregation != "mean":
+        raise PatchworkError(f"AGGREGATION: '{info.name}' is a regression model; votes need classes. Use 'mean'.")
+    if probabilities and info.task != "classification":
+        raise PatchworkError("OUTPUT_PROBABILITIES: a regression model has no class probabilities; leave it empty.")
+
+
+def _require_output(path: str, inputs: list[str], role: str) -> None:
+    if any(os.path.abspath(path) == os.path.abspath(p) for p in inputs):
+        raise PatchworkError(f"{role}: '{path}' is an input of this run; choose another file name.")
+    require_writable_folder(os.path.dirname(os.path.abspath(path)) or ".", role)
+
+
+def tile_values(prediction: np.ndarray, aggregation: str, n_classes: int) -> np.ndarray:
+    """One tile's model output in the form its aggregation adds up.
+
+    hardvote: (h, w) class indices; softvote: (K, h, w) probabilities (labels become one-hot);
+    mean: (K, h, w) values.
+    """
+    labels = prediction.ndim == 2
+    if aggregation == "hardvote":
+        return prediction if labels else np.argmax(prediction, axis=0)
+    if labels and aggregation == "softvote":
+        return (prediction[None] == np.arange(n_classes)[:, None, None]).astype(np.float32)
+    return prediction
+
+
+def classify(
+    raster: str,
+    model: Model | str,
+    output: str,
+    *,
+    bands: list[int] | None = None,
+    scale: float = 1.0,
+    offset: float = 0.0,
+    tile_size: int | None = None,
+    overlap: int | None = None,
+    window: str = "boxcar",
+    aggregation: str = "hardvote",
+    batch_size: int = 4,
+    probabilities: str | None = None,
+    trust_model: bool = False,
+    feedback: Feedback | None = None,
+) -> ClassifyResult:
+    """Classify `raster` with `model` tile by tile into `output` (GeoTIFF, on the input's grid).
+
+    Classifiers write a class map (uint8/uint16, palette, class names, `<output>.qml`) and, if
+    `probabilities` is given, a float32 raster with one band per class (soft vote: mean class
+    probabilities; hard vote: weighted vote shares). Regressors write float32 values. Pixels that
+    are nodata in any input band are nodata in every output.
+    """
+    feedback = feedback or SilentFeedback()
+    started = time.perf_counter()
+    check_choice("window", window, WINDOWS)
+    check_choice("aggregation", aggregation, AGGREGATIONS)
+    if batch_size < 1:
+        raise PatchworkError(f"BATCH_SIZE: {batch_size} must be 1 or more.")
+    model = load_model(model, trust_model) if isinstance(model, str) else model
+    info = model.info
+    tile = int(tile_size or info.tile_size or info.default_tile_size)
+    overlap = info.default_overlap if overlap is None else int(overlap)
+    _check_run(info, tile, overlap, aggregation, probabilities)
+    if overlap < 2 * info.margin:
+        feedback.info(f"Overlap raised from {overlap} to {2 * info.margin} px: twice the model's receptive margin, "
+                      "so the trusted centres of neighbouring tiles meet.")
+        overlap = 2 * info.margin
+    src = RasterSource(raster)
+    with src, ExitStack() as outputs:
+        transform = input_transform(src, info, bands, scale, offset)
+        if info.unit_range_input and transform.scale == 1.0 and src.dtype == np.uint8 and info.mean is None:
+            feedback.info("Note: this model expects input values 0–1 (Deepness convention) and the input is 8-bit: "
+                          "set SCALE to 0.00392156862745098 (1/255) unless the model says otherwise.")
+        _require_output(output, [raster], "OUTPUT")
+        if probabilities:
+            _require_output(probabilities, [raster, output], "OUTPUT_PROBABILITIES")
+        if info.batch_size and info.batch_size != batch_size:
+            feedback.info(f"The model fixes its batch at {info.batch_size} tiles; BATCH_SIZE {batch_size} is not used.")
+            batch_size = info.batch_size
+
+        margin, size = info.margin, tile - 2 * info.margin  # size: the output part of a tile
+        stride = tile - overlap
+        row_anchors = _plan(src.height, size, stride)
+        col_anchors = _plan(src.width, size, stride)
+        n_tiles = len(row_anchors) * len(col_anchors)
+        feedback.info(f"Model '{info.name}': {info.task}, {info.n_outputs} "
+                      f"{'classes' if info.task == 'classification' else 'outputs'}; input bands "
+                      f"{','.join(map(str, transform.bands))} × {transform.scale:g} + {transform.offset:g}")
+        feedback.info(f"{n_tiles} tiles of {tile} px ({len(row_anchors)} rows × {len(col_anchors)} columns), overlap "
+                      f"{overlap} px, {window} window, {aggregation}")
+
+        gt, crs = src.geotransform, src.crs_wkt
+        channels = info.n_outputs
+        if info.task == "classification":
+            dtype, nodata = class_nodata(info.class_values)
+            out = outputs.enter_context(GeoTiffWriter(output, src.width, src.height, 1, dtype, gt, crs, nodata))
+            colours = class_colours(info.n_classes, info.class_colors)
+            apply_colour_table(out.dataset.GetRasterBand(1), info.class_values, info.class_names, colours)
+            out.set_band_descriptions(["class"])
+            lut = np.asarray(info.class_values, dtype=dtype)
+        else:
+            out = outputs.enter_context(GeoTiffWriter(output, src.width, src.height, channels, np.float32, gt, crs,
+                                                      float("nan")))
+            out.set_band_descriptions(info.output_names)
+        prob = None
+        if probabilities:
+            prob = outputs.enter_context(GeoTiffWriter(probabilities, src.width, src.height, channels, np.float32,
+                                                       gt, crs, float("nan")))
+            kind = "P" if aggregation == "softvote" else "vote share"
+            prob.set_band_descriptions([f"{kind}({name})" for name in info.class_names])
+
+        def write(done: Finished | None) -> None:
+            if done is None:
+                return
+            covered = done.covered
+            if info.task == "classification":
+                classes = lut[done.winners()]
+                classes[~covered] = nodata
+                out.write(classes, done.row_off, 0)
+                if prob is not None:
+                    prob.write(done.mean(), done.row_off, 0)
+            else:
+                out.write(done.mean(), done.row_off, 0)
+
+        acc = RowAccumulator(src.width, channels, aggregation)
+        done_tiles = 0
+        for i, row in enumerate(row_anchors):
+            strip_width = max(src.width + 2 * margin, tile)  # a raster narrower than a tile is padded
+            strip, valid = src.read(Window(int(row) - margin, -margin, tile, strip_width), transform.bands)
+            strip = transform.apply(strip, valid)
+            h = min(size, src.height - int(row))
+            top, bottom = row == 0, row + size >= src.height
+            for start in range(0, len(col_anchors), batch_size):
+                check_cancelled(feedback)
+                cols = [int(c) for c in col_anchors[start : start + batch_size]]
+                batch = np.stack([strip[:, :, c : c + tile] for c in cols])
+                batch_valid = np.stack([valid[:, c : c + tile] for c in cols])
+                keep = [j for j in range(len(cols)) if batch_valid[j].any()]  # all-nodata tiles stay nodata
+                if keep:
+                    predictions = model.predict(batch[keep], batch_valid[keep])
+                    for j, prediction in zip(keep, predictions):
+                        c = cols[j]
+                        w = min(size, src.width - c)
+                        weights = tile_weights(size, size, window, top, bottom, c == 0, c + size >= src.width)
+                        values = tile_values(prediction, aggregation, channels)[..., :h, :w]
+                        tile_valid = batch_valid[j, margin : margin + h, margin : margin + w]
+                        acc.add(int(row), c, values, weights[:h, :w], tile_valid)
+                done_tiles += len(cols)
+                feedback.set_progress(100.0 * done_tiles / n_tiles)
+            next_row = int(row_anchors[i + 1]) if i + 1 < len(row_anchors) else src.height
+            write(acc.finish_above(next_row))
+        check_cancelled(feedback)
+    style = None
+    if info.task == "classification":
+        style = write_qml(output, info.class_values, info.class_names, colours)
+    return ClassifyResult(output, probabilities, style, info, tile, overlap, n_tiles, time.perf_counter() - started)
+
+
+def full_scene_prediction(raster: str, model: Model | str, *, bands: list[int] | None = None, scale: float = 1.0,
+                          offset: float = 0.0, trust_model: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The reference tiled inference must match: one model call on the whole raster, in memory.
+
+    Returns the (h, w) class indices or (K, h, w) scores as the model gives them, and the validity
+    mask. Only for rasters that fit in memory and models that take any tile size.
+    """
+    model = load_model(model, trust_model) if isinstance(model, str) else model
+    with RasterSource(raster) as src:
+        transform = input_transform(src, model.info, bands, scale, offset)
+        data, valid = src.read(Window(0, 0, src.height, src.width), transform.bands)
+        x = transform.apply(data, valid)
+    return model.predict(x[None], valid[None])[0], valid

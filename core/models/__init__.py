@@ -1,0 +1,37 @@
+"""Model adapters: ONNX (image and per-pixel), scikit-learn (skops; pickle only when trusted), JSON rules.
+
+    model = load_model("model.onnx")
+    model.info          # task, classes, bands, tile size, margin
+    model.predict(batch_of_tiles, valid)
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import PatchworkError
+from .base import Model, ModelInfo, PixelModel, require_model_file
+
+MODEL_EXTENSIONS = (".onnx", ".skops", ".json", ".joblib", ".pkl", ".pickle")
+
+
+def load_model(path: str, trust: bool = False) -> Model:
+    """Load a model by its file extension. Pickles (.pkl, .pickle, .joblib) need `trust=True`."""
+    require_model_file(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".onnx":
+        from .onnx import load_onnx
+
+        return load_onnx(path)
+    if ext == ".json":
+        from .rules import RulesModel
+
+        return RulesModel.load(path)
+    if ext in (".skops", ".joblib", ".pkl", ".pickle"):
+        from .sklearn import SklearnModel
+
+        return SklearnModel.load(path, trust)
+    raise PatchworkError(f"MODEL: '{os.path.basename(path)}' is not a model Patchwork reads; use one of "
+                         f"{', '.join(MODEL_EXTENSIONS)}.")
+
+
+__all__ = ["MODEL_EXTENSIONS", "Model", "ModelInfo", "PixelModel", "load_model"]

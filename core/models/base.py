@@ -1,0 +1,94 @@
+"""What every model adapter offers the tiled classifier: a description and `predict` on a batch of tiles."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from ..errors import PatchworkError
+
+Task = Literal["classification", "regression"]
+
+
+@dataclass
+class ModelInfo:
+    """What the classifier needs to know about a model before it reads a pixel.
+
+    Classification models predict indices into `class_values` (or one score per class, in that
+    order); `class_values` are the pixel values written to the class map, sorted ascending so that
+    ties, which go to the lowest index, go to the lowest class id.
+    """
+
+    name: str
+    task: Task = "classification"
+    n_bands: int | None = None  # input channels the model expects; None when it takes any number
+    band_names: list[str] | None = None  # what each input channel should hold, when the model says
+    class_values: list[int] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=list)
+    class_colors: list[str] | None = None  # "#rrggbb" per class, when the model says
+    output_names: list[str] = field(default_factory=list)  # regression outputs
+    tile_size: int | None = None  # a tile size the model's input shape fixes
+    default_tile_size: int = 256
+    default_overlap: int = 0
+    margin: int = 0  # pixels at each tile edge the model cannot predict well (receptive field)
+    batch_size: int | None = None  # a batch size the model's input shape fixes
+    per_pixel: bool = False  # each output pixel depends only on the same input pixel
+    mean: list[float] | None = None  # standardisation after SCALE/OFFSET: (x - mean) / std
+    std: list[float] | None = None
+    unit_range_input: bool = False  # the model expects values in 0..1 (the Deepness convention)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_values)
+
+    @property
+    def n_outputs(self) -> int:
+        return self.n_classes if self.task == "classification" else len(self.output_names)
+
+
+class Model:
+    """A loaded model. `predict` maps a float32 batch of tiles (N, C, h, w) plus their validity
+    (N, h, w) to either class indices (N, h', w') as integers or scores (N, K, h', w') as float32:
+    class probabilities for classifiers, values for regressors. h' may be smaller than h
+    (a centred crop) when the model drops its receptive margin."""
+
+    info: ModelInfo
+
+    def predict(self, batch: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class PixelModel(Model):
+    """A model that classifies each pixel from its own band values: only valid pixels are predicted."""
+
+    def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """(P, C) float32 → (P,) class indices, or (P, K) scores."""
+        raise NotImplementedError
+
+    def predict(self, batch: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        n, _c, h, w = batch.shape
+        pixels = np.moveaxis(batch, 1, -1)[valid]
+        if pixels.shape[0] == 0:  # nothing to predict; the classifier ignores invalid pixels
+            if self.info.task == "classification":
+                return np.zeros((n, h, w), np.int64)
+            return np.zeros((n, self.info.n_outputs, h, w), np.float32)
+        out = self.predict_pixels(pixels)
+        if out.ndim == 1 and np.issubdtype(out.dtype, np.integer):
+            labels = np.zeros((n, h, w), np.int64)
+            labels[valid] = out
+            return labels
+        out = out.reshape(len(out), -1)
+        scores = np.zeros((n, h, w, out.shape[1]), np.float32)
+        scores[valid] = out
+        return np.moveaxis(scores, -1, 1)
+
+
+def require_model_file(path: str) -> None:
+    if not os.path.isfile(path):
+        raise PatchworkError(f"MODEL: no model file at '{path}'. Check the path.")
+
+
+def default_class_names(values: list[int]) -> list[str]:
+    return [f"class {v}" for v in values]

@@ -1,0 +1,237 @@
+"""ONNX models through onnxruntime: image models [N, C, H, W] and per-pixel tabular models [N, C].
+
+Image models follow the Deepness model format: metadata in `metadata_props`, each value
+JSON-encoded — `model_type`, `class_names`, `tile_size` (or `tiles_size`, as Deepness's docs spell
+it), `tiles_overlap` (percent), `standardization_mean` / `standardization_std`, `reg_output_scaling`.
+Patchwork reads its own keys under a `patchwork:` prefix: `receptive_margin` (px), `output_activation`
+(`probabilities` or `logits`) and `class_values`. Tabular models are what skl2onnx exports from
+scikit-learn: a label output and probabilities, as a tensor or as ZipMap dictionaries.
+"""
+from __future__ import annotations
+
+import ast
+import json
+import os
+
+import numpy as np
+
+from ..errors import PatchworkError
+from .base import Model, ModelInfo, PixelModel, default_class_names
+
+
+def _onnxruntime():
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise PatchworkError(
+            "MODEL: ONNX models need the Python package 'onnxruntime', which QGIS's Python does not have. "
+            "Install it into QGIS's Python (e.g. `python3 -m pip install onnxruntime`, or the OSGeo4W shell "
+            "on Windows) and restart QGIS."
+        ) from exc
+    return onnxruntime
+
+
+def _parse(value: str):
+    """A metadata value: JSON as Deepness writes it, else a Python literal (its legacy files), else the text."""
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            return parse(value)
+        except (ValueError, SyntaxError):
+            continue
+    return value
+
+
+def _fixed(dim) -> int | None:
+    return dim if isinstance(dim, int) and dim > 0 else None
+
+
+def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def load_onnx(path: str) -> Model:
+    ort = _onnxruntime()
+    name = os.path.basename(path)
+    try:
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for bad files
+        raise PatchworkError(f"MODEL: '{name}' is not a valid ONNX model ({str(exc).strip()}). "
+                             "Export it again, or check the file was copied completely.") from exc
+    meta = {key: _parse(value) for key, value in session.get_modelmeta().custom_metadata_map.items()}
+    rank = len(session.get_inputs()[0].shape)
+    if rank == 4:
+        return OnnxImageModel(session, meta, name)
+    if rank == 2:
+        return OnnxPixelModel(session, meta, name)
+    raise PatchworkError(f"MODEL: '{name}' takes a rank-{rank} input {session.get_inputs()[0].shape}; Patchwork "
+                         "runs image models [batch, bands, height, width] and per-pixel models [pixels, bands].")
+
+
+def _class_names(meta: dict, count: int | None, name: str) -> list[str] | None:
+    """Deepness `class_names`: a dict {index: name}, or a list of such dicts (one per output head)."""
+    names = meta.get("class_names", meta.get("names"))
+    if names is None:
+        return None
+    if isinstance(names, list) and names and isinstance(names[0], dict):
+        names = names[0]  # Patchwork reads the first output head
+    if isinstance(names, list):
+        names = dict(enumerate(names))
+    try:
+        names = {int(k): str(v) for k, v in names.items()}
+    except (AttributeError, ValueError) as exc:
+        raise PatchworkError(f"MODEL: '{name}' has unreadable class_names metadata {names!r}.") from exc
+    if sorted(names) != list(range(len(names))) or (count is not None and count > 1 and len(names) != count):
+        raise PatchworkError(f"MODEL: the class_names of '{name}' ({names}) do not number the model's "
+                             f"{count} outputs 0..{(count or len(names)) - 1}.")
+    return [names[i] for i in range(len(names))]
+
+
+class OnnxImageModel(Model):
+    def __init__(self, session, meta: dict, name: str) -> None:
+        self.session = session
+        inp, out = session.get_inputs()[0], session.get_outputs()[0]
+        self.input_name, self.output_name = inp.name, out.name
+        batch, channels, height, width = (_fixed(d) for d in inp.shape)
+        if (height is None) != (width is None) or (height and height != width):
+            raise PatchworkError(f"MODEL: '{name}' takes {inp.shape[2]}x{inp.shape[3]} tiles; Patchwork runs square "
+                                 "tiles (both sides fixed and equal, or both free).")
+        model_type = str(meta.get("model_type", "Segmentor")).capitalize()
+        if model_type not in ("Segmentor", "Regressor"):
+            raise PatchworkError(f"MODEL: '{name}' is a Deepness '{model_type}' model; Patchwork runs per-pixel "
+                                 "segmentation (Segmentor) and regression (Regressor) models.")
+        out_dims = [_fixed(d) for d in out.shape]
+        self.labels_out = len(out.shape) == 3 and "int" in out.type
+        channels_out = 1 if len(out.shape) == 3 else out_dims[1]
+        self.margin = int(meta.get("patchwork:receptive_margin", 0))
+        if height and out_dims[-1] and out_dims[-1] < height:
+            self.margin = max(self.margin, (height - out_dims[-1]) // 2)
+        self.activation = str(meta.get("patchwork:output_activation", "probabilities"))
+        if self.activation not in ("probabilities", "logits"):
+            raise PatchworkError(f"MODEL: '{name}' declares patchwork:output_activation '{self.activation}'; "
+                                 "use 'probabilities' or 'logits'.")
+        self.reg_scaling = float(meta.get("reg_output_scaling", 1.0))
+        tile = height or _fixed(meta.get("tile_size", meta.get("tiles_size"))) or 512
+        info = ModelInfo(
+            name=name, n_bands=channels, tile_size=height, default_tile_size=tile,
+            default_overlap=round(tile * float(meta.get("tiles_overlap", 0)) / 100), margin=self.margin,
+            batch_size=batch, unit_range_input=True,
+        )
+        mean, std = meta.get("standardization_mean"), meta.get("standardization_std")
+        if mean is not None and std is not None:
+            info.mean, info.std = [float(v) for v in np.atleast_1d(mean)], [float(v) for v in np.atleast_1d(std)]
+        if model_type == "Regressor":
+            info.task = "regression"
+            info.output_names = [f"value {i + 1}" for i in range(channels_out or 1)] if (channels_out or 1) > 1 \
+                else ["value"]
+        else:
+            names = _class_names(meta, channels_out, name)
+            if channels_out == 1 and not self.labels_out:  # one sigmoid: the class vs background
+                names = ["background", names[0] if names else "class 1"]
+                channels_out = 2
+            count = channels_out or (len(names) if names else None)
+            if count is None:
+                raise PatchworkError(f"MODEL: '{name}' has a free number of output classes and no class_names "
+                                     "metadata; add class_names so Patchwork knows the classes.")
+            info.class_values = [int(v) for v in meta.get("patchwork:class_values", range(count))]
+            info.class_names = names or default_class_names(info.class_values)
+        self.info = info
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        fixed = self.info.batch_size
+        if fixed is None or len(batch) == fixed:
+            return self.session.run([self.output_name], {self.input_name: batch})[0]
+        parts = []
+        for start in range(0, len(batch), fixed):
+            chunk = batch[start : start + fixed]
+            n = len(chunk)
+            if n < fixed:  # a fixed-batch model gets a full batch; the padding rows are dropped
+                chunk = np.concatenate([chunk, np.zeros((fixed - n, *chunk.shape[1:]), chunk.dtype)])
+            parts.append(self.session.run([self.output_name], {self.input_name: chunk})[0][:n])
+        return np.concatenate(parts)
+
+    def predict(self, batch: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        size, m = batch.shape[-1], self.margin
+        out = self._run(batch)
+        if out.shape[-1] == size and m:
+            out = out[..., m : size - m, m : size - m]
+        elif out.shape[-1] != size - 2 * m:
+            raise PatchworkError(f"MODEL: '{self.info.name}' returned {out.shape[-1]} px for a {size} px tile; "
+                                 f"expected {size} or {size - 2 * m} (the tile less its receptive margin).")
+        if self.labels_out:
+            return out.astype(np.int64)
+        out = out.astype(np.float32, copy=False)
+        if self.info.task == "regression":
+            return out * np.float32(self.reg_scaling) if self.reg_scaling != 1 else out
+        if out.shape[1] == 1:
+            p = out[:, 0]
+            if self.activation == "logits":
+                p = 1.0 / (1.0 + np.exp(-p))
+            return np.stack([1.0 - p, p], axis=1)
+        return _softmax(out, axis=1) if self.activation == "logits" else out
+
+
+class OnnxPixelModel(PixelModel):
+    """A tabular model, one row per pixel (e.g. scikit-learn exported with skl2onnx)."""
+
+    def __init__(self, session, meta: dict, name: str) -> None:
+        self.session = session
+        inp = session.get_inputs()[0]
+        self.input_name = inp.name
+        if "float" not in inp.type:
+            raise PatchworkError(f"MODEL: '{name}' takes {inp.type} input; Patchwork feeds float pixels. Export "
+                                 "it with a FloatTensorType input.")
+        outputs = session.get_outputs()
+        self.prob_output = next((o for o in outputs if o.type.startswith("seq(map") or
+                                 (o.type == "tensor(float)" and len(o.shape) == 2 and len(outputs) > 1)), None)
+        self.label_output = next((o for o in outputs if o is not self.prob_output and len(o.shape) == 1), None)
+        n_bands = _fixed(inp.shape[1])
+        info = ModelInfo(name=name, n_bands=n_bands, per_pixel=True)
+        if self.prob_output is None and self.label_output is None:
+            self.value_output = outputs[0]
+            info.task = "regression"
+            count = _fixed(outputs[0].shape[-1]) if len(outputs[0].shape) == 2 else 1
+            info.output_names = ["value"] if (count or 1) == 1 else [f"value {i + 1}" for i in range(count)]
+        else:
+            self.zipmap_keys = None
+            if self.prob_output is not None and self.prob_output.type.startswith("seq(map"):
+                if n_bands is None:
+                    raise PatchworkError(f"MODEL: '{name}' has a free number of input bands; export it with a "
+                                         "fixed one.")
+                probe = np.zeros((1, n_bands), np.float32)
+                first = self.session.run([self.prob_output.name], {self.input_name: probe})[0][0]
+                self.zipmap_keys = sorted(first)
+                count = len(self.zipmap_keys)
+            elif self.prob_output is not None:
+                count = _fixed(self.prob_output.shape[1])
+            else:
+                count = None
+            names = _class_names(meta, count, name)
+            if self.zipmap_keys is not None and not all(isinstance(k, (int, np.integer)) for k in self.zipmap_keys):
+                names = names or [str(k) for k in self.zipmap_keys]
+                values = list(range(len(self.zipmap_keys)))
+            elif self.zipmap_keys is not None:
+                values = [int(k) for k in self.zipmap_keys]
+            else:
+                count = count or (len(names) if names else None)
+                if count is None:
+                    raise PatchworkError(f"MODEL: '{name}' does not say how many classes it has; add class_names "
+                                         "metadata or export its probabilities.")
+                values = [int(v) for v in meta.get("patchwork:class_values", range(count))]
+            info.class_values, info.class_names = values, names or default_class_names(values)
+        self.info = info
+
+    def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+        if self.info.task == "regression":
+            out = self.session.run([self.value_output.name], {self.input_name: pixels})[0]
+            return np.asarray(out, np.float32).reshape(len(pixels), -1)
+        if self.prob_output is None:
+            labels = self.session.run([self.label_output.name], {self.input_name: pixels})[0]
+            return np.searchsorted(np.asarray(self.info.class_values), labels).astype(np.int64)
+        probs = self.session.run([self.prob_output.name], {self.input_name: pixels})[0]
+        if self.zipmap_keys is not None:  # a list of {class: probability} dicts, one per pixel
+            keys = self.zipmap_keys
+            return np.fromiter((row[k] for row in probs for k in keys), np.float32,
+                               count=len(probs) * len(keys)).reshape(len(probs), len(keys))
+        return np.asarray(probs, np.float32)

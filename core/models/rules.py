@@ -1,0 +1,99 @@
+"""A model made of spectral-index thresholds, stored as JSON (see resources/models/ndvi_ndwi_rules.json).
+
+Every pixel starts as `default_class`; the rules are applied in order and a later rule that matches
+overwrites an earlier one. A rule matches when all of its conditions hold. A condition compares a
+band (by name) or an index to a value. An index is a normalised difference (a - b) / (a + b) of two
+bands; where a + b = 0 it is undefined and no condition on it holds.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import numpy as np
+
+from ..errors import PatchworkError
+from .base import ModelInfo, PixelModel, default_class_names
+
+OPERATORS = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
+             "==": np.equal, "!=": np.not_equal}
+HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+class RulesModel(PixelModel):
+    def __init__(self, spec: dict, name: str = "rules") -> None:
+        self.spec = spec
+        where = f"rules model '{name}'"
+        try:
+            self.bands: list[str] = list(spec["bands"])
+            self.indices: dict[str, list[str]] = {
+                key: list(definition["normalized_difference"]) for key, definition in spec.get("indices", {}).items()
+            }
+            classes = sorted(spec["classes"], key=lambda c: int(c["value"]))
+            values = [int(c["value"]) for c in classes]
+            self.default = values.index(int(spec["default_class"]))
+            self.rules = [(values.index(int(rule["class"])), list(rule["when"])) for rule in spec["rules"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PatchworkError(
+                f"MODEL: {where} is incomplete or a rule names a class that is not in 'classes' ({exc!r}). "
+                "It needs 'bands', 'classes' [{value, name}], 'default_class' and 'rules' [{class, when}]; "
+                "see resources/models/ndvi_ndwi_rules.json."
+            ) from exc
+        for key, (a, b) in self.indices.items():
+            for band in (a, b):
+                if band not in self.bands:
+                    raise PatchworkError(f"MODEL: index '{key}' of {where} uses band '{band}', "
+                                         f"which is not one of its bands {self.bands}.")
+        for _cls, conditions in self.rules:
+            for cond in conditions:
+                operand = cond.get("index", cond.get("band"))
+                if operand not in self.indices and operand not in self.bands:
+                    raise PatchworkError(f"MODEL: a rule of {where} tests '{operand}', which is neither an index "
+                                         f"({', '.join(self.indices)}) nor a band ({', '.join(self.bands)}).")
+                if cond.get("op") not in OPERATORS or not isinstance(cond.get("value"), (int, float)):
+                    raise PatchworkError(f"MODEL: a rule of {where} has condition {cond}; it needs 'op' "
+                                         f"(one of {' '.join(OPERATORS)}) and a number 'value'.")
+        colours = [c.get("color") for c in classes]
+        self.info = ModelInfo(
+            name=str(spec.get("name", name)),
+            n_bands=len(self.bands),
+            band_names=self.bands,
+            class_values=values,
+            class_names=[str(c.get("name", default)) for c, default in zip(classes, default_class_names(values))],
+            class_colors=colours if all(isinstance(c, str) and HEX_COLOUR.match(c) for c in colours) else None,
+            per_pixel=True,
+        )
+
+    @classmethod
+    def load(cls, path: str) -> RulesModel:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                spec = json.load(fh)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise PatchworkError(f"MODEL: cannot read '{path}' as a JSON rules model ({exc}).") from exc
+        if not isinstance(spec, dict) or spec.get("format") != "patchwork-rules":
+            raise PatchworkError(f"MODEL: '{path}' is JSON but not a Patchwork rules model "
+                                 "(it needs \"format\": \"patchwork-rules\").")
+        return cls(spec, os.path.basename(path))
+
+    def _operand(self, pixels: np.ndarray, name: str) -> np.ndarray:
+        if name in self.indices:
+            a, b = (pixels[:, self.bands.index(band)].astype(np.float64) for band in self.indices[name])
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return (a - b) / (a + b)
+        return pixels[:, self.bands.index(name)]
+
+    def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        labels = np.full(pixels.shape[0], self.default, dtype=np.int64)
+        cache: dict[str, np.ndarray] = {}
+        for cls_index, conditions in self.rules:
+            match = np.ones(pixels.shape[0], dtype=bool)
+            for cond in conditions:
+                name = cond.get("index", cond.get("band"))
+                if name not in cache:
+                    cache[name] = self._operand(pixels, name)
+                with np.errstate(invalid="ignore"):
+                    match &= OPERATORS[cond["op"]](cache[name], cond["value"])
+            labels[match] = cls_index
+        return labels

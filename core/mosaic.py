@@ -1,0 +1,178 @@
+"""Stitch per-chip predictions (GeoTIFFs on one pixel grid, e.g. made outside QGIS) into one raster.
+
+Each chip is placed by its geotransform, weighted by the window (tapering only the sides inside the
+mosaic) and blended with the aggregation: hard vote of class chips, soft vote of probability chips,
+or the weighted mean of value chips. Pixels no chip covers are nodata.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import PatchworkError
+from .geometry import GeoTransform, Window
+from .inference import class_nodata
+from .palette import apply_colour_table, class_colours, write_qml
+from .progress import Feedback, SilentFeedback, check_cancelled
+from .raster import RasterSource, same_crs
+from .stitching import AGGREGATIONS, WINDOWS, RowAccumulator, check_choice, tile_weights
+from .writer import GeoTiffWriter, require_writable_folder
+
+
+@dataclass
+class StitchResult:
+    output: str
+    chips: int
+    width: int
+    height: int
+    covered_fraction: float
+    style: str | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Chip:
+    path: str
+    window: Window  # in the mosaic's pixel grid
+    bands: int
+
+
+def find_chips(folder: str) -> list[str]:
+    if not os.path.isdir(folder):
+        raise PatchworkError(f"INPUT: '{folder}' is not a folder. Choose the folder that holds the chip GeoTIFFs.")
+    paths = sorted(p for ext in ("*.tif", "*.tiff", "*.TIF", "*.TIFF") for p in glob.glob(os.path.join(folder, ext)))
+    if not paths:
+        raise PatchworkError(f"INPUT: no GeoTIFF chips (.tif, .tiff) in '{folder}'.")
+    return paths
+
+
+def _offset(value: float, pixel: float, what: str, path: str) -> int:
+    steps = value / pixel
+    if abs(steps - round(steps)) > 1e-3:
+        raise PatchworkError(
+            f"'{os.path.basename(path)}' is off the mosaic's pixel grid by {abs(steps - round(steps)):.3f} px "
+            f"in {what}. Chips must share one grid: resample them (gdalwarp -tap -tr) or give a REFERENCE raster."
+        )
+    return int(round(steps))
+
+
+def _layout(paths: list[str], reference: str | None) -> tuple[list[_Chip], GeoTransform, int, int, str]:
+    headers = []
+    for path in paths:
+        with RasterSource(path, "INPUT") as src:
+            src.require_georeferenced()
+            headers.append((path, src.geotransform, src.width, src.height, src.count, src.crs_wkt))
+    if reference:
+        with RasterSource(reference, "REFERENCE") as ref:
+            ref.require_georeferenced()
+            gt, width, height, crs = ref.geotransform, ref.width, ref.height, ref.crs_wkt
+    else:
+        gt0 = headers[0][1]
+        x0 = min(h[1][0] for h in headers)
+        y0 = max(h[1][3] for h in headers)
+        gt = (x0, gt0[1], 0.0, y0, 0.0, gt0[5])
+        width = max(_offset(h[1][0] - x0, gt0[1], "x", h[0]) + h[2] for h in headers)
+        height = max(_offset(h[1][3] - y0, gt0[5], "y", h[0]) + h[3] for h in headers)
+        crs = headers[0][5]
+    chips = []
+    for path, cgt, w, h, count, cwkt in headers:
+        if abs(cgt[1] - gt[1]) > 1e-6 * abs(gt[1]) or abs(cgt[5] - gt[5]) > 1e-6 * abs(gt[5]):
+            raise PatchworkError(f"'{os.path.basename(path)}' has {cgt[1]:g} x {abs(cgt[5]):g} pixels, the mosaic "
+                                 f"{gt[1]:g} x {abs(gt[5]):g}. Resample the chips to one pixel size first.")
+        if cwkt and crs and not same_crs(cwkt, crs):
+            raise PatchworkError(f"'{os.path.basename(path)}' is in another CRS than the mosaic. Chips must share "
+                                 "one CRS: reproject them first.")
+        window = Window(_offset(cgt[3] - gt[3], gt[5], "y", path), _offset(cgt[0] - gt[0], gt[1], "x", path), h, w)
+        if window.clip(height, width) is not None:
+            chips.append(_Chip(path, window, count))
+    if not chips:
+        raise PatchworkError("REFERENCE: none of the chips overlaps the reference raster.")
+    return chips, gt, width, height, crs
+
+
+def stitch_chips(
+    chips: str | list[str],
+    output: str,
+    *,
+    window: str = "boxcar",
+    aggregation: str = "hardvote",
+    n_classes: int = 0,
+    reference: str | None = None,
+    feedback: Feedback | None = None,
+) -> StitchResult:
+    """Blend chips (a folder of GeoTIFFs, or a list of paths) into `output`.
+
+    hardvote: single-band chips of class ids 0..n_classes-1 (other values do not vote);
+    softvote: chips with n_classes probability bands; both write a class map. mean: chips with any
+    (equal) band count; writes float32. With `reference`, the mosaic has that raster's grid and
+    extent; else the union of the chips on their own grid.
+    """
+    feedback = feedback or SilentFeedback()
+    started = time.perf_counter()
+    check_choice("window", window, WINDOWS)
+    check_choice("aggregation", aggregation, AGGREGATIONS)
+    paths = find_chips(chips) if isinstance(chips, str) else list(chips)
+    if aggregation != "mean" and n_classes < 1:
+        raise PatchworkError(f"N_CLASSES: {aggregation} needs the number of classes (class ids 0..N_CLASSES-1).")
+    require_writable_folder(os.path.dirname(os.path.abspath(output)), "OUTPUT")
+    layout, gt, width, height, crs = _layout(paths, reference)
+    bands = {c.bands for c in layout}
+    expected = {"hardvote": 1, "softvote": n_classes}.get(aggregation)
+    if (expected is not None and bands != {expected}) or len(bands) != 1:
+        need = f"{expected} band(s)" if expected else "the same number of bands"
+        raise PatchworkError(f"INPUT: {aggregation} needs chips with {need}; these have {sorted(bands)} bands.")
+    channels = n_classes if aggregation != "mean" else bands.pop()
+    layout.sort(key=lambda c: (c.window.row_off, c.window.col_off))
+    feedback.info(f"{len(layout)} chips onto a {width} x {height} px mosaic ({window} window, {aggregation})")
+
+    if aggregation == "mean":
+        writer = GeoTiffWriter(output, width, height, channels, np.float32, gt, crs, float("nan"))
+    else:
+        values = list(range(n_classes))
+        dtype, nodata = class_nodata(values)
+        writer = GeoTiffWriter(output, width, height, 1, dtype, gt, crs, nodata)
+        names = [f"class {v}" for v in values]
+        colours = class_colours(n_classes)
+        apply_colour_table(writer.dataset.GetRasterBand(1), values, names, colours)
+    acc = RowAccumulator(width, channels, aggregation)
+    covered = 0
+    with writer:
+        def write(done) -> None:
+            nonlocal covered
+            if done is None:
+                return
+            covered += int(done.covered.sum())
+            if aggregation == "mean":
+                writer.write(done.mean(), done.row_off, 0)
+            else:
+                classes = done.winners().astype(dtype)
+                classes[~done.covered] = nodata
+                writer.write(classes, done.row_off, 0)
+
+        for i, chip in enumerate(layout):
+            check_cancelled(feedback)
+            inner = chip.window.clip(height, width)
+            with RasterSource(chip.path, "INPUT") as src:
+                data, valid = src.read(Window(inner.row_off - chip.window.row_off,
+                                              inner.col_off - chip.window.col_off, inner.height, inner.width))
+            w = chip.window
+            weights = tile_weights(w.height, w.width, window, w.row_off <= 0, w.row_end >= height,
+                                   w.col_off <= 0, w.col_end >= width)
+            weights = weights[inner.row_off - w.row_off : inner.row_end - w.row_off,
+                              inner.col_off - w.col_off : inner.col_end - w.col_off]
+            if aggregation == "hardvote":
+                labels = np.where(valid, data[0], -1).astype(np.int64)
+                acc.add(inner.row_off, inner.col_off, labels, weights, valid)
+            else:
+                acc.add(inner.row_off, inner.col_off, data.astype(np.float64), weights, valid)
+            next_row = layout[i + 1].window.clip(height, width).row_off if i + 1 < len(layout) else height
+            write(acc.finish_above(next_row))
+            feedback.set_progress(100.0 * (i + 1) / len(layout))
+        check_cancelled(feedback)
+    style = None if aggregation == "mean" else write_qml(output, values, names, colours)
+    return StitchResult(output, len(layout), width, height, covered / (width * height), style,
+                        time.perf_counter() - started)

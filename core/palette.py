@@ -1,0 +1,80 @@
+"""Class palettes for class maps: a GDAL colour table with category names, and a QGIS .qml style.
+
+The colour table makes any GIS show the classes in colour; the .qml beside the raster (QGIS loads
+`<name>.qml` as the layer's default style) adds the class names to the legend.
+"""
+from __future__ import annotations
+
+import os
+from xml.sax.saxutils import quoteattr
+
+from osgeo import gdal
+
+from .writer import replace_file, temporary_sibling
+
+# Distinct, colour-blind-friendly colours (Okabe–Ito, then Tableau) for classes without their own.
+DEFAULT_COLOURS = [
+    "#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#000000",
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+]
+
+
+def class_colours(count: int, colours: list[str] | None = None) -> list[str]:
+    if colours and len(colours) == count:
+        return list(colours)
+    return [DEFAULT_COLOURS[i % len(DEFAULT_COLOURS)] for i in range(count)]
+
+
+def _rgb(colour: str) -> tuple[int, int, int]:
+    return int(colour[1:3], 16), int(colour[3:5], 16), int(colour[5:7], 16)
+
+
+def apply_colour_table(band: gdal.Band, values: list[int], names: list[str], colours: list[str]) -> None:
+    """Colour table and category names on a class band (values must be ≥ 0)."""
+    table = gdal.ColorTable()
+    categories = [""] * (max(values) + 1)
+    for value, name, colour in zip(values, names, colours):
+        table.SetColorEntry(int(value), (*_rgb(colour), 255))
+        categories[int(value)] = name
+    band.SetRasterColorTable(table)
+    band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
+    band.SetCategoryNames(categories)
+
+
+def paletted_qml(values: list[int], names: list[str], colours: list[str]) -> str:
+    entries = "\n".join(
+        f'        <paletteEntry value="{int(v)}" color="{c}" alpha="255" label={quoteattr(n)}/>'
+        for v, n, c in zip(values, names, colours)
+    )
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.22" styleCategories="AllStyleCategories">
+  <pipe>
+    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">
+      <rasterTransparency/>
+      <colorPalette>
+{entries}
+      </colorPalette>
+      <colorramp type="randomcolors" name="[source]"/>
+    </rasterrenderer>
+    <brightnesscontrast brightness="0" contrast="0" gamma="1"/>
+    <huesaturation saturation="0" colorizeOn="0" grayscaleMode="0" colorizeRed="255" colorizeGreen="128"
+                   colorizeBlue="128" colorizeStrength="100"/>
+    <rasterresampler maxOversampling="2"/>
+  </pipe>
+  <blendMode>0</blendMode>
+</qgis>
+"""
+
+
+def qml_path(raster_path: str) -> str:
+    return os.path.splitext(raster_path)[0] + ".qml"
+
+
+def write_qml(raster_path: str, values: list[int], names: list[str], colours: list[str]) -> str:
+    """Write `<raster>.qml` (atomically) and return its path."""
+    path = qml_path(raster_path)
+    tmp = temporary_sibling(path)
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(paletted_qml(values, names, colours))
+    replace_file(tmp, path)
+    return path
