@@ -20,7 +20,7 @@ AGREEMENT_VALUES, AGREEMENT_NAMES, AGREEMENT_COLOURS = [0, 1], ["differ", "agree
 @dataclass
 class Comparison:
     classes: list[int]
-    matrix: np.ndarray  # rows: classes of A, columns: classes of B; pixel counts
+    matrix: np.ndarray  # pixel counts; rows: reference classes, columns: the classification's
     names: dict[int, str] = field(default_factory=dict)
     skipped: int = 0  # pixels that are nodata in either raster
 
@@ -51,14 +51,16 @@ def _category_names(src: RasterSource) -> dict[int, str]:
     return {i: n for i, n in enumerate(names) if n}
 
 
-def compare_classifications(a: str, b: str, *, agreement: str | None = None, report: str | None = None,
-                            feedback: Feedback | None = None, strip_rows: int = 512) -> Comparison:
-    """Compare class raster `b` against `a` (same grid), pixel by pixel, streaming in strips of rows.
+def compare_classifications(reference: str, classification: str, *, agreement: str | None = None,
+                            report: str | None = None, feedback: Feedback | None = None,
+                            strip_rows: int = 512) -> Comparison:
+    """Compare `classification` with `reference` (same grid), pixel by pixel, streaming in strips of rows.
 
+    The confusion matrix has the reference classes as rows and the classification's as columns.
     Optionally writes `agreement` (uint8: 1 agree, 0 differ, 255 nodata in either) and an HTML `report`.
     """
     feedback = feedback or SilentFeedback()
-    with RasterSource(a, "INPUT") as src_a, RasterSource(b, "OTHER") as src_b:
+    with RasterSource(reference, "REFERENCE") as src_a, RasterSource(classification, "INPUT") as src_b:
         src_a.require_same_grid(src_b)
         for src in (src_a, src_b):
             if src.count != 1 or not np.issubdtype(src.dtype, np.integer):
@@ -106,12 +108,12 @@ def compare_classifications(a: str, b: str, *, agreement: str | None = None, rep
     if report:
         tmp = temporary_sibling(report)
         with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(html_report(result, a, b))
+            fh.write(html_report(result, reference, classification))
         replace_file(tmp, report)
     return result
 
 
-def html_report(result: Comparison, a: str, b: str) -> str:
+def html_report(result: Comparison, reference: str, classification: str) -> str:
     e = html.escape
     head = "".join(f"<th>{e(result.names[c])}</th>" for c in result.classes)
     rows = []
@@ -128,11 +130,11 @@ def html_report(result: Comparison, a: str, b: str) -> str:
 td,th{{border:1px solid #bbb;padding:4px 8px;text-align:right}} td.diag{{background:#e5f5e0;font-weight:bold}}</style>
 </head><body>
 <h1>Classification comparison</h1>
-<p><b>A</b> (rows): {e(a)}<br><b>B</b> (columns): {e(b)}</p>
+<p><b>Reference</b> (rows): {e(reference)}<br><b>Classification</b> (columns): {e(classification)}</p>
 <p><b>Agreement: {result.agreement:.4%}</b> of {result.pixels:,} pixels valid in both;
 Cohen's kappa {result.kappa:.4f}; {result.skipped:,} pixels nodata in either raster were left out.</p>
-<table><tr><th>A \\ B</th>{head}<th>total A</th><th>agreement</th></tr>
+<table><tr><th>reference \\ classification</th>{head}<th>total</th><th>agreement</th></tr>
 {''.join(rows)}
-<tr><th>total B</th>{col_totals}<td>{result.pixels:,}</td><td></td></tr></table>
+<tr><th>total</th>{col_totals}<td>{result.pixels:,}</td><td></td></tr></table>
 </body></html>
 """

@@ -4,7 +4,10 @@ from __future__ import annotations
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .algorithms.classify import ClassifyAlgorithm
+from .algorithms.compare import CompareAlgorithm
 from .algorithms.sample_chips import SampleChipsAlgorithm
+from .algorithms.stitch_chips import StitchChipsAlgorithm
 from .resources import resource_path
 
 
@@ -28,5 +31,10 @@ class PatchworkProvider(QgsProcessingProvider):
         # Chip indexes are GeoPackages: one file, long field names, written atomically.
         return ["gpkg"]
 
+    def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802 - QGIS API name
+        # The core writes tiled, compressed GeoTIFFs (with colour tables and category names).
+        return ["tif"]
+
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API name
-        self.addAlgorithm(SampleChipsAlgorithm())
+        for algorithm in (SampleChipsAlgorithm(), ClassifyAlgorithm(), StitchChipsAlgorithm(), CompareAlgorithm()):
+            self.addAlgorithm(algorithm)

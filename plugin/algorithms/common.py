@@ -1,7 +1,12 @@
 """What every Patchwork algorithm shares: feedback adapter, error mapping, base class."""
 from __future__ import annotations
 
-from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingFeedback
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingParameterDefinition,
+)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
@@ -47,6 +52,20 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API name
         return help_text(self.name())
 
+    def file_raster(self, parameters, name: str, context):
+        """The raster layer of parameter `name` (or None), which the GDAL-based core can read as a file."""
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is not None and layer.providerType() != "gdal":
+            raise QgsProcessingException(self.tr(
+                "{}: '{}' is not a file raster (provider {}). Save it as a GeoTIFF first (Export ▸ Save As)."
+            ).format(name, layer.name(), layer.providerType()))
+        return layer
+
+    def mark_advanced(self, *names: str) -> None:
+        for name in names:
+            param = self.parameterDefinition(name)
+            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+
     def run_core(self, function, *args, **kwargs):
         """Call the core, turning its errors into messages Processing shows as they are."""
         from ...core.errors import Cancelled, PatchworkError
@@ -60,18 +79,18 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
 
 
 class StyleFromQml:
-    """Applies a QML style to an output layer when Processing loads it (in the main thread)."""
+    """Applies a QML style file to an output layer when Processing loads it (in the main thread)."""
 
     # Processing keeps only a pointer to post-processors: hold them here so they stay alive.
     _alive: list = []
 
     @classmethod
-    def attach(cls, context, output_path: str, qml_name: str) -> None:
+    def attach(cls, context, output_path: str, qml_path: str) -> None:
         from qgis.core import QgsProcessingLayerPostProcessorInterface
 
         class _Apply(QgsProcessingLayerPostProcessorInterface):
             def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API name
-                layer.loadNamedStyle(resource_path("styles", qml_name))
+                layer.loadNamedStyle(qml_path)
                 layer.triggerRepaint()
 
         if context.willLoadLayerOnCompletion(output_path):

@@ -4,9 +4,7 @@ from __future__ import annotations
 from qgis.core import (
     QgsCoordinateTransform,
     QgsProcessing,
-    QgsProcessingException,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFolderDestination,
@@ -15,6 +13,7 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
+from ..resources import resource_path
 from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
 
 SAMPLERS = ["regular", "jittered", "poisson", "random"]
@@ -53,9 +52,7 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         max_nodata = number("MAX_NODATA", self.tr("Maximum fraction of nodata or outside-AOI pixels per chip"),
                             number.Double, 0.5, minValue=0.0, maxValue=1.0)
         self.addParameter(max_nodata)
-        for name in ("JITTER", "MIN_DISTANCE", "SEED", "MAX_NODATA"):
-            param = self.parameterDefinition(name)
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.mark_advanced("JITTER", "MIN_DISTANCE", "SEED", "MAX_NODATA")
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_DIR", self.tr("Chip folder")))
         self.addParameter(QgsProcessingParameterVectorDestination(
             "OUTPUT", self.tr("Chip index"), QgsProcessing.TypeVectorPolygon))
@@ -67,8 +64,8 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         from ...core.dataset import sample_chips
         from ...core.sampling import sampler_from_name
 
-        raster = self._file_raster(parameters, "INPUT", context)
-        labels = self._file_raster(parameters, "LABELS", context)
+        raster = self.file_raster(parameters, "INPUT", context)
+        labels = self.file_raster(parameters, "LABELS", context)
         sampler_name = SAMPLERS[self.parameterAsEnum(parameters, "SAMPLER", context)]
         boundary = BOUNDARIES[self.parameterAsEnum(parameters, "BOUNDARY", context)]
         sampler = self.run_core(
@@ -100,17 +97,9 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         if sampler.limit and result.chip_count < sampler.limit:
             feedback.pushWarning(self.tr("Only {} of the {} chips asked for passed the filters").format(
                 result.chip_count, sampler.limit))
-        StyleFromQml.attach(context, index_path, "chip_index.qml")
+        StyleFromQml.attach(context, index_path, resource_path("styles", "chip_index.qml"))
         return {"OUTPUT": index_path, "OUTPUT_DIR": result.out_dir, "CHIP_COUNT": result.chip_count,
                 "COVERAGE": result.coverage.fraction}
-
-    def _file_raster(self, parameters, name, context):
-        layer = self.parameterAsRasterLayer(parameters, name, context)
-        if layer is not None and layer.providerType() != "gdal":
-            raise QgsProcessingException(self.tr(
-                "{}: '{}' is not a file raster (provider {}). Save it as a GeoTIFF first (Export ▸ Save As)."
-            ).format(name, layer.name(), layer.providerType()))
-        return layer
 
     def _aoi_in_raster_crs(self, source, raster, context) -> tuple[list[str], str]:
         target = raster.crs()

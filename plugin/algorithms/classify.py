@@ -1,0 +1,96 @@
+"""patchwork:classify — run a model over a raster tile by tile and stitch the tiles into one map."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+)
+
+from ...core import stitching
+from ..resources import resource_path
+from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
+
+WINDOWS = list(stitching.WINDOWS)  # enum indices on the command line: 0 boxcar, 1 hann, 2 triangular
+AGGREGATIONS = list(stitching.AGGREGATIONS)  # 0 hardvote, 1 softvote, 2 mean
+MODEL_FILTER = "Models (*.onnx *.skops *.json *.joblib *.pkl *.pickle);;All files (*.*)"
+
+
+def optional_int(parameters, name: str) -> int | None:
+    """An optional number left empty (None, or '' from the command line) means 'the model's default'."""
+    value = parameters.get(name)
+    return None if value is None or value == "" else int(value)
+
+
+class ClassifyAlgorithm(PatchworkAlgorithm):
+    group_name = "Inference"
+
+    def name(self) -> str:
+        return "classify"
+
+    def displayName(self) -> str:  # noqa: N802 - QGIS API name
+        return self.tr("Classify raster (tiled)")
+
+    def tags(self) -> list[str]:
+        return self.tr("classify,inference,segmentation,onnx,deepness,scikit-learn,tiles,stitch,ndvi,rules").split(",")
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
+        number = QgsProcessingParameterNumber
+        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", self.tr("Input raster")))
+        self.addParameter(QgsProcessingParameterFile(
+            "MODEL", self.tr("Model (.onnx, .skops, .json rules; .joblib/.pkl only if trusted)"),
+            QgsProcessingParameterFile.File, fileFilter=MODEL_FILTER,
+            defaultValue=resource_path("models", "ndvi_ndwi_rules.json")))
+        self.addParameter(QgsProcessingParameterBand(
+            "BANDS", self.tr("Bands fed to the model, in its order (default: all)"), None, "INPUT",
+            optional=True, allowMultiple=True))
+        self.addParameter(number("SCALE", self.tr("Scale input values by"), number.Double, 1.0))
+        self.addParameter(number("OFFSET", self.tr("Then add to input values"), number.Double, 0.0))
+        self.addParameter(number("TILE_SIZE", self.tr("Tile size (px; empty: the model's)"), number.Integer,
+                                 None, optional=True, minValue=1))
+        self.addParameter(number("OVERLAP", self.tr("Overlap between tiles (px; empty: the model's, else 0)"),
+                                 number.Integer, None, optional=True, minValue=0))
+        self.addParameter(QgsProcessingParameterEnum("WINDOW", self.tr("Blending window"), WINDOWS, defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum("AGGREGATION", self.tr("Aggregation of overlapping tiles"),
+                                                     AGGREGATIONS, defaultValue=0))
+        self.addParameter(number("BATCH_SIZE", self.tr("Tiles per model call"), number.Integer, 4, minValue=1))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "TRUST_MODEL", self.tr("Trust this model file (needed to load pickles, which can run code)"), False))
+        self.mark_advanced("BATCH_SIZE", "TRUST_MODEL")
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.tr("Classified")))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "OUTPUT_PROBABILITIES", self.tr("Class probabilities"), optional=True, createByDefault=False))
+        self.addOutput(QgsProcessingOutputNumber("TILES", self.tr("Number of tiles")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+        from ...core.inference import classify
+
+        raster = self.file_raster(parameters, "INPUT", context)
+        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        probabilities = self.parameterAsOutputLayer(parameters, "OUTPUT_PROBABILITIES", context) or None
+        result = self.run_core(
+            classify, raster.source(), self.parameterAsFile(parameters, "MODEL", context), output,
+            bands=self.parameterAsInts(parameters, "BANDS", context) or None,
+            scale=self.parameterAsDouble(parameters, "SCALE", context),
+            offset=self.parameterAsDouble(parameters, "OFFSET", context),
+            tile_size=optional_int(parameters, "TILE_SIZE"),
+            overlap=optional_int(parameters, "OVERLAP"),
+            window=WINDOWS[self.parameterAsEnum(parameters, "WINDOW", context)],
+            aggregation=AGGREGATIONS[self.parameterAsEnum(parameters, "AGGREGATION", context)],
+            batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
+            probabilities=probabilities,
+            trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context),
+            feedback=ProcessingFeedback(feedback),
+        )
+        feedback.pushInfo(self.tr("{} tiles in {:.1f} s → {}").format(result.tiles, result.seconds, result.output))
+        if result.style:
+            StyleFromQml.attach(context, output, result.style)
+        outputs = {"OUTPUT": output, "TILES": result.tiles}
+        if probabilities:
+            outputs["OUTPUT_PROBABILITIES"] = probabilities
+        return outputs

@@ -1,0 +1,61 @@
+"""patchwork:stitchchips — blend a folder of per-chip prediction GeoTIFFs into one raster."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+)
+
+from .classify import AGGREGATIONS, WINDOWS
+from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
+
+
+class StitchChipsAlgorithm(PatchworkAlgorithm):
+    group_name = "Inference"
+
+    def name(self) -> str:
+        return "stitchchips"
+
+    def displayName(self) -> str:  # noqa: N802 - QGIS API name
+        return self.tr("Stitch chips")
+
+    def tags(self) -> list[str]:
+        return self.tr("stitch,mosaic,merge,chips,patches,predictions,vote,blend").split(",")
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
+        self.addParameter(QgsProcessingParameterFile(
+            "INPUT", self.tr("Folder of chip predictions (GeoTIFF)"), QgsProcessingParameterFile.Folder))
+        self.addParameter(QgsProcessingParameterEnum("WINDOW", self.tr("Blending window"), WINDOWS, defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum("AGGREGATION", self.tr("Aggregation of overlapping chips"),
+                                                     AGGREGATIONS, defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "N_CLASSES", self.tr("Number of classes (class ids 0..N-1; votes only)"),
+            QgsProcessingParameterNumber.Integer, 0, minValue=0))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "REFERENCE", self.tr("Reference grid (default: the chips' union)"), optional=True))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.tr("Mosaic")))
+        self.addOutput(QgsProcessingOutputNumber("CHIP_COUNT", self.tr("Number of chips stitched")))
+        self.addOutput(QgsProcessingOutputNumber("COVERAGE", self.tr("Fraction of the mosaic covered by chips")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+        from ...core.mosaic import stitch_chips
+
+        reference = self.file_raster(parameters, "REFERENCE", context)
+        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        result = self.run_core(
+            stitch_chips, self.parameterAsFile(parameters, "INPUT", context), output,
+            window=WINDOWS[self.parameterAsEnum(parameters, "WINDOW", context)],
+            aggregation=AGGREGATIONS[self.parameterAsEnum(parameters, "AGGREGATION", context)],
+            n_classes=self.parameterAsInt(parameters, "N_CLASSES", context),
+            reference=reference.source() if reference else None,
+            feedback=ProcessingFeedback(feedback),
+        )
+        feedback.pushInfo(self.tr("{} chips → {} x {} px, {:.1%} covered").format(
+            result.chips, result.width, result.height, result.covered_fraction))
+        if result.style:
+            StyleFromQml.attach(context, output, result.style)
+        return {"OUTPUT": output, "CHIP_COUNT": result.chips, "COVERAGE": result.covered_fraction}
