@@ -33,21 +33,22 @@ class InputTransform:
     """Which bands the model sees and how their values are mapped: x·scale + offset, then (x − mean) / std."""
 
     bands: list[int]
+    dtype: str = "float32"
     scale: float = 1.0
     offset: float = 0.0
     mean: list[float] | None = None
     std: list[float] | None = None
 
     def apply(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """(C, h, w) raster values → float32 model input; invalid pixels become 0, never data."""
-        x = data.astype(np.float32)
+        """(C, h, w) raster values → model input; invalid pixels become 0, never data."""
+        x = data.astype(self.dtype)
         if self.scale != 1.0:
-            x *= np.float32(self.scale)
+            x *= x.dtype.type(self.scale)
         if self.offset != 0.0:
-            x += np.float32(self.offset)
+            x += x.dtype.type(self.offset)
         if self.mean is not None:
-            x -= np.asarray(self.mean, np.float32)[:, None, None]
-            x /= np.asarray(self.std, np.float32)[:, None, None]
+            x -= np.asarray(self.mean, x.dtype)[:, None, None]
+            x /= np.asarray(self.std, x.dtype)[:, None, None]
         x[:, ~valid] = 0.0
         return x
 
@@ -75,7 +76,8 @@ def input_transform(src: RasterSource, info: ModelInfo, bands: list[int] | None,
     def per_band(v):
         return None if v is None else (list(v) * len(bands) if len(v) == 1 else list(v))
 
-    return InputTransform(bands, float(scale), float(offset), per_band(info.mean), per_band(info.std))
+    return InputTransform(bands, info.input_dtype, float(scale), float(offset), per_band(info.mean),
+                          per_band(info.std))
 
 
 @dataclass

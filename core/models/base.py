@@ -38,6 +38,7 @@ class ModelInfo:
     mean: list[float] | None = None  # standardisation after SCALE/OFFSET: (x - mean) / std
     std: list[float] | None = None
     unit_range_input: bool = False  # the model expects values in 0..1 (the Deepness convention)
+    input_dtype: str = "float32"  # what the model computes in; rules keep float64 to match numpy exactly
 
     @property
     def n_classes(self) -> int:
@@ -49,7 +50,7 @@ class ModelInfo:
 
 
 class Model:
-    """A loaded model. `predict` maps a float32 batch of tiles (N, C, h, w) plus their validity
+    """A loaded model. `predict` maps a batch of tiles (N, C, h, w) in `info.input_dtype` plus their validity
     (N, h, w) to either class indices (N, h', w') as integers or scores (N, K, h', w') as float32:
     class probabilities for classifiers, values for regressors. h' may be smaller than h
     (a centred crop) when the model drops its receptive margin."""
@@ -64,7 +65,7 @@ class PixelModel(Model):
     """A model that classifies each pixel from its own band values: only valid pixels are predicted."""
 
     def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """(P, C) float32 → (P,) class indices, or (P, K) scores."""
+        """(P, C) pixels → (P,) class indices, or (P, K) scores."""
         raise NotImplementedError
 
     def predict(self, batch: np.ndarray, valid: np.ndarray) -> np.ndarray:

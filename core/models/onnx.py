@@ -45,6 +45,16 @@ def _fixed(dim) -> int | None:
     return dim if isinstance(dim, int) and dim > 0 else None
 
 
+ONNX_INPUT_TYPES = {"tensor(float)": "float32", "tensor(double)": "float64"}
+
+
+def _input_dtype(inp, name: str) -> str:
+    if inp.type not in ONNX_INPUT_TYPES:
+        raise PatchworkError(f"MODEL: '{name}' takes {inp.type} input; Patchwork feeds float or double pixels. "
+                             "Export it with a FloatTensorType input.")
+    return ONNX_INPUT_TYPES[inp.type]
+
+
 def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
@@ -115,7 +125,7 @@ class OnnxImageModel(Model):
         info = ModelInfo(
             name=name, n_bands=channels, tile_size=height, default_tile_size=tile,
             default_overlap=round(tile * float(meta.get("tiles_overlap", 0)) / 100), margin=self.margin,
-            batch_size=batch, unit_range_input=True,
+            batch_size=batch, unit_range_input=True, input_dtype=_input_dtype(inp, name),
         )
         mean, std = meta.get("standardization_mean"), meta.get("standardization_std")
         if mean is not None and std is not None:
@@ -178,15 +188,12 @@ class OnnxPixelModel(PixelModel):
         self.session = session
         inp = session.get_inputs()[0]
         self.input_name = inp.name
-        if "float" not in inp.type:
-            raise PatchworkError(f"MODEL: '{name}' takes {inp.type} input; Patchwork feeds float pixels. Export "
-                                 "it with a FloatTensorType input.")
         outputs = session.get_outputs()
         self.prob_output = next((o for o in outputs if o.type.startswith("seq(map") or
                                  (o.type == "tensor(float)" and len(o.shape) == 2 and len(outputs) > 1)), None)
         self.label_output = next((o for o in outputs if o is not self.prob_output and len(o.shape) == 1), None)
         n_bands = _fixed(inp.shape[1])
-        info = ModelInfo(name=name, n_bands=n_bands, per_pixel=True)
+        info = ModelInfo(name=name, n_bands=n_bands, per_pixel=True, input_dtype=_input_dtype(inp, name))
         if self.prob_output is None and self.label_output is None:
             self.value_output = outputs[0]
             info.task = "regression"
@@ -198,7 +205,7 @@ class OnnxPixelModel(PixelModel):
                 if n_bands is None:
                     raise PatchworkError(f"MODEL: '{name}' has a free number of input bands; export it with a "
                                          "fixed one.")
-                probe = np.zeros((1, n_bands), np.float32)
+                probe = np.zeros((1, n_bands), info.input_dtype)
                 first = self.session.run([self.prob_output.name], {self.input_name: probe})[0][0]
                 self.zipmap_keys = sorted(first)
                 count = len(self.zipmap_keys)
@@ -222,7 +229,7 @@ class OnnxPixelModel(PixelModel):
         self.info = info
 
     def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+        pixels = np.ascontiguousarray(pixels, dtype=self.info.input_dtype)
         if self.info.task == "regression":
             out = self.session.run([self.value_output.name], {self.input_name: pixels})[0]
             return np.asarray(out, np.float32).reshape(len(pixels), -1)

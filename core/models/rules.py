@@ -63,6 +63,7 @@ class RulesModel(PixelModel):
             class_names=[str(c.get("name", default)) for c, default in zip(classes, default_class_names(values))],
             class_colors=colours if all(isinstance(c, str) and HEX_COLOUR.match(c) for c in colours) else None,
             per_pixel=True,
+            input_dtype="float64",
         )
 
     @classmethod
@@ -79,7 +80,7 @@ class RulesModel(PixelModel):
 
     def _operand(self, pixels: np.ndarray, name: str) -> np.ndarray:
         if name in self.indices:
-            a, b = (pixels[:, self.bands.index(band)].astype(np.float64) for band in self.indices[name])
+            a, b = (pixels[:, self.bands.index(band)] for band in self.indices[name])
             with np.errstate(invalid="ignore", divide="ignore"):
                 return (a - b) / (a + b)
         return pixels[:, self.bands.index(name)]

@@ -1,0 +1,158 @@
+"""Model adapters on real data: rules, scikit-learn (skops, pickles), ONNX per-pixel and image models."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from patchwork.core.errors import PatchworkError
+from patchwork.core.models import load_model
+from tests.conftest import REPO, read_all
+from tests.onnx_models import conv_model
+
+RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
+
+
+def seed_labels(reflectance: np.ndarray) -> np.ndarray:
+    """The seed's three-class rule, verbatim: water, then vegetation wins."""
+    blue, green, red, nir = reflectance
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ndvi = (nir - red) / (nir + red)
+        ndwi = (green - nir) / (green + nir)
+    labels = np.ones(ndvi.shape, np.int64)
+    labels[ndwi > 0.1] = 0
+    labels[ndvi >= 0.25] = 2
+    return labels
+
+
+@pytest.fixture(scope="module")
+def s2_pixels(s2_path):
+    data, *_ = read_all(s2_path)
+    reflectance = data * 1e-4  # float64, as the seed computes it
+    return reflectance, reflectance.reshape(4, -1).T
+
+
+@pytest.fixture(scope="module")
+def forest(s2_pixels):
+    """A random forest trained on the rules model's classes of the real S2 pixels."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    reflectance, pixels = s2_pixels
+    labels = seed_labels(reflectance).ravel()
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(pixels), 4000, replace=False)
+    return RandomForestClassifier(n_estimators=20, max_depth=8, random_state=0).fit(pixels[pick], labels[pick] * 5)
+
+
+def test_shipped_rules_model_equals_the_seed_expression_on_sentinel2(s2_pixels):
+    reflectance, pixels = s2_pixels
+    model = load_model(RULES)
+    assert model.info.class_names == ["water", "bare land / scrub", "vegetation"]
+    assert model.info.band_names == ["blue", "green", "red", "nir"] and model.info.per_pixel
+    labels = model.predict_pixels(pixels)
+    expected = seed_labels(reflectance).ravel()
+    np.testing.assert_array_equal(labels, expected)
+    assert set(np.unique(expected)) == {0, 1, 2}  # the scene really has all three classes
+
+
+def test_rules_model_errors_name_the_problem(tmp_path):
+    spec = json.load(open(RULES))
+    spec["rules"][0]["when"][0]["index"] = "evi"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(spec))
+    with pytest.raises(PatchworkError, match="tests 'evi', which is neither an index"):
+        load_model(str(bad))
+    (tmp_path / "other.json").write_text('{"type": "FeatureCollection"}')
+    with pytest.raises(PatchworkError, match="not a Patchwork rules model"):
+        load_model(str(tmp_path / "other.json"))
+    (tmp_path / "broken.json").write_text('{"format": "patchwork-rules", ')
+    with pytest.raises(PatchworkError, match="cannot read .* as a JSON rules model"):
+        load_model(str(tmp_path / "broken.json"))
+
+
+def test_skops_model_loads_safely_and_predicts_like_sklearn(tmp_path, forest, s2_pixels):
+    import skops.io as sio
+
+    path = tmp_path / "forest.skops"
+    sio.dump(forest, path)
+    model = load_model(str(path))
+    assert model.info.class_values == [0, 5, 10] and model.info.n_bands == 4
+    _, pixels = s2_pixels
+    np.testing.assert_allclose(model.predict_pixels(pixels), forest.predict_proba(pixels), atol=1e-6)
+
+
+def test_pickles_are_refused_unless_trusted(tmp_path, forest, s2_pixels):
+    path = tmp_path / "forest.pkl"
+    path.write_bytes(pickle.dumps(forest))
+    with pytest.raises(PatchworkError, match="runs whatever code it contains.*TRUST_MODEL=true"):
+        load_model(str(path))
+    model = load_model(str(path), trust=True)
+    _, pixels = s2_pixels
+    np.testing.assert_allclose(model.predict_pixels(pixels[:500]), forest.predict_proba(pixels[:500]), atol=1e-6)
+
+
+@pytest.mark.parametrize("zipmap", [True, False])
+def test_skl2onnx_export_with_and_without_zipmap_matches_sklearn(tmp_path, forest, s2_pixels, zipmap):
+    from skl2onnx import to_onnx
+
+    # float32 input: the trees compare in float32 as scikit-learn does internally (double thresholds would
+    # split a few pixels lying exactly on a threshold differently).
+    pixels = s2_pixels[1].astype(np.float32)
+    onx = to_onnx(forest, pixels[:1], options={id(forest): {"zipmap": zipmap}}, target_opset=17)
+    path = tmp_path / f"forest-{zipmap}.onnx"
+    path.write_bytes(onx.SerializeToString())
+    model = load_model(str(path))
+    assert model.info.per_pixel and model.info.n_bands == 4
+    # ZipMap keys carry the class ids; a plain tensor does not, so the classes are numbered 0..K-1.
+    assert model.info.class_values == ([0, 5, 10] if zipmap else [0, 1, 2])
+    np.testing.assert_allclose(model.predict_pixels(pixels[:3000]), forest.predict_proba(pixels[:3000]), atol=1e-5)
+
+
+def test_deepness_metadata_is_read(tmp_path):
+    weights = np.random.default_rng(1).normal(size=(3, 3, 1, 1))
+    path = conv_model(str(tmp_path / "deepness.onnx"), weights, softmax=True, metadata={
+        "model_type": "Segmentor", "class_names": [{"0": "road", "1": "roof", "2": "grass"}],
+        "tiles_size": 256, "tiles_overlap": 25, "resolution": 10.0,
+        "standardization_mean": [0.4, 0.4, 0.4], "standardization_std": [0.2, 0.2, 0.2]})
+    info = load_model(path).info
+    assert info.class_names == ["road", "roof", "grass"] and info.class_values == [0, 1, 2]
+    assert (info.tile_size, info.default_tile_size, info.default_overlap) == (None, 256, 64)
+    assert info.mean == [0.4] * 3 and info.std == [0.2] * 3 and info.batch_size is None
+
+
+def test_shipped_deepness_models_describe_themselves():
+    from tests.conftest import SHARED_DATA
+
+    models = os.path.join(SHARED_DATA, "models")
+    sigmoid = load_model(os.path.join(models, "one_output_sigmoid_bsx1x512x512.onnx")).info
+    assert sigmoid.class_names == ["background", "Coffee"] and sigmoid.tile_size == 512
+    two_heads = load_model(os.path.join(models, "two_outputs_softmax_bsx2x512x512.onnx")).info
+    assert two_heads.class_names == ["Coffee", "Tea"]  # the first head
+
+
+def test_valid_convolution_model_reports_its_margin(tmp_path):
+    weights = np.ones((2, 3, 5, 5)) / 75
+    info = load_model(conv_model(str(tmp_path / "valid.onnx"), weights, tile=64, batch=2)).info
+    assert (info.tile_size, info.margin, info.batch_size) == (64, 2, 2)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"this is not a protobuf", "is not a valid ONNX model"),
+    (b"", "is not a valid ONNX model"),
+])
+def test_corrupt_onnx_file_is_a_clear_error(tmp_path, content, message):
+    path = tmp_path / "broken.onnx"
+    path.write_bytes(content)
+    with pytest.raises(PatchworkError, match=message):
+        load_model(str(path))
+
+
+def test_missing_model_and_unknown_format(tmp_path):
+    with pytest.raises(PatchworkError, match="no model file at"):
+        load_model(str(tmp_path / "nope.onnx"))
+    (tmp_path / "model.h5").write_bytes(b"\x89HDF")
+    with pytest.raises(PatchworkError, match=r"not a model Patchwork reads; use one of \.onnx"):
+        load_model(str(tmp_path / "model.h5"))
