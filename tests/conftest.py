@@ -62,6 +62,23 @@ def files_under(folder: str) -> list[str]:
     return sorted(found)
 
 
+class CancelAfter:
+    """A core Feedback that records progress and cancels once it has been called `calls` times."""
+
+    def __init__(self, calls: int) -> None:
+        self.calls = calls
+        self.progress: list[float] = []
+
+    def set_progress(self, percent):
+        self.progress.append(percent)
+
+    def is_cancelled(self):
+        return len(self.progress) >= self.calls
+
+    def info(self, message):
+        pass
+
+
 @pytest.fixture(scope="session", autouse=True)
 def shared_data_stays_untouched():
     """Fails the run if any test wrote into ../shared/data."""

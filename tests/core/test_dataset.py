@@ -26,7 +26,7 @@ from patchwork.core import (
 )
 from patchwork.core.geometry import footprint
 from patchwork.core.raster import same_crs
-from tests.conftest import REPO, files_under, read_all
+from tests.conftest import REPO, CancelAfter, files_under, read_all
 
 
 def assert_chip_matches_source(record, source, gt, fill):
@@ -218,21 +218,6 @@ def test_errors_are_clear_and_write_nothing(tmp_path, naip_path, s2_path, exampl
         sample_chips(example_path, RegularSampler(100), 600, out, max_nodata=0.0)  # all meet its nodata wedge
     _assert_nothing_written(tmp_path, before)
     assert (tmp_path / "out" / "keep.txt").read_text() == "earlier work"
-
-
-class CancelAfter:
-    def __init__(self, calls: int) -> None:
-        self.calls = calls
-        self.progress: list[float] = []
-
-    def set_progress(self, percent):
-        self.progress.append(percent)
-
-    def is_cancelled(self):
-        return len(self.progress) >= self.calls
-
-    def info(self, message):
-        pass
 
 
 def test_cancel_mid_run_leaves_earlier_files_untouched(tmp_path, naip_path):
