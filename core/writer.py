@@ -91,10 +91,11 @@ class GeoTiffWriter:
             f"PREDICTOR={predictor}", "BIGTIFF=IF_SAFER",
         ]
         try:
+            os.makedirs(os.path.dirname(self.tmp_path), exist_ok=True)
             driver = gdal.GetDriverByName("GTiff")
             self.dataset = driver.Create(self.tmp_path, width, height, count, _gdal_type(dtype), options)
-        except RuntimeError as exc:
-            raise PatchworkError(f"cannot create '{path}': {exc}. Check the folder exists and is writable.") from exc
+        except (OSError, RuntimeError) as exc:
+            raise PatchworkError(f"cannot create '{path}': {exc}. Check the folder is writable.") from exc
         self.dataset.SetGeoTransform(geotransform)
         if crs_wkt:
             self.dataset.SetProjection(crs_wkt)
