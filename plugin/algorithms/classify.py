@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from qgis.core import (
+    QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
@@ -19,6 +20,17 @@ from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
 WINDOWS = list(stitching.WINDOWS)  # enum indices on the command line: 0 boxcar, 1 hann, 2 triangular
 AGGREGATIONS = list(stitching.AGGREGATIONS)  # 0 hardvote, 1 softvote, 2 mean
 MODEL_FILTER = "Models (*.onnx *.skops *.json *.joblib *.pkl *.pickle);;All files (*.*)"
+
+
+def band_list(algorithm, parameters, name: str, context) -> list[int] | None:
+    """Bands as picked in the dialog (a list) or typed on the command line ('1,2,3')."""
+    value = parameters.get(name)
+    if isinstance(value, str):
+        try:
+            return [int(part) for part in value.replace(";", ",").split(",") if part.strip()] or None
+        except ValueError as exc:
+            raise QgsProcessingException(f"{name}: '{value}' is not a list of band numbers like 1,2,3.") from exc
+    return algorithm.parameterAsInts(parameters, name, context) or None
 
 
 def optional_int(parameters, name: str) -> int | None:
@@ -75,7 +87,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         probabilities = self.parameterAsOutputLayer(parameters, "OUTPUT_PROBABILITIES", context) or None
         result = self.run_core(
             classify, raster.source(), self.parameterAsFile(parameters, "MODEL", context), output,
-            bands=self.parameterAsInts(parameters, "BANDS", context) or None,
+            bands=band_list(self, parameters, "BANDS", context),
             scale=self.parameterAsDouble(parameters, "SCALE", context),
             offset=self.parameterAsDouble(parameters, "OFFSET", context),
             tile_size=optional_int(parameters, "TILE_SIZE"),

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import sysconfig
 
 import numpy as np
 import pytest
@@ -12,7 +13,10 @@ from osgeo import gdal
 from scipy.spatial import cKDTree
 
 from patchwork.core import read_index
-from tests.conftest import REPO, files_under, read_all
+from patchwork.core.inference import full_scene_prediction
+from patchwork.core.writer import write_geotiff
+from tests.conftest import REPO, SHARED_DATA, files_under, read_all
+from tests.onnx_models import free_spatial_dims
 
 QGIS_PROCESS = shutil.which("qgis_process.bin") or "/usr/bin/qgis_process.bin"
 
@@ -26,6 +30,9 @@ def qgis_env(tmp_path_factory):
     # pytest-qgis points these at its own test profile; qgis_process gets a fresh one instead.
     for inherited in ("QGIS_OPTS", "QGIS_OPTIONS_PATH"):
         env.pop(inherited, None)
+    # QGIS's Python is the system one: the venv's packages (onnxruntime, scikit-learn, skops) are what a
+    # user would pip-install into it.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [sysconfig.get_paths()["purelib"], env.get("PYTHONPATH")]))
     enabled = subprocess.run([QGIS_PROCESS, "plugins", "enable", "patchwork"], env=env, capture_output=True,
                              text=True, timeout=300)
     assert enabled.returncode == 0, enabled.stdout + enabled.stderr
@@ -39,7 +46,8 @@ def qgis_process(env, *args, timeout=300):
 def test_provider_is_listed(qgis_env):
     listing = qgis_process(qgis_env, "list")
     assert listing.returncode == 0, listing.stderr
-    assert "patchwork:samplechips" in listing.stdout
+    for algorithm in ("samplechips", "classify", "stitchchips", "compare"):
+        assert f"patchwork:{algorithm}" in listing.stdout
 
 
 def test_help_shows_parameters(qgis_env):
@@ -75,4 +83,52 @@ def test_cli_error_is_clear_and_writes_nothing(qgis_env, tmp_path, s2_path):
                         "BOUNDARY=2", f"OUTPUT_DIR={tmp_path / 'c'}", f"OUTPUT={tmp_path / 'i.gpkg'}")
     assert done.returncode != 0
     assert "larger than the raster" in done.stdout + done.stderr
+    assert files_under(str(tmp_path)) == []
+
+
+def test_classify_deepness_model_on_the_orthophoto_then_compare(qgis_env, tmp_path, ortho_path):
+    """The whole inference path from the command line: bands picked as 1,2,3, tiled, compared."""
+    model = os.path.join(SHARED_DATA, "models", "one_output_sigmoid_red_detector.onnx")
+    tiled, single = str(tmp_path / "tiled.tif"), str(tmp_path / "probs.tif")
+    done = qgis_process(qgis_env, "run", "patchwork:classify", "--json", "--", f"INPUT={ortho_path}",
+                        f"MODEL={model}", "BANDS=1,2,3", f"SCALE={1 / 255!r}", "OVERLAP=64", "WINDOW=1",
+                        "AGGREGATION=1", f"OUTPUT={tiled}", f"OUTPUT_PROBABILITIES={single}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(done.stdout)["results"]
+    assert results["OUTPUT"] == tiled and int(results["TILES"]) == 6
+    assert os.path.exists(str(tmp_path / "tiled.qml"))
+    ref = str(tmp_path / "ref.tif")
+    reference, valid = full_scene_prediction(ortho_path, free_spatial_dims(model), bands=[1, 2, 3], scale=1 / 255)
+    write_geotiff(ref, np.where(valid, np.argmax(reference, axis=0), 255).astype(np.uint8),
+                  *read_all(ortho_path)[1:3], nodata=255)
+    compared = qgis_process(qgis_env, "run", "patchwork:compare", "--json", "--", f"INPUT={tiled}",
+                            f"REFERENCE={ref}", f"OUTPUT_HTML={tmp_path / 'report.html'}")
+    assert compared.returncode == 0, compared.stdout + compared.stderr
+    agreement = json.loads(compared.stdout)["results"]
+    ties = int((valid & (reference[0] == reference[1])).sum())
+    assert float(agreement["AGREEMENT"]) >= 1 - ties / valid.sum()
+    assert float(agreement["AGREEMENT"]) > 0.9999
+
+
+def test_classify_bad_model_fails_cleanly(qgis_env, tmp_path, s2_path):
+    broken = tmp_path / "model.onnx"
+    broken.write_bytes(b"not an onnx model")
+    done = qgis_process(qgis_env, "run", "patchwork:classify", "--", f"INPUT={s2_path}", f"MODEL={broken}",
+                        f"OUTPUT={tmp_path / 'out' / 'c.tif'}")
+    assert done.returncode != 0
+    assert "is not a valid ONNX model" in done.stdout + done.stderr
+    assert files_under(str(tmp_path / "out")) == []
+
+
+def test_missing_onnxruntime_is_explained(qgis_env, tmp_path, ortho_path):
+    """In a QGIS whose Python lacks onnxruntime the plugin still loads and says what to install."""
+    env = dict(qgis_env, PYTHONPATH="")
+    model = os.path.join(SHARED_DATA, "models", "one_output_softmax_bsx2x512x512.onnx")
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import onnxruntime"], env=env, capture_output=True)
+    if probe.returncode == 0:
+        pytest.skip("the system Python has onnxruntime")
+    done = qgis_process(env, "run", "patchwork:classify", "--", f"INPUT={ortho_path}", f"MODEL={model}",
+                        "BANDS=1,2,3", f"OUTPUT={tmp_path / 'c.tif'}")
+    assert done.returncode != 0
+    assert "ONNX models need the Python package 'onnxruntime'" in done.stdout + done.stderr
     assert files_under(str(tmp_path)) == []

@@ -1,0 +1,124 @@
+"""patchwork:classify, patchwork:stitchchips and patchwork:compare through Processing."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from osgeo import gdal
+from qgis.core import (
+    QgsApplication,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingUtils,
+    QgsProject,
+    QgsRasterLayer,
+)
+
+from patchwork.core.inference import full_scene_prediction
+from tests.conftest import REPO, SHARED_DATA, files_under
+
+RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
+CLASSIFY_PARAMETERS = ["INPUT", "MODEL", "BANDS", "SCALE", "OFFSET", "TILE_SIZE", "OVERLAP", "WINDOW", "AGGREGATION",
+                       "BATCH_SIZE", "TRUST_MODEL", "OUTPUT", "OUTPUT_PROBABILITIES"]
+
+
+def run(algorithm, params, feedback=None, context=None):
+    import processing
+
+    return processing.run(f"patchwork:{algorithm}", params, feedback=feedback or QgsProcessingFeedback(),
+                          context=context)
+
+
+def test_algorithms_are_registered_with_the_documented_parameters(patchwork_provider):
+    registry = QgsApplication.processingRegistry()
+    classify = registry.algorithmById("patchwork:classify")
+    assert classify.displayName() == "Classify raster (tiled)"
+    assert [p.name() for p in classify.parameterDefinitions()] == CLASSIFY_PARAMETERS
+    assert classify.parameterDefinition("WINDOW").options() == ["boxcar", "hann", "triangular"]
+    assert classify.parameterDefinition("AGGREGATION").options() == ["hardvote", "softvote", "mean"]
+    assert classify.parameterDefinition("MODEL").defaultValue().endswith("ndvi_ndwi_rules.json")
+    assert "Deepness" in classify.shortHelpString()
+    stitch = registry.algorithmById("patchwork:stitchchips")
+    assert stitch.displayName() == "Stitch chips"
+    assert {"INPUT", "WINDOW", "AGGREGATION", "N_CLASSES", "REFERENCE", "OUTPUT"} <= \
+        {p.name() for p in stitch.parameterDefinitions()}
+    compare = registry.algorithmById("patchwork:compare")
+    assert compare.displayName() == "Compare classifications"
+    assert {"AGREEMENT", "KAPPA", "CONFUSION_MATRIX", "OUTPUT_HTML"} <= {o.name() for o in compare.outputDefinitions()}
+
+
+def test_classify_sentinel2_tiled_with_overlap_equals_full_scene(patchwork_provider, tmp_path, s2_path):
+    out = str(tmp_path / "classes.tif")
+    result = run("classify", {"INPUT": s2_path, "MODEL": RULES, "SCALE": 0.0001, "TILE_SIZE": 128, "OVERLAP": 32,
+                              "WINDOW": 1, "AGGREGATION": 1, "OUTPUT": out,
+                              "OUTPUT_PROBABILITIES": str(tmp_path / "p.tif")})
+    assert result["OUTPUT"] == out and result["TILES"] == 8
+    reference, _ = full_scene_prediction(s2_path, RULES, scale=1e-4)
+    np.testing.assert_array_equal(gdal.Open(out).ReadAsArray(), reference)
+    assert gdal.Open(result["OUTPUT_PROBABILITIES"]).RasterCount == 3
+
+
+def test_classify_output_is_styled_with_class_names_when_loaded(patchwork_provider, tmp_path, ortho_path):
+    model = os.path.join(SHARED_DATA, "models", "two_outputs_softmax_bsx2x512x512.onnx")
+    out = str(tmp_path / "coffee_tea.tif")
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    context.addLayerToLoadOnCompletion(out, QgsProcessingContext.LayerDetails("classes", QgsProject.instance(),
+                                                                               "OUTPUT"))
+    alg = QgsApplication.processingRegistry().createAlgorithmById("patchwork:classify")
+    results, ok = alg.run({"INPUT": ortho_path, "MODEL": model, "BANDS": [1, 2, 3], "SCALE": 1 / 255,
+                           "OUTPUT": out}, context, QgsProcessingFeedback())
+    assert ok
+    layer = QgsProcessingUtils.mapLayerFromString(out, context)
+    context.layerToLoadOnCompletionDetails(out).postProcessor().postProcessLayer(layer, context,
+                                                                                  QgsProcessingFeedback())
+    renderer = layer.renderer()
+    assert renderer.type() == "paletted"
+    assert [c.label for c in renderer.classes()] == ["Coffee", "Tea"]
+    # Opened by hand (drag and drop), the layer finds the same style beside the file.
+    again = QgsRasterLayer(out, "again")
+    assert again.renderer().type() == "paletted"
+    assert [c.label for c in again.renderer().classes()] == ["Coffee", "Tea"]
+
+
+def test_classify_errors_are_processing_errors_and_write_nothing(patchwork_provider, tmp_path, ortho_path):
+    model = os.path.join(SHARED_DATA, "models", "one_output_softmax_bsx2x512x512.onnx")
+    out_dir = tmp_path / "out"
+    with pytest.raises(QgsProcessingException, match="takes 3 bands but it would get 4"):
+        run("classify", {"INPUT": ortho_path, "MODEL": model, "OUTPUT": str(out_dir / "c.tif")})
+    pickled = tmp_path / "model.pkl"
+    pickled.write_bytes(b"\x80\x04K\x01.")
+    with pytest.raises(QgsProcessingException, match="Trust this model file"):
+        run("classify", {"INPUT": ortho_path, "MODEL": str(pickled), "OUTPUT": str(out_dir / "c.tif")})
+    assert files_under(str(out_dir)) == []
+
+
+def test_classify_cancel_keeps_nothing(patchwork_provider, tmp_path, example_path):
+    feedback = QgsProcessingFeedback()
+    feedback.progressChanged.connect(lambda percent: percent > 10 and feedback.cancel())
+    with pytest.raises(QgsProcessingException, match="Cancelled"):
+        run("classify", {"INPUT": example_path, "MODEL": RULES, "TILE_SIZE": 32, "BATCH_SIZE": 1,
+                         "OUTPUT": str(tmp_path / "out" / "c.tif")}, feedback)
+    assert files_under(str(tmp_path / "out")) == []
+
+
+def test_stitch_and_compare_chain(patchwork_provider, tmp_path, example_path):
+    chips = run("samplechips", {"INPUT": example_path, "CHIP_SIZE": 64, "STEP": 48, "MAX_NODATA": 1.0,
+                                "OUTPUT_DIR": str(tmp_path / "chips"), "OUTPUT": str(tmp_path / "chips.gpkg")})
+    predictions = tmp_path / "predictions"
+    for name in sorted(os.listdir(tmp_path / "chips" / "images")):
+        run("classify", {"INPUT": str(tmp_path / "chips" / "images" / name), "MODEL": RULES,
+                         "OUTPUT": str(predictions / name)})
+    mosaic = run("stitchchips", {"INPUT": str(predictions), "WINDOW": 1, "AGGREGATION": 0, "N_CLASSES": 3,
+                                 "REFERENCE": example_path, "OUTPUT": str(tmp_path / "mosaic.tif")})
+    assert mosaic["CHIP_COUNT"] == chips["CHIP_COUNT"] and 0.8 < mosaic["COVERAGE"] < 1.0
+    full = run("classify", {"INPUT": example_path, "MODEL": RULES, "OUTPUT": str(tmp_path / "full.tif")})
+    compared = run("compare", {"INPUT": mosaic["OUTPUT"], "REFERENCE": full["OUTPUT"],
+                               "OUTPUT": str(tmp_path / "agree.tif"), "OUTPUT_HTML": str(tmp_path / "r.html")})
+    assert compared["AGREEMENT"] == 1.0 and compared["KAPPA"] == 1.0
+    matrix = json.loads(compared["CONFUSION_MATRIX"])
+    assert matrix["classes"] == [0, 1, 2] and matrix["pixels"] == compared["PIXELS"] > 300000
+    assert "100.0000%" in open(compared["OUTPUT_HTML"]).read()
