@@ -48,7 +48,30 @@ def render_quicklook(raster: str, windows: list[Window], path: str, bands: tuple
             rgb[ch, r1, c0 : c1 + 1] = value
             rgb[ch, r0 : r1 + 1, c0] = value
             rgb[ch, r0 : r1 + 1, c1] = value
-    mem = gdal.GetDriverByName("MEM").Create("", w, h, 3, gdal.GDT_Byte)
+    return _write_png(rgb, path)
+
+
+def render_class_map(raster: str, path: str, max_size: int = 1200) -> str:
+    """Write an RGB PNG of a class map through its colour table (nodata and unlisted values black)."""
+    with RasterSource(raster) as src:
+        scale = min(1.0, max_size / max(src.height, src.width))
+        h, w = max(1, round(src.height * scale)), max(1, round(src.width * scale))
+        band = src.dataset.GetRasterBand(1)
+        classes = band.ReadAsArray(buf_xsize=w, buf_ysize=h)  # nearest neighbour: classes stay classes
+        table = band.GetColorTable()
+        entries = table.GetCount() if table else 0
+        nodata = None if src.nodata[0] is None else int(src.nodata[0])
+        lut = np.zeros((max(int(classes.max()) + 1, entries, (nodata or 0) + 1), 3), np.uint8)
+        for value in range(entries):
+            lut[value] = table.GetColorEntry(value)[:3]
+        if nodata is not None:
+            lut[nodata] = 0
+        rgb = np.moveaxis(lut[classes], -1, 0)
+    return _write_png(rgb, path)
+
+
+def _write_png(rgb: np.ndarray, path: str) -> str:
+    mem = gdal.GetDriverByName("MEM").Create("", rgb.shape[2], rgb.shape[1], 3, gdal.GDT_Byte)
     for i in range(3):
         mem.GetRasterBand(i + 1).WriteArray(rgb[i])
     tmp = temporary_sibling(path)

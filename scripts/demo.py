@@ -1,7 +1,10 @@
 """`make demo`: the Patchwork workflow on the built-in example scene (or SCENE=path/to/raster.tif).
 
-Today: sample training chips (Poisson-disk, with label chips when the example scene is used),
-write the chip dataset and a PNG quick-look of the chips over the scene.
+1. Sample training chips (Poisson-disk, with label chips when the example scene is used), write the
+   chip dataset and a PNG quick-look of the chips over the scene.
+2. Classify the scene with the shipped NDVI/NDWI rules model, tiled with overlap and soft voting,
+   check it against one full-scene model call pixel by pixel, and write the styled class map, a
+   PNG quick-look and (for the example scene) a comparison with its true classes.
 """
 from __future__ import annotations
 
@@ -10,11 +13,19 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from patchwork.core import PoissonDiskSampler, sample_chips
+from patchwork.core.compare import compare_classifications
 from patchwork.core.example import example_scene, write_example_scene
-from patchwork.core.quicklook import render_quicklook
+from patchwork.core.geometry import Window
+from patchwork.core.inference import classify, full_scene_prediction
+from patchwork.core.quicklook import render_class_map, render_quicklook
 from patchwork.core.raster import RasterSource
 from patchwork.core.writer import write_geotiff
+
+RULES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources", "models",
+                     "ndvi_ndwi_rules.json")
 
 
 def main() -> int:
@@ -23,6 +34,8 @@ def main() -> int:
     parser.add_argument("--out", default="demo-output", help="output folder")
     parser.add_argument("--chip-size", type=int, default=64)
     parser.add_argument("--min-distance", type=float, default=64)
+    parser.add_argument("--tile-size", type=int, default=256, help="classification tile size (px)")
+    parser.add_argument("--scale", type=float, default=1.0, help="input scale (0.0001 for Sentinel-2 DN)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
@@ -59,7 +72,43 @@ def main() -> int:
     print("Same run in QGIS: Processing Toolbox > Patchwork > Chips > Sample chips, or headless:")
     print(f"  qgis_process.bin run patchwork:samplechips -- INPUT={scene} SAMPLER=2 CHIP_SIZE={chip} "
           f"MIN_DISTANCE={args.min_distance:g} COUNT=0 SEED=7 MAX_NODATA=0.25 OUTPUT_DIR=chips OUTPUT=chips.gpkg")
+    print()
+    classify_scene(scene, labels, args)
     return 0
+
+
+def classify_scene(scene: str, labels: str | None, args) -> None:
+    with RasterSource(scene) as src:
+        if src.count != 4:
+            print(f"classify: skipped, the shipped rules model needs 4 bands (blue, green, red, NIR); the scene has "
+                  f"{src.count}")
+            return
+    tile, overlap = min(args.tile_size, 256), args.tile_size // 4
+    out = os.path.join(args.out, "classes.tif")
+    result = classify(scene, RULES, out, tile_size=tile, overlap=overlap, window="hann", aggregation="softvote",
+                      scale=args.scale, probabilities=os.path.join(args.out, "class_probabilities.tif"))
+    print(f"classify: '{result.info.name}', {result.tiles} tiles of {tile} px, overlap {overlap} px, Hann window, "
+          f"soft vote ({result.seconds:.2f} s)")
+    reference, valid = full_scene_prediction(scene, RULES, scale=args.scale)
+    with RasterSource(out) as written:
+        classes, _ = written.read(Window(0, 0, written.height, written.width))
+    expected = np.where(valid, np.asarray(result.info.class_values)[reference], 255)
+    agree = (classes[0] == expected).mean()
+    print(f"  tiled vs one full-scene model call: {agree:.2%} of {expected.size:,} pixels agree "
+          f"({int((~valid).sum()):,} nodata pixels stay nodata)")
+    counts = np.bincount(classes[0][valid].ravel(), minlength=len(result.info.class_values))
+    for value, name in zip(result.info.class_values, result.info.class_names):
+        print(f"    {value} {name:<18} {counts[value] / valid.sum():6.1%}")
+    print(f"  class map:   {out}  (colour table, class names, style {os.path.basename(result.style)})")
+    print(f"  quick-look:  {render_class_map(out, os.path.join(args.out, 'classes_quicklook.png'))}")
+    if labels:
+        report = os.path.join(args.out, "comparison.html")
+        truth = compare_classifications(labels, out, report=report)
+        print(f"  against the example's true classes: {truth.agreement:.2%} agree, kappa {truth.kappa:.3f} "
+              f"(report {report})")
+    print("Same run in QGIS: Processing Toolbox > Patchwork > Inference > Classify raster (tiled), or headless:")
+    print(f"  qgis_process.bin run patchwork:classify -- INPUT={scene} MODEL={RULES} TILE_SIZE={tile} "
+          f"OVERLAP={overlap} WINDOW=1 AGGREGATION=1 OUTPUT=classes.tif")
 
 
 if __name__ == "__main__":
