@@ -166,8 +166,11 @@ class OnnxImageModel(Model):
         if out.shape[-1] == size and m:
             out = out[..., m : size - m, m : size - m]
         elif out.shape[-1] != size - 2 * m:
-            raise PatchworkError(f"MODEL: '{self.info.name}' returned {out.shape[-1]} px for a {size} px tile; "
-                                 f"expected {size} or {size - 2 * m} (the tile less its receptive margin).")
+            raise PatchworkError(
+                f"MODEL: '{self.info.name}' returned {out.shape[-1]} px for a {size} px tile; expected {size} or "
+                f"{size - 2 * m} (the tile less its receptive margin of {m} px). If its outputs are smaller than its "
+                "inputs, declare the margin in its metadata as patchwork:receptive_margin."
+            )
         if self.labels_out:
             return out.astype(np.int64)
         out = out.astype(np.float32, copy=False)

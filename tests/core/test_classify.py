@@ -133,6 +133,9 @@ def test_model_with_a_receptive_margin_matches_the_full_scene_inside(tmp_path, o
         np.testing.assert_allclose(p[:, 2:-2, 2:-2], reference, atol=1e-5)
     with pytest.raises(PatchworkError, match="not larger than the model's receptive margin"):
         classify(ortho_path, free, str(tmp_path / "small.tif"), bands=[1, 2, 3], tile_size=4)
+    undeclared = conv_model(str(tmp_path / "undeclared.onnx"), weights, softmax=True)
+    with pytest.raises(PatchworkError, match="declare the margin in its metadata as patchwork:receptive_margin"):
+        classify(ortho_path, undeclared, str(tmp_path / "small.tif"), bands=[1, 2, 3], tile_size=100)
     assert not os.path.exists(tmp_path / "small.tif")
 
 
