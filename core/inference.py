@@ -210,71 +210,102 @@ def classify(
         feedback.info(f"{n_tiles} tiles of {tile} px ({len(row_anchors)} rows × {len(col_anchors)} columns), overlap "
                       f"{overlap} px, {window} window, {aggregation}")
 
-        gt, crs = src.geotransform, src.crs_wkt
-        channels = info.n_outputs
-        if info.task == "classification":
-            dtype, nodata = class_nodata(info.class_values)
-            out = outputs.enter_context(GeoTiffWriter(output, src.width, src.height, 1, dtype, gt, crs, nodata))
-            colours = class_colours(info.n_classes, info.class_colors)
-            apply_colour_table(out.dataset.GetRasterBand(1), info.class_values, info.class_names, colours)
-            out.set_band_descriptions(["class"])
-            lut = np.asarray(info.class_values, dtype=dtype)
-        else:
-            out = outputs.enter_context(GeoTiffWriter(output, src.width, src.height, channels, np.float32, gt, crs,
-                                                      float("nan")))
-            out.set_band_descriptions(info.output_names)
-        prob = None
-        if probabilities:
-            prob = outputs.enter_context(GeoTiffWriter(probabilities, src.width, src.height, channels, np.float32,
-                                                       gt, crs, float("nan")))
-            kind = "P" if aggregation == "softvote" else "vote share"
-            prob.set_band_descriptions([f"{kind}({name})" for name in info.class_names])
-
-        def write(done: Finished | None) -> None:
-            if done is None:
-                return
-            covered = done.covered
-            if info.task == "classification":
-                classes = lut[done.winners()]
-                classes[~covered] = nodata
-                out.write(classes, done.row_off, 0)
-                if prob is not None:
-                    prob.write(done.mean(), done.row_off, 0)
-            else:
-                out.write(done.mean(), done.row_off, 0)
-
-        acc = RowAccumulator(src.width, channels, aggregation)
+        writers = _Outputs(outputs, src, info, output, probabilities, aggregation)
+        acc = RowAccumulator(src.width, info.n_outputs, aggregation)
+        plan = _TilePlan(tile, margin, size, window, aggregation, info.n_outputs, src.height, src.width)
         done_tiles = 0
         for i, row in enumerate(row_anchors):
             strip_width = max(src.width + 2 * margin, tile)  # a raster narrower than a tile is padded
             strip, valid = src.read(Window(int(row) - margin, -margin, tile, strip_width), transform.bands)
             strip = transform.apply(strip, valid)
-            h = min(size, src.height - int(row))
-            top, bottom = row == 0, row + size >= src.height
             for start in range(0, len(col_anchors), batch_size):
                 check_cancelled(feedback)
                 cols = [int(c) for c in col_anchors[start : start + batch_size]]
-                batch = np.stack([strip[:, :, c : c + tile] for c in cols])
-                batch_valid = np.stack([valid[:, c : c + tile] for c in cols])
-                keep = [j for j in range(len(cols)) if batch_valid[j].any()]  # all-nodata tiles stay nodata
-                if keep:
-                    predictions = model.predict(batch[keep], batch_valid[keep])
-                    for j, prediction in zip(keep, predictions):
-                        c = cols[j]
-                        w = min(size, src.width - c)
-                        weights = tile_weights(size, size, window, top, bottom, c == 0, c + size >= src.width)
-                        values = tile_values(prediction, aggregation, channels)[..., :h, :w]
-                        tile_valid = batch_valid[j, margin : margin + h, margin : margin + w]
-                        acc.add(int(row), c, values, weights[:h, :w], tile_valid)
+                plan.predict_and_add(model, acc, strip, valid, int(row), cols)
                 done_tiles += len(cols)
                 feedback.set_progress(100.0 * done_tiles / n_tiles)
             next_row = int(row_anchors[i + 1]) if i + 1 < len(row_anchors) else src.height
-            write(acc.finish_above(next_row))
+            writers.write(acc.finish_above(next_row))
         check_cancelled(feedback)
-    style = None
-    if info.task == "classification":
-        style = write_qml(output, info.class_values, info.class_names, colours)
+    style = writers.write_style()
     return ClassifyResult(output, probabilities, style, info, tile, overlap, n_tiles, time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class _TilePlan:
+    """How one row of tiles turns into accumulator contributions."""
+
+    tile: int  # input side, px
+    margin: int  # cut from each side of a tile's prediction
+    size: int  # the predicted (output) side: tile - 2·margin
+    window: str
+    aggregation: str
+    channels: int
+    height: int
+    width: int
+
+    def predict_and_add(self, model: Model, acc: RowAccumulator, strip: np.ndarray, valid: np.ndarray, row: int,
+                        cols: list[int]) -> None:
+        """Predict the tiles of `strip` (model input, read with the margin) at `cols` and add them at `row`."""
+        t, m, size = self.tile, self.margin, self.size
+        batch_valid = np.stack([valid[:, c : c + t] for c in cols])
+        keep = [j for j in range(len(cols)) if batch_valid[j].any()]  # all-nodata tiles stay nodata
+        if not keep:
+            return
+        predictions = model.predict(np.stack([strip[:, :, cols[j] : cols[j] + t] for j in keep]), batch_valid[keep])
+        h = min(size, self.height - row)
+        top, bottom = row == 0, row + size >= self.height
+        for j, prediction in zip(keep, predictions):
+            c = cols[j]
+            w = min(size, self.width - c)
+            weights = tile_weights(size, size, self.window, top, bottom, c == 0, c + size >= self.width)
+            values = tile_values(prediction, self.aggregation, self.channels)[..., :h, :w]
+            acc.add(row, c, values, weights[:h, :w], batch_valid[j, m : m + h, m : m + w])
+
+
+class _Outputs:
+    """The rasters a run writes, opened on `stack` (removed unless the run completes), fed finished rows."""
+
+    def __init__(self, stack: ExitStack, src: RasterSource, info: ModelInfo, output: str,
+                 probabilities: str | None, aggregation: str) -> None:
+        self.info, self.output = info, output
+        gt, crs, k = src.geotransform, src.crs_wkt, info.n_outputs
+        self.probabilities = None
+        if info.task == "classification":
+            self.dtype, self.nodata = class_nodata(info.class_values)
+            self.main = stack.enter_context(GeoTiffWriter(output, src.width, src.height, 1, self.dtype, gt, crs,
+                                                          self.nodata))
+            self.colours = class_colours(info.n_classes, info.class_colors)
+            apply_colour_table(self.main.dataset.GetRasterBand(1), info.class_values, info.class_names, self.colours)
+            self.main.set_band_descriptions(["class"])
+            self.lut = np.asarray(info.class_values, dtype=self.dtype)
+            if probabilities:
+                self.probabilities = stack.enter_context(GeoTiffWriter(probabilities, src.width, src.height, k,
+                                                                       np.float32, gt, crs, float("nan")))
+                kind = "P" if aggregation == "softvote" else "vote share"
+                self.probabilities.set_band_descriptions([f"{kind}({name})" for name in info.class_names])
+        else:
+            self.main = stack.enter_context(GeoTiffWriter(output, src.width, src.height, k, np.float32, gt, crs,
+                                                          float("nan")))
+            self.main.set_band_descriptions(info.output_names)
+
+    def write(self, done: Finished | None) -> None:
+        if done is None:
+            return
+        if self.info.task != "classification":
+            self.main.write(done.mean(), done.row_off, 0)
+            return
+        classes = self.lut[done.winners()]
+        classes[~done.covered] = self.nodata
+        self.main.write(classes, done.row_off, 0)
+        if self.probabilities is not None:
+            self.probabilities.write(done.mean(), done.row_off, 0)
+
+    def write_style(self) -> str | None:
+        """The class map's .qml (after the rasters are in place)."""
+        if self.info.task != "classification":
+            return None
+        return write_qml(self.output, self.info.class_values, self.info.class_names, self.colours)
 
 
 def full_scene_prediction(raster: str, model: Model | str, *, bands: list[int] | None = None, scale: float = 1.0,
