@@ -15,14 +15,19 @@ _CLASSES: dict[str, type] = {}
 
 
 class Configurable:
-    """Mixin for dataclasses whose fields are JSON-safe constructor arguments."""
+    """Mixin for dataclasses whose fields are JSON-safe constructor arguments.
+
+    Fields marked ``field(metadata={"runtime": True})`` (data handed over at run time, such as a
+    pool of donor chips) are left out of the config.
+    """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _CLASSES[cls.__name__] = cls
 
     def to_config(self) -> dict[str, Any]:
-        params = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        params = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.init and not f.metadata.get("runtime")}
         return {"class": type(self).__name__, "config": json.loads(json.dumps(params))}
 
     @classmethod

@@ -91,11 +91,6 @@ def sample_chips(
         raise PatchworkError(f"CHIP_SIZE must be a positive number of pixels, got {chip_size}")
     if not 0.0 <= max_nodata <= 1.0:
         raise PatchworkError(f"MAX_NODATA is a fraction between 0 and 1, got {max_nodata}")
-    index_in_folder = index_path is None
-    index_path = os.path.abspath(index_path or os.path.join(out_dir, "index.gpkg"))
-    if not index_path.lower().endswith(".gpkg"):
-        raise PatchworkError(f"the chip index is written as a GeoPackage: give it a .gpkg name, not '{index_path}'")
-
     src = RasterSource(source, "INPUT")
     src.require_georeferenced()
     lbl = None
@@ -112,12 +107,8 @@ def sample_chips(
     first = next(batches, None)
     stream = itertools.chain([] if first is None else [first], batches)
 
-    if not index_in_folder:  # checked before the staging folder exists, so a refusal leaves nothing
-        require_writable_folder(os.path.dirname(index_path), "OUTPUT")
-        os.makedirs(os.path.dirname(index_path), exist_ok=True)
-    staged = StagedFolder(out_dir)
-    index_tmp = staged.staged_path("index.gpkg") if index_in_folder else temporary_sibling(index_path)
-    writer = _ChipWriter(src, lbl, staged, boundary, sampler)
+    output = DatasetOutput(out_dir, index_path)
+    writer = _ChipWriter(src, lbl, output.staged, boundary, sampler)
     try:
         records, windows, tried, rejected = _cut_chips(
             src, sampler.limit, chip_size, aoi, aoi_box, max_nodata, stream, writer, feedback
@@ -134,24 +125,20 @@ def sample_chips(
             "max_nodata": max_nodata, "source": os.path.abspath(source),
             "labels": os.path.abspath(labels) if labels else None, "aoi": aoi is not None,
         }
-        _write_index(index_tmp, src.crs_wkt, records)
-        with open(staged.staged_path("dataset.json"), "w") as fh:
-            json.dump({"config": config, "chip_count": len(records), "index": index_path,
-                       "coverage": cover.fraction, "candidates_tried": tried, "rejected": rejected}, fh, indent=2)
+        write_index(output.index_tmp, src.crs_wkt, records)
+        output.write_manifest({"config": config, "chip_count": len(records), "index": output.index_path,
+                               "coverage": cover.fraction, "candidates_tried": tried, "rejected": rejected})
         check_cancelled(feedback)
-        staged.commit()
-        if not index_in_folder:
-            replace_file(index_tmp, index_path)
+        output.commit()
     except BaseException:
-        staged.abort()
-        remove_file(index_tmp)
+        output.abort()
         raise
     finally:
         src.close()
         if lbl:
             lbl.close()
     feedback.set_progress(100)
-    return SampleResult(len(records), os.path.abspath(out_dir), index_path, windows, cover, tried, rejected)
+    return SampleResult(len(records), os.path.abspath(out_dir), output.index_path, windows, cover, tried, rejected)
 
 
 def _cut_chips(src, limit, chip, aoi, aoi_box, max_nodata, stream, writer, feedback):
@@ -228,19 +215,53 @@ class _ChipWriter:
         }
 
 
-def _write_index(path: str, crs_wkt: str, records: list[dict]) -> None:
+class DatasetOutput:
+    """Where a chip dataset is written: files staged in a hidden folder, the index at a temporary name.
+
+    `commit()` moves everything into place; `abort()` removes it, leaving earlier files untouched.
+    The index defaults to `out_dir/index.gpkg`.
+    """
+
+    def __init__(self, out_dir: str, index_path: str | None) -> None:
+        self.in_folder = index_path is None
+        self.index_path = os.path.abspath(index_path or os.path.join(out_dir, "index.gpkg"))
+        if not self.index_path.lower().endswith(".gpkg"):
+            raise PatchworkError(f"the chip index is written as a GeoPackage: give it a .gpkg name, not '{index_path}'")
+        if not self.in_folder:  # checked before the staging folder exists, so a refusal leaves nothing
+            require_writable_folder(os.path.dirname(self.index_path), "OUTPUT")
+            os.makedirs(os.path.dirname(self.index_path), exist_ok=True)
+        self.staged = StagedFolder(out_dir)
+        self.out_dir = os.path.abspath(out_dir)
+        self.index_tmp = self.staged.staged_path("index.gpkg") if self.in_folder else temporary_sibling(self.index_path)
+
+    def write_manifest(self, manifest: dict) -> None:
+        with open(self.staged.staged_path("dataset.json"), "w") as fh:
+            json.dump(manifest, fh, indent=2)
+
+    def commit(self) -> None:
+        self.staged.commit()
+        if not self.in_folder:
+            replace_file(self.index_tmp, self.index_path)
+
+    def abort(self) -> None:
+        self.staged.abort()
+        remove_file(self.index_tmp)
+
+
+def write_index(path: str, crs_wkt: str, records: list[dict], fields: list[tuple[str, int]] = INDEX_FIELDS) -> None:
+    """A GeoPackage layer "chips": one footprint polygon per record (from its geotransform and size)."""
     srs = osr.SpatialReference()
     srs.ImportFromWkt(crs_wkt)
     ds = ogr.GetDriverByName("GPKG").CreateDataSource(path)
     try:
         layer = ds.CreateLayer(INDEX_LAYER, srs, ogr.wkbPolygon)
-        for name, kind in INDEX_FIELDS:
+        for name, kind in fields:
             layer.CreateField(ogr.FieldDefn(name, kind))
         layer.StartTransaction()
         defn = layer.GetLayerDefn()
         for rec in records:
             feature = ogr.Feature(defn)
-            for name, _ in INDEX_FIELDS:
+            for name, _ in fields:
                 if rec[name] is not None:
                     feature.SetField(name, rec[name])
             ring = ogr.Geometry(ogr.wkbLinearRing)
@@ -256,12 +277,20 @@ def _write_index(path: str, crs_wkt: str, records: list[dict]) -> None:
 
 
 def read_index(path: str) -> list[dict]:
-    """The chip records of an index (attributes plus the footprint as WKT), in chip order."""
-    ds = ogr.Open(path)
+    """The chip records of an index (all attributes plus the footprint as WKT), in chip order."""
+    try:
+        ds = ogr.Open(path)
+    except RuntimeError as exc:
+        raise PatchworkError(f"INPUT: cannot open '{path}' as a chip index ({exc}).") from exc
     layer = ds.GetLayerByName(INDEX_LAYER) or ds.GetLayer(0)
+    names = [layer.GetLayerDefn().GetFieldDefn(i).GetName() for i in range(layer.GetLayerDefn().GetFieldCount())]
+    missing = [name for name, _ in INDEX_FIELDS if name not in names]
+    if missing:
+        raise PatchworkError(f"INPUT: '{path}' is not a chip index written by Sample chips (no {', '.join(missing)} "
+                             "fields). Sample chips first (patchwork:samplechips).")
     rows = []
     for f in layer:
-        row = {name: f.GetField(name) for name, _ in INDEX_FIELDS}
+        row = {name: f.GetField(name) for name in names}
         row["footprint_wkt"] = f.GetGeometryRef().ExportToWkt()
         rows.append(row)
     return sorted(rows, key=lambda r: r["chip_id"])

@@ -69,3 +69,16 @@ def footprint(gt: GeoTransform, height: int, width: int) -> list[tuple[float, fl
 
 def is_north_up(gt: GeoTransform) -> bool:
     return gt[2] == 0 and gt[4] == 0
+
+
+def compose_geotransform(gt: GeoTransform, pixel_map: GeoTransform) -> GeoTransform:
+    """The geotransform of an array whose pixel corners map to the source's through `pixel_map`.
+
+    `pixel_map` is in GDAL order too: source col = m0 + m1·col' + m2·row', source row = m3 + m4·col' + m5·row'.
+    Flips and quarter turns use W and H (not W-1, H-1): they map pixel *corners*, so each output
+    pixel's footprint is exactly the footprint of the source pixel it holds.
+    """
+    x0, a, b, y0, d, e = gt
+    c0, c1, c2, r0, r1, r2 = pixel_map
+    return (x0 + a * c0 + b * r0, a * c1 + b * r1, a * c2 + b * r2,
+            y0 + d * c0 + e * r0, d * c1 + e * r1, d * c2 + e * r2)

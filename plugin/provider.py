@@ -4,6 +4,7 @@ from __future__ import annotations
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .algorithms.augment_chips import AugmentChipsAlgorithm
 from .algorithms.classify import ClassifyAlgorithm
 from .algorithms.compare import CompareAlgorithm
 from .algorithms.sample_chips import SampleChipsAlgorithm
@@ -36,5 +37,6 @@ class PatchworkProvider(QgsProcessingProvider):
         return ["tif"]
 
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API name
-        for algorithm in (SampleChipsAlgorithm(), ClassifyAlgorithm(), StitchChipsAlgorithm(), CompareAlgorithm()):
+        for algorithm in (SampleChipsAlgorithm(), AugmentChipsAlgorithm(), ClassifyAlgorithm(), StitchChipsAlgorithm(),
+                          CompareAlgorithm()):
             self.addAlgorithm(algorithm)

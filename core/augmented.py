@@ -1,0 +1,148 @@
+"""Augmented chip datasets: every chip of an index, augmented `copies` times, written as a new dataset.
+
+The output has the chip-dataset layout (images/, labels/, dataset.json, a GeoPackage index) and the
+index schema plus `source_chip_id`, `copy`, `augmentation` (the pipeline config, JSON) and `aug_seed`
+(the seed of that copy: `pipeline(chip, seed=aug_seed)` gives it again). Footprints follow the
+augmented geotransforms. Copy k of chip i is seeded by (SEED, i, k): the same SEED regenerates the
+dataset bit for bit, and chips draw independently of each other and of how many there are.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from osgeo import ogr
+
+from .augment import Augmentation, Compose, Mixing, Sample, check_donor, chip_seed, load_pipeline, nodata_mask
+from .dataset import INDEX_FIELDS, DatasetOutput, read_index, write_index
+from .errors import PatchworkError
+from .geometry import Window
+from .progress import Feedback, SilentFeedback, check_cancelled
+from .raster import RasterSource
+from .writer import write_geotiff
+
+AUGMENTED_FIELDS = INDEX_FIELDS + [
+    ("source_chip_id", ogr.OFTInteger), ("copy", ogr.OFTInteger), ("augmentation", ogr.OFTString),
+    ("aug_seed", ogr.OFTInteger64),
+]
+
+
+def read_chip(record: dict) -> Sample:
+    """One chip of an index as a Sample (image, label, geotransform, nodata, CRS)."""
+    return _read_chip(record)[0]
+
+
+def _read_chip(record: dict) -> tuple[Sample, list[str]]:
+    with RasterSource(record["image_path"], "INPUT") as src:
+        image, _ = src.read(Window(0, 0, src.height, src.width))
+        sample = Sample(image, None, src.geotransform, src.nodata[0], None, src.crs_wkt)
+        descriptions = src.band_descriptions
+    if record.get("label_path"):
+        with RasterSource(record["label_path"], "INPUT") as lbl:
+            label, _ = lbl.read(Window(0, 0, lbl.height, lbl.width))
+            sample = sample.replace(label=label[0] if label.shape[0] == 1 else label, label_nodata=lbl.nodata[0])
+    return sample, descriptions
+
+
+class ChipPool:
+    """The chips of an index as donors for CutMix and MixUp, read from disk when drawn."""
+
+    def __init__(self, records: list[dict]) -> None:
+        self.records = records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> Sample:
+        return read_chip(self.records[i])
+
+    def check(self, op: str) -> None:
+        """Donors must share a size (from the index) and bands, CRS and pixel size (from two chips)."""
+        sizes = {(r["height"], r["width"]) for r in self.records}
+        if len(sizes) > 1:
+            raise PatchworkError(f"{op}: the chips have different sizes {sorted(sizes)}; donors must all be the "
+                                 "same size (sample them with one CHIP_SIZE).")
+        if len(self.records) > 1:
+            check_donor(self[0], self[len(self) - 1], op)
+
+
+@dataclass
+class AugmentResult:
+    chip_count: int
+    out_dir: str
+    index_path: str
+    seconds: float
+
+
+def _nodata_fraction(sample: Sample) -> float:
+    invalid = nodata_mask(sample.image, sample.nodata)
+    return 0.0 if invalid is None else float(invalid.any(axis=0).mean())
+
+
+def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_path: str | None = None, *,
+                  copies: int = 4, seed: int = 0, feedback: Feedback | None = None) -> AugmentResult:
+    """Write `copies` augmented copies of every chip (and its label) of `index` as a new chip dataset."""
+    feedback = feedback or SilentFeedback()
+    started = time.perf_counter()
+    if not isinstance(copies, (int, np.integer)) or copies < 1:
+        raise PatchworkError(f"COPIES must be 1 or more, got {copies!r}")
+    pipeline = load_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
+    records = read_index(index)
+    if not records:
+        raise PatchworkError(f"INPUT: the chip index '{index}' has no chips.")
+    source_dataset = os.path.dirname(os.path.dirname(os.path.abspath(records[0]["image_path"])))
+    if os.path.abspath(out_dir) == source_dataset:
+        raise PatchworkError("OUTPUT_DIR: that is the input chip dataset's folder; choose a new folder so the "
+                             "source chips stay as they are.")
+    pool = ChipPool(records)
+    if isinstance(pipeline, (Compose, Mixing)):
+        pipeline = pipeline.with_pool(pool)  # CutMix and MixUp draw donors from the same dataset
+    config = pipeline.to_config()
+    config_json = json.dumps(config)
+    output = DatasetOutput(out_dir, index_path)
+    out_records, crs = [], ""
+    try:
+        total = len(records) * copies
+        for i, record in enumerate(records):
+            chip, descriptions = _read_chip(record)
+            crs = crs or chip.crs_wkt
+            for copy in range(copies):
+                check_cancelled(feedback)
+                aug_seed = chip_seed(seed, record["chip_id"], copy)
+                out = pipeline(chip, seed=aug_seed)
+                out_records.append(_write_copy(output, record, descriptions, out, len(out_records), copy,
+                                               config_json, aug_seed))
+                feedback.set_progress(100.0 * (i * copies + copy + 1) / total)
+        write_index(output.index_tmp, crs, out_records, AUGMENTED_FIELDS)
+        output.write_manifest({
+            "config": {"augmentation": config, "copies": copies, "seed": seed, "source_index": os.path.abspath(index)},
+            "chip_count": len(out_records), "index": output.index_path,
+        })
+        check_cancelled(feedback)
+        output.commit()
+    except BaseException:
+        output.abort()
+        raise
+    return AugmentResult(len(out_records), output.out_dir, output.index_path, time.perf_counter() - started)
+
+
+def _write_copy(output: DatasetOutput, record: dict, descriptions: list[str], out: Sample, chip_id: int, copy: int,
+                config_json: str, aug_seed: int) -> dict:
+    name = f"aug_{record['chip_id']:06d}_{copy:02d}.tif"
+    write_geotiff(output.staged.staged_path(f"images/{name}"), out.image, out.geotransform, out.crs_wkt,
+                  out.nodata, descriptions)
+    label_path = None
+    if out.label is not None:
+        write_geotiff(output.staged.staged_path(f"labels/{name}"), out.label, out.geotransform, out.crs_wkt,
+                      out.label_nodata)
+        label_path = output.staged.final_path(f"labels/{name}")
+    return {
+        **{name_: record.get(name_) for name_, _ in INDEX_FIELDS},
+        "chip_id": chip_id, "height": out.height, "width": out.width,
+        "image_path": output.staged.final_path(f"images/{name}"), "label_path": label_path,
+        "nodata_fraction": _nodata_fraction(out), "source_chip_id": record["chip_id"], "copy": copy,
+        "augmentation": config_json, "aug_seed": aug_seed, "geotransform": out.geotransform,
+    }

@@ -1,0 +1,61 @@
+"""patchwork:augmentchips — augmented copies of a chip dataset, georeferencing and labels kept exact."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+    QgsProcessingParameterVectorDestination,
+    QgsProcessingParameterVectorLayer,
+)
+
+from ..resources import resource_path
+from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
+
+
+class AugmentChipsAlgorithm(PatchworkAlgorithm):
+    def name(self) -> str:
+        return "augmentchips"
+
+    def displayName(self) -> str:  # noqa: N802 - QGIS API name
+        return self.tr("Augment chips")
+
+    def tags(self) -> list[str]:
+        return self.tr("augment,augmentation,chips,flip,rotate,noise,clouds,cutmix,mixup,training").split(",")
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
+        self.addParameter(QgsProcessingParameterVectorLayer(
+            "INPUT", self.tr("Chip index (from Sample chips)"), [QgsProcessing.TypeVectorPolygon]))
+        self.addParameter(QgsProcessingParameterString(
+            "PIPELINE", self.tr("Augmentation pipeline (JSON, or the path of a .json file)"),
+            defaultValue=resource_path("augmentations", "default.json"), multiLine=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "COPIES", self.tr("Augmented copies per chip"), QgsProcessingParameterNumber.Integer, 4, minValue=1))
+        self.addParameter(QgsProcessingParameterNumber("SEED", self.tr("Random seed"),
+                                                       QgsProcessingParameterNumber.Integer, 42))
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_DIR", self.tr("Augmented chip folder")))
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            "OUTPUT", self.tr("Augmented chip index"), QgsProcessing.TypeVectorPolygon))
+        self.addOutput(QgsProcessingOutputNumber("CHIP_COUNT", self.tr("Number of augmented chips")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+        from ...core.augmented import augment_chips
+
+        layer = self.parameterAsVectorLayer(parameters, "INPUT", context)
+        path = layer.source().split("|")[0] if layer is not None else ""
+        if not path.lower().endswith(".gpkg"):
+            raise QgsProcessingException(self.tr(
+                "INPUT: '{}' is not a chip index GeoPackage. Use the index written by Sample chips.").format(path))
+        index_path = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        result = self.run_core(
+            augment_chips, path, self.parameterAsString(parameters, "PIPELINE", context),
+            self.parameterAsString(parameters, "OUTPUT_DIR", context), index_path,
+            copies=self.parameterAsInt(parameters, "COPIES", context),
+            seed=self.parameterAsInt(parameters, "SEED", context), feedback=ProcessingFeedback(feedback))
+        feedback.pushInfo(self.tr("{} augmented chips written to {} ({:.1f} s)").format(
+            result.chip_count, result.out_dir, result.seconds))
+        StyleFromQml.attach(context, index_path, resource_path("styles", "chip_index.qml"))
+        return {"OUTPUT": index_path, "OUTPUT_DIR": result.out_dir, "CHIP_COUNT": result.chip_count}
