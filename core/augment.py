@@ -124,10 +124,16 @@ class Augmentation(Configurable):
 
 # -- geometric ops: pixels, label and georeferencing move together ------------------------------
 
-def _moved(sample: Sample, move, pixel_map: GeoTransform) -> Sample:
-    label = None if sample.label is None else np.ascontiguousarray(move(sample.label))
+def _moved(sample: Sample, move, pixel_map: GeoTransform, contiguous: bool = True) -> Sample:
+    """Move image and label with `move` (on the last two axes) and the geotransform with `pixel_map`.
+
+    Flips and turns are copied to contiguous arrays (PyTorch cannot take negative strides); a crop
+    stays a view: no op writes into its input.
+    """
+    finish = np.ascontiguousarray if contiguous else (lambda a: a)
+    label = None if sample.label is None else finish(move(sample.label))
     gt = None if sample.geotransform is None else compose_geotransform(sample.geotransform, pixel_map)
-    return sample.replace(image=np.ascontiguousarray(move(sample.image)), label=label, geotransform=gt)
+    return sample.replace(image=finish(move(sample.image)), label=label, geotransform=gt)
 
 
 @dataclass
@@ -190,7 +196,8 @@ class RandomCrop(Augmentation):
                                  "chip; use a smaller size.")
         top = int(rng.integers(0, sample.height - rows + 1))
         left = int(rng.integers(0, sample.width - cols + 1))
-        return _moved(sample, lambda a: a[..., top : top + rows, left : left + cols], (left, 1, 0, top, 0, 1))
+        return _moved(sample, lambda a: a[..., top : top + rows, left : left + cols], (left, 1, 0, top, 0, 1),
+                      contiguous=False)
 
 
 def _fill_for(dtype: np.dtype, nodata: float | None, label: bool = False) -> float:
@@ -284,7 +291,8 @@ class Radiometric(Augmentation):
     """Base of ops that change values: subclasses implement `change(x, rng, invalid)` on float values."""
 
     def apply(self, sample, rng):
-        invalid = nodata_mask(sample.image, sample.nodata)
+        # Without a declared nodata value, NaNs need no mask: arithmetic keeps them NaN.
+        invalid = None if sample.nodata is None else nodata_mask(sample.image, sample.nodata)
         changed = self.change(_work(sample.image), rng, invalid)
         if changed is None:
             return sample

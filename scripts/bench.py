@@ -2,6 +2,7 @@
 
 Poisson-disk sampling: Patchwork's integer-lattice Bridson vs scipy.stats.qmc.PoissonDisk filling
 the same square with the same radius. Both fill the space; the ratio of points per second is printed.
+Augmentation: see scripts/bench_augment.py (throughput per op against albumentations).
 Tiled inference: see scripts/bench_inference.py (tiled vs one full-scene call; peak memory on 4 GB).
 Ratios, not absolute times, are the result: they hold across machines.
 """
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-import bench_inference  # a sibling script
+import bench_augment  # sibling scripts
+import bench_inference
 import numpy as np
 from bench_inference import best_of
 
@@ -45,6 +47,8 @@ def main() -> None:
     verdict = "meets" if min(ratios) >= target else "MISSES"
     verdicts = [f"poisson-disk speed-up: min {min(ratios):.1f}x, geometric mean "
                 f"{np.exp(np.mean(np.log(ratios))):.1f}x ({verdict} the ≥{target:g}x target)"]
+    print()
+    verdicts += bench_augment.run(args.quick, args.repeats)
     print()
     verdicts += bench_inference.run(args.quick, args.repeats)
     print("\nSummary:\n  " + "\n  ".join(verdicts))
