@@ -132,3 +132,17 @@ def test_missing_onnxruntime_is_explained(qgis_env, tmp_path, ortho_path):
     assert done.returncode != 0
     assert "ONNX models need the Python package 'onnxruntime'" in done.stdout + done.stderr
     assert files_under(str(tmp_path)) == []
+
+
+def test_sample_then_augment_from_the_command_line(qgis_env, tmp_path, naip_path):
+    index = str(tmp_path / "chips.gpkg")
+    done = qgis_process(qgis_env, "run", "patchwork:samplechips", "--", f"INPUT={naip_path}", "CHIP_SIZE=64",
+                        "STEP=200", f"OUTPUT_DIR={tmp_path / 'chips'}", f"OUTPUT={index}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    preset = os.path.join(REPO, "resources", "augmentations", "geometric.json")
+    done = qgis_process(qgis_env, "run", "patchwork:augmentchips", "--json", "--", f"INPUT={index}",
+                        f"PIPELINE={preset}", "COPIES=2", "SEED=1", f"OUTPUT_DIR={tmp_path / 'aug'}",
+                        f"OUTPUT={tmp_path / 'aug.gpkg'}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(done.stdout)["results"]
+    assert int(results["CHIP_COUNT"]) == 2 * len(read_index(index)) == len(read_index(results["OUTPUT"]))
