@@ -46,6 +46,10 @@ class Sample:
     def replace(self, **changes: Any) -> Sample:
         return dataclasses.replace(self, **changes)
 
+    def __iter__(self):
+        """`image, label, geotransform = aug(...)`."""
+        return iter((self.image, self.label, self.geotransform))
+
     @property
     def height(self) -> int:
         return self.image.shape[-2]

@@ -1,7 +1,7 @@
 """`make demo`: the Patchwork workflow on the built-in example scene (or SCENE=path/to/raster.tif).
 
 1. Sample training chips (Poisson-disk, with label chips when the example scene is used), write the
-   chip dataset and a PNG quick-look of the chips over the scene.
+   chip dataset and a PNG quick-look of the chips over the scene; augment them (default preset).
 2. Classify the scene with the shipped NDVI/NDWI rules model, tiled with overlap and soft voting,
    check it against one full-scene model call pixel by pixel, and write the styled class map, a
    PNG quick-look and (for the example scene) a comparison with its true classes.
@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from patchwork.core import PoissonDiskSampler, sample_chips
+from patchwork.core.augmented import augment_chips
 from patchwork.core.compare import compare_classifications
 from patchwork.core.example import example_scene, write_example_scene
 from patchwork.core.geometry import Window
@@ -24,8 +25,9 @@ from patchwork.core.quicklook import render_class_map, render_quicklook
 from patchwork.core.raster import RasterSource
 from patchwork.core.writer import write_geotiff
 
-RULES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources", "models",
-                     "ndvi_ndwi_rules.json")
+RESOURCES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources")
+RULES = os.path.join(RESOURCES, "models", "ndvi_ndwi_rules.json")
+PRESETS = os.path.join(RESOURCES, "augmentations")
 
 
 def main() -> int:
@@ -72,6 +74,11 @@ def main() -> int:
     print("Same run in QGIS: Processing Toolbox > Patchwork > Chips > Sample chips, or headless:")
     print(f"  qgis_process.bin run patchwork:samplechips -- INPUT={scene} SAMPLER=2 CHIP_SIZE={chip} "
           f"MIN_DISTANCE={args.min_distance:g} COUNT=0 SEED=7 MAX_NODATA=0.25 OUTPUT_DIR=chips OUTPUT=chips.gpkg")
+    augmented = augment_chips(result.index_path, os.path.join(PRESETS, "default.json"),
+                              os.path.join(args.out, "augmented"), copies=2, seed=7)
+    print(f"augment chips: {augmented.chip_count} augmented chips (2 per chip; flips, quarter turns, brightness, "
+          f"noise; geotransforms turned with the pixels) in {augmented.seconds:.2f} s")
+    print(f"  augmented index: {augmented.index_path}")
     print()
     classify_scene(scene, labels, args)
     return 0
