@@ -13,7 +13,7 @@ export PYTHONPATH := $(PKGROOT)
 export QGIS_PLUGINPATH := $(PKGROOT)
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: bootstrap demo test bench lint package clean
+.PHONY: bootstrap demo test bench lint package workflow-model clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -31,6 +31,10 @@ bench: bootstrap
 
 lint: bootstrap
 	$(VENV)/bin/ruff check .
+
+# Regenerates the shipped modeler model (sample → augment → train → classify) from its script.
+workflow-model: bootstrap
+	$(PY) scripts/build_workflow_model.py
 
 # A zip that QGIS's "Install from ZIP" and the plugin repository accept: patchwork/ inside, no tests or dev files.
 package: bootstrap

@@ -20,6 +20,8 @@ and nodata, and returns a `Sample`:
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -686,16 +688,23 @@ AUGMENTATIONS = (RandomFlip, RandomRotate90, RandomCrop, RandomShift, Brightness
                  SpeckleNoise, BandDropout, AtmosphericHaze, SimulatedClouds, CutMix, MixUp, Compose)
 
 
-def load_pipeline(text_or_path: str) -> Augmentation:
-    """A pipeline from its JSON config, given as text or as the path of a .json file."""
-    import json
-    import os
+PRESETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources", "augmentations")
 
+
+def preset_names() -> list[str]:
+    return sorted(name[:-5] for name in os.listdir(PRESETS) if name.endswith(".json"))
+
+
+def load_pipeline(text_or_path: str) -> Augmentation:
+    """A pipeline from its JSON config: as text, as the path of a .json file, or a preset name ("default")."""
     text = text_or_path.strip()
+    if text in preset_names():
+        text = os.path.join(PRESETS, f"{text}.json")
     if not text.startswith("{"):
         if not os.path.isfile(text):
-            raise PatchworkError(f"PIPELINE: '{text}' is neither JSON nor an existing file. Give the JSON config "
-                                 '({"class": "Compose", "config": {"ops": [...]}}) or a .json file.')
+            raise PatchworkError(f"PIPELINE: '{text}' is neither JSON, an existing file nor a preset "
+                                 f"({', '.join(preset_names())}). Give the JSON config "
+                                 '({"class": "Compose", "config": {"ops": [...]}}), a .json file or a preset name.')
         with open(text, encoding="utf-8") as fh:
             text = fh.read()
     try:

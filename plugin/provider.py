@@ -9,6 +9,7 @@ from .algorithms.classify import ClassifyAlgorithm
 from .algorithms.compare import CompareAlgorithm
 from .algorithms.sample_chips import SampleChipsAlgorithm
 from .algorithms.stitch_chips import StitchChipsAlgorithm
+from .algorithms.train_classifier import TrainClassifierAlgorithm
 from .resources import resource_path
 
 
@@ -37,6 +38,6 @@ class PatchworkProvider(QgsProcessingProvider):
         return ["tif"]
 
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API name
-        for algorithm in (SampleChipsAlgorithm(), AugmentChipsAlgorithm(), ClassifyAlgorithm(), StitchChipsAlgorithm(),
-                          CompareAlgorithm()):
+        for algorithm in (SampleChipsAlgorithm(), AugmentChipsAlgorithm(), TrainClassifierAlgorithm(),
+                          ClassifyAlgorithm(), StitchChipsAlgorithm(), CompareAlgorithm()):
             self.addAlgorithm(algorithm)

@@ -1,17 +1,18 @@
-"""`make demo`: the Patchwork workflow on the built-in example scene (or SCENE=path/to/raster.tif).
+"""`make demo`: the whole Patchwork workflow on the built-in example scene (or SCENE=path/to/raster.tif).
 
-1. Sample training chips (Poisson-disk, with label chips when the example scene is used), write the
-   chip dataset and a PNG quick-look of the chips over the scene; augment them (default preset).
-2. Classify the scene with the shipped NDVI/NDWI rules model, tiled with overlap and soft voting,
-   check it against one full-scene model call pixel by pixel, and write the styled class map, a
-   PNG quick-look and (for the example scene) a comparison with its true classes.
+1. Classify the scene with the shipped NDVI/NDWI rules model, tiled with overlap and soft voting, and
+   check the tiled map against one full-scene model call, pixel by pixel (the rules map).
+2. Sample training chips (Poisson-disk) labelled with the rules map; a PNG quick-look of the chips.
+3. Augment them (geometric preset: flips and quarter turns, georeferencing turned with the pixels).
+4. Train a random forest on the augmented chips and export it to ONNX, with a training report.
+5. Classify the scene with that model and compare it with the rules map (and, for the example scene,
+   with its true classes); quick-looks of both maps.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -23,11 +24,11 @@ from patchwork.core.geometry import Window
 from patchwork.core.inference import classify, full_scene_prediction
 from patchwork.core.quicklook import render_class_map, render_quicklook
 from patchwork.core.raster import RasterSource
+from patchwork.core.training import train_classifier
 from patchwork.core.writer import write_geotiff
 
 RESOURCES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources")
 RULES = os.path.join(RESOURCES, "models", "ndvi_ndwi_rules.json")
-PRESETS = os.path.join(RESOURCES, "augmentations")
 
 
 def main() -> int:
@@ -35,87 +36,95 @@ def main() -> int:
     parser.add_argument("--scene", help="a georeferenced raster (default: the built-in example scene)")
     parser.add_argument("--out", default="demo-output", help="output folder")
     parser.add_argument("--chip-size", type=int, default=64)
-    parser.add_argument("--min-distance", type=float, default=64)
+    parser.add_argument("--min-distance", type=float, default=48)
     parser.add_argument("--tile-size", type=int, default=256, help="classification tile size (px)")
     parser.add_argument("--scale", type=float, default=1.0, help="input scale (0.0001 for Sentinel-2 DN)")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
-    labels = None
+    def out(name: str) -> str:
+        return os.path.join(args.out, name)
+
+    truth = None
     if args.scene:
         scene = args.scene
         print(f"scene: {scene}")
     else:
-        scene = write_example_scene(os.path.join(args.out, "example_scene.tif"))
+        scene = write_example_scene(out("example_scene.tif"))
         with RasterSource(scene) as src:
             _, classes = example_scene(src.height, src.width)
-            labels = write_geotiff(os.path.join(args.out, "example_labels.tif"), classes, src.geotransform,
-                                   src.crs_wkt, nodata=255, band_descriptions=["class (0 water, 1 bare, 2 vegetation)"])
+            truth = write_geotiff(out("example_labels.tif"), classes, src.geotransform, src.crs_wkt, nodata=255,
+                                  band_descriptions=["class (0 water, 1 bare, 2 vegetation)"])
         print(f"scene: built-in example (blue, green, red, NIR reflectance) -> {scene}")
-
     with RasterSource(scene) as src:
-        chip = min(args.chip_size, src.height, src.width)
         print(f"  {src.width} x {src.height} px, {src.count} bands, {src.dtype}")
-        bands = (3, 2, 1) if src.count >= 3 else (1, 1, 1)
+        chip = min(args.chip_size, src.height, src.width)
+        if src.count != 4:
+            print(f"The shipped rules model needs 4 bands (blue, green, red, NIR); the scene has {src.count}. "
+                  "Stopping after sampling chips.")
+            result = sample_chips(scene, PoissonDiskSampler(args.min_distance, seed=7), chip, out("chips"))
+            print(f"sample chips: {result.chip_count} chips -> {result.index_path}")
+            return 0
 
+    print("\n1. Classify with the NDVI/NDWI rules model (Processing: Inference > Classify raster (tiled))")
+    rules_map = classify_tiled(scene, RULES, out("rules_classes.tif"), args)
+
+    print("\n2. Sample chips labelled with the rules map (Chips > Sample chips)")
     sampler = PoissonDiskSampler(min_distance=args.min_distance, count=0, seed=7)
-    started = time.perf_counter()
-    result = sample_chips(scene, sampler, chip, os.path.join(args.out, "chips"),
-                          labels=labels, boundary="shift", max_nodata=0.25)
-    seconds = time.perf_counter() - started
-    print(f"sample chips: {result.chip_count} chips of {chip} px, Poisson-disk ≥ {args.min_distance:g} px apart "
-          f"({seconds:.2f} s)")
-    print(f"  {result.coverage.describe()}")
-    print(f"  skipped: {result.rejected['nodata']} candidates with more than 25% nodata")
-    print(f"  chip folder: {result.out_dir}  (images/{', labels/' if labels else ''} dataset.json)")
-    print(f"  chip index:  {result.index_path}")
-    quicklook = render_quicklook(scene, result.windows, os.path.join(args.out, "chips_quicklook.png"), bands=bands)
-    print(f"  quick-look:  {quicklook}")
-    print("Same run in QGIS: Processing Toolbox > Patchwork > Chips > Sample chips, or headless:")
-    print(f"  qgis_process.bin run patchwork:samplechips -- INPUT={scene} SAMPLER=2 CHIP_SIZE={chip} "
-          f"MIN_DISTANCE={args.min_distance:g} COUNT=0 SEED=7 MAX_NODATA=0.25 OUTPUT_DIR=chips OUTPUT=chips.gpkg")
-    augmented = augment_chips(result.index_path, os.path.join(PRESETS, "default.json"),
-                              os.path.join(args.out, "augmented"), copies=2, seed=7)
-    print(f"augment chips: {augmented.chip_count} augmented chips (2 per chip; flips, quarter turns, brightness, "
-          f"noise; geotransforms turned with the pixels) in {augmented.seconds:.2f} s")
-    print(f"  augmented index: {augmented.index_path}")
-    print()
-    classify_scene(scene, labels, args)
+    chips = sample_chips(scene, sampler, chip, out("chips"), labels=rules_map, max_nodata=0.25)
+    print(f"  {chips.chip_count} chips of {chip} px, Poisson-disk ≥ {args.min_distance:g} px apart; "
+          f"{chips.coverage.describe()}")
+    print(f"  chip index: {chips.index_path}")
+    print(f"  quick-look: {render_quicklook(scene, chips.windows, out('chips_quicklook.png'))}")
+
+    print("\n3. Augment the chips (Chips > Augment chips, preset 'geometric')")
+    augmented = augment_chips(chips.index_path, "geometric", out("augmented"), copies=2, seed=7)
+    print(f"  {augmented.chip_count} augmented chips (2 per chip), georeferencing flipped and turned with the "
+          f"pixels -> {augmented.index_path}")
+
+    print("\n4. Train a random forest on the augmented chips (Training > Train pixel classifier)")
+    trained = train_classifier(augmented.index_path, out("forest.onnx"), estimator="random_forest", seed=7,
+                               report=out("training_report.html"))
+    print(f"  {trained.train_pixels:,} training pixels; validation accuracy {trained.accuracy:.2%} on "
+          f"{trained.validation_pixels:,} pixels of held-out chips; ONNX = scikit-learn on "
+          f"{trained.onnx_agreement:.2%} of them")
+    print(f"  model: {trained.model}  report: {out('training_report.html')}")
+
+    print("\n5. Classify the scene with the trained model and compare")
+    forest_map = classify_tiled(scene, trained.model, out("forest_classes.tif"), args)
+    against_rules = compare_classifications(rules_map, forest_map, report=out("forest_vs_rules.html"))
+    print(f"  forest vs rules map: {against_rules.agreement:.2%} of {against_rules.pixels:,} pixels agree, "
+          f"kappa {against_rules.kappa:.3f} (report {out('forest_vs_rules.html')})")
+    if truth:
+        for name, path in (("rules", rules_map), ("forest", forest_map)):
+            score = compare_classifications(truth, path)
+            print(f"  {name} map vs the example's true classes: {score.agreement:.2%} agree")
+    print("\nThe same chain in QGIS: the modeler model resources/models/patchwork_workflow.model3, or headless:")
+    print(f"  qgis_process.bin run resources/models/patchwork_workflow.model3 -- raster={scene} labels={rules_map} "
+          "classify:classified=classes.tif train:model=model.onnx train:report=report.html")
     return 0
 
 
-def classify_scene(scene: str, labels: str | None, args) -> None:
-    with RasterSource(scene) as src:
-        if src.count != 4:
-            print(f"classify: skipped, the shipped rules model needs 4 bands (blue, green, red, NIR); the scene has "
-                  f"{src.count}")
-            return
-    tile, overlap = min(args.tile_size, 256), args.tile_size // 4
-    out = os.path.join(args.out, "classes.tif")
-    result = classify(scene, RULES, out, tile_size=tile, overlap=overlap, window="hann", aggregation="softvote",
-                      scale=args.scale, probabilities=os.path.join(args.out, "class_probabilities.tif"))
-    print(f"classify: '{result.info.name}', {result.tiles} tiles of {tile} px, overlap {overlap} px, Hann window, "
-          f"soft vote ({result.seconds:.2f} s)")
-    reference, valid = full_scene_prediction(scene, RULES, scale=args.scale)
-    with RasterSource(out) as written:
+def classify_tiled(scene: str, model: str, output: str, args) -> str:
+    """Classify tiled (overlap, Hann, soft vote), check against one full-scene call, write a quick-look."""
+    tile, overlap = args.tile_size, args.tile_size // 4
+    result = classify(scene, model, output, tile_size=tile, overlap=overlap, window="hann", aggregation="softvote",
+                      scale=args.scale if model == RULES else 1.0)
+    reference, valid = full_scene_prediction(scene, model, scale=args.scale if model == RULES else 1.0)
+    with RasterSource(output) as written:
         classes, _ = written.read(Window(0, 0, written.height, written.width))
-    expected = np.where(valid, np.asarray(result.info.class_values)[reference], 255)
-    agree = (classes[0] == expected).mean()
-    print(f"  tiled vs one full-scene model call: {agree:.2%} of {expected.size:,} pixels agree "
-          f"({int((~valid).sum()):,} nodata pixels stay nodata)")
-    counts = np.bincount(classes[0][valid].ravel(), minlength=len(result.info.class_values))
-    for value, name in zip(result.info.class_values, result.info.class_names):
-        print(f"    {value} {name:<18} {counts[value] / valid.sum():6.1%}")
-    print(f"  class map:   {out}  (colour table, class names, style {os.path.basename(result.style)})")
-    print(f"  quick-look:  {render_class_map(out, os.path.join(args.out, 'classes_quicklook.png'))}")
-    if labels:
-        report = os.path.join(args.out, "comparison.html")
-        truth = compare_classifications(labels, out, report=report)
-        print(f"  against the example's true classes: {truth.agreement:.2%} agree, kappa {truth.kappa:.3f} "
-              f"(report {report})")
-    print("Same run in QGIS: Processing Toolbox > Patchwork > Inference > Classify raster (tiled), or headless:")
-    print(f"  qgis_process.bin run patchwork:classify -- INPUT={scene} MODEL={RULES} TILE_SIZE={tile} "
-          f"OVERLAP={overlap} WINDOW=1 AGGREGATION=1 OUTPUT=classes.tif")
+    labels = reference if reference.ndim == 2 else np.argmax(reference, axis=0)
+    expected = np.where(valid, np.asarray(result.info.class_values)[labels], 255)
+    print(f"  '{result.info.name}': {result.tiles} tiles of {tile} px, overlap {overlap} px, Hann window, soft vote "
+          f"({result.seconds:.2f} s)")
+    print(f"  tiled vs one full-scene model call: {(classes[0] == expected).mean():.2%} of {expected.size:,} pixels "
+          f"agree ({int((~valid).sum()):,} nodata pixels stay nodata)")
+    counts = np.bincount(classes[0][valid].ravel(), minlength=max(result.info.class_values) + 1)
+    print("  " + ", ".join(f"{name} {counts[value] / valid.sum():.1%}"
+                           for value, name in zip(result.info.class_values, result.info.class_names)))
+    png = render_class_map(output, os.path.splitext(output)[0] + "_quicklook.png")
+    print(f"  class map: {output} (colour table, class names, {os.path.basename(result.style)}); quick-look: {png}")
+    return output
 
 
 if __name__ == "__main__":

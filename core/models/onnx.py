@@ -4,8 +4,9 @@ Image models follow the Deepness model format: metadata in `metadata_props`, eac
 JSON-encoded — `model_type`, `class_names`, `tile_size` (or `tiles_size`, as Deepness's docs spell
 it), `tiles_overlap` (percent), `standardization_mean` / `standardization_std`, `reg_output_scaling`.
 Patchwork reads its own keys under a `patchwork:` prefix: `receptive_margin` (px), `output_activation`
-(`probabilities` or `logits`) and `class_values`. Tabular models are what skl2onnx exports from
-scikit-learn: a label output and probabilities, as a tensor or as ZipMap dictionaries.
+(`probabilities` or `logits`), `class_values`, `class_colors` and, for per-pixel models, `max_batch_pixels`. Tabular
+models are what skl2onnx exports from scikit-learn: a label output and probabilities, as a tensor or as
+ZipMap dictionaries.
 """
 from __future__ import annotations
 
@@ -196,6 +197,7 @@ class OnnxPixelModel(PixelModel):
                                  (o.type == "tensor(float)" and len(o.shape) == 2 and len(outputs) > 1)), None)
         self.label_output = next((o for o in outputs if o is not self.prob_output and len(o.shape) == 1), None)
         n_bands = _fixed(inp.shape[1])
+        self.chunk = int(meta.get("patchwork:max_batch_pixels", 262144))
         info = ModelInfo(name=name, n_bands=n_bands, per_pixel=True, input_dtype=_input_dtype(inp, name))
         if self.prob_output is None and self.label_output is None:
             self.value_output = outputs[0]
@@ -229,10 +231,16 @@ class OnnxPixelModel(PixelModel):
                                          "metadata or export its probabilities.")
                 values = [int(v) for v in meta.get("patchwork:class_values", range(count))]
             info.class_values, info.class_names = values, names or default_class_names(values)
+            colours = meta.get("patchwork:class_colors")
+            if isinstance(colours, list) and len(colours) == len(values):
+                info.class_colors = [str(c) for c in colours]
         self.info = info
 
     def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
         pixels = np.ascontiguousarray(pixels, dtype=self.info.input_dtype)
+        if len(pixels) > self.chunk:  # bounded memory, e.g. for nearest-neighbour models (pixels x references)
+            return np.concatenate([self.predict_pixels(pixels[i : i + self.chunk])
+                                   for i in range(0, len(pixels), self.chunk)])
         if self.info.task == "regression":
             out = self.session.run([self.value_output.name], {self.input_name: pixels})[0]
             return np.asarray(out, np.float32).reshape(len(pixels), -1)

@@ -13,7 +13,8 @@ from osgeo import gdal
 from scipy.spatial import cKDTree
 
 from patchwork.core import read_index
-from patchwork.core.inference import full_scene_prediction
+from patchwork.core.compare import compare_classifications
+from patchwork.core.inference import classify, full_scene_prediction
 from patchwork.core.writer import write_geotiff
 from tests.conftest import REPO, SHARED_DATA, files_under, read_all
 from tests.onnx_models import free_spatial_dims
@@ -146,3 +147,17 @@ def test_sample_then_augment_from_the_command_line(qgis_env, tmp_path, naip_path
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(done.stdout)["results"]
     assert int(results["CHIP_COUNT"]) == 2 * len(read_index(index)) == len(read_index(results["OUTPUT"]))
+
+
+def test_workflow_model_runs_end_to_end(qgis_env, tmp_path, s2_path):
+    """The shipped .model3 (sample → augment → train → classify) through qgis_process."""
+    labels = str(tmp_path / "rules.tif")
+    classify(s2_path, os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json"), labels, scale=1e-4)
+    model = os.path.join(REPO, "resources", "models", "patchwork_workflow.model3")
+    classes, onnx_model = str(tmp_path / "classes.tif"), str(tmp_path / "model.onnx")
+    done = qgis_process(qgis_env, "run", model, "--json", "--", f"raster={s2_path}", f"labels={labels}",
+                        "chip_size=32", "copies=1", "estimator=0", f"classify:classified={classes}",
+                        f"train:model={onnx_model}", f"train:report={tmp_path / 'report.html'}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert os.path.exists(onnx_model) and os.path.exists(tmp_path / "report.html")
+    assert compare_classifications(labels, classes).agreement >= 0.95

@@ -210,7 +210,7 @@ def test_config_round_trip_behaves_identically(op):
                           Sample(np.zeros((3, 8, 8)), crs_wkt=read_all_crs())]), "another CRS"),
     (lambda: Compose([{"class": "RandomFlip", "config": {"p_vertical": 2}}]), "probability"),
     (lambda: load_pipeline('{"class": "Nope", "config": {}}'), "unknown class 'Nope'"),
-    (lambda: load_pipeline("/no/such/pipeline.json"), "neither JSON nor an existing file"),
+    (lambda: load_pipeline("/no/such/pipeline.json"), "neither JSON, an existing file nor a preset"),
 ])
 def test_bad_parameters_fail_at_construction(build, message):
     with pytest.raises(PatchworkError, match=message):

@@ -1,0 +1,442 @@
+"""Train a per-pixel classifier from label chips, export it to ONNX with Patchwork metadata, report on it.
+
+Pixels come from a chip dataset (image chips with label chips) or from a raster and a label raster
+(cut into 64 px blocks). Validation chips are held out whole, so validation pixels lie apart from the
+training pixels instead of next to them. The ONNX model carries its class ids and names, band count
+and names, and the input scaling it was trained with, so `classify` runs it with no other settings.
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .augmented import read_chip
+from .dataset import read_index
+from .errors import PatchworkError
+from .geometry import Window
+from .progress import Feedback, SilentFeedback, check_cancelled
+from .raster import RasterSource
+from .writer import remove_file, replace_file, require_writable_folder, temporary_sibling
+
+ESTIMATORS = ("random_forest", "extra_trees", "gradient_boosting", "logistic_regression", "knn", "mlp")
+BLOCK = 64  # chip size when training from a raster and a label raster
+KNN_MAX_PIXELS = 10_000
+
+
+def _sklearn():
+    try:
+        import sklearn  # noqa: F401
+    except ImportError as exc:
+        raise PatchworkError(
+            "Training needs the Python package 'scikit-learn' (and 'skl2onnx' to export the model), which QGIS's "
+            "Python does not have. Install them into QGIS's Python (python3 -m pip install scikit-learn skl2onnx) "
+            "and restart QGIS."
+        ) from exc
+
+
+def make_estimator(name: str, parameters: dict | None, seed: int):
+    """A scikit-learn classifier by name; `parameters` must be settings it knows."""
+    _sklearn()
+    from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier, RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    builders = {
+        "random_forest": lambda: RandomForestClassifier(n_estimators=100, max_depth=16, n_jobs=-1, random_state=seed),
+        "extra_trees": lambda: ExtraTreesClassifier(n_estimators=100, max_depth=16, n_jobs=-1, random_state=seed),
+        "gradient_boosting": lambda: GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=seed),
+        "logistic_regression": lambda: LogisticRegression(max_iter=1000),
+        "knn": lambda: KNeighborsClassifier(n_neighbors=5),
+        "mlp": lambda: MLPClassifier(hidden_layer_sizes=(64, 32), max_iter=300, random_state=seed),
+    }
+    if name not in builders:
+        raise PatchworkError(f"ESTIMATOR: unknown '{name}'; use one of {', '.join(ESTIMATORS)}")
+    estimator = builders[name]()
+    if parameters:
+        known = estimator.get_params()
+        unknown = sorted(set(parameters) - set(known))
+        if unknown:
+            raise PatchworkError(f"PARAMETERS: {name} has no setting {', '.join(unknown)}; it has "
+                                 f"{', '.join(sorted(k for k in known if '__' not in k))}.")
+        try:
+            estimator.set_params(**parameters)
+        except (ValueError, TypeError) as exc:
+            raise PatchworkError(f"PARAMETERS: {exc}") from exc
+    if name in ("logistic_regression", "knn", "mlp"):  # distance- and gradient-based: standardise bands
+        return make_pipeline(StandardScaler(), estimator)
+    return estimator
+
+
+@dataclass
+class PixelSet:
+    """Labelled pixels grouped by the chip they come from."""
+
+    features: list[np.ndarray] = field(default_factory=list)  # per chip: (P, C) float32
+    labels: list[np.ndarray] = field(default_factory=list)  # per chip: (P,) int64
+    windows: list[Window] = field(default_factory=list)  # per chip: where it lies in the source raster
+    groups: list[int] = field(default_factory=list)  # per chip: its source chip (augmented copies share one)
+    band_names: list[str] = field(default_factory=list)
+    class_names: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # id: (name, colour)
+
+    def add(self, features: np.ndarray, labels: np.ndarray, window: Window, group: int) -> None:
+        self.features.append(features)
+        self.labels.append(labels)
+        self.windows.append(window)
+        self.groups.append(group)
+
+
+def _valid_pixels(image: np.ndarray, image_nodata, label: np.ndarray, label_nodata) -> tuple[np.ndarray, np.ndarray]:
+    valid = np.ones(label.shape, bool)
+    if image_nodata is not None:
+        valid &= ~(np.isnan(image) if np.isnan(image_nodata) else image == image_nodata).any(axis=0)
+    if np.issubdtype(image.dtype, np.floating):
+        valid &= ~np.isnan(image).any(axis=0)
+    if label_nodata is not None:
+        valid &= label != label_nodata
+    if np.issubdtype(label.dtype, np.floating):
+        valid &= ~np.isnan(label)
+    return image[:, valid].T.astype(np.float32), label[valid].astype(np.int64)
+
+
+def pixels_from_index(index: str, feedback: Feedback) -> PixelSet:
+    records = read_index(index)
+    with_labels = [r for r in records if r.get("label_path")]
+    if not with_labels:
+        raise PatchworkError(f"INPUT: the chips of '{os.path.basename(index)}' have no label chips. Sample chips "
+                             "with a LABELS raster (patchwork:samplechips), or give a raster and a label raster.")
+    out = PixelSet()
+    for i, record in enumerate(with_labels):
+        check_cancelled(feedback)
+        chip = read_chip(record)
+        if chip.label.ndim != 2:
+            raise PatchworkError(f"INPUT: '{record['label_path']}' holds class weights (from MixUp), not class ids; "
+                                 "train on chips without MixUp.")
+        x, y = _valid_pixels(chip.image, chip.nodata, chip.label, chip.label_nodata)
+        window = Window(record["row_off"], record["col_off"], record["height"], record["width"])
+        out.add(x, y, window, record.get("source_chip_id", record["chip_id"]))
+        feedback.set_progress(30.0 * (i + 1) / len(with_labels))
+    with RasterSource(with_labels[0]["image_path"]) as src:
+        out.band_names = src.band_descriptions
+    out.class_names = category_names(_label_raster_of(index))
+    return out
+
+
+def _label_raster_of(index: str) -> str | None:
+    """The label raster a chip dataset was cut from (following augmented datasets to their source)."""
+    for _ in range(5):
+        manifest = os.path.join(os.path.dirname(os.path.abspath(index)), "dataset.json")
+        if not os.path.exists(manifest):
+            return None
+        with open(manifest, encoding="utf-8") as fh:
+            config = json.load(fh).get("config", {})
+        if config.get("labels"):
+            return config["labels"]
+        index = config.get("source_index") or ""
+        if not index:
+            return None
+    return None
+
+
+def category_names(path: str | None) -> dict[int, tuple[str, str | None]]:
+    """Class names (and "#rrggbb" colours) a label raster carries, as Patchwork's class maps do."""
+    if not path or not os.path.exists(path):
+        return {}
+    with RasterSource(path, "LABELS") as src:
+        band = src.dataset.GetRasterBand(1)
+        table = band.GetColorTable()  # (GDAL 3.6's GTiff reads the .aux.xml side-car only after this)
+        names = band.GetCategoryNames() or []
+        colours = {}
+        for i in range(table.GetCount() if table else 0):
+            r, g, b = table.GetColorEntry(i)[:3]
+            colours[i] = f"#{r:02x}{g:02x}{b:02x}"
+    return {i: (name, colours.get(i)) for i, name in enumerate(names) if name}
+
+
+def pixels_from_rasters(raster: str, labels: str, feedback: Feedback) -> PixelSet:
+    out = PixelSet()
+    with RasterSource(raster, "INPUT") as src, RasterSource(labels, "LABELS") as lbl:
+        src.require_same_grid(lbl)
+        if lbl.count != 1:
+            raise PatchworkError(f"LABELS: '{os.path.basename(labels)}' has {lbl.count} bands; give one band of "
+                                 "class ids.")
+        out.band_names = src.band_descriptions
+        out.class_names = category_names(labels)
+        for row in range(0, src.height, BLOCK):
+            check_cancelled(feedback)
+            for col in range(0, src.width, BLOCK):
+                win = Window(row, col, min(BLOCK, src.height - row), min(BLOCK, src.width - col))
+                image, _ = src.read(win)
+                label, _ = lbl.read(win)
+                x, y = _valid_pixels(image, src.nodata[0], label[0], lbl.nodata[0])
+                out.add(x, y, win, len(out.groups))
+            feedback.set_progress(30.0 * min(row + BLOCK, src.height) / src.height)
+    return out
+
+
+def split_by_chip(pixels: PixelSet, validation_fraction: float, rng: np.random.Generator) -> tuple[list, list]:
+    """Chip numbers for training and validation, apart on the ground.
+
+    Whole source chips go to one side (with all their augmented copies), and training chips that
+    overlap a validation chip are left out of training: no validation pixel is also a training pixel.
+    """
+    groups = sorted({g for g, y in zip(pixels.groups, pixels.labels) if len(y)})
+    order = rng.permutation(groups).tolist()
+    n_val = int(round(validation_fraction * len(order)))
+    if validation_fraction > 0 and len(order) >= 2:
+        n_val = min(max(n_val, 1), len(order) - 1)
+    held_out = set(order[:n_val])
+    chips = [i for i, y in enumerate(pixels.labels) if len(y)]
+    validation = [i for i in chips if pixels.groups[i] in held_out]
+    val_windows = [pixels.windows[i] for i in validation]
+    training = [i for i in chips if pixels.groups[i] not in held_out
+                and not any(pixels.windows[i].overlaps(w) for w in val_windows)]
+    return training, validation
+
+
+def stratified_subsample(y: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of at most `limit` pixels keeping the class proportions (every class keeps at least one)."""
+    if len(y) <= limit:
+        return np.arange(len(y))
+    classes, counts = np.unique(y, return_counts=True)
+    quota = np.maximum(1, np.floor(counts * limit / len(y)).astype(int))
+    picked = [rng.choice(np.flatnonzero(y == c), q, replace=False) for c, q in zip(classes, quota)]
+    return np.sort(np.concatenate(picked))
+
+
+@dataclass
+class TrainResult:
+    model: str
+    classes: list[int]
+    accuracy: float | None  # on the validation chips
+    matrix: np.ndarray | None
+    report: dict
+    train_pixels: int
+    validation_pixels: int
+    onnx_agreement: float  # share of validation (or training) pixels where ONNX and scikit-learn agree
+    seconds: float
+
+
+def train_classifier(
+    source: str,
+    output_model: str,
+    *,
+    labels: str | None = None,
+    estimator: str = "random_forest",
+    parameters: dict | str | None = None,
+    validation_fraction: float = 0.2,
+    max_pixels: int = 200_000,
+    seed: int = 0,
+    skops_copy: str | None = None,
+    report: str | None = None,
+    class_names: dict[int, str] | None = None,
+    feedback: Feedback | None = None,
+) -> TrainResult:
+    """Train `estimator` on labelled pixels and write it as ONNX to `output_model`.
+
+    `source` is a chip index (with label chips), or a raster when `labels` (a label raster) is given.
+    """
+    feedback = feedback or SilentFeedback()
+    started = time.perf_counter()
+    if isinstance(parameters, str):
+        try:
+            parameters = json.loads(parameters) if parameters.strip() else None
+        except json.JSONDecodeError as exc:
+            raise PatchworkError(f"PARAMETERS: not valid JSON ({exc}); e.g. {{\"n_estimators\": 200}}") from exc
+    if parameters is not None and not isinstance(parameters, dict):
+        raise PatchworkError('PARAMETERS: give a JSON object of estimator settings, e.g. {"n_estimators": 200}')
+    if not 0.0 <= validation_fraction < 1.0:
+        raise PatchworkError(f"VALIDATION_FRACTION is between 0 and 1 (exclusive), got {validation_fraction}")
+    if max_pixels < 1:
+        raise PatchworkError(f"MAX_PIXELS must be at least 1, got {max_pixels}")
+    if not output_model.lower().endswith(".onnx"):
+        raise PatchworkError(f"OUTPUT_MODEL: give the model an .onnx name, not '{output_model}'")
+    for path in (output_model, skops_copy, report):
+        if path:
+            require_writable_folder(os.path.dirname(os.path.abspath(path)), "OUTPUT")
+    model = make_estimator(estimator, parameters, seed)  # unknown settings fail before any reading
+
+    pixels = pixels_from_rasters(source, labels, feedback) if labels else pixels_from_index(source, feedback)
+    all_labels = np.concatenate(pixels.labels) if pixels.labels else np.zeros(0, np.int64)
+    classes = np.unique(all_labels)
+    if len(classes) < 2:
+        raise PatchworkError(f"INPUT: the labels hold {'no class' if not len(classes) else 'one class only'} "
+                             f"({classes.tolist()}); a classifier needs at least two.")
+    if len(all_labels) < 2 * len(classes):
+        raise PatchworkError(f"INPUT: only {len(all_labels)} labelled pixels for {len(classes)} classes; sample "
+                             "more or larger chips.")
+    if classes.min() < 0:
+        raise PatchworkError(f"INPUT: class ids must be 0 or more to make a class map, got {classes.tolist()}")
+    rng = np.random.default_rng(seed)
+    train_chips, val_chips = split_by_chip(pixels, validation_fraction, rng)
+    if not train_chips:
+        raise PatchworkError("INPUT: every training chip overlaps a validation chip. Sample chips apart (e.g. "
+                             "Poisson-disk with MIN_DISTANCE ≥ 1.42 × the chip size) or lower VALIDATION_FRACTION.")
+    overlapping = sum(1 for y in pixels.labels if len(y)) - len(train_chips) - len(val_chips)
+    if overlapping:
+        feedback.info(f"{overlapping} chips overlap validation chips and are left out of training.")
+    x_train = np.concatenate([pixels.features[i] for i in train_chips])
+    y_train = np.concatenate([pixels.labels[i] for i in train_chips])
+    if estimator == "knn" and max_pixels > KNN_MAX_PIXELS:
+        feedback.info(f"knn keeps at most {KNN_MAX_PIXELS:,} training pixels: it compares every pixel it classifies "
+                      "with each of them.")
+        max_pixels = KNN_MAX_PIXELS
+    keep = stratified_subsample(y_train, max_pixels, rng)
+    x_train, y_train = x_train[keep], y_train[keep]
+    if len(np.unique(y_train)) < 2:
+        raise PatchworkError("INPUT: the training chips hold one class only; lower VALIDATION_FRACTION or sample "
+                             "more chips.")
+    feedback.info(f"{estimator}: {len(y_train):,} training pixels from {len(train_chips)} chips, "
+                  f"{sum(len(pixels.labels[i]) for i in val_chips):,} validation pixels from {len(val_chips)} chips")
+    check_cancelled(feedback)
+    model.fit(x_train, y_train)
+    feedback.set_progress(80)
+    check_cancelled(feedback)
+
+    x_val = np.concatenate([pixels.features[i] for i in val_chips]) if val_chips else np.zeros((0, x_train.shape[1]))
+    y_val = np.concatenate([pixels.labels[i] for i in val_chips]) if val_chips else np.zeros(0, np.int64)
+    x_val = x_val.astype(np.float32)
+    fitted_classes = [int(c) for c in model.classes_]
+    known_names = {c: name for c, (name, _) in pixels.class_names.items()} | (class_names or {})
+    names = [known_names.get(c, f"class {c}") for c in fitted_classes]
+    colours = [pixels.class_names.get(c, ("", None))[1] for c in fitted_classes]
+    # A nearest-neighbour model holds a (pixels x training pixels) distance matrix: small batches.
+    batch = 8192 if estimator == "knn" else 262144
+    onnx_bytes = export_onnx(model, x_train.shape[1], fitted_classes, names, pixels.band_names, batch,
+                             colours if all(colours) else None)
+    check_x = x_val if len(x_val) else x_train[:5000]
+    agreement = onnx_agreement(onnx_bytes, model, check_x)
+    accuracy = matrix = None
+    scores: dict = {}
+    if len(y_val):
+        predicted = model.predict(x_val)
+        accuracy = float((predicted == y_val).mean())
+        matrix, scores = _scores(y_val, predicted, fitted_classes)
+    _write_atomically(output_model, onnx_bytes)
+    if skops_copy:
+        import skops.io as sio
+
+        _write_atomically(skops_copy, sio.dumps(model))
+    result = TrainResult(output_model, fitted_classes, accuracy, matrix, scores, len(y_train), len(y_val), agreement,
+                         time.perf_counter() - started)
+    if report:
+        _write_atomically(report, html_report(result, estimator, model, names, pixels.band_names).encode("utf-8"))
+    feedback.set_progress(100)
+    return result
+
+
+def export_onnx(model, n_bands: int, classes: list[int], names: list[str], band_names: list[str],
+                max_batch_pixels: int = 262144, colours: list[str] | None = None) -> bytes:
+    """The fitted model as ONNX (float input [pixels, bands], label and probability tensors) with metadata."""
+    try:
+        from skl2onnx import to_onnx
+    except ImportError as exc:
+        raise PatchworkError("OUTPUT_MODEL: exporting to ONNX needs the Python package 'skl2onnx'; install it into "
+                             "QGIS's Python (python3 -m pip install skl2onnx).") from exc
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    onx = to_onnx(model, np.zeros((1, n_bands), np.float32), options={id(final): {"zipmap": False}},
+                  target_opset=17)
+    metadata = {
+        "model_type": "Segmentor",
+        "class_names": {str(i): name for i, name in enumerate(names)},
+        "patchwork:class_values": classes,
+        "patchwork:n_bands": n_bands,
+        "patchwork:band_names": band_names,
+        "patchwork:input_scale": 1.0,  # trained on the chips' own values: classify with SCALE 1, OFFSET 0
+        "patchwork:input_offset": 0.0,
+        "patchwork:trained_with": type(final).__name__,
+        "patchwork:max_batch_pixels": max_batch_pixels,
+    }
+    if colours:
+        metadata["patchwork:class_colors"] = colours
+    for key, value in metadata.items():
+        entry = onx.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    return onx.SerializeToString()
+
+
+def onnx_agreement(onnx_bytes: bytes, model, pixels: np.ndarray) -> float:
+    """Share of `pixels` where the exported ONNX model predicts the same class as scikit-learn."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    labels = session.run([session.get_outputs()[0].name], {session.get_inputs()[0].name: pixels})[0]
+    return float((labels.ravel() == model.predict(pixels)).mean()) if len(pixels) else 1.0
+
+
+def _scores(y_true: np.ndarray, y_pred: np.ndarray, classes: list[int]) -> tuple[np.ndarray, dict]:
+    matrix = np.zeros((len(classes), len(classes)), np.int64)
+    index = {c: i for i, c in enumerate(classes)}
+    pairs, counts = np.unique(np.stack([y_true, y_pred]), axis=1, return_counts=True)
+    for (t, p), n in zip(pairs.T.tolist(), counts.tolist()):
+        if t in index and p in index:
+            matrix[index[t], index[p]] = n
+    scores = {}
+    for c, i in index.items():
+        tp = matrix[i, i]
+        precision = tp / matrix[:, i].sum() if matrix[:, i].sum() else 0.0
+        recall = tp / matrix[i].sum() if matrix[i].sum() else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        scores[c] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
+                     "support": int(matrix[i].sum())}
+    return matrix, scores
+
+
+def _importances(model) -> np.ndarray | None:
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    if hasattr(final, "feature_importances_"):
+        return np.asarray(final.feature_importances_)
+    if hasattr(final, "coef_"):
+        weights = np.abs(np.atleast_2d(final.coef_)).mean(axis=0)
+        return weights / weights.sum()
+    return None
+
+
+def html_report(result: TrainResult, estimator: str, model, names: list[str], band_names: list[str]) -> str:
+    e = html.escape
+    parts = [f"<h1>Patchwork: {e(estimator)} pixel classifier</h1>",
+             f"<p>Model: {e(result.model)}<br>{result.train_pixels:,} training pixels; {result.validation_pixels:,} "
+             f"validation pixels from chips held out whole. The ONNX export predicts the same class as "
+             f"scikit-learn on {result.onnx_agreement:.4%} of the checked pixels.</p>"]
+    if result.accuracy is not None:
+        parts.append(f"<p><b>Validation accuracy: {result.accuracy:.2%}</b></p>")
+        head = "".join(f"<th>{e(n)}</th>" for n in names)
+        rows = "".join(
+            f"<tr><th>{e(n)}</th>" + "".join(f"<td>{v:,}</td>" for v in result.matrix[i]) + "</tr>"
+            for i, n in enumerate(names))
+        parts.append(f"<h2>Confusion matrix (rows: true, columns: predicted)</h2><table><tr><th></th>{head}</tr>"
+                     f"{rows}</table>")
+        per_class = "".join(
+            f"<tr><th>{e(n)}</th><td>{s['precision']:.3f}</td><td>{s['recall']:.3f}</td><td>{s['f1']:.3f}</td>"
+            f"<td>{s['support']:,}</td></tr>" for n, s in zip(names, result.report.values()))
+        parts.append("<h2>Per class</h2><table><tr><th></th><th>precision</th><th>recall</th><th>F1</th>"
+                     f"<th>pixels</th></tr>{per_class}</table>")
+    else:
+        parts.append("<p>No validation chips (VALIDATION_FRACTION 0): no accuracy figures.</p>")
+    importances = _importances(model)
+    if importances is not None:
+        labels = [b or f"band {i + 1}" for i, b in enumerate(band_names or [""] * len(importances))]
+        rows = "".join(f"<tr><th>{e(b)}</th><td>{v:.3f}</td></tr>" for b, v in zip(labels, importances))
+        parts.append(f"<h2>Band importance</h2><table>{rows}</table>")
+    style = ("body{font-family:sans-serif;margin:1.5em} table{border-collapse:collapse} "
+             "td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Patchwork training report</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    tmp = temporary_sibling(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        replace_file(tmp, path)
+    except BaseException:
+        remove_file(tmp)
+        raise

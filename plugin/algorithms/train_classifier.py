@@ -1,0 +1,97 @@
+"""patchwork:trainclassifier — train a per-pixel classifier from label chips and export it to ONNX."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMapLayer,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsRasterLayer,
+)
+
+from ...core.training import ESTIMATORS
+from .common import PatchworkAlgorithm, ProcessingFeedback
+
+
+class TrainClassifierAlgorithm(PatchworkAlgorithm):
+    group_name = "Training"
+
+    def name(self) -> str:
+        return "trainclassifier"
+
+    def displayName(self) -> str:  # noqa: N802 - QGIS API name
+        return self.tr("Train pixel classifier")
+
+    def tags(self) -> list[str]:
+        return self.tr("train,classifier,random forest,scikit-learn,onnx,machine learning,supervised").split(",")
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
+        number = QgsProcessingParameterNumber
+        self.addParameter(QgsProcessingParameterMapLayer(
+            "INPUT", self.tr("Chip index with label chips, or a raster"),
+            types=[QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeRaster]))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "LABELS", self.tr("Label raster (when INPUT is a raster)"), optional=True))
+        self.addParameter(QgsProcessingParameterEnum("ESTIMATOR", self.tr("Estimator"), list(ESTIMATORS),
+                                                     defaultValue=0))
+        self.addParameter(QgsProcessingParameterString(
+            "PARAMETERS", self.tr('Estimator settings (JSON, e.g. {"n_estimators": 200})'), optional=True))
+        self.addParameter(number("VALIDATION_FRACTION", self.tr("Fraction of chips held out for validation"),
+                                 number.Double, 0.2, minValue=0.0, maxValue=0.95))
+        self.addParameter(number("MAX_PIXELS", self.tr("Maximum training pixels (stratified subsample)"),
+                                 number.Integer, 200000, minValue=1))
+        self.addParameter(number("SEED", self.tr("Random seed"), number.Integer, 42))
+        self.mark_advanced("PARAMETERS", "MAX_PIXELS", "SEED")
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_MODEL", self.tr("Model (ONNX)"), self.tr("ONNX models (*.onnx)")))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_SKOPS", self.tr("Model (scikit-learn .skops copy)"), self.tr("skops files (*.skops)"),
+            optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_REPORT", self.tr("Training report"), self.tr("HTML files (*.html)"), optional=True,
+            createByDefault=True))
+        self.addOutput(QgsProcessingOutputNumber("ACCURACY", self.tr("Validation accuracy")))
+        self.addOutput(QgsProcessingOutputString("CLASSES", self.tr("Class ids (comma-separated)")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+        from ...core.training import train_classifier
+
+        layer = self.parameterAsLayer(parameters, "INPUT", context)
+        labels = self.file_raster(parameters, "LABELS", context)
+        source = layer.source().split("|")[0]
+        if isinstance(layer, QgsRasterLayer):
+            if labels is None:
+                raise QgsProcessingException(self.tr(
+                    "LABELS: INPUT is a raster, so a label raster of class ids on its grid is needed."))
+            self.file_raster(parameters, "INPUT", context)
+        elif labels is not None:
+            feedback.pushWarning(self.tr("LABELS is not used: INPUT is a chip index, whose label chips are used."))
+            labels = None
+        model = self.parameterAsFileOutput(parameters, "OUTPUT_MODEL", context)
+        skops_copy = self.parameterAsFileOutput(parameters, "OUTPUT_SKOPS", context) or None
+        report = self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None
+        result = self.run_core(
+            train_classifier, source, model, labels=labels.source() if labels else None,
+            estimator=ESTIMATORS[self.parameterAsEnum(parameters, "ESTIMATOR", context)],
+            parameters=self.parameterAsString(parameters, "PARAMETERS", context) or None,
+            validation_fraction=self.parameterAsDouble(parameters, "VALIDATION_FRACTION", context),
+            max_pixels=self.parameterAsInt(parameters, "MAX_PIXELS", context),
+            seed=self.parameterAsInt(parameters, "SEED", context),
+            skops_copy=skops_copy, report=report, feedback=ProcessingFeedback(feedback),
+        )
+        if result.accuracy is not None:
+            feedback.pushInfo(self.tr("Validation accuracy {:.2%} on {:,} pixels").format(
+                result.accuracy, result.validation_pixels))
+        outputs = {"OUTPUT_MODEL": model, "ACCURACY": result.accuracy,
+                   "CLASSES": ",".join(map(str, result.classes))}
+        if skops_copy:
+            outputs["OUTPUT_SKOPS"] = skops_copy
+        if report:
+            outputs["OUTPUT_REPORT"] = report
+        return outputs

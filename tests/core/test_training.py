@@ -1,0 +1,115 @@
+"""Training a pixel classifier on real Sentinel-2 chips labelled by the rules model, and its ONNX export."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from patchwork.core import PoissonDiskSampler, RegularSampler, sample_chips
+from patchwork.core.augmented import augment_chips
+from patchwork.core.compare import compare_classifications
+from patchwork.core.errors import PatchworkError
+from patchwork.core.inference import classify
+from patchwork.core.models import load_model
+from patchwork.core.progress import SilentFeedback
+from patchwork.core.training import pixels_from_index, split_by_chip, stratified_subsample, train_classifier
+from patchwork.core.writer import write_geotiff
+from tests.conftest import REPO, read_all
+
+RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
+
+
+@pytest.fixture(scope="module")
+def s2_chips(tmp_path_factory, s2_path):
+    root = tmp_path_factory.mktemp("train")
+    labels = str(root / "rules.tif")
+    classify(s2_path, RULES, labels, scale=1e-4)
+    chips = sample_chips(s2_path, PoissonDiskSampler(min_distance=24, count=0, seed=3), 24, str(root / "chips"),
+                         labels=labels, max_nodata=0.5)
+    return root, labels, chips.index_path
+
+
+def test_random_forest_from_chips_reproduces_the_rules_map_on_the_full_scene(s2_chips, s2_path):
+    root, labels, index = s2_chips
+    augmented = augment_chips(index, "geometric", str(root / "augmented"), copies=2, seed=1)
+    model = str(root / "forest.onnx")
+    result = train_classifier(augmented.index_path, model, estimator="random_forest", seed=4,
+                              report=str(root / "report.html"), skops_copy=str(root / "forest.skops"))
+    assert result.classes == [0, 1, 2] and result.accuracy > 0.95
+    info = load_model(model).info  # runs with no other settings: classes, bands, names from the metadata
+    assert info.class_values == [0, 1, 2] and info.n_bands == 4 and info.per_pixel
+    classify(s2_path, model, str(root / "forest.tif"))
+    agreement = compare_classifications(labels, str(root / "forest.tif")).agreement
+    assert agreement >= 0.95
+    report = (root / "report.html").read_text()
+    assert "Validation accuracy" in report and "Band importance" in report and "precision" in report
+
+
+@pytest.mark.parametrize("estimator", ["random_forest", "extra_trees", "logistic_regression", "mlp"])
+def test_exported_onnx_predicts_what_scikit_learn_predicts(s2_chips, s2_path, estimator):
+    import skops.io as sio
+
+    root, _, index = s2_chips
+    model, copy = str(root / f"{estimator}.onnx"), str(root / f"{estimator}.skops")
+    result = train_classifier(index, model, estimator=estimator, seed=2, skops_copy=copy)
+    assert result.onnx_agreement == 1.0
+    data, *_ = read_all(s2_path)
+    pixels = data.reshape(4, -1).T.astype(np.float32)
+    fitted = sio.load(copy, trusted=sio.get_untrusted_types(file=copy))
+    onnx_labels = np.argmax(load_model(model).predict_pixels(pixels), axis=1)
+    np.testing.assert_array_equal(np.asarray(result.classes)[onnx_labels], fitted.predict(pixels))
+
+
+def test_validation_chips_are_held_out_whole_and_subsampling_keeps_proportions(s2_chips):
+    root, _, index = s2_chips
+    augmented = augment_chips(index, "geometric", str(root / "augmented-split"), copies=3, seed=2)
+    pixels = pixels_from_index(augmented.index_path, SilentFeedback())
+    train, val = split_by_chip(pixels, 0.25, np.random.default_rng(0))
+    sources = len(set(pixels.groups))
+    assert len({pixels.groups[i] for i in val}) == round(0.25 * sources)  # a quarter of the source chips ...
+    assert not {pixels.groups[i] for i in train} & {pixels.groups[i] for i in val}  # ... with all their copies
+    assert not any(pixels.windows[t].overlaps(pixels.windows[v]) for t in train for v in val)  # apart on the ground
+    assert len(train) + len(val) < len(pixels.groups)  # Poisson chips 24 px wide, ≥ 24 px apart: some touch
+    y = np.repeat([0, 1, 2], [9000, 900, 100])
+    keep = stratified_subsample(y, 1000, np.random.default_rng(0))
+    assert np.bincount(y[keep]).tolist() == [900, 90, 10]
+
+
+def test_training_errors_are_clear(tmp_path, s2_chips, s2_path):
+    root, labels, index = s2_chips
+    out = str(tmp_path / "m.onnx")
+    no_labels = sample_chips(s2_path, RegularSampler(64), 32, str(tmp_path / "plain"))
+    with pytest.raises(PatchworkError, match="have no label chips"):
+        train_classifier(no_labels.index_path, out)
+    data, gt, wkt, _ = read_all(s2_path)
+    one_class = write_geotiff(str(tmp_path / "one.tif"), np.ones(data.shape[1:], np.uint8), gt, wkt, nodata=255)
+    with pytest.raises(PatchworkError, match="one class only"):
+        train_classifier(s2_path, out, labels=one_class)
+    tiny = np.full(data.shape[1:], 255, np.uint8)
+    tiny[0, :3] = [0, 1, 2]
+    few = write_geotiff(str(tmp_path / "few.tif"), tiny, gt, wkt, nodata=255)
+    with pytest.raises(PatchworkError, match="only 3 labelled pixels for 3 classes"):
+        train_classifier(s2_path, out, labels=few)
+    with pytest.raises(PatchworkError, match="random_forest has no setting n_trees; it has .*n_estimators"):
+        train_classifier(index, out, parameters='{"n_trees": 10}')
+    with pytest.raises(PatchworkError, match="unknown 'svm'"):
+        train_classifier(index, out, estimator="svm")
+    assert not os.path.exists(out)
+
+
+def test_training_from_a_raster_and_label_raster_keeps_class_names(tmp_path, s2_path):
+    from osgeo import gdal
+
+    labels = str(tmp_path / "rules.tif")
+    gdal.SetConfigOption("GDAL_PAM_ENABLED", "YES")  # class names travel in the .aux.xml side-car
+    try:
+        classify(s2_path, RULES, labels, scale=1e-4)
+        result = train_classifier(s2_path, str(tmp_path / "m.onnx"), labels=labels, estimator="extra_trees",
+                                  parameters={"n_estimators": 20}, max_pixels=5000)
+    finally:
+        gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
+    assert result.train_pixels <= 5000 + 3 and result.accuracy > 0.95  # (+ at most one per class)
+    info = load_model(str(tmp_path / "m.onnx")).info
+    assert info.class_names == ["water", "bare land / scrub", "vegetation"]
+    assert info.class_colors == ["#2c7bb6", "#d8b365", "#1a9641"]  # the label raster's palette

@@ -1,0 +1,49 @@
+"""patchwork:trainclassifier through Processing, and the shipped workflow model in the modeler."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback, QgsProcessingModelAlgorithm
+
+from tests.conftest import REPO
+
+RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
+WORKFLOW = os.path.join(REPO, "resources", "models", "patchwork_workflow.model3")
+
+
+def run(algorithm, params):
+    import processing
+
+    return processing.run(f"patchwork:{algorithm}", params, feedback=QgsProcessingFeedback())
+
+
+def test_train_from_raster_and_labels_then_classify(patchwork_provider, tmp_path, s2_path):
+    alg = QgsApplication.processingRegistry().algorithmById("patchwork:trainclassifier")
+    assert alg.displayName() == "Train pixel classifier"
+    assert alg.parameterDefinition("ESTIMATOR").options() == ["random_forest", "extra_trees", "gradient_boosting",
+                                                               "logistic_regression", "knn", "mlp"]
+    labels = run("classify", {"INPUT": s2_path, "MODEL": RULES, "OUTPUT": str(tmp_path / "rules.tif")})["OUTPUT"]
+    trained = run("trainclassifier", {"INPUT": s2_path, "LABELS": labels, "ESTIMATOR": 1,
+                                      "PARAMETERS": '{"n_estimators": 30}', "OUTPUT_MODEL": str(tmp_path / "m.onnx"),
+                                      "OUTPUT_REPORT": str(tmp_path / "report.html")})
+    assert trained["ACCURACY"] > 0.95 and trained["CLASSES"] == "0,1,2"
+    classified = run("classify", {"INPUT": s2_path, "MODEL": trained["OUTPUT_MODEL"],
+                                  "OUTPUT": str(tmp_path / "m.tif")})
+    compared = run("compare", {"INPUT": classified["OUTPUT"], "REFERENCE": labels})
+    assert compared["AGREEMENT"] >= 0.95
+    with pytest.raises(QgsProcessingException, match="LABELS: INPUT is a raster"):
+        run("trainclassifier", {"INPUT": s2_path, "OUTPUT_MODEL": str(tmp_path / "x.onnx")})
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_workflow_model_loads_in_the_modeler_and_validates(patchwork_provider):
+    model = QgsProcessingModelAlgorithm()
+    assert model.fromFile(WORKFLOW)
+    ok, problems = model.validate()
+    assert ok, problems
+    children = model.childAlgorithms()
+    assert sorted(c.algorithmId() for c in children.values()) == [
+        "patchwork:augmentchips", "patchwork:classify", "patchwork:samplechips", "patchwork:trainclassifier"]
+    assert {p.name() for p in model.parameterDefinitions()} >= {"raster", "labels", "chip_size", "copies",
+                                                               "estimator", "classify:classified", "train:model"}
