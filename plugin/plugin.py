@@ -11,17 +11,58 @@ class PatchworkPlugin:
         # qgis_process passes iface=None: nothing here may touch the GUI.
         self.iface = iface
         self.provider: PatchworkProvider | None = None
+        self.action = None
+        self.dock = None
 
     def initProcessing(self) -> None:  # noqa: N802 - QGIS API name
         """Called by QGIS (also headless, by qgis_process) to register the Processing provider."""
         if self.provider is None:
-            self.provider = PatchworkProvider()
-            QgsApplication.processingRegistry().addProvider(self.provider)
+            provider = PatchworkProvider()
+            # False when a provider "patchwork" is registered already (QGIS then deletes this one).
+            if QgsApplication.processingRegistry().addProvider(provider):
+                self.provider = provider
 
     def initGui(self) -> None:  # noqa: N802 - QGIS API name
+        from qgis.PyQt.QtCore import QCoreApplication, Qt
+        from qgis.PyQt.QtGui import QIcon
+        from qgis.PyQt.QtWidgets import QAction
+
+        from ..ui.dock import PatchworkDock
+        from .resources import resource_path
+
         self.initProcessing()
+        self.dock = PatchworkDock(self.iface, self.iface.mainWindow())
+        self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        self.dock.hide()
+        self.action = QAction(QIcon(resource_path("icons", "patchwork.svg")),
+                              QCoreApplication.translate("PatchworkPlugin", "Patchwork panel"), self.iface.mainWindow())
+        self.action.setObjectName("PatchworkPanelAction")
+        self.action.setCheckable(True)
+        self.action.setToolTip(QCoreApplication.translate(
+            "PatchworkPlugin", "Sample chips, preview augmentations, classify and stitch"))
+        self.action.toggled.connect(self.dock.setUserVisible)
+        self.dock.visibilityChanged.connect(self.action.setChecked)
+        self.iface.addToolBarIcon(self.action)
+        self.iface.addPluginToRasterMenu(self.menu_name(), self.action)
+
+    @staticmethod
+    def menu_name() -> str:
+        from qgis.PyQt.QtCore import QCoreApplication
+
+        return QCoreApplication.translate("PatchworkPlugin", "&Patchwork")
 
     def unload(self) -> None:
+        """Removes everything initGui and initProcessing added (Plugin Reloader leaves nothing behind)."""
+        if self.action is not None:
+            self.iface.removePluginRasterMenu(self.menu_name(), self.action)
+            self.iface.removeToolBarIcon(self.action)
+            self.action.deleteLater()
+            self.action = None
+        if self.dock is not None:
+            self.dock.cleanup()
+            self.iface.removeDockWidget(self.dock)
+            self.dock.deleteLater()
+            self.dock = None
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None

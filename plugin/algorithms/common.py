@@ -92,6 +92,8 @@ class StyleFromQml:
             def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS API name
                 layer.loadNamedStyle(qml_path)
                 layer.triggerRepaint()
+                if self in cls._alive:  # done: Processing calls a post-processor once
+                    cls._alive.remove(self)
 
         if context.willLoadLayerOnCompletion(output_path):
             processor = _Apply()

@@ -1,0 +1,199 @@
+"""The dock panel driven as a user would: parameters, previews on the canvas, background runs, cancel, unload."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from osgeo import gdal
+from qgis.core import QgsProject, QgsRasterLayer
+from qgis.PyQt.QtWidgets import QLabel
+
+from patchwork.core.augment import load_pipeline
+from tests.conftest import REPO, SHARED_DATA
+
+RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
+
+
+def wait_for(run, qgis_app, timeout: float = 60.0) -> tuple[bool, str]:
+    """Process events until a background run reports back; returns (ok, message)."""
+    done = {}
+    run.finished.connect(lambda ok, results, message: done.update(ok=ok, message=message))
+    deadline = time.monotonic() + timeout
+    while "ok" not in done and time.monotonic() < deadline:
+        qgis_app.processEvents()
+        time.sleep(0.01)
+    assert "ok" in done, "the run did not finish in time"
+    return done["ok"], done["message"]
+
+
+@pytest.fixture
+def dock(qgis_app, qgis_iface, patchwork_provider):
+    from patchwork.ui.dock import PatchworkDock
+
+    panel = PatchworkDock(qgis_iface)
+    yield panel
+    panel.cleanup()
+    QgsProject.instance().removeAllMapLayers()
+
+
+@pytest.fixture
+def s2_layer(s2_path, qgis_iface):
+    layer = QgsRasterLayer(s2_path, "s2")
+    QgsProject.instance().addMapLayer(layer)
+    qgis_iface.mapCanvas().setDestinationCrs(layer.crs())
+    qgis_iface.mapCanvas().setExtent(layer.extent())
+    return layer
+
+
+def test_chip_preview_follows_the_sampler_settings(dock, s2_layer):
+    assert dock.objectName() == "PatchworkDock"
+    dock.raster_combo.setLayer(s2_layer)
+    dock.sampler_combo.setCurrentText("regular")
+    dock.chip_size.setValue(32)
+    dock.step.setValue(32)
+    assert dock.preview_chips() == 7 * 11  # 206 x 343 px: 7 rows and 11 columns of 32 px chips, edges shifted
+    geometry = dock.footprints.band.asGeometry()
+    assert geometry.constGet().numGeometries() == 77
+    assert geometry.boundingBox().toString(6) == s2_layer.extent().toString(6)  # full coverage, edges included
+    dock.sampler_combo.setCurrentText("poisson")
+    dock.min_distance.setValue(40)
+    dock.count.setValue(10)
+    assert dock.preview_chips() == 10
+    dock.chip_size.setValue(400)  # larger than the raster: the panel says so instead of drawing
+    assert dock.preview_chips() == 0 and "larger than the raster" in dock.message.text()
+    dock.live_preview.setChecked(False)
+    assert dock.footprints.band.asGeometry().isEmpty()
+
+
+def test_augmentation_preview_shows_draws_on_the_map_and_in_a_gallery(dock, s2_layer):
+    dock.raster_combo.setLayer(s2_layer)
+    dock.chip_size.setValue(48)
+    dock.draws.setValue(3)
+    dock.set_pipeline(load_pipeline("geometric"))
+    samples = dock.preview_augmentation()
+    assert len(samples) == 4 and all(s.image.shape[1:] == (48, 48) for s in samples)
+    group = QgsProject.instance().layerTreeRoot().findGroup("Patchwork preview")
+    assert group is not None and len(group.findLayers()) == 4
+    for node, sample in zip(group.findLayers(), samples):
+        assert gdal.Open(node.layer().source()).GetGeoTransform() == pytest.approx(sample.geotransform)
+    pictures = [label for label in dock.gallery.findChildren(QLabel) if label.pixmap() and not label.pixmap().isNull()]
+    assert len(pictures) == 4
+    first = dock.preview_seed.value()
+    dock.reroll()
+    assert dock.preview_seed.value() == first + 3
+    dock.cleanup()
+    assert QgsProject.instance().layerTreeRoot().findGroup("Patchwork preview") is None
+    assert not QgsProject.instance().mapLayersByName("original chip")
+
+
+def test_sample_run_in_the_background_adds_the_styled_index(dock, s2_layer, tmp_path, qgis_app):
+    dock.raster_combo.setLayer(s2_layer)
+    dock.sampler_combo.setCurrentText("regular")
+    dock.chip_size.setValue(64)
+    dock.step.setValue(64)
+    dock.chip_folder.setFilePath(str(tmp_path / "chips"))
+    dock.run_sample()
+    ok, message = wait_for(dock.run, qgis_app)
+    assert ok, message
+    index = QgsProject.instance().mapLayersByName("index")
+    assert index and index[0].featureCount() == 4 * 6
+    assert index[0].renderer().symbol().symbolLayer(0).strokeColor().name() == "#ffc800"
+    assert dock.progress.value() == 100 and not dock.cancel_button.isEnabled()
+
+
+def test_model_picker_explains_problems_before_the_run(dock, tmp_path, ortho_path):
+    ortho = QgsRasterLayer(ortho_path, "ortho")
+    QgsProject.instance().addMapLayer(ortho)
+    dock.classify_raster.setLayer(ortho)
+    dock.model_file.setFilePath(os.path.join(SHARED_DATA, "models", "two_outputs_softmax_bsx2x512x512.onnx"))
+    assert not dock.check_model()
+    assert "takes 3 bands but would get 4" in dock.model_info.text() and "Coffee, Tea" in dock.model_info.text()
+    dock.classify_bands.setText("1,2,3")
+    assert dock.check_model() and "tile 512 px (fixed)" in dock.model_info.text()
+    pickled = tmp_path / "model.pkl"
+    pickled.write_bytes(b"\x80\x04K\x01.")
+    dock.model_file.setFilePath(str(pickled))
+    assert not dock.check_model() and "TRUST_MODEL" in dock.model_info.text()
+
+
+def test_classify_run_adds_a_class_map_with_names(dock, s2_layer, tmp_path, qgis_app):
+    dock.classify_raster.setLayer(s2_layer)
+    dock.model_file.setFilePath(RULES)
+    dock.scale.setValue(0.0001)
+    dock.tile_size.setValue(128)
+    dock.classified_file.setFilePath(str(tmp_path / "classes.tif"))
+    dock.run_classify()
+    ok, message = wait_for(dock.run, qgis_app)
+    assert ok, message
+    layer = QgsProject.instance().mapLayersByName("classes")[0]
+    assert layer.renderer().type() == "paletted"
+    assert [c.label for c in layer.renderer().classes()] == ["water", "bare land / scrub", "vegetation"]
+
+
+def test_cancel_stops_the_run_within_a_second_and_leaves_nothing(dock, tmp_path, qgis_app, example_path):
+    layer = QgsRasterLayer(example_path, "example")
+    QgsProject.instance().addMapLayer(layer)
+    dock.classify_raster.setLayer(layer)
+    dock.model_file.setFilePath(RULES)
+    dock.tile_size.setValue(16)  # many small tiles: a long run
+    dock.classified_file.setFilePath(str(tmp_path / "out" / "classes.tif"))
+    run = dock.start_run("patchwork:classify", {"INPUT": example_path, "MODEL": RULES, "TILE_SIZE": 8,
+                                                "BATCH_SIZE": 1, "OUTPUT": str(tmp_path / "out" / "classes.tif")})
+    deadline = time.monotonic() + 10
+    while dock.progress.value() < 2 and time.monotonic() < deadline:  # it is really running
+        qgis_app.processEvents()
+    assert dock.progress.value() < 100
+    started = time.monotonic()
+    dock.cancel_run()
+    ok, message = wait_for(run, qgis_app, timeout=5)
+    assert not ok and time.monotonic() - started < 1.0
+    assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
+
+
+def test_settings_are_remembered_per_project(dock, qgis_iface):
+    from patchwork.ui.dock import PatchworkDock
+
+    dock.chip_size.setValue(96)
+    dock.sampler_combo.setCurrentText("jittered")
+    dock.scale.setValue(0.0001)
+    dock.save_settings()
+    again = PatchworkDock(qgis_iface)
+    try:
+        assert again.chip_size.value() == 96 and again.sampler_combo.currentText() == "jittered"
+        assert again.scale.value() == pytest.approx(0.0001)
+    finally:
+        again.cleanup()
+        QgsProject.instance().removeEntry("Patchwork", "/")
+
+
+def test_every_widget_has_a_tooltip_and_takes_the_keyboard(dock):
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit, QPlainTextEdit
+
+    def ours(w) -> bool:  # not the inner parts of Qt's and QGIS's own composite widgets
+        return not w.objectName().startswith("qt_") and type(w.parent()).__name__ not in ("QTabBar",
+                                                                                         "QgsFilterLineEdit")
+
+    widgets = [w for kind in (QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit, QPlainTextEdit)
+               for w in dock.findChildren(kind) if ours(w)]
+    assert len(widgets) > 40
+    missing = [w for w in widgets if not w.toolTip() and not (w.parent() and w.parent().toolTip())]
+    assert not missing, [(type(w).__name__, w.objectName(), type(w.parent()).__name__) for w in missing]
+    assert all(w.focusPolicy() != Qt.NoFocus for w in widgets if isinstance(w, (QAbstractSpinBox, QComboBox)))
+
+
+def test_unload_removes_menu_toolbar_dock_and_canvas_items(qgis_app, qgis_iface, patchwork_provider, s2_layer):
+    import patchwork
+
+    plugin = patchwork.classFactory(qgis_iface)
+    plugin.initGui()
+    canvas_items = len(qgis_iface.mapCanvas().scene().items())
+    dock = plugin.dock
+    assert dock is not None and plugin.action.objectName() == "PatchworkPanelAction"
+    plugin.action.setChecked(True)
+    dock.raster_combo.setLayer(s2_layer)
+    assert dock.preview_chips() > 0
+    plugin.unload()
+    assert plugin.dock is None and plugin.action is None and plugin.provider is None
+    assert len(qgis_iface.mapCanvas().scene().items()) == canvas_items - 1  # the footprint rubber band is gone

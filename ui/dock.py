@@ -1,0 +1,619 @@
+"""The Patchwork dock panel: Sample, Augment, Classify and Stitch, with previews on the map canvas.
+
+Every run goes through the same Processing algorithms as the toolbox and `qgis_process`, in a
+background task with a progress bar and Cancel; outputs are added to the project styled.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from qgis.core import QgsMapLayerProxyModel, QgsProject
+from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
+from qgis.PyQt.QtCore import QCoreApplication, QTimer
+from qgis.PyQt.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.augment import AUGMENTATIONS, Compose, load_pipeline, preset_names
+from ..core.errors import PatchworkError
+from ..core.sampling import BOUNDARIES, SAMPLER_NAMES, sampler_from_name
+from ..core.stitching import AGGREGATIONS, WINDOWS
+from ..plugin.resources import resource_path
+from .preview import AugmentationPreview, ChipFootprints, candidate_windows, chip_at, read_sample, thumbnail
+from .runner import AlgorithmRun
+
+SETTINGS_SCOPE = "Patchwork"
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("PatchworkDock", text)
+
+
+def _spin(low: int, high: int, value: int, tip: str, suffix: str = "") -> QSpinBox:
+    box = QSpinBox()
+    box.setRange(low, high)
+    box.setValue(value)
+    box.setSuffix(suffix)
+    box.setToolTip(tip)
+    return box
+
+
+def _double(low: float, high: float, value: float, step: float, tip: str, decimals: int = 3) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setDecimals(decimals)
+    box.setRange(low, high)
+    box.setSingleStep(step)
+    box.setValue(value)
+    box.setToolTip(tip)
+    return box
+
+
+def _combo(items, tip: str) -> QComboBox:
+    box = QComboBox()
+    box.addItems(list(items))
+    box.setToolTip(tip)
+    return box
+
+
+def _file_source(layer) -> str | None:
+    """The file behind a layer the core can read (GDAL/OGR file layers), else None."""
+    if layer is None:
+        return None
+    return layer.source().split("|")[0] if layer.providerType() in ("gdal", "ogr") else None
+
+
+class PatchworkDock(QgsDockWidget):
+    def __init__(self, iface, parent=None) -> None:
+        super().__init__(tr("Patchwork"), parent)
+        self.setObjectName("PatchworkDock")
+        self.iface = iface
+        self.canvas = iface.mapCanvas()
+        self.footprints = ChipFootprints(self.canvas)
+        self.augmentation_preview = AugmentationPreview()
+        self.run: AlgorithmRun | None = None
+        self.preview_timer = QTimer(self)
+        self.preview_timer.setSingleShot(True)
+        self.preview_timer.setInterval(250)  # redraw once the user stops changing values
+        self.preview_timer.timeout.connect(self.preview_chips)
+
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._sample_tab(), tr("Sample"))
+        self.tabs.addTab(self._augment_tab(), tr("Augment"))
+        self.tabs.addTab(self._classify_tab(), tr("Classify"))
+        self.tabs.addTab(self._stitch_tab(), tr("Stitch"))
+        layout.addWidget(self.tabs)
+        status = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setToolTip(tr("Progress of the current run"))
+        self.cancel_button = QPushButton(tr("Cancel"))
+        self.cancel_button.setToolTip(tr("Stop the current run; nothing it was writing is kept"))
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel_run)
+        status.addWidget(self.progress)
+        status.addWidget(self.cancel_button)
+        layout.addLayout(status)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        layout.addWidget(self.message)
+        self.setWidget(body)
+        self.restore_settings()
+        QgsProject.instance().readProject.connect(self.restore_settings)
+
+    # -- Sample -------------------------------------------------------------------------------
+
+    def _sample_tab(self) -> QWidget:
+        tab, form = QWidget(), QFormLayout()
+        tab.setLayout(form)
+        self.raster_combo = QgsMapLayerComboBox()
+        self.raster_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.raster_combo.setToolTip(tr("The raster to cut chips from (a file raster)"))
+        self.labels_combo = QgsMapLayerComboBox()
+        self.labels_combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.labels_combo.setAllowEmptyLayer(True)
+        self.labels_combo.setLayer(None)
+        self.labels_combo.setToolTip(tr("Optional label raster on the same grid: label chips are cut with the image"))
+        self.aoi_combo = QgsMapLayerComboBox()
+        self.aoi_combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
+        self.aoi_combo.setAllowEmptyLayer(True)
+        self.aoi_combo.setLayer(None)
+        self.aoi_combo.setToolTip(tr("Optional polygons: chips must overlap them"))
+        self.sampler_combo = _combo(SAMPLER_NAMES, tr("regular grid, jittered grid, Poisson-disk or uniform random"))
+        self.chip_size = _spin(8, 4096, 64, tr("Chip side in pixels"), " px")
+        self.step = _spin(1, 4096, 64, tr("Grid step (regular and jittered samplers)"), " px")
+        self.jitter = _double(0.0, 0.5, 0.25, 0.05, tr("Jitter as a fraction of the step (jittered sampler)"))
+        self.min_distance = _double(1.0, 100000.0, 64.0, 8.0, tr("Minimum distance between chips (Poisson)"), 1)
+        self.count = _spin(0, 1000000, 100, tr("Maximum number of chips (Poisson, random; 0 = all for Poisson)"))
+        self.seed = _spin(-2**31, 2**31 - 1, 42, tr("Random seed: the same seed gives the same chips"))
+        self.boundary = _combo(BOUNDARIES, tr("shift: last row/column moved to the edge; pad: overhang is nodata; "
+                                              "drop: whole chips only"))
+        self.max_nodata = _double(0.0, 1.0, 0.5, 0.05, tr("Largest fraction of nodata or outside-AOI pixels a chip may "
+                                                          "have"), 2)
+        self.chip_folder = QgsFileWidget()
+        self.chip_folder.setStorageMode(QgsFileWidget.GetDirectory)
+        self.chip_folder.setToolTip(tr("Folder for the chip dataset (the index is written into it)"))
+        self.live_preview = QCheckBox(tr("Show chips on the map as I change settings"))
+        self.live_preview.setToolTip(tr("Draws the candidate chip footprints (before the nodata filter) on the canvas"))
+        self.live_preview.setChecked(True)
+        self.sample_button = QPushButton(tr("Sample chips"))
+        self.sample_button.setToolTip(tr("Run Patchwork ▸ Sample chips with these settings"))
+        self.sample_button.clicked.connect(self.run_sample)
+        for label, widget in ((tr("Raster"), self.raster_combo), (tr("Labels"), self.labels_combo),
+                              (tr("Area of interest"), self.aoi_combo), (tr("Sampler"), self.sampler_combo),
+                              (tr("Chip size"), self.chip_size), (tr("Step"), self.step), (tr("Jitter"), self.jitter),
+                              (tr("Min. distance"), self.min_distance), (tr("Max. chips"), self.count),
+                              (tr("Seed"), self.seed), (tr("At the edges"), self.boundary),
+                              (tr("Max. nodata"), self.max_nodata), (tr("Chip folder"), self.chip_folder)):
+            form.addRow(label, widget)
+        form.addRow(self.live_preview)
+        form.addRow(self.sample_button)
+        for signal in (self.raster_combo.layerChanged, self.sampler_combo.currentIndexChanged,
+                       self.chip_size.valueChanged, self.step.valueChanged, self.jitter.valueChanged,
+                       self.min_distance.valueChanged, self.count.valueChanged, self.seed.valueChanged,
+                       self.boundary.currentIndexChanged, self.live_preview.toggled):
+            signal.connect(self.schedule_chip_preview)
+        return tab
+
+    def sampler(self):
+        return sampler_from_name(self.sampler_combo.currentText(), step=self.step.value(), jitter=self.jitter.value(),
+                                 min_distance=self.min_distance.value(), count=self.count.value(),
+                                 seed=self.seed.value())
+
+    def schedule_chip_preview(self, *_args) -> None:
+        if self.live_preview.isChecked():
+            self.preview_timer.start()
+        else:
+            self.footprints.clear()
+
+    def preview_chips(self) -> int:
+        """Draw the sampler's candidate chips on the canvas; returns how many."""
+        layer = self.raster_combo.currentLayer()
+        raster = _file_source(layer)
+        if raster is None:
+            self.footprints.clear()
+            return 0
+        try:
+            windows = candidate_windows(raster, self.sampler(), self.chip_size.value(), self.boundary.currentText())
+        except PatchworkError as exc:
+            self.footprints.clear()
+            self.show_message(str(exc), error=True)
+            return 0
+        self.footprints.show(raster, windows, layer.crs())
+        self.show_message(tr("{} candidate chips shown (before the nodata filter)").format(len(windows)))
+        return len(windows)
+
+    def run_sample(self) -> None:
+        raster = _file_source(self.raster_combo.currentLayer())
+        folder = self.chip_folder.filePath()
+        if raster is None or not folder:
+            self.show_message(tr("Choose a file raster and a chip folder first."), error=True)
+            return
+        labels = self.labels_combo.currentLayer()
+        parameters = {
+            "INPUT": raster, "LABELS": _file_source(labels) if labels else None,
+            "AOI": self.aoi_combo.currentLayer(), "SAMPLER": self.sampler_combo.currentIndex(),
+            "CHIP_SIZE": self.chip_size.value(), "STEP": self.step.value(), "JITTER": self.jitter.value(),
+            "MIN_DISTANCE": self.min_distance.value(), "COUNT": self.count.value(), "SEED": self.seed.value(),
+            "BOUNDARY": self.boundary.currentIndex(), "MAX_NODATA": self.max_nodata.value(),
+            "OUTPUT_DIR": folder, "OUTPUT": os.path.join(folder, "index.gpkg"),
+        }
+        self.start_run("patchwork:samplechips", {k: v for k, v in parameters.items() if v is not None})
+
+    # -- Augment ------------------------------------------------------------------------------
+
+    def _augment_tab(self) -> QWidget:
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        presets = QHBoxLayout()
+        self.preset_combo = _combo(preset_names(), tr("Start from a shipped pipeline"))
+        load_preset = QPushButton(tr("Use preset"))
+        load_preset.setToolTip(tr("Replace the pipeline below with the chosen preset"))
+        load_preset.clicked.connect(lambda: self.set_pipeline(load_pipeline(self.preset_combo.currentText())))
+        presets.addWidget(self.preset_combo)
+        presets.addWidget(load_preset)
+        layout.addLayout(presets)
+        self.op_list = QListWidget()
+        self.op_list.setToolTip(tr("Double-click an op to add it to the pipeline with its default settings"))
+        for op in AUGMENTATIONS:
+            if op is not Compose:
+                QListWidgetItem(op.__name__, self.op_list).setToolTip((op.__doc__ or "").strip().split("\n")[0])
+        self.op_list.itemDoubleClicked.connect(self.add_op)
+        self.op_list.setMaximumHeight(120)
+        layout.addWidget(self.op_list)
+        self.pipeline_edit = QPlainTextEdit()
+        self.pipeline_edit.setToolTip(tr("The pipeline as JSON: edit the parameters of each op here"))
+        layout.addWidget(self.pipeline_edit)
+        files = QHBoxLayout()
+        for text, tip, slot in ((tr("Load…"), tr("Load a pipeline from a .json file"), self.load_pipeline_file),
+                                (tr("Save…"), tr("Save this pipeline as a .json file"), self.save_pipeline_file)):
+            button = QPushButton(text)
+            button.setToolTip(tip)
+            button.clicked.connect(slot)
+            files.addWidget(button)
+        layout.addLayout(files)
+        form = QFormLayout()
+        self.draws = _spin(1, 12, 4, tr("How many augmented draws to preview"))
+        self.preview_seed = _spin(0, 2**31 - 1, 1, tr("Seed of the first draw; Re-roll moves it on"))
+        self.display_bands = QLineEdit("3,2,1")
+        self.display_bands.setToolTip(tr("Bands shown as red, green, blue in the previews"))
+        self.copies = _spin(1, 100, 4, tr("Augmented copies per chip when augmenting a dataset"))
+        self.index_combo = QgsMapLayerComboBox()
+        self.index_combo.setFilters(QgsMapLayerProxyModel.PolygonLayer)
+        self.index_combo.setToolTip(tr("A chip index written by Sample chips"))
+        self.augment_folder = QgsFileWidget()
+        self.augment_folder.setStorageMode(QgsFileWidget.GetDirectory)
+        self.augment_folder.setToolTip(tr("Folder for the augmented chip dataset"))
+        for label, widget in ((tr("Preview draws"), self.draws), (tr("Preview seed"), self.preview_seed),
+                              (tr("Display bands"), self.display_bands), (tr("Chip index"), self.index_combo),
+                              (tr("Copies per chip"), self.copies), (tr("Output folder"), self.augment_folder)):
+            form.addRow(label, widget)
+        layout.addLayout(form)
+        buttons = QHBoxLayout()
+        self.preview_button = QPushButton(tr("Preview augmentation"))
+        self.preview_button.setToolTip(tr("Augment the chip at the centre of the map view and show the draws on the "
+                                          "map and in a gallery"))
+        self.preview_button.clicked.connect(self.preview_augmentation)
+        reroll = QPushButton(tr("Re-roll"))
+        reroll.setToolTip(tr("New draws: move the preview seed on and preview again"))
+        reroll.clicked.connect(self.reroll)
+        self.augment_button = QPushButton(tr("Augment chips"))
+        self.augment_button.setToolTip(tr("Run Patchwork ▸ Augment chips on the chip index"))
+        self.augment_button.clicked.connect(self.run_augment)
+        for button in (self.preview_button, reroll, self.augment_button):
+            buttons.addWidget(button)
+        layout.addLayout(buttons)
+        self.set_pipeline(load_pipeline("default"))
+        return tab
+
+    def set_pipeline(self, pipeline) -> None:
+        self.pipeline_edit.setPlainText(json.dumps(pipeline.to_config(), indent=2))
+
+    def pipeline(self):
+        return load_pipeline(self.pipeline_edit.toPlainText())
+
+    def add_op(self, item) -> None:
+        try:
+            pipeline = self.pipeline()
+        except PatchworkError:
+            pipeline = Compose([])
+        op = {cls.__name__: cls for cls in AUGMENTATIONS}[item.text()]()
+        ops = pipeline.ops if isinstance(pipeline, Compose) else [pipeline]
+        self.set_pipeline(Compose(ops + [op]))
+
+    def load_pipeline_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, tr("Load pipeline"), resource_path("augmentations"),
+                                              tr("JSON (*.json)"))
+        if path:
+            self.guarded(lambda: self.set_pipeline(load_pipeline(path)))
+
+    def save_pipeline_file(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, tr("Save pipeline"), "", tr("JSON (*.json)"))
+        if path:
+            self.guarded(lambda: open(path, "w", encoding="utf-8").write(json.dumps(self.pipeline().to_config(),
+                                                                                     indent=2)))
+
+    def bands_for_display(self, count: int) -> tuple[int, int, int]:
+        try:
+            bands = tuple(int(b) for b in self.display_bands.text().split(","))
+        except ValueError:
+            bands = ()
+        if len(bands) != 3 or not all(1 <= b <= count for b in bands):
+            bands = (3, 2, 1) if count >= 3 else (1, 1, 1)
+        return bands
+
+    def preview_augmentation(self) -> list:
+        """Augment the chip under the map centre; returns the samples shown (original first)."""
+        layer = self.raster_combo.currentLayer()
+        raster = _file_source(layer)
+        if raster is None:
+            self.show_message(tr("Choose a raster on the Sample tab first."), error=True)
+            return []
+
+        def show():
+            pipeline = self.pipeline()
+            if getattr(pipeline, "needs_pool", False):
+                raise PatchworkError(tr("The preview has no donor chips: remove CutMix and MixUp to preview."))
+            window = chip_at(raster, self.canvas, layer.crs(), self.chip_size.value())
+            original = read_sample(raster, window)
+            bands = self.bands_for_display(original.image.shape[0])
+            samples = self.augmentation_preview.show(original, pipeline, self.draws.value(),
+                                                     self.preview_seed.value(), bands)
+            self.gallery = GalleryDialog(samples, bands, self.preview_seed.value(), self)
+            self.gallery.show()
+            self.show_message(tr("{} draws of the chip at rows {}–{}, columns {}–{}").format(
+                len(samples) - 1, window.row_off, window.row_end, window.col_off, window.col_end))
+            return samples
+
+        return self.guarded(show) or []
+
+    def reroll(self) -> None:
+        self.preview_seed.setValue(self.preview_seed.value() + self.draws.value())
+        self.preview_augmentation()
+
+    def run_augment(self) -> None:
+        index = _file_source(self.index_combo.currentLayer())
+        folder = self.augment_folder.filePath()
+        if index is None or not folder:
+            self.show_message(tr("Choose a chip index and an output folder first."), error=True)
+            return
+        self.start_run("patchwork:augmentchips", {
+            "INPUT": index, "PIPELINE": self.pipeline_edit.toPlainText(), "COPIES": self.copies.value(),
+            "SEED": self.seed.value(), "OUTPUT_DIR": folder, "OUTPUT": os.path.join(folder, "index.gpkg")})
+
+    # -- Classify -----------------------------------------------------------------------------
+
+    def _classify_tab(self) -> QWidget:
+        tab, form = QWidget(), QFormLayout()
+        tab.setLayout(form)
+        self.classify_raster = QgsMapLayerComboBox()
+        self.classify_raster.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.classify_raster.setToolTip(tr("The raster to classify"))
+        self.model_file = QgsFileWidget()
+        self.model_file.setFilter(tr("Models (*.onnx *.skops *.json *.joblib *.pkl *.pickle)"))
+        self.model_file.setFilePath(resource_path("models", "ndvi_ndwi_rules.json"))
+        self.model_file.setToolTip(tr("An ONNX, skops, rules (.json) or, if trusted, pickled model"))
+        self.model_info = QLabel()
+        self.model_info.setWordWrap(True)
+        self.model_info.setToolTip(tr("What the model says about itself, and any problem found"))
+        self.trust_model = QCheckBox(tr("Trust this model file (pickles can run code)"))
+        self.trust_model.setToolTip(tr("Only for pickles (.pkl, .joblib) from a source you trust"))
+        self.classify_bands = QLineEdit()
+        self.classify_bands.setPlaceholderText(tr("all, or e.g. 1,2,3"))
+        self.classify_bands.setToolTip(tr("Bands fed to the model, in its order"))
+        self.scale = _double(-1e9, 1e9, 1.0, 0.1, tr("Input values are multiplied by this (0.0001 for Sentinel-2 DN, "
+                                                      "1/255 for 8-bit and Deepness models)"), 8)
+        self.offset = _double(-1e9, 1e9, 0.0, 0.1, tr("…then this is added"), 6)
+        self.tile_size = _spin(0, 8192, 0, tr("Tile side; 0 = the model's"), " px")
+        self.overlap = _spin(-1, 4096, -1, tr("Overlap between tiles; -1 = the model's (else 0)"), " px")
+        self.window_combo = _combo(WINDOWS, tr("How overlapping tiles are weighted"))
+        self.aggregation_combo = _combo(AGGREGATIONS, tr("hardvote: votes; softvote: mean probabilities; mean: "
+                                                         "regression values"))
+        self.classified_file = QgsFileWidget()
+        self.classified_file.setStorageMode(QgsFileWidget.SaveFile)
+        self.classified_file.setFilter(tr("GeoTIFF (*.tif)"))
+        self.classified_file.setToolTip(tr("The class map to write"))
+        self.classify_button = QPushButton(tr("Classify"))
+        self.classify_button.setToolTip(tr("Run Patchwork ▸ Classify raster (tiled)"))
+        self.classify_button.clicked.connect(self.run_classify)
+        for label, widget in ((tr("Raster"), self.classify_raster), (tr("Model"), self.model_file),
+                              ("", self.model_info), ("", self.trust_model), (tr("Bands"), self.classify_bands),
+                              (tr("Scale"), self.scale), (tr("Offset"), self.offset), (tr("Tile size"), self.tile_size),
+                              (tr("Overlap"), self.overlap), (tr("Window"), self.window_combo),
+                              (tr("Aggregation"), self.aggregation_combo), (tr("Output"), self.classified_file)):
+            form.addRow(label, widget)
+        form.addRow(self.classify_button)
+        self.model_file.fileChanged.connect(self.check_model)
+        self.trust_model.toggled.connect(self.check_model)
+        self.classify_raster.layerChanged.connect(self.check_model)
+        self.classify_bands.editingFinished.connect(self.check_model)
+        self.check_model()
+        return tab
+
+    def band_list(self) -> list[int] | None:
+        text = self.classify_bands.text().strip()
+        return [int(b) for b in text.replace(";", ",").split(",") if b.strip()] if text else None
+
+    def check_model(self, *_args) -> bool:
+        """Load the model now and say what it is, or what is wrong with it, before any run."""
+        from ..core.models import load_model
+
+        path = self.model_file.filePath()
+        try:
+            info = load_model(path, self.trust_model.isChecked()).info
+            bands = self.band_list()
+            layer = self.classify_raster.currentLayer()
+            count = len(bands) if bands else (layer.bandCount() if layer is not None else None)
+            lines = [tr("{}: {}, {} inputs").format(info.name, info.task, info.n_bands or tr("any number of")),
+                     tr("classes: {}").format(", ".join(info.class_names)) if info.class_names else "",
+                     tr("tile {} px (fixed)").format(info.tile_size) if info.tile_size else
+                     tr("tile: any size (default {} px)").format(info.default_tile_size)]
+            ok = not (info.n_bands and count and count != info.n_bands)
+            if not ok:
+                lines.append(tr("⚠ the model takes {} bands but would get {}: set Bands").format(info.n_bands, count))
+            self.model_info.setText("\n".join(line for line in lines if line))
+            self.model_info.setStyleSheet("" if ok else "color: #b00000")
+            return ok
+        except (PatchworkError, ValueError) as exc:
+            self.model_info.setText(str(exc))
+            self.model_info.setStyleSheet("color: #b00000")
+            return False
+
+    def run_classify(self) -> None:
+        raster = _file_source(self.classify_raster.currentLayer())
+        output = self.classified_file.filePath()
+        if raster is None or not output:
+            self.show_message(tr("Choose a file raster and an output file first."), error=True)
+            return
+        if not self.check_model():
+            self.show_message(tr("Fix the model problem shown first."), error=True)
+            return
+        parameters = {"INPUT": raster, "MODEL": self.model_file.filePath(), "SCALE": self.scale.value(),
+                      "OFFSET": self.offset.value(), "WINDOW": self.window_combo.currentIndex(),
+                      "AGGREGATION": self.aggregation_combo.currentIndex(),
+                      "TRUST_MODEL": self.trust_model.isChecked(), "OUTPUT": output}
+        if self.band_list():
+            parameters["BANDS"] = ",".join(map(str, self.band_list()))
+        if self.tile_size.value():
+            parameters["TILE_SIZE"] = self.tile_size.value()
+        if self.overlap.value() >= 0:
+            parameters["OVERLAP"] = self.overlap.value()
+        self.start_run("patchwork:classify", parameters)
+
+    # -- Stitch -------------------------------------------------------------------------------
+
+    def _stitch_tab(self) -> QWidget:
+        tab, form = QWidget(), QFormLayout()
+        tab.setLayout(form)
+        self.stitch_folder = QgsFileWidget()
+        self.stitch_folder.setStorageMode(QgsFileWidget.GetDirectory)
+        self.stitch_folder.setToolTip(tr("Folder of per-chip prediction GeoTIFFs on one grid"))
+        self.stitch_window = _combo(WINDOWS, tr("How overlapping chips are weighted"))
+        self.stitch_aggregation = _combo(AGGREGATIONS, tr("hardvote: class chips; softvote: probability chips; "
+                                                          "mean: values"))
+        self.n_classes = _spin(0, 65535, 0, tr("Number of classes (ids 0..N-1), for votes"))
+        self.reference = QgsMapLayerComboBox()
+        self.reference.setFilters(QgsMapLayerProxyModel.RasterLayer)
+        self.reference.setAllowEmptyLayer(True)
+        self.reference.setLayer(None)
+        self.reference.setToolTip(tr("Optional raster whose grid and extent the mosaic takes"))
+        self.mosaic_file = QgsFileWidget()
+        self.mosaic_file.setStorageMode(QgsFileWidget.SaveFile)
+        self.mosaic_file.setFilter(tr("GeoTIFF (*.tif)"))
+        self.mosaic_file.setToolTip(tr("The mosaic to write"))
+        self.stitch_button = QPushButton(tr("Stitch chips"))
+        self.stitch_button.setToolTip(tr("Run Patchwork ▸ Stitch chips"))
+        self.stitch_button.clicked.connect(self.run_stitch)
+        for label, widget in ((tr("Chip folder"), self.stitch_folder), (tr("Window"), self.stitch_window),
+                              (tr("Aggregation"), self.stitch_aggregation), (tr("Classes"), self.n_classes),
+                              (tr("Reference grid"), self.reference), (tr("Output"), self.mosaic_file)):
+            form.addRow(label, widget)
+        form.addRow(self.stitch_button)
+        return tab
+
+    def run_stitch(self) -> None:
+        folder, output = self.stitch_folder.filePath(), self.mosaic_file.filePath()
+        if not folder or not output:
+            self.show_message(tr("Choose a chip folder and an output file first."), error=True)
+            return
+        parameters = {"INPUT": folder, "WINDOW": self.stitch_window.currentIndex(),
+                      "AGGREGATION": self.stitch_aggregation.currentIndex(), "N_CLASSES": self.n_classes.value(),
+                      "OUTPUT": output}
+        reference = _file_source(self.reference.currentLayer())
+        if reference:
+            parameters["REFERENCE"] = reference
+        self.start_run("patchwork:stitchchips", parameters)
+
+    # -- runs, messages, settings, cleanup --------------------------------------------------------
+
+    def start_run(self, algorithm_id: str, parameters: dict) -> AlgorithmRun | None:
+        if self.run is not None and self.run.running:
+            self.show_message(tr("A run is in progress; cancel it or wait."), error=True)
+            return None
+        self.save_settings()
+        self.run = AlgorithmRun(algorithm_id, parameters)
+        self.run.progress.connect(lambda value: self.progress.setValue(int(value)))
+        self.run.finished.connect(self._run_finished)
+        self.progress.setValue(0)
+        self.cancel_button.setEnabled(True)
+        self.show_message(tr("Running {}…").format(self.run.algorithm.displayName()))
+        self.run.start()
+        return self.run
+
+    def cancel_run(self) -> None:
+        if self.run is not None:
+            self.run.cancel()
+
+    def _run_finished(self, ok: bool, results: dict, message: str) -> None:
+        self.cancel_button.setEnabled(False)
+        if ok:
+            self.progress.setValue(100)
+            names = ", ".join(layer.name() for layer in self.run.layers)
+            self.show_message(tr("Done: {}").format(names or ", ".join(f"{k}={v}" for k, v in results.items())))
+        else:
+            self.progress.setValue(0)
+            self.show_message(message or tr("The run failed; see the log."), error=True)
+
+    def show_message(self, text: str, error: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet("color: #b00000" if error else "")
+
+    def guarded(self, action):
+        """Run `action`, showing a Patchwork error in the panel instead of raising it."""
+        try:
+            return action()
+        except (PatchworkError, OSError) as exc:
+            self.show_message(str(exc), error=True)
+            return None
+
+    def _settings(self) -> dict:
+        """Widgets whose values are kept per project: name → (getter, setter)."""
+        spins = {"chip_size": self.chip_size, "step": self.step, "count": self.count, "seed": self.seed,
+                 "draws": self.draws, "copies": self.copies, "tile_size": self.tile_size, "overlap": self.overlap,
+                 "n_classes": self.n_classes}
+        doubles = {"jitter": self.jitter, "min_distance": self.min_distance, "max_nodata": self.max_nodata,
+                   "scale": self.scale, "offset": self.offset}
+        combos = {"sampler": self.sampler_combo, "boundary": self.boundary, "window": self.window_combo,
+                  "aggregation": self.aggregation_combo}
+        texts = {"model": (self.model_file.filePath, self.model_file.setFilePath),
+                 "pipeline": (self.pipeline_edit.toPlainText, self.pipeline_edit.setPlainText),
+                 "bands": (self.classify_bands.text, self.classify_bands.setText),
+                 "chip_folder": (self.chip_folder.filePath, self.chip_folder.setFilePath)}
+        settings = {name: (w.value, lambda v, w=w: w.setValue(int(v))) for name, w in spins.items()}
+        settings.update({name: (w.value, lambda v, w=w: w.setValue(float(v))) for name, w in doubles.items()})
+        settings.update({name: (w.currentIndex, lambda v, w=w: w.setCurrentIndex(int(v)))
+                         for name, w in combos.items()})
+        settings.update(texts)
+        return settings
+
+    def save_settings(self) -> None:
+        project = QgsProject.instance()
+        for name, (getter, _setter) in self._settings().items():
+            project.writeEntry(SETTINGS_SCOPE, name, json.dumps(getter()))
+
+    def restore_settings(self, *_args) -> None:
+        project = QgsProject.instance()
+        for name, (_getter, setter) in self._settings().items():
+            text, found = project.readEntry(SETTINGS_SCOPE, name, "")
+            if found and text:
+                try:
+                    setter(json.loads(text))
+                except (ValueError, TypeError):
+                    continue
+
+    def cleanup(self) -> None:
+        """Everything the panel put on the canvas or in the project goes; a run in progress is cancelled."""
+        self.preview_timer.stop()
+        self.cancel_run()
+        self.footprints.remove()
+        self.augmentation_preview.remove()
+        try:
+            QgsProject.instance().readProject.disconnect(self.restore_settings)
+        except TypeError:
+            pass
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API name
+        self.footprints.clear()
+        self.augmentation_preview.clear()
+        super().closeEvent(event)
+
+
+class GalleryDialog(QDialog):
+    """Thumbnails of the original chip and its augmented draws, side by side."""
+
+    def __init__(self, samples: list, bands: tuple[int, int, int], seed: int, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("PatchworkGallery")
+        self.setWindowTitle(tr("Augmentation preview"))
+        from .preview import stretch_limits
+
+        limits = stretch_limits(samples[0], bands)
+        grid = QGridLayout(self)
+        for i, sample in enumerate(samples):
+            picture = QLabel()
+            picture.setPixmap(thumbnail(sample, bands, limits))
+            picture.setToolTip(tr("original chip") if i == 0 else tr("draw {} (seed {})").format(i, seed + i - 1))
+            caption = QLabel(tr("original") if i == 0 else tr("draw {}").format(i))
+            row, col = 2 * (i // 4), i % 4  # four per row, caption under each picture
+            grid.addWidget(picture, row, col)
+            grid.addWidget(caption, row + 1, col)
