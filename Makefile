@@ -13,7 +13,7 @@ export PYTHONPATH := $(PKGROOT)
 export QGIS_PLUGINPATH := $(PKGROOT)
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: bootstrap demo test bench lint package workflow-model clean
+.PHONY: bootstrap demo test bench lint package workflow-model screenshots clean
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -31,6 +31,10 @@ bench: bootstrap
 
 lint: bootstrap
 	$(VENV)/bin/ruff check .
+
+# A real QGIS window (under Xvfb when there is no display) drives the panel; PNGs go to docs/.
+screenshots: bootstrap
+	bash scripts/screenshots.sh docs .build/screenshots.json
 
 # Regenerates the shipped modeler model (sample → augment → train → classify) from its script.
 workflow-model: bootstrap

@@ -11,6 +11,7 @@ import os
 from qgis.core import QgsMapLayerProxyModel, QgsProject
 from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import QCoreApplication, QTimer
+from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -88,6 +89,7 @@ class PatchworkDock(QgsDockWidget):
         self.iface = iface
         self.canvas = iface.mapCanvas()
         self.footprints = ChipFootprints(self.canvas)
+        self.preview_outline = ChipFootprints(self.canvas, QColor(0, 200, 255))  # the chip being augmented
         self.augmentation_preview = AugmentationPreview()
         self.run: AlgorithmRun | None = None
         self.preview_timer = QTimer(self)
@@ -103,6 +105,7 @@ class PatchworkDock(QgsDockWidget):
         self.tabs.addTab(self._classify_tab(), tr("Classify"))
         self.tabs.addTab(self._stitch_tab(), tr("Stitch"))
         layout.addWidget(self.tabs)
+        self.tabs.currentChanged.connect(self._tab_changed)
         status = QHBoxLayout()
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
@@ -175,13 +178,21 @@ class PatchworkDock(QgsDockWidget):
             signal.connect(self.schedule_chip_preview)
         return tab
 
+    def _tab_changed(self, index: int) -> None:
+        """Chip footprints belong to the Sample tab: they leave the map with it and come back with it."""
+        if index == 0:
+            self.schedule_chip_preview()
+        else:
+            self.preview_timer.stop()
+            self.footprints.clear()
+
     def sampler(self):
         return sampler_from_name(self.sampler_combo.currentText(), step=self.step.value(), jitter=self.jitter.value(),
                                  min_distance=self.min_distance.value(), count=self.count.value(),
                                  seed=self.seed.value())
 
     def schedule_chip_preview(self, *_args) -> None:
-        if self.live_preview.isChecked():
+        if self.live_preview.isChecked() and self.tabs.currentIndex() == 0:
             self.preview_timer.start()
         else:
             self.footprints.clear()
@@ -335,6 +346,7 @@ class PatchworkDock(QgsDockWidget):
             if getattr(pipeline, "needs_pool", False):
                 raise PatchworkError(tr("The preview has no donor chips: remove CutMix and MixUp to preview."))
             window = chip_at(raster, self.canvas, layer.crs(), self.chip_size.value())
+            self.preview_outline.show(raster, [window], layer.crs())
             original = read_sample(raster, window)
             bands = self.bands_for_display(original.image.shape[0])
             samples = self.augmentation_preview.show(original, pipeline, self.draws.value(),
@@ -586,6 +598,7 @@ class PatchworkDock(QgsDockWidget):
         self.preview_timer.stop()
         self.cancel_run()
         self.footprints.remove()
+        self.preview_outline.remove()
         self.augmentation_preview.remove()
         try:
             QgsProject.instance().readProject.disconnect(self.restore_settings)
@@ -594,6 +607,7 @@ class PatchworkDock(QgsDockWidget):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt API name
         self.footprints.clear()
+        self.preview_outline.clear()
         self.augmentation_preview.clear()
         super().closeEvent(event)
 

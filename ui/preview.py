@@ -47,11 +47,12 @@ def candidate_windows(raster: str, sampler: Sampler, chip: int, boundary: str) -
 class ChipFootprints:
     """Chip footprints drawn on the canvas; `clear()` (and the dock closing) removes them."""
 
-    def __init__(self, canvas) -> None:
+    def __init__(self, canvas, colour: QColor | None = None) -> None:
         self.canvas = canvas
+        colour = colour or QColor(255, 200, 0)
         self.band = QgsRubberBand(canvas, QgsWkbTypes.PolygonGeometry)
-        self.band.setStrokeColor(QColor(255, 200, 0))
-        self.band.setFillColor(QColor(255, 200, 0, 40))
+        self.band.setStrokeColor(colour)
+        self.band.setFillColor(QColor(colour.red(), colour.green(), colour.blue(), 40))
         self.band.setWidth(2)
         self.count = 0
 

@@ -45,6 +45,7 @@ class AlgorithmRun(QObject):
         self.task = QgsProcessingAlgRunnerTask(self.algorithm, parameters, self.context, self.feedback)
         self.task.executed.connect(self._done)
         self.layers: list = []
+        self.done = False  # the task object itself is deleted by the task manager once it has finished
 
     def start(self) -> None:
         QgsApplication.taskManager().addTask(self.task)
@@ -55,9 +56,11 @@ class AlgorithmRun(QObject):
 
     @property
     def running(self) -> bool:
-        return self.task is not None and self.task.status() not in (self.task.Complete, self.task.Terminated)
+        return not self.done
 
     def _done(self, ok: bool, results: dict) -> None:
+        self.done = True
+        self.task = None
         message = self.feedback.last_error or ("Cancelled: nothing was written." if self.feedback.isCanceled() else "")
         if ok:
             self.layers = self._add_layers(results)

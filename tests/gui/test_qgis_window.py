@@ -1,0 +1,59 @@
+"""A real QGIS window under Xvfb: the plugin enabled, the panel driven on a real raster, screenshots saved."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory, s2_path):
+    if not shutil.which("qgis.bin") or not shutil.which("Xvfb"):
+        pytest.fail("qgis.bin and Xvfb are needed (make test installs them)")
+    out = tmp_path_factory.mktemp("gui")
+    result = out / "result.json"
+    env = dict(os.environ, PATCHWORK_OWN_XVFB="1")  # its own display, whatever the caller has
+    done = subprocess.run(["bash", os.path.join(REPO, "scripts", "screenshots.sh"), str(out), str(result), s2_path],
+                          env=env, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out, json.loads(result.read_text())
+
+
+def test_panel_previews_and_classifies_in_a_real_qgis_window(session):
+    _, result = session
+    assert "error" not in result and not result.get("python_errors"), result
+    assert result["dock_visible"]
+    assert result["preview_chips"] > 20  # Poisson-disk chips drawn on the canvas
+    assert result["augmented_samples"] == 5  # the chip and 4 draws, as layers and in the gallery
+    assert result["footprints_after_tab_change"] == 0
+    assert result["classified_layers"] == ["s2_classes"] and result["class_renderer"] == "paletted"
+
+
+def test_unload_and_reload_leave_nothing_behind(session):
+    _, result = session
+    for state in result["after_unload"]:  # unloaded twice, as Plugin Reloader does
+        assert state == {"docks": 0, "actions": 0, "provider": False, "preview_group": False,
+                         "canvas_items": result["canvas_items_before"]}
+    assert result["reloaded_provider"]
+
+
+def test_screenshots_show_the_panel(session):
+    out, result = session
+    names = sorted(os.path.basename(p) for p in result["shots"])
+    assert names == ["patchwork_augment_gallery.png", "patchwork_augment_preview.png", "patchwork_classify.png",
+                     "patchwork_sample_preview.png"]
+    for name in names:
+        picture = gdal.Open(str(out / name)).ReadAsArray().astype(float)
+        assert picture.shape[1] > 300 and picture.std() > 10, name  # a real picture, not a blank window
+    main = gdal.Open(str(out / "patchwork_classify.png")).ReadAsArray()
+    classes = np.array([[0x2C, 0x7B, 0xB6], [0xD8, 0xB3, 0x65], [0x1A, 0x96, 0x41]])
+    pixels = main[:3].reshape(3, -1).T
+    for colour in classes:  # water, bare land and vegetation are on the map
+        assert (np.abs(pixels - colour).sum(axis=1) < 8).sum() > 1000
