@@ -171,12 +171,21 @@ class PatchworkDock(QgsDockWidget):
             form.addRow(label, widget)
         form.addRow(self.live_preview)
         form.addRow(self.sample_button)
+        self.sampler_combo.currentTextChanged.connect(self._sampler_changed)
+        self._sampler_changed(self.sampler_combo.currentText())
         for signal in (self.raster_combo.layerChanged, self.sampler_combo.currentIndexChanged,
                        self.chip_size.valueChanged, self.step.valueChanged, self.jitter.valueChanged,
                        self.min_distance.valueChanged, self.count.valueChanged, self.seed.valueChanged,
                        self.boundary.currentIndexChanged, self.live_preview.toggled):
             signal.connect(self.schedule_chip_preview)
         return tab
+
+    def _sampler_changed(self, name: str) -> None:
+        """Only the settings the chosen sampler uses can be edited."""
+        self.step.setEnabled(name in ("regular", "jittered"))
+        self.jitter.setEnabled(name == "jittered")
+        self.min_distance.setEnabled(name == "poisson")
+        self.count.setEnabled(name in ("poisson", "random"))
 
     def _tab_changed(self, index: int) -> None:
         """Chip footprints belong to the Sample tab: they leave the map with it and come back with it."""
