@@ -40,13 +40,9 @@ screenshots: bootstrap
 workflow-model: bootstrap
 	$(PY) scripts/build_workflow_model.py
 
-# A zip that QGIS's "Install from ZIP" and the plugin repository accept: patchwork/ inside, no tests or dev files.
+# The zip QGIS's "Install from ZIP" and the plugin repository take: patchwork/ inside, no tests or dev files.
 package: bootstrap
-	@rm -rf .build/package && mkdir -p .build/package/patchwork dist
-	@cp -r metadata.txt __init__.py LICENSE README.md requirements.txt core plugin ui resources .build/package/patchwork/
-	@find .build/package -name __pycache__ -prune -exec rm -rf {} +
-	@cd .build/package && rm -f ../../dist/patchwork-$(VERSION).zip && zip -qr ../../dist/patchwork-$(VERSION).zip patchwork
-	@echo dist/patchwork-$(VERSION).zip
+	$(PY) scripts/package.py dist
 
 clean:
 	rm -rf .build dist demo-output .pytest_cache

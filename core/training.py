@@ -17,6 +17,7 @@ import numpy as np
 
 from .augmented import read_chip
 from .dataset import read_index
+from .dependencies import require
 from .errors import PatchworkError
 from .geometry import Window
 from .progress import Feedback, SilentFeedback, check_cancelled
@@ -28,20 +29,9 @@ BLOCK = 64  # chip size when training from a raster and a label raster
 KNN_MAX_PIXELS = 10_000
 
 
-def _sklearn():
-    try:
-        import sklearn  # noqa: F401
-    except ImportError as exc:
-        raise PatchworkError(
-            "Training needs the Python package 'scikit-learn' (and 'skl2onnx' to export the model), which QGIS's "
-            "Python does not have. Install them into QGIS's Python (python3 -m pip install scikit-learn skl2onnx) "
-            "and restart QGIS."
-        ) from exc
-
-
 def make_estimator(name: str, parameters: dict | None, seed: int):
     """A scikit-learn classifier by name; `parameters` must be settings it knows."""
-    _sklearn()
+    require("scikit-learn", "Training")
     from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
@@ -261,6 +251,8 @@ def train_classifier(
     for path in (output_model, skops_copy, report):
         if path:
             require_writable_folder(os.path.dirname(os.path.abspath(path)), "OUTPUT")
+    for package in ("skl2onnx", "onnx", "onnxruntime"):  # missing packages fail before any work
+        require(package, "Training (to export and check the model)")
     model = make_estimator(estimator, parameters, seed)  # unknown settings fail before any reading
 
     pixels = pixels_from_rasters(source, labels, feedback) if labels else pixels_from_index(source, feedback)
@@ -321,6 +313,7 @@ def train_classifier(
         matrix, scores = _scores(y_val, predicted, fitted_classes)
     _write_atomically(output_model, onnx_bytes)
     if skops_copy:
+        require("skops", "The .skops copy")
         import skops.io as sio
 
         _write_atomically(skops_copy, sio.dumps(model))
@@ -335,11 +328,8 @@ def train_classifier(
 def export_onnx(model, n_bands: int, classes: list[int], names: list[str], band_names: list[str],
                 max_batch_pixels: int = 262144, colours: list[str] | None = None) -> bytes:
     """The fitted model as ONNX (float input [pixels, bands], label and probability tensors) with metadata."""
-    try:
-        from skl2onnx import to_onnx
-    except ImportError as exc:
-        raise PatchworkError("OUTPUT_MODEL: exporting to ONNX needs the Python package 'skl2onnx'; install it into "
-                             "QGIS's Python (python3 -m pip install skl2onnx).") from exc
+    require("onnx", "Exporting a trained model to ONNX")
+    to_onnx = require("skl2onnx", "Exporting a trained model to ONNX").to_onnx
     final = model.steps[-1][1] if hasattr(model, "steps") else model
     onx = to_onnx(model, np.zeros((1, n_bands), np.float32), options={id(final): {"zipmap": False}},
                   target_opset=17)
@@ -364,8 +354,7 @@ def export_onnx(model, n_bands: int, classes: list[int], names: list[str], band_
 
 def onnx_agreement(onnx_bytes: bytes, model, pixels: np.ndarray) -> float:
     """Share of `pixels` where the exported ONNX model predicts the same class as scikit-learn."""
-    import onnxruntime as ort
-
+    ort = require("onnxruntime", "Checking the exported ONNX model")
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     labels = session.run([session.get_outputs()[0].name], {session.get_inputs()[0].name: pixels})[0]
     return float((labels.ravel() == model.predict(pixels)).mean()) if len(pixels) else 1.0

@@ -12,7 +12,11 @@ class PatchworkPlugin:
         self.iface = iface
         self.provider: PatchworkProvider | None = None
         self.action = None
+        self.installer_action = None
         self.dock = None
+        from ..ui.installer import activate
+
+        activate()  # packages the installer put in the profile become importable (also for qgis_process)
 
     def initProcessing(self) -> None:  # noqa: N802 - QGIS API name
         """Called by QGIS (also headless, by qgis_process) to register the Processing provider."""
@@ -32,7 +36,7 @@ class PatchworkPlugin:
 
         self.initProcessing()
         self.dock = PatchworkDock(self.iface, self.iface.mainWindow())
-        self.iface.addDockWidget(Qt.RightDockWidgetArea, self.dock)
+        self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
         self.dock.hide()
         self.action = QAction(QIcon(resource_path("icons", "patchwork.svg")),
                               QCoreApplication.translate("PatchworkPlugin", "Patchwork panel"), self.iface.mainWindow())
@@ -44,6 +48,19 @@ class PatchworkPlugin:
         self.dock.visibilityChanged.connect(self.action.setChecked)
         self.iface.addToolBarIcon(self.action)
         self.iface.addPluginToRasterMenu(self.menu_name(), self.action)
+        self.installer_action = QAction(QCoreApplication.translate("PatchworkPlugin", "Install Python dependencies…"),
+                                        self.iface.mainWindow())
+        self.installer_action.setObjectName("PatchworkInstallerAction")
+        self.installer_action.setToolTip(QCoreApplication.translate(
+            "PatchworkPlugin", "scikit-learn, onnxruntime, skops, skl2onnx: see what is there and install the rest"))
+        self.installer_action.triggered.connect(self.open_installer)
+        self.iface.addPluginToRasterMenu(self.menu_name(), self.installer_action)
+
+    def open_installer(self) -> None:
+        from ..ui.installer import InstallerDialog
+
+        self.installer = InstallerDialog(self.iface.mainWindow())
+        self.installer.show()
 
     @staticmethod
     def menu_name() -> str:
@@ -58,6 +75,10 @@ class PatchworkPlugin:
             self.iface.removeToolBarIcon(self.action)
             self.action.deleteLater()
             self.action = None
+        if self.installer_action is not None:
+            self.iface.removePluginRasterMenu(self.menu_name(), self.installer_action)
+            self.installer_action.deleteLater()
+            self.installer_action = None
         if self.dock is not None:
             self.dock.cleanup()
             self.iface.removeDockWidget(self.dock)

@@ -66,10 +66,10 @@ def build() -> QgsProcessingModelAlgorithm:
     parameters = [
         QgsProcessingParameterRasterLayer("raster", "Raster to learn from and classify"),
         QgsProcessingParameterRasterLayer("labels", "Label raster (class ids, same grid)"),
-        QgsProcessingParameterNumber("chip_size", "Chip size (px)", QgsProcessingParameterNumber.Integer, 32,
+        QgsProcessingParameterNumber("chip_size", "Chip size (px)", QgsProcessingParameterNumber.Type.Integer, 32,
                                      minValue=4),
-        QgsProcessingParameterNumber("copies", "Augmented copies per chip", QgsProcessingParameterNumber.Integer, 2,
-                                     minValue=1),
+        QgsProcessingParameterNumber("copies", "Augmented copies per chip",
+                                     QgsProcessingParameterNumber.Type.Integer, 2, minValue=1),
         QgsProcessingParameterEnum("estimator", "Estimator", ESTIMATORS, defaultValue=0),
     ]
     for i, parameter in enumerate(parameters):

@@ -123,7 +123,7 @@ def step_classify_shot():
         note("unloading")
         qgis.utils.unloadPlugin("patchwork")
         note("unloaded")
-        QgsApplication.sendPostedEvents(None, QEvent.DeferredDelete)  # let deleteLater() run
+        QgsApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)  # let deleteLater() run
         window = iface.mainWindow()
         result.setdefault("after_unload", []).append({
             "docks": len(window.findChildren(QDockWidget, "PatchworkDock")),

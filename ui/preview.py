@@ -50,7 +50,7 @@ class ChipFootprints:
     def __init__(self, canvas, colour: QColor | None = None) -> None:
         self.canvas = canvas
         colour = colour or QColor(255, 200, 0)
-        self.band = QgsRubberBand(canvas, QgsWkbTypes.PolygonGeometry)
+        self.band = QgsRubberBand(canvas, QgsWkbTypes.GeometryType.PolygonGeometry)
         self.band.setStrokeColor(colour)
         self.band.setFillColor(QColor(colour.red(), colour.green(), colour.blue(), 40))
         self.band.setWidth(2)
@@ -63,13 +63,13 @@ class ChipFootprints:
                                                                                          w.height, w.width)]])
                     for w in windows]
         geometry = QgsGeometry.collectGeometry(polygons) if polygons else QgsGeometry()
-        self.band.reset(QgsWkbTypes.PolygonGeometry)
+        self.band.reset(QgsWkbTypes.GeometryType.PolygonGeometry)
         if polygons:
             self.band.setToGeometry(geometry, crs)
         self.count = len(windows)
 
     def clear(self) -> None:
-        self.band.reset(QgsWkbTypes.PolygonGeometry)
+        self.band.reset(QgsWkbTypes.GeometryType.PolygonGeometry)
         self.count = 0
 
     def remove(self) -> None:
@@ -122,8 +122,9 @@ def thumbnail(sample: Sample, bands: tuple[int, int, int], limits: list[tuple[fl
     for i, (b, (lo, hi)) in enumerate(zip(bands, limits)):
         rgb[..., i] = (np.clip((sample.image[b - 1].astype(np.float64) - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
     rgb = np.ascontiguousarray(rgb)
-    image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1], QImage.Format_RGB888).copy()
-    return QPixmap.fromImage(image).scaled(size, size, Qt.KeepAspectRatio, Qt.FastTransformation)
+    image = QImage(rgb.data, rgb.shape[1], rgb.shape[0], 3 * rgb.shape[1], QImage.Format.Format_RGB888).copy()
+    return QPixmap.fromImage(image).scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
+                                           Qt.TransformationMode.FastTransformation)
 
 
 class AugmentationPreview:
@@ -176,7 +177,7 @@ def _rgb_style(layer: QgsRasterLayer, bands: tuple[int, int, int], limits: list[
              renderer.setBlueContrastEnhancement), bands, limits):
         setter(band)
         enhancement = QgsContrastEnhancement(layer.dataProvider().dataType(band))
-        enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+        enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum)
         enhancement.setMinimumValue(lo)
         enhancement.setMaximumValue(hi)
         enhancer(enhancement)

@@ -13,23 +13,17 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 
 import numpy as np
 
+from ..dependencies import install_hint, require
 from ..errors import PatchworkError
 from .base import Model, ModelInfo, PixelModel, default_class_names
 
 
 def _onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError as exc:
-        raise PatchworkError(
-            "MODEL: ONNX models need the Python package 'onnxruntime', which QGIS's Python does not have. "
-            "Install it into QGIS's Python (e.g. `python3 -m pip install onnxruntime`, or the OSGeo4W shell "
-            "on Windows) and restart QGIS."
-        ) from exc
-    return onnxruntime
+    return require("onnxruntime", "ONNX models")
 
 
 def _parse(value: str):
@@ -67,7 +61,14 @@ def load_onnx(path: str) -> Model:
     try:
         session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for bad files
-        raise PatchworkError(f"MODEL: '{name}' is not a valid ONNX model ({str(exc).strip()}). "
+        text = str(exc).strip()
+        if re.search(r"IR version|opset", text, re.IGNORECASE):
+            raise PatchworkError(
+                f"MODEL: '{name}' was saved for a newer onnxruntime than the installed {ort.__version__} ({text}). "
+                "Update onnxruntime (" + install_hint(["onnxruntime"]) + ") or export the model again with an "
+                "older opset, e.g. skl2onnx target_opset=17 or torch.onnx.export(opset_version=17)."
+            ) from exc
+        raise PatchworkError(f"MODEL: '{name}' is not a valid ONNX model ({text}). "
                              "Export it again, or check the file was copied completely.") from exc
     meta = {key: _parse(value) for key, value in session.get_modelmeta().custom_metadata_map.items()}
     rank = len(session.get_inputs()[0].shape)

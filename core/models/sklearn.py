@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 
+from ..dependencies import require
 from ..errors import PatchworkError
 from .base import ModelInfo, PixelModel, default_class_names
 
@@ -12,14 +13,6 @@ PICKLE_EXTENSIONS = (".pkl", ".pickle", ".joblib")
 # Types from these packages are what a fitted scikit-learn estimator is made of; skops rebuilds
 # them without running code from the file. Anything else needs the user's explicit trust.
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
-
-
-def _missing(package: str) -> PatchworkError:
-    return PatchworkError(
-        f"MODEL: this model needs the Python package '{package}', which QGIS's Python does not have. "
-        f"Install it into QGIS's Python (e.g. `python3 -m pip install {package}`, or the OSGeo4W shell on "
-        "Windows) and restart QGIS."
-    )
 
 
 def load_estimator(path: str, trust: bool):
@@ -32,18 +25,17 @@ def load_estimator(path: str, trust: bool):
                 "contains. Patchwork loads it only if you trust where it came from: tick 'Trust this model file' "
                 "(TRUST_MODEL=true). Better: save the model with skops (skops.io.dump) and use the .skops file."
             )
-        try:
-            import joblib  # ships with scikit-learn; reads plain pickles too
-        except ImportError as exc:
-            raise _missing("scikit-learn") from exc
+        require("scikit-learn", "Pickled scikit-learn models")
+        import joblib  # ships with scikit-learn; reads plain pickles too
+
         try:
             return joblib.load(path)
         except Exception as exc:  # noqa: BLE001 - a broken pickle can raise anything
             raise PatchworkError(f"MODEL: cannot load '{path}' as a pickled model ({exc}).") from exc
-    try:
-        import skops.io as sio
-    except ImportError as exc:
-        raise _missing("skops") from exc
+    require("scikit-learn", "scikit-learn models")
+    require("skops", ".skops models")
+    import skops.io as sio
+
     try:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:  # noqa: BLE001 - skops raises zipfile/JSON/KeyError on corrupt files

@@ -28,17 +28,17 @@ class AugmentChipsAlgorithm(PatchworkAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterVectorLayer(
-            "INPUT", self.tr("Chip index (from Sample chips)"), [QgsProcessing.TypeVectorPolygon]))
+            "INPUT", self.tr("Chip index (from Sample chips)"), [QgsProcessing.SourceType.TypeVectorPolygon]))
         self.addParameter(QgsProcessingParameterString(
             "PIPELINE", self.tr("Augmentation pipeline (JSON, or the path of a .json file)"),
             defaultValue=resource_path("augmentations", "default.json"), multiLine=True))
         self.addParameter(QgsProcessingParameterNumber(
-            "COPIES", self.tr("Augmented copies per chip"), QgsProcessingParameterNumber.Integer, 4, minValue=1))
+            "COPIES", self.tr("Augmented copies per chip"), QgsProcessingParameterNumber.Type.Integer, 4, minValue=1))
         self.addParameter(QgsProcessingParameterNumber("SEED", self.tr("Random seed"),
-                                                       QgsProcessingParameterNumber.Integer, 42))
+                                                       QgsProcessingParameterNumber.Type.Integer, 42))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_DIR", self.tr("Augmented chip folder")))
         self.addParameter(QgsProcessingParameterVectorDestination(
-            "OUTPUT", self.tr("Augmented chip index"), QgsProcessing.TypeVectorPolygon))
+            "OUTPUT", self.tr("Augmented chip index"), QgsProcessing.SourceType.TypeVectorPolygon))
         self.addOutput(QgsProcessingOutputNumber("CHIP_COUNT", self.tr("Number of augmented chips")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name

@@ -64,7 +64,7 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
     def mark_advanced(self, *names: str) -> None:
         for name in names:
             param = self.parameterDefinition(name)
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
 
     def run_core(self, function, *args, **kwargs):
         """Call the core, turning its errors into messages Processing shows as they are."""

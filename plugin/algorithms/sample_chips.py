@@ -36,26 +36,27 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(
             "LABELS", self.tr("Label raster (same grid as the input)"), optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            "AOI", self.tr("Area of interest"), [QgsProcessing.TypeVectorPolygon], optional=True))
+            "AOI", self.tr("Area of interest"), [QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
         self.addParameter(QgsProcessingParameterEnum("SAMPLER", self.tr("Sampler"), SAMPLERS, defaultValue=0))
-        self.addParameter(number("CHIP_SIZE", self.tr("Chip size (px)"), number.Integer, 256, minValue=1))
-        self.addParameter(number("STEP", self.tr("Step (px; regular and jittered)"), number.Integer, 256, minValue=1))
+        self.addParameter(number("CHIP_SIZE", self.tr("Chip size (px)"), number.Type.Integer, 256, minValue=1))
+        self.addParameter(number("STEP", self.tr("Step (px; regular and jittered)"), number.Type.Integer, 256,
+                                 minValue=1))
         self.addParameter(number("JITTER", self.tr("Jitter (fraction of the step, 0–0.5; jittered)"),
-                                 number.Double, 0.25, minValue=0.0, maxValue=0.5))
+                                 number.Type.Double, 0.25, minValue=0.0, maxValue=0.5))
         self.addParameter(number("MIN_DISTANCE", self.tr("Minimum distance between chips (px; poisson)"),
-                                 number.Double, 256.0, minValue=1.0))
+                                 number.Type.Double, 256.0, minValue=1.0))
         self.addParameter(number("COUNT", self.tr("Maximum number of chips (poisson, random; 0 = all for poisson)"),
-                                 number.Integer, 100, minValue=0))
-        self.addParameter(number("SEED", self.tr("Random seed"), number.Integer, 42))
+                                 number.Type.Integer, 100, minValue=0))
+        self.addParameter(number("SEED", self.tr("Random seed"), number.Type.Integer, 42))
         self.addParameter(QgsProcessingParameterEnum("BOUNDARY", self.tr("At the raster edges"), BOUNDARIES,
                                                      defaultValue=0))
         max_nodata = number("MAX_NODATA", self.tr("Maximum fraction of nodata or outside-AOI pixels per chip"),
-                            number.Double, 0.5, minValue=0.0, maxValue=1.0)
+                            number.Type.Double, 0.5, minValue=0.0, maxValue=1.0)
         self.addParameter(max_nodata)
         self.mark_advanced("JITTER", "MIN_DISTANCE", "SEED", "MAX_NODATA")
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_DIR", self.tr("Chip folder")))
         self.addParameter(QgsProcessingParameterVectorDestination(
-            "OUTPUT", self.tr("Chip index"), QgsProcessing.TypeVectorPolygon))
+            "OUTPUT", self.tr("Chip index"), QgsProcessing.SourceType.TypeVectorPolygon))
         self.addOutput(QgsProcessingOutputNumber("CHIP_COUNT", self.tr("Number of chips")))
         self.addOutput(QgsProcessingOutputNumber("COVERAGE", self.tr("Fraction of raster pixels covered by chips")))
 

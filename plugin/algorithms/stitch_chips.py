@@ -28,13 +28,13 @@ class StitchChipsAlgorithm(PatchworkAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterFile(
-            "INPUT", self.tr("Folder of chip predictions (GeoTIFF)"), QgsProcessingParameterFile.Folder))
+            "INPUT", self.tr("Folder of chip predictions (GeoTIFF)"), QgsProcessingParameterFile.Behavior.Folder))
         self.addParameter(QgsProcessingParameterEnum("WINDOW", self.tr("Blending window"), WINDOWS, defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum("AGGREGATION", self.tr("Aggregation of overlapping chips"),
                                                      AGGREGATIONS, defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber(
             "N_CLASSES", self.tr("Number of classes (class ids 0..N-1; votes only)"),
-            QgsProcessingParameterNumber.Integer, 0, minValue=0))
+            QgsProcessingParameterNumber.Type.Integer, 0, minValue=0))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "REFERENCE", self.tr("Reference grid (default: the chips' union)"), optional=True))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.tr("Mosaic")))

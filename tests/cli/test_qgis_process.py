@@ -131,7 +131,8 @@ def test_missing_onnxruntime_is_explained(qgis_env, tmp_path, ortho_path):
     done = qgis_process(env, "run", "patchwork:classify", "--", f"INPUT={ortho_path}", f"MODEL={model}",
                         "BANDS=1,2,3", f"OUTPUT={tmp_path / 'c.tif'}")
     assert done.returncode != 0
-    assert "ONNX models need the Python package 'onnxruntime'" in done.stdout + done.stderr
+    assert "ONNX models: the Python package 'onnxruntime' (version 1.16 or newer) is needed" in \
+        done.stdout + done.stderr
     assert files_under(str(tmp_path)) == []
 
 

@@ -1,0 +1,65 @@
+"""Optional Python packages: imported only where used, with a clear message when one is missing or too old.
+
+QGIS ships numpy and GDAL; everything else is optional. `require("onnxruntime", "ONNX models")` returns
+the module or raises a PatchworkError that names the package, the version needed and how to install
+it (the plugin's installer, or pip with QGIS's numpy pinned so pip cannot replace it).
+"""
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+
+from .errors import PatchworkError
+
+# Distribution name → (module to import, lowest version that works with Patchwork).
+PACKAGES: dict[str, tuple[str, str]] = {
+    "onnxruntime": ("onnxruntime", "1.16"),
+    "scikit-learn": ("sklearn", "1.2"),
+    "skops": ("skops", "0.9"),
+    "skl2onnx": ("skl2onnx", "1.16"),
+    "onnx": ("onnx", "1.15"),
+}
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
+def install_hint(packages: list[str]) -> str:
+    specs = " ".join(f'"{name}>={PACKAGES[name][1]}"' for name in packages)
+    numpy_pin = ""
+    if "numpy" in sys.modules:
+        numpy_pin = f" numpy=={sys.modules['numpy'].__version__}"
+    return (f"Install it from QGIS with Raster ▸ Patchwork ▸ Install Python dependencies…, or in a shell with "
+            f"QGIS's Python: python3 -m pip install {specs}{numpy_pin} (keep numpy at the version QGIS has).")
+
+
+def require(package: str, purpose: str):
+    """The imported module for `package`, or a PatchworkError saying how to get it."""
+    module_name, minimum = PACKAGES[package]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PatchworkError(
+            f"{purpose}: the Python package '{package}' (version {minimum} or newer) is needed, and QGIS's Python "
+            f"does not have it. {install_hint([package])}"
+        ) from exc
+    found = getattr(module, "__version__", "0")
+    if version_tuple(found) < version_tuple(minimum):
+        raise PatchworkError(
+            f"{purpose}: '{package}' {minimum} or newer is needed; QGIS's Python has {found}. "
+            f"{install_hint([package])}"
+        )
+    return module
+
+
+def status() -> dict[str, str | None]:
+    """Installed version of each optional package (None when missing), for the installer dialog."""
+    found: dict[str, str | None] = {}
+    for package, (module_name, _minimum) in PACKAGES.items():
+        try:
+            found[package] = getattr(importlib.import_module(module_name), "__version__", "?")
+        except ImportError:
+            found[package] = None
+    return found

@@ -1,0 +1,45 @@
+"""Static checks that the plugin's Qt code reads the same under PyQt5 and PyQt6 (QGIS 4)."""
+from __future__ import annotations
+
+import os
+import re
+
+from tests.conftest import REPO
+
+QT_CODE = ["plugin", "ui", "__init__.py", os.path.join("scripts", "qgis_gui_session.py")]
+# A Qt enum value must be spelled with its enum's name (Qt.AlignmentFlag.AlignLeft): PyQt6 has no short form.
+SHORT_ENUM = re.compile(r"\b(Qt|QEvent|QImage|QProcess|QDialogButtonBox|QMessageBox|QSizePolicy)\.([A-Z]\w*)\b(?!\.)")
+ENUM_CLASSES = {"Qt": {"AlignmentFlag", "AspectRatioMode", "TransformationMode", "DockWidgetArea"},
+                "QEvent": {"Type"}, "QImage": {"Format"}, "QProcess": {"ProcessChannelMode", "ProcessState"}}
+
+
+def sources():
+    for item in QT_CODE:
+        path = os.path.join(REPO, item)
+        if os.path.isfile(path):
+            yield path
+            continue
+        for root, _dirs, files in os.walk(path):
+            yield from (os.path.join(root, f) for f in files if f.endswith(".py"))
+
+
+def test_no_pyqt5_only_spellings():
+    problems = []
+    for path in sources():
+        text = open(path, encoding="utf-8").read()
+        for pattern, why in ((r"\bexec_\(", "exec_() is gone in PyQt6: use exec()"),
+                             (r"\bQRegExp\b", "QRegExp is gone in Qt 6: use QRegularExpression"),
+                             (r"^\s*(from|import) PyQt5", "import Qt through qgis.PyQt"),
+                             (r"\bpyrcc|resources_rc\b", "PyQt6 has no pyrcc: load icons from files")):
+            problems += [f"{path}: {why}" for _ in re.finditer(pattern, text, re.MULTILINE)]
+        for match in SHORT_ENUM.finditer(text):
+            owner, name = match.groups()
+            if name not in ENUM_CLASSES.get(owner, set()) and not name.startswith("translate"):
+                problems.append(f"{path}: {match.group(0)} needs its enum's name (PyQt6)")
+    assert not problems, "\n".join(problems)
+
+
+def test_metadata_declares_qgis_4_and_qt6():
+    metadata = open(os.path.join(REPO, "metadata.txt"), encoding="utf-8").read()
+    assert "qgisMinimumVersion=3.22" in metadata and "qgisMaximumVersion=4.99" in metadata
+    assert "supportsQt6=True" in metadata and "hasProcessingProvider=yes" in metadata
