@@ -308,8 +308,11 @@ class Radiometric(Augmentation):
         raise NotImplementedError
 
 
-def _per_band(x: np.ndarray, values) -> np.ndarray:
-    return np.asarray(values, dtype=x.dtype).reshape(-1, 1, 1)
+def _band_values(x: np.ndarray, rng: np.random.Generator, value, per_band: bool):
+    """A draw from `value` for each band, shaped (C, 1, 1), or one for all bands: ready to broadcast on x."""
+    if per_band:
+        return np.asarray(_draw(rng, value, x.shape[0]), dtype=x.dtype).reshape(-1, 1, 1)
+    return x.dtype.type(_draw(rng, value))
 
 
 @dataclass
@@ -324,8 +327,7 @@ class BrightnessJitter(Radiometric):
         _range("factor", self.factor, low=0.0)
 
     def change(self, x, rng, invalid):
-        f = _draw(rng, self.factor, x.shape[0] if self.per_band else None)
-        x *= _per_band(x, f) if self.per_band else x.dtype.type(f)
+        x *= _band_values(x, rng, self.factor, self.per_band)
         return x
 
 
@@ -341,8 +343,7 @@ class ContrastJitter(Radiometric):
         _range("factor", self.factor, low=0.0)
 
     def change(self, x, rng, invalid):
-        f = _draw(rng, self.factor, x.shape[0] if self.per_band else None)
-        f = _per_band(x, f) if self.per_band else x.dtype.type(f)
+        f = _band_values(x, rng, self.factor, self.per_band)
         if invalid is None:
             mean = x.mean(axis=(1, 2), keepdims=True, dtype=np.float64).astype(x.dtype)
         else:
@@ -367,9 +368,9 @@ class GaussianNoise(Radiometric):
         _range("sigma", self.sigma, low=0.0)
 
     def change(self, x, rng, invalid):
-        s = _draw(rng, self.sigma, x.shape[0] if self.per_band else None)
+        sigma = _band_values(x, rng, self.sigma, self.per_band)
         noise = rng.standard_normal(x.shape, dtype=x.dtype)
-        noise *= _per_band(x, s) if self.per_band else x.dtype.type(s)
+        noise *= sigma
         x += noise
         return x
 
@@ -437,7 +438,7 @@ class AtmosphericHaze(Radiometric):
         if len(wavelengths) != bands:
             raise PatchworkError(f"AtmosphericHaze has {len(wavelengths)} wavelengths for a {bands}-band chip.")
         weights = wavelengths ** -4.0
-        x += _per_band(x, amount * weights / weights.max())
+        x += np.asarray(amount * weights / weights.max(), dtype=x.dtype).reshape(-1, 1, 1)
         return x
 
 
