@@ -316,8 +316,8 @@ def _band_values(x: np.ndarray, rng: np.random.Generator, value, per_band: bool)
 
 
 @dataclass
-class BrightnessJitter(Radiometric):
-    """x · f, with f drawn from `factor` per band (or once for all bands)."""
+class FactorJitter(Radiometric):
+    """Base of the ops scaling by a factor drawn from `factor`, per band or once for all bands."""
 
     factor: float | list[float] = field(default_factory=lambda: [0.9, 1.1])
     per_band: bool = True
@@ -325,6 +325,11 @@ class BrightnessJitter(Radiometric):
 
     def __post_init__(self) -> None:
         _range("factor", self.factor, low=0.0)
+
+
+@dataclass
+class BrightnessJitter(FactorJitter):
+    """x · f, with f drawn from `factor` per band (or once for all bands)."""
 
     def change(self, x, rng, invalid):
         x *= _band_values(x, rng, self.factor, self.per_band)
@@ -332,15 +337,8 @@ class BrightnessJitter(Radiometric):
 
 
 @dataclass
-class ContrastJitter(Radiometric):
+class ContrastJitter(FactorJitter):
     """(x − mean) · f + mean per band, the mean taken over the band's data pixels."""
-
-    factor: float | list[float] = field(default_factory=lambda: [0.9, 1.1])
-    per_band: bool = True
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        _range("factor", self.factor, low=0.0)
 
     def change(self, x, rng, invalid):
         f = _band_values(x, rng, self.factor, self.per_band)
