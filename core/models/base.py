@@ -93,3 +93,9 @@ def require_model_file(path: str) -> None:
 
 def default_class_names(values: list[int]) -> list[str]:
     return [f"class {v}" for v in values]
+
+
+def value_names(count: int | None) -> list[str]:
+    """Band names of a regressor's outputs: "value", or "value 1", "value 2", … for several."""
+    count = count or 1
+    return ["value"] if count == 1 else [f"value {i + 1}" for i in range(count)]

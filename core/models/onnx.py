@@ -19,7 +19,7 @@ import numpy as np
 
 from ..dependencies import install_hint, require
 from ..errors import PatchworkError
-from .base import Model, ModelInfo, PixelModel, default_class_names
+from .base import Model, ModelInfo, PixelModel, default_class_names, value_names
 
 
 def _onnxruntime():
@@ -115,9 +115,9 @@ class OnnxImageModel(Model):
         out_dims = [_fixed(d) for d in out.shape]
         self.labels_out = len(out.shape) == 3 and "int" in out.type
         channels_out = 1 if len(out.shape) == 3 else out_dims[1]
-        self.margin = int(meta.get("patchwork:receptive_margin", 0))
+        margin = int(meta.get("patchwork:receptive_margin", 0))
         if height and out_dims[-1] and out_dims[-1] < height:
-            self.margin = max(self.margin, (height - out_dims[-1]) // 2)
+            margin = max(margin, (height - out_dims[-1]) // 2)
         self.activation = str(meta.get("patchwork:output_activation", "probabilities"))
         if self.activation not in ("probabilities", "logits"):
             raise PatchworkError(f"MODEL: '{name}' declares patchwork:output_activation '{self.activation}'; "
@@ -126,7 +126,7 @@ class OnnxImageModel(Model):
         tile = height or _fixed(meta.get("tile_size", meta.get("tiles_size"))) or 512
         info = ModelInfo(
             name=name, n_bands=channels, tile_size=height, default_tile_size=tile,
-            default_overlap=round(tile * float(meta.get("tiles_overlap", 0)) / 100), margin=self.margin,
+            default_overlap=round(tile * float(meta.get("tiles_overlap", 0)) / 100), margin=margin,
             batch_size=batch, unit_range_input=True, input_dtype=_input_dtype(inp, name),
         )
         mean, std = meta.get("standardization_mean"), meta.get("standardization_std")
@@ -134,8 +134,7 @@ class OnnxImageModel(Model):
             info.mean, info.std = [float(v) for v in np.atleast_1d(mean)], [float(v) for v in np.atleast_1d(std)]
         if model_type == "Regressor":
             info.task = "regression"
-            info.output_names = [f"value {i + 1}" for i in range(channels_out or 1)] if (channels_out or 1) > 1 \
-                else ["value"]
+            info.output_names = value_names(channels_out)
         else:
             names = _class_names(meta, channels_out, name)
             if channels_out == 1 and not self.labels_out:  # one sigmoid: the class vs background
@@ -163,7 +162,7 @@ class OnnxImageModel(Model):
         return np.concatenate(parts)
 
     def predict(self, batch: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        size, m = batch.shape[-1], self.margin
+        size, m = batch.shape[-1], self.info.margin
         out = self._run(batch)
         if out.shape[-1] == size and m:
             out = out[..., m : size - m, m : size - m]
@@ -204,7 +203,7 @@ class OnnxPixelModel(PixelModel):
             self.value_output = outputs[0]
             info.task = "regression"
             count = _fixed(outputs[0].shape[-1]) if len(outputs[0].shape) == 2 else 1
-            info.output_names = ["value"] if (count or 1) == 1 else [f"value {i + 1}" for i in range(count)]
+            info.output_names = value_names(count)
         else:
             self.zipmap_keys = None
             if self.prob_output is not None and self.prob_output.type.startswith("seq(map"):

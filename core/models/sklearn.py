@@ -7,7 +7,7 @@ import numpy as np
 
 from ..dependencies import require
 from ..errors import PatchworkError
-from .base import ModelInfo, PixelModel, default_class_names
+from .base import ModelInfo, PixelModel, default_class_names, value_names
 
 PICKLE_EXTENSIONS = (".pkl", ".pickle", ".joblib")
 # Types from these packages are what a fitted scikit-learn estimator is made of; skops rebuilds
@@ -70,8 +70,7 @@ class SklearnModel(PixelModel):
             names = default_class_names(values) if numeric else [str(v) for v in classes]
             self.info = ModelInfo(name=name, n_bands=n_bands, class_values=values, class_names=names, per_pixel=True)
         else:
-            n_out = int(getattr(estimator, "n_outputs_", 1))
-            outputs = ["value"] if n_out == 1 else [f"value {i + 1}" for i in range(n_out)]
+            outputs = value_names(int(getattr(estimator, "n_outputs_", 1)))
             self.info = ModelInfo(name=name, task="regression", n_bands=n_bands, output_names=outputs, per_pixel=True)
         self.classes = classes
 
