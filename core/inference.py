@@ -210,7 +210,8 @@ def classify(
         feedback.info(f"{n_tiles} tiles of {tile} px ({len(row_anchors)} rows × {len(col_anchors)} columns), overlap "
                       f"{overlap} px, {window} window, {aggregation}")
 
-        writers = _Outputs(outputs, src, info, output, probabilities, aggregation)
+        writers = MapWriter(outputs, src.width, src.height, src.geotransform, src.crs_wkt, info, output,
+                            probabilities, aggregation)
         acc = RowAccumulator(src.width, info.n_outputs, aggregation)
         plan = _TilePlan(tile, margin, size, window, aggregation, info.n_outputs, src.height, src.width)
         done_tiles = 0
@@ -263,40 +264,46 @@ class _TilePlan:
             acc.add(row, c, values, weights[:h, :w], batch_valid[j, m : m + h, m : m + w])
 
 
-class _Outputs:
-    """The rasters a run writes, opened on `stack` (removed unless the run completes), fed finished rows."""
+class MapWriter:
+    """The rasters a run writes, on `stack` (removed unless the run completes), fed rows as they finish.
 
-    def __init__(self, stack: ExitStack, src: RasterSource, info: ModelInfo, output: str,
-                 probabilities: str | None, aggregation: str) -> None:
+    Classification: a class map (palette, class names, `.qml` after the run) and optional probabilities;
+    regression: float32 values. Shared by tiled classification and chip stitching.
+    """
+
+    def __init__(self, stack: ExitStack, width: int, height: int, geotransform, crs_wkt: str, info: ModelInfo,
+                 output: str, probabilities: str | None = None, aggregation: str = "hardvote") -> None:
         self.info, self.output = info, output
-        gt, crs, k = src.geotransform, src.crs_wkt, info.n_outputs
+        gt, crs, k = geotransform, crs_wkt, info.n_outputs
         self.probabilities = None
+        self.covered = 0  # pixels written with data
         if info.task == "classification":
             self.dtype, self.nodata = class_nodata(info.class_values)
-            self.main = stack.enter_context(GeoTiffWriter(output, src.width, src.height, 1, self.dtype, gt, crs,
-                                                          self.nodata))
+            self.main = stack.enter_context(GeoTiffWriter(output, width, height, 1, self.dtype, gt, crs, self.nodata))
             self.colours = class_colours(info.n_classes, info.class_colors)
             apply_colour_table(self.main.dataset.GetRasterBand(1), info.class_values, info.class_names, self.colours)
             self.main.set_band_descriptions(["class"])
             self.lut = np.asarray(info.class_values, dtype=self.dtype)
             if probabilities:
-                self.probabilities = stack.enter_context(GeoTiffWriter(probabilities, src.width, src.height, k,
-                                                                       np.float32, gt, crs, float("nan")))
+                self.probabilities = stack.enter_context(GeoTiffWriter(probabilities, width, height, k, np.float32,
+                                                                       gt, crs, float("nan")))
                 kind = "P" if aggregation == "softvote" else "vote share"
                 self.probabilities.set_band_descriptions([f"{kind}({name})" for name in info.class_names])
         else:
-            self.main = stack.enter_context(GeoTiffWriter(output, src.width, src.height, k, np.float32, gt, crs,
+            self.main = stack.enter_context(GeoTiffWriter(output, width, height, k, np.float32, gt, crs,
                                                           float("nan")))
             self.main.set_band_descriptions(info.output_names)
 
     def write(self, done: Finished | None) -> None:
         if done is None:
             return
+        covered = done.covered
+        self.covered += int(covered.sum())
         if self.info.task != "classification":
             self.main.write(done.mean(), done.row_off, 0)
             return
         classes = self.lut[done.winners()]
-        classes[~done.covered] = self.nodata
+        classes[~covered] = self.nodata
         self.main.write(classes, done.row_off, 0)
         if self.probabilities is not None:
             self.probabilities.write(done.mean(), done.row_off, 0)

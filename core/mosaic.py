@@ -9,18 +9,19 @@ from __future__ import annotations
 import glob
 import os
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import PatchworkError
 from .geometry import GeoTransform, Window
-from .inference import class_nodata
-from .palette import apply_colour_table, class_colours, write_qml
+from .inference import MapWriter
+from .models.base import ModelInfo, default_class_names, value_names
 from .progress import Feedback, SilentFeedback, check_cancelled
 from .raster import RasterSource, same_crs
 from .stitching import AGGREGATIONS, WINDOWS, RowAccumulator, check_choice, tile_weights
-from .writer import GeoTiffWriter, require_writable_folder
+from .writer import require_writable_folder
 
 
 @dataclass
@@ -130,29 +131,13 @@ def stitch_chips(
     feedback.info(f"{len(layout)} chips onto a {width} x {height} px mosaic ({window} window, {aggregation})")
 
     if aggregation == "mean":
-        writer = GeoTiffWriter(output, width, height, channels, np.float32, gt, crs, float("nan"))
+        info = ModelInfo(name="mosaic", task="regression", output_names=value_names(channels))
     else:
-        values = list(range(n_classes))
-        dtype, nodata = class_nodata(values)
-        writer = GeoTiffWriter(output, width, height, 1, dtype, gt, crs, nodata)
-        names = [f"class {v}" for v in values]
-        colours = class_colours(n_classes)
-        apply_colour_table(writer.dataset.GetRasterBand(1), values, names, colours)
+        info = ModelInfo(name="mosaic", class_values=list(range(n_classes)),
+                         class_names=default_class_names(list(range(n_classes))))
     acc = RowAccumulator(width, channels, aggregation)
-    covered = 0
-    with writer:
-        def write(done) -> None:
-            nonlocal covered
-            if done is None:
-                return
-            covered += int(done.covered.sum())
-            if aggregation == "mean":
-                writer.write(done.mean(), done.row_off, 0)
-            else:
-                classes = done.winners().astype(dtype)
-                classes[~done.covered] = nodata
-                writer.write(classes, done.row_off, 0)
-
+    with ExitStack() as stack:
+        writer = MapWriter(stack, width, height, gt, crs, info, output, aggregation=aggregation)
         for i, chip in enumerate(layout):
             check_cancelled(feedback)
             inner = chip.window.clip(height, width)
@@ -170,9 +155,8 @@ def stitch_chips(
             else:
                 acc.add(inner.row_off, inner.col_off, data.astype(np.float64), weights, valid)
             next_row = layout[i + 1].window.clip(height, width).row_off if i + 1 < len(layout) else height
-            write(acc.finish_above(next_row))
+            writer.write(acc.finish_above(next_row))
             feedback.set_progress(100.0 * (i + 1) / len(layout))
         check_cancelled(feedback)
-    style = None if aggregation == "mean" else write_qml(output, values, names, colours)
-    return StitchResult(output, len(layout), width, height, covered / (width * height), style,
+    return StitchResult(output, len(layout), width, height, writer.covered / (width * height), writer.write_style(),
                         time.perf_counter() - started)
