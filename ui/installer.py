@@ -46,6 +46,23 @@ def python_executable() -> str:
     return sys.executable
 
 
+def qgis_pins() -> list[str]:
+    """Versions pip must keep: the numpy GDAL and QGIS are built on, and a scipy QGIS's Python already has.
+
+    The install folder comes after QGIS's own packages on sys.path, so these are the versions that load.
+    """
+    import numpy
+
+    pins = [f"numpy=={numpy.__version__}"]
+    try:
+        import scipy
+
+        pins.append(f"scipy=={scipy.__version__}")
+    except ImportError:
+        pass
+    return pins
+
+
 def pip_arguments(packages: list[str], folder: str, constraints: str) -> list[str]:
     specs = [f"{name}>={PACKAGES[name][1]}" for name in packages]
     return ["-m", "pip", "install", "--disable-pip-version-check", "--only-binary=:all:", "--upgrade",
@@ -91,12 +108,10 @@ class InstallerDialog(QDialog):
         self.install_button.setEnabled(bool(self.missing()) and idle)
 
     def command(self) -> tuple[str, list[str]]:
-        import numpy
-
         os.makedirs(self.folder, exist_ok=True)
         constraints = os.path.join(self.folder, "constraints.txt")
         with open(constraints, "w", encoding="utf-8") as fh:
-            fh.write(f"numpy=={numpy.__version__}\n")  # pip must not replace the numpy GDAL and QGIS are built on
+            fh.write("\n".join(qgis_pins()) + "\n")
         return self.python, pip_arguments(self.missing(), self.folder, constraints)
 
     def install(self) -> None:
