@@ -46,6 +46,28 @@ class Comparison:
                 "kappa": self.kappa, "pixels": self.pixels, "nodata_pixels": self.skipped}
 
 
+def count_pairs(a: np.ndarray, b: np.ndarray) -> dict[tuple[int, int], int]:
+    """How many times each (a, b) pair of class ids occurs in two equally long arrays."""
+    # One int64 code per pair (a in the high 32 bits): a flat unique is fast.
+    codes = (a.astype(np.int64) << 32) | (b.astype(np.int64) & 0xFFFFFFFF)
+    pairs, n = np.unique(codes, return_counts=True)
+    counts = {}
+    for code, k in zip(pairs.tolist(), n.tolist()):
+        cb = code & 0xFFFFFFFF
+        counts[(code >> 32, cb - (1 << 32) if cb >= 1 << 31 else cb)] = k
+    return counts
+
+
+def confusion_matrix(counts: dict[tuple[int, int], int], classes: list[int]) -> np.ndarray:
+    """Pair counts as a matrix over `classes` (rows: first of each pair); pairs outside `classes` are left out."""
+    index = {c: i for i, c in enumerate(classes)}
+    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    for (ca, cb), k in counts.items():
+        if ca in index and cb in index:
+            matrix[index[ca], index[cb]] = k
+    return matrix
+
+
 def _category_names(src: RasterSource) -> dict[int, str]:
     names = src.dataset.GetRasterBand(1).GetCategoryNames() or []
     return {i: n for i, n in enumerate(names) if n}
@@ -84,12 +106,7 @@ def compare_classifications(reference: str, classification: str, *, agreement: s
                 data_b, valid_b = src_b.read(win)
                 valid = valid_a & valid_b
                 skipped += int((~valid).sum())
-                # One int64 code per pixel pair (reference in the high 32 bits): a flat unique is fast.
-                codes = (data_a[0][valid].astype(np.int64) << 32) | (data_b[0][valid].astype(np.int64) & 0xFFFFFFFF)
-                pairs, n = np.unique(codes, return_counts=True)
-                for code, k in zip(pairs.tolist(), n.tolist()):
-                    cb = code & 0xFFFFFFFF
-                    key = (code >> 32, cb - (1 << 32) if cb >= 1 << 31 else cb)
+                for key, k in count_pairs(data_a[0][valid], data_b[0][valid]).items():
                     counts[key] = counts.get(key, 0) + k
                 if writer is not None:
                     writer.write(np.where(valid, (data_a[0] == data_b[0]).astype(np.uint8), 255), row, 0)
@@ -103,10 +120,7 @@ def compare_classifications(reference: str, classification: str, *, agreement: s
             write_qml(agreement, AGREEMENT_VALUES, AGREEMENT_NAMES, AGREEMENT_COLOURS)
         names = {**_category_names(src_b), **_category_names(src_a)}
     classes = sorted({c for pair in counts for c in pair})
-    index = {c: i for i, c in enumerate(classes)}
-    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    for (ca, cb), k in counts.items():
-        matrix[index[ca], index[cb]] = k
+    matrix = confusion_matrix(counts, classes)
     result = Comparison(classes, matrix, {c: names.get(c, f"class {c}") for c in classes}, skipped)
     if report:
         tmp = temporary_sibling(report)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .augmented import read_chip
+from .compare import confusion_matrix, count_pairs
 from .dataset import read_index
 from .dependencies import require
 from .errors import PatchworkError
@@ -361,14 +362,9 @@ def onnx_agreement(onnx_bytes: bytes, model, pixels: np.ndarray) -> float:
 
 
 def _scores(y_true: np.ndarray, y_pred: np.ndarray, classes: list[int]) -> tuple[np.ndarray, dict]:
-    matrix = np.zeros((len(classes), len(classes)), np.int64)
-    index = {c: i for i, c in enumerate(classes)}
-    pairs, counts = np.unique(np.stack([y_true, y_pred]), axis=1, return_counts=True)
-    for (t, p), n in zip(pairs.T.tolist(), counts.tolist()):
-        if t in index and p in index:
-            matrix[index[t], index[p]] = n
+    matrix = confusion_matrix(count_pairs(y_true, y_pred), classes)
     scores = {}
-    for c, i in index.items():
+    for i, c in enumerate(classes):
         tp = matrix[i, i]
         precision = tp / matrix[:, i].sum() if matrix[:, i].sum() else 0.0
         recall = tp / matrix[i].sum() if matrix[i].sum() else 0.0

@@ -39,7 +39,15 @@ from ..core.errors import PatchworkError
 from ..core.sampling import BOUNDARIES, SAMPLER_NAMES, sampler_from_name
 from ..core.stitching import AGGREGATIONS, WINDOWS
 from ..plugin.resources import resource_path
-from .preview import AugmentationPreview, ChipFootprints, candidate_windows, chip_at, read_sample, thumbnail
+from .preview import (
+    AugmentationPreview,
+    ChipFootprints,
+    candidate_windows,
+    chip_at,
+    read_sample,
+    stretch_limits,
+    thumbnail,
+)
 from .runner import AlgorithmRun
 
 SETTINGS_SCOPE = "Patchwork"
@@ -628,8 +636,6 @@ class GalleryDialog(QDialog):
         super().__init__(parent)
         self.setObjectName("PatchworkGallery")
         self.setWindowTitle(tr("Augmentation preview"))
-        from .preview import stretch_limits
-
         limits = stretch_limits(samples[0], bands)
         grid = QGridLayout(self)
         for i, sample in enumerate(samples):

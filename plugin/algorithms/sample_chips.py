@@ -13,11 +13,12 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
+from ...core import sampling
 from ..resources import resource_path
 from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
 
-SAMPLERS = ["regular", "jittered", "poisson", "random"]
-BOUNDARIES = ["shift", "pad", "drop"]
+SAMPLERS = list(sampling.SAMPLER_NAMES)  # enum indices on the command line: 0 regular … 3 random
+BOUNDARIES = list(sampling.BOUNDARIES)  # 0 shift, 1 pad, 2 drop
 
 
 class SampleChipsAlgorithm(PatchworkAlgorithm):
