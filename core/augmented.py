@@ -13,16 +13,18 @@ import os
 import time
 from dataclasses import dataclass
 
-import numpy as np
 from osgeo import ogr
 
 from .augment import Augmentation, Compose, Mixing, Sample, check_donor, chip_seed, load_pipeline, nodata_mask
+from .budget import MAX_COPIES, require_disk, require_int_range
 from .dataset import INDEX_FIELDS, DatasetOutput, read_index, write_index
-from .errors import PatchworkError
-from .geometry import Window
+from .errors import PatchworkError, reports_errors
+from .geometry import Window, footprint
+from .paths import check_outputs
 from .progress import Feedback, SilentFeedback, check_cancelled
-from .raster import RasterSource
-from .writer import write_geotiff
+from .raster import RasterSource, same_crs
+from .sampling import check_seed
+from .writer import require_writable_folder, write_geotiff
 
 AUGMENTED_FIELDS = INDEX_FIELDS + [
     ("source_chip_id", ogr.OFTInteger), ("copy", ogr.OFTInteger), ("augmentation", ogr.OFTString),
@@ -35,13 +37,37 @@ def read_chip(record: dict) -> Sample:
     return _read_chip(record)[0]
 
 
-def _read_chip(record: dict) -> tuple[Sample, list[str]]:
+def check_chip_file(src: RasterSource, record: dict, crs_wkt: str | None = None) -> None:
+    """A chip file must be what its index row says: its size, its footprint on the ground, the index's CRS."""
+    name = os.path.basename(src.path)
+    problems = []
+    if (src.height, src.width) != (record["height"], record["width"]):
+        problems.append(f"it is {src.width}x{src.height} px, the index says {record['width']}x{record['height']}")
+    elif record.get("footprint_wkt"):
+        ring = footprint(src.geotransform, src.height, src.width)
+        expected = ogr.CreateGeometryFromWkt(record["footprint_wkt"])
+        actual = ogr.CreateGeometryFromWkt("POLYGON ((" + ", ".join(f"{x!r} {y!r}" for x, y in ring) + "))")
+        gt = src.geotransform
+        pixel_area = abs(gt[1] * gt[5] - gt[2] * gt[4])
+        if expected.SymmetricDifference(actual).Area() > 0.01 * pixel_area:  # off by more than 1% of a pixel
+            problems.append("its georeferencing is not the footprint the index holds")
+    if crs_wkt and src.crs_wkt and not same_crs(src.crs_wkt, crs_wkt):
+        problems.append("its CRS is not the index's")
+    if problems:
+        raise PatchworkError(f"INPUT: chip {record['chip_id']} ('{name}') does not match its index row: "
+                             f"{'; '.join(problems)}. The index or the chip folder was changed after sampling; "
+                             "sample the chips again.")
+
+
+def _read_chip(record: dict, crs_wkt: str | None = None) -> tuple[Sample, list[str]]:
     with RasterSource(record["image_path"], "INPUT") as src:
+        check_chip_file(src, record, crs_wkt)
         image, _ = src.read(Window(0, 0, src.height, src.width))
         sample = Sample(image, None, src.geotransform, src.nodata[0], None, src.crs_wkt)
         descriptions = src.band_descriptions
     if record.get("label_path"):
         with RasterSource(record["label_path"], "INPUT") as lbl:
+            check_chip_file(lbl, record, crs_wkt)
             label, _ = lbl.read(Window(0, 0, lbl.height, lbl.width))
             sample = sample.replace(label=label[0] if label.shape[0] == 1 else label, label_nodata=lbl.nodata[0])
     return sample, descriptions
@@ -82,32 +108,44 @@ def _nodata_fraction(sample: Sample) -> float:
     return 0.0 if invalid is None else float(invalid.any(axis=0).mean())
 
 
+@reports_errors
 def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_path: str | None = None, *,
-                  copies: int = 4, seed: int = 0, feedback: Feedback | None = None) -> AugmentResult:
-    """Write `copies` augmented copies of every chip (and its label) of `index` as a new chip dataset."""
+                  copies: int = 4, seed: int = 0, overwrite: bool = False,
+                  feedback: Feedback | None = None) -> AugmentResult:
+    """Write `copies` augmented copies of every chip (and its label) of `index` as a new chip dataset.
+
+    `out_dir` follows the rules of `sample_chips` (new, empty, or an earlier dataset replaced with `overwrite`).
+    """
     feedback = feedback or SilentFeedback()
     started = time.perf_counter()
-    if not isinstance(copies, (int, np.integer)) or copies < 1:
-        raise PatchworkError(f"COPIES must be 1 or more, got {copies!r}")
+    require_int_range("COPIES", copies, 1, MAX_COPIES)
+    check_seed(seed)
+    pipeline_file = pipeline if isinstance(pipeline, str) and os.path.isfile(pipeline) else None
     pipeline = load_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
     records = read_index(index)
     if not records:
         raise PatchworkError(f"INPUT: the chip index '{index}' has no chips.")
-    source_dataset = os.path.dirname(os.path.dirname(os.path.abspath(records[0]["image_path"])))
-    if os.path.abspath(out_dir) == source_dataset:
-        raise PatchworkError("OUTPUT_DIR: that is the input chip dataset's folder; choose a new folder so the "
-                             "source chips stay as they are.")
+    chip_files = [r[key] for r in records for key in ("image_path", "label_path") if r.get(key)]
+    check_outputs({"OUTPUT": index_path}, {"INPUT": index, "PIPELINE": pipeline_file, "INPUT chip": chip_files},
+                  {"OUTPUT_DIR": out_dir})
+    require_writable_folder(out_dir, "OUTPUT_DIR")
+    with RasterSource(records[0]["image_path"], "INPUT") as first:
+        pixel_bytes = first.count * first.dtype.itemsize + (1 if records[0].get("label_path") else 0)
+    chip_bytes = sum(r["height"] * r["width"] for r in records) * pixel_bytes  # uncompressed: an upper bound
+    require_disk(out_dir, chip_bytes * copies, "OUTPUT_DIR", f"{len(records):,} chips × {copies} copies",
+                 "Lower COPIES, or choose a folder on a disk with more space.")
     pool = ChipPool(records)
     if isinstance(pipeline, (Compose, Mixing)):
         pipeline = pipeline.with_pool(pool)  # CutMix and MixUp draw donors from the same dataset
     config = pipeline.to_config()
     config_json = json.dumps(config)
-    output = DatasetOutput(out_dir, index_path)
+    index_crs = index_crs_wkt(index)
+    output = DatasetOutput(out_dir, index_path, overwrite=overwrite, log=feedback.info)
     out_records, crs = [], ""
     try:
         total = len(records) * copies
         for i, record in enumerate(records):
-            chip, descriptions = _read_chip(record)
+            chip, descriptions = _read_chip(record, index_crs)
             crs = crs or chip.crs_wkt
             for copy in range(copies):
                 check_cancelled(feedback)
@@ -127,6 +165,12 @@ def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_
         output.abort()
         raise
     return AugmentResult(len(out_records), output.out_dir, output.index_path, time.perf_counter() - started)
+
+
+def index_crs_wkt(index: str) -> str:
+    ds = ogr.Open(index)
+    srs = ds.GetLayer(0).GetSpatialRef()
+    return srs.ExportToWkt() if srs is not None else ""
 
 
 def _write_copy(output: DatasetOutput, record: dict, descriptions: list[str], out: Sample, chip_id: int, copy: int,

@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import PatchworkError
+from .errors import PatchworkError, reports_errors
 from .geometry import Window
 from .palette import apply_colour_table, write_qml
+from .paths import check_outputs
 from .progress import Feedback, SilentFeedback, check_cancelled
 from .raster import RasterSource
-from .writer import GeoTiffWriter, replace_file, require_writable_folder, temporary_sibling
+from .writer import GeoTiffWriter, replace_file, require_raster_outputs, require_writable_folder, temporary_sibling
 
 AGREEMENT_VALUES, AGREEMENT_NAMES, AGREEMENT_COLOURS = [0, 1], ["differ", "agree"], ["#d7191c", "#a6d96a"]
 
@@ -73,6 +74,7 @@ def _category_names(src: RasterSource) -> dict[int, str]:
     return {i: n for i, n in enumerate(names) if n}
 
 
+@reports_errors
 def compare_classifications(reference: str, classification: str, *, agreement: str | None = None,
                             report: str | None = None, feedback: Feedback | None = None,
                             strip_rows: int = 512) -> Comparison:
@@ -88,9 +90,10 @@ def compare_classifications(reference: str, classification: str, *, agreement: s
             if src.count != 1 or not np.issubdtype(src.dtype, np.integer):
                 raise PatchworkError(f"{src.role}: '{os.path.basename(src.path)}' is not a class raster (it has "
                                      f"{src.count} band(s) of {src.dtype}); compare single-band integer class maps.")
-        for path in (agreement, report):
-            if path:
-                require_writable_folder(os.path.dirname(os.path.abspath(path)), "OUTPUT")
+        require_raster_outputs({"OUTPUT": agreement}, {"REFERENCE": reference, "INPUT": classification})
+        check_outputs({"OUTPUT_REPORT": report}, {"REFERENCE": reference, "INPUT": classification, "OUTPUT": agreement})
+        if report:
+            require_writable_folder(os.path.dirname(os.path.abspath(report)), "OUTPUT_REPORT")
         writer = None
         if agreement:
             writer = GeoTiffWriter(agreement, src_a.width, src_a.height, 1, np.uint8, src_a.geotransform,

@@ -21,8 +21,11 @@ import numpy as np
 from osgeo import ogr, osr
 
 from .aoi import Aoi
-from .errors import PatchworkError
+from .budget import MAX_CHIP_SIZE, human, require_disk, require_int_range
+from .errors import PatchworkError, reports_errors
 from .geometry import Window, footprint, window_geotransform
+from .partials import Log
+from .paths import check_outputs
 from .progress import Feedback, SilentFeedback, check_cancelled
 from .raster import RasterSource, default_fill
 from .sampling import Coverage, Sampler, check_boundary, coverage
@@ -46,6 +49,10 @@ INDEX_FIELDS: list[tuple[str, int]] = [
 ]
 
 
+MANIFEST = "dataset.json"
+DATASET_MEMBERS = ("images", "labels", MANIFEST, "index.gpkg")
+
+
 @dataclass
 class SampleResult:
     chip_count: int
@@ -66,6 +73,7 @@ def _label_fill(labels: RasterSource) -> float:
     return default_fill(labels.dtype)
 
 
+@reports_errors
 def sample_chips(
     source: str,
     sampler: Sampler,
@@ -77,6 +85,8 @@ def sample_chips(
     labels: str | None = None,
     aoi: Aoi | None = None,
     max_nodata: float = 0.5,
+    overwrite: bool = False,
+    protect: dict[str, str | None] | None = None,
     feedback: Feedback | None = None,
 ) -> SampleResult:
     """Cut chips from `source` where `sampler` says and write a chip dataset to `out_dir`.
@@ -84,13 +94,17 @@ def sample_chips(
     A chip is kept when at most `max_nodata` of its pixels are nodata, padding or outside the AOI
     (and, with an AOI, at least one pixel is inside it). Nothing is written unless the whole run
     succeeds: chips are staged and moved into `out_dir` at the end; the index is renamed into place.
+    `out_dir` must be new or empty, or hold an earlier chip dataset and `overwrite` be set: that dataset
+    is then replaced as a whole. `protect` names further files the run reads (e.g. the AOI's file)
+    that no output may overwrite.
     """
     feedback = feedback or SilentFeedback()
     check_boundary(boundary)
-    if not isinstance(chip_size, (int, np.integer)) or chip_size <= 0:
-        raise PatchworkError(f"CHIP_SIZE must be a positive number of pixels, got {chip_size}")
+    require_int_range("CHIP_SIZE", chip_size, 1, MAX_CHIP_SIZE)
     if not 0.0 <= max_nodata <= 1.0:
         raise PatchworkError(f"MAX_NODATA is a fraction between 0 and 1, got {max_nodata}")
+    check_outputs({"OUTPUT": index_path}, {"INPUT": source, "LABELS": labels, **(protect or {})},
+                  {"OUTPUT_DIR": out_dir})
     src = RasterSource(source, "INPUT")
     src.require_georeferenced()
     lbl = None
@@ -106,8 +120,13 @@ def sample_chips(
     batches = sampler.candidates(src.height, src.width, chip_size, boundary, aoi_box)
     first = next(batches, None)
     stream = itertools.chain([] if first is None else [first], batches)
+    require_writable_folder(out_dir, "OUTPUT_DIR")
+    most = _most_chips(src.height, src.width, chip_size, boundary, sampler)
+    chip_bytes = chip_size * chip_size * (src.count * src.dtype.itemsize + (lbl.dtype.itemsize if lbl else 0))
+    require_disk(out_dir, most * (chip_bytes + 4096), "OUTPUT_DIR", f"{most:,} chips of {human(chip_bytes)}",
+                 "Lower COUNT, raise STEP or use a smaller CHIP_SIZE, or choose a folder on a disk with more space.")
 
-    output = DatasetOutput(out_dir, index_path)
+    output = DatasetOutput(out_dir, index_path, overwrite=overwrite, log=feedback.info)
     writer = _ChipWriter(src, lbl, output.staged, boundary, sampler)
     try:
         records, windows, tried, rejected = _cut_chips(
@@ -139,6 +158,14 @@ def sample_chips(
             lbl.close()
     feedback.set_progress(100)
     return SampleResult(len(records), os.path.abspath(out_dir), output.index_path, windows, cover, tried, rejected)
+
+
+def _most_chips(height: int, width: int, chip: int, boundary: str, sampler: Sampler) -> int:
+    """An upper bound of the chips a run writes: the sampler's limit, or its anchors on whole pixels."""
+    rows, cols = (max(1, n - chip + 1) if boundary != "pad" else n for n in (height, width))
+    spacing = max(1, int(getattr(sampler, "step", 0) or getattr(sampler, "min_distance", 1)))
+    grid = -(-rows // spacing) * -(-cols // spacing)
+    return min(sampler.limit or grid, rows * cols)
 
 
 def _cut_chips(src, limit, chip, aoi, aoi_box, max_nodata, stream, writer, feedback):
@@ -219,23 +246,28 @@ class DatasetOutput:
     """Where a chip dataset is written: files staged in a hidden folder, the index at a temporary name.
 
     `commit()` moves everything into place; `abort()` removes it, leaving earlier files untouched.
-    The index defaults to `out_dir/index.gpkg`.
+    The index defaults to `out_dir/index.gpkg`. A folder holds one dataset: an existing one is
+    replaced whole, and only with `overwrite`.
     """
 
-    def __init__(self, out_dir: str, index_path: str | None) -> None:
+    def __init__(self, out_dir: str, index_path: str | None, *, overwrite: bool = False,
+                 log: Log | None = None) -> None:
         self.in_folder = index_path is None
         self.index_path = os.path.abspath(index_path or os.path.join(out_dir, "index.gpkg"))
         if not self.index_path.lower().endswith(".gpkg"):
             raise PatchworkError(f"the chip index is written as a GeoPackage: give it a .gpkg name, not '{index_path}'")
         if not self.in_folder:  # checked before the staging folder exists, so a refusal leaves nothing
             require_writable_folder(os.path.dirname(self.index_path), "OUTPUT")
+        replace = existing_dataset(out_dir, overwrite)
+        if not self.in_folder:
             os.makedirs(os.path.dirname(self.index_path), exist_ok=True)
-        self.staged = StagedFolder(out_dir)
+        self.staged = StagedFolder(out_dir, replace=replace, log=log)
         self.out_dir = os.path.abspath(out_dir)
-        self.index_tmp = self.staged.staged_path("index.gpkg") if self.in_folder else temporary_sibling(self.index_path)
+        self.index_tmp = self.staged.staged_path("index.gpkg") if self.in_folder else temporary_sibling(self.index_path,
+                                                                                                     log)
 
     def write_manifest(self, manifest: dict) -> None:
-        with open(self.staged.staged_path("dataset.json"), "w") as fh:
+        with open(self.staged.staged_path(MANIFEST), "w") as fh:
             json.dump(manifest, fh, indent=2)
 
     def commit(self) -> None:
@@ -246,6 +278,42 @@ class DatasetOutput:
     def abort(self) -> None:
         self.staged.abort()
         remove_file(self.index_tmp)
+
+
+def existing_dataset(out_dir: str, overwrite: bool) -> bool:
+    """Whether `out_dir` holds a chip dataset to replace; refuses a folder that cannot be one's.
+
+    A new or empty folder is fine. A folder with a dataset is replaced only with `overwrite`, and only
+    when it holds nothing but that dataset (replacing it must not delete anybody's other files).
+    """
+    if not os.path.isdir(out_dir):
+        return False
+    entries = sorted(e for e in os.listdir(out_dir))
+    if not entries:
+        return False
+    shown = ", ".join(entries[:5]) + (", …" if len(entries) > 5 else "")
+    manifest_path = os.path.join(out_dir, MANIFEST)
+    if not os.path.isfile(manifest_path):
+        raise PatchworkError(f"OUTPUT_DIR: '{out_dir}' is not empty ({shown}) and holds no chip dataset. A chip folder "
+                             "holds one dataset and nothing else: choose a new or empty folder.")
+    try:
+        with open(manifest_path, encoding="utf-8") as fh:
+            manifest = json.load(fh)
+        count, index = manifest.get("chip_count", "?"), os.path.basename(str(manifest.get("index", "")))
+    except (OSError, ValueError, AttributeError):
+        count, index = "?", ""
+    if not overwrite:
+        raise PatchworkError(f"OUTPUT_DIR: '{out_dir}' already holds a chip dataset ({count} chips). Tick "
+                             "'Replace an existing dataset' (OVERWRITE=true) to replace it as a whole, or choose "
+                             "another folder.")
+    own = set(DATASET_MEMBERS) | {index}
+    foreign = [e for e in entries if e not in own and not any(e == m + s for m in own for s in
+                                                               ("-wal", "-shm", ".aux.xml"))]
+    if foreign:
+        raise PatchworkError(f"OUTPUT_DIR: OVERWRITE replaces the whole folder '{out_dir}', and it also holds "
+                             f"{', '.join(foreign[:5])}, which are not part of the chip dataset. Move them out, or "
+                             "choose another folder.")
+    return True
 
 
 def write_index(path: str, crs_wkt: str, records: list[dict], fields: list[tuple[str, int]] = INDEX_FIELDS) -> None:

@@ -10,22 +10,23 @@ For a per-pixel model the result equals one full-scene model call on every pixel
 """
 from __future__ import annotations
 
-import os
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import PatchworkError
+from .budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range, require_memory
+from .errors import PatchworkError, reports_errors
 from .geometry import Window
 from .models import Model, ModelInfo, load_model
 from .palette import apply_colour_table, class_colours, write_qml
+from .partials import Log
 from .progress import Feedback, SilentFeedback, check_cancelled
 from .raster import RasterSource
 from .sampling import regular_anchors
 from .stitching import AGGREGATIONS, WINDOWS, Finished, RowAccumulator, check_choice, tile_weights
-from .writer import GeoTiffWriter, require_writable_folder
+from .writer import GeoTiffWriter, require_raster_outputs
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,14 @@ class ClassifyResult:
     seconds: float
 
 
+MAX_CLASS_VALUE = 65534  # class maps are uint8 or uint16, with the largest value kept for nodata
+
+
 def class_nodata(values: list[int]) -> tuple[np.dtype, int]:
     """The smallest unsigned type that holds the classes plus a nodata value above them."""
-    if min(values) < 0:
-        raise PatchworkError(f"MODEL: class values must be 0 or more to be written as a class map, got {values}.")
+    if min(values) < 0 or max(values) > MAX_CLASS_VALUE:
+        raise PatchworkError(f"MODEL: class values must be between 0 and {MAX_CLASS_VALUE} to be written as a class "
+                             f"map, got {min(values)}..{max(values)}. Renumber the classes in the model.")
     return (np.dtype(np.uint8), 255) if max(values) < 255 else (np.dtype(np.uint16), 65535)
 
 
@@ -127,10 +132,36 @@ def _check_run(info: ModelInfo, tile: int, overlap: int, aggregation: str, proba
         raise PatchworkError("OUTPUT_PROBABILITIES: a regression model has no class probabilities; leave it empty.")
 
 
-def _require_output(path: str, inputs: list[str], role: str) -> None:
-    if any(os.path.abspath(path) == os.path.abspath(p) for p in inputs):
-        raise PatchworkError(f"{role}: '{path}' is an input of this run; choose another file name.")
-    require_writable_folder(os.path.dirname(os.path.abspath(path)) or ".", role)
+def check_prediction(prediction, count: int, size: int, info: ModelInfo) -> None:
+    """A model's output must be what the adapter promises: never write a wrong map silently."""
+    k = info.n_outputs
+    expected = f"({count}, {size}, {size}) class indices or ({count}, {k}, {size}, {size}) scores"
+    shape = getattr(prediction, "shape", None)
+    ok = isinstance(prediction, np.ndarray) and (
+        (prediction.ndim == 3 and prediction.shape == (count, size, size) and info.task == "classification"
+         and np.issubdtype(prediction.dtype, np.integer))
+        or (prediction.ndim == 4 and prediction.shape == (count, k, size, size)
+            and np.issubdtype(prediction.dtype, np.floating)))
+    if not ok:
+        raise PatchworkError(f"MODEL: '{info.name}' returned {type(prediction).__name__} {shape} "
+                             f"{getattr(prediction, 'dtype', '')} for {count} tiles of {size} px; expected {expected}. "
+                             "The model does not fit what its metadata says: check its outputs.")
+    if prediction.ndim == 3 and prediction.size and (prediction.min() < 0 or prediction.max() >= info.n_classes):
+        raise PatchworkError(f"MODEL: '{info.name}' returned class index {int(prediction.max())} (or "
+                             f"{int(prediction.min())}) but has {info.n_classes} classes. Check its class metadata.")
+    if prediction.ndim == 4 and info.task == "classification" and np.isnan(prediction).any():
+        raise PatchworkError(f"MODEL: '{info.name}' returned NaN class scores. Check the input scaling (SCALE, "
+                             "OFFSET) and that the bands are the ones it was trained on.")
+
+
+def _memory_needed(src: RasterSource, info: ModelInfo, n_bands: int, tile: int, stride: int, batch: int) -> int:
+    """Bytes alive at once: the input strip, a batch of tiles and its prediction, the row accumulator."""
+    item = np.dtype(info.input_dtype).itemsize
+    k = max(info.n_outputs, 1)
+    strip = tile * (max(src.width, tile) + 2 * info.margin) * n_bands * (item + src.dtype.itemsize + 1)
+    tiles = batch * tile * tile * (n_bands * item * 2 + k * 4 * 3)
+    accumulator = (tile + stride) * src.width * (k + 1) * 8 * 2
+    return strip + tiles + accumulator
 
 
 def tile_values(prediction: np.ndarray, aggregation: str, n_classes: int) -> np.ndarray:
@@ -147,6 +178,7 @@ def tile_values(prediction: np.ndarray, aggregation: str, n_classes: int) -> np.
     return prediction
 
 
+@reports_errors
 def classify(
     raster: str,
     model: Model | str,
@@ -175,8 +207,11 @@ def classify(
     started = time.perf_counter()
     check_choice("window", window, WINDOWS)
     check_choice("aggregation", aggregation, AGGREGATIONS)
-    if batch_size < 1:
-        raise PatchworkError(f"BATCH_SIZE: {batch_size} must be 1 or more.")
+    require_int_range("BATCH_SIZE", batch_size, 1, MAX_BATCH_SIZE)
+    if tile_size is not None:
+        require_int_range("TILE_SIZE", tile_size, 1, MAX_TILE_SIZE)
+    require_raster_outputs({"OUTPUT": output, "OUTPUT_PROBABILITIES": probabilities},
+                           {"INPUT": raster, "MODEL": model if isinstance(model, str) else None})
     model = load_model(model, trust_model) if isinstance(model, str) else model
     info = model.info
     tile = int(tile_size or info.tile_size or info.default_tile_size)
@@ -192,12 +227,16 @@ def classify(
         if info.unit_range_input and transform.scale == 1.0 and src.dtype == np.uint8 and info.mean is None:
             feedback.info("Note: this model expects input values 0–1 (Deepness convention) and the input is 8-bit: "
                           "set SCALE to 0.00392156862745098 (1/255) unless the model says otherwise.")
-        _require_output(output, [raster], "OUTPUT")
-        if probabilities:
-            _require_output(probabilities, [raster, output], "OUTPUT_PROBABILITIES")
         if info.batch_size and info.batch_size != batch_size:
             feedback.info(f"The model fixes its batch at {info.batch_size} tiles; BATCH_SIZE {batch_size} is not used.")
             batch_size = info.batch_size
+        largest = max(src.height, src.width) + 2 * info.margin
+        if info.per_pixel and tile > largest:  # a per-pixel model gives the same pixels with a tile of the raster
+            feedback.info(f"TILE_SIZE {tile} px is larger than the raster; using {largest} px (same result).")
+            overlap = min(overlap, largest - 1)
+            tile = largest
+        require_memory(_memory_needed(src, info, len(transform.bands), tile, tile - overlap, batch_size),
+                       "TILE_SIZE", f"{batch_size} tiles of {tile} px", "Lower TILE_SIZE or BATCH_SIZE.")
 
         margin, size = info.margin, tile - 2 * info.margin  # size: the output part of a tile
         stride = tile - overlap
@@ -211,7 +250,7 @@ def classify(
                       f"{overlap} px, {window} window, {aggregation}")
 
         writers = MapWriter(outputs, src.width, src.height, src.geotransform, src.crs_wkt, info, output,
-                            probabilities, aggregation)
+                            probabilities, aggregation, log=feedback.info)
         acc = RowAccumulator(src.width, info.n_outputs, aggregation)
         plan = _TilePlan(tile, margin, size, window, aggregation, info.n_outputs, src.height, src.width)
         done_tiles = 0
@@ -228,6 +267,9 @@ def classify(
             next_row = int(row_anchors[i + 1]) if i + 1 < len(row_anchors) else src.height
             writers.write(acc.finish_above(next_row))
         check_cancelled(feedback)
+        if getattr(model, "one_at_a_time", False):
+            feedback.info(f"The model's graph takes one tile per call although its input says any batch: "
+                          f"BATCH_SIZE {batch_size} was lowered to 1 (set BATCH_SIZE=1 to skip the first try).")
     style = writers.write_style()
     return ClassifyResult(output, probabilities, style, info, tile, overlap, n_tiles, time.perf_counter() - started)
 
@@ -254,6 +296,7 @@ class _TilePlan:
         if not keep:
             return
         predictions = model.predict(np.stack([strip[:, :, cols[j] : cols[j] + t] for j in keep]), batch_valid[keep])
+        check_prediction(predictions, len(keep), size, model.info)
         h = min(size, self.height - row)
         top, bottom = row == 0, row + size >= self.height
         for j, prediction in zip(keep, predictions):
@@ -272,26 +315,28 @@ class MapWriter:
     """
 
     def __init__(self, stack: ExitStack, width: int, height: int, geotransform, crs_wkt: str, info: ModelInfo,
-                 output: str, probabilities: str | None = None, aggregation: str = "hardvote") -> None:
+                 output: str, probabilities: str | None = None, aggregation: str = "hardvote",
+                 log: Log | None = None) -> None:
         self.info, self.output = info, output
         gt, crs, k = geotransform, crs_wkt, info.n_outputs
         self.probabilities = None
         self.covered = 0  # pixels written with data
         if info.task == "classification":
             self.dtype, self.nodata = class_nodata(info.class_values)
-            self.main = stack.enter_context(GeoTiffWriter(output, width, height, 1, self.dtype, gt, crs, self.nodata))
+            self.main = stack.enter_context(GeoTiffWriter(output, width, height, 1, self.dtype, gt, crs, self.nodata,
+                                                          log=log))
             self.colours = class_colours(info.n_classes, info.class_colors)
             apply_colour_table(self.main.dataset.GetRasterBand(1), info.class_values, info.class_names, self.colours)
             self.main.set_band_descriptions(["class"])
             self.lut = np.asarray(info.class_values, dtype=self.dtype)
             if probabilities:
                 self.probabilities = stack.enter_context(GeoTiffWriter(probabilities, width, height, k, np.float32,
-                                                                       gt, crs, float("nan")))
+                                                                       gt, crs, float("nan"), log=log))
                 kind = "P" if aggregation == "softvote" else "vote share"
                 self.probabilities.set_band_descriptions([f"{kind}({name})" for name in info.class_names])
         else:
             self.main = stack.enter_context(GeoTiffWriter(output, width, height, k, np.float32, gt, crs,
-                                                          float("nan")))
+                                                          float("nan"), log=log))
             self.main.set_band_descriptions(info.output_names)
 
     def write(self, done: Finished | None) -> None:

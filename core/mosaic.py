@@ -14,14 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import PatchworkError
+from .errors import PatchworkError, reports_errors
 from .geometry import GeoTransform, Window
 from .inference import MapWriter
 from .models.base import ModelInfo, default_class_names, value_names
 from .progress import Feedback, SilentFeedback, check_cancelled
 from .raster import RasterSource, same_crs
 from .stitching import AGGREGATIONS, WINDOWS, RowAccumulator, check_choice, tile_weights
-from .writer import require_writable_folder
+from .writer import require_raster_outputs
 
 
 @dataclass
@@ -95,6 +95,7 @@ def _layout(paths: list[str], reference: str | None) -> tuple[list[_Chip], GeoTr
     return chips, gt, width, height, crs
 
 
+@reports_errors
 def stitch_chips(
     chips: str | list[str],
     output: str,
@@ -119,7 +120,7 @@ def stitch_chips(
     paths = find_chips(chips) if isinstance(chips, str) else list(chips)
     if aggregation != "mean" and n_classes < 1:
         raise PatchworkError(f"N_CLASSES: {aggregation} needs the number of classes (class ids 0..N_CLASSES-1).")
-    require_writable_folder(os.path.dirname(os.path.abspath(output)), "OUTPUT")
+    require_raster_outputs({"OUTPUT": output}, {"INPUT chip": paths, "REFERENCE": reference})
     layout, gt, width, height, crs = _layout(paths, reference)
     bands = {c.bands for c in layout}
     expected = {"hardvote": 1, "softvote": n_classes}.get(aggregation)

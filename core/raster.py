@@ -116,11 +116,21 @@ class RasterSource:
         if inner is None:
             return data, valid
         args = (inner.col_off, inner.row_off, inner.width, inner.height)
-        block = self.dataset.ReadAsArray(*args, band_list=bands)
-        block = block.reshape(len(bands), inner.height, inner.width)
+        try:
+            block = self.dataset.ReadAsArray(*args, band_list=bands)
+            if block is None:
+                raise RuntimeError("no pixels returned")
+            block = block.reshape(len(bands), inner.height, inner.width)
+            mask = self._valid(block, bands, args)
+        except RuntimeError as exc:
+            raise PatchworkError(
+                f"{self.role}: GDAL cannot read the {inner.width}x{inner.height} px at column {inner.col_off}, row "
+                f"{inner.row_off} of '{self.path}' ({exc}). The file may be truncated or damaged: check it with "
+                "gdalinfo -checksum, or copy it again."
+            ) from exc
         r0, c0 = inner.row_off - window.row_off, inner.col_off - window.col_off
         data[:, r0 : r0 + inner.height, c0 : c0 + inner.width] = block
-        valid[r0 : r0 + inner.height, c0 : c0 + inner.width] = self._valid(block, bands, args)
+        valid[r0 : r0 + inner.height, c0 : c0 + inner.width] = mask
         return data, valid
 
     def _valid(self, block: np.ndarray, bands: list[int], args: tuple[int, int, int, int]) -> np.ndarray:

@@ -19,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from .budget import MAX_CHIP_SIZE, MAX_CHIPS, MAX_SEED, require_int_range
 from .config import Configurable
 from .errors import PatchworkError
 from .geometry import Window
@@ -118,6 +119,10 @@ def _check_positive(name: str, value: float) -> None:
         raise PatchworkError(f"{name} must be > 0, got {value}")
 
 
+def check_seed(seed: int) -> None:
+    require_int_range("SEED", seed, 0, MAX_SEED, "Use a seed of 0 or more.")
+
+
 @dataclass(frozen=True)
 class RegularSampler(Sampler):
     """Anchors on a regular lattice with the given step (px), row-major."""
@@ -125,7 +130,7 @@ class RegularSampler(Sampler):
     step: int
 
     def __post_init__(self) -> None:
-        _check_positive("step", self.step)
+        require_int_range("STEP", self.step, 1, MAX_CHIP_SIZE * 16)
 
     def candidates(self, height, width, chip, boundary, touching=None):
         yield self._grid(height, width, chip, self.step, boundary)
@@ -140,7 +145,8 @@ class JitteredSampler(Sampler):
     seed: int = 0
 
     def __post_init__(self) -> None:
-        _check_positive("step", self.step)
+        require_int_range("STEP", self.step, 1, MAX_CHIP_SIZE * 16)
+        check_seed(self.seed)
         if not 0 <= self.jitter <= 0.5:
             raise PatchworkError(f"jitter is a fraction of the step between 0 and 0.5, got {self.jitter}")
 
@@ -165,7 +171,8 @@ class RandomSampler(Sampler):
     max_draws_per_chip: int = 50
 
     def __post_init__(self) -> None:
-        _check_positive("count", self.count)
+        require_int_range("COUNT", self.count, 1, MAX_CHIPS, "Sample in several runs if you need more chips.")
+        check_seed(self.seed)
 
     @property
     def limit(self) -> int:
@@ -215,8 +222,8 @@ class PoissonDiskSampler(Sampler):
     def __post_init__(self) -> None:
         if not self.min_distance >= 1:
             raise PatchworkError(f"min_distance must be at least 1 px, got {self.min_distance}")
-        if self.count < 0:
-            raise PatchworkError(f"count must be ≥ 0 (0 = no limit), got {self.count}")
+        require_int_range("COUNT", self.count, 0, MAX_CHIPS, "0 keeps every point.")
+        check_seed(self.seed)
 
     @property
     def limit(self) -> int | None:

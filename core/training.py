@@ -19,10 +19,12 @@ from .augmented import read_chip
 from .compare import confusion_matrix, count_pairs
 from .dataset import read_index
 from .dependencies import require
-from .errors import PatchworkError
+from .errors import PatchworkError, reports_errors
 from .geometry import Window
+from .paths import check_outputs
 from .progress import Feedback, SilentFeedback, check_cancelled
 from .raster import RasterSource
+from .sampling import check_seed
 from .writer import remove_file, replace_file, require_writable_folder, temporary_sibling
 
 ESTIMATORS = ("random_forest", "extra_trees", "gradient_boosting", "logistic_regression", "knn", "mlp")
@@ -59,6 +61,9 @@ def make_estimator(name: str, parameters: dict | None, seed: int):
                                  f"{', '.join(sorted(k for k in known if '__' not in k))}.")
         try:
             estimator.set_params(**parameters)
+            validate = getattr(estimator, "_validate_params", None)  # scikit-learn ≥ 1.2 checks types and ranges
+            if validate is not None:
+                validate()
         except (ValueError, TypeError) as exc:
             raise PatchworkError(f"PARAMETERS: {exc}") from exc
     if name in ("logistic_regression", "knn", "mlp"):  # distance- and gradient-based: standardise bands
@@ -84,7 +89,8 @@ class PixelSet:
         self.groups.append(group)
 
 
-def _valid_pixels(image: np.ndarray, image_nodata, label: np.ndarray, label_nodata) -> tuple[np.ndarray, np.ndarray]:
+def _valid_pixels(image: np.ndarray, image_nodata, label: np.ndarray, label_nodata,
+                  where: str = "the labels") -> tuple[np.ndarray, np.ndarray]:
     valid = np.ones(label.shape, bool)
     if image_nodata is not None:
         valid &= ~(np.isnan(image) if np.isnan(image_nodata) else image == image_nodata).any(axis=0)
@@ -94,6 +100,12 @@ def _valid_pixels(image: np.ndarray, image_nodata, label: np.ndarray, label_noda
         valid &= label != label_nodata
     if np.issubdtype(label.dtype, np.floating):
         valid &= ~np.isnan(label)
+        values = label[valid]
+        fractional = values[values != np.round(values)]
+        if fractional.size:
+            raise PatchworkError(f"LABELS: {where} hold values that are not class ids ({fractional.size:,} pixels, "
+                                 f"e.g. {float(fractional[0]):g}); class ids are whole numbers. Reclassify or round "
+                                 "the label raster first (Raster calculator: round(\"labels@1\")).")
     return image[:, valid].T.astype(np.float32), label[valid].astype(np.int64)
 
 
@@ -110,7 +122,8 @@ def pixels_from_index(index: str, feedback: Feedback) -> PixelSet:
         if chip.label.ndim != 2:
             raise PatchworkError(f"INPUT: '{record['label_path']}' holds class weights (from MixUp), not class ids; "
                                  "train on chips without MixUp.")
-        x, y = _valid_pixels(chip.image, chip.nodata, chip.label, chip.label_nodata)
+        x, y = _valid_pixels(chip.image, chip.nodata, chip.label, chip.label_nodata,
+                             f"the label chip '{os.path.basename(record['label_path'])}'")
         window = Window(record["row_off"], record["col_off"], record["height"], record["width"])
         out.add(x, y, window, record.get("source_chip_id", record["chip_id"]))
         feedback.set_progress(30.0 * (i + 1) / len(with_labels))
@@ -166,7 +179,8 @@ def pixels_from_rasters(raster: str, labels: str, feedback: Feedback) -> PixelSe
                 win = Window(row, col, min(BLOCK, src.height - row), min(BLOCK, src.width - col))
                 image, _ = src.read(win)
                 label, _ = lbl.read(win)
-                x, y = _valid_pixels(image, src.nodata[0], label[0], lbl.nodata[0])
+                x, y = _valid_pixels(image, src.nodata[0], label[0], lbl.nodata[0],
+                                     f"'{os.path.basename(labels)}'")
                 out.add(x, y, win, len(out.groups))
             feedback.set_progress(30.0 * min(row + BLOCK, src.height) / src.height)
     return out
@@ -215,6 +229,7 @@ class TrainResult:
     seconds: float
 
 
+@reports_errors
 def train_classifier(
     source: str,
     output_model: str,
@@ -249,9 +264,14 @@ def train_classifier(
         raise PatchworkError(f"MAX_PIXELS must be at least 1, got {max_pixels}")
     if not output_model.lower().endswith(".onnx"):
         raise PatchworkError(f"OUTPUT_MODEL: give the model an .onnx name, not '{output_model}'")
-    for path in (output_model, skops_copy, report):
+    check_seed(seed)
+    inputs = {"INPUT": source, "LABELS": labels}
+    if not labels:
+        inputs["INPUT chip"] = [r[k] for r in read_index(source) for k in ("image_path", "label_path") if r.get(k)]
+    check_outputs({"OUTPUT_MODEL": output_model, "OUTPUT_SKOPS": skops_copy, "OUTPUT_REPORT": report}, inputs)
+    for role, path in (("OUTPUT_MODEL", output_model), ("OUTPUT_SKOPS", skops_copy), ("OUTPUT_REPORT", report)):
         if path:
-            require_writable_folder(os.path.dirname(os.path.abspath(path)), "OUTPUT")
+            require_writable_folder(os.path.dirname(os.path.abspath(path)), role)
     for package in ("skl2onnx", "onnx", "onnxruntime"):  # missing packages fail before any work
         require(package, "Training (to export and check the model)")
     model = make_estimator(estimator, parameters, seed)  # unknown settings fail before any reading

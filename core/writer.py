@@ -1,31 +1,45 @@
 """Writing outputs so that nothing half-written is ever left where the user looks.
 
 Files are written under a temporary sibling name and renamed on success; folders of files are
-written into a hidden staging folder and moved in on success. Failure or cancel removes the
-temporary files and leaves whatever the user had before untouched.
+written into a hidden staging folder and moved in whole on success. Failure or cancel removes the
+temporary files and leaves whatever the user had before untouched; what a killed run left behind is
+removed by the next run of the same target (see `partials`).
 """
 from __future__ import annotations
 
 import math
 import os
 import shutil
-import tempfile
-import uuid
 
 import numpy as np
 from osgeo import gdal, gdal_array
 
 from .errors import PatchworkError
 from .geometry import GeoTransform
+from .partials import Log, OutputLock, owned_name, sweep_debris
+from .paths import check_outputs
 
 gdal.UseExceptions()
 
 
-def temporary_sibling(path: str) -> str:
-    """A hidden name in the same folder (so the final rename is atomic) with the same extension."""
-    folder, name = os.path.split(os.path.abspath(path))
-    stem, ext = os.path.splitext(name)
-    return os.path.join(folder, f".{stem}.partial-{uuid.uuid4().hex[:8]}{ext}")
+GEOTIFF_EXTENSIONS = (".tif", ".tiff")
+
+
+def temporary_sibling(path: str, log: Log | None = None) -> str:
+    """A hidden name owned by this process in the same folder (so the final rename is atomic), same extension.
+
+    Partial files that dead runs left for the same `path` are removed first (and logged).
+    """
+    sweep_debris(path, log)
+    return owned_name(path)
+
+
+def require_geotiff_name(path: str, role: str) -> None:
+    """Patchwork writes GeoTIFF: a raster output must be named so (a .png holding a GeoTIFF misleads everyone)."""
+    if not path.lower().endswith(GEOTIFF_EXTENSIONS):
+        raise PatchworkError(f"{role}: '{os.path.basename(path)}' — Patchwork writes GeoTIFF rasters; give the "
+                             "output a .tif name (convert it afterwards with gdal_translate if you need another "
+                             "format).")
 
 
 def require_writable_folder(folder: str, role: str) -> None:
@@ -40,6 +54,15 @@ def require_writable_folder(folder: str, role: str) -> None:
         raise PatchworkError(
             f"{role}: cannot write to '{probe}' (permission denied). Choose a folder you can write to."
         )
+
+
+def require_raster_outputs(outputs: dict[str, str | None], inputs: dict[str, str | None]) -> None:
+    """Raster outputs: GeoTIFF names, in writable folders, none of them an input or another output."""
+    check_outputs(outputs, inputs)
+    for role, path in outputs.items():
+        if path:
+            require_geotiff_name(path, role)
+            require_writable_folder(os.path.dirname(os.path.abspath(path)) or ".", role)
 
 
 def remove_file(path: str) -> None:
@@ -80,9 +103,10 @@ class GeoTiffWriter:
         crs_wkt: str,
         nodata: float | None = None,
         block_size: int = 512,
+        log: Log | None = None,
     ) -> None:
         self.path = path
-        self.tmp_path = temporary_sibling(path)
+        self.tmp_path = temporary_sibling(path, log)
         dtype = np.dtype(dtype)
         block = min(block_size, 16 * math.ceil(max(width, height) / 16))
         predictor = "3" if np.issubdtype(dtype, np.floating) else "2"
@@ -146,23 +170,35 @@ def write_geotiff(path: str, array: np.ndarray, geotransform: GeoTransform, crs_
 
 
 class StagedFolder:
-    """Files for `target` are written into a hidden sibling folder and moved in by `commit()`.
+    """Files for the folder `target` are written into a hidden sibling folder, moved in whole by `commit()`.
 
-    Files already in `target` are only replaced when the run succeeds, and only those with the
-    same names; a failed or cancelled run leaves `target` exactly as it was.
+    The target must not exist or be empty, unless `replace` is set: then the old folder is moved aside,
+    the new one moved in and the old one deleted (a run that dies in between has the old folder put
+    back by the next run). One run at a time writes a target (a lock beside it). A failed or
+    cancelled run (`abort()`) leaves `target` exactly as it was.
     """
 
-    def __init__(self, target: str, role: str = "OUTPUT_DIR") -> None:
+    def __init__(self, target: str, role: str = "OUTPUT_DIR", *, replace: bool = False,
+                 log: Log | None = None) -> None:
         self.target = os.path.abspath(target)
+        self.role = role
+        self.replace = replace
         require_writable_folder(self.target, role)
         parent = os.path.dirname(self.target)
         try:
             os.makedirs(parent, exist_ok=True)
-            self.staging = tempfile.mkdtemp(prefix=f".{os.path.basename(self.target)}.partial-", dir=parent)
+            self.lock = OutputLock(self.target, role, log).acquire()
         except OSError as exc:
             raise PatchworkError(
                 f"{role}: cannot write to '{target}' ({exc.strerror}). Choose a folder you can write to."
             ) from exc
+        try:
+            sweep_debris(self.target, log)
+            self.staging = owned_name(self.target)
+            os.mkdir(self.staging)
+        except BaseException:
+            self.lock.release()
+            raise
 
     def staged_path(self, relative: str) -> str:
         path = os.path.join(self.staging, relative)
@@ -173,13 +209,27 @@ class StagedFolder:
         return os.path.join(self.target, relative)
 
     def commit(self) -> None:
-        for folder, _dirs, files in os.walk(self.staging):
-            rel = os.path.relpath(folder, self.staging)
-            dest = os.path.normpath(os.path.join(self.target, rel))
-            os.makedirs(dest, exist_ok=True)
-            for name in files:
-                replace_file(os.path.join(folder, name), os.path.join(dest, name))
-        shutil.rmtree(self.staging, ignore_errors=True)
+        try:
+            if os.path.isdir(self.target) and not os.listdir(self.target):
+                os.rmdir(self.target)
+            if os.path.lexists(self.target):
+                if not self.replace:
+                    raise PatchworkError(f"{self.role}: '{self.target}' appeared during the run; nothing was "
+                                         "replaced. Run again with a new folder.")
+                aside = owned_name(self.target, "replaced")
+                os.rename(self.target, aside)
+                os.rename(self.staging, self.target)
+                shutil.rmtree(aside, ignore_errors=True)
+            else:
+                os.rename(self.staging, self.target)
+        except OSError as exc:
+            raise PatchworkError(
+                f"{self.role}: cannot move the new files into '{self.target}' ({exc.strerror}). Close layers or "
+                "programs that hold files of that folder open, and run again."
+            ) from exc
+        finally:
+            self.lock.release()
 
     def abort(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
+        self.lock.release()

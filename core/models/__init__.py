@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 
-from ..errors import PatchworkError
+from ..errors import PatchworkError, reports_errors
 from .base import Model, ModelInfo, PixelModel, require_model_file
 
 MODEL_EXTENSIONS = (".onnx", ".skops", ".json", ".joblib", ".pkl", ".pickle")
 
 
+@reports_errors
 def load_model(path: str, trust: bool = False) -> Model:
     """Load a model by its file extension. Pickles (.pkl, .pickle, .joblib) need `trust=True`."""
     require_model_file(path)

@@ -28,10 +28,12 @@ def _onnxruntime():
 
 def _parse(value: str):
     """A metadata value: JSON as Deepness writes it, else a Python literal (its legacy files), else the text."""
+    if len(value) > 1_000_000:  # metadata is a few numbers and names; a huge value is not ours to parse
+        return value
     for parse in (json.loads, ast.literal_eval):
         try:
             return parse(value)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             continue
     return value
 
@@ -71,11 +73,20 @@ def load_onnx(path: str) -> Model:
         raise PatchworkError(f"MODEL: '{name}' is not a valid ONNX model ({text}). "
                              "Export it again, or check the file was copied completely.") from exc
     meta = {key: _parse(value) for key, value in session.get_modelmeta().custom_metadata_map.items()}
-    rank = len(session.get_inputs()[0].shape)
-    if rank == 4:
-        return OnnxImageModel(session, meta, name)
-    if rank == 2:
-        return OnnxPixelModel(session, meta, name)
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise PatchworkError(f"MODEL: '{name}' takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
+                             "Patchwork feeds a model one input, the raster's pixels. Export it with a single input.")
+    rank = len(inputs[0].shape)
+    try:
+        if rank == 4:
+            return OnnxImageModel(session, meta, name)
+        if rank == 2:
+            return OnnxPixelModel(session, meta, name)
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        keys = ", ".join(sorted(meta)) or "none"
+        raise PatchworkError(f"MODEL: '{name}' has metadata Patchwork cannot read ({exc}); its keys: {keys}. Fix the "
+                             "values (numbers where numbers are expected, class_names as {index: name}).") from exc
     raise PatchworkError(f"MODEL: '{name}' takes a rank-{rank} input {session.get_inputs()[0].shape}; Patchwork "
                          "runs image models [batch, bands, height, width] and per-pixel models [pixels, bands].")
 
@@ -102,6 +113,7 @@ def _class_names(meta: dict, count: int | None, name: str) -> list[str] | None:
 class OnnxImageModel(Model):
     def __init__(self, session, meta: dict, name: str) -> None:
         self.session = session
+        self.one_at_a_time = False  # set when the graph turns out to take one tile per call
         inp, out = session.get_inputs()[0], session.get_outputs()[0]
         self.input_name, self.output_name = inp.name, out.name
         batch, channels, height, width = (_fixed(d) for d in inp.shape)
@@ -150,16 +162,33 @@ class OnnxImageModel(Model):
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         fixed = self.info.batch_size
+        if fixed is None and len(batch) > 1 and not self.one_at_a_time:
+            try:
+                return self.session.run([self.output_name], {self.input_name: batch})[0]
+            except Exception:  # noqa: BLE001 - a graph may fix batch 1 inside while its input says "any"
+                self.one_at_a_time = True  # the next line says whether tile by tile works
+        if fixed is None and self.one_at_a_time:
+            return np.concatenate([self._call(batch[i : i + 1]) for i in range(len(batch))])
         if fixed is None or len(batch) == fixed:
-            return self.session.run([self.output_name], {self.input_name: batch})[0]
+            return self._call(batch)
         parts = []
         for start in range(0, len(batch), fixed):
             chunk = batch[start : start + fixed]
             n = len(chunk)
             if n < fixed:  # a fixed-batch model gets a full batch; the padding rows are dropped
                 chunk = np.concatenate([chunk, np.zeros((fixed - n, *chunk.shape[1:]), chunk.dtype)])
-            parts.append(self.session.run([self.output_name], {self.input_name: chunk})[0][:n])
+            parts.append(self._call(chunk)[:n])
         return np.concatenate(parts)
+
+    def _call(self, batch: np.ndarray) -> np.ndarray:
+        try:
+            return self.session.run([self.output_name], {self.input_name: batch})[0]
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise PatchworkError(
+                f"MODEL: '{self.info.name}' failed on a batch of {len(batch)} tile(s) of {batch.shape[1]} bands x "
+                f"{batch.shape[2]} x {batch.shape[3]} px: {str(exc).strip()[:400]}. Check TILE_SIZE and BANDS match "
+                "what the model was exported for."
+            ) from exc
 
     def predict(self, batch: np.ndarray, valid: np.ndarray) -> np.ndarray:
         size, m = batch.shape[-1], self.info.margin

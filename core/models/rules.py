@@ -2,8 +2,9 @@
 
 Every pixel starts as `default_class`; the rules are applied in order and a later rule that matches
 overwrites an earlier one. A rule matches when all of its conditions hold. A condition compares a
-band (by name) or an index to a value. An index is a normalised difference (a - b) / (a + b) of two
-bands; where a + b = 0 it is undefined and no condition on it holds.
+band (by name) or an index to a value. An index is a normalised difference (a - b) / (a + b + epsilon)
+of two bands (`epsilon` optional, default 0); where the denominator is 0 it is undefined and no
+condition on it holds.
 """
 from __future__ import annotations
 
@@ -30,18 +31,24 @@ class RulesModel(PixelModel):
             self.indices: dict[str, list[str]] = {
                 key: list(definition["normalized_difference"]) for key, definition in spec.get("indices", {}).items()
             }
+            self.epsilon: dict[str, float] = {
+                key: float(definition.get("epsilon", 0.0)) for key, definition in spec.get("indices", {}).items()
+            }
             classes = sorted(spec["classes"], key=lambda c: int(c["value"]))
             values = [int(c["value"]) for c in classes]
             self.default = values.index(int(spec["default_class"]))
             self.rules = [(values.index(int(rule["class"])), list(rule["when"])) for rule in spec["rules"]]
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise PatchworkError(
                 f"MODEL: {where} is incomplete or a rule names a class that is not in 'classes' ({exc!r}). "
                 "It needs 'bands', 'classes' [{value, name}], 'default_class' and 'rules' [{class, when}]; "
                 "see resources/models/ndvi_ndwi_rules.json."
             ) from exc
-        for key, (a, b) in self.indices.items():
-            for band in (a, b):
+        for key, pair in self.indices.items():
+            if len(pair) != 2 or not np.isfinite(self.epsilon[key]) or self.epsilon[key] < 0:
+                raise PatchworkError(f"MODEL: index '{key}' of {where} needs two bands and an epsilon ≥ 0, got "
+                                     f"{pair} and {self.epsilon[key]}.")
+            for band in pair:
                 if band not in self.bands:
                     raise PatchworkError(f"MODEL: index '{key}' of {where} uses band '{band}', "
                                          f"which is not one of its bands {self.bands}.")
@@ -71,7 +78,7 @@ class RulesModel(PixelModel):
         try:
             with open(path, encoding="utf-8") as fh:
                 spec = json.load(fh)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise PatchworkError(f"MODEL: cannot read '{path}' as a JSON rules model ({exc}).") from exc
         if not isinstance(spec, dict) or spec.get("format") != "patchwork-rules":
             raise PatchworkError(f"MODEL: '{path}' is JSON but not a Patchwork rules model "
@@ -82,7 +89,7 @@ class RulesModel(PixelModel):
         if name in self.indices:
             a, b = (pixels[:, self.bands.index(band)] for band in self.indices[name])
             with np.errstate(invalid="ignore", divide="ignore"):
-                return (a - b) / (a + b)
+                return (a - b) / (a + b + self.epsilon[name]) if self.epsilon[name] else (a - b) / (a + b)
         return pixels[:, self.bands.index(name)]
 
     def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:

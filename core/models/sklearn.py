@@ -10,13 +10,68 @@ from ..errors import PatchworkError
 from .base import ModelInfo, PixelModel, default_class_names, value_names
 
 PICKLE_EXTENSIONS = (".pkl", ".pickle", ".joblib")
-# Types from these packages are what a fitted scikit-learn estimator is made of; skops rebuilds
-# them without running code from the file. Anything else needs the user's explicit trust.
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "collections.")
+
+# skops rebuilds objects from a .skops file without unpickling, but every type the file names is
+# created, and some types run code when created (`builtins.exec` as a dict key type runs the key as
+# Python). skops itself trusts primitives, containers, numpy/scipy arrays and its own list of
+# estimators; the types it reports as untrusted are loaded only when each is named here: classes a
+# fitted scikit-learn estimator holds (losses, link functions, trees, distance metrics, optimisers,
+# kernels). Never a module prefix, never a function.
+SKLEARN_SUPPORT_TYPES = frozenset(
+    [f"sklearn._loss._loss.Cy{name}" for name in (
+        "HalfSquaredError", "AbsoluteError", "PinballLoss", "HuberLoss", "HalfPoissonLoss", "HalfGammaLoss",
+        "HalfTweedieLoss", "HalfTweedieLossIdentity", "HalfBinomialLoss", "ExponentialLoss", "HalfMultinomialLoss")]
+    + [f"sklearn._loss.loss.{name}" for name in (
+        "HalfSquaredError", "AbsoluteError", "PinballLoss", "HuberLoss", "HalfPoissonLoss", "HalfGammaLoss",
+        "HalfTweedieLoss", "HalfTweedieLossIdentity", "HalfBinomialLoss", "ExponentialLoss", "HalfMultinomialLoss")]
+    + [f"sklearn._loss.link.{name}" for name in (
+        "Interval", "IdentityLink", "LogLink", "LogitLink", "HalfLogitLink", "MultinomialLogit")]
+    + [f"sklearn.metrics._dist_metrics.{name}{bits}" for bits in ("64", "32") for name in (
+        "EuclideanDistance", "SEuclideanDistance", "ManhattanDistance", "ChebyshevDistance", "MinkowskiDistance",
+        "MahalanobisDistance", "HammingDistance", "CanberraDistance", "BrayCurtisDistance", "HaversineDistance")]
+    + ["sklearn.neighbors._ball_tree.BallTree", "sklearn.neighbors._kd_tree.KDTree",
+       "sklearn.neighbors._ball_tree.BallTree64", "sklearn.neighbors._kd_tree.KDTree64",
+       "sklearn.tree._tree.Tree",
+       "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+       "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+       "sklearn.calibration._CalibratedClassifier", "sklearn.calibration._SigmoidCalibration",
+       "sklearn.gaussian_process._gpc._BinaryGaussianProcessClassifierLaplace",
+       "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+       "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
+    + [f"sklearn.gaussian_process.kernels.{name}" for name in (
+        "ConstantKernel", "WhiteKernel", "RBF", "Matern", "RationalQuadratic", "ExpSineSquared", "DotProduct",
+        "Sum", "Product", "Exponentiation", "Hyperparameter")]
+)
+
+
+def allowed_skops_types() -> frozenset[str]:
+    """Every type name a .skops file may contain beyond what skops trusts by itself."""
+    from sklearn.utils import all_estimators
+
+    estimators = {f"{cls.__module__}.{cls.__qualname__}" for _name, cls in all_estimators()}
+    return frozenset(estimators) | SKLEARN_SUPPORT_TYPES
+
+
+def skops_types_to_refuse(path: str) -> tuple[list[str], list[str]]:
+    """(types in the file skops does not trust by itself, those of them Patchwork refuses too).
+
+    Reads only the file's schema: nothing in it is created.
+    """
+    require("scikit-learn", "scikit-learn models")
+    require("skops", ".skops models")
+    import skops.io as sio
+
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # noqa: BLE001 - skops raises zipfile/JSON/KeyError on corrupt files
+        raise PatchworkError(f"MODEL: '{path}' is not a readable .skops file ({exc}). Save it again with "
+                             "skops.io.dump.") from exc
+    allowed = allowed_skops_types()
+    return untrusted, [t for t in untrusted if t not in allowed]
 
 
 def load_estimator(path: str, trust: bool):
-    """Load a fitted estimator from .skops (safe) or .pkl/.pickle/.joblib (only with `trust`)."""
+    """Load a fitted estimator from .skops (types checked first) or .pkl/.pickle/.joblib (only with `trust`)."""
     ext = os.path.splitext(path)[1].lower()
     if ext in PICKLE_EXTENSIONS:
         if not trust:
@@ -32,22 +87,15 @@ def load_estimator(path: str, trust: bool):
             return joblib.load(path)
         except Exception as exc:  # noqa: BLE001 - a broken pickle can raise anything
             raise PatchworkError(f"MODEL: cannot load '{path}' as a pickled model ({exc}).") from exc
-    require("scikit-learn", "scikit-learn models")
-    require("skops", ".skops models")
+    untrusted, refused = skops_types_to_refuse(path)
+    if refused and not trust:
+        raise PatchworkError(
+            f"MODEL: '{os.path.basename(path)}' names types that are not parts of a scikit-learn model "
+            f"({', '.join(refused[:8])}). Creating them could run code from the file, so it was not loaded. "
+            "Tick 'Trust this model file' (TRUST_MODEL=true) only if you trust where the file came from."
+        )
     import skops.io as sio
 
-    try:
-        untrusted = sio.get_untrusted_types(file=path)
-    except Exception as exc:  # noqa: BLE001 - skops raises zipfile/JSON/KeyError on corrupt files
-        raise PatchworkError(f"MODEL: '{path}' is not a readable .skops file ({exc}). Save it again with "
-                             "skops.io.dump.") from exc
-    foreign = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
-    if foreign and not trust:
-        raise PatchworkError(
-            f"MODEL: '{os.path.basename(path)}' contains types from outside scikit-learn, numpy and scipy "
-            f"({', '.join(foreign)}). Loading them could run their code: tick 'Trust this model file' "
-            "(TRUST_MODEL=true) only if you trust where the file came from."
-        )
     try:
         return sio.load(path, trusted=untrusted)
     except Exception as exc:  # noqa: BLE001

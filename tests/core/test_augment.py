@@ -227,7 +227,7 @@ def test_augment_errors_leave_nothing(tmp_path, naip_dataset):
     index = naip_dataset[0]
     with pytest.raises(PatchworkError, match="COPIES"):
         augment_chips(index, GEOMETRIC, str(tmp_path / "x"), copies=0)
-    with pytest.raises(PatchworkError, match="input chip dataset's folder"):
+    with pytest.raises(PatchworkError, match="holds the INPUT.*would destroy it"):
         augment_chips(index, GEOMETRIC, os.path.dirname(index))
     with pytest.raises(PatchworkError, match="does not fit"):
         augment_chips(index, RandomCrop(100), str(tmp_path / "x"))

@@ -180,7 +180,7 @@ def _bad_runs(tmp_path, s2_path, ortho_path):
         ("fixed tile", lambda out: classify(ortho_path, DEEPNESS_MODELS[0], out, bands=[1, 2, 3], tile_size=256),
          "takes 512 px tiles only"),
         ("bad band", lambda out: classify(s2_path, RULES, out, bands=[1, 2, 3, 9]), r"\[9\] not in the input"),
-        ("output is input", lambda out: classify(s2_path, RULES, s2_path), "is an input of this run"),
+        ("output is input", lambda out: classify(s2_path, RULES, s2_path), "is the INPUT of this run"),
     ]
 
 

@@ -174,10 +174,10 @@ def _assert_nothing_written(tmp_path, before):
 
 
 def test_errors_are_clear_and_write_nothing(tmp_path, naip_path, s2_path, example_path):
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "keep.txt").write_text("earlier work")
-    before = files_under(str(tmp_path))
     out = str(tmp_path / "out")
+    sample_chips(naip_path, RandomSampler(3, seed=1), 64, out)  # an earlier dataset the errors must not touch
+    before = files_under(str(tmp_path))
+    earlier = {f: (tmp_path / f).read_bytes() for f in before}
 
     src = RasterSource(naip_path)
     nocrs = str(tmp_path / "nocrs.tif")
@@ -215,9 +215,9 @@ def test_errors_are_clear_and_write_nothing(tmp_path, naip_path, s2_path, exampl
     os.remove(tmp_path / "afile")
 
     with pytest.raises(PatchworkError, match="no chip passed the filters.*Raise MAX_NODATA"):
-        sample_chips(example_path, RegularSampler(100), 600, out, max_nodata=0.0)  # all meet its nodata wedge
+        sample_chips(example_path, RegularSampler(100), 600, out, max_nodata=0.0, overwrite=True)
     _assert_nothing_written(tmp_path, before)
-    assert (tmp_path / "out" / "keep.txt").read_text() == "earlier work"
+    assert {f: (tmp_path / f).read_bytes() for f in before} == earlier
 
 
 def test_cancel_mid_run_leaves_earlier_files_untouched(tmp_path, naip_path):
@@ -226,7 +226,7 @@ def test_cancel_mid_run_leaves_earlier_files_untouched(tmp_path, naip_path):
     snapshot = {f: (out / f).read_bytes() for f in files_under(str(out))}
     feedback = CancelAfter(5)
     with pytest.raises(Cancelled):
-        sample_chips(naip_path, RegularSampler(32), 64, str(out), max_nodata=1.0, feedback=feedback)
+        sample_chips(naip_path, RegularSampler(32), 64, str(out), max_nodata=1.0, overwrite=True, feedback=feedback)
     assert len(feedback.progress) == 5 and feedback.progress[-1] < 100
     assert files_under(str(out)) == sorted(snapshot)
     assert {f: (out / f).read_bytes() for f in files_under(str(out))} == snapshot

@@ -17,11 +17,10 @@ RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
 
 
 def seed_labels(reflectance: np.ndarray) -> np.ndarray:
-    """The seed's three-class rule, verbatim: water, then vegetation wins."""
+    """The seed's three-class rule, verbatim (1e-10 in each denominator): water, then vegetation wins."""
     blue, green, red, nir = reflectance
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ndvi = (nir - red) / (nir + red)
-        ndwi = (green - nir) / (green + nir)
+    ndvi = (nir - red) / (nir + red + 1e-10)
+    ndwi = (green - nir) / (green + nir + 1e-10)
     labels = np.ones(ndvi.shape, np.int64)
     labels[ndwi > 0.1] = 0
     labels[ndvi >= 0.25] = 2

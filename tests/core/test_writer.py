@@ -39,23 +39,27 @@ def test_a_failed_write_leaves_the_earlier_file(tmp_path):
     assert files_under(str(tmp_path)) == ["out.tif"]
 
 
-def test_staged_folder_replaces_only_on_commit(tmp_path):
+def test_staged_folder_moves_in_whole_on_commit_and_replaces_only_when_asked(tmp_path):
     target = tmp_path / "chips"
-    target.mkdir()
-    (target / "a.txt").write_text("old a")
-    (target / "keep.txt").write_text("keep")
     staged = StagedFolder(str(target))
+    assert files_under(str(tmp_path)) == [".chips.lock"]  # one run at a time writes this folder
     with open(staged.staged_path("a.txt"), "w") as fh:
         fh.write("new a")
     with open(staged.staged_path("sub/b.txt"), "w") as fh:
         fh.write("b")
-    assert (target / "a.txt").read_text() == "old a"
+    assert not target.exists()
     staged.commit()
-    assert files_under(str(tmp_path)) == ["chips/a.txt", "chips/keep.txt", "chips/sub/b.txt"]
-    assert (target / "a.txt").read_text() == "new a"
-    aborted = StagedFolder(str(target))
+    assert files_under(str(tmp_path)) == ["chips/a.txt", "chips/sub/b.txt"]
+
+    aborted = StagedFolder(str(target), replace=True)
     with open(aborted.staged_path("a.txt"), "w") as fh:
         fh.write("never")
     aborted.abort()
+    assert files_under(str(tmp_path)) == ["chips/a.txt", "chips/sub/b.txt"]
     assert (target / "a.txt").read_text() == "new a"
-    assert files_under(str(tmp_path)) == ["chips/a.txt", "chips/keep.txt", "chips/sub/b.txt"]
+
+    replacing = StagedFolder(str(target), replace=True)
+    with open(replacing.staged_path("c.txt"), "w") as fh:
+        fh.write("c")
+    replacing.commit()
+    assert files_under(str(tmp_path)) == ["chips/c.txt"]  # replaced as a whole: nothing stale survives
