@@ -252,8 +252,9 @@ class DatasetOutput:
 
     def __init__(self, out_dir: str, index_path: str | None, *, overwrite: bool = False,
                  log: Log | None = None) -> None:
-        self.in_folder = index_path is None
         self.index_path = os.path.abspath(index_path or os.path.join(out_dir, "index.gpkg"))
+        inside = os.path.relpath(self.index_path, os.path.abspath(out_dir))
+        self.in_folder = not inside.startswith(os.pardir) and os.sep not in inside  # staged with the chips
         if not self.index_path.lower().endswith(".gpkg"):
             raise PatchworkError(f"the chip index is written as a GeoPackage: give it a .gpkg name, not '{index_path}'")
         if not self.in_folder:  # checked before the staging folder exists, so a refusal leaves nothing
@@ -263,8 +264,7 @@ class DatasetOutput:
             os.makedirs(os.path.dirname(self.index_path), exist_ok=True)
         self.staged = StagedFolder(out_dir, replace=replace, log=log)
         self.out_dir = os.path.abspath(out_dir)
-        self.index_tmp = self.staged.staged_path("index.gpkg") if self.in_folder else temporary_sibling(self.index_path,
-                                                                                                     log)
+        self.index_tmp = self.staged.staged_path(inside) if self.in_folder else temporary_sibling(self.index_path, log)
 
     def write_manifest(self, manifest: dict) -> None:
         with open(self.staged.staged_path(MANIFEST), "w") as fh:

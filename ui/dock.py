@@ -25,6 +25,7 @@ from qgis.PyQt.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -246,7 +247,20 @@ class PatchworkDock(QgsDockWidget):
             "BOUNDARY": self.boundary.currentIndex(), "MAX_NODATA": self.max_nodata.value(),
             "OUTPUT_DIR": folder, "OUTPUT": os.path.join(folder, "index.gpkg"),
         }
+        overwrite = self.may_replace_dataset(folder)
+        if overwrite is None:
+            return
+        parameters["OVERWRITE"] = overwrite
         self.start_run("patchwork:samplechips", {k: v for k, v in parameters.items() if v is not None})
+
+    def may_replace_dataset(self, folder: str) -> bool | None:
+        """False for a new folder; True when the user agrees to replace the chip dataset in it; None: stop."""
+        if not os.path.isfile(os.path.join(folder, "dataset.json")):
+            return False
+        answer = QMessageBox.question(
+            self, tr("Replace the chip dataset?"),
+            tr("'{}' already holds a chip dataset. Replace it as a whole with the new chips?").format(folder))
+        return True if answer == QMessageBox.StandardButton.Yes else None
 
     # -- Augment ------------------------------------------------------------------------------
 
@@ -386,9 +400,13 @@ class PatchworkDock(QgsDockWidget):
         if index is None or not folder:
             self.show_message(tr("Choose a chip index and an output folder first."), error=True)
             return
+        overwrite = self.may_replace_dataset(folder)
+        if overwrite is None:
+            return
         self.start_run("patchwork:augmentchips", {
             "INPUT": index, "PIPELINE": self.pipeline_edit.toPlainText(), "COPIES": self.copies.value(),
-            "SEED": self.seed.value(), "OUTPUT_DIR": folder, "OUTPUT": os.path.join(folder, "index.gpkg")})
+            "SEED": self.seed.value(), "OUTPUT_DIR": folder, "OUTPUT": os.path.join(folder, "index.gpkg"),
+            "OVERWRITE": overwrite})
 
     # -- Classify -----------------------------------------------------------------------------
 

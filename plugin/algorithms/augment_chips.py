@@ -5,6 +5,7 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
@@ -12,6 +13,7 @@ from qgis.core import (
     QgsProcessingParameterVectorLayer,
 )
 
+from ...core.budget import MAX_COPIES
 from ..resources import resource_path
 from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
 
@@ -33,9 +35,12 @@ class AugmentChipsAlgorithm(PatchworkAlgorithm):
             "PIPELINE", self.tr("Augmentation pipeline (JSON, or the path of a .json file)"),
             defaultValue=resource_path("augmentations", "default.json"), multiLine=True))
         self.addParameter(QgsProcessingParameterNumber(
-            "COPIES", self.tr("Augmented copies per chip"), QgsProcessingParameterNumber.Type.Integer, 4, minValue=1))
+            "COPIES", self.tr("Augmented copies per chip"), QgsProcessingParameterNumber.Type.Integer, 4, minValue=1,
+            maxValue=MAX_COPIES))
         self.addParameter(QgsProcessingParameterNumber("SEED", self.tr("Random seed"),
-                                                       QgsProcessingParameterNumber.Type.Integer, 42))
+                                                       QgsProcessingParameterNumber.Type.Integer, 42, minValue=0))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "OVERWRITE", self.tr("Replace an existing chip dataset in the chip folder"), False))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_DIR", self.tr("Augmented chip folder")))
         self.addParameter(QgsProcessingParameterVectorDestination(
             "OUTPUT", self.tr("Augmented chip index"), QgsProcessing.SourceType.TypeVectorPolygon))
@@ -54,7 +59,8 @@ class AugmentChipsAlgorithm(PatchworkAlgorithm):
             augment_chips, path, self.parameterAsString(parameters, "PIPELINE", context),
             self.parameterAsString(parameters, "OUTPUT_DIR", context), index_path,
             copies=self.parameterAsInt(parameters, "COPIES", context),
-            seed=self.parameterAsInt(parameters, "SEED", context), feedback=ProcessingFeedback(feedback))
+            seed=self.parameterAsInt(parameters, "SEED", context),
+            overwrite=self.parameterAsBool(parameters, "OVERWRITE", context), feedback=ProcessingFeedback(feedback))
         feedback.pushInfo(self.tr("{} augmented chips written to {} ({:.1f} s)").format(
             result.chip_count, result.out_dir, result.seconds))
         StyleFromQml.attach(context, index_path, resource_path("styles", "chip_index.qml"))

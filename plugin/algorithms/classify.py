@@ -13,7 +13,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ...core import stitching
+from ...core import budget, stitching
 from ..resources import resource_path
 from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
 
@@ -64,13 +64,14 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         self.addParameter(number("SCALE", self.tr("Scale input values by"), number.Type.Double, 1.0))
         self.addParameter(number("OFFSET", self.tr("Then add to input values"), number.Type.Double, 0.0))
         self.addParameter(number("TILE_SIZE", self.tr("Tile size (px; empty: the model's)"), number.Type.Integer,
-                                 None, optional=True, minValue=1))
+                                 None, optional=True, minValue=1, maxValue=budget.MAX_TILE_SIZE))
         self.addParameter(number("OVERLAP", self.tr("Overlap between tiles (px; empty: the model's, else 0)"),
                                  number.Type.Integer, None, optional=True, minValue=0))
         self.addParameter(QgsProcessingParameterEnum("WINDOW", self.tr("Blending window"), WINDOWS, defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum("AGGREGATION", self.tr("Aggregation of overlapping tiles"),
                                                      AGGREGATIONS, defaultValue=0))
-        self.addParameter(number("BATCH_SIZE", self.tr("Tiles per model call"), number.Type.Integer, 4, minValue=1))
+        self.addParameter(number("BATCH_SIZE", self.tr("Tiles per model call"), number.Type.Integer, 4, minValue=1,
+                                 maxValue=budget.MAX_BATCH_SIZE))
         self.addParameter(QgsProcessingParameterBoolean(
             "TRUST_MODEL", self.tr("Trust this model file (needed to load pickles, which can run code)"), False))
         self.mark_advanced("BATCH_SIZE", "TRUST_MODEL")

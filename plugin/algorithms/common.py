@@ -1,7 +1,15 @@
 """What every Patchwork algorithm shares: feedback adapter, error mapping, base class."""
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import traceback
+from contextlib import contextmanager
+
 from qgis.core import (
+    Qgis,
+    QgsMessageLog,
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -27,6 +35,35 @@ class ProcessingFeedback:
 
     def info(self, message: str) -> None:
         self.feedback.pushInfo(message)
+
+
+@contextmanager
+def interrupts_cancel(feedback: QgsProcessingFeedback | None):
+    """While a run lasts, Ctrl-C (SIGINT) and SIGTERM cancel it as the Cancel button does.
+
+    Only where Python can take signals (the main thread: qgis_process, a script); the previous
+    handlers are put back afterwards, so the host's own handling is unchanged outside the run.
+    """
+    if feedback is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+
+    def cancel(signum, frame):
+        feedback.reportError(QCoreApplication.translate("Patchwork", "Interrupted (signal {}): cancelling…")
+                             .format(signum))
+        feedback.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[sig] = signal.signal(sig, cancel)
+        except (ValueError, OSError):  # not available here: leave the host's handling alone
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 class PatchworkAlgorithm(QgsProcessingAlgorithm):
@@ -67,15 +104,44 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
             param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
 
     def run_core(self, function, *args, **kwargs):
-        """Call the core, turning its errors into messages Processing shows as they are."""
-        from ...core.errors import Cancelled, PatchworkError
+        """Call the core, turning every error into a message Processing shows (tracebacks go to the log)."""
+        from ...core.errors import Cancelled, PatchworkError, explain
 
+        feedback = getattr(kwargs.get("feedback"), "feedback", None)
         try:
-            return function(*args, **kwargs)
+            with interrupts_cancel(feedback):
+                return function(*args, **kwargs)
         except PatchworkError as exc:
             raise QgsProcessingException(str(exc)) from exc
-        except Cancelled as exc:
+        except (Cancelled, KeyboardInterrupt) as exc:
             raise QgsProcessingException(self.tr("Cancelled: nothing was written.")) from exc
+        except QgsProcessingException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the user gets a message, the report gets the traceback
+            details = traceback.format_exc()
+            QgsMessageLog.logMessage(details, "Patchwork", Qgis.MessageLevel.Critical)
+            if feedback is not None:
+                feedback.pushDebugInfo(details)
+            mapped = explain(exc)
+            if mapped is not None:
+                raise QgsProcessingException(str(mapped)) from exc
+            raise QgsProcessingException(self.tr(
+                "{} stopped on an unexpected error ({}: {}). Nothing was written. This is a fault in Patchwork, "
+                "not in your data: please report it with the traceback from the log (View ▸ Panels ▸ Log Messages "
+                "▸ Patchwork)."
+            ).format(self.displayName(), type(exc).__name__, exc)) from exc
+
+    def layer_file(self, parameters, name: str, context) -> str | None:
+        """The local file behind a layer parameter (for the check that no output overwrites it)."""
+        from ...core.paths import file_of_source
+
+        value = parameters.get(name)
+        if value is None or value == "":
+            return None
+        layer = self.parameterAsLayer(parameters, name, context)
+        source = layer.source() if layer is not None else str(value)
+        path = file_of_source(source)
+        return path if path and os.path.exists(path) else None
 
 
 class StyleFromQml:

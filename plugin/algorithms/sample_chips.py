@@ -5,6 +5,7 @@ from qgis.core import (
     QgsCoordinateTransform,
     QgsProcessing,
     QgsProcessingOutputNumber,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFolderDestination,
@@ -13,7 +14,7 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
-from ...core import sampling
+from ...core import budget, sampling
 from ..resources import resource_path
 from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
 
@@ -39,21 +40,24 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             "AOI", self.tr("Area of interest"), [QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
         self.addParameter(QgsProcessingParameterEnum("SAMPLER", self.tr("Sampler"), SAMPLERS, defaultValue=0))
-        self.addParameter(number("CHIP_SIZE", self.tr("Chip size (px)"), number.Type.Integer, 256, minValue=1))
+        self.addParameter(number("CHIP_SIZE", self.tr("Chip size (px)"), number.Type.Integer, 256, minValue=1,
+                                 maxValue=budget.MAX_CHIP_SIZE))
         self.addParameter(number("STEP", self.tr("Step (px; regular and jittered)"), number.Type.Integer, 256,
-                                 minValue=1))
+                                 minValue=1, maxValue=16 * budget.MAX_CHIP_SIZE))
         self.addParameter(number("JITTER", self.tr("Jitter (fraction of the step, 0–0.5; jittered)"),
                                  number.Type.Double, 0.25, minValue=0.0, maxValue=0.5))
         self.addParameter(number("MIN_DISTANCE", self.tr("Minimum distance between chips (px; poisson)"),
                                  number.Type.Double, 256.0, minValue=1.0))
         self.addParameter(number("COUNT", self.tr("Maximum number of chips (poisson, random; 0 = all for poisson)"),
-                                 number.Type.Integer, 100, minValue=0))
-        self.addParameter(number("SEED", self.tr("Random seed"), number.Type.Integer, 42))
+                                 number.Type.Integer, 100, minValue=0, maxValue=budget.MAX_CHIPS))
+        self.addParameter(number("SEED", self.tr("Random seed"), number.Type.Integer, 42, minValue=0))
         self.addParameter(QgsProcessingParameterEnum("BOUNDARY", self.tr("At the raster edges"), BOUNDARIES,
                                                      defaultValue=0))
         max_nodata = number("MAX_NODATA", self.tr("Maximum fraction of nodata or outside-AOI pixels per chip"),
                             number.Type.Double, 0.5, minValue=0.0, maxValue=1.0)
         self.addParameter(max_nodata)
+        self.addParameter(QgsProcessingParameterBoolean(
+            "OVERWRITE", self.tr("Replace an existing chip dataset in the chip folder"), False))
         self.mark_advanced("JITTER", "MIN_DISTANCE", "SEED", "MAX_NODATA")
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_DIR", self.tr("Chip folder")))
         self.addParameter(QgsProcessingParameterVectorDestination(
@@ -89,6 +93,8 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
             sample_chips, raster.source(), sampler, self.parameterAsInt(parameters, "CHIP_SIZE", context),
             out_dir, index_path, boundary=boundary, labels=labels.source() if labels else None, aoi=aoi,
             max_nodata=self.parameterAsDouble(parameters, "MAX_NODATA", context),
+            overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),
+            protect={"AOI": self.layer_file(parameters, "AOI", context)},
             feedback=ProcessingFeedback(feedback),
         )
         feedback.pushInfo(self.tr("{} chips written to {}").format(result.chip_count, result.out_dir))

@@ -46,7 +46,7 @@ class TrainClassifierAlgorithm(PatchworkAlgorithm):
                                  number.Type.Double, 0.2, minValue=0.0, maxValue=0.95))
         self.addParameter(number("MAX_PIXELS", self.tr("Maximum training pixels (stratified subsample)"),
                                  number.Type.Integer, 200000, minValue=1))
-        self.addParameter(number("SEED", self.tr("Random seed"), number.Type.Integer, 42))
+        self.addParameter(number("SEED", self.tr("Random seed"), number.Type.Integer, 42, minValue=0))
         self.mark_advanced("PARAMETERS", "MAX_PIXELS", "SEED")
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT_MODEL", self.tr("Model (ONNX)"), self.tr("ONNX models (*.onnx)")))
