@@ -23,7 +23,7 @@ _DISK_FULL_TEXT = re.compile(r"no space left|disk full|free disk space|not enoug
 
 def explain(exc: BaseException) -> PatchworkError | None:
     """The user's message for an operating-system, GDAL, onnxruntime or memory error; None for a bug."""
-    text = str(exc).strip()
+    text = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)).strip()
     if (isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS) or (
             isinstance(exc, (OSError, RuntimeError)) and _DISK_FULL_TEXT.search(text)):
         where = f" writing '{exc.filename}'" if getattr(exc, "filename", None) else ""

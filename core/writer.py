@@ -7,9 +7,12 @@ removed by the next run of the same target (see `partials`).
 """
 from __future__ import annotations
 
+import errno
 import math
 import os
+import re
 import shutil
+import sys
 
 import numpy as np
 from osgeo import gdal, gdal_array
@@ -106,6 +109,7 @@ class GeoTiffWriter:
         log: Log | None = None,
     ) -> None:
         self.path = path
+        self.width, self.height = width, height
         self.tmp_path = temporary_sibling(path, log)
         dtype = np.dtype(dtype)
         block = min(block_size, 16 * math.ceil(max(width, height) / 16))
@@ -138,14 +142,55 @@ class GeoTiffWriter:
                 self.dataset.GetRasterBand(i + 1).SetDescription(text)
 
     def commit(self) -> str:
-        self.dataset.FlushCache()
-        self.dataset = None
+        """Close the temporary file, check GDAL wrote all of it, and rename it onto `path`."""
+        failures: list[str] = []
+        try:
+            self.dataset.FlushCache()
+        except RuntimeError as exc:
+            failures.append(str(exc))
+        failures += self._close()  # closing writes the last blocks and the header
+        if not failures:
+            check = gdal.OpenEx(self.tmp_path, gdal.OF_RASTER)
+            if check is None or (check.RasterXSize, check.RasterYSize) != (self.width, self.height):
+                failures.append("the written file does not read back")
+            check = None
+        if failures:
+            free = shutil.disk_usage(os.path.dirname(self.tmp_path)).free
+            self.abort()
+            full = free < 1024 * 1024 or any(re.search("no space|disk full", f, re.IGNORECASE) for f in failures)
+            raise OSError(errno.ENOSPC if full else errno.EIO,
+                          f"GDAL could not finish writing it ({'; '.join(failures[:3])})", self.path)
         replace_file(self.tmp_path, self.path)
         return self.path
 
     def abort(self) -> None:
-        self.dataset = None
+        self._close()  # the file is thrown away: its write errors do not matter
         remove_file(self.tmp_path)
+
+    def _close(self) -> list[str]:
+        """Drop the dataset (GDAL closes it) and return the errors GDAL met writing its last bytes.
+
+        GDAL reports them only to its error handler, or, with exceptions on, as an exception raised in a
+        destructor, which Python prints as "Exception ignored": both are collected here instead.
+        """
+        failures: list[str] = []
+
+        def record(level, _number, message):
+            if level >= gdal.CE_Failure:
+                failures.append(message)
+
+        def unraisable(info):
+            failures.append(str(info.exc_value))
+
+        previous_hook = sys.unraisablehook
+        sys.unraisablehook = unraisable
+        gdal.PushErrorHandler(record)
+        try:
+            self.dataset = None
+        finally:
+            gdal.PopErrorHandler()
+            sys.unraisablehook = previous_hook
+        return failures
 
     def __enter__(self) -> GeoTiffWriter:
         return self
