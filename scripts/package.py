@@ -28,7 +28,7 @@ def shipped_files(repo: str = REPO) -> list[str]:
         listed = subprocess.run(["git", "-C", repo, "ls-files", "-z", "--", *FILES, *FOLDERS],
                                 capture_output=True, check=True).stdout.decode("utf-8")
     except (OSError, subprocess.CalledProcessError) as exc:
-        raise SystemExit(f"package: '{repo}' must be a git checkout (the zip holds only files git tracks): {exc}")
+        raise SystemExit(f"package: {repo!r} must be a git checkout (the zip holds only tracked files): {exc}") from exc
     shipped = []
     for name in sorted(n for n in listed.split("\0") if n):
         full = os.path.join(repo, name)
