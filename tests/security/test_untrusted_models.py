@@ -14,8 +14,8 @@ from patchwork.core.models import load_model
 from patchwork.core.models.sklearn import SKLEARN_SUPPORT_TYPES, allowed_skops_types
 from tests.cli.test_qgis_process import QGIS_PROCESS, qgis_env  # noqa: F401 - fixture
 from tests.conftest import files_under
-from tests.plugin.conftest import patchwork_provider  # noqa: F401 - fixture
 from tests.hostile import exec_payload_skops
+from tests.plugin.conftest import patchwork_provider  # noqa: F401 - fixture
 
 
 def test_the_payload_is_live_skops_runs_it_when_told_to_trust_exec(tmp_path):
