@@ -24,7 +24,7 @@ from .aoi import Aoi
 from .budget import MAX_CHIP_SIZE, human, require_disk, require_int_range
 from .errors import PatchworkError, reports_errors
 from .geometry import Window, footprint, window_geotransform
-from .partials import Log
+from .partials import Log, sweep_debris
 from .paths import check_outputs
 from .progress import Feedback, SilentFeedback, check_cancelled
 from .raster import RasterSource, default_fill
@@ -259,6 +259,7 @@ class DatasetOutput:
             raise PatchworkError(f"the chip index is written as a GeoPackage: give it a .gpkg name, not '{index_path}'")
         if not self.in_folder:  # checked before the staging folder exists, so a refusal leaves nothing
             require_writable_folder(os.path.dirname(self.index_path), "OUTPUT")
+        sweep_debris(out_dir, log)  # first, so a dataset a dead run had moved aside is back before the check
         replace = existing_dataset(out_dir, overwrite)
         if not self.in_folder:
             os.makedirs(os.path.dirname(self.index_path), exist_ok=True)
