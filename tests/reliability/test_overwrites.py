@@ -1,6 +1,7 @@
 """No output may overwrite an input: through qgis_process as a user runs it, and through links and `..`."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -98,8 +99,9 @@ def _aoi_geojson(tmp_path, raster) -> str:
 
     epsg = osr.SpatialReference(wkt=crs).GetAuthorityCode(None)
     path = tmp_path / "aoi.geojson"
-    path.write_text('{"type": "FeatureCollection", "crs": {"type": "name", "properties": {"name": "EPSG:%s"}}, '
-                    '"features": [{"type": "Feature", "properties": {}, "geometry": {"type": "Polygon", '
-                    '"coordinates": [[[%r, %r], [%r, %r], [%r, %r], [%r, %r], [%r, %r]]]}}]}'
-                    % (epsg, x0, y0, x0 + size, y0, x0 + size, y0 - size, x0, y0 - size, x0, y0))
+    ring = [[x0, y0], [x0 + size, y0], [x0 + size, y0 - size], [x0, y0 - size], [x0, y0]]
+    path.write_text(json.dumps({"type": "FeatureCollection",
+                                "crs": {"type": "name", "properties": {"name": f"EPSG:{epsg}"}},
+                                "features": [{"type": "Feature", "properties": {},
+                                              "geometry": {"type": "Polygon", "coordinates": [ring]}}]}))
     return str(path)

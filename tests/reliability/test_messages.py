@@ -1,0 +1,200 @@
+"""What used to surface as a raw traceback or a silently wrong result is a one-paragraph message now."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from patchwork.core import RandomSampler, read_index, sample_chips
+from patchwork.core.augmented import augment_chips
+from patchwork.core.errors import PatchworkError
+from patchwork.core.inference import classify
+from patchwork.core.models import load_model
+from patchwork.core.models.base import Model, ModelInfo
+from patchwork.core.training import train_classifier
+from patchwork.core.writer import write_geotiff
+from tests.conftest import REPO, files_under, read_all
+from tests.hostile import small_disk  # noqa: F401 - fixture
+from tests.onnx_models import conv_model
+from tests.plugin.conftest import patchwork_provider  # noqa: F401 - fixture
+
+RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
+
+
+def message(excinfo) -> str:
+    text = str(excinfo.value)
+    assert "\n" not in text and "Traceback" not in text, text  # one paragraph, no traceback
+    return text
+
+
+def test_truncated_geotiff(tmp_path):
+    arr = np.random.default_rng(0).random((4, 600, 600)).astype(np.float32)
+    whole = write_geotiff(str(tmp_path / "scene.tif"), arr, (0, 1, 0, 0, 0, -1), "")
+    data = open(whole, "rb").read()
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(data[: len(data) // 2])  # a copy that stopped half way
+    with pytest.raises(PatchworkError) as excinfo:
+        classify(str(cut), RULES, str(tmp_path / "out.tif"))
+    assert "cut.tif" in message(excinfo) and not (tmp_path / "out.tif").exists()
+
+
+def test_onnx_with_two_inputs(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    a = helper.make_tensor_value_info("a", TensorProto.FLOAT, ["n", 3, "h", "w"])
+    b = helper.make_tensor_value_info("b", TensorProto.FLOAT, ["n", 3, "h", "w"])
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["n", 3, "h", "w"])
+    model = helper.make_model(helper.make_graph([helper.make_node("Add", ["a", "b"], ["out"])], "two", [a, b], [out]),
+                              opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "two.onnx"))
+    with pytest.raises(PatchworkError) as excinfo:
+        load_model(str(tmp_path / "two.onnx"))
+    assert "takes 2 inputs (a, b)" in message(excinfo)
+
+
+def test_a_graph_that_fixes_batch_1_inside_runs_tile_by_tile(tmp_path, ortho_path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 16, 16])
+    out = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 2, 16, 16])
+    weights = np.array([[[[1.0]], [[0.0]], [[-1.0]]], [[[-1.0]], [[0.0]], [[1.0]]]], np.float32)
+    graph = helper.make_graph([
+        helper.make_node("Reshape", ["input", "shape"], ["one"]),  # only a batch of 1 fits this shape
+        helper.make_node("Conv", ["one", "W"], ["conv"], kernel_shape=[1, 1]),
+        helper.make_node("Softmax", ["conv"], ["output"], axis=1),
+    ], "batch1", [inp], [out], initializer=[numpy_helper.from_array(np.array([1, 3, 16, 16], np.int64), "shape"),
+                                            numpy_helper.from_array(weights, "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "batch1.onnx"))
+    crop = str(tmp_path / "crop.tif")
+    gdal.Translate(crop, ortho_path, srcWin=[300, 300, 64, 48], bandList=[1, 2, 3])
+    log = []
+    feedback = type("Log", (), {"set_progress": lambda s, p: None, "is_cancelled": lambda s: False,
+                                "info": lambda s, m: log.append(m)})()
+    classify(crop, str(tmp_path / "batch1.onnx"), str(tmp_path / "b4.tif"), batch_size=4, scale=1 / 255,
+             feedback=feedback)
+    classify(crop, str(tmp_path / "batch1.onnx"), str(tmp_path / "b1.tif"), batch_size=1, scale=1 / 255)
+    assert any("lowered to 1" in m for m in log)
+    np.testing.assert_array_equal(read_all(str(tmp_path / "b4.tif"))[0], read_all(str(tmp_path / "b1.tif"))[0])
+
+
+def test_bad_onnx_metadata_values(tmp_path):
+    path = conv_model(str(tmp_path / "m.onnx"), np.ones((2, 3, 1, 1)), metadata={"tiles_overlap": "a lot"})
+    with pytest.raises(PatchworkError) as excinfo:
+        load_model(path)
+    assert "metadata Patchwork cannot read" in message(excinfo) and "tiles_overlap" in message(excinfo)
+
+
+def test_invalid_estimator_settings_fail_before_reading(tmp_path, s2_path):
+    with pytest.raises(PatchworkError) as excinfo:
+        train_classifier(s2_path, str(tmp_path / "m.onnx"), labels=s2_path, parameters={"n_estimators": -5})
+    assert "PARAMETERS" in message(excinfo) and "n_estimators" in message(excinfo)
+
+
+def test_deeply_nested_rules_json(tmp_path, s2_path):
+    nested = tmp_path / "deep.json"
+    nested.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(PatchworkError) as excinfo:
+        classify(s2_path, str(nested), str(tmp_path / "out.tif"))
+    assert "deep.json" in message(excinfo) and not (tmp_path / "out.tif").exists()
+
+
+def test_class_values_that_do_not_fit_the_class_map(tmp_path, s2_path):
+    spec = json.loads(open(RULES).read())
+    spec["classes"][2]["value"], spec["rules"][1]["class"] = 70000, 70000
+    model = tmp_path / "big.json"
+    model.write_text(json.dumps(spec))
+    with pytest.raises(PatchworkError) as excinfo:
+        classify(s2_path, str(model), str(tmp_path / "out.tif"), scale=1e-4)
+    assert "between 0 and 65534" in message(excinfo) and files_under(str(tmp_path)) == ["big.json"]
+
+
+def test_non_integer_labels_are_refused_not_truncated(tmp_path, s2_path):
+    src = gdal.Open(s2_path)
+    labels = (np.arange(src.RasterYSize * src.RasterXSize) % 3).reshape(src.RasterYSize, src.RasterXSize) + 0.37
+    path = write_geotiff(str(tmp_path / "labels.tif"), labels.astype(np.float32), src.GetGeoTransform(),
+                         src.GetProjection())
+    with pytest.raises(PatchworkError) as excinfo:
+        train_classifier(s2_path, str(tmp_path / "m.onnx"), labels=path)
+    assert "not class ids" in message(excinfo) and "0.37" in message(excinfo)
+
+
+def test_a_chip_file_that_is_not_what_the_index_says(tmp_path, naip_path):
+    chips = sample_chips(naip_path, RandomSampler(3, seed=1), 64, str(tmp_path / "chips"))
+    shutil.copy(naip_path, read_index(chips.index_path)[1]["image_path"])  # a whole raster where a chip was
+    with pytest.raises(PatchworkError) as excinfo:
+        augment_chips(chips.index_path, "geometric", str(tmp_path / "aug"))
+    assert "does not match its index row" in message(excinfo) and not (tmp_path / "aug").exists()
+
+
+def test_raster_outputs_must_be_named_as_geotiff(tmp_path, s2_path):
+    with pytest.raises(PatchworkError) as excinfo:
+        classify(s2_path, RULES, str(tmp_path / "out.png"), scale=1e-4)
+    assert ".tif name" in message(excinfo) and files_under(str(tmp_path)) == []
+
+
+def test_model_output_of_the_wrong_shape(tmp_path, s2_path):
+    class Wrong(Model):
+        info = ModelInfo(name="wrong", class_values=[0, 1], class_names=["a", "b"], per_pixel=True)
+
+        def predict(self, batch, valid):
+            return np.zeros((len(batch), 3, 5, 5), np.float32)
+
+    with pytest.raises(PatchworkError) as excinfo:
+        classify(s2_path, Wrong(), str(tmp_path / "out.tif"), tile_size=64)
+    assert "returned ndarray (4, 3, 5, 5) float32 for 4 tiles of 64 px" in message(excinfo) and files_under(str(tmp_path)) == []
+
+
+def test_shipped_rules_use_the_reference_epsilon_on_8_bit_data(naip_path):
+    """On integer data NDVI hits 0.25 exactly; the reference's 1e-10 decides those pixels."""
+    data = read_all(naip_path)[0].astype(np.float64)
+    red, green, blue, nir = data
+    ndvi, ndwi = (nir - red) / (nir + red + 1e-10), (green - nir) / (green + nir + 1e-10)
+    expected = np.ones(ndvi.shape, np.int64)
+    expected[ndwi > 0.1] = 0
+    expected[ndvi >= 0.25] = 2
+    ties = int(((nir - red) * 4 == nir + red).sum())
+    labels = load_model(RULES).predict_pixels(np.stack([blue, green, red, nir], axis=-1).reshape(-1, 4))
+    assert ties > 0  # the case that tells the two formulas apart is in the real scene
+    np.testing.assert_array_equal(labels, expected.ravel())
+
+
+def test_a_full_disk_keeps_the_earlier_output_and_leaves_nothing_partial(small_disk, naip_path):  # noqa: F811
+    out = small_disk / "classes.tif"
+    classify(naip_path, RULES, str(out), bands=[3, 2, 1, 4])
+    before = out.read_bytes()
+    with pytest.raises(PatchworkError) as excinfo:
+        classify(naip_path, RULES, str(out), bands=[3, 2, 1, 4], aggregation="softvote",
+                 probabilities=str(small_disk / "p.tif"))
+    assert message(excinfo).startswith("The disk is full") and "free some space" in message(excinfo)
+    assert out.read_bytes() == before
+    assert sorted(os.listdir(small_disk)) == ["classes.qml", "classes.tif"] + (
+        ["classes.tif.aux.xml"] if os.path.exists(f"{out}.aux.xml") else [])
+
+
+def test_processing_turns_an_unexpected_error_into_a_message_and_logs_the_traceback(qgis_app, patchwork_provider):  # noqa: F811
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    from patchwork.plugin.algorithms.common import ProcessingFeedback
+
+    class Recording(QgsProcessingFeedback):
+        debug: list = []
+
+        def pushDebugInfo(self, info):  # noqa: N802 - QGIS API name
+            self.debug.append(info)
+
+    algorithm = patchwork_provider.algorithm("classify")
+    feedback = Recording()
+    with pytest.raises(QgsProcessingException) as excinfo:
+        algorithm.run_core(lambda feedback: 1 / 0, feedback=ProcessingFeedback(feedback))
+    text = str(excinfo.value)
+    assert "unexpected error (ZeroDivisionError: division by zero)" in text and "please report" in text
+    assert "\n" not in text and any("Traceback" in d and "ZeroDivisionError" in d for d in Recording.debug)
