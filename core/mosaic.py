@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .budget import require_int_range, require_memory
 from .errors import PatchworkError, reports_errors
 from .geometry import GeoTransform, Window
-from .inference import MapWriter
+from .inference import MAX_CLASS_VALUE, MapWriter
 from .models.base import ModelInfo, default_class_names, value_names
 from .progress import Feedback, SilentFeedback, check_cancelled
 from .raster import RasterSource, same_crs
@@ -118,6 +119,8 @@ def stitch_chips(
     check_choice("window", window, WINDOWS)
     check_choice("aggregation", aggregation, AGGREGATIONS)
     paths = find_chips(chips) if isinstance(chips, str) else list(chips)
+    if aggregation != "mean":
+        require_int_range("N_CLASSES", n_classes, 1, MAX_CLASS_VALUE + 1, "Votes need the number of classes.")
     if aggregation != "mean" and n_classes < 1:
         raise PatchworkError(f"N_CLASSES: {aggregation} needs the number of classes (class ids 0..N_CLASSES-1).")
     require_raster_outputs({"OUTPUT": output}, {"INPUT chip": paths, "REFERENCE": reference})
@@ -136,6 +139,9 @@ def stitch_chips(
     else:
         info = ModelInfo(name="mosaic", class_values=list(range(n_classes)),
                          class_names=default_class_names(list(range(n_classes))))
+    rows = max(c.window.height for c in layout)
+    require_memory(2 * rows * width * (channels + 1) * 8, "N_CLASSES", f"{channels} classes over a {width} px wide "
+                   "mosaic", "Check N_CLASSES, or stitch smaller groups of chips.")
     acc = RowAccumulator(width, channels, aggregation)
     with ExitStack() as stack:
         writer = MapWriter(stack, width, height, gt, crs, info, output, aggregation=aggregation)

@@ -34,7 +34,7 @@ class StitchChipsAlgorithm(PatchworkAlgorithm):
                                                      AGGREGATIONS, defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber(
             "N_CLASSES", self.tr("Number of classes (class ids 0..N-1; votes only)"),
-            QgsProcessingParameterNumber.Type.Integer, 0, minValue=0))
+            QgsProcessingParameterNumber.Type.Integer, 0, minValue=0, maxValue=65535))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "REFERENCE", self.tr("Reference grid (default: the chips' union)"), optional=True))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.tr("Mosaic")))
