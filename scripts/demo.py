@@ -62,7 +62,8 @@ def main() -> int:
         if src.count != 4:
             print(f"The shipped rules model needs 4 bands (blue, green, red, NIR); the scene has {src.count}. "
                   "Stopping after sampling chips.")
-            result = sample_chips(scene, PoissonDiskSampler(args.min_distance, seed=7), chip, out("chips"))
+            result = sample_chips(scene, PoissonDiskSampler(args.min_distance, seed=7), chip, out("chips"),
+                                  overwrite=True)
             print(f"sample chips: {result.chip_count} chips -> {result.index_path}")
             return 0
 
@@ -71,14 +72,14 @@ def main() -> int:
 
     print("\n2. Sample chips labelled with the rules map (Chips > Sample chips)")
     sampler = PoissonDiskSampler(min_distance=args.min_distance, count=0, seed=7)
-    chips = sample_chips(scene, sampler, chip, out("chips"), labels=rules_map, max_nodata=0.25)
+    chips = sample_chips(scene, sampler, chip, out("chips"), labels=rules_map, max_nodata=0.25, overwrite=True)
     print(f"  {chips.chip_count} chips of {chip} px, Poisson-disk ≥ {args.min_distance:g} px apart; "
           f"{chips.coverage.describe()}")
     print(f"  chip index: {chips.index_path}")
     print(f"  quick-look: {render_quicklook(scene, chips.windows, out('chips_quicklook.png'))}")
 
     print("\n3. Augment the chips (Chips > Augment chips, preset 'geometric')")
-    augmented = augment_chips(chips.index_path, "geometric", out("augmented"), copies=2, seed=7)
+    augmented = augment_chips(chips.index_path, "geometric", out("augmented"), copies=2, seed=7, overwrite=True)
     print(f"  {augmented.chip_count} augmented chips (2 per chip), georeferencing flipped and turned with the "
           f"pixels -> {augmented.index_path}")
 

@@ -85,3 +85,14 @@ def shared_data_stays_untouched():
     before = files_under(SHARED_DATA)
     yield
     assert files_under(SHARED_DATA) == before, "a test wrote into ../shared/data"
+
+
+@pytest.fixture(scope="session")
+def patchwork_provider(qgis_app, qgis_processing):
+    """The plugin loaded as QGIS would (classFactory with no iface), its Processing provider registered."""
+    import patchwork
+
+    plugin = patchwork.classFactory(None)
+    plugin.initProcessing()
+    yield plugin.provider
+    plugin.unload()

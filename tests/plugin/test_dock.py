@@ -197,3 +197,17 @@ def test_unload_removes_menu_toolbar_dock_and_canvas_items(qgis_app, qgis_iface,
     plugin.unload()
     assert plugin.dock is None and plugin.action is None and plugin.provider is None
     assert len(qgis_iface.mapCanvas().scene().items()) == canvas_items  # its rubber bands are gone
+
+
+def test_a_folder_holding_a_chip_dataset_is_replaced_only_when_the_user_agrees(dock, tmp_path, monkeypatch):
+    from qgis.PyQt.QtWidgets import QMessageBox
+
+    folder = tmp_path / "chips"
+    assert dock.may_replace_dataset(str(folder)) is False  # a new folder: nothing to ask
+    folder.mkdir()
+    (folder / "dataset.json").write_text("{}")
+    asked = []
+    for answer, expected in ((QMessageBox.StandardButton.No, None), (QMessageBox.StandardButton.Yes, True)):
+        monkeypatch.setattr(QMessageBox, "question", lambda *args, answer=answer: asked.append(args[2]) or answer)
+        assert dock.may_replace_dataset(str(folder)) is expected
+    assert len(asked) == 2 and "already holds a chip dataset" in asked[0]

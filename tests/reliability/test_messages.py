@@ -20,7 +20,6 @@ from patchwork.core.writer import write_geotiff
 from tests.conftest import REPO, files_under, read_all
 from tests.hostile import small_disk  # noqa: F401 - fixture
 from tests.onnx_models import conv_model
-from tests.plugin.conftest import patchwork_provider  # noqa: F401 - fixture
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
 
@@ -181,7 +180,7 @@ def test_a_full_disk_keeps_the_earlier_output_and_leaves_nothing_partial(small_d
         ["classes.tif.aux.xml"] if os.path.exists(f"{out}.aux.xml") else [])
 
 
-def test_processing_turns_an_unexpected_error_into_a_message_and_logs_the_traceback(qgis_app, patchwork_provider):  # noqa: F811
+def test_processing_turns_an_unexpected_error_into_a_message_and_logs_the_traceback(qgis_app, patchwork_provider):
     from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
     from patchwork.plugin.algorithms.common import ProcessingFeedback

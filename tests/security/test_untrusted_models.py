@@ -15,7 +15,6 @@ from patchwork.core.models.sklearn import SKLEARN_SUPPORT_TYPES, allowed_skops_t
 from tests.cli.test_qgis_process import QGIS_PROCESS, qgis_env  # noqa: F401 - fixture
 from tests.conftest import files_under
 from tests.hostile import exec_payload_skops
-from tests.plugin.conftest import patchwork_provider  # noqa: F401 - fixture
 
 
 def test_the_payload_is_live_skops_runs_it_when_told_to_trust_exec(tmp_path):
@@ -84,7 +83,7 @@ def test_every_estimator_patchwork_trains_loads_from_skops_without_trust(tmp_pat
     np.testing.assert_array_equal(np.argmax(loaded.predict_pixels(x), axis=1), model.predict(x))
 
 
-def test_panel_model_check_runs_nothing(tmp_path, qgis_app, qgis_iface, patchwork_provider):  # noqa: F811
+def test_panel_model_check_runs_nothing(tmp_path, qgis_app, qgis_iface, patchwork_provider):
     from patchwork.ui.dock import PatchworkDock
 
     marker = tmp_path / "ran"
