@@ -150,17 +150,24 @@ class GeoTiffWriter:
             failures.append(str(exc))
         failures += self._close()  # closing writes the last blocks and the header
         if not failures:
-            check = gdal.OpenEx(self.tmp_path, gdal.OF_RASTER)
-            if check is None or (check.RasterXSize, check.RasterYSize) != (self.width, self.height):
-                failures.append("the written file does not read back")
-            check = None
+            try:
+                check = gdal.OpenEx(self.tmp_path, gdal.OF_RASTER)
+                if check is None or (check.RasterXSize, check.RasterYSize) != (self.width, self.height):
+                    failures.append("the written file does not read back")
+                check = None
+            except RuntimeError as exc:
+                failures.append(f"the written file does not read back ({exc})")
         if failures:
             free = shutil.disk_usage(os.path.dirname(self.tmp_path)).free
             self.abort()
             full = free < 1024 * 1024 or any(re.search("no space|disk full", f, re.IGNORECASE) for f in failures)
             raise OSError(errno.ENOSPC if full else errno.EIO,
                           f"GDAL could not finish writing it ({'; '.join(failures[:3])})", self.path)
-        replace_file(self.tmp_path, self.path)
+        try:
+            replace_file(self.tmp_path, self.path)
+        except BaseException:
+            remove_file(self.tmp_path)
+            raise
         return self.path
 
     def abort(self) -> None:
