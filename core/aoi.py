@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 from osgeo import gdal, ogr, osr
 
-from .errors import PatchworkError
+from .errors import PatchworkError, one_line
 from .geometry import GeoTransform, Window, window_geotransform
 from .raster import same_crs
 
@@ -61,7 +61,7 @@ class Aoi:
         try:
             source = ogr.Open(path)
         except RuntimeError as exc:
-            raise PatchworkError(f"AOI: cannot open '{path}' as a vector layer ({exc}).") from exc
+            raise PatchworkError(f"AOI: cannot open '{path}' as a vector layer ({one_line(exc)}).") from exc
         lyr = source.GetLayerByName(layer) if layer else source.GetLayer(0)
         srs = lyr.GetSpatialRef()
         wkts = [f.GetGeometryRef().ExportToWkt() for f in lyr if f.GetGeometryRef() is not None]

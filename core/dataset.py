@@ -22,7 +22,7 @@ from osgeo import ogr, osr
 
 from .aoi import Aoi
 from .budget import MAX_CHIP_SIZE, human, require_disk, require_int_range
-from .errors import PatchworkError, reports_errors
+from .errors import PatchworkError, one_line, reports_errors
 from .geometry import Window, footprint, window_geotransform
 from .partials import Log, sweep_debris
 from .paths import check_outputs
@@ -350,7 +350,7 @@ def read_index(path: str) -> list[dict]:
     try:
         ds = ogr.Open(path)
     except RuntimeError as exc:
-        raise PatchworkError(f"INPUT: cannot open '{path}' as a chip index ({exc}).") from exc
+        raise PatchworkError(f"INPUT: cannot open '{path}' as a chip index ({one_line(exc)}).") from exc
     layer = ds.GetLayerByName(INDEX_LAYER) or ds.GetLayer(0)
     names = [layer.GetLayerDefn().GetFieldDefn(i).GetName() for i in range(layer.GetLayerDefn().GetFieldCount())]
     missing = [name for name, _ in INDEX_FIELDS if name not in names]

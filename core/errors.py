@@ -21,9 +21,14 @@ DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _DISK_FULL_TEXT = re.compile(r"no space left|disk full|free disk space|not enough space|quota", re.IGNORECASE)
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's text on one line: GDAL 3.10+ appends its earlier errors as "\nMay be caused by: ..." lines."""
+    return " ".join(str(exc).split())
+
+
 def explain(exc: BaseException) -> PatchworkError | None:
     """The user's message for an operating-system, GDAL, onnxruntime or memory error; None for a bug."""
-    text = (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)).strip()
+    text = " ".join(exc.strerror.split()) if isinstance(exc, OSError) and exc.strerror else one_line(exc)
     if (isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS) or (
             isinstance(exc, (OSError, RuntimeError)) and _DISK_FULL_TEXT.search(text)):
         where = f" writing '{exc.filename}'" if getattr(exc, "filename", None) else ""

@@ -6,7 +6,7 @@ import os
 import numpy as np
 from osgeo import gdal, gdal_array, osr
 
-from .errors import PatchworkError
+from .errors import PatchworkError, one_line
 from .geometry import GeoTransform, Window, footprint, is_north_up
 
 gdal.UseExceptions()
@@ -33,7 +33,7 @@ class RasterSource:
         try:
             self.dataset = gdal.OpenEx(self.path, gdal.OF_RASTER)
         except RuntimeError as exc:
-            raise PatchworkError(f"{role}: GDAL cannot open '{self.path}' as a raster ({exc}).") from exc
+            raise PatchworkError(f"{role}: GDAL cannot open '{self.path}' as a raster ({one_line(exc)}).") from exc
         ds = self.dataset
         self.width: int = ds.RasterXSize
         self.height: int = ds.RasterYSize
@@ -125,8 +125,8 @@ class RasterSource:
         except RuntimeError as exc:
             raise PatchworkError(
                 f"{self.role}: GDAL cannot read the {inner.width}x{inner.height} px at column {inner.col_off}, row "
-                f"{inner.row_off} of '{self.path}' ({exc}). The file may be truncated or damaged: check it with "
-                "gdalinfo -checksum, or copy it again."
+                f"{inner.row_off} of '{self.path}' ({one_line(exc)}). The file may be truncated or damaged: check it "
+                "with gdalinfo -checksum, or copy it again."
             ) from exc
         r0, c0 = inner.row_off - window.row_off, inner.col_off - window.col_off
         data[:, r0 : r0 + inner.height, c0 : c0 + inner.width] = block

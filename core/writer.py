@@ -17,7 +17,7 @@ import sys
 import numpy as np
 from osgeo import gdal, gdal_array
 
-from .errors import PatchworkError
+from .errors import PatchworkError, one_line
 from .geometry import GeoTransform
 from .partials import Log, OutputLock, owned_name, sweep_debris
 from .paths import check_outputs
@@ -123,7 +123,7 @@ class GeoTiffWriter:
             driver = gdal.GetDriverByName("GTiff")
             self.dataset = driver.Create(self.tmp_path, width, height, count, _gdal_type(dtype), options)
         except (OSError, RuntimeError) as exc:
-            raise PatchworkError(f"cannot create '{path}': {exc}. Check the folder is writable.") from exc
+            raise PatchworkError(f"cannot create '{path}': {one_line(exc)}. Check the folder is writable.") from exc
         self.dataset.SetGeoTransform(geotransform)
         if crs_wkt:
             self.dataset.SetProjection(crs_wkt)
@@ -147,7 +147,7 @@ class GeoTiffWriter:
         try:
             self.dataset.FlushCache()
         except RuntimeError as exc:
-            failures.append(str(exc))
+            failures.append(one_line(exc))
         failures += self._close()  # closing writes the last blocks and the header
         if not failures:
             try:
@@ -156,7 +156,7 @@ class GeoTiffWriter:
                     failures.append("the written file does not read back")
                 check = None
             except RuntimeError as exc:
-                failures.append(f"the written file does not read back ({exc})")
+                failures.append(f"the written file does not read back ({one_line(exc)})")
         if failures:
             free = shutil.disk_usage(os.path.dirname(self.tmp_path)).free
             self.abort()

@@ -18,7 +18,7 @@ import re
 import numpy as np
 
 from ..dependencies import install_hint, require
-from ..errors import PatchworkError
+from ..errors import PatchworkError, one_line
 from .base import Model, ModelInfo, PixelModel, default_class_names, value_names
 
 
@@ -63,7 +63,7 @@ def load_onnx(path: str) -> Model:
     try:
         session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for bad files
-        text = str(exc).strip()
+        text = one_line(exc)
         if re.search(r"IR version|opset", text, re.IGNORECASE):
             raise PatchworkError(
                 f"MODEL: '{name}' was saved for a newer onnxruntime than the installed {ort.__version__} ({text}). "
@@ -186,7 +186,7 @@ class OnnxImageModel(Model):
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise PatchworkError(
                 f"MODEL: '{self.info.name}' failed on a batch of {len(batch)} tile(s) of {batch.shape[1]} bands x "
-                f"{batch.shape[2]} x {batch.shape[3]} px: {str(exc).strip()[:400]}. Check TILE_SIZE and BANDS match "
+                f"{batch.shape[2]} x {batch.shape[3]} px: {one_line(exc)[:400]}. Check TILE_SIZE and BANDS match "
                 "what the model was exported for."
             ) from exc
 
