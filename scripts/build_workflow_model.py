@@ -24,6 +24,8 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QPointF
 
+from patchwork.plugin import qgis_enums
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.path.join(REPO, "resources", "models", "patchwork_workflow.model3")
 ESTIMATORS = ["random_forest", "extra_trees", "gradient_boosting", "logistic_regression", "knn", "mlp"]
@@ -66,10 +68,10 @@ def build() -> QgsProcessingModelAlgorithm:
     parameters = [
         QgsProcessingParameterRasterLayer("raster", "Raster to learn from and classify"),
         QgsProcessingParameterRasterLayer("labels", "Label raster (class ids, same grid)"),
-        QgsProcessingParameterNumber("chip_size", "Chip size (px)", QgsProcessingParameterNumber.Type.Integer, 32,
+        QgsProcessingParameterNumber("chip_size", "Chip size (px)", qgis_enums.INTEGER, 32,
                                      minValue=4),
         QgsProcessingParameterNumber("copies", "Augmented copies per chip",
-                                     QgsProcessingParameterNumber.Type.Integer, 2, minValue=1),
+                                     qgis_enums.INTEGER, 2, minValue=1),
         QgsProcessingParameterEnum("estimator", "Estimator", ESTIMATORS, defaultValue=0),
     ]
     for i, parameter in enumerate(parameters):

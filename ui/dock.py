@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 
-from qgis.core import QgsMapLayerProxyModel, QgsProject
+from qgis.core import QgsProject
 from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import QCoreApplication, QTimer
 from qgis.PyQt.QtGui import QColor
@@ -39,6 +39,7 @@ from ..core.augment import AUGMENTATIONS, Compose, load_pipeline, preset_names
 from ..core.errors import PatchworkError
 from ..core.sampling import BOUNDARIES, SAMPLER_NAMES, sampler_from_name
 from ..core.stitching import AGGREGATIONS, WINDOWS
+from ..plugin import qgis_enums
 from ..plugin.resources import resource_path
 from .preview import (
     AugmentationPreview,
@@ -139,15 +140,15 @@ class PatchworkDock(QgsDockWidget):
         tab, form = QWidget(), QFormLayout()
         tab.setLayout(form)
         self.raster_combo = QgsMapLayerComboBox()
-        self.raster_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
+        self.raster_combo.setFilters(qgis_enums.RASTER_LAYERS)
         self.raster_combo.setToolTip(tr("The raster to cut chips from (a file raster)"))
         self.labels_combo = QgsMapLayerComboBox()
-        self.labels_combo.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
+        self.labels_combo.setFilters(qgis_enums.RASTER_LAYERS)
         self.labels_combo.setAllowEmptyLayer(True)
         self.labels_combo.setLayer(None)
         self.labels_combo.setToolTip(tr("Optional label raster on the same grid: label chips are cut with the image"))
         self.aoi_combo = QgsMapLayerComboBox()
-        self.aoi_combo.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer)
+        self.aoi_combo.setFilters(qgis_enums.POLYGON_LAYERS)
         self.aoi_combo.setAllowEmptyLayer(True)
         self.aoi_combo.setLayer(None)
         self.aoi_combo.setToolTip(tr("Optional polygons: chips must overlap them"))
@@ -301,7 +302,7 @@ class PatchworkDock(QgsDockWidget):
         self.display_bands.setToolTip(tr("Bands shown as red, green, blue in the previews"))
         self.copies = _spin(1, 100, 4, tr("Augmented copies per chip when augmenting a dataset"))
         self.index_combo = QgsMapLayerComboBox()
-        self.index_combo.setFilters(QgsMapLayerProxyModel.Filter.PolygonLayer)
+        self.index_combo.setFilters(qgis_enums.POLYGON_LAYERS)
         self.index_combo.setToolTip(tr("A chip index written by Sample chips"))
         self.augment_folder = QgsFileWidget()
         self.augment_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
@@ -414,7 +415,7 @@ class PatchworkDock(QgsDockWidget):
         tab, form = QWidget(), QFormLayout()
         tab.setLayout(form)
         self.classify_raster = QgsMapLayerComboBox()
-        self.classify_raster.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
+        self.classify_raster.setFilters(qgis_enums.RASTER_LAYERS)
         self.classify_raster.setToolTip(tr("The raster to classify"))
         self.model_file = QgsFileWidget()
         self.model_file.setFilter(tr("Models (*.onnx *.skops *.json *.joblib *.pkl *.pickle)"))
@@ -520,7 +521,7 @@ class PatchworkDock(QgsDockWidget):
                                                           "mean: values"))
         self.n_classes = _spin(0, 65535, 0, tr("Number of classes (ids 0..N-1), for votes"))
         self.reference = QgsMapLayerComboBox()
-        self.reference.setFilters(QgsMapLayerProxyModel.Filter.RasterLayer)
+        self.reference.setFilters(qgis_enums.RASTER_LAYERS)
         self.reference.setAllowEmptyLayer(True)
         self.reference.setLayer(None)
         self.reference.setToolTip(tr("Optional raster whose grid and extent the mosaic takes"))

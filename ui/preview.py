@@ -14,7 +14,6 @@ from qgis.core import (
     QgsPointXY,
     QgsProject,
     QgsRasterLayer,
-    QgsWkbTypes,
 )
 from qgis.gui import QgsRubberBand
 from qgis.PyQt.QtCore import Qt
@@ -25,6 +24,7 @@ from ..core.geometry import Window, footprint, window_geotransform
 from ..core.raster import RasterSource
 from ..core.sampling import Sampler
 from ..core.writer import write_geotiff
+from ..plugin import qgis_enums
 
 MAX_PREVIEW_CHIPS = 5000  # beyond this the preview draws the first ones only
 PREVIEW_GROUP = "Patchwork preview"
@@ -50,7 +50,7 @@ class ChipFootprints:
     def __init__(self, canvas, colour: QColor | None = None) -> None:
         self.canvas = canvas
         colour = colour or QColor(255, 200, 0)
-        self.band = QgsRubberBand(canvas, QgsWkbTypes.GeometryType.PolygonGeometry)
+        self.band = QgsRubberBand(canvas, qgis_enums.POLYGON_GEOMETRY)
         self.band.setStrokeColor(colour)
         self.band.setFillColor(QColor(colour.red(), colour.green(), colour.blue(), 40))
         self.band.setWidth(2)
@@ -63,13 +63,13 @@ class ChipFootprints:
                                                                                          w.height, w.width)]])
                     for w in windows]
         geometry = QgsGeometry.collectGeometry(polygons) if polygons else QgsGeometry()
-        self.band.reset(QgsWkbTypes.GeometryType.PolygonGeometry)
+        self.band.reset(qgis_enums.POLYGON_GEOMETRY)
         if polygons:
             self.band.setToGeometry(geometry, crs)
         self.count = len(windows)
 
     def clear(self) -> None:
-        self.band.reset(QgsWkbTypes.GeometryType.PolygonGeometry)
+        self.band.reset(qgis_enums.POLYGON_GEOMETRY)
         self.count = 0
 
     def remove(self) -> None:

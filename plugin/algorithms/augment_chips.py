@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
@@ -14,6 +13,7 @@ from qgis.core import (
 )
 
 from ...core.budget import MAX_COPIES
+from .. import qgis_enums
 from ..resources import resource_path
 from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
 
@@ -30,20 +30,20 @@ class AugmentChipsAlgorithm(PatchworkAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterVectorLayer(
-            "INPUT", self.tr("Chip index (from Sample chips)"), [QgsProcessing.SourceType.TypeVectorPolygon]))
+            "INPUT", self.tr("Chip index (from Sample chips)"), [qgis_enums.SOURCE_VECTOR_POLYGON]))
         self.addParameter(QgsProcessingParameterString(
             "PIPELINE", self.tr("Augmentation pipeline (JSON, or the path of a .json file)"),
             defaultValue=resource_path("augmentations", "default.json"), multiLine=True))
         self.addParameter(QgsProcessingParameterNumber(
-            "COPIES", self.tr("Augmented copies per chip"), QgsProcessingParameterNumber.Type.Integer, 4, minValue=1,
+            "COPIES", self.tr("Augmented copies per chip"), qgis_enums.INTEGER, 4, minValue=1,
             maxValue=MAX_COPIES))
         self.addParameter(QgsProcessingParameterNumber("SEED", self.tr("Random seed"),
-                                                       QgsProcessingParameterNumber.Type.Integer, 42, minValue=0))
+                                                       qgis_enums.INTEGER, 42, minValue=0))
         self.addParameter(QgsProcessingParameterBoolean(
             "OVERWRITE", self.tr("Replace an existing chip dataset in the chip folder"), False))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_DIR", self.tr("Augmented chip folder")))
         self.addParameter(QgsProcessingParameterVectorDestination(
-            "OUTPUT", self.tr("Augmented chip index"), QgsProcessing.SourceType.TypeVectorPolygon))
+            "OUTPUT", self.tr("Augmented chip index"), qgis_enums.SOURCE_VECTOR_POLYGON))
         self.addOutput(QgsProcessingOutputNumber("CHIP_COUNT", self.tr("Number of augmented chips")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name

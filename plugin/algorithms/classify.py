@@ -14,6 +14,7 @@ from qgis.core import (
 )
 
 from ...core import budget, stitching
+from .. import qgis_enums
 from ..resources import resource_path
 from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
 
@@ -56,21 +57,21 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer("INPUT", self.tr("Input raster")))
         self.addParameter(QgsProcessingParameterFile(
             "MODEL", self.tr("Model (.onnx, .skops, .json rules; .joblib/.pkl only if trusted)"),
-            QgsProcessingParameterFile.Behavior.File, fileFilter=MODEL_FILTER,
+            qgis_enums.FILE, fileFilter=MODEL_FILTER,
             defaultValue=resource_path("models", "ndvi_ndwi_rules.json")))
         self.addParameter(QgsProcessingParameterBand(
             "BANDS", self.tr("Bands fed to the model, in its order (default: all)"), None, "INPUT",
             optional=True, allowMultiple=True))
-        self.addParameter(number("SCALE", self.tr("Scale input values by"), number.Type.Double, 1.0))
-        self.addParameter(number("OFFSET", self.tr("Then add to input values"), number.Type.Double, 0.0))
-        self.addParameter(number("TILE_SIZE", self.tr("Tile size (px; empty: the model's)"), number.Type.Integer,
+        self.addParameter(number("SCALE", self.tr("Scale input values by"), qgis_enums.DOUBLE, 1.0))
+        self.addParameter(number("OFFSET", self.tr("Then add to input values"), qgis_enums.DOUBLE, 0.0))
+        self.addParameter(number("TILE_SIZE", self.tr("Tile size (px; empty: the model's)"), qgis_enums.INTEGER,
                                  None, optional=True, minValue=1, maxValue=budget.MAX_TILE_SIZE))
         self.addParameter(number("OVERLAP", self.tr("Overlap between tiles (px; empty: the model's, else 0)"),
-                                 number.Type.Integer, None, optional=True, minValue=0))
+                                 qgis_enums.INTEGER, None, optional=True, minValue=0))
         self.addParameter(QgsProcessingParameterEnum("WINDOW", self.tr("Blending window"), WINDOWS, defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum("AGGREGATION", self.tr("Aggregation of overlapping tiles"),
                                                      AGGREGATIONS, defaultValue=0))
-        self.addParameter(number("BATCH_SIZE", self.tr("Tiles per model call"), number.Type.Integer, 4, minValue=1,
+        self.addParameter(number("BATCH_SIZE", self.tr("Tiles per model call"), qgis_enums.INTEGER, 4, minValue=1,
                                  maxValue=budget.MAX_BATCH_SIZE))
         self.addParameter(QgsProcessingParameterBoolean(
             "TRUST_MODEL", self.tr("Trust this model file (needed to load pickles, which can run code)"), False))

@@ -13,11 +13,11 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingFeedback,
-    QgsProcessingParameterDefinition,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from .. import qgis_enums
 from ..resources import help_text, resource_path
 
 
@@ -101,7 +101,7 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
     def mark_advanced(self, *names: str) -> None:
         for name in names:
             param = self.parameterDefinition(name)
-            param.setFlags(param.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+            param.setFlags(param.flags() | qgis_enums.PARAMETER_ADVANCED)
 
     def run_core(self, function, *args, **kwargs):
         """Call the core, turning every error into a message Processing shows (tracebacks go to the log)."""

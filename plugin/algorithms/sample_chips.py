@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsCoordinateTransform,
-    QgsProcessing,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
@@ -15,6 +14,7 @@ from qgis.core import (
 )
 
 from ...core import budget, sampling
+from .. import qgis_enums
 from ..resources import resource_path
 from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
 
@@ -38,30 +38,30 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(
             "LABELS", self.tr("Label raster (same grid as the input)"), optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            "AOI", self.tr("Area of interest"), [QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
+            "AOI", self.tr("Area of interest"), [qgis_enums.SOURCE_VECTOR_POLYGON], optional=True))
         self.addParameter(QgsProcessingParameterEnum("SAMPLER", self.tr("Sampler"), SAMPLERS, defaultValue=0))
-        self.addParameter(number("CHIP_SIZE", self.tr("Chip size (px)"), number.Type.Integer, 256, minValue=1,
+        self.addParameter(number("CHIP_SIZE", self.tr("Chip size (px)"), qgis_enums.INTEGER, 256, minValue=1,
                                  maxValue=budget.MAX_CHIP_SIZE))
-        self.addParameter(number("STEP", self.tr("Step (px; regular and jittered)"), number.Type.Integer, 256,
+        self.addParameter(number("STEP", self.tr("Step (px; regular and jittered)"), qgis_enums.INTEGER, 256,
                                  minValue=1, maxValue=16 * budget.MAX_CHIP_SIZE))
         self.addParameter(number("JITTER", self.tr("Jitter (fraction of the step, 0–0.5; jittered)"),
-                                 number.Type.Double, 0.25, minValue=0.0, maxValue=0.5))
+                                 qgis_enums.DOUBLE, 0.25, minValue=0.0, maxValue=0.5))
         self.addParameter(number("MIN_DISTANCE", self.tr("Minimum distance between chips (px; poisson)"),
-                                 number.Type.Double, 256.0, minValue=1.0))
+                                 qgis_enums.DOUBLE, 256.0, minValue=1.0))
         self.addParameter(number("COUNT", self.tr("Maximum number of chips (poisson, random; 0 = all for poisson)"),
-                                 number.Type.Integer, 100, minValue=0, maxValue=budget.MAX_CHIPS))
-        self.addParameter(number("SEED", self.tr("Random seed"), number.Type.Integer, 42, minValue=0))
+                                 qgis_enums.INTEGER, 100, minValue=0, maxValue=budget.MAX_CHIPS))
+        self.addParameter(number("SEED", self.tr("Random seed"), qgis_enums.INTEGER, 42, minValue=0))
         self.addParameter(QgsProcessingParameterEnum("BOUNDARY", self.tr("At the raster edges"), BOUNDARIES,
                                                      defaultValue=0))
         max_nodata = number("MAX_NODATA", self.tr("Maximum fraction of nodata or outside-AOI pixels per chip"),
-                            number.Type.Double, 0.5, minValue=0.0, maxValue=1.0)
+                            qgis_enums.DOUBLE, 0.5, minValue=0.0, maxValue=1.0)
         self.addParameter(max_nodata)
         self.addParameter(QgsProcessingParameterBoolean(
             "OVERWRITE", self.tr("Replace an existing chip dataset in the chip folder"), False))
         self.mark_advanced("JITTER", "MIN_DISTANCE", "SEED", "MAX_NODATA")
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_DIR", self.tr("Chip folder")))
         self.addParameter(QgsProcessingParameterVectorDestination(
-            "OUTPUT", self.tr("Chip index"), QgsProcessing.SourceType.TypeVectorPolygon))
+            "OUTPUT", self.tr("Chip index"), qgis_enums.SOURCE_VECTOR_POLYGON))
         self.addOutput(QgsProcessingOutputNumber("CHIP_COUNT", self.tr("Number of chips")))
         self.addOutput(QgsProcessingOutputNumber("COVERAGE", self.tr("Fraction of raster pixels covered by chips")))
 

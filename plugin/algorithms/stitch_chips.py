@@ -10,6 +10,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
+from .. import qgis_enums
 from .classify import AGGREGATIONS, WINDOWS
 from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
 
@@ -28,13 +29,13 @@ class StitchChipsAlgorithm(PatchworkAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterFile(
-            "INPUT", self.tr("Folder of chip predictions (GeoTIFF)"), QgsProcessingParameterFile.Behavior.Folder))
+            "INPUT", self.tr("Folder of chip predictions (GeoTIFF)"), qgis_enums.FOLDER))
         self.addParameter(QgsProcessingParameterEnum("WINDOW", self.tr("Blending window"), WINDOWS, defaultValue=0))
         self.addParameter(QgsProcessingParameterEnum("AGGREGATION", self.tr("Aggregation of overlapping chips"),
                                                      AGGREGATIONS, defaultValue=0))
         self.addParameter(QgsProcessingParameterNumber(
             "N_CLASSES", self.tr("Number of classes (class ids 0..N-1; votes only)"),
-            QgsProcessingParameterNumber.Type.Integer, 0, minValue=0, maxValue=65535))
+            qgis_enums.INTEGER, 0, minValue=0, maxValue=65535))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "REFERENCE", self.tr("Reference grid (default: the chips' union)"), optional=True))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.tr("Mosaic")))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from qgis.core import (
-    QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -16,6 +15,7 @@ from qgis.core import (
 )
 
 from ...core.training import ESTIMATORS
+from .. import qgis_enums
 from .common import PatchworkAlgorithm, ProcessingFeedback
 
 
@@ -35,7 +35,7 @@ class TrainClassifierAlgorithm(PatchworkAlgorithm):
         number = QgsProcessingParameterNumber
         self.addParameter(QgsProcessingParameterMapLayer(
             "INPUT", self.tr("Chip index with label chips, or a raster"),
-            types=[QgsProcessing.SourceType.TypeVectorPolygon, QgsProcessing.SourceType.TypeRaster]))
+            types=[qgis_enums.SOURCE_VECTOR_POLYGON, qgis_enums.SOURCE_RASTER]))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "LABELS", self.tr("Label raster (when INPUT is a raster)"), optional=True))
         self.addParameter(QgsProcessingParameterEnum("ESTIMATOR", self.tr("Estimator"), list(ESTIMATORS),
@@ -43,10 +43,10 @@ class TrainClassifierAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterString(
             "PARAMETERS", self.tr('Estimator settings (JSON, e.g. {"n_estimators": 200})'), optional=True))
         self.addParameter(number("VALIDATION_FRACTION", self.tr("Fraction of chips held out for validation"),
-                                 number.Type.Double, 0.2, minValue=0.0, maxValue=0.95))
+                                 qgis_enums.DOUBLE, 0.2, minValue=0.0, maxValue=0.95))
         self.addParameter(number("MAX_PIXELS", self.tr("Maximum training pixels (stratified subsample)"),
-                                 number.Type.Integer, 200000, minValue=1))
-        self.addParameter(number("SEED", self.tr("Random seed"), number.Type.Integer, 42, minValue=0))
+                                 qgis_enums.INTEGER, 200000, minValue=1))
+        self.addParameter(number("SEED", self.tr("Random seed"), qgis_enums.INTEGER, 42, minValue=0))
         self.mark_advanced("PARAMETERS", "MAX_PIXELS", "SEED")
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT_MODEL", self.tr("Model (ONNX)"), self.tr("ONNX models (*.onnx)")))
