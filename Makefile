@@ -1,6 +1,6 @@
 # Patchwork: the commands the README documents. Each installs what it needs first (scripts/bootstrap.sh).
 SHELL := /bin/bash
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
 # The repository is the plugin folder; a `patchwork` link to it makes `import patchwork.core` work
 # and lets QGIS find it through QGIS_PLUGINPATH.
@@ -13,10 +13,13 @@ export PYTHONPATH := $(PKGROOT)
 export QGIS_PLUGINPATH := $(PKGROOT)
 export QT_QPA_PLATFORM := offscreen
 
-.PHONY: bootstrap demo test bench lint package workflow-model screenshots clean
+QGIS ?=
+TARGET ?= test
+
+.PHONY: bootstrap demo test test-qgis bench lint package workflow-model screenshots clean
 
 bootstrap:
-	@bash scripts/bootstrap.sh
+	@VENV=$(VENV) bash scripts/bootstrap.sh
 	@mkdir -p $(PKGROOT) && ln -sfn $(CURDIR) $(PKGROOT)/patchwork
 
 demo: bootstrap
@@ -25,6 +28,10 @@ demo: bootstrap
 test: bootstrap
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest tests
+
+# The same target on another QGIS (3.40, 3.44), in a cached Debian root with that QGIS's own Python, numpy, GDAL.
+test-qgis:
+	bash scripts/test_qgis_version.sh "$(QGIS)" "$(TARGET)"
 
 bench: bootstrap
 	$(PY) scripts/bench.py

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what Patchwork's demo and tests need, and nothing when it is all there.
-# - Debian packages: QGIS 3.22 with PyQGIS, GDAL, Xvfb (root or sudo).
+# - Debian packages: QGIS with PyQGIS, GDAL, Xvfb (root or sudo); Debian 12 gives QGIS 3.22.
 # - A venv on /usr/bin/python3 with the system site packages (PyQGIS lives there),
 #   pip packages pinned to the numpy that Debian's GDAL/QGIS bindings were built against.
+# `bootstrap.sh packages` installs the Debian packages only (scripts/test_qgis_version.sh builds its roots so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="qgis python3-qgis qgis-providers python3-gdal gdal-bin xvfb python3-venv make zip"
+APT_PACKAGES="qgis python3-qgis qgis-providers python3-gdal gdal-bin xvfb python3-venv make zip git"
 VENV=${VENV:-.venv}
 
 missing=""
@@ -20,6 +21,7 @@ if [ -n "$missing" ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
+[ "${1:-}" != packages ] || exit 0
 
 # Pip must never replace the system numpy: osgeo.gdal_array is compiled against it.
 stamp="$VENV/.patchwork-deps"
