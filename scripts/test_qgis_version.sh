@@ -64,6 +64,7 @@ in_root() {
 }
 
 # Build once: into a partial folder, renamed only when QGIS is installed, so an interrupted build is never reused.
+# The lock is held to the end: runs on one root (and its venv) take turns.
 exec 9>"$cache/.$suite.lock"
 flock 9
 if [ ! -x "$root/usr/bin/qgis_process.bin" ]; then
@@ -77,9 +78,9 @@ if [ ! -x "$root/usr/bin/qgis_process.bin" ]; then
   echo 'Acquire::Check-Valid-Until "false";' >"$partial/etc/apt/apt.conf.d/99patchwork"
   root="$partial" in_root "bash scripts/bootstrap.sh packages" >>"$log" 2>&1 \
     || { tail -5 "$log" >&2; echo "test-qgis: installing QGIS in the $suite root failed, see $log" >&2; exit 1; }
+  rm -rf "$root"
   mv "$partial" "$root"
 fi
-flock -u 9
 
 qgis_found="$(chroot "$root" dpkg-query -W -f='${Version}' qgis)"
 case "$qgis_found" in
