@@ -16,20 +16,10 @@ os.environ["GDAL_PAM_ENABLED"] = "NO"
 gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
 
 
-def patchwork_modules() -> list[str]:
-    """The import names of Patchwork's own modules (patchwork, patchwork.core.raster, ...)."""
-    names = ["patchwork"]
-    for folder in ("core", "plugin", "ui"):
-        for root, _dirs, files in os.walk(os.path.join(REPO, folder)):
-            package = "patchwork." + os.path.relpath(root, REPO).replace(os.sep, ".")
-            names += [package if f == "__init__.py" else f"{package}.{f[:-3]}" for f in files if f.endswith(".py")]
-    return sorted(set(names))
-
-
 # A warning from Patchwork's own code is an error on every QGIS version: in this process through pyproject.toml's
-# filterwarnings, in the QGIS processes the tests start (qgis_process, the QGIS window) through PYTHONWARNINGS,
-# which names modules exactly.
-os.environ["PYTHONWARNINGS"] = ",".join(f"error:::{name}" for name in patchwork_modules())
+# filterwarnings, in the QGIS processes the tests start (qgis_process, the QGIS window) through this startup file.
+QGIS_STARTUP = os.path.join(REPO, "tests", "qgis_startup.py")
+os.environ["PYQGIS_STARTUP"] = QGIS_STARTUP
 
 
 def shared(name: str) -> str:
