@@ -12,17 +12,14 @@ import numpy as np
 from osgeo import gdal, ogr, osr
 
 from .errors import PatchworkError, one_line
+from .gdal_errors import checked, open_vector, opened
 from .geometry import GeoTransform, Window, window_geotransform
 from .raster import same_crs
-
-gdal.UseExceptions()
-ogr.UseExceptions()
-osr.UseExceptions()
 
 
 def _srs(wkt: str) -> osr.SpatialReference:
     srs = osr.SpatialReference()
-    srs.ImportFromWkt(wkt)
+    checked(srs.ImportFromWkt, wkt)
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     return srs
 
@@ -34,7 +31,7 @@ class Aoi:
         self.crs_wkt = crs_wkt
         self.union = ogr.Geometry(ogr.wkbMultiPolygon)
         for wkt in wkt_geometries:
-            geom = ogr.CreateGeometryFromWkt(wkt)
+            geom = checked(ogr.CreateGeometryFromWkt, wkt)
             if geom is None or geom.IsEmpty():
                 continue
             flat = ogr.GT_Flatten(geom.GetGeometryType())
@@ -50,19 +47,21 @@ class Aoi:
         if self.union.IsEmpty():
             raise PatchworkError("AOI: the layer has no polygons. Draw or select at least one polygon.")
         # Only the datasource is kept: a Python reference to its layer could outlive it (OGR segfaults).
-        self._source = ogr.GetDriverByName("Memory").CreateDataSource("aoi")
-        layer = self._source.CreateLayer("aoi", _srs(crs_wkt) if crs_wkt else None, ogr.wkbMultiPolygon)
+        self._source = opened(ogr.GetDriverByName("Memory").CreateDataSource, "aoi")
+        layer = opened(self._source.CreateLayer, "aoi", _srs(crs_wkt) if crs_wkt else None, ogr.wkbMultiPolygon)
         feature = ogr.Feature(layer.GetLayerDefn())
         feature.SetGeometry(self.union)
-        layer.CreateFeature(feature)
+        checked(layer.CreateFeature, feature)
 
     @classmethod
     def from_file(cls, path: str, layer: str | None = None) -> Aoi:
         try:
-            source = ogr.Open(path)
+            source = open_vector(path)
         except RuntimeError as exc:
             raise PatchworkError(f"AOI: cannot open '{path}' as a vector layer ({one_line(exc)}).") from exc
         lyr = source.GetLayerByName(layer) if layer else source.GetLayer(0)
+        if lyr is None:
+            raise PatchworkError(f"AOI: '{path}' has no layer {layer or 'at all'}. Check the file and layer name.")
         srs = lyr.GetSpatialRef()
         wkts = [f.GetGeometryRef().ExportToWkt() for f in lyr if f.GetGeometryRef() is not None]
         return cls(wkts, srs.ExportToWkt() if srs else "")
@@ -72,12 +71,12 @@ class Aoi:
         if not self.crs_wkt or not crs_wkt or same_crs(self.crs_wkt, crs_wkt):
             return self
         geom = self.union.Clone()
-        geom.Transform(osr.CoordinateTransformation(_srs(self.crs_wkt), _srs(crs_wkt)))
+        checked(geom.Transform, opened(osr.CoordinateTransformation, _srs(self.crs_wkt), _srs(crs_wkt)))
         return Aoi([geom.ExportToWkt()], crs_wkt)
 
     def pixel_window(self, gt: GeoTransform, height: int, width: int, raster_footprint_wkt: str) -> Window:
         """The box of raster pixels the AOI touches; an error when it misses the raster."""
-        raster = ogr.CreateGeometryFromWkt(raster_footprint_wkt)
+        raster = opened(ogr.CreateGeometryFromWkt, raster_footprint_wkt)
         overlap = self.union.Intersection(raster)
         if overlap is None or overlap.IsEmpty() or overlap.GetArea() == 0:
             raise PatchworkError(
@@ -93,9 +92,9 @@ class Aoi:
 
     def inside_mask(self, gt: GeoTransform, window: Window) -> np.ndarray:
         """Boolean (h, w): which pixels of the window have their centre inside the AOI."""
-        mem = gdal.GetDriverByName("MEM").Create("", window.width, window.height, 1, gdal.GDT_Byte)
+        mem = opened(gdal.GetDriverByName("MEM").Create, "", window.width, window.height, 1, gdal.GDT_Byte)
         mem.SetGeoTransform(window_geotransform(gt, window))
         if self.crs_wkt:
-            mem.SetProjection(self.crs_wkt)
-        gdal.RasterizeLayer(mem, [1], self._source.GetLayer(0), burn_values=[1])
-        return mem.GetRasterBand(1).ReadAsArray().astype(bool)
+            checked(mem.SetProjection, self.crs_wkt)
+        checked(gdal.RasterizeLayer, mem, [1], self._source.GetLayer(0), burn_values=[1])
+        return checked(mem.GetRasterBand(1).ReadAsArray).astype(bool)

@@ -19,6 +19,7 @@ from .augment import Augmentation, Compose, Mixing, Sample, check_donor, chip_se
 from .budget import MAX_COPIES, require_disk, require_int_range
 from .dataset import INDEX_FIELDS, DatasetOutput, read_index, write_index
 from .errors import PatchworkError, reports_errors
+from .gdal_errors import open_vector, opened
 from .geometry import Window, footprint
 from .paths import check_outputs
 from .progress import Feedback, SilentFeedback, check_cancelled
@@ -45,8 +46,8 @@ def check_chip_file(src: RasterSource, record: dict, crs_wkt: str | None = None)
         problems.append(f"it is {src.width}x{src.height} px, the index says {record['width']}x{record['height']}")
     elif record.get("footprint_wkt"):
         ring = footprint(src.geotransform, src.height, src.width)
-        expected = ogr.CreateGeometryFromWkt(record["footprint_wkt"])
-        actual = ogr.CreateGeometryFromWkt("POLYGON ((" + ", ".join(f"{x!r} {y!r}" for x, y in ring) + "))")
+        expected = opened(ogr.CreateGeometryFromWkt, record["footprint_wkt"])
+        actual = opened(ogr.CreateGeometryFromWkt, "POLYGON ((" + ", ".join(f"{x!r} {y!r}" for x, y in ring) + "))")
         gt = src.geotransform
         pixel_area = abs(gt[1] * gt[5] - gt[2] * gt[4])
         if expected.SymmetricDifference(actual).Area() > 0.01 * pixel_area:  # off by more than 1% of a pixel
@@ -168,7 +169,7 @@ def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_
 
 
 def index_crs_wkt(index: str) -> str:
-    ds = ogr.Open(index)
+    ds = open_vector(index)
     srs = ds.GetLayer(0).GetSpatialRef()
     return srs.ExportToWkt() if srs is not None else ""
 

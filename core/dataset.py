@@ -23,6 +23,7 @@ from osgeo import ogr, osr
 from .aoi import Aoi
 from .budget import MAX_CHIP_SIZE, human, require_disk, require_int_range
 from .errors import PatchworkError, one_line, reports_errors
+from .gdal_errors import checked, open_vector, opened
 from .geometry import Window, footprint, window_geotransform
 from .partials import Log, sweep_debris
 from .paths import check_outputs
@@ -37,8 +38,6 @@ from .writer import (
     temporary_sibling,
     write_geotiff,
 )
-
-ogr.UseExceptions()
 
 INDEX_LAYER = "chips"
 INDEX_FIELDS: list[tuple[str, int]] = [
@@ -319,14 +318,16 @@ def existing_dataset(out_dir: str, overwrite: bool) -> bool:
 
 def write_index(path: str, crs_wkt: str, records: list[dict], fields: list[tuple[str, int]] = INDEX_FIELDS) -> None:
     """A GeoPackage layer "chips": one footprint polygon per record (from its geotransform and size)."""
-    srs = osr.SpatialReference()
-    srs.ImportFromWkt(crs_wkt)
-    ds = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+    srs = None
+    if crs_wkt:
+        srs = osr.SpatialReference()
+        checked(srs.ImportFromWkt, crs_wkt)
+    ds = opened(ogr.GetDriverByName("GPKG").CreateDataSource, path)
     try:
-        layer = ds.CreateLayer(INDEX_LAYER, srs, ogr.wkbPolygon)
+        layer = opened(ds.CreateLayer, INDEX_LAYER, srs, ogr.wkbPolygon)
         for name, kind in fields:
-            layer.CreateField(ogr.FieldDefn(name, kind))
-        layer.StartTransaction()
+            checked(layer.CreateField, ogr.FieldDefn(name, kind))
+        checked(layer.StartTransaction)
         defn = layer.GetLayerDefn()
         for rec in records:
             feature = ogr.Feature(defn)
@@ -339,8 +340,8 @@ def write_index(path: str, crs_wkt: str, records: list[dict], fields: list[tuple
             poly = ogr.Geometry(ogr.wkbPolygon)
             poly.AddGeometry(ring)
             feature.SetGeometry(poly)
-            layer.CreateFeature(feature)
-        layer.CommitTransaction()
+            checked(layer.CreateFeature, feature)
+        checked(layer.CommitTransaction)
     finally:
         ds = None
 
@@ -348,10 +349,13 @@ def write_index(path: str, crs_wkt: str, records: list[dict], fields: list[tuple
 def read_index(path: str) -> list[dict]:
     """The chip records of an index (all attributes plus the footprint as WKT), in chip order."""
     try:
-        ds = ogr.Open(path)
+        ds = open_vector(path)
     except RuntimeError as exc:
         raise PatchworkError(f"INPUT: cannot open '{path}' as a chip index ({one_line(exc)}).") from exc
     layer = ds.GetLayerByName(INDEX_LAYER) or ds.GetLayer(0)
+    if layer is None:
+        raise PatchworkError(f"INPUT: '{path}' has no layers: it is not a chip index. Sample chips first "
+                             "(patchwork:samplechips).")
     names = [layer.GetLayerDefn().GetFieldDefn(i).GetName() for i in range(layer.GetLayerDefn().GetFieldCount())]
     missing = [name for name, _ in INDEX_FIELDS if name not in names]
     if missing:

@@ -10,6 +10,7 @@ from xml.sax.saxutils import quoteattr
 
 from osgeo import gdal
 
+from .gdal_errors import checked
 from .writer import replace_file, temporary_sibling
 
 # Distinct, colour-blind-friendly colours (Okabe–Ito, then Tableau) for classes without their own.
@@ -36,9 +37,9 @@ def apply_colour_table(band: gdal.Band, values: list[int], names: list[str], col
     for value, name, colour in zip(values, names, colours):
         table.SetColorEntry(int(value), (*_rgb(colour), 255))
         categories[int(value)] = name
-    band.SetRasterColorTable(table)
-    band.SetRasterColorInterpretation(gdal.GCI_PaletteIndex)
-    band.SetCategoryNames(categories)
+    checked(band.SetRasterColorTable, table)
+    checked(band.SetRasterColorInterpretation, gdal.GCI_PaletteIndex)
+    checked(band.SetCategoryNames, categories)
 
 
 def paletted_qml(values: list[int], names: list[str], colours: list[str]) -> str:

@@ -4,11 +4,10 @@ from __future__ import annotations
 import numpy as np
 from osgeo import gdal
 
+from .gdal_errors import checked, opened
 from .geometry import Window
 from .raster import RasterSource
-from .writer import replace_file, temporary_sibling
-
-gdal.UseExceptions()
+from .writer import remove_file, replace_file, temporary_sibling
 
 
 def stretch(band: np.ndarray, valid: np.ndarray, low: float = 2, high: float = 98) -> np.ndarray:
@@ -27,7 +26,7 @@ def render_quicklook(raster: str, windows: list[Window], path: str, bands: tuple
         scale = min(1.0, max_size / max(src.height, src.width))
         h, w = max(1, round(src.height * scale)), max(1, round(src.width * scale))
         ds = src.dataset
-        data = np.stack([ds.GetRasterBand(b).ReadAsArray(buf_xsize=w, buf_ysize=h) for b in bands])
+        data = np.stack([checked(ds.GetRasterBand(b).ReadAsArray, buf_xsize=w, buf_ysize=h) for b in bands])
         valid = np.ones((h, w), bool)
         for i, b in enumerate(bands):
             nd = src.nodata[b - 1]
@@ -57,7 +56,7 @@ def render_class_map(raster: str, path: str, max_size: int = 1200) -> str:
         scale = min(1.0, max_size / max(src.height, src.width))
         h, w = max(1, round(src.height * scale)), max(1, round(src.width * scale))
         band = src.dataset.GetRasterBand(1)
-        classes = band.ReadAsArray(buf_xsize=w, buf_ysize=h)  # nearest neighbour: classes stay classes
+        classes = checked(band.ReadAsArray, buf_xsize=w, buf_ysize=h)  # nearest neighbour: classes stay classes
         table = band.GetColorTable()
         entries = table.GetCount() if table else 0
         nodata = None if src.nodata[0] is None else int(src.nodata[0])
@@ -71,10 +70,14 @@ def render_class_map(raster: str, path: str, max_size: int = 1200) -> str:
 
 
 def _write_png(rgb: np.ndarray, path: str) -> str:
-    mem = gdal.GetDriverByName("MEM").Create("", rgb.shape[2], rgb.shape[1], 3, gdal.GDT_Byte)
+    mem = opened(gdal.GetDriverByName("MEM").Create, "", rgb.shape[2], rgb.shape[1], 3, gdal.GDT_Byte)
     for i in range(3):
-        mem.GetRasterBand(i + 1).WriteArray(rgb[i])
+        checked(mem.GetRasterBand(i + 1).WriteArray, rgb[i])
     tmp = temporary_sibling(path)
-    gdal.GetDriverByName("PNG").CreateCopy(tmp, mem)
+    try:
+        opened(gdal.GetDriverByName("PNG").CreateCopy, tmp, mem)  # dropped at once: closed, written
+    except BaseException:
+        remove_file(tmp)
+        raise
     replace_file(tmp, path)
     return path

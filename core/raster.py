@@ -7,10 +7,8 @@ import numpy as np
 from osgeo import gdal, gdal_array, osr
 
 from .errors import PatchworkError, one_line
+from .gdal_errors import checked, open_raster
 from .geometry import GeoTransform, Window, footprint, is_north_up
-
-gdal.UseExceptions()
-osr.UseExceptions()
 
 
 def numpy_dtype(gdal_type: int) -> np.dtype:
@@ -31,7 +29,7 @@ class RasterSource:
         if not os.path.exists(self.path) and not self.path.startswith("/vsi"):
             raise PatchworkError(f"{role}: no raster at '{self.path}'. Check the path.")
         try:
-            self.dataset = gdal.OpenEx(self.path, gdal.OF_RASTER)
+            self.dataset = open_raster(self.path)
         except RuntimeError as exc:
             raise PatchworkError(f"{role}: GDAL cannot open '{self.path}' as a raster ({one_line(exc)}).") from exc
         ds = self.dataset
@@ -117,7 +115,7 @@ class RasterSource:
             return data, valid
         args = (inner.col_off, inner.row_off, inner.width, inner.height)
         try:
-            block = self.dataset.ReadAsArray(*args, band_list=bands)
+            block = checked(self.dataset.ReadAsArray, *args, band_list=bands)
             if block is None:
                 raise RuntimeError("no pixels returned")
             block = block.reshape(len(bands), inner.height, inner.width)
@@ -145,7 +143,7 @@ class RasterSource:
                 nd = band.GetNoDataValue()
                 valid &= ~np.isnan(block[i]) if np.isnan(nd) else block[i] != nd
             elif not (flags & gdal.GMF_PER_DATASET and dataset_mask_done):
-                valid &= band.GetMaskBand().ReadAsArray(*args) > 0
+                valid &= checked(band.GetMaskBand().ReadAsArray, *args) > 0
                 dataset_mask_done = dataset_mask_done or bool(flags & gdal.GMF_PER_DATASET)
         if np.issubdtype(block.dtype, np.floating):
             valid &= ~np.isnan(block).any(axis=0)
@@ -154,6 +152,6 @@ class RasterSource:
 
 def same_crs(wkt_a: str, wkt_b: str) -> bool:
     a, b = osr.SpatialReference(), osr.SpatialReference()
-    a.ImportFromWkt(wkt_a)
-    b.ImportFromWkt(wkt_b)
+    checked(a.ImportFromWkt, wkt_a)
+    checked(b.ImportFromWkt, wkt_b)
     return bool(a.IsSame(b, ["IGNORE_DATA_AXIS_TO_SRS_AXIS_MAPPING=YES"]))

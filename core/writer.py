@@ -18,12 +18,10 @@ import numpy as np
 from osgeo import gdal, gdal_array
 
 from .errors import PatchworkError, one_line
+from .gdal_errors import checked, open_raster, opened
 from .geometry import GeoTransform
 from .partials import Log, OutputLock, owned_name, sweep_debris
 from .paths import check_outputs
-
-gdal.UseExceptions()
-
 
 GEOTIFF_EXTENSIONS = (".tif", ".tiff")
 
@@ -121,20 +119,20 @@ class GeoTiffWriter:
         try:
             os.makedirs(os.path.dirname(self.tmp_path), exist_ok=True)
             driver = gdal.GetDriverByName("GTiff")
-            self.dataset = driver.Create(self.tmp_path, width, height, count, _gdal_type(dtype), options)
+            self.dataset = opened(driver.Create, self.tmp_path, width, height, count, _gdal_type(dtype), options)
         except (OSError, RuntimeError) as exc:
             raise PatchworkError(f"cannot create '{path}': {one_line(exc)}. Check the folder is writable.") from exc
-        self.dataset.SetGeoTransform(geotransform)
+        checked(self.dataset.SetGeoTransform, geotransform)
         if crs_wkt:
-            self.dataset.SetProjection(crs_wkt)
+            checked(self.dataset.SetProjection, crs_wkt)
         if nodata is not None:
             for b in range(1, count + 1):
-                self.dataset.GetRasterBand(b).SetNoDataValue(float(nodata))
+                checked(self.dataset.GetRasterBand(b).SetNoDataValue, float(nodata))
 
     def write(self, array: np.ndarray, row_off: int = 0, col_off: int = 0) -> None:
         array = array[None] if array.ndim == 2 else array
         for i in range(array.shape[0]):
-            self.dataset.GetRasterBand(i + 1).WriteArray(array[i], xoff=col_off, yoff=row_off)
+            checked(self.dataset.GetRasterBand(i + 1).WriteArray, array[i], xoff=col_off, yoff=row_off)
 
     def set_band_descriptions(self, descriptions: list[str]) -> None:
         for i, text in enumerate(descriptions):
@@ -145,14 +143,14 @@ class GeoTiffWriter:
         """Close the temporary file, check GDAL wrote all of it, and rename it onto `path`."""
         failures: list[str] = []
         try:
-            self.dataset.FlushCache()
+            checked(self.dataset.FlushCache)
         except RuntimeError as exc:
             failures.append(one_line(exc))
         failures += self._close()  # closing writes the last blocks and the header
         if not failures:
             try:
-                check = gdal.OpenEx(self.tmp_path, gdal.OF_RASTER)
-                if check is None or (check.RasterXSize, check.RasterYSize) != (self.width, self.height):
+                check = open_raster(self.tmp_path)
+                if (check.RasterXSize, check.RasterYSize) != (self.width, self.height):
                     failures.append("the written file does not read back")
                 check = None
             except RuntimeError as exc:

@@ -1,0 +1,50 @@
+"""GDAL, OGR and OSR calls that fail the same way whatever the process's exception setting.
+
+QGIS, its Processing algorithms and other plugins share one GDAL in one process. `UseExceptions()` and
+`DontUseExceptions()` change it for all of them (before GDAL 3.7 for every thread), so Patchwork calls neither.
+Each call that can fail runs instead under an error handler pushed for this thread only (CPLPushErrorHandler is
+per thread): a failure becomes RuntimeError with GDAL's own message, as with exceptions on, and nothing is printed.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+from osgeo import gdal
+
+T = TypeVar("T")
+
+
+def checked(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """function(*args, **kwargs); RuntimeError with GDAL's messages when it reported a failure."""
+    failures: list[str] = []
+
+    def record(level: int, _number: int, message: str) -> None:
+        if level >= gdal.CE_Failure:
+            failures.append(message)
+
+    gdal.PushErrorHandler(record)
+    try:
+        result = function(*args, **kwargs)
+    finally:
+        gdal.PopErrorHandler()
+    if failures:
+        raise RuntimeError("; ".join(failures))
+    return result
+
+
+def opened(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Like checked, for calls that open or create a dataset, a layer or a geometry: None is a failure too."""
+    result = checked(function, *args, **kwargs)
+    if result is None:
+        raise RuntimeError("GDAL returned nothing (not a supported or readable source)")
+    return result
+
+
+def open_raster(path: str) -> gdal.Dataset:
+    """A raster dataset; RuntimeError with GDAL's reason (OF_VERBOSE_ERROR: the same reason in either setting)."""
+    return opened(gdal.OpenEx, path, gdal.OF_RASTER | gdal.OF_VERBOSE_ERROR)
+
+
+def open_vector(path: str) -> gdal.Dataset:
+    """A vector dataset (its layers: GetLayer, GetLayerByName); RuntimeError with GDAL's reason."""
+    return opened(gdal.OpenEx, path, gdal.OF_VECTOR | gdal.OF_VERBOSE_ERROR)
