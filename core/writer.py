@@ -122,12 +122,16 @@ class GeoTiffWriter:
             self.dataset = opened(driver.Create, self.tmp_path, width, height, count, _gdal_type(dtype), options)
         except (OSError, RuntimeError) as exc:
             raise PatchworkError(f"cannot create '{path}': {one_line(exc)}. Check the folder is writable.") from exc
-        checked(self.dataset.SetGeoTransform, geotransform)
-        if crs_wkt:
-            checked(self.dataset.SetProjection, crs_wkt)
-        if nodata is not None:
-            for b in range(1, count + 1):
-                checked(self.dataset.GetRasterBand(b).SetNoDataValue, float(nodata))
+        try:
+            checked(self.dataset.SetGeoTransform, geotransform)
+            if crs_wkt:
+                checked(self.dataset.SetProjection, crs_wkt)
+            if nodata is not None:
+                for b in range(1, count + 1):
+                    checked(self.dataset.GetRasterBand(b).SetNoDataValue, float(nodata))
+        except BaseException:
+            self.abort()  # e.g. a CRS GDAL cannot read: the new file is removed at once
+            raise
 
     def write(self, array: np.ndarray, row_off: int = 0, col_off: int = 0) -> None:
         array = array[None] if array.ndim == 2 else array
