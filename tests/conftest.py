@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from osgeo import gdal
+from osgeo import gdal, ogr, osr
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.normpath(os.path.join(REPO, "..", "shared", "data"))
@@ -91,6 +91,14 @@ def shared_data_stays_untouched():
     before = files_under(SHARED_DATA)
     yield
     assert files_under(SHARED_DATA) == before, "a test wrote into ../shared/data"
+
+
+@pytest.fixture(autouse=True)
+def gdal_exception_setting_untouched():
+    """Fails a test after which GDAL, OGR or OSR exceptions are switched: that setting belongs to QGIS."""
+    before = [module.GetUseExceptions() for module in (gdal, ogr, osr)]
+    yield
+    assert [module.GetUseExceptions() for module in (gdal, ogr, osr)] == before, "GDAL's exception setting changed"
 
 
 @pytest.fixture(scope="session")
