@@ -11,5 +11,10 @@ def resource_path(*parts: str) -> str:
 
 
 def help_text(algorithm: str) -> str:
+    """The algorithm's help as one flowing HTML string.
+
+    QGIS's dialog turns every newline of shortHelpString() into a paragraph break, so the files' line wraps
+    are joined here (the HTML's own tags make the paragraphs).
+    """
     with open(resource_path("help", f"{algorithm}.html"), encoding="utf-8") as fh:
-        return fh.read()
+        return " ".join(fh.read().split())

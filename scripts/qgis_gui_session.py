@@ -115,9 +115,29 @@ def step_wait_classify(tries=[0]):  # noqa: B006 - a call counter on purpose
     QTimer.singleShot(1500, step_classify_shot)
 
 
+def shoot_help_dialogs():
+    """Each algorithm's dialog as the Toolbox opens it, with what its help panel shows."""
+    import processing
+    from qgis.PyQt.QtWidgets import QTextBrowser
+
+    result["help"] = {}
+    for algorithm in QgsApplication.processingRegistry().providerById("patchwork").algorithms():
+        dialog = processing.createAlgorithmDialog(algorithm.id())
+        dialog.resize(1100, 760)
+        dialog.show()
+        QgsApplication.processEvents()
+        browser = dialog.findChild(QTextBrowser, "textShortHelp")
+        result["help"][algorithm.name()] = browser.toPlainText() if browser else None
+        save(f"patchwork_help_{algorithm.name()}.png", dialog)
+        dialog.close()
+        dialog.deleteLater()
+
+
 def step_classify_shot():
     save("patchwork_classify.png")
     result["steps"].append("classified")
+    shoot_help_dialogs()
+    result["steps"].append("help dialogs")
     # Unload as Plugin Reloader does, twice, and check nothing is left behind.
     for _ in range(2):
         note("unloading")

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+from html import unescape
 
 import numpy as np
 import pytest
@@ -47,8 +49,10 @@ def test_unload_and_reload_leave_nothing_behind(session):
 def test_screenshots_show_the_panel(session):
     out, result = session
     names = sorted(os.path.basename(p) for p in result["shots"])
-    assert names == ["patchwork_augment_gallery.png", "patchwork_augment_preview.png", "patchwork_classify.png",
-                     "patchwork_sample_preview.png"]
+    helps = [f"patchwork_help_{name}.png" for name in ("augmentchips", "classify", "compare", "samplechips",
+                                                         "stitchchips", "trainclassifier")]
+    assert names == sorted(["patchwork_augment_gallery.png", "patchwork_augment_preview.png", "patchwork_classify.png",
+                            "patchwork_sample_preview.png", *helps])
     for name in names:
         picture = gdal.Open(str(out / name)).ReadAsArray().astype(float)
         assert picture.shape[1] > 300 and picture.std() > 10, name  # a real picture, not a blank window
@@ -57,3 +61,17 @@ def test_screenshots_show_the_panel(session):
     pixels = main[:3].reshape(3, -1).T
     for colour in classes:  # water, bare land and vegetation are on the map
         assert (np.abs(pixels - colour).sum(axis=1) < 8).sum() > 1000
+
+
+def first_sentence(html: str) -> str:
+    text = " ".join(re.sub(r"<[^>]+>", "", html).split())
+    return unescape(text[: text.index(". ") + 1])
+
+
+def test_each_dialogs_help_panel_shows_whole_sentences(session):
+    """QGIS makes a paragraph of each line of the help: a sentence split in two would show as two paragraphs."""
+    _, result = session
+    assert len(result["help"]) >= 6
+    for name, shown in result["help"].items():
+        source = open(os.path.join(REPO, "resources", "help", f"{name}.html"), encoding="utf-8").read()
+        assert shown and first_sentence(source) in shown, (name, shown[:300] if shown else shown)
