@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import Configurable, from_config
+from .config import Configurable, from_config, stamped
 from .errors import PatchworkError
 from .geometry import GeoTransform, compose_geotransform
 from .raster import same_crs
@@ -104,7 +104,7 @@ def _pair(name: str, value) -> tuple[int, int]:
 
 # -- the op base ---------------------------------------------------------------------------------
 
-class Augmentation(Configurable):
+class Augmentation(Configurable, base=True):
     """Base of every op: `op(image, label=..., geotransform=..., nodata=..., seed=...)` → Sample."""
 
     seed: int | None
@@ -293,7 +293,7 @@ def _back(values: np.ndarray, like: np.ndarray, invalid: np.ndarray | None, noda
     return out
 
 
-class Radiometric(Augmentation):
+class Radiometric(Augmentation, base=True):
     """Base of ops that change values: subclasses implement `change(x, rng, invalid)` on float values."""
 
     def apply(self, sample, rng):
@@ -316,7 +316,7 @@ def _band_values(x: np.ndarray, rng: np.random.Generator, value, per_band: bool)
 
 
 @dataclass
-class FactorJitter(Radiometric):
+class FactorJitter(Radiometric, base=True):
     """Base of the ops scaling by a factor drawn from `factor`, per band or once for all bands."""
 
     factor: float | list[float] = field(default_factory=lambda: [0.9, 1.1])
@@ -520,7 +520,7 @@ def _check_pool(pool: Sequence[Sample] | None, op: str) -> None:
         check_donor(pool[0], donor, op)
 
 
-class Mixing(Augmentation):
+class Mixing(Augmentation, base=True):
     """Base of ops that take a donor chip from `pool`, a runtime field (not part of the config)."""
 
     pool: Sequence[Sample] | None
@@ -660,8 +660,7 @@ class Compose(Augmentation):
         self.ops = ops
 
     def to_config(self) -> dict[str, Any]:
-        return {"class": "Compose", "config": {"ops": [op.to_config() for op in self.ops], "p": self.p,
-                                               "seed": self.seed}}
+        return stamped("Compose", {"ops": [op.to_config() for op in self.ops], "p": self.p, "seed": self.seed})
 
     def with_pool(self, pool: Sequence[Sample]) -> Compose:
         """The same pipeline with `pool` as the donors of its CutMix and MixUp ops."""

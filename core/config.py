@@ -1,34 +1,42 @@
-"""JSON configs for every configurable object: ``{"class": Name, "config": {...}}``.
+"""JSON configs for every configurable object: ``{"class": Name, "config": {...}, "format": 1, "patchwork": ...}``.
 
 `obj.to_config()` and `from_config(cfg)` round-trip exactly, so a Processing run can be
-replayed from its log and a Python user can save and share a pipeline.
+replayed from its log and a Python user can save and share a pipeline. `format` is what a reader
+must understand (a config without it is format 1); `patchwork` says which version wrote it.
 """
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 from typing import Any
 
 from .errors import PatchworkError
+from .version import PATCHWORK_VERSION
 
+CONFIG_FORMAT = 1
+# The modules whose classes configs name, imported on first use: `import patchwork.core` is enough.
+_CONFIGURABLE_MODULES = ("sampling", "augment")
 _CLASSES: dict[str, type] = {}
+_BASES: dict[str, type] = {}
 
 
 class Configurable:
     """Mixin for dataclasses whose fields are JSON-safe constructor arguments.
 
     Fields marked ``field(metadata={"runtime": True})`` (data handed over at run time, such as a
-    pool of donor chips) are left out of the config.
+    pool of donor chips) are left out of the config. Base classes say so (``class Sampler(Configurable,
+    base=True)``): a config cannot name them.
     """
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, base: bool = False, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _CLASSES[cls.__name__] = cls
+        (_BASES if base else _CLASSES)[cls.__name__] = cls
 
     def to_config(self) -> dict[str, Any]:
         params = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                   if f.init and not f.metadata.get("runtime")}
-        return {"class": type(self).__name__, "config": json.loads(json.dumps(params))}
+        return stamped(type(self).__name__, json.loads(json.dumps(params)))
 
     @classmethod
     def from_config(cls, config: dict[str, Any] | str) -> Any:
@@ -48,9 +56,30 @@ def from_config(config: dict[str, Any] | str) -> Any:
     if not isinstance(config, dict) or "class" not in config:
         raise PatchworkError('a config must look like {"class": "Name", "config": {...}}')
     name = config["class"]
-    if name not in _CLASSES:
-        raise PatchworkError(f"unknown class '{name}' in config; known: {', '.join(sorted(_CLASSES))}")
+    written = config.get("format", 1)
+    if not isinstance(written, int) or written > CONFIG_FORMAT:
+        raise PatchworkError(f"the config of '{name}' was written by Patchwork {config.get('patchwork', '?')} in "
+                             f"config format {written}; this Patchwork ({PATCHWORK_VERSION}) reads format "
+                             f"{CONFIG_FORMAT}. Update Patchwork, or write the config again with this version.")
+    classes = registered()
+    if name in _BASES:
+        kinds = sorted(k for k, c in classes.items() if issubclass(c, _BASES[name]))
+        raise PatchworkError(f"'{name}' is a base class, not something to build: use one of {', '.join(kinds)}.")
+    if name not in classes:
+        raise PatchworkError(f"unknown class '{name}' in config; known: {', '.join(sorted(classes))}")
     try:
-        return _CLASSES[name](**config.get("config", {}))
+        return classes[name](**config.get("config", {}))
     except TypeError as exc:
         raise PatchworkError(f"bad parameters for {name}: {exc}") from exc
+
+
+def stamped(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The config of class `name` with these parameters, stamped with the format and the writer's version."""
+    return {"class": name, "config": params, "format": CONFIG_FORMAT, "patchwork": PATCHWORK_VERSION}
+
+
+def registered() -> dict[str, type]:
+    """Every class a config can name, by name."""
+    for module in _CONFIGURABLE_MODULES:
+        importlib.import_module(f".{module}", __package__)
+    return dict(_CLASSES)

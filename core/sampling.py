@@ -94,7 +94,7 @@ def sampling_region(height: int, width: int, chip: int, boundary: str, touching:
     return Region(r0, r1, c0, c1)
 
 
-class Sampler(Configurable):
+class Sampler(Configurable, base=True):
     """Base class. `limit` is how many accepted chips end the sampling (None: all candidates)."""
 
     seed: int | None = None
