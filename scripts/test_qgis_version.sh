@@ -85,8 +85,8 @@ fi
 qgis_found="$(chroot "$root" dpkg-query -W -f='${Version}' qgis)"
 case "$qgis_found" in
   "$version".*) ;;
-  *) echo "test-qgis: Debian $suite now packages QGIS $qgis_found, not $version: update the suite for QGIS=$version" \
-          "in scripts/test_qgis_version.sh, or rebuild the root (rm -rf $root)." >&2
+  *) echo "test-qgis: the Debian $suite root has QGIS $qgis_found, not $version (the suite has moved on): point" \
+          "QGIS=$version at the Debian suite that packages it in scripts/test_qgis_version.sh." >&2
      exit 1 ;;
 esac
 echo "test-qgis: QGIS $qgis_found on Debian $suite: make $target"
