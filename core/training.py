@@ -309,9 +309,7 @@ def train_classifier(
     feedback.info(f"{estimator}: {len(y_train):,} training pixels from {len(train_chips)} chips, "
                   f"{sum(len(pixels.labels[i]) for i in val_chips):,} validation pixels from {len(val_chips)} chips")
     check_cancelled(feedback)
-    model.fit(x_train, y_train)
-    feedback.set_progress(80)
-    check_cancelled(feedback)
+    fit_reporting(model, x_train, y_train, feedback, start=30.0, end=80.0)
 
     x_val = np.concatenate([pixels.features[i] for i in val_chips]) if val_chips else np.zeros((0, x_train.shape[1]))
     y_val = np.concatenate([pixels.labels[i] for i in val_chips]) if val_chips else np.zeros(0, np.int64)
@@ -344,6 +342,48 @@ def train_classifier(
         _write_atomically(report, html_report(result, estimator, model, names, pixels.band_names).encode("utf-8"))
     feedback.set_progress(100)
     return result
+
+
+# How long one step of a growing ensemble may take: the cancel check and the progress bar wait for it.
+FIT_STEP_SECONDS = 0.25
+
+
+def fit_reporting(model, x: np.ndarray, y: np.ndarray, feedback: Feedback, start: float, end: float) -> None:
+    """model.fit(x, y), reporting progress from `start` to `end` % and stopping within a step when cancelled.
+
+    Forests grow a few trees at a time (warm start: the same trees as one fit, as each tree's seed is drawn
+    in order), sized to take about FIT_STEP_SECONDS; gradient boosting reports and stops through its monitor.
+    Other estimators fit in one call.
+    """
+    from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier, RandomForestClassifier
+
+    if isinstance(model, (RandomForestClassifier, ExtraTreesClassifier)):
+        total, grown, step = model.n_estimators, 0, max(2, os.cpu_count() or 1)
+        model.set_params(warm_start=True)
+        try:
+            while grown < total:
+                added = min(step, total - grown)
+                began = time.perf_counter()
+                model.set_params(n_estimators=grown + added)
+                model.fit(x, y)
+                grown += added
+                feedback.set_progress(start + (end - start) * grown / total)
+                check_cancelled(feedback)
+                per_tree = (time.perf_counter() - began) / added
+                step = max(1, int(FIT_STEP_SECONDS / max(per_tree, 1e-6)))
+        finally:
+            model.set_params(warm_start=False)  # the saved model and the report show the user's settings
+    elif isinstance(model, GradientBoostingClassifier):
+        def monitor(stage: int, booster, _locals) -> bool:
+            feedback.set_progress(start + (end - start) * (stage + 1) / booster.n_estimators)
+            return feedback.is_cancelled()
+
+        model.fit(x, y, monitor=monitor)
+        check_cancelled(feedback)
+    else:
+        model.fit(x, y)
+        feedback.set_progress(end)
+        check_cancelled(feedback)
 
 
 def export_onnx(model, n_bands: int, classes: list[int], names: list[str], band_names: list[str],

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -9,11 +10,17 @@ import pytest
 from patchwork.core import PoissonDiskSampler, RegularSampler, sample_chips
 from patchwork.core.augmented import augment_chips
 from patchwork.core.compare import compare_classifications
-from patchwork.core.errors import PatchworkError
+from patchwork.core.errors import Cancelled, PatchworkError
 from patchwork.core.inference import classify
 from patchwork.core.models import load_model
 from patchwork.core.progress import SilentFeedback
-from patchwork.core.training import pixels_from_index, split_by_chip, stratified_subsample, train_classifier
+from patchwork.core.training import (
+    fit_reporting,
+    pixels_from_index,
+    split_by_chip,
+    stratified_subsample,
+    train_classifier,
+)
 from patchwork.core.writer import write_geotiff
 from tests.conftest import REPO, read_all
 
@@ -113,3 +120,54 @@ def test_training_from_a_raster_and_label_raster_keeps_class_names(tmp_path, s2_
     info = load_model(str(tmp_path / "m.onnx")).info
     assert info.class_names == ["water", "bare land / scrub", "vegetation"]
     assert info.class_colors == ["#2c7bb6", "#d8b365", "#1a9641"]  # the label raster's palette
+
+
+class CancelAfterSeconds:
+    """Feedback that asks to cancel `seconds` after fitting starts (the first progress past 30%)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.progress: list[float] = []
+        self.fit_started: float | None = None
+
+    def set_progress(self, percent):
+        self.progress.append(percent)
+        if percent > 30 and self.fit_started is None:
+            self.fit_started = time.perf_counter()
+
+    def is_cancelled(self):
+        return self.fit_started is not None and time.perf_counter() - self.fit_started >= self.seconds
+
+    def info(self, message):
+        pass
+
+
+def test_a_forest_grown_in_steps_is_the_forest_of_one_fit_and_reports_progress():
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.random((5000, 4))
+    y = (x[:, 0] + x[:, 1] > 1).astype(int) + (x[:, 2] > 0.7)
+    whole = RandomForestClassifier(n_estimators=40, max_depth=8, n_jobs=-1, random_state=3).fit(x, y)
+    stepped = RandomForestClassifier(n_estimators=40, max_depth=8, n_jobs=-1, random_state=3)
+    feedback = CancelAfterSeconds(1e9)
+    fit_reporting(stepped, x, y, feedback, start=30.0, end=80.0)
+    assert len(stepped.estimators_) == 40 and not stepped.warm_start
+    np.testing.assert_array_equal(stepped.predict_proba(x), whole.predict_proba(x))
+    assert len(feedback.progress) >= 2 and feedback.progress == sorted(feedback.progress)
+    assert feedback.progress[-1] == 80.0
+
+
+def test_cancelling_a_large_forest_a_second_in_stops_within_half_a_second_and_writes_nothing(tmp_path, s2_path):
+    labels = str(tmp_path / "rules.tif")
+    classify(s2_path, RULES, labels, scale=1e-4)
+    out = tmp_path / "out"
+    out.mkdir()
+    feedback = CancelAfterSeconds(1.0)
+    with pytest.raises(Cancelled):
+        train_classifier(s2_path, str(out / "forest.onnx"), labels=labels, estimator="random_forest",
+                         parameters={"n_estimators": 5000}, report=str(out / "report.html"), feedback=feedback)
+    stopped = time.perf_counter() - feedback.fit_started
+    assert stopped < 1.5, f"the fit went on {stopped - 1.0:.2f} s after the cancel"
+    assert max(feedback.progress) < 80  # cancelled in the middle of the fit
+    assert list(out.iterdir()) == []
