@@ -18,7 +18,8 @@ class Cancelled(Exception):  # noqa: N818 - reads better than CancelledError at 
 
 
 DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
-_DISK_FULL_TEXT = re.compile(r"no space left|disk full|free disk space|not enough space|quota", re.IGNORECASE)
+# How operating systems and GDAL word a full disk (GDAL: "Free disk space available is ...").
+DISK_FULL_TEXT = re.compile(r"no space|disk full|free disk space|not enough space|quota", re.IGNORECASE)
 
 
 def one_line(exc: BaseException) -> str:
@@ -30,7 +31,7 @@ def explain(exc: BaseException) -> PatchworkError | None:
     """The user's message for an operating-system, GDAL, onnxruntime or memory error; None for a bug."""
     text = " ".join(exc.strerror.split()) if isinstance(exc, OSError) and exc.strerror else one_line(exc)
     if (isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS) or (
-            isinstance(exc, (OSError, RuntimeError)) and _DISK_FULL_TEXT.search(text)):
+            isinstance(exc, (OSError, RuntimeError)) and DISK_FULL_TEXT.search(text)):
         where = f" writing '{exc.filename}'" if getattr(exc, "filename", None) else ""
         return PatchworkError(f"The disk is full{where} ({text}). Nothing of this run was kept and earlier outputs are "
                               "untouched: free some space or choose an output folder on another disk, then run again.")

@@ -7,6 +7,8 @@ per thread): a failure becomes RuntimeError with GDAL's own message, as with exc
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Callable, TypeVar
 
 from osgeo import gdal
@@ -14,8 +16,9 @@ from osgeo import gdal
 T = TypeVar("T")
 
 
-def checked(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """function(*args, **kwargs); RuntimeError with GDAL's messages when it reported a failure."""
+@contextmanager
+def gdal_failures() -> Iterator[list[str]]:
+    """The failures GDAL reports on this thread inside the block, collected (and printed nowhere)."""
     failures: list[str] = []
 
     def record(level: int, _number: int, message: str) -> None:
@@ -24,9 +27,15 @@ def checked(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
     gdal.PushErrorHandler(record)
     try:
-        result = function(*args, **kwargs)
+        yield failures
     finally:
         gdal.PopErrorHandler()
+
+
+def checked(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """function(*args, **kwargs); RuntimeError with GDAL's messages when it reported a failure."""
+    with gdal_failures() as failures:
+        result = function(*args, **kwargs)
     if failures:
         raise RuntimeError("; ".join(failures))
     return result

@@ -10,15 +10,15 @@ from __future__ import annotations
 import errno
 import math
 import os
-import re
 import shutil
 import sys
 
 import numpy as np
 from osgeo import gdal, gdal_array
 
-from .errors import PatchworkError, one_line
-from .gdal_errors import checked, open_raster, opened
+from .budget import free_disk_bytes
+from .errors import DISK_FULL_TEXT, PatchworkError, one_line
+from .gdal_errors import checked, gdal_failures, open_raster, opened
 from .geometry import GeoTransform
 from .partials import Log, OutputLock, owned_name, sweep_debris
 from .paths import check_outputs
@@ -160,9 +160,9 @@ class GeoTiffWriter:
             except RuntimeError as exc:
                 failures.append(f"the written file does not read back ({one_line(exc)})")
         if failures:
-            free = shutil.disk_usage(os.path.dirname(self.tmp_path)).free
+            free = free_disk_bytes(self.tmp_path)
             self.abort()
-            full = free < 1024 * 1024 or any(re.search("no space|disk full", f, re.IGNORECASE) for f in failures)
+            full = (free is not None and free < 1024 * 1024) or any(DISK_FULL_TEXT.search(f) for f in failures)
             raise OSError(errno.ENOSPC if full else errno.EIO,
                           f"GDAL could not finish writing it ({'; '.join(failures[:3])})", self.path)
         try:
@@ -182,23 +182,13 @@ class GeoTiffWriter:
         GDAL reports them only to its error handler, or, with exceptions on, as an exception raised in a
         destructor, which Python prints as "Exception ignored": both are collected here instead.
         """
-        failures: list[str] = []
-
-        def record(level, _number, message):
-            if level >= gdal.CE_Failure:
-                failures.append(message)
-
-        def unraisable(info):
-            failures.append(str(info.exc_value))
-
-        previous_hook = sys.unraisablehook
-        sys.unraisablehook = unraisable
-        gdal.PushErrorHandler(record)
-        try:
-            self.dataset = None
-        finally:
-            gdal.PopErrorHandler()
-            sys.unraisablehook = previous_hook
+        with gdal_failures() as failures:
+            previous_hook = sys.unraisablehook
+            sys.unraisablehook = lambda info: failures.append(str(info.exc_value))
+            try:
+                self.dataset = None
+            finally:
+                sys.unraisablehook = previous_hook
         return failures
 
     def __enter__(self) -> GeoTiffWriter:
