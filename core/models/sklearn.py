@@ -17,13 +17,11 @@ PICKLE_EXTENSIONS = (".pkl", ".pickle", ".joblib")
 # estimators; the types it reports as untrusted are loaded only when each is named here: classes a
 # fitted scikit-learn estimator holds (losses, link functions, trees, distance metrics, optimisers,
 # kernels). Never a module prefix, never a function.
+_LOSSES = ("HalfSquaredError", "AbsoluteError", "PinballLoss", "HuberLoss", "HalfPoissonLoss", "HalfGammaLoss",
+           "HalfTweedieLoss", "HalfTweedieLossIdentity", "HalfBinomialLoss", "ExponentialLoss", "HalfMultinomialLoss")
 SKLEARN_SUPPORT_TYPES = frozenset(
-    [f"sklearn._loss._loss.Cy{name}" for name in (
-        "HalfSquaredError", "AbsoluteError", "PinballLoss", "HuberLoss", "HalfPoissonLoss", "HalfGammaLoss",
-        "HalfTweedieLoss", "HalfTweedieLossIdentity", "HalfBinomialLoss", "ExponentialLoss", "HalfMultinomialLoss")]
-    + [f"sklearn._loss.loss.{name}" for name in (
-        "HalfSquaredError", "AbsoluteError", "PinballLoss", "HuberLoss", "HalfPoissonLoss", "HalfGammaLoss",
-        "HalfTweedieLoss", "HalfTweedieLossIdentity", "HalfBinomialLoss", "ExponentialLoss", "HalfMultinomialLoss")]
+    [f"sklearn._loss._loss.Cy{name}" for name in _LOSSES]  # the Cython halves of the losses below
+    + [f"sklearn._loss.loss.{name}" for name in _LOSSES]
     + [f"sklearn._loss.link.{name}" for name in (
         "Interval", "IdentityLink", "LogLink", "LogitLink", "HalfLogitLink", "MultinomialLogit")]
     + [f"sklearn.metrics._dist_metrics.{name}{bits}" for bits in ("64", "32") for name in (
