@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from patchwork.core import RandomSampler, budget, sample_chips
 from patchwork.core.augmented import augment_chips
 from patchwork.core.errors import PatchworkError
 from patchwork.core.inference import classify
-from tests.cli.test_qgis_process import QGIS_PROCESS, qgis_env  # noqa: F401 - fixture
+from tests.cli.test_qgis_process import qgis_env, qgis_process  # noqa: F401 - fixture
 from tests.conftest import REPO, files_under
 from tests.hostile import small_disk  # noqa: F401 - fixture
 
@@ -29,9 +28,8 @@ def test_qgis_process_refuses_out_of_range_values_before_running(tmp_path, naip_
     ]
     for algorithm, args in cases:
         out = tmp_path / "out"
-        done = subprocess.run([QGIS_PROCESS, "run", algorithm, "--", *args, f"OUTPUT_DIR={out}",
-                               f"OUTPUT={out}.tif" if "classify" in algorithm else f"OUTPUT={out}.gpkg"],
-                              env=qgis_env, capture_output=True, text=True, timeout=300)
+        done = qgis_process(qgis_env, "run", algorithm, "--", *args, f"OUTPUT_DIR={out}",
+                            f"OUTPUT={out}.tif" if "classify" in algorithm else f"OUTPUT={out}.gpkg")
         assert done.returncode != 0, (algorithm, args, done.stdout)
         assert "Incorrect parameter value" in done.stdout + done.stderr, done.stdout + done.stderr
         assert files_under(str(tmp_path)) == []

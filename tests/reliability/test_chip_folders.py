@@ -12,7 +12,7 @@ from osgeo import gdal
 
 from patchwork.core import RandomSampler, RegularSampler, read_index, sample_chips
 from patchwork.core.errors import PatchworkError
-from tests.cli.test_qgis_process import qgis_env  # noqa: F401 - fixture
+from tests.cli.test_qgis_process import qgis_env, qgis_process  # noqa: F401 - fixture
 from tests.conftest import files_under
 from tests.hostile import start_qgis_process, wait_for_entry
 
@@ -55,9 +55,8 @@ def test_two_concurrent_runs_into_one_folder_one_is_refused(tmp_path, naip_path,
     slow = start_qgis_process(qgis_env, "patchwork:samplechips", f"INPUT={naip_path}", "SAMPLER=3", "CHIP_SIZE=16",
                               "COUNT=10000", f"OUTPUT_DIR={out}", f"OUTPUT={tmp_path / 'a.gpkg'}")
     wait_for_entry(str(tmp_path), ".chips.partial-", slow)
-    second = subprocess.run([slow.args[0], "run", "patchwork:samplechips", "--", f"INPUT={naip_path}", "SAMPLER=3",
-                             "CHIP_SIZE=16", "COUNT=10", f"OUTPUT_DIR={out}", f"OUTPUT={tmp_path / 'b.gpkg'}"],
-                            env=qgis_env, capture_output=True, text=True, timeout=300)
+    second = qgis_process(qgis_env, "run", "patchwork:samplechips", "--", f"INPUT={naip_path}", "SAMPLER=3",
+                          "CHIP_SIZE=16", "COUNT=10", f"OUTPUT_DIR={out}", f"OUTPUT={tmp_path / 'b.gpkg'}")
     assert slow.wait(timeout=600) == 0, slow.stdout.read()
     assert second.returncode != 0 and "another Patchwork run (pid" in second.stdout + second.stderr
     assert len(read_index(str(tmp_path / "a.gpkg"))) == 10000 and not (tmp_path / "b.gpkg").exists()

@@ -13,7 +13,7 @@ from osgeo import gdal
 from patchwork.core import RandomSampler, sample_chips
 from patchwork.core.inference import classify
 from patchwork.core.partials import owned_name
-from tests.cli.test_qgis_process import QGIS_PROCESS, qgis_env  # noqa: F401 - fixture
+from tests.cli.test_qgis_process import QGIS_PROCESS, qgis_env, qgis_process  # noqa: F401 - fixture
 from tests.conftest import REPO, files_under
 from tests.hostile import start_qgis_process, wait_for_entry
 
@@ -72,14 +72,12 @@ def test_kill_9_then_rerun_removes_the_debris(tmp_path, big_scene, naip_path, qg
                                 f"OUTPUT_DIR={tmp_path / 'chips'}", f"OUTPUT={tmp_path / 'chips.gpkg'}")
     assert code == -signal.SIGKILL and len(files_under(str(tmp_path))) > 3  # a lock and a staging folder of chips
 
-    again = subprocess.run([QGIS_PROCESS, "run", "patchwork:classify", "--", f"INPUT={naip_path}", f"MODEL={RULES}",
-                            "BANDS=3,2,1,4", f"OUTPUT={out}"], env=qgis_env, capture_output=True, text=True,
-                           timeout=300)
+    again = qgis_process(qgis_env, "run", "patchwork:classify", "--", f"INPUT={naip_path}", f"MODEL={RULES}",
+                         "BANDS=3,2,1,4", f"OUTPUT={out}")
     assert again.returncode == 0 and "left by a run that died" in again.stdout
-    chips = subprocess.run([QGIS_PROCESS, "run", "patchwork:samplechips", "--", f"INPUT={naip_path}", "SAMPLER=3",
-                            "CHIP_SIZE=16", "COUNT=5", f"OUTPUT_DIR={tmp_path / 'chips'}",
-                            f"OUTPUT={tmp_path / 'chips.gpkg'}"], env=qgis_env, capture_output=True, text=True,
-                           timeout=300)
+    chips = qgis_process(qgis_env, "run", "patchwork:samplechips", "--", f"INPUT={naip_path}", "SAMPLER=3",
+                         "CHIP_SIZE=16", "COUNT=5", f"OUTPUT_DIR={tmp_path / 'chips'}",
+                         f"OUTPUT={tmp_path / 'chips.gpkg'}")
     assert chips.returncode == 0 and "taking it over" in chips.stdout and "Removed '.chips.partial-" in chips.stdout
     hidden = [f for f in files_under(str(tmp_path)) if os.path.basename(f).startswith(".")]
     assert hidden == [] and len(os.listdir(tmp_path / "chips" / "images")) == 5

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 
 import pytest
 
@@ -12,16 +11,14 @@ from patchwork.core import RandomSampler, sample_chips
 from patchwork.core.augmented import augment_chips
 from patchwork.core.errors import PatchworkError
 from patchwork.core.inference import classify
-from tests.cli.test_qgis_process import QGIS_PROCESS, qgis_env  # noqa: F401 - fixture
+from tests.cli.test_qgis_process import qgis_env, qgis_process  # noqa: F401 - fixture
 from tests.conftest import REPO
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
 
 
 def run(env, algorithm, **parameters):
-    args = [f"{k}={v}" for k, v in parameters.items()]
-    return subprocess.run([QGIS_PROCESS, "run", algorithm, "--", *args], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return qgis_process(env, "run", algorithm, "--", *(f"{k}={v}" for k, v in parameters.items()))
 
 
 def snapshot(*paths):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import subprocess
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from patchwork.core.errors import PatchworkError
 from patchwork.core.inference import classify
 from patchwork.core.models import load_model
 from patchwork.core.models.sklearn import SKLEARN_SUPPORT_TYPES, allowed_skops_types
-from tests.cli.test_qgis_process import QGIS_PROCESS, qgis_env  # noqa: F401 - fixture
+from tests.cli.test_qgis_process import qgis_env, qgis_process  # noqa: F401 - fixture
 from tests.conftest import files_under
 from tests.hostile import exec_payload_skops
 
@@ -43,9 +42,8 @@ def test_exec_payload_with_trust_off_runs_nothing(tmp_path, s2_path):
 def test_exec_payload_through_qgis_process_runs_nothing(tmp_path, s2_path, qgis_env):  # noqa: F811
     marker = tmp_path / "ran"
     path = exec_payload_skops(str(tmp_path / "evil.skops"), str(marker))
-    done = subprocess.run([QGIS_PROCESS, "run", "patchwork:classify", "--", f"INPUT={s2_path}", f"MODEL={path}",
-                           f"OUTPUT={tmp_path / 'classes.tif'}"], env=qgis_env, capture_output=True, text=True,
-                          timeout=300)
+    done = qgis_process(qgis_env, "run", "patchwork:classify", "--", f"INPUT={s2_path}", f"MODEL={path}",
+                        f"OUTPUT={tmp_path / 'classes.tif'}")
     assert done.returncode != 0 and "builtins.exec" in done.stdout + done.stderr
     assert not marker.exists() and not (tmp_path / "classes.tif").exists()
 
