@@ -36,6 +36,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core.augment import AUGMENTATIONS, Compose, load_pipeline, preset_names
+from ..core.dataset import MANIFEST
 from ..core.errors import PatchworkError
 from ..core.sampling import BOUNDARIES, SAMPLER_NAMES, sampler_from_name
 from ..core.stitching import AGGREGATIONS, WINDOWS
@@ -256,7 +257,7 @@ class PatchworkDock(QgsDockWidget):
 
     def may_replace_dataset(self, folder: str) -> bool | None:
         """False for a new folder; True when the user agrees to replace the chip dataset in it; None: stop."""
-        if not os.path.isfile(os.path.join(folder, "dataset.json")):
+        if not os.path.isfile(os.path.join(folder, MANIFEST)):
             return False
         answer = QMessageBox.question(
             self, tr("Replace the chip dataset?"),
