@@ -1,32 +1,43 @@
-"""Tiled inference: classify a raster of any size tile by tile and stitch the tiles exactly.
+"""Tiled inference: classify a raster of any size block by block and stitch its tiles exactly.
 
-Plan: output tiles of `tile - 2·margin` px on a regular stride, the last row and column shifted
-back to end on the raster edge (so every pixel is predicted, edges included); each tile is read
-with its margin around it (boundless at the raster border). Tiles are predicted in batches, one
-row of tiles at a time, blended in a `RowAccumulator`, and rows no later tile reaches are written
-out at once: memory stays O(tile rows × width).
+The plan (`tiling`): model tiles on a regular grid, the output cut into independent blocks, each
+computed from the tiles that touch it. A `BlockJob` turns one block into finished arrays (class map,
+probabilities, values); an executor (`executors`) runs the jobs here, on worker threads or on a Dask
+cluster; the `MapWriter` writes them in plan order into the atomic GeoTIFF (or COG) writer. With
+RESUME, finished blocks are journaled (`journal`) so that a dead run continues where it stopped.
 
-For a per-pixel model the result equals one full-scene model call on every pixel.
+For a per-pixel model the result equals one full-scene model call on every pixel: such models are
+predicted block by block directly (tiles would not change a pixel). For image models, the tiled
+result depends only on the tile grid, never on the blocks or the workers.
 """
 from __future__ import annotations
 
+import os
+import threading
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from .budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range, require_memory
 from .errors import PatchworkError, reports_errors
+from .executors import AHEAD_PER_WORKER, available_cores, make_executor, resolve_workers
 from .geometry import Window
+from .journal import BlockJournal, BlockResult, file_digest
 from .models import Model, ModelInfo, load_model
+from .models.base import require_model_file
 from .palette import apply_colour_table, class_colours, write_qml
-from .partials import Log
+from .partials import Log, OutputLock
 from .progress import Feedback, SilentFeedback, check_cancelled
 from .raster import RasterSource
-from .sampling import regular_anchors
-from .stitching import AGGREGATIONS, WINDOWS, Finished, RowAccumulator, check_choice, tile_weights
+from .stitching import AGGREGATIONS, WINDOWS, BlockAccumulator, Finished, check_choice, tile_weights
+from .tiling import Block, TileGrid, block_side, plan_blocks
+from .version import PATCHWORK_VERSION
 from .writer import GeoTiffWriter, require_raster_outputs
+
+OUTPUT_FORMATS: tuple[str, ...] = ("GTiff", "COG")
 
 
 @dataclass(frozen=True)
@@ -89,8 +100,11 @@ class ClassifyResult:
     info: ModelInfo
     tile_size: int
     overlap: int
-    tiles: int
+    tiles: int  # model tiles predicted (per-pixel models: 0, they are predicted block by block)
     seconds: float
+    blocks: int = 0
+    blocks_resumed: int = 0  # taken from the journal of an earlier run (RESUME)
+    executor: str = ""
 
 
 MAX_CLASS_VALUE = 65534  # class maps are uint8 or uint16, with the largest value kept for nodata
@@ -102,13 +116,6 @@ def class_nodata(values: list[int]) -> tuple[np.dtype, int]:
         raise PatchworkError(f"MODEL: class values must be between 0 and {MAX_CLASS_VALUE} to be written as a class "
                              f"map, got {min(values)}..{max(values)}. Renumber the classes in the model.")
     return (np.dtype(np.uint8), 255) if max(values) < 255 else (np.dtype(np.uint16), 65535)
-
-
-def _plan(extent: int, size: int, stride: int) -> np.ndarray:
-    """Output-tile anchors along one axis: every pixel covered, the last tile ending on the edge."""
-    if extent <= size:
-        return np.zeros(1, dtype=np.int64)
-    return regular_anchors(extent, size, stride, "shift")
 
 
 def _check_run(info: ModelInfo, tile: int, overlap: int, aggregation: str, probabilities: str | None) -> None:
@@ -132,19 +139,20 @@ def _check_run(info: ModelInfo, tile: int, overlap: int, aggregation: str, proba
         raise PatchworkError("OUTPUT_PROBABILITIES: a regression model has no class probabilities; leave it empty.")
 
 
-def check_prediction(prediction, count: int, size: int, info: ModelInfo) -> None:
+def check_prediction(prediction, count: int, height: int, width: int, info: ModelInfo) -> None:
     """A model's output must be what the adapter promises: never write a wrong map silently."""
     k = info.n_outputs
-    expected = f"({count}, {size}, {size}) class indices or ({count}, {k}, {size}, {size}) scores"
+    expected = f"({count}, {height}, {width}) class indices or ({count}, {k}, {height}, {width}) scores"
     shape = getattr(prediction, "shape", None)
     ok = isinstance(prediction, np.ndarray) and (
-        (prediction.ndim == 3 and prediction.shape == (count, size, size) and info.task == "classification"
+        (prediction.ndim == 3 and prediction.shape == (count, height, width) and info.task == "classification"
          and np.issubdtype(prediction.dtype, np.integer))
-        or (prediction.ndim == 4 and prediction.shape == (count, k, size, size)
+        or (prediction.ndim == 4 and prediction.shape == (count, k, height, width)
             and np.issubdtype(prediction.dtype, np.floating)))
     if not ok:
         raise PatchworkError(f"MODEL: '{info.name}' returned {type(prediction).__name__} {shape} "
-                             f"{getattr(prediction, 'dtype', '')} for {count} tiles of {size} px; expected {expected}. "
+                             f"{getattr(prediction, 'dtype', '')} for {count} tiles of {height} x {width} px; "
+                             f"expected {expected}. "
                              "The model does not fit what its metadata says: check its outputs.")
     if prediction.ndim == 3 and prediction.size and (prediction.min() < 0 or prediction.max() >= info.n_classes):
         raise PatchworkError(f"MODEL: '{info.name}' returned class index {int(prediction.max())} (or "
@@ -154,14 +162,18 @@ def check_prediction(prediction, count: int, size: int, info: ModelInfo) -> None
                              "OFFSET) and that the bands are the ones it was trained on.")
 
 
-def _memory_needed(src: RasterSource, info: ModelInfo, n_bands: int, tile: int, stride: int, batch: int) -> int:
-    """Bytes alive at once: the input strip, a batch of tiles and its prediction, the row accumulator."""
+def _memory_needed(src: RasterSource, info: ModelInfo, n_bands: int, grid: TileGrid | None, side: int,
+                   batch: int, in_flight: int) -> int:
+    """Bytes alive at once: per block in flight its input, tiles, sums and outputs; the writer's waiting tiles."""
     item = np.dtype(info.input_dtype).itemsize
     k = max(info.n_outputs, 1)
-    strip = tile * (max(src.width, tile) + 2 * info.margin) * n_bands * (item + src.dtype.itemsize + 1)
-    tiles = batch * tile * tile * (n_bands * item * 2 + k * 4 * 3)
-    accumulator = (tile + stride) * src.width * (k + 1) * 8 * 2
-    return strip + tiles + accumulator
+    reach = side + (grid.tile + grid.stride if grid else 0)  # a block's input, tiles on its edges included
+    block_input = reach * reach * n_bands * (item + src.dtype.itemsize + 1)
+    tiles = batch * grid.tile * grid.tile * (n_bands * item * 2 + k * 4 * 3) if grid else side * side * k * 8
+    sums = side * side * (k + 1) * 8
+    outputs = side * side * (2 + 4 * k)
+    waiting = min(src.width, src.height) * 512 * (2 + 4 * k)
+    return in_flight * (block_input + tiles + sums + outputs) + waiting
 
 
 def tile_values(prediction: np.ndarray, aggregation: str, n_classes: int) -> np.ndarray:
@@ -176,6 +188,165 @@ def tile_values(prediction: np.ndarray, aggregation: str, n_classes: int) -> np.
     if labels and aggregation == "softvote":
         return (prediction[None] == np.arange(n_classes)[:, None, None]).astype(np.float32)
     return prediction
+
+
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A model as a file: what a worker process needs to load the very model the run checked."""
+
+    path: str
+    trust: bool
+    device: str
+    threads: int | None
+    digest: str  # SHA-256: a worker whose copy differs refuses to run
+
+    def load(self) -> Model:
+        key = (self.path, self.trust, self.device, self.threads, self.digest)
+        with _LOADED_LOCK:
+            if key not in _LOADED:
+                if file_digest(self.path) != self.digest:
+                    raise PatchworkError(f"MODEL: the file '{self.path}' on this worker is not the model the run was "
+                                         "started with (another SHA-256). Give every worker the same model file.")
+                _LOADED[key] = load_model(self.path, self.trust, self.device, self.threads)
+            return _LOADED[key]
+
+
+_LOADED: dict[tuple, Model] = {}  # models this process has loaded, by file and settings (workers reuse them)
+_LOADED_LOCK = threading.Lock()
+
+
+@dataclass
+class BlockJob:
+    """Everything needed to compute any block of one run; picklable (the loaded model stays behind)."""
+
+    raster: str
+    transform: InputTransform
+    grid: TileGrid | None  # None: a per-pixel model, predicted block by block without tiles
+    window: str
+    aggregation: str
+    batch_size: int
+    info: ModelInfo
+    probabilities: bool
+    model_file: ModelFile | None
+    model: Model | None = field(default=None, repr=False)
+
+    def __getstate__(self) -> dict:
+        if self.model_file is None:
+            raise PatchworkError("DASK_SCHEDULER: a model given as a Python object cannot be sent to Dask workers; "
+                                 "pass the model's file path instead.")
+        return {**self.__dict__, "model": None}
+
+    def __call__(self, block: Block) -> BlockResult:
+        model = self.model or self.model_file.load()
+        with RasterSource(self.raster) as src:  # one per block: thread-safe, and its GDAL cache is freed after
+            if self.grid is None:
+                data, valid = src.read(block.window, self.transform.bands)
+                x = self.transform.apply(data, valid)
+                prediction = model.predict(x[None], valid[None])
+                check_prediction(prediction, 1, block.window.height, block.window.width, self.info)
+                return self._pixels(block, prediction[0], valid)
+            return self._tiles(block, model, src)
+
+    def _tiles(self, block: Block, model: Model, src: RasterSource) -> BlockResult:
+        grid, info, b = self.grid, self.info, block.window
+        source = block.input_window(grid)
+        data, valid = src.read(source, self.transform.bands)
+        x = self.transform.apply(data, valid)
+        t, m, size = grid.tile, grid.margin, grid.size
+        single = self.aggregation == "hardvote" and block.single_cover(grid)
+        if single:  # one vote per pixel: the tile's class is the pixel's, no sums needed
+            labels = np.full((b.height, b.width), -1, np.int32)
+        else:
+            acc = BlockAccumulator(b, info.n_outputs, self.aggregation)
+        weights: dict[tuple[bool, ...], np.ndarray] = {}
+        anchors = [(r, c) for r in block.tile_rows for c in block.tile_cols]  # row-major, in every block
+        predicted = 0
+        for start in range(0, len(anchors), self.batch_size):
+            batch = anchors[start : start + self.batch_size]
+            cuts = [(slice(r - m - source.row_off, r - m - source.row_off + t),
+                     slice(c - m - source.col_off, c - m - source.col_off + t)) for r, c in batch]
+            keep = [j for j, cut in enumerate(cuts) if valid[cut].any()]  # all-nodata tiles stay nodata
+            if not keep:
+                continue
+            tiles_valid = np.stack([valid[cuts[j]] for j in keep])
+            predictions = model.predict(np.stack([x[(slice(None), *cuts[j])] for j in keep]), tiles_valid)
+            check_prediction(predictions, len(keep), size, size, info)
+            predicted += len(keep)
+            for j, prediction, tile_valid in zip(keep, predictions, tiles_valid):
+                r, c = batch[j]
+                inner_valid = tile_valid[m : m + size, m : m + size]
+                if single:
+                    _place(labels, b, r, c, tile_values(prediction, "hardvote", info.n_outputs), inner_valid)
+                    continue
+                flags = (r == 0, r + size >= grid.height, c == 0, c + size >= grid.width)
+                if flags not in weights:
+                    weights[flags] = tile_weights(size, size, self.window, *flags)
+                acc.add(r, c, tile_values(prediction, self.aggregation, info.n_outputs), weights[flags], inner_valid)
+        if single:
+            return self._from_labels(block, labels, predicted)
+        return finished_block(block.index, acc.finish(), info, self.probabilities, predicted)
+
+    def _classes(self, winners: np.ndarray, covered: np.ndarray) -> np.ndarray:
+        return class_map(self.info, winners, covered)
+
+    def _one_hot(self, labels: np.ndarray, covered: np.ndarray) -> np.ndarray:
+        """Vote shares of single votes: 1 for the class voted, 0 for the others, NaN where no vote."""
+        shares = (labels[None] == np.arange(self.info.n_outputs)[:, None, None]).astype(np.float32)
+        shares[:, ~covered] = np.nan
+        return shares
+
+    def _from_labels(self, block: Block, labels: np.ndarray, predicted: int) -> BlockResult:
+        covered = labels >= 0
+        probabilities = self._one_hot(labels, covered) if self.probabilities else None
+        return BlockResult(block.index, block.window, self._classes(np.maximum(labels, 0), covered), probabilities,
+                           int(covered.sum()), predicted)
+
+    def _pixels(self, block: Block, prediction: np.ndarray, valid: np.ndarray) -> BlockResult:
+        """A per-pixel model's block: what any tiling of it gives (each tile votes the same; weights cancel)."""
+        covered = int(valid.sum())
+        if self.info.task != "classification":
+            values = prediction.astype(np.float32)
+            values[:, ~valid] = np.nan
+            return BlockResult(block.index, block.window, values, None, covered, 0)
+        if prediction.ndim == 2:
+            return self._from_labels(block, np.where(valid, prediction, -1), 0)
+        labels = np.argmax(prediction, axis=0)
+        probabilities = None
+        if self.probabilities and self.aggregation == "softvote":
+            probabilities = prediction.astype(np.float32)
+            probabilities[:, ~valid] = np.nan
+        elif self.probabilities:
+            probabilities = self._one_hot(labels, valid)
+        return BlockResult(block.index, block.window, self._classes(labels, valid), probabilities, covered, 0)
+
+
+def class_map(info: ModelInfo, winners: np.ndarray, covered: np.ndarray) -> np.ndarray:
+    """Class indices → the class map's values, nodata where no vote."""
+    dtype, nodata = class_nodata(info.class_values)
+    classes = np.asarray(info.class_values, dtype=dtype)[winners]
+    classes[~covered] = nodata
+    return classes
+
+
+def finished_block(index: int, done: Finished, info: ModelInfo, probabilities: bool, tiles: int = 0) -> BlockResult:
+    """A block's sums → what is written: classes (and probabilities, vote shares), or mean values."""
+    covered = done.covered
+    if info.task != "classification":
+        return BlockResult(index, done.window, done.mean(), None, int(covered.sum()), tiles)
+    return BlockResult(index, done.window, class_map(info, done.winners(), covered),
+                       done.mean() if probabilities else None, int(covered.sum()), tiles)
+
+
+def _place(labels: np.ndarray, b: Window, r: int, c: int, tile_labels: np.ndarray, tile_valid: np.ndarray) -> None:
+    """Copy the part of one tile's classes (output at row r, column c) inside block `b`; invalid pixels: -1."""
+    r0, c0 = max(r, b.row_off), max(c, b.col_off)
+    r1, c1 = min(r + tile_labels.shape[0], b.row_end), min(c + tile_labels.shape[1], b.col_end)
+    if r1 > r0 and c1 > c0:
+        part = (slice(r0 - r, r1 - r), slice(c0 - c, c1 - c))
+        labels[r0 - b.row_off : r1 - b.row_off, c0 - b.col_off : c1 - b.col_off] = np.where(
+            tile_valid[part], tile_labels[part], -1)
 
 
 @reports_errors
@@ -194,25 +365,47 @@ def classify(
     batch_size: int = 4,
     probabilities: str | None = None,
     trust_model: bool = False,
+    workers: int = 0,
+    scheduler: Any = None,
+    resume: bool = False,
+    device: str = "auto",
+    output_format: str = "GTiff",
+    block_size: int | None = None,
     feedback: Feedback | None = None,
 ) -> ClassifyResult:
-    """Classify `raster` with `model` tile by tile into `output` (GeoTIFF, on the input's grid).
+    """Classify `raster` with `model` tile by tile into `output` (GeoTIFF or COG, on the input's grid).
 
     Classifiers write a class map (uint8/uint16, palette, class names, `<output>.qml`) and, if
     `probabilities` is given, a float32 raster with one band per class (soft vote: mean class
     probabilities; hard vote: weighted vote shares). Regressors write float32 values. Pixels that
     are nodata in any input band are nodata in every output.
+
+    Scale: `workers` threads (0: every core), or the Dask cluster `scheduler` (an address such as
+    tcp://host:8786, or a distributed.Client): byte-identical outputs either way. `resume` keeps
+    finished blocks in a journal beside the output, so that the same run started again after a
+    crash continues. `device` (auto, cpu, cuda) picks onnxruntime's execution provider.
+    `block_size` (px) is the side of the independent blocks (default about 2048).
     """
     feedback = feedback or SilentFeedback()
     started = time.perf_counter()
     check_choice("window", window, WINDOWS)
     check_choice("aggregation", aggregation, AGGREGATIONS)
+    check_choice("output format", output_format, OUTPUT_FORMATS)
     require_int_range("BATCH_SIZE", batch_size, 1, MAX_BATCH_SIZE)
     if tile_size is not None:
         require_int_range("TILE_SIZE", tile_size, 1, MAX_TILE_SIZE)
+    if block_size is not None:
+        require_int_range("block_size", block_size, 16, 65536)
     require_raster_outputs({"OUTPUT": output, "OUTPUT_PROBABILITIES": probabilities},
                            {"INPUT": raster, "MODEL": model if isinstance(model, str) else None})
-    model = load_model(model, trust_model) if isinstance(model, str) else model
+    local_workers = 1 if scheduler else resolve_workers(workers)
+    model_file = None
+    if isinstance(model, str):
+        # onnxruntime's threads per worker: workers × threads ≤ cores (Dask: one per task thread)
+        threads = 1 if scheduler else max(1, available_cores() // local_workers)
+        require_model_file(model)
+        model_file = ModelFile(os.path.abspath(model), trust_model, device, threads, file_digest(model))
+        model = model_file.load()
     info = model.info
     tile = int(tile_size or info.tile_size or info.default_tile_size)
     overlap = info.default_overlap if overlap is None else int(overlap)
@@ -221,6 +414,8 @@ def classify(
         feedback.info(f"Overlap raised from {overlap} to {2 * info.margin} px: twice the model's receptive margin, "
                       "so the trusted centres of neighbouring tiles meet.")
         overlap = 2 * info.margin
+    if model.device_warning:
+        feedback.info(f"Warning: {model.device_warning}")
     src = RasterSource(raster)
     with src, ExitStack() as outputs:
         transform = input_transform(src, info, bands, scale, offset)
@@ -230,85 +425,82 @@ def classify(
         if info.batch_size and info.batch_size != batch_size:
             feedback.info(f"The model fixes its batch at {info.batch_size} tiles; BATCH_SIZE {batch_size} is not used.")
             batch_size = info.batch_size
-        largest = max(src.height, src.width) + 2 * info.margin
-        if info.per_pixel and tile > largest:  # a per-pixel model gives the same pixels with a tile of the raster
-            feedback.info(f"TILE_SIZE {tile} px is larger than the raster; using {largest} px (same result).")
-            overlap = min(overlap, largest - 1)
-            tile = largest
-        require_memory(_memory_needed(src, info, len(transform.bands), tile, tile - overlap, batch_size),
-                       "TILE_SIZE", f"{batch_size} tiles of {tile} px", "Lower TILE_SIZE or BATCH_SIZE.")
-
-        margin, size = info.margin, tile - 2 * info.margin  # size: the output part of a tile
-        stride = tile - overlap
-        row_anchors = _plan(src.height, size, stride)
-        col_anchors = _plan(src.width, size, stride)
-        n_tiles = len(row_anchors) * len(col_anchors)
+        grid = None if info.per_pixel else TileGrid(src.height, src.width, tile, info.margin, overlap)
+        side = block_side(grid, info.n_outputs, block_size)
+        blocks = plan_blocks(src.height, src.width, grid, side)
+        executor = make_executor(local_workers, scheduler)
+        outputs.callback(executor.close)
+        require_memory(_memory_needed(src, info, len(transform.bands), grid, side, batch_size,
+                                      executor.workers * AHEAD_PER_WORKER + 1),
+                       "TILE_SIZE", f"{len(blocks)} blocks of about {side} px"
+                       + (f" with {batch_size} tiles of {tile} px" if grid else "") + f" on {executor.description}",
+                       "Lower TILE_SIZE, BATCH_SIZE or WORKERS.")
         feedback.info(f"Model '{info.name}': {info.task}, {info.n_outputs} "
                       f"{'classes' if info.task == 'classification' else 'outputs'}; input bands "
-                      f"{','.join(map(str, transform.bands))} × {transform.scale:g} + {transform.offset:g}")
-        feedback.info(f"{n_tiles} tiles of {tile} px ({len(row_anchors)} rows × {len(col_anchors)} columns), overlap "
-                      f"{overlap} px, {window} window, {aggregation}")
+                      f"{','.join(map(str, transform.bands))} × {transform.scale:g} + {transform.offset:g}; "
+                      f"computing on {model.device}")
+        if grid:
+            feedback.info(f"{grid.count} tiles of {tile} px ({len(grid.rows)} rows × {len(grid.cols)} columns), "
+                          f"overlap {overlap} px, {window} window, {aggregation}; {len(blocks)} blocks on "
+                          f"{executor.description}")
+        else:
+            feedback.info(f"Per-pixel model: predicted in {len(blocks)} blocks of up to {side} px on "
+                          f"{executor.description} (tiles, overlap and window do not change a per-pixel model's "
+                          "result)")
 
+        job = BlockJob(src.path, transform, grid, window, aggregation, batch_size, info, bool(probabilities),
+                       model_file, model)
+        if resume:
+            lock = OutputLock(output, "OUTPUT", feedback.info).acquire()
+            outputs.callback(lock.release)
+        journal = BlockJournal(output, _run_description(src, model_file, job, output, probabilities, output_format,
+                                                        side), resume, feedback.info)
         writers = MapWriter(outputs, src.width, src.height, src.geotransform, src.crs_wkt, info, output,
-                            probabilities, aggregation, log=feedback.info)
-        acc = RowAccumulator(src.width, info.n_outputs, aggregation)
-        plan = _TilePlan(tile, margin, size, window, aggregation, info.n_outputs, src.height, src.width)
-        done_tiles = 0
-        for i, row in enumerate(row_anchors):
-            strip_width = max(src.width + 2 * margin, tile)  # a raster narrower than a tile is padded
-            strip, valid = src.read(Window(int(row) - margin, -margin, tile, strip_width), transform.bands)
-            strip = transform.apply(strip, valid)
-            for start in range(0, len(col_anchors), batch_size):
-                check_cancelled(feedback)
-                cols = [int(c) for c in col_anchors[start : start + batch_size]]
-                plan.predict_and_add(model, acc, strip, valid, int(row), cols)
-                done_tiles += len(cols)
-                feedback.set_progress(100.0 * done_tiles / n_tiles)
-            next_row = int(row_anchors[i + 1]) if i + 1 < len(row_anchors) else src.height
-            writers.write(acc.finish_above(next_row))
+                            probabilities, aggregation, log=feedback.info, cog=output_format == "COG")
+        computed = executor.map(job, [b for b in blocks if b.index not in journal.done])
+        outputs.callback(computed.close)  # an error or cancel stops the workers' queue
+        total = sum(b.tiles or 1 for b in blocks)
+        done = predicted = resumed = 0
+        for block in blocks:
+            check_cancelled(feedback)
+            if block.index in journal.done:
+                result = journal.load(block.index, block.window)
+                resumed += result is not None
+                result = result or job(block)  # an unreadable journal entry is computed again
+            else:
+                result = next(computed)
+                journal.save(result)
+            writers.write(result)
+            predicted += result.tiles
+            done += block.tiles or 1
+            feedback.set_progress(100.0 * done / total)
         check_cancelled(feedback)
         if getattr(model, "one_at_a_time", False):
             feedback.info(f"The model's graph takes one tile per call although its input says any batch: "
                           f"BATCH_SIZE {batch_size} was lowered to 1 (set BATCH_SIZE=1 to skip the first try).")
+    journal.remove()
     style = writers.write_style()
-    return ClassifyResult(output, probabilities, style, info, tile, overlap, n_tiles, time.perf_counter() - started)
+    return ClassifyResult(output, probabilities, style, info, tile, overlap, predicted, time.perf_counter() - started,
+                          len(blocks), resumed, executor.description)
 
 
-@dataclass(frozen=True)
-class _TilePlan:
-    """How one row of tiles turns into accumulator contributions."""
-
-    tile: int  # input side, px
-    margin: int  # cut from each side of a tile's prediction
-    size: int  # the predicted (output) side: tile - 2·margin
-    window: str
-    aggregation: str
-    channels: int
-    height: int
-    width: int
-
-    def predict_and_add(self, model: Model, acc: RowAccumulator, strip: np.ndarray, valid: np.ndarray, row: int,
-                        cols: list[int]) -> None:
-        """Predict the tiles of `strip` (model input, read with the margin) at `cols` and add them at `row`."""
-        t, m, size = self.tile, self.margin, self.size
-        batch_valid = np.stack([valid[:, c : c + t] for c in cols])
-        keep = [j for j in range(len(cols)) if batch_valid[j].any()]  # all-nodata tiles stay nodata
-        if not keep:
-            return
-        predictions = model.predict(np.stack([strip[:, :, cols[j] : cols[j] + t] for j in keep]), batch_valid[keep])
-        check_prediction(predictions, len(keep), size, model.info)
-        h = min(size, self.height - row)
-        top, bottom = row == 0, row + size >= self.height
-        for j, prediction in zip(keep, predictions):
-            c = cols[j]
-            w = min(size, self.width - c)
-            weights = tile_weights(size, size, self.window, top, bottom, c == 0, c + size >= self.width)
-            values = tile_values(prediction, self.aggregation, self.channels)[..., :h, :w]
-            acc.add(row, c, values, weights[:h, :w], batch_valid[j, m : m + h, m : m + w])
+def _run_description(src: RasterSource, model_file: ModelFile | None, job: BlockJob, output: str,
+                     probabilities: str | None, output_format: str, side: int) -> dict:
+    """What makes two runs the same run: a journal is reused only for an identical description."""
+    stat = os.stat(src.path) if os.path.exists(src.path) else None
+    return {
+        "patchwork": PATCHWORK_VERSION,
+        "raster": os.path.abspath(src.path), "raster_bytes": stat.st_size if stat else None,
+        "raster_mtime_ns": stat.st_mtime_ns if stat else None,
+        "model": model_file.digest if model_file else job.info.name,
+        "transform": repr(job.transform), "grid": repr(job.grid), "window": job.window,
+        "aggregation": job.aggregation, "batch_size": job.batch_size, "block_side": side,
+        "probabilities": bool(probabilities), "format": output_format,
+    }
 
 
 class MapWriter:
-    """The rasters a run writes, on `stack` (removed unless the run completes), fed rows as they finish.
+    """The rasters a run writes, on `stack` (removed unless the run completes), fed blocks in plan order.
 
     Classification: a class map (palette, class names, `.qml` after the run) and optional probabilities;
     regression: float32 values. Shared by tiled classification and chip stitching.
@@ -316,42 +508,36 @@ class MapWriter:
 
     def __init__(self, stack: ExitStack, width: int, height: int, geotransform, crs_wkt: str, info: ModelInfo,
                  output: str, probabilities: str | None = None, aggregation: str = "hardvote",
-                 log: Log | None = None) -> None:
+                 log: Log | None = None, cog: bool = False) -> None:
         self.info, self.output = info, output
         gt, crs, k = geotransform, crs_wkt, info.n_outputs
         self.probabilities = None
         self.covered = 0  # pixels written with data
+        averaged = "AVERAGE" if cog else None  # COG overviews: the mode of classes, the mean of values
         if info.task == "classification":
-            self.dtype, self.nodata = class_nodata(info.class_values)
-            self.main = stack.enter_context(GeoTiffWriter(output, width, height, 1, self.dtype, gt, crs, self.nodata,
-                                                          log=log))
+            dtype, nodata = class_nodata(info.class_values)
+            self.main = stack.enter_context(GeoTiffWriter(output, width, height, 1, dtype, gt, crs, nodata,
+                                                          log=log, cog_overviews="MODE" if cog else None))
             self.colours = class_colours(info.n_classes, info.class_colors)
             apply_colour_table(self.main.dataset.GetRasterBand(1), info.class_values, info.class_names, self.colours)
             self.main.set_band_descriptions(["class"])
-            self.lut = np.asarray(info.class_values, dtype=self.dtype)
             if probabilities:
-                self.probabilities = stack.enter_context(GeoTiffWriter(probabilities, width, height, k, np.float32,
-                                                                       gt, crs, float("nan"), log=log))
+                self.probabilities = stack.enter_context(GeoTiffWriter(
+                    probabilities, width, height, k, np.float32, gt, crs, float("nan"), log=log,
+                    cog_overviews=averaged))
                 kind = "P" if aggregation == "softvote" else "vote share"
                 self.probabilities.set_band_descriptions([f"{kind}({name})" for name in info.class_names])
         else:
             self.main = stack.enter_context(GeoTiffWriter(output, width, height, k, np.float32, gt, crs,
-                                                          float("nan"), log=log))
+                                                          float("nan"), log=log, cog_overviews=averaged))
             self.main.set_band_descriptions(info.output_names)
 
-    def write(self, done: Finished | None) -> None:
-        if done is None:
-            return
-        covered = done.covered
-        self.covered += int(covered.sum())
-        if self.info.task != "classification":
-            self.main.write(done.mean(), done.row_off, 0)
-            return
-        classes = self.lut[done.winners()]
-        classes[~covered] = self.nodata
-        self.main.write(classes, done.row_off, 0)
+    def write(self, result: BlockResult) -> None:
+        w = result.window
+        self.covered += result.covered
+        self.main.write_block(result.main, w.row_off, w.col_off)
         if self.probabilities is not None:
-            self.probabilities.write(done.mean(), done.row_off, 0)
+            self.probabilities.write_block(result.probabilities, w.row_off, w.col_off)
 
     def write_style(self) -> str | None:
         """The class map's .qml (after the rasters are in place)."""

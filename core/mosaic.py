@@ -16,12 +16,15 @@ import numpy as np
 
 from .budget import require_int_range, require_memory
 from .errors import PatchworkError, reports_errors
+from .executors import AHEAD_PER_WORKER, make_executor
 from .geometry import GeoTransform, Window
-from .inference import MAX_CLASS_VALUE, MapWriter
+from .inference import MAX_CLASS_VALUE, OUTPUT_FORMATS, MapWriter, finished_block
+from .journal import BlockResult
 from .models.base import ModelInfo, default_class_names, value_names
 from .progress import Feedback, SilentFeedback, check_cancelled
 from .raster import RasterSource, same_crs
-from .stitching import AGGREGATIONS, WINDOWS, RowAccumulator, check_choice, tile_weights
+from .stitching import AGGREGATIONS, WINDOWS, BlockAccumulator, check_choice, tile_weights
+from .tiling import Block, block_side, plan_blocks
 from .writer import require_raster_outputs
 
 
@@ -105,6 +108,9 @@ def stitch_chips(
     aggregation: str = "hardvote",
     n_classes: int = 0,
     reference: str | None = None,
+    workers: int = 0,
+    output_format: str = "GTiff",
+    block_size: int | None = None,
     feedback: Feedback | None = None,
 ) -> StitchResult:
     """Blend chips (a folder of GeoTIFFs, or a list of paths) into `output`.
@@ -112,12 +118,14 @@ def stitch_chips(
     hardvote: single-band chips of class ids 0..n_classes-1 (other values do not vote);
     softvote: chips with n_classes probability bands; both write a class map. mean: chips with any
     (equal) band count; writes float32. With `reference`, the mosaic has that raster's grid and
-    extent; else the union of the chips on their own grid.
+    extent; else the union of the chips on their own grid. The mosaic is made in independent blocks
+    on `workers` threads (0: every core); the result is the same for any number.
     """
     feedback = feedback or SilentFeedback()
     started = time.perf_counter()
     check_choice("window", window, WINDOWS)
     check_choice("aggregation", aggregation, AGGREGATIONS)
+    check_choice("output format", output_format, OUTPUT_FORMATS)
     paths = find_chips(chips) if isinstance(chips, str) else list(chips)
     if aggregation != "mean":
         require_int_range("N_CLASSES", n_classes, 1, MAX_CLASS_VALUE + 1, "Votes need the number of classes.")
@@ -139,31 +147,59 @@ def stitch_chips(
     else:
         info = ModelInfo(name="mosaic", class_values=list(range(n_classes)),
                          class_names=default_class_names(list(range(n_classes))))
-    rows = max(c.window.height for c in layout)
-    require_memory(2 * rows * width * (channels + 1) * 8, "N_CLASSES", f"{channels} classes over a {width} px wide "
-                   "mosaic", "Check N_CLASSES, or stitch smaller groups of chips.")
-    acc = RowAccumulator(width, channels, aggregation)
+    side = block_side(None, channels, block_size)
+    blocks = plan_blocks(height, width, None, side)
+    executor = make_executor(workers)
+    require_memory((executor.workers * AHEAD_PER_WORKER + 1) * side * side * (channels + 1) * 8 * 2, "N_CLASSES",
+                   f"{channels} classes in blocks of {side} px on {executor.description}",
+                   "Check N_CLASSES, or lower WORKERS.")
+    job = _StitchJob(layout, height, width, window, aggregation, channels, info)
     with ExitStack() as stack:
-        writer = MapWriter(stack, width, height, gt, crs, info, output, aggregation=aggregation)
-        for i, chip in enumerate(layout):
+        stack.callback(executor.close)
+        writer = MapWriter(stack, width, height, gt, crs, info, output, aggregation=aggregation, log=feedback.info,
+                           cog=output_format == "COG")
+        results = executor.map(job, blocks)
+        stack.callback(results.close)
+        for i, result in enumerate(results):
             check_cancelled(feedback)
-            inner = chip.window.clip(height, width)
-            with RasterSource(chip.path, "INPUT") as src:
-                data, valid = src.read(Window(inner.row_off - chip.window.row_off,
-                                              inner.col_off - chip.window.col_off, inner.height, inner.width))
-            w = chip.window
-            weights = tile_weights(w.height, w.width, window, w.row_off <= 0, w.row_end >= height,
-                                   w.col_off <= 0, w.col_end >= width)
-            weights = weights[inner.row_off - w.row_off : inner.row_end - w.row_off,
-                              inner.col_off - w.col_off : inner.col_end - w.col_off]
-            if aggregation == "hardvote":
-                labels = np.where(valid, data[0], -1).astype(np.int64)
-                acc.add(inner.row_off, inner.col_off, labels, weights, valid)
-            else:
-                acc.add(inner.row_off, inner.col_off, data.astype(np.float64), weights, valid)
-            next_row = layout[i + 1].window.clip(height, width).row_off if i + 1 < len(layout) else height
-            writer.write(acc.finish_above(next_row))
-            feedback.set_progress(100.0 * (i + 1) / len(layout))
+            writer.write(result)
+            feedback.set_progress(100.0 * (i + 1) / len(blocks))
         check_cancelled(feedback)
     return StitchResult(output, len(layout), width, height, writer.covered / (width * height), writer.write_style(),
                         time.perf_counter() - started)
+
+
+@dataclass
+class _StitchJob:
+    """One block of the mosaic from the chips that reach into it, added in the layout's order."""
+
+    layout: list[_Chip]
+    height: int
+    width: int
+    window: str
+    aggregation: str
+    channels: int
+    info: ModelInfo
+
+    def __call__(self, block: Block) -> BlockResult:
+        b = block.window
+        acc = BlockAccumulator(b, self.channels, self.aggregation)
+        for chip in self.layout:
+            w = chip.window
+            part = Window(max(w.row_off, b.row_off), max(w.col_off, b.col_off), 1, 1)
+            rows, cols = min(w.row_end, b.row_end) - part.row_off, min(w.col_end, b.col_end) - part.col_off
+            if rows <= 0 or cols <= 0:
+                continue
+            part = Window(part.row_off, part.col_off, rows, cols)
+            with RasterSource(chip.path, "INPUT") as src:
+                data, valid = src.read(Window(part.row_off - w.row_off, part.col_off - w.col_off, rows, cols))
+            weights = tile_weights(w.height, w.width, self.window, w.row_off <= 0, w.row_end >= self.height,
+                                   w.col_off <= 0, w.col_end >= self.width)
+            weights = weights[part.row_off - w.row_off : part.row_end - w.row_off,
+                              part.col_off - w.col_off : part.col_end - w.col_off]
+            if self.aggregation == "hardvote":
+                values = np.where(valid, data[0], -1).astype(np.int64)
+            else:
+                values = data.astype(np.float64)
+            acc.add(part.row_off, part.col_off, values, weights, valid)
+        return finished_block(block.index, acc.finish(), self.info, False)

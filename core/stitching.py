@@ -1,8 +1,8 @@
-"""Blending tiles back into one raster: window weights, aggregations, and a row-streaming accumulator.
+"""Blending tiles back into one raster: window weights, aggregations, and a block accumulator.
 
 A tile contributes `weight · value` and `weight` to float64 sums; a pixel's result is Σw·x / Σw
-(mean, soft vote) or the class with the largest Σw (hard vote). The accumulator holds only the
-rows tiles still write to, so memory is O(tile rows × width), never O(raster).
+(mean, soft vote) or the class with the largest Σw (hard vote). An accumulator holds one block of
+the output (see `tiling`), so memory is O(block), never O(raster).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Literal
 import numpy as np
 
 from .errors import PatchworkError
+from .geometry import Window
 
 WINDOWS: tuple[str, ...] = ("boxcar", "hann", "triangular")
 AGGREGATIONS: tuple[str, ...] = ("hardvote", "softvote", "mean")
@@ -58,18 +59,18 @@ def tile_weights(height: int, width: int, window: str, top: bool, bottom: bool, 
 
 @dataclass(frozen=True)
 class Finished:
-    """Rows [row_off, row_off + n) whose sums no later tile touches: ready to be written."""
+    """A block of the output with all its contributions added: ready to be written."""
 
-    row_off: int
-    sums: np.ndarray  # (K, n, W) float64: Σ w·x per channel, or Σ w per class (hard vote)
-    weight: np.ndarray  # (n, W) float64: Σ w; 0 where nothing valid was added
+    window: Window
+    sums: np.ndarray  # (K, h, w) float64: Σ w·x per channel, or Σ w per class (hard vote)
+    weight: np.ndarray  # (h, w) float64: Σ w; 0 where nothing valid was added
 
     @property
     def covered(self) -> np.ndarray:
         return self.weight > 0
 
     def mean(self) -> np.ndarray:
-        """Σ w·x / Σ w as float32 (K, n, W); NaN where nothing was added."""
+        """Σ w·x / Σ w as float32 (K, h, w); NaN where nothing was added."""
         with np.errstate(invalid="ignore", divide="ignore"):
             return (self.sums / self.weight).astype(np.float32)
 
@@ -78,57 +79,46 @@ class Finished:
         return np.argmax(self.sums, axis=0)
 
 
-class RowAccumulator:
-    """Float64 sums over a band of rows of the output, all columns, flushed as tiles move down.
+class BlockAccumulator:
+    """Float64 sums over one block of the output, fed tile by tile in raster coordinates.
 
-    `add` takes one tile's contribution; `finish_above(row)` hands back every row above `row`
-    (tiles are added in order of their first row, so no later tile reaches there) and frees it.
+    Tiles may reach outside the block: only their part inside it is added. Contributions to a pixel
+    are summed in the order the tiles arrive, so blocks that add the same tiles in the same order
+    give bit-identical results however the output is cut.
     """
 
-    def __init__(self, width: int, channels: int, aggregation: str) -> None:
+    def __init__(self, window: Window, channels: int, aggregation: str) -> None:
         check_choice("aggregation", aggregation, AGGREGATIONS)
-        self.width = width
+        self.window = window
         self.channels = channels
         self.aggregation = aggregation
-        self.row_off = 0
-        self.sums = np.zeros((channels, 0, width))
-        self.weight = np.zeros((0, width))
-
-    def _reach(self, row_end: int) -> None:
-        """Grow the buffer so it covers rows up to `row_end`."""
-        missing = row_end - (self.row_off + self.weight.shape[0])
-        if missing > 0:
-            self.sums = np.concatenate([self.sums, np.zeros((self.channels, missing, self.width))], axis=1)
-            self.weight = np.concatenate([self.weight, np.zeros((missing, self.width))], axis=0)
+        self.sums = np.zeros((channels, window.height, window.width))
+        self.weight = np.zeros((window.height, window.width))
 
     def add(self, row_off: int, col_off: int, values: np.ndarray, weights: np.ndarray, valid: np.ndarray) -> None:
-        """Add one tile (already clipped to the output).
+        """Add one tile whose top-left output pixel is (row_off, col_off) in the raster.
 
         values: (h, w) integer class indices for the hard vote (others do not vote), or (K, h, w)
         floats (probabilities for the soft vote, values for the mean). weights and valid: (h, w).
         """
-        if row_off < self.row_off:
-            raise ValueError(f"tile at row {row_off} arrives after rows up to {self.row_off} were finished")
-        h, w = weights.shape
-        self._reach(row_off + h)
-        r = row_off - self.row_off
+        b = self.window
+        r0, c0 = max(row_off, b.row_off), max(col_off, b.col_off)
+        r1, c1 = min(row_off + weights.shape[0], b.row_end), min(col_off + weights.shape[1], b.col_end)
+        if r1 <= r0 or c1 <= c0:
+            return
+        inside = (slice(r0 - row_off, r1 - row_off), slice(c0 - col_off, c1 - col_off))
+        here = (slice(r0 - b.row_off, r1 - b.row_off), slice(c0 - b.col_off, c1 - b.col_off))
+        values, valid = values[(..., *inside)], valid[inside]
         if self.aggregation == "hardvote":
             valid = valid & (values >= 0) & (values < self.channels)
-        w_valid = np.where(valid, weights, 0.0)
-        rows, cols = slice(r, r + h), slice(col_off, col_off + w)
-        self.weight[rows, cols] += w_valid
+        w_valid = np.where(valid, weights[inside], 0.0)
+        self.weight[here] += w_valid
         if self.aggregation == "hardvote":
-            for k in range(self.channels):
-                self.sums[k, rows, cols] += np.where(values == k, w_valid, 0.0)
+            # Σ w per class, one pass: each pixel of a tile votes for one class, so no index repeats.
+            rows, cols = np.nonzero(valid)
+            self.sums[values[rows, cols], rows + here[0].start, cols + here[1].start] += w_valid[rows, cols]
         else:
-            self.sums[:, rows, cols] += values * w_valid
+            self.sums[(slice(None), *here)] += values * w_valid
 
-    def finish_above(self, row: int) -> Finished | None:
-        n = row - self.row_off
-        if n <= 0:
-            return None
-        self._reach(row)  # rows no tile reached come out with weight 0
-        done = Finished(self.row_off, self.sums[:, :n], self.weight[:n])
-        self.sums, self.weight = self.sums[:, n:].copy(), self.weight[n:].copy()
-        self.row_off += n
-        return done
+    def finish(self) -> Finished:
+        return Finished(self.window, self.sums, self.weight)

@@ -105,13 +105,19 @@ class GeoTiffWriter:
         nodata: float | None = None,
         block_size: int = 512,
         log: Log | None = None,
+        cog_overviews: str | None = None,
     ) -> None:
+        """`cog_overviews`: write a Cloud-Optimised GeoTIFF with overviews made by this GDAL resampling
+        (e.g. "MODE" for classes, "AVERAGE" for values); None writes a plain tiled GeoTIFF."""
         self.path = path
+        self.cog_overviews = cog_overviews
+        self.log = log
         self.width, self.height = width, height
         self.tmp_path = temporary_sibling(path, log)
         dtype = np.dtype(dtype)
-        block = min(block_size, 16 * math.ceil(max(width, height) / 16))
-        predictor = "3" if np.issubdtype(dtype, np.floating) else "2"
+        self.block = block = min(block_size, 16 * math.ceil(max(width, height) / 16))
+        self.waiting: dict[tuple[int, int], tuple[np.ndarray, int]] = {}  # file tiles written in part
+        self.predictor = predictor = "3" if np.issubdtype(dtype, np.floating) else "2"
         options = [
             "TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}", "COMPRESS=DEFLATE",
             f"PREDICTOR={predictor}", "BIGTIFF=IF_SAFER",
@@ -138,6 +144,44 @@ class GeoTiffWriter:
         for i in range(array.shape[0]):
             checked(self.dataset.GetRasterBand(i + 1).WriteArray, array[i], xoff=col_off, yoff=row_off)
 
+    def write_block(self, array: np.ndarray, row_off: int, col_off: int) -> None:
+        """Write one block of a streamed output and hand the finished file tiles to GDAL at once.
+
+        The file's tiles the block fills completely are written now; the parts of tiles it shares
+        with blocks still to come wait here until those arrive. Then GDAL's cache is flushed: every
+        tile is compressed and written once, never read back, and the output holds no more memory
+        than the waiting tiles, whatever GDAL's cache size (a setting of the user's, not ours).
+        """
+        array = array[None] if array.ndim == 2 else array
+        _count, h, w = array.shape
+        bs = self.block
+        # The rectangle of whole file tiles inside the block (a tile cut by the raster's edge is whole there).
+        r0, c0 = -(-row_off // bs) * bs, -(-col_off // bs) * bs
+        r1 = row_off + h if row_off + h == self.height else (row_off + h) // bs * bs
+        c1 = col_off + w if col_off + w == self.width else (col_off + w) // bs * bs
+        if r1 > r0 and c1 > c0:
+            self.write(array[:, r0 - row_off : r1 - row_off, c0 - col_off : c1 - col_off], r0, c0)
+        for ti in range(row_off // bs, (row_off + h - 1) // bs + 1):
+            for tj in range(col_off // bs, (col_off + w - 1) // bs + 1):
+                tr0, tc0 = ti * bs, tj * bs
+                if r0 <= tr0 < r1 and c0 <= tc0 < c1:
+                    continue  # written above
+                tr1, tc1 = min(tr0 + bs, self.height), min(tc0 + bs, self.width)
+                a0, a1 = max(tr0, row_off), min(tr1, row_off + h)
+                b0, b1 = max(tc0, col_off), min(tc1, col_off + w)
+                tile, filled = self.waiting.get((ti, tj), (None, 0))
+                if tile is None:
+                    tile = np.empty((array.shape[0], tr1 - tr0, tc1 - tc0), array.dtype)
+                tile[:, a0 - tr0 : a1 - tr0, b0 - tc0 : b1 - tc0] = array[:, a0 - row_off : a1 - row_off,
+                                                                          b0 - col_off : b1 - col_off]
+                filled += (a1 - a0) * (b1 - b0)
+                if filled == tile.shape[1] * tile.shape[2]:
+                    self.waiting.pop((ti, tj), None)
+                    self.write(tile, tr0, tc0)
+                else:
+                    self.waiting[(ti, tj)] = (tile, filled)
+        checked(self.dataset.FlushCache)
+
     def set_band_descriptions(self, descriptions: list[str]) -> None:
         for i, text in enumerate(descriptions):
             if text:
@@ -159,6 +203,8 @@ class GeoTiffWriter:
                 check = None
             except RuntimeError as exc:
                 failures.append(f"the written file does not read back ({one_line(exc)})")
+        if not failures and self.cog_overviews:
+            failures += self._to_cog()
         if failures:
             free = free_disk_bytes(self.tmp_path)
             self.abort()
@@ -171,6 +217,25 @@ class GeoTiffWriter:
             remove_file(self.tmp_path)
             raise
         return self.path
+
+    def _to_cog(self) -> list[str]:
+        """Rewrite the finished temporary file as a COG (GDAL's COG driver: tiles, overviews, layout) in place."""
+        cog = owned_name(self.path)
+        options = ["COMPRESS=DEFLATE", f"PREDICTOR={self.predictor}", f"BLOCKSIZE={self.block}",
+                   f"OVERVIEW_RESAMPLING={self.cog_overviews}", "BIGTIFF=IF_SAFER"]
+        try:
+            with gdal_failures() as failures:
+                made = gdal.Translate(cog, self.tmp_path, format="COG", creationOptions=options)
+                done = made is not None
+                made = None  # closing writes it
+            if failures or not done:
+                remove_file(cog)
+                return [f"the COG copy failed ({'; '.join(failures) or 'no dataset'})"]
+            replace_file(cog, self.tmp_path)
+        except BaseException:
+            remove_file(cog)
+            raise
+        return []
 
     def abort(self) -> None:
         self._close()  # the file is thrown away: its write errors do not matter

@@ -15,14 +15,17 @@ MODEL_EXTENSIONS = (".onnx", ".skops", ".json", ".joblib", ".pkl", ".pickle")
 
 
 @reports_errors
-def load_model(path: str, trust: bool = False) -> Model:
-    """Load a model by its file extension. Pickles (.pkl, .pickle, .joblib) need `trust=True`."""
+def load_model(path: str, trust: bool = False, device: str = "cpu", threads: int | None = None) -> Model:
+    """Load a model by its file extension. Pickles (.pkl, .pickle, .joblib) need `trust=True`.
+
+    `device` and `threads` apply to ONNX models (onnxruntime's execution provider and intra-op threads).
+    """
     require_model_file(path)
     ext = os.path.splitext(path)[1].lower()
     if ext == ".onnx":
         from .onnx import load_onnx
 
-        return load_onnx(path)
+        return load_onnx(path, device, threads)
     if ext == ".json":
         from .rules import RulesModel
 

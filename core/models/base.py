@@ -56,6 +56,8 @@ class Model:
     (a centred crop) when the model drops its receptive margin."""
 
     info: ModelInfo
+    device: str = "CPU"  # where it computes, for the run's log
+    device_warning: str | None = None  # e.g. a GPU asked for and not available
 
     def predict(self, batch: np.ndarray, valid: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -64,26 +66,38 @@ class Model:
 class PixelModel(Model):
     """A model that classifies each pixel from its own band values: only valid pixels are predicted."""
 
+    def predict_planes(self, planes: np.ndarray) -> np.ndarray:
+        """(C, P) band planes → (P,) class indices, or (K, P) scores.
+
+        Band-sequential is how rasters are read; adapters that want rows of pixels transpose here.
+        """
+        return self.predict_pixels(planes.T).T
+
     def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """(P, C) pixels → (P,) class indices, or (P, K) scores."""
         raise NotImplementedError
 
     def predict(self, batch: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        n, _c, h, w = batch.shape
-        pixels = np.moveaxis(batch, 1, -1)[valid]
-        if pixels.shape[0] == 0:  # nothing to predict; the classifier ignores invalid pixels
+        n, c, h, w = batch.shape
+        if valid.all():  # no gather: the planes are predicted as they are
+            out = self.predict_planes(np.moveaxis(batch, 1, 0).reshape(c, -1))
+            if out.ndim == 1:
+                return out.reshape(n, h, w)
+            return np.moveaxis(out.reshape(-1, n, h, w), 0, 1)
+        planes = np.moveaxis(batch, 1, 0)[:, valid]
+        if planes.shape[1] == 0:  # nothing to predict; the classifier ignores invalid pixels
             if self.info.task == "classification":
                 return np.zeros((n, h, w), np.int64)
             return np.zeros((n, self.info.n_outputs, h, w), np.float32)
-        out = self.predict_pixels(pixels)
+        out = self.predict_planes(planes)
         if out.ndim == 1 and np.issubdtype(out.dtype, np.integer):
-            labels = np.zeros((n, h, w), np.int64)
+            labels = np.zeros((n, h, w), out.dtype)
             labels[valid] = out
             return labels
-        out = out.reshape(len(out), -1)
-        scores = np.zeros((n, h, w, out.shape[1]), np.float32)
-        scores[valid] = out
-        return np.moveaxis(scores, -1, 1)
+        out = out.reshape(-1, out.shape[-1])
+        scores = np.zeros((out.shape[0], n, h, w), np.float32)
+        scores[:, valid] = out
+        return np.moveaxis(scores, 0, 1)
 
 
 def require_model_file(path: str) -> None:

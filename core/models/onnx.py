@@ -57,11 +57,50 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def load_onnx(path: str) -> Model:
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+CPU = "CPUExecutionProvider"
+GPU_PROVIDERS = ("CUDAExecutionProvider", "DmlExecutionProvider", "CoreMLExecutionProvider")  # auto's preference
+
+
+def execution_providers(device: str, available: list[str]) -> tuple[list[str], str | None]:
+    """The onnxruntime providers for DEVICE, given the ones this onnxruntime build offers, and a warning.
+
+    cpu: CPU only. cuda: CUDA then CPU (CPU with a warning when this onnxruntime has no CUDA). auto: the
+    first GPU provider available (CUDA, DirectML, CoreML), then CPU.
+    """
+    if device not in DEVICES:
+        raise PatchworkError(f"DEVICE: '{device}' is not one of {', '.join(DEVICES)}.")
+    if device == "cpu":
+        return [CPU], None
+    if device == "cuda":
+        if "CUDAExecutionProvider" in available:
+            return ["CUDAExecutionProvider", CPU], None
+        return [CPU], ("DEVICE cuda: this onnxruntime has no CUDA provider (it offers " + ", ".join(available) +
+                       "); running on the CPU. Install onnxruntime-gpu with a matching CUDA to use the GPU.")
+    gpu = next((p for p in GPU_PROVIDERS if p in available), None)
+    return ([gpu, CPU] if gpu else [CPU]), None
+
+
+def _session(ort, path: str, providers: list[str], threads: int | None):
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads  # workers × threads ≤ cores
+    return ort.InferenceSession(path, sess_options=options, providers=providers)
+
+
+def load_onnx(path: str, device: str = "cpu", threads: int | None = None) -> Model:
+    """Load an ONNX model on DEVICE (see `execution_providers`), with `threads` intra-op threads (None: all cores)."""
     ort = _onnxruntime()
     name = os.path.basename(path)
+    providers, warning = execution_providers(device, list(ort.get_available_providers()))
     try:
-        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        try:
+            session = _session(ort, path, providers, threads)
+        except Exception as exc:  # noqa: BLE001 - a GPU session can fail for driver reasons: fall back to CPU
+            if providers == [CPU]:
+                raise
+            warning = f"DEVICE {device}: {providers[0]} could not start ({one_line(exc)[:300]}); running on the CPU."
+            session = _session(ort, path, [CPU], threads)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for bad files
         text = one_line(exc)
         if re.search(r"IR version|opset", text, re.IGNORECASE):
@@ -80,15 +119,22 @@ def load_onnx(path: str) -> Model:
     rank = len(inputs[0].shape)
     try:
         if rank == 4:
-            return OnnxImageModel(session, meta, name)
+            return _on_device(OnnxImageModel(session, meta, name), session, warning)
         if rank == 2:
-            return OnnxPixelModel(session, meta, name)
+            return _on_device(OnnxPixelModel(session, meta, name), session, warning)
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
         keys = ", ".join(sorted(meta)) or "none"
         raise PatchworkError(f"MODEL: '{name}' has metadata Patchwork cannot read ({exc}); its keys: {keys}. Fix the "
                              "values (numbers where numbers are expected, class_names as {index: name}).") from exc
     raise PatchworkError(f"MODEL: '{name}' takes a rank-{rank} input {session.get_inputs()[0].shape}; Patchwork "
                          "runs image models [batch, bands, height, width] and per-pixel models [pixels, bands].")
+
+
+def _on_device(model: Model, session, warning: str | None) -> Model:
+    providers = session.get_providers()
+    model.device = "CPU" if providers[0] == CPU else providers[0].replace("ExecutionProvider", "")
+    model.device_warning = warning
+    return model
 
 
 def _class_names(meta: dict, count: int | None, name: str) -> list[str] | None:

@@ -85,23 +85,31 @@ class RulesModel(PixelModel):
                                  "(it needs \"format\": \"patchwork-rules\").")
         return cls(spec, os.path.basename(path))
 
-    def _operand(self, pixels: np.ndarray, name: str) -> np.ndarray:
+    def _operand(self, planes: np.ndarray, name: str) -> np.ndarray:
         if name in self.indices:
-            a, b = (pixels[:, self.bands.index(band)] for band in self.indices[name])
+            a, b = (planes[self.bands.index(band)] for band in self.indices[name])
             with np.errstate(invalid="ignore", divide="ignore"):
                 return (a - b) / (a + b + self.epsilon[name]) if self.epsilon[name] else (a - b) / (a + b)
-        return pixels[:, self.bands.index(name)]
+        return planes[self.bands.index(name)]
 
-    def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        labels = np.full(pixels.shape[0], self.default, dtype=np.int64)
+    def predict_planes(self, planes: np.ndarray) -> np.ndarray:
+        """Band planes (C, P) → class indices (P,): each rule tests whole planes, later rules win."""
+        labels = np.full(planes.shape[1], self.default, dtype=np.uint8 if self.info.n_classes <= 256 else np.int64)
         cache: dict[str, np.ndarray] = {}
         for cls_index, conditions in self.rules:
-            match = np.ones(pixels.shape[0], dtype=bool)
+            match = None
             for cond in conditions:
                 name = cond.get("index", cond.get("band"))
                 if name not in cache:
-                    cache[name] = self._operand(pixels, name)
+                    cache[name] = self._operand(planes, name)
                 with np.errstate(invalid="ignore"):
-                    match &= OPERATORS[cond["op"]](cache[name], cond["value"])
-            labels[match] = cls_index
+                    test = OPERATORS[cond["op"]](cache[name], cond["value"])
+                match = test if match is None else np.logical_and(match, test, out=match)
+            if match is None:
+                labels[:] = cls_index
+            else:
+                labels[match] = cls_index
         return labels
+
+    def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        return self.predict_planes(pixels.T)

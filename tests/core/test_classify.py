@@ -37,15 +37,16 @@ def assert_same_grid(output: str, source: str) -> None:
     dict(tile_size=50, overlap=0, window="boxcar", aggregation="softvote"),
 ], ids=["256-no-overlap-hardvote", "256-overlap-hann-softvote", "96-triangular", "50-softvote"])
 def test_rules_model_on_sentinel2_tiled_equals_full_scene_on_every_pixel(tmp_path, s2_path, tiling):
+    """A per-pixel model is predicted block by block: whatever tiling is asked, every pixel is the full scene's."""
     reference, valid = full_scene_prediction(s2_path, RULES, scale=1e-4)
     out = str(tmp_path / "classes.tif")
-    result = classify(s2_path, RULES, out, scale=1e-4, **tiling)
+    result = classify(s2_path, RULES, out, scale=1e-4, block_size=100, **tiling)
     classes = read_band(out)
     assert valid.all() and classes.shape == reference.shape
     agreement = (classes == reference).mean()
     assert f"{agreement:.2%}" == "100.00%" and np.array_equal(classes, reference)  # not rounded: every pixel
     assert set(np.unique(classes)) == {0, 1, 2}
-    assert result.tiles > 1
+    assert result.blocks == 12 and result.tiles == 0  # 343 x 206 px in blocks of 100 px: 4 x 3
     assert_same_grid(out, s2_path)
 
 
@@ -199,7 +200,7 @@ def test_cancel_mid_run_keeps_the_earlier_output(tmp_path, example_path):
     before = open(out, "rb").read()
     feedback = CancelAfter(5)
     with pytest.raises(Cancelled):
-        classify(example_path, RULES, out, tile_size=32, batch_size=2, probabilities=str(tmp_path / "p.tif"),
+        classify(example_path, RULES, out, block_size=32, probabilities=str(tmp_path / "p.tif"),
                  feedback=feedback)
     assert 0 < feedback.progress[-1] < 100
     assert open(out, "rb").read() == before

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from patchwork.core.stitching import RowAccumulator, taper, tile_weights
+from patchwork.core.geometry import Window
+from patchwork.core.stitching import BlockAccumulator, taper, tile_weights
 
 
 @pytest.mark.parametrize("window", ["boxcar", "hann", "triangular"])
@@ -40,41 +41,49 @@ def _tiles(extent: int, size: int, stride: int) -> list[int]:
 
 @settings(max_examples=60, deadline=None)
 @given(height=st.integers(5, 60), width=st.integers(5, 60), size=st.integers(4, 24), data=st.data())
-def test_streamed_mean_reconstructs_any_field_with_any_window(height, width, size, data):
+def test_blocks_reconstruct_any_field_bit_identical_to_one_block(height, width, size, data):
+    """Cut anyhow, blocks give exactly (bit for bit) what one block of the whole raster gives."""
     size = min(size, height, width)
     stride = data.draw(st.integers(1, size))
     window = data.draw(st.sampled_from(["boxcar", "hann", "triangular"]))
+    block = data.draw(st.integers(1, max(height, width)))
     field = np.random.default_rng(height * 100 + width).normal(size=(2, height, width))
-    acc = RowAccumulator(width, 2, "mean")
-    out = np.full((2, height, width), np.nan, np.float32)
     rows, cols = _tiles(height, size, stride), _tiles(width, size, stride)
-    for i, r in enumerate(rows):
-        for c in cols:
-            w = tile_weights(size, size, window, r == 0, r + size >= height, c == 0, c + size >= width)
-            acc.add(r, c, field[:, r : r + size, c : c + size], w, np.ones((size, size), bool))
-        done = acc.finish_above(rows[i + 1] if i + 1 < len(rows) else height)
-        out[:, done.row_off : done.row_off + done.weight.shape[0]] = done.mean()
-    assert acc.weight.shape[0] == 0  # everything was handed out
-    np.testing.assert_allclose(out, field.astype(np.float32), rtol=1e-6, atol=1e-6)
+
+    def accumulate(win: Window) -> np.ndarray:
+        acc = BlockAccumulator(win, 2, "mean")
+        for r in rows:
+            for c in cols:
+                w = tile_weights(size, size, window, r == 0, r + size >= height, c == 0, c + size >= width)
+                acc.add(r, c, field[:, r : r + size, c : c + size], w, np.ones((size, size), bool))
+        return acc.finish().mean()
+
+    whole = accumulate(Window(0, 0, height, width))
+    pieces = np.full((2, height, width), np.nan, np.float32)
+    for r0 in range(0, height, block):
+        for c0 in range(0, width, block):
+            win = Window(r0, c0, min(block, height - r0), min(block, width - c0))
+            pieces[:, r0 : win.row_end, c0 : win.col_end] = accumulate(win)
+    np.testing.assert_array_equal(pieces, whole)
+    np.testing.assert_allclose(whole, field.astype(np.float32), rtol=1e-6, atol=1e-6)
 
 
 def test_hard_vote_weights_votes_and_breaks_ties_to_the_lowest_class():
-    acc = RowAccumulator(3, 3, "hardvote")
+    acc = BlockAccumulator(Window(0, 0, 1, 3), 3, "hardvote")
     ones, valid = np.ones((1, 3)), np.ones((1, 3), bool)
     acc.add(0, 0, np.array([[2, 1, 0]]), ones, valid)
     acc.add(0, 0, np.array([[1, 2, 7]]), np.array([[1.0, 0.5, 1.0]]), valid)  # 7 is not a class: no vote
-    done = acc.finish_above(1)
+    done = acc.finish()
     np.testing.assert_array_equal(done.winners(), [[1, 1, 0]])  # tie 2 vs 1 → 1; 1.0 vs 0.5 → 1
     np.testing.assert_array_equal(done.weight, [[2.0, 1.5, 1.0]])
 
 
-def test_invalid_pixels_and_untouched_rows_stay_uncovered():
-    acc = RowAccumulator(4, 1, "mean")
-    valid = np.array([[True, False], [True, True]])
-    acc.add(0, 0, np.ones((1, 2, 2)), np.ones((2, 2)), valid)
-    done = acc.finish_above(3)  # row 2: no tile reached it
+def test_invalid_pixels_untouched_pixels_and_tiles_outside_stay_uncovered():
+    acc = BlockAccumulator(Window(1, 0, 3, 4), 1, "mean")
+    valid = np.array([[True, True], [True, False], [True, True]])
+    acc.add(0, 0, np.ones((1, 3, 2)), np.ones((3, 2)), valid)  # row 0 lies above the block
+    acc.add(10, 10, np.ones((1, 2, 2)), np.ones((2, 2)), np.ones((2, 2), bool))  # misses it
+    done = acc.finish()
     assert done.weight.shape == (3, 4)
     np.testing.assert_array_equal(done.covered, [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]])
     assert np.isnan(done.mean()[0, 0, 1]) and done.mean()[0, 1, 1] == 1.0
-    with pytest.raises(ValueError, match="after rows"):
-        acc.add(1, 0, np.ones((1, 1, 1)), np.ones((1, 1)), np.ones((1, 1), bool))

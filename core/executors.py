@@ -1,0 +1,134 @@
+"""Where the blocks of a run are computed: here, on local worker threads, or on a Dask cluster.
+
+One interface: `executor.map(job, blocks)` yields `job(block)` for every block **in the order
+given**, computing a few ahead, so the writer sees the same sequence whatever runs the blocks (and
+writes byte-identical files). Closing the iterator early (an error, a cancel) cancels what has not
+started and waits for what has.
+
+Local workers are threads: GDAL reads, numpy arithmetic on whole planes and onnxruntime all release
+the GIL, threads share the loaded model, and nothing is forked or spawned inside QGIS (whose
+`sys.executable` is QGIS itself). Dask is optional and imported only here, when a scheduler is given.
+"""
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from .dependencies import require
+from .errors import PatchworkError, one_line
+
+AHEAD_PER_WORKER = 2  # blocks submitted per worker before the first is written: bounds memory
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def resolve_workers(workers: int) -> int:
+    """WORKERS: 0 means every core this process may use."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise PatchworkError(f"WORKERS must be 0 (all cores) or a positive whole number, got {workers!r}.")
+    return workers or available_cores()
+
+
+class SerialExecutor:
+    """Every block in this thread, one after the other."""
+
+    workers = 1
+    description = "1 worker (this thread)"
+
+    def map(self, job: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        for item in items:
+            yield job(item)
+
+    def close(self) -> None:
+        pass
+
+
+class ThreadExecutor:
+    """`workers` threads of this process."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.description = f"{workers} worker threads"
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="patchwork-block")
+
+    def map(self, job: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        return _ordered(lambda item: self.pool.submit(job, item), items, self.workers * AHEAD_PER_WORKER,
+                        lambda f: f.cancel(), lambda f: f.result())
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor:
+    """Blocks as tasks on a Dask distributed cluster; the results come back here to be written.
+
+    The job is pickled to the workers (paths and parameters, never a loaded model): workers need
+    Patchwork importable, numpy, GDAL's Python bindings, the model file and read access to the raster.
+    """
+
+    def __init__(self, scheduler: Any) -> None:
+        distributed = require("distributed", "DASK_SCHEDULER")
+        self.owns_client = isinstance(scheduler, str)
+        if self.owns_client:
+            try:
+                self.client = distributed.Client(scheduler, timeout=30)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise PatchworkError(
+                    f"DASK_SCHEDULER: cannot reach a Dask scheduler at '{scheduler}' ({one_line(exc)}). Start one "
+                    "with `dask scheduler` and workers with `dask worker <address>`, or leave DASK_SCHEDULER empty "
+                    "to run on this computer.") from exc
+        else:
+            self.client = scheduler  # a distributed.Client the caller made (and closes)
+        workers = self.client.scheduler_info().get("workers", {})
+        if not workers:
+            self.close()
+            raise PatchworkError(f"DASK_SCHEDULER: the scheduler at '{self.client.scheduler.address}' has no "
+                                 "workers. Start some with `dask worker <scheduler address>`.")
+        self.workers = sum(int(w.get("nthreads", 1)) for w in workers.values())
+        self.description = (f"Dask cluster at {self.client.scheduler.address}: {len(workers)} workers, "
+                            f"{self.workers} threads")
+
+    def map(self, job: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        return _ordered(lambda item: self.client.submit(job, item, pure=False), items,
+                        self.workers * AHEAD_PER_WORKER, lambda f: f.cancel(), lambda f: f.result())
+
+    def close(self) -> None:
+        if self.owns_client:
+            self.client.close()
+
+
+def _ordered(submit: Callable[[Any], Any], items: Iterable[Any], ahead: int, cancel: Callable[[Any], Any],
+             result: Callable[[Any], Any]) -> Iterator[Any]:
+    """Results of `submit(item)` futures in item order, with at most `ahead` submitted and not yet yielded."""
+    pending: deque[Future] = deque()
+    items = iter(items)
+    try:
+        for item in items:
+            pending.append(submit(item))
+            if len(pending) >= ahead:
+                break
+        while pending:
+            done = result(pending.popleft())
+            for item in items:  # keep `ahead` in flight while this one is written
+                pending.append(submit(item))
+                break
+            yield done
+    finally:
+        for future in pending:
+            cancel(future)
+
+
+def make_executor(workers: int = 0, scheduler: Any = None) -> SerialExecutor | ThreadExecutor | DaskExecutor:
+    """The executor for WORKERS and DASK_SCHEDULER (an address like tcp://host:8786, or a distributed.Client)."""
+    if scheduler:
+        return DaskExecutor(scheduler)
+    workers = resolve_workers(workers)
+    return SerialExecutor() if workers == 1 else ThreadExecutor(workers)

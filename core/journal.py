@@ -1,0 +1,113 @@
+"""The journal of a resumable run: finished blocks kept beside the output until the run completes.
+
+With RESUME, each finished block is saved (written under a temporary name, synced, renamed) in
+``.<output>.journal/`` next to the output, with a description of the run. A run that dies leaves the
+journal; the same run started again with RESUME reads the blocks back instead of computing them,
+and writes the output from the first block on, so the file is the one an uninterrupted run writes.
+A journal of another run (other input, model or parameters) is never used. Without RESUME, a
+journal left for the same output is removed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+
+import numpy as np
+
+from .geometry import Window
+from .partials import Log
+
+RUN_FILE = "run.json"
+
+
+@dataclass
+class BlockResult:
+    """One computed block: the arrays to write at `window`, ready for the writer."""
+
+    index: int
+    window: Window
+    main: np.ndarray  # (h, w) classes, or (K, h, w) float32 values
+    probabilities: np.ndarray | None  # (K, h, w) float32
+    covered: int  # pixels with data
+    tiles: int  # model tiles it predicted
+
+
+def file_digest(path: str) -> str:
+    """SHA-256 of a file: the identity of a model, whoever loads it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def journal_folder(output: str) -> str:
+    folder, name = os.path.split(os.path.abspath(output))
+    return os.path.join(folder, f".{name}.journal")
+
+
+class BlockJournal:
+    def __init__(self, output: str, run: dict, enabled: bool, log: Log | None = None) -> None:
+        self.folder = journal_folder(output)
+        self.run = json.loads(json.dumps(run))  # as it reads back from the file
+        self.enabled = enabled
+        self.done: set[int] = set()
+        log = log or (lambda _message: None)
+        if os.path.isdir(self.folder):
+            earlier = self._read_run()
+            if enabled and earlier == self.run:
+                self.done = {int(name[6:-4]) for name in os.listdir(self.folder)
+                             if name.startswith("block-") and name.endswith(".npz")}
+                log(f"RESUME: {len(self.done)} finished blocks of an earlier run of this output are reused "
+                    f"('{os.path.basename(self.folder)}').")
+            else:
+                shutil.rmtree(self.folder, ignore_errors=True)
+                why = ("it was made with other inputs or parameters" if enabled else
+                       "RESUME is off (set it to continue such a run instead of starting again)")
+                log(f"Removed the journal of an earlier run of this output that did not finish: {why}.")
+        if enabled and not self.done:
+            os.makedirs(self.folder, exist_ok=True)
+            self._atomic_write(RUN_FILE, lambda fh: fh.write(json.dumps(self.run, indent=1).encode()))
+
+    def _read_run(self) -> dict | None:
+        try:
+            with open(os.path.join(self.folder, RUN_FILE), encoding="utf-8") as fh:
+                return json.load(fh)
+        except (OSError, ValueError):
+            return None
+
+    def _atomic_write(self, name: str, write) -> None:
+        tmp = os.path.join(self.folder, f".{name}.tmp-{os.getpid()}")
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, os.path.join(self.folder, name))
+
+    def _path(self, index: int) -> str:
+        return os.path.join(self.folder, f"block-{index}.npz")
+
+    def load(self, index: int, window: Window) -> BlockResult | None:
+        """The saved block, or None (not saved, or unreadable: it is computed again)."""
+        if index not in self.done:
+            return None
+        try:
+            with np.load(self._path(index)) as saved:
+                probabilities = saved["probabilities"] if "probabilities" in saved.files else None
+                return BlockResult(index, window, saved["main"], probabilities, int(saved["covered"]), 0)
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def save(self, result: BlockResult) -> None:
+        if not self.enabled or result.index in self.done:
+            return
+        arrays = {"main": result.main, "covered": np.int64(result.covered)}
+        if result.probabilities is not None:
+            arrays["probabilities"] = result.probabilities
+        self._atomic_write(f"block-{result.index}.npz", lambda fh: np.savez(fh, **arrays))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)

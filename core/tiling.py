@@ -1,0 +1,139 @@
+"""The plan of a tiled run: model tiles on a regular grid, and the output cut into independent blocks.
+
+Tiles: output tiles of `size = tile - 2·margin` px on a regular stride, the last row and column
+shifted back to end on the raster edge (so every pixel is predicted, edges included); each tile is
+read with its margin around it (boundless at the raster border).
+
+Blocks: the output raster is cut into blocks of a few thousand px whose edges lie on tile anchors.
+A block is computed from exactly the tiles that touch it, read with their margins, so it needs no
+other block's state: blocks can run in any order, on any worker, and memory per worker is
+O(block) whatever the raster's size. Each block adds its tiles in the same (row-major) order, so a
+pixel gets the same contributions summed in the same order however the blocks are spread: the
+result is bit-identical for one worker, many, or a cluster.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .geometry import Window
+from .sampling import regular_anchors
+
+DEFAULT_BLOCK_PX = 2048  # a block's side, before it snaps to the tile grid
+BLOCK_ACCUMULATOR_BYTES = 256 * 1024**2  # float64 sums of one block stay below this
+
+
+def tile_anchors(extent: int, size: int, stride: int) -> np.ndarray:
+    """Output-tile anchors along one axis: every pixel covered, the last tile ending on the edge."""
+    if extent <= size:
+        return np.zeros(1, dtype=np.int64)
+    return regular_anchors(extent, size, stride, "shift")
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """Where the model's tiles go on a raster of `height` × `width` px."""
+
+    height: int
+    width: int
+    tile: int  # input side, px
+    margin: int  # px cut from each side of a tile's prediction
+    overlap: int
+
+    @property
+    def size(self) -> int:
+        """The output side of a tile."""
+        return self.tile - 2 * self.margin
+
+    @property
+    def stride(self) -> int:
+        return self.tile - self.overlap
+
+    @property
+    def rows(self) -> np.ndarray:
+        return tile_anchors(self.height, self.size, self.stride)
+
+    @property
+    def cols(self) -> np.ndarray:
+        return tile_anchors(self.width, self.size, self.stride)
+
+    @property
+    def count(self) -> int:
+        return len(self.rows) * len(self.cols)
+
+    def touching(self, anchors: np.ndarray, start: int, end: int) -> np.ndarray:
+        """Anchors (along one axis) of the tiles whose output reaches into [start, end)."""
+        return anchors[(anchors < end) & (anchors + self.size > start)]
+
+
+@dataclass(frozen=True)
+class Block:
+    """One independent piece of the output, and the tiles that make it."""
+
+    index: int
+    window: Window  # output pixels, inside the raster
+    tile_rows: tuple[int, ...]  # anchors of the tiles that touch it
+    tile_cols: tuple[int, ...]
+
+    @property
+    def tiles(self) -> int:
+        return len(self.tile_rows) * len(self.tile_cols)
+
+    def input_window(self, grid: TileGrid) -> Window:
+        """The input pixels its tiles read, margins included (may reach outside the raster)."""
+        r0, c0 = self.tile_rows[0] - grid.margin, self.tile_cols[0] - grid.margin
+        return Window(r0, c0, self.tile_rows[-1] + grid.tile - grid.margin - r0,
+                      self.tile_cols[-1] + grid.tile - grid.margin - c0)
+
+    def single_cover(self, grid: TileGrid) -> bool:
+        """Whether each of its pixels lies in exactly one tile (no overlap among its tiles)."""
+        return all(np.all(np.diff(a) >= grid.size) for a in (self.tile_rows, self.tile_cols))
+
+
+def block_side(grid: TileGrid | None, channels: int, requested: int | None = None) -> int:
+    """The block side (px) before snapping: small enough for float64 sums of `channels` planes."""
+    side = requested or DEFAULT_BLOCK_PX
+    by_memory = int((BLOCK_ACCUMULATOR_BYTES / (8 * (channels + 1))) ** 0.5)
+    side = min(side, max(by_memory, 256))
+    if grid is None and side >= 512:
+        side -= side % 512  # blocks then fill whole 512 px tiles of the written GeoTIFF
+    return max(side, grid.size if grid else 1)
+
+
+def _edges(extent: int, anchors: np.ndarray | None, side: int) -> list[int]:
+    """Block edges along one axis: on tile anchors when there are tiles, about `side` apart."""
+    if anchors is None or len(anchors) == 1:
+        edges = list(range(0, extent, side))
+    else:
+        edges, last = [0], 0
+        for a in anchors[1:]:
+            if a - last >= side:
+                edges.append(int(a))
+                last = int(a)
+    return [*edges, extent]
+
+
+def plan_blocks(height: int, width: int, grid: TileGrid | None, side: int) -> list[Block]:
+    """The blocks covering a `height` × `width` output, in the order they are written.
+
+    With a tile grid, block edges lie on tile anchors. The order runs along the raster's shorter
+    side first, so the rows of output tiles still waiting for a neighbouring block (the writer's
+    frontier) span the shorter side: memory O(min(height, width)), whatever the other side is.
+    """
+    rows = grid.rows if grid else None
+    cols = grid.cols if grid else None
+    row_edges, col_edges = _edges(height, rows, side), _edges(width, cols, side)
+    cells = [(i, j) for i in range(len(row_edges) - 1) for j in range(len(col_edges) - 1)]
+    if width > height:
+        cells.sort(key=lambda ij: (ij[1], ij[0]))  # column by column
+    blocks = []
+    for index, (i, j) in enumerate(cells):
+        r0, r1, c0, c1 = row_edges[i], row_edges[i + 1], col_edges[j], col_edges[j + 1]
+        window = Window(r0, c0, r1 - r0, c1 - c0)
+        if grid is None:
+            blocks.append(Block(index, window, (), ()))
+        else:
+            blocks.append(Block(index, window, tuple(int(a) for a in grid.touching(rows, r0, r1)),
+                                tuple(int(a) for a in grid.touching(cols, c0, c1))))
+    return blocks
