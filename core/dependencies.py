@@ -19,7 +19,10 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "skops": ("skops", "0.9"),
     "skl2onnx": ("skl2onnx", "1.16"),
     "onnx": ("onnx", "1.15"),
+    "distributed": ("distributed", "2023.1"),  # Dask's cluster client (brings dask): DASK_SCHEDULER only
 }
+# Installed only when the user asks (a sizeable set of packages most users never need).
+ON_REQUEST: dict[str, str] = {"distributed": "Dask, to run classification on a Dask cluster (DASK_SCHEDULER)"}
 
 
 def version_tuple(version: str) -> tuple[int, ...]:

@@ -15,12 +15,14 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout  # TimeoutError itself from Python 3.11
 from typing import Any
 
 from .dependencies import require
 from .errors import PatchworkError, one_line
 
 AHEAD_PER_WORKER = 2  # blocks submitted per worker before the first is written: bounds memory
+WAIT_STEP = 0.1  # s between progress and cancel checks while a block is computed elsewhere
 
 
 def available_cores() -> int:
@@ -43,7 +45,8 @@ class SerialExecutor:
     workers = 1
     description = "1 worker (this thread)"
 
-    def map(self, job: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+    def map(self, job: Callable[[Any], Any], items: Iterable[Any],
+            waiting: Callable[[], None] | None = None) -> Iterator[Any]:
         for item in items:
             yield job(item)
 
@@ -59,9 +62,9 @@ class ThreadExecutor:
         self.description = f"{workers} worker threads"
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="patchwork-block")
 
-    def map(self, job: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
-        return _ordered(lambda item: self.pool.submit(job, item), items, self.workers * AHEAD_PER_WORKER,
-                        lambda f: f.cancel(), lambda f: f.result())
+    def map(self, job: Callable[[Any], Any], items: Iterable[Any],
+            waiting: Callable[[], None] | None = None) -> Iterator[Any]:
+        return _ordered(lambda item: self.pool.submit(job, item), items, self.workers * AHEAD_PER_WORKER, waiting)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -96,18 +99,25 @@ class DaskExecutor:
         self.description = (f"Dask cluster at {self.client.scheduler.address}: {len(workers)} workers, "
                             f"{self.workers} threads")
 
-    def map(self, job: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+    def map(self, job: Callable[[Any], Any], items: Iterable[Any],
+            waiting: Callable[[], None] | None = None) -> Iterator[Any]:
         return _ordered(lambda item: self.client.submit(job, item, pure=False), items,
-                        self.workers * AHEAD_PER_WORKER, lambda f: f.cancel(), lambda f: f.result())
+                        self.workers * AHEAD_PER_WORKER, waiting)
 
     def close(self) -> None:
         if self.owns_client:
             self.client.close()
 
 
-def _ordered(submit: Callable[[Any], Any], items: Iterable[Any], ahead: int, cancel: Callable[[Any], Any],
-             result: Callable[[Any], Any]) -> Iterator[Any]:
-    """Results of `submit(item)` futures in item order, with at most `ahead` submitted and not yet yielded."""
+def _ordered(submit: Callable[[Any], Future], items: Iterable[Any], ahead: int,
+             waiting: Callable[[], None] | None) -> Iterator[Any]:
+    """Results of `submit(item)` futures in item order, with at most `ahead` submitted and not yet yielded.
+
+    concurrent.futures and Dask futures alike: `result(timeout)` and `cancel()`.
+
+    While a result is awaited, `waiting()` runs every WAIT_STEP seconds (progress, and a cancel that
+    raises) in the caller's thread.
+    """
     pending: deque[Future] = deque()
     items = iter(items)
     try:
@@ -116,14 +126,21 @@ def _ordered(submit: Callable[[Any], Any], items: Iterable[Any], ahead: int, can
             if len(pending) >= ahead:
                 break
         while pending:
-            done = result(pending.popleft())
+            future = pending.popleft()
+            while True:
+                try:
+                    done = future.result(WAIT_STEP)
+                    break
+                except (TimeoutError, FutureTimeout):
+                    if waiting:
+                        waiting()
             for item in items:  # keep `ahead` in flight while this one is written
                 pending.append(submit(item))
                 break
             yield done
     finally:
         for future in pending:
-            cancel(future)
+            future.cancel()
 
 
 def make_executor(workers: int = 0, scheduler: Any = None) -> SerialExecutor | ThreadExecutor | DaskExecutor:
@@ -131,4 +148,4 @@ def make_executor(workers: int = 0, scheduler: Any = None) -> SerialExecutor | T
     if scheduler:
         return DaskExecutor(scheduler)
     workers = resolve_workers(workers)
-    return SerialExecutor() if workers == 1 else ThreadExecutor(workers)
+    return ThreadExecutor(workers)

@@ -37,6 +37,9 @@ def checked(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     with gdal_failures() as failures:
         result = function(*args, **kwargs)
     if failures:
+        # The traceback keeps this frame: it must not keep the dataset alive (a bound method of it, an argument),
+        # or the caller's close would not close it and the garbage collector would, at any later moment.
+        del function, args, kwargs, result
         raise RuntimeError("; ".join(failures))
     return result
 

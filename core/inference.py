@@ -22,22 +22,23 @@ from typing import Any
 import numpy as np
 
 from .budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range, require_memory
-from .errors import PatchworkError, reports_errors
-from .executors import AHEAD_PER_WORKER, available_cores, make_executor, resolve_workers
+from .errors import Cancelled, PatchworkError, reports_errors
+from .executors import AHEAD_PER_WORKER, make_executor, resolve_workers
 from .geometry import Window
 from .journal import BlockJournal, BlockResult, file_digest
 from .models import Model, ModelInfo, load_model
 from .models.base import require_model_file
 from .palette import apply_colour_table, class_colours, write_qml
 from .partials import Log, OutputLock
-from .progress import Feedback, SilentFeedback, check_cancelled
+from .progress import Feedback, SilentFeedback
 from .raster import RasterSource
-from .stitching import AGGREGATIONS, WINDOWS, BlockAccumulator, Finished, check_choice, tile_weights
+from .stitching import AGGREGATIONS, WINDOWS, BlockAccumulator, Finished, check_choice, first_argmax, tile_weights
 from .tiling import Block, TileGrid, block_side, plan_blocks
 from .version import PATCHWORK_VERSION
 from .writer import GeoTiffWriter, require_raster_outputs
 
 OUTPUT_FORMATS: tuple[str, ...] = ("GTiff", "COG")
+PIXEL_CHUNK = 1 << 18  # pixels per call of a per-pixel model: progress and cancel are heard between calls
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ class InputTransform:
         if self.mean is not None:
             x -= np.asarray(self.mean, x.dtype)[:, None, None]
             x /= np.asarray(self.std, x.dtype)[:, None, None]
-        x[:, ~valid] = 0.0
+        if not valid.all():
+            x[:, ~valid] = 0.0
         return x
 
 
@@ -150,9 +152,9 @@ def check_prediction(prediction, count: int, height: int, width: int, info: Mode
         or (prediction.ndim == 4 and prediction.shape == (count, k, height, width)
             and np.issubdtype(prediction.dtype, np.floating)))
     if not ok:
+        what = f"{count} tiles of {height} x {width} px" if count > 1 else f"{height} x {width} px"
         raise PatchworkError(f"MODEL: '{info.name}' returned {type(prediction).__name__} {shape} "
-                             f"{getattr(prediction, 'dtype', '')} for {count} tiles of {height} x {width} px; "
-                             f"expected {expected}. "
+                             f"{getattr(prediction, 'dtype', '')} for {what}; expected {expected}. "
                              "The model does not fit what its metadata says: check its outputs.")
     if prediction.ndim == 3 and prediction.size and (prediction.min() < 0 or prediction.max() >= info.n_classes):
         raise PatchworkError(f"MODEL: '{info.name}' returned class index {int(prediction.max())} (or "
@@ -162,16 +164,17 @@ def check_prediction(prediction, count: int, height: int, width: int, info: Mode
                              "OFFSET) and that the bands are the ones it was trained on.")
 
 
-def _memory_needed(src: RasterSource, info: ModelInfo, n_bands: int, grid: TileGrid | None, side: int,
+def _memory_needed(src: RasterSource, info: ModelInfo, n_bands: int, grid: TileGrid | None, blocks: list[Block],
                    batch: int, in_flight: int) -> int:
     """Bytes alive at once: per block in flight its input, tiles, sums and outputs; the writer's waiting tiles."""
     item = np.dtype(info.input_dtype).itemsize
     k = max(info.n_outputs, 1)
-    reach = side + (grid.tile + grid.stride if grid else 0)  # a block's input, tiles on its edges included
-    block_input = reach * reach * n_bands * (item + src.dtype.itemsize + 1)
-    tiles = batch * grid.tile * grid.tile * (n_bands * item * 2 + k * 4 * 3) if grid else side * side * k * 8
-    sums = side * side * (k + 1) * 8
-    outputs = side * side * (2 + 4 * k)
+    area = max(b.window.height * b.window.width for b in blocks)
+    inputs = [b.input_window(grid) if grid else b.window for b in blocks]
+    block_input = max(w.height * w.width for w in inputs) * n_bands * (item + src.dtype.itemsize + 1)
+    tiles = batch * grid.tile * grid.tile * (n_bands * item * 2 + k * 4 * 3) if grid else area * k * 8
+    sums = area * (k + 1) * 8
+    outputs = area * (2 + 4 * k)
     waiting = min(src.width, src.height) * 512 * (2 + 4 * k)
     return in_flight * (block_input + tiles + sums + outputs) + waiting
 
@@ -184,7 +187,7 @@ def tile_values(prediction: np.ndarray, aggregation: str, n_classes: int) -> np.
     """
     labels = prediction.ndim == 2
     if aggregation == "hardvote":
-        return prediction if labels else np.argmax(prediction, axis=0)
+        return prediction if labels else first_argmax(prediction)
     if labels and aggregation == "softvote":
         return (prediction[None] == np.arange(n_classes)[:, None, None]).astype(np.float32)
     return prediction
@@ -217,6 +220,42 @@ _LOADED: dict[tuple, Model] = {}  # models this process has loaded, by file and 
 _LOADED_LOCK = threading.Lock()
 
 
+class _Progress:
+    """Work done across the workers of this process (tiles, or pixels). Feedback is only called from the run's
+    own thread (QGIS's feedback and a Python user's object need not be thread-safe); workers see a cancel flag."""
+
+    def __init__(self, feedback: Feedback, total: int) -> None:
+        self.feedback, self.total = feedback, total
+        self.finished = 0  # weight of the blocks written
+        self.partial: dict[int, int] = {}  # tiles done in blocks still being computed
+        self.lock = threading.Lock()
+        self.cancelled = threading.Event()
+        self.thread = threading.get_ident()
+
+    def tiles(self, block: int, count: int) -> None:
+        """A worker did `count` more units of `block`'s work (tiles, or pixels of a per-pixel model)."""
+        with self.lock:
+            self.partial[block] = self.partial.get(block, 0) + count
+        if threading.get_ident() == self.thread:
+            self.poll()
+        elif self.cancelled.is_set():
+            raise Cancelled("cancelled by the user")
+
+    def block_written(self, block: Block) -> None:
+        with self.lock:
+            self.partial.pop(block.index, None)
+            self.finished += block.work
+
+    def poll(self) -> None:
+        """In the run's thread: report progress; raise Cancelled (and stop the workers) when cancelled."""
+        with self.lock:
+            done = self.finished + sum(self.partial.values())
+        self.feedback.set_progress(100.0 * done / self.total)
+        if self.feedback.is_cancelled():
+            self.cancelled.set()
+            raise Cancelled("cancelled by the user")
+
+
 @dataclass
 class BlockJob:
     """Everything needed to compute any block of one run; picklable (the loaded model stays behind)."""
@@ -231,22 +270,19 @@ class BlockJob:
     probabilities: bool
     model_file: ModelFile | None
     model: Model | None = field(default=None, repr=False)
+    progress: _Progress | None = field(default=None, repr=False)  # this process only: tiles done, cancel
 
     def __getstate__(self) -> dict:
         if self.model_file is None:
             raise PatchworkError("DASK_SCHEDULER: a model given as a Python object cannot be sent to Dask workers; "
                                  "pass the model's file path instead.")
-        return {**self.__dict__, "model": None}
+        return {**self.__dict__, "model": None, "progress": None}
 
     def __call__(self, block: Block) -> BlockResult:
         model = self.model or self.model_file.load()
         with RasterSource(self.raster) as src:  # one per block: thread-safe, and its GDAL cache is freed after
             if self.grid is None:
-                data, valid = src.read(block.window, self.transform.bands)
-                x = self.transform.apply(data, valid)
-                prediction = model.predict(x[None], valid[None])
-                check_prediction(prediction, 1, block.window.height, block.window.width, self.info)
-                return self._pixels(block, prediction[0], valid)
+                return self._pixels(block, model, src)
             return self._tiles(block, model, src)
 
     def _tiles(self, block: Block, model: Model, src: RasterSource) -> BlockResult:
@@ -267,6 +303,8 @@ class BlockJob:
             batch = anchors[start : start + self.batch_size]
             cuts = [(slice(r - m - source.row_off, r - m - source.row_off + t),
                      slice(c - m - source.col_off, c - m - source.col_off + t)) for r, c in batch]
+            if self.progress:
+                self.progress.tiles(block.index, len(batch))  # raises Cancelled when the user cancelled
             keep = [j for j, cut in enumerate(cuts) if valid[cut].any()]  # all-nodata tiles stay nodata
             if not keep:
                 continue
@@ -303,8 +341,23 @@ class BlockJob:
         return BlockResult(block.index, block.window, self._classes(np.maximum(labels, 0), covered), probabilities,
                            int(covered.sum()), predicted)
 
-    def _pixels(self, block: Block, prediction: np.ndarray, valid: np.ndarray) -> BlockResult:
-        """A per-pixel model's block: what any tiling of it gives (each tile votes the same; weights cancel)."""
+    def _pixels(self, block: Block, model: Model, src: RasterSource) -> BlockResult:
+        """A per-pixel model's block: what any tiling of it gives (each tile votes the same; weights cancel).
+
+        Predicted in bands of rows, so that progress and cancel are heard during a slow model's block.
+        """
+        b = block.window
+        data, valid = src.read(b, self.transform.bands)
+        rows = max(1, PIXEL_CHUNK // b.width)
+        parts = []
+        for r in range(0, b.height, rows):  # transformed band by band: no block-sized copy in the model's type
+            x = self.transform.apply(data[:, r : r + rows], valid[r : r + rows])
+            part = model.predict(x[None], valid[None, r : r + rows])
+            check_prediction(part, 1, min(rows, b.height - r), b.width, self.info)
+            parts.append(part[0])
+            if self.progress:
+                self.progress.tiles(block.index, part.shape[-2] * b.width)
+        prediction = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-2)
         covered = int(valid.sum())
         if self.info.task != "classification":
             values = prediction.astype(np.float32)
@@ -312,7 +365,7 @@ class BlockJob:
             return BlockResult(block.index, block.window, values, None, covered, 0)
         if prediction.ndim == 2:
             return self._from_labels(block, np.where(valid, prediction, -1), 0)
-        labels = np.argmax(prediction, axis=0)
+        labels = first_argmax(prediction)
         probabilities = None
         if self.probabilities and self.aggregation == "softvote":
             probabilities = prediction.astype(np.float32)
@@ -325,8 +378,11 @@ class BlockJob:
 def class_map(info: ModelInfo, winners: np.ndarray, covered: np.ndarray) -> np.ndarray:
     """Class indices → the class map's values, nodata where no vote."""
     dtype, nodata = class_nodata(info.class_values)
-    classes = np.asarray(info.class_values, dtype=dtype)[winners]
-    classes[~covered] = nodata
+    if info.class_values == list(range(info.n_classes)):
+        classes = winners.astype(dtype)  # the values are the indices: no lookup
+    else:
+        classes = np.asarray(info.class_values, dtype=dtype)[winners]
+    np.putmask(classes, ~covered, nodata)
     return classes
 
 
@@ -399,12 +455,15 @@ def classify(
     require_raster_outputs({"OUTPUT": output, "OUTPUT_PROBABILITIES": probabilities},
                            {"INPUT": raster, "MODEL": model if isinstance(model, str) else None})
     local_workers = 1 if scheduler else resolve_workers(workers)
+    if scheduler and not isinstance(model, str):
+        raise PatchworkError("DASK_SCHEDULER: a model given as a Python object cannot be sent to Dask workers; pass "
+                             "the model's file path instead.")
     model_file = None
     if isinstance(model, str):
-        # onnxruntime's threads per worker: workers × threads ≤ cores (Dask: one per task thread)
-        threads = 1 if scheduler else max(1, available_cores() // local_workers)
+        # One onnxruntime thread per worker: parallel work is blocks, so workers × threads ≤ cores, and a model
+        # sums in the same order on any machine (a tree ensemble's sum depends on its thread count).
         require_model_file(model)
-        model_file = ModelFile(os.path.abspath(model), trust_model, device, threads, file_digest(model))
+        model_file = ModelFile(os.path.abspath(model), trust_model, device, 1, file_digest(model))
         model = model_file.load()
     info = model.info
     tile = int(tile_size or info.tile_size or info.default_tile_size)
@@ -430,9 +489,9 @@ def classify(
         blocks = plan_blocks(src.height, src.width, grid, side)
         executor = make_executor(local_workers, scheduler)
         outputs.callback(executor.close)
-        require_memory(_memory_needed(src, info, len(transform.bands), grid, side, batch_size,
+        require_memory(_memory_needed(src, info, len(transform.bands), grid, blocks, batch_size,
                                       executor.workers * AHEAD_PER_WORKER + 1),
-                       "TILE_SIZE", f"{len(blocks)} blocks of about {side} px"
+                       "TILE_SIZE", f"{len(blocks)} block{'s' if len(blocks) > 1 else ''} of about {side} px"
                        + (f" with {batch_size} tiles of {tile} px" if grid else "") + f" on {executor.description}",
                        "Lower TILE_SIZE, BATCH_SIZE or WORKERS.")
         feedback.info(f"Model '{info.name}': {info.task}, {info.n_outputs} "
@@ -448,21 +507,22 @@ def classify(
                           f"{executor.description} (tiles, overlap and window do not change a per-pixel model's "
                           "result)")
 
+        progress = _Progress(feedback, sum(b.work for b in blocks))
         job = BlockJob(src.path, transform, grid, window, aggregation, batch_size, info, bool(probabilities),
-                       model_file, model)
-        if resume:
-            lock = OutputLock(output, "OUTPUT", feedback.info).acquire()
-            outputs.callback(lock.release)
+                       model_file, model, progress)
+        os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        lock = OutputLock(output, "OUTPUT", feedback.info).acquire()  # one run at a time writes an output
+        outputs.callback(lock.release)
         journal = BlockJournal(output, _run_description(src, model_file, job, output, probabilities, output_format,
                                                         side), resume, feedback.info)
         writers = MapWriter(outputs, src.width, src.height, src.geotransform, src.crs_wkt, info, output,
                             probabilities, aggregation, log=feedback.info, cog=output_format == "COG")
-        computed = executor.map(job, [b for b in blocks if b.index not in journal.done])
-        outputs.callback(computed.close)  # an error or cancel stops the workers' queue
-        total = sum(b.tiles or 1 for b in blocks)
-        done = predicted = resumed = 0
+        computed = executor.map(job, [b for b in blocks if b.index not in journal.done], progress.poll)
+        outputs.callback(progress.cancelled.set)  # an error or cancel stops the workers at their next tile
+        outputs.callback(computed.close)  # … and what has not started
+        predicted = resumed = 0
         for block in blocks:
-            check_cancelled(feedback)
+            progress.poll()
             if block.index in journal.done:
                 result = journal.load(block.index, block.window)
                 resumed += result is not None
@@ -472,9 +532,8 @@ def classify(
                 journal.save(result)
             writers.write(result)
             predicted += result.tiles
-            done += block.tiles or 1
-            feedback.set_progress(100.0 * done / total)
-        check_cancelled(feedback)
+            progress.block_written(block)
+        progress.poll()
         if getattr(model, "one_at_a_time", False):
             feedback.info(f"The model's graph takes one tile per call although its input says any batch: "
                           f"BATCH_SIZE {batch_size} was lowered to 1 (set BATCH_SIZE=1 to skip the first try).")
@@ -495,7 +554,7 @@ def _run_description(src: RasterSource, model_file: ModelFile | None, job: Block
         "model": model_file.digest if model_file else job.info.name,
         "transform": repr(job.transform), "grid": repr(job.grid), "window": job.window,
         "aggregation": job.aggregation, "batch_size": job.batch_size, "block_side": side,
-        "probabilities": bool(probabilities), "format": output_format,
+        "outputs": [os.path.abspath(p) for p in (output, probabilities) if p], "format": output_format,
     }
 
 

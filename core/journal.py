@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .geometry import Window
-from .partials import Log
+from .partials import Log, sweep_debris
 
 RUN_FILE = "run.json"
 
@@ -64,6 +64,8 @@ class BlockJournal:
                 log(f"RESUME: {len(self.done)} finished blocks of an earlier run of this output are reused "
                     f"('{os.path.basename(self.folder)}').")
             else:
+                for target in (earlier or {}).get("outputs", []):
+                    sweep_debris(target, log)  # the dead run's partial files, whatever it was writing
                 shutil.rmtree(self.folder, ignore_errors=True)
                 why = ("it was made with other inputs or parameters" if enabled else
                        "RESUME is off (set it to continue such a run instead of starting again)")

@@ -108,11 +108,10 @@ class RasterSource:
         """
         bands = bands or list(range(1, self.count + 1))
         fill = self.fill_value if fill is None else fill
-        data = np.full((len(bands), window.height, window.width), fill, dtype=self.dtype)
-        valid = np.zeros((window.height, window.width), dtype=bool)
         inner = window.clip(self.height, self.width)
         if inner is None:
-            return data, valid
+            return np.full((len(bands), window.height, window.width), fill, dtype=self.dtype), \
+                np.zeros((window.height, window.width), dtype=bool)
         args = (inner.col_off, inner.row_off, inner.width, inner.height)
         try:
             block = checked(self.dataset.ReadAsArray, *args, band_list=bands)
@@ -126,6 +125,10 @@ class RasterSource:
                 f"{inner.row_off} of '{self.path}' ({one_line(exc)}). The file may be truncated or damaged: check it "
                 "with gdalinfo -checksum, or copy it again."
             ) from exc
+        if inner == window:  # no border to fill: the array GDAL read is the answer
+            return block, mask
+        data = np.full((len(bands), window.height, window.width), fill, dtype=self.dtype)
+        valid = np.zeros((window.height, window.width), dtype=bool)
         r0, c0 = inner.row_off - window.row_off, inner.col_off - window.col_off
         data[:, r0 : r0 + inner.height, c0 : c0 + inner.width] = block
         valid[r0 : r0 + inner.height, c0 : c0 + inner.width] = mask
@@ -133,20 +136,19 @@ class RasterSource:
 
     def _valid(self, block: np.ndarray, bands: list[int], args: tuple[int, int, int, int]) -> np.ndarray:
         valid = np.ones(block.shape[1:], dtype=bool)
+        floating = np.issubdtype(block.dtype, np.floating)
         dataset_mask_done = False
-        for i, b in enumerate(bands):
+        for i, b in enumerate(bands):  # band by band, in place: each plane is read once, contiguously
             band = self.dataset.GetRasterBand(b)
             flags = band.GetMaskFlags()
-            if flags & gdal.GMF_ALL_VALID:
-                continue
-            if flags & gdal.GMF_NODATA:
-                nd = band.GetNoDataValue()
-                valid &= ~np.isnan(block[i]) if np.isnan(nd) else block[i] != nd
-            elif not (flags & gdal.GMF_PER_DATASET and dataset_mask_done):
-                valid &= checked(band.GetMaskBand().ReadAsArray, *args) > 0
+            if flags & gdal.GMF_NODATA and not np.isnan(band.GetNoDataValue()):
+                np.logical_and(valid, block[i] != band.GetNoDataValue(), out=valid)
+            elif not flags & (gdal.GMF_ALL_VALID | gdal.GMF_NODATA) and not (
+                    flags & gdal.GMF_PER_DATASET and dataset_mask_done):
+                np.logical_and(valid, checked(band.GetMaskBand().ReadAsArray, *args) > 0, out=valid)
                 dataset_mask_done = dataset_mask_done or bool(flags & gdal.GMF_PER_DATASET)
-        if np.issubdtype(block.dtype, np.floating):
-            valid &= ~np.isnan(block).any(axis=0)
+            if floating:  # NaN is never data (a NaN nodata value included)
+                np.logical_and(valid, block[i] == block[i], out=valid)
         return valid
 
 

@@ -57,6 +57,22 @@ def tile_weights(height: int, width: int, window: str, top: bool, bottom: bool, 
     return np.outer(taper(height, window, top, bottom), taper(width, window, left, right))
 
 
+def first_argmax(planes: np.ndarray) -> np.ndarray:
+    """Index of the largest of K planes (K, h, w) per pixel, ties to the lowest index: np.argmax(planes, axis=0).
+
+    Plane by plane, each read contiguously: several times faster than argmax across the strided first axis.
+    """
+    if len(planes) == 1:
+        return np.zeros(planes.shape[1:], np.intp)
+    best = planes[0].copy()
+    index = np.zeros(planes.shape[1:], np.intp if len(planes) > 127 else np.int8)
+    for k in range(1, len(planes)):
+        larger = planes[k] > best  # strictly: a tie keeps the lower index
+        index[larger] = k
+        np.maximum(best, planes[k], out=best)
+    return index
+
+
 @dataclass(frozen=True)
 class Finished:
     """A block of the output with all its contributions added: ready to be written."""
@@ -76,7 +92,7 @@ class Finished:
 
     def winners(self) -> np.ndarray:
         """Index of the largest sum per pixel; ties go to the lowest index."""
-        return np.argmax(self.sums, axis=0)
+        return first_argmax(self.sums)
 
 
 class BlockAccumulator:

@@ -21,6 +21,7 @@ from .geometry import Window
 from .sampling import regular_anchors
 
 DEFAULT_BLOCK_PX = 2048  # a block's side, before it snaps to the tile grid
+PIXEL_BLOCK_PX = 1024  # per-pixel models: no tiles cross blocks, so smaller blocks only pipeline better
 BLOCK_ACCUMULATOR_BYTES = 256 * 1024**2  # float64 sums of one block stay below this
 
 
@@ -80,6 +81,11 @@ class Block:
     def tiles(self) -> int:
         return len(self.tile_rows) * len(self.tile_cols)
 
+    @property
+    def work(self) -> int:
+        """Its share of a run, for progress: its tiles, or its pixels when there are none (per-pixel models)."""
+        return self.tiles or self.window.height * self.window.width
+
     def input_window(self, grid: TileGrid) -> Window:
         """The input pixels its tiles read, margins included (may reach outside the raster)."""
         r0, c0 = self.tile_rows[0] - grid.margin, self.tile_cols[0] - grid.margin
@@ -93,7 +99,7 @@ class Block:
 
 def block_side(grid: TileGrid | None, channels: int, requested: int | None = None) -> int:
     """The block side (px) before snapping: small enough for float64 sums of `channels` planes."""
-    side = requested or DEFAULT_BLOCK_PX
+    side = requested or (DEFAULT_BLOCK_PX if grid else PIXEL_BLOCK_PX)
     by_memory = int((BLOCK_ACCUMULATOR_BYTES / (8 * (channels + 1))) ** 0.5)
     side = min(side, max(by_memory, 256))
     if grid is None and side >= 512:

@@ -6,6 +6,18 @@ import json
 import numpy as np
 
 
+def free_spatial_dims_file(path: str, out: str) -> str:
+    """The model at `path` with its height and width made free, written to `out` (for runs that need a file)."""
+    import onnx
+
+    model = onnx.load(path)
+    for value in list(model.graph.input) + list(model.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        dims[2].dim_param, dims[3].dim_param = "height", "width"
+    onnx.save(model, out)
+    return out
+
+
 def free_spatial_dims(path: str):
     """The model at `path` with its height and width made free, as a Patchwork model.
 

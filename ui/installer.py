@@ -10,9 +10,9 @@ import os
 import sys
 
 from qgis.PyQt.QtCore import QCoreApplication, QProcess
-from qgis.PyQt.QtWidgets import QDialog, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout
+from qgis.PyQt.QtWidgets import QCheckBox, QDialog, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout
 
-from ..core.dependencies import PACKAGES, status
+from ..core.dependencies import ON_REQUEST, PACKAGES, status
 
 
 def tr(text: str) -> str:
@@ -82,6 +82,12 @@ class InstallerDialog(QDialog):
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         layout.addWidget(self.summary)
+        self.extras = {}
+        for name, purpose in ON_REQUEST.items():
+            box = QCheckBox(tr("Also install {} ({})").format(name, purpose))
+            box.toggled.connect(self.refresh)
+            layout.addWidget(box)
+            self.extras[name] = box
         self.output = QPlainTextEdit()
         self.output.setReadOnly(True)
         self.output.setToolTip(tr("pip's output, as it runs"))
@@ -97,12 +103,14 @@ class InstallerDialog(QDialog):
         self.refresh()
 
     def missing(self) -> list[str]:
-        return [name for name, version in self.found.items() if version is None]
+        """Missing packages to install: every one, except those installed on request and not asked for."""
+        return [name for name, version in self.found.items()
+                if version is None and (name not in self.extras or self.extras[name].isChecked())]
 
     def refresh(self) -> None:
         self.found = status()
         lines = [f"{name}: {version or tr('missing')} ({tr('needs')} ≥ {PACKAGES[name][1]})"
-                 for name, version in self.found.items()]
+                 + (f" — {tr('optional')}" if name in ON_REQUEST else "") for name, version in self.found.items()]
         self.summary.setText("\n".join(lines) + "\n" + tr("Install folder: {}").format(self.folder))
         idle = self.process.state() == QProcess.ProcessState.NotRunning
         self.install_button.setEnabled(bool(self.missing()) and idle)

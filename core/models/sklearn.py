@@ -100,12 +100,24 @@ def load_estimator(path: str, trust: bool):
         raise PatchworkError(f"MODEL: cannot load '{path}' with skops ({exc}).") from exc
 
 
+def _single_threaded(estimator):
+    """n_jobs=1 everywhere in the estimator: a forest's threads add their trees' votes in any order, which changes
+    the last bits of probabilities from run to run. Patchwork parallelises blocks instead (WORKERS)."""
+    try:
+        jobs = {key: 1 for key in estimator.get_params(deep=True) if key == "n_jobs" or key.endswith("__n_jobs")}
+        if jobs:
+            estimator.set_params(**jobs)
+    except (AttributeError, TypeError, ValueError):
+        pass  # not a scikit-learn estimator with parameters: used as it is
+    return estimator
+
+
 class SklearnModel(PixelModel):
     def __init__(self, estimator, name: str) -> None:
         if not hasattr(estimator, "predict"):
             raise PatchworkError(f"MODEL: '{name}' holds a {type(estimator).__name__}, not a fitted estimator "
                                  "with a predict() method.")
-        self.estimator = estimator
+        self.estimator = _single_threaded(estimator)
         n_bands = getattr(estimator, "n_features_in_", None)
         classes = getattr(estimator, "classes_", None)
         if classes is not None:

@@ -76,10 +76,12 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             "TRUST_MODEL", self.tr("Trust this model file (needed to load pickles, which can run code)"), False))
         self.mark_advanced("BATCH_SIZE", "TRUST_MODEL")
+        self.add_scale_parameters(cluster=True)
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.tr("Classified")))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT_PROBABILITIES", self.tr("Class probabilities"), optional=True, createByDefault=False))
-        self.addOutput(QgsProcessingOutputNumber("TILES", self.tr("Number of tiles")))
+        self.addOutput(QgsProcessingOutputNumber("TILES", self.tr("Number of model tiles (0: per-pixel model)")))
+        self.addOutput(QgsProcessingOutputNumber("BLOCKS", self.tr("Number of blocks")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
         from ...core.inference import classify
@@ -99,12 +101,16 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
             probabilities=probabilities,
             trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context),
+            **self.scale_arguments(parameters, context, cluster=True),
             feedback=ProcessingFeedback(feedback),
         )
-        feedback.pushInfo(self.tr("{} tiles in {:.1f} s → {}").format(result.tiles, result.seconds, result.output))
+        resumed = self.tr(" ({} taken from the earlier run)").format(result.blocks_resumed) if result.blocks_resumed \
+            else ""
+        feedback.pushInfo(self.tr("{} blocks{}, {} tiles in {:.1f} s → {}").format(
+            result.blocks, resumed, result.tiles, result.seconds, result.output))
         if result.style:
             StyleFromQml.attach(context, output, result.style)
-        outputs = {"OUTPUT": output, "TILES": result.tiles}
+        outputs = {"OUTPUT": output, "TILES": result.tiles, "BLOCKS": result.blocks}
         if probabilities:
             outputs["OUTPUT_PROBABILITIES"] = probabilities
         return outputs

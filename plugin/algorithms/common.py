@@ -13,12 +13,21 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from ...core.inference import OUTPUT_FORMATS
+from ...core.models.onnx import DEVICES
 from .. import qgis_enums
 from ..resources import help_text, resource_path
+
+OUTPUT_FORMAT_NAMES = ["GeoTIFF", "Cloud-optimised GeoTIFF (COG)"]  # 0, 1 on the command line: OUTPUT_FORMATS
+DEVICES = list(DEVICES)  # 0 auto, 1 cpu, 2 cuda
 
 
 class ProcessingFeedback:
@@ -97,6 +106,37 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
                 "{}: '{}' is not a file raster (provider {}). Save it as a GeoTIFF first (Export ▸ Save As)."
             ).format(name, layer.name(), layer.providerType()))
         return layer
+
+    def add_scale_parameters(self, *, cluster: bool) -> None:
+        """WORKERS and OUTPUT_FORMAT (classify and stitch); with `cluster`, DEVICE, DASK_SCHEDULER and RESUME.
+
+        All optional with defaults: models and scripts saved before they existed keep working.
+        """
+        self.addParameter(QgsProcessingParameterNumber(
+            "WORKERS", self.tr("Worker threads (0: every core)"), qgis_enums.INTEGER, 0, optional=True, minValue=0,
+            maxValue=1024))
+        if cluster:
+            self.addParameter(QgsProcessingParameterEnum("DEVICE", self.tr("Device for ONNX models"), DEVICES,
+                                                         defaultValue=0, optional=True))
+            self.addParameter(QgsProcessingParameterString(
+                "DASK_SCHEDULER", self.tr("Dask scheduler address (e.g. tcp://host:8786; empty: this computer)"),
+                optional=True))
+            self.addParameter(QgsProcessingParameterBoolean(
+                "RESUME", self.tr("Resumable: keep finished blocks so a crashed run continues"), False, optional=True))
+        self.addParameter(QgsProcessingParameterEnum("OUTPUT_FORMAT", self.tr("Output format"), OUTPUT_FORMAT_NAMES,
+                                                     defaultValue=0, optional=True))
+        self.mark_advanced("WORKERS", "OUTPUT_FORMAT", *(("DEVICE", "DASK_SCHEDULER", "RESUME") if cluster else ()))
+
+    def scale_arguments(self, parameters, context, *, cluster: bool) -> dict:
+        """The core's keyword arguments for the parameters `add_scale_parameters` added."""
+        arguments = {"workers": self.parameterAsInt(parameters, "WORKERS", context),
+                     "output_format": OUTPUT_FORMATS[self.parameterAsEnum(parameters, "OUTPUT_FORMAT", context)]}
+        if cluster:
+            arguments.update(
+                device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)],
+                scheduler=self.parameterAsString(parameters, "DASK_SCHEDULER", context).strip() or None,
+                resume=self.parameterAsBool(parameters, "RESUME", context))
+        return arguments
 
     def mark_advanced(self, *names: str) -> None:
         for name in names:

@@ -38,6 +38,7 @@ class StitchChipsAlgorithm(PatchworkAlgorithm):
             qgis_enums.INTEGER, 0, minValue=0, maxValue=65535))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "REFERENCE", self.tr("Reference grid (default: the chips' union)"), optional=True))
+        self.add_scale_parameters(cluster=False)
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.tr("Mosaic")))
         self.addOutput(QgsProcessingOutputNumber("CHIP_COUNT", self.tr("Number of chips stitched")))
         self.addOutput(QgsProcessingOutputNumber("COVERAGE", self.tr("Fraction of the mosaic covered by chips")))
@@ -53,6 +54,7 @@ class StitchChipsAlgorithm(PatchworkAlgorithm):
             aggregation=AGGREGATIONS[self.parameterAsEnum(parameters, "AGGREGATION", context)],
             n_classes=self.parameterAsInt(parameters, "N_CLASSES", context),
             reference=reference.source() if reference else None,
+            **self.scale_arguments(parameters, context, cluster=False),
             feedback=ProcessingFeedback(feedback),
         )
         feedback.pushInfo(self.tr("{} chips → {} x {} px, {:.1%} covered").format(

@@ -8,7 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from osgeo import gdal
 
+from patchwork.core.gdal_errors import checked
 from tests.conftest import REPO
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
@@ -76,3 +78,13 @@ def test_same_outputs_and_messages_whichever_the_setting(runs):
     assert messages["off"] == messages["on"]
     missing, not_raster, not_index = messages["off"]
     assert "no raster at" in missing and "GDAL cannot open" in not_raster and "chip index" in not_index
+
+
+def test_a_failed_call_does_not_keep_the_dataset_alive_in_its_traceback():
+    """A writer closes its dataset by dropping it; a traceback that still held it would close it later, at any
+    moment the garbage collector picks (once, here, after its temporary file was removed: a crash)."""
+    dataset = gdal.GetDriverByName("MEM").Create("", 2, 2)
+    before = sys.getrefcount(dataset)
+    with pytest.raises(RuntimeError, match="out of range") as excinfo:
+        checked(dataset.ReadAsArray, 0, 0, 5, 5)  # more than the raster has
+    assert excinfo.value.__traceback__ is not None and sys.getrefcount(dataset) == before

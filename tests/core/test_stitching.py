@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from patchwork.core.geometry import Window
-from patchwork.core.stitching import BlockAccumulator, taper, tile_weights
+from patchwork.core.stitching import BlockAccumulator, first_argmax, taper, tile_weights
 
 
 @pytest.mark.parametrize("window", ["boxcar", "hann", "triangular"])
@@ -87,3 +87,11 @@ def test_invalid_pixels_untouched_pixels_and_tiles_outside_stay_uncovered():
     assert done.weight.shape == (3, 4)
     np.testing.assert_array_equal(done.covered, [[1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]])
     assert np.isnan(done.mean()[0, 0, 1]) and done.mean()[0, 1, 1] == 1.0
+
+
+@settings(max_examples=50, deadline=None)
+@given(k=st.integers(1, 300), data=st.data())
+def test_plane_argmax_is_numpys_argmax_ties_to_the_lowest_index(k, data):
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    planes = np.random.default_rng(seed).integers(0, 3, size=(k, 5, 7)).astype(np.float64)  # many ties
+    np.testing.assert_array_equal(first_argmax(planes), np.argmax(planes, axis=0))

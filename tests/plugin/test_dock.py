@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import time
 
+import numpy as np
 import pytest
 from osgeo import gdal
 from qgis.core import QgsProject, QgsRasterLayer
@@ -11,6 +12,7 @@ from qgis.PyQt.QtWidgets import QLabel
 
 from patchwork.core.augment import load_pipeline
 from tests.conftest import REPO, SHARED_DATA
+from tests.onnx_models import conv_model
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
 
@@ -135,11 +137,14 @@ def test_cancel_stops_the_run_within_a_second_and_leaves_nothing(dock, tmp_path,
     layer = QgsRasterLayer(example_path, "example")
     QgsProject.instance().addMapLayer(layer)
     dock.classify_raster.setLayer(layer)
-    dock.model_file.setFilePath(RULES)
-    dock.tile_size.setValue(16)  # many small tiles: a long run
+    # An image model in tiles of 8 px, one per call: a long run (a per-pixel model would not use tiles).
+    model = conv_model(str(tmp_path / "conv.onnx"), np.ones((2, 4, 1, 1), np.float32), softmax=True)
+    dock.model_file.setFilePath(model)
+    dock.tile_size.setValue(16)
     dock.classified_file.setFilePath(str(tmp_path / "out" / "classes.tif"))
-    run = dock.start_run("patchwork:classify", {"INPUT": example_path, "MODEL": RULES, "TILE_SIZE": 8,
-                                                "BATCH_SIZE": 1, "OUTPUT": str(tmp_path / "out" / "classes.tif")})
+    run = dock.start_run("patchwork:classify", {"INPUT": example_path, "MODEL": model, "TILE_SIZE": 8,
+                                                "BATCH_SIZE": 1, "WORKERS": 1,
+                                                "OUTPUT": str(tmp_path / "out" / "classes.tif")})
     deadline = time.monotonic() + 10
     while dock.progress.value() < 2 and time.monotonic() < deadline:  # it is really running
         qgis_app.processEvents()

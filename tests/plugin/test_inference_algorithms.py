@@ -22,7 +22,8 @@ from tests.conftest import REPO, SHARED_DATA, files_under
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
 CLASSIFY_PARAMETERS = ["INPUT", "MODEL", "BANDS", "SCALE", "OFFSET", "TILE_SIZE", "OVERLAP", "WINDOW", "AGGREGATION",
-                       "BATCH_SIZE", "TRUST_MODEL", "OUTPUT", "OUTPUT_PROBABILITIES"]
+                       "BATCH_SIZE", "TRUST_MODEL", "WORKERS", "DEVICE", "DASK_SCHEDULER", "RESUME", "OUTPUT_FORMAT",
+                       "OUTPUT", "OUTPUT_PROBABILITIES"]
 
 
 def run(algorithm, params, feedback=None, context=None):
@@ -39,6 +40,9 @@ def test_algorithms_are_registered_with_the_documented_parameters(patchwork_prov
     assert [p.name() for p in classify.parameterDefinitions()] == CLASSIFY_PARAMETERS
     assert classify.parameterDefinition("WINDOW").options() == ["boxcar", "hann", "triangular"]
     assert classify.parameterDefinition("AGGREGATION").options() == ["hardvote", "softvote", "mean"]
+    assert classify.parameterDefinition("DEVICE").options() == ["auto", "cpu", "cuda"]
+    assert classify.parameterDefinition("OUTPUT_FORMAT").options()[1].startswith("Cloud-optimised GeoTIFF")
+    assert classify.parameterDefinition("WORKERS").defaultValue() == 0
     assert classify.parameterDefinition("MODEL").defaultValue().endswith("ndvi_ndwi_rules.json")
     assert "Deepness" in classify.shortHelpString()
     stitch = registry.algorithmById("patchwork:stitchchips")
@@ -55,7 +59,7 @@ def test_classify_sentinel2_tiled_with_overlap_equals_full_scene(patchwork_provi
     result = run("classify", {"INPUT": s2_path, "MODEL": RULES, "SCALE": 0.0001, "TILE_SIZE": 128, "OVERLAP": 32,
                               "WINDOW": 1, "AGGREGATION": 1, "OUTPUT": out,
                               "OUTPUT_PROBABILITIES": str(tmp_path / "p.tif")})
-    assert result["OUTPUT"] == out and result["TILES"] == 8
+    assert result["OUTPUT"] == out and result["TILES"] == 0 and result["BLOCKS"] == 1  # per-pixel: no tiles
     reference, _ = full_scene_prediction(s2_path, RULES, scale=1e-4)
     np.testing.assert_array_equal(gdal.Open(out).ReadAsArray(), reference)
     assert gdal.Open(result["OUTPUT_PROBABILITIES"]).RasterCount == 3

@@ -28,6 +28,14 @@ def test_installer_pins_numpy_installs_wheels_into_a_versioned_profile_folder(qg
     pins = open(constraints).read().split()
     assert f"numpy=={np.__version__}" in pins and all(pin.startswith(("numpy==", "scipy==")) for pin in pins)
     assert arguments[-1] == "onnxruntime>=1.16"  # only what is missing
+    monkeypatch.setattr(installer, "status", lambda: {name: None if name in ("onnxruntime", "distributed") else "1.0"
+                                                      for name in PACKAGES})
+    dialog.refresh()
+    assert "distributed: missing" in dialog.summary.text()
+    assert not any(a.startswith("distributed") for a in dialog.command()[1])  # Dask only when asked for
+    dialog.extras["distributed"].setChecked(True)
+    assert dialog.command()[1][-2:] == ["onnxruntime>=1.16", "distributed>=2023.1"]
+    dialog.extras["distributed"].setChecked(False)
     dialog.install()
     deadline = time.monotonic() + 10
     while "finished with code" not in dialog.output.toPlainText() and time.monotonic() < deadline:

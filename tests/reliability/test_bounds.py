@@ -14,6 +14,7 @@ from patchwork.core.inference import classify
 from tests.cli.test_qgis_process import qgis_env, qgis_process  # noqa: F401 - fixture
 from tests.conftest import REPO, files_under
 from tests.hostile import small_disk  # noqa: F401 - fixture
+from tests.onnx_models import conv_model
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
 
@@ -54,20 +55,23 @@ def test_the_core_refuses_the_same_values(tmp_path, naip_path, s2_path):
     assert not (tmp_path / "aug").exists() and not (tmp_path / "x.tif").exists()
 
 
-def test_a_tile_larger_than_the_raster_is_cut_to_it_for_a_per_pixel_model(tmp_path, s2_path):
+def test_a_tile_larger_than_the_raster_changes_nothing_for_a_per_pixel_model(tmp_path, s2_path):
     small = classify(s2_path, RULES, str(tmp_path / "a.tif"), scale=1e-4, tile_size=64)
     huge = classify(s2_path, RULES, str(tmp_path / "b.tif"), scale=1e-4, tile_size=5000)
-    assert huge.tile_size == 343 and huge.tiles == 1 and small.tiles > 1  # the raster's longer side
+    assert huge.tiles == small.tiles == 0 and huge.blocks == small.blocks == 1  # predicted block by block
     np.testing.assert_array_equal(gdal.Open(str(tmp_path / "a.tif")).ReadAsArray(),
                                   gdal.Open(str(tmp_path / "b.tif")).ReadAsArray())
 
 
 def test_memory_estimate_refuses_before_any_write(tmp_path, s2_path, monkeypatch):
     monkeypatch.setattr(budget, "available_memory_bytes", lambda: 50 * 1024 * 1024)  # a 50 MB machine
-    with pytest.raises(PatchworkError, match="TILE_SIZE: 64 tiles of 343 px would need about .* of memory.*Lower"):
-        classify(s2_path, RULES, str(tmp_path / "x.tif"), tile_size=2048, batch_size=64,
+    (tmp_path / "model").mkdir()
+    model = conv_model(str(tmp_path / "model" / "conv.onnx"), np.ones((3, 4, 1, 1), np.float32), softmax=True)
+    with pytest.raises(PatchworkError, match="TILE_SIZE: 1 block of about 2048 px with 64 tiles of 2048 px on .* "
+                                             "would need about .* of memory.*Lower TILE_SIZE, BATCH_SIZE or WORKERS"):
+        classify(s2_path, model, str(tmp_path / "x.tif"), tile_size=2048, batch_size=64,
                  probabilities=str(tmp_path / "p.tif"), aggregation="softvote")
-    assert files_under(str(tmp_path)) == []
+    assert files_under(str(tmp_path)) == ["model/conv.onnx"]
 
 
 def test_disk_estimate_refuses_before_any_write(small_disk, naip_path):  # noqa: F811

@@ -1,0 +1,306 @@
+"""Scale: the same bytes on 1 worker, 2 workers and a Dask cluster; runs that resume; COG; devices; O(block) plans."""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from patchwork.core.errors import PatchworkError
+from patchwork.core.inference import classify
+from patchwork.core.journal import journal_folder
+from patchwork.core.models.onnx import execution_providers
+from patchwork.core.mosaic import stitch_chips
+from patchwork.core.tiling import TileGrid, block_side, plan_blocks
+from patchwork.core.writer import GeoTiffWriter
+from tests.conftest import REPO, SHARED_DATA, files_under
+from tests.onnx_models import free_spatial_dims_file
+
+RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
+DEEPNESS = os.path.join(SHARED_DATA, "models", "one_output_softmax_bsx2x512x512.onnx")
+RED_DETECTOR = os.path.join(SHARED_DATA, "models", "one_output_sigmoid_red_detector.onnx")  # finds both classes
+
+
+def digest(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def forest_onnx(tmp_path_factory, s2_path):
+    """A random forest trained on the real S2 pixels (rules classes), exported by skl2onnx: a per-pixel ONNX model."""
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import RandomForestClassifier
+
+    from patchwork.core.models import load_model
+
+    data = gdal.Open(s2_path).ReadAsArray().astype(np.float32) * np.float32(1e-4)
+    pixels = data.reshape(4, -1).T
+    labels = load_model(RULES).predict_pixels(pixels.astype(np.float64))
+    pick = np.random.default_rng(0).choice(len(pixels), 3000, replace=False)
+    forest = RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0).fit(pixels[pick], labels[pick])
+    path = tmp_path_factory.mktemp("forest") / "forest.onnx"
+    path.write_bytes(to_onnx(forest, pixels[:1], options={id(forest): {"zipmap": False}},
+                             target_opset=17).SerializeToString())
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def deepness_free(tmp_path_factory):
+    """A Deepness model with free tile sides, so it runs in small tiles (many blocks on the orthophoto)."""
+    return free_spatial_dims_file(RED_DETECTOR, str(tmp_path_factory.mktemp("deepness") / "free.onnx"))
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """A real Dask cluster of two worker processes on this machine, closed after the module."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def runs(request) -> list[tuple[str, dict]]:
+    return [("1 worker", {"workers": 1}), ("2 workers", {"workers": 2}),
+            ("Dask, 2 processes", {"scheduler": request.getfixturevalue("dask_cluster")})]
+
+
+@pytest.mark.parametrize("case", ["rules", "forest-onnx", "deepness-hann-softvote"])
+def test_outputs_are_byte_identical_on_1_worker_2_workers_and_a_dask_cluster(request, tmp_path, case, s2_path,
+                                                                             ortho_path):
+    if case == "rules":
+        raster, model, args = s2_path, RULES, dict(scale=1e-4, aggregation="softvote", block_size=64)
+    elif case == "forest-onnx":
+        raster, model = s2_path, request.getfixturevalue("forest_onnx")
+        args = dict(scale=1e-4, aggregation="softvote", block_size=64)
+    else:
+        raster, model = ortho_path, request.getfixturevalue("deepness_free")
+        args = dict(bands=[1, 2, 3], scale=1 / 255, tile_size=256, overlap=64, window="hann", aggregation="softvote",
+                    block_size=256)
+    hashes, blocks = {}, set()
+    for name, how in runs(request):
+        out, probabilities = str(tmp_path / f"{name}.tif"), str(tmp_path / f"{name}-p.tif")
+        result = classify(raster, model, out, probabilities=probabilities, **args, **how)
+        hashes[name] = (digest(out), digest(probabilities))
+        blocks.add(result.blocks)
+        if "scheduler" in how:
+            assert result.executor.startswith("Dask cluster at tcp://") and "2 workers" in result.executor
+    assert len(set(hashes.values())) == 1, hashes
+    assert blocks.pop() >= 6  # several blocks, computed in parallel
+    classes = gdal.Open(str(tmp_path / "1 worker.tif")).ReadAsArray()
+    assert len(np.unique(classes)) >= 2  # a real map, not an empty one
+
+
+def test_stitched_mosaic_is_identical_for_any_number_of_workers(tmp_path, example_path):
+    chips = tmp_path / "chips"
+    chips.mkdir()
+    src = gdal.Open(example_path)
+    gt = src.GetGeoTransform()
+    rng = np.random.default_rng(3)
+    for i, (r, c) in enumerate([(0, 0), (0, 200), (150, 100), (300, 400), (420, 600), (100, 500)]):
+        labels = rng.integers(0, 3, size=(180, 200)).astype(np.uint8)
+        ds = gdal.GetDriverByName("GTiff").Create(str(chips / f"chip{i}.tif"), 200, 180, 1, gdal.GDT_Byte)
+        ds.SetGeoTransform((gt[0] + c * gt[1], gt[1], 0.0, gt[3] + r * gt[5], 0.0, gt[5]))
+        ds.SetProjection(src.GetProjection())
+        ds.GetRasterBand(1).WriteArray(labels)
+        ds = None
+    outs = []
+    for workers in (1, 2):
+        out = str(tmp_path / f"mosaic{workers}.tif")
+        stitch_chips(str(chips), out, window="hann", aggregation="hardvote", n_classes=3, reference=example_path,
+                     workers=workers, block_size=128)
+        outs.append(digest(out))
+    assert outs[0] == outs[1]
+
+
+KILL_AT_HALF = textwrap.dedent("""
+    import os, signal, sys
+    from patchwork.core.inference import classify
+
+    class KillAtHalf:
+        def set_progress(self, percent):
+            if percent >= 50:
+                os.kill(os.getpid(), signal.SIGKILL)  # a crash: no cleanup runs
+
+        def is_cancelled(self):
+            return False
+
+        def info(self, message):
+            pass
+
+    raster, model, out, probabilities = sys.argv[1:5]
+    classify(raster, model, out, probabilities=probabilities, bands=[1, 2, 3], scale=1 / 255, tile_size=256,
+             overlap=64, window="hann", aggregation="softvote", block_size=256, workers=2, resume=True,
+             feedback=KillAtHalf())
+""")
+
+
+def test_run_killed_at_half_resumes_to_the_same_bytes_computing_only_what_was_lost(tmp_path, ortho_path,
+                                                                                   deepness_free):
+    args = dict(bands=[1, 2, 3], scale=1 / 255, tile_size=256, overlap=64, window="hann", aggregation="softvote",
+                block_size=256, workers=2)
+    reference, reference_p = str(tmp_path / "reference.tif"), str(tmp_path / "reference-p.tif")
+    whole = classify(ortho_path, deepness_free, reference, probabilities=reference_p, **args)
+
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out, probabilities = str(out_dir / "classes.tif"), str(out_dir / "probabilities.tif")
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_HALF, ortho_path, deepness_free, out, probabilities],
+                            capture_output=True, text=True, env=os.environ)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not os.path.exists(out)  # the output appears only when complete
+    journaled = sorted(f for f in os.listdir(journal_folder(out)) if f.startswith("block-"))
+    assert 0 < len(journaled) < whole.blocks  # about half was done
+
+    messages = []
+    log = type("Log", (), {"set_progress": lambda self, p: None, "is_cancelled": lambda self: False,
+                           "info": lambda self, m: messages.append(m)})()
+    resumed = classify(ortho_path, deepness_free, out, probabilities=probabilities, resume=True, feedback=log, **args)
+    assert resumed.blocks_resumed == len(journaled)
+    assert resumed.blocks - resumed.blocks_resumed == whole.blocks - len(journaled)  # the rest, nothing more
+    assert resumed.tiles < whole.tiles
+    assert digest(out) == digest(reference) and digest(probabilities) == digest(reference_p)
+    assert any("RESUME" in m for m in messages) and any("died" in m for m in messages)  # debris and lock reported
+    assert files_under(str(out_dir)) == ["classes.qml", "classes.tif", "probabilities.tif"]  # no journal, no debris
+
+
+def test_without_resume_a_dead_runs_journal_is_removed_and_the_earlier_output_kept(tmp_path, ortho_path,
+                                                                                   deepness_free):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out, probabilities = str(out_dir / "classes.tif"), str(out_dir / "probabilities.tif")
+    classify(ortho_path, RULES, out, bands=[1, 2, 3, 4])  # an earlier output of the user's
+    before = digest(out)
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_HALF, ortho_path, deepness_free, out, probabilities],
+                            capture_output=True, text=True, env=os.environ)
+    assert killed.returncode == -signal.SIGKILL
+    assert digest(out) == before and os.path.isdir(journal_folder(out))
+    messages = []
+    log = type("Log", (), {"set_progress": lambda self, p: None, "is_cancelled": lambda self: False,
+                           "info": lambda self, m: messages.append(m)})()
+    result = classify(ortho_path, deepness_free, out, bands=[1, 2, 3], scale=1 / 255, tile_size=256, overlap=64,
+                      block_size=256, feedback=log)
+    assert result.blocks_resumed == 0
+    assert any("Removed the journal" in m and "RESUME is off" in m for m in messages)
+    assert files_under(str(out_dir)) == ["classes.qml", "classes.tif"]
+
+
+def test_a_journal_of_other_parameters_is_not_used(tmp_path, s2_path):
+    out = str(tmp_path / "classes.tif")
+    folder = journal_folder(out)
+    os.makedirs(folder)
+    with open(os.path.join(folder, "run.json"), "w") as fh:
+        fh.write('{"model": "another"}')
+    np.savez(os.path.join(folder, "block-0.npz"), main=np.zeros((1, 1), np.uint8), covered=np.int64(1))
+    messages = []
+    log = type("Log", (), {"set_progress": lambda self, p: None, "is_cancelled": lambda self: False,
+                           "info": lambda self, m: messages.append(m)})()
+    result = classify(s2_path, RULES, out, scale=1e-4, resume=True, feedback=log)
+    assert result.blocks_resumed == 0 and any("other inputs or parameters" in m for m in messages)
+    assert not os.path.exists(folder)
+
+
+def test_cog_output_passes_gdal_validation_with_overviews_and_keeps_the_palette(tmp_path, naip_path):
+    from osgeo_utils.samples.validate_cloud_optimized_geotiff import validate
+
+    out, probabilities = str(tmp_path / "classes.tif"), str(tmp_path / "p.tif")
+    gdal.SetConfigOption("GDAL_PAM_ENABLED", "YES")  # category names live in the .aux.xml side-car
+    try:
+        classify(naip_path, RULES, out, bands=[3, 2, 1, 4], scale=1 / 255, probabilities=probabilities,
+                 aggregation="softvote", output_format="COG")
+        classes = gdal.Open(out)  # kept: a band must not outlive its dataset
+        band = classes.GetRasterBand(1)
+        assert band.GetColorTable() is not None and band.GetCategoryNames()[2] == "vegetation"
+        band = classes = None
+    finally:
+        gdal.SetConfigOption("GDAL_PAM_ENABLED", "NO")
+    for path in (out, probabilities):
+        warnings, errors, _details = validate(path, full_check=True)
+        assert errors == [], errors
+        ds = gdal.Open(path)
+        assert ds.GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") == "COG"
+        assert ds.GetRasterBand(1).GetOverviewCount() >= 1
+    classes = gdal.Open(out)
+    band = classes.GetRasterBand(1)
+    assert band.GetColorTable() is not None and band.GetNoDataValue() == 255
+    overview = band.GetOverview(0).ReadAsArray()
+    assert set(np.unique(overview)) <= {0, 1, 2, 255}  # the mode of classes: no averaged class ids
+    shares = gdal.Open(probabilities)
+    p = shares.GetRasterBand(3)
+    full, half = p.ReadAsArray(0, 0, 64, 64), p.GetOverview(0).ReadAsArray(0, 0, 32, 32)
+    assert p.GetOverview(0).XSize == (p.XSize + 1) // 2
+    # Averaged: the rules model's one-hot probabilities become quarters (GDAL weighs a little across the 2x2
+    # boxes, the raster's odd size making the ratio not exactly 2).
+    np.testing.assert_allclose(half, full.reshape(32, 2, 32, 2).mean(axis=(1, 3)), atol=0.05)
+    assert np.isclose(half, 0.25, atol=0.01).any() and np.isclose(half, 0.5, atol=0.01).any()
+
+
+@pytest.mark.parametrize("device, available, expected, warned", [
+    ("cpu", ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"], False),
+    ("cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CUDAExecutionProvider", "CPUExecutionProvider"],
+     False),
+    ("cuda", ["CPUExecutionProvider"], ["CPUExecutionProvider"], True),
+    ("auto", ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CUDAExecutionProvider", "CPUExecutionProvider"],
+     False),
+    ("auto", ["DmlExecutionProvider", "CPUExecutionProvider"], ["DmlExecutionProvider", "CPUExecutionProvider"],
+     False),
+    ("auto", ["CoreMLExecutionProvider", "CPUExecutionProvider"],
+     ["CoreMLExecutionProvider", "CPUExecutionProvider"], False),
+    ("auto", ["AzureExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"], False),
+])
+def test_device_choice_gives_onnxruntime_these_providers(device, available, expected, warned):
+    providers, warning = execution_providers(device, available)
+    assert providers == expected and (warning is not None) == warned
+
+
+def test_device_auto_runs_on_this_machines_cpu_and_says_so(tmp_path, ortho_path):
+    import onnxruntime
+
+    assert "CUDAExecutionProvider" not in onnxruntime.get_available_providers()  # what this machine has
+    messages = []
+    log = type("Log", (), {"set_progress": lambda self, p: None, "is_cancelled": lambda self: False,
+                           "info": lambda self, m: messages.append(m)})()
+    classify(ortho_path, DEEPNESS, str(tmp_path / "c.tif"), bands=[1, 2, 3], scale=1 / 255, device="auto", feedback=log)
+    assert any(m.endswith("computing on CPU") for m in messages)
+    messages.clear()
+    classify(ortho_path, DEEPNESS, str(tmp_path / "c.tif"), bands=[1, 2, 3], scale=1 / 255, device="cuda", feedback=log)
+    assert any(m.startswith("Warning: DEVICE cuda: this onnxruntime has no CUDA provider") for m in messages)
+    with pytest.raises(PatchworkError, match="DEVICE: 'gpu' is not one of auto, cpu, cuda"):
+        classify(ortho_path, DEEPNESS, str(tmp_path / "c.tif"), bands=[1, 2, 3], device="gpu")
+
+
+def test_block_plan_memory_does_not_grow_with_the_raster():
+    """200,000 x 5,000 px: blocks are about the block side whatever the raster; each block reads its tiles only."""
+    grid = TileGrid(5000, 200_000, 512, 0, 64)
+    side = block_side(grid, 3)
+    blocks = plan_blocks(5000, 200_000, grid, side)
+    assert max(b.window.width for b in blocks) < side + grid.stride
+    assert max(b.window.height for b in blocks) < side + grid.stride + grid.size  # the last one takes the rest
+    assert sum(b.window.width * b.window.height for b in blocks) == 5000 * 200_000  # a partition of the raster
+    inputs = [b.input_window(grid) for b in blocks]
+    assert max(w.width for w in inputs) <= side + grid.tile + grid.stride
+    assert blocks[1].window.row_off > 0  # the short side first: the writer's waiting tiles span 5,000 px, not 200,000
+    no_overlap = TileGrid(4096, 4096, 256, 0, 0)
+    assert all(b.single_cover(no_overlap) for b in plan_blocks(4096, 4096, no_overlap, 2048))
+    assert sum(b.tiles for b in plan_blocks(4096, 4096, no_overlap, 2048)) == no_overlap.count  # no tile twice
+
+
+def test_block_writes_assemble_whole_file_tiles(tmp_path):
+    """Blocks cut across the file's 512 px tiles: each tile is written once, whole, and the pixels are right."""
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 200, size=(1300, 1100)).astype(np.uint8)
+    path = str(tmp_path / "blocks.tif")
+    with GeoTiffWriter(path, 1100, 1300, 1, np.uint8, (0, 1, 0, 0, 0, -1), "") as writer:
+        for block in plan_blocks(1300, 1100, None, 300):
+            w = block.window
+            writer.write_block(data[w.row_off : w.row_end, w.col_off : w.col_end], w.row_off, w.col_off)
+        assert writer.waiting == {}
+    np.testing.assert_array_equal(gdal.Open(path).ReadAsArray(), data)
