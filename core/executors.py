@@ -1,4 +1,4 @@
-"""Where the blocks of a run are computed: here, on local worker threads, or on a Dask cluster.
+"""Where the blocks of a run are computed: on local worker threads, or on a Dask cluster.
 
 One interface: `executor.map(job, blocks)` yields `job(block)` for every block **in the order
 given**, computing a few ahead, so the writer sees the same sequence whatever runs the blocks (and
@@ -23,6 +23,7 @@ from .errors import PatchworkError, one_line
 
 AHEAD_PER_WORKER = 2  # blocks submitted per worker before the first is written: bounds memory
 WAIT_STEP = 0.1  # s between progress and cancel checks while a block is computed elsewhere
+CONNECT_TIMEOUT = 15  # s to reach a Dask scheduler
 
 
 def available_cores() -> int:
@@ -39,34 +40,35 @@ def resolve_workers(workers: int) -> int:
     return workers or available_cores()
 
 
-class SerialExecutor:
-    """Every block in this thread, one after the other."""
-
-    workers = 1
-    description = "1 worker (this thread)"
-
-    def map(self, job: Callable[[Any], Any], items: Iterable[Any],
-            waiting: Callable[[], None] | None = None) -> Iterator[Any]:
-        for item in items:
-            yield job(item)
-
-    def close(self) -> None:
-        pass
-
-
 class ThreadExecutor:
-    """`workers` threads of this process."""
+    """`workers` threads of this process, fed by a reader thread.
+
+    A job with `read(item)` and `compute(item, read_result)` has its reads done ahead by one thread of their
+    own, so that a worker computes while the next input is read and the caller writes the last result: even
+    one worker keeps I/O off its path.
+    """
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        self.description = f"{workers} worker threads"
+        self.description = f"{workers} worker thread{'s' if workers > 1 else ''}"
+        self.notes: list[str] = []
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="patchwork-block")
+        self.reader = ThreadPoolExecutor(1, thread_name_prefix="patchwork-read")
 
     def map(self, job: Callable[[Any], Any], items: Iterable[Any],
             waiting: Callable[[], None] | None = None) -> Iterator[Any]:
-        return _ordered(lambda item: self.pool.submit(job, item), items, self.workers * AHEAD_PER_WORKER, waiting)
+        read, compute = getattr(job, "read", None), getattr(job, "compute", None)
+
+        def submit(item: Any) -> Future:
+            if read is None or compute is None:
+                return self.pool.submit(job, item)
+            pixels = self.reader.submit(read, item)
+            return self.pool.submit(lambda: compute(item, pixels.result()))
+
+        return _ordered(submit, items, self.workers * AHEAD_PER_WORKER, waiting)
 
     def close(self) -> None:
+        self.reader.shutdown(wait=True, cancel_futures=True)
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -82,7 +84,7 @@ class DaskExecutor:
         self.owns_client = isinstance(scheduler, str)
         if self.owns_client:
             try:
-                self.client = distributed.Client(scheduler, timeout=30)
+                self.client = distributed.Client(scheduler, timeout=CONNECT_TIMEOUT)
             except (OSError, TimeoutError, ValueError) as exc:
                 raise PatchworkError(
                     f"DASK_SCHEDULER: cannot reach a Dask scheduler at '{scheduler}' ({one_line(exc)}). Start one "
@@ -98,6 +100,12 @@ class DaskExecutor:
         self.workers = sum(int(w.get("nthreads", 1)) for w in workers.values())
         self.description = (f"Dask cluster at {self.client.scheduler.address}: {len(workers)} workers, "
                             f"{self.workers} threads")
+        trimmed = sorted({v for v in self.client.run(_malloc_trim_threshold).values() if v})
+        self.notes = [] if not trimmed else [
+            f"Note: the Dask workers run with MALLOC_TRIM_THRESHOLD_={','.join(trimmed)} (Dask's default for workers "
+            "started by a nanny): every large numpy array is then fresh memory from the system, which made blocks "
+            "2.6x slower in Patchwork's benchmark. Start the workers with that setting removed (see the README, "
+            "'Dask distributed') for full speed."]
 
     def map(self, job: Callable[[Any], Any], items: Iterable[Any],
             waiting: Callable[[], None] | None = None) -> Iterator[Any]:
@@ -107,6 +115,11 @@ class DaskExecutor:
     def close(self) -> None:
         if self.owns_client:
             self.client.close()
+
+
+def _malloc_trim_threshold() -> str | None:
+    """On a Dask worker: glibc's trim threshold from its environment (Dask's nanny sets 65536 by default)."""
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
 def _ordered(submit: Callable[[Any], Future], items: Iterable[Any], ahead: int,
@@ -143,9 +156,8 @@ def _ordered(submit: Callable[[Any], Future], items: Iterable[Any], ahead: int,
             future.cancel()
 
 
-def make_executor(workers: int = 0, scheduler: Any = None) -> SerialExecutor | ThreadExecutor | DaskExecutor:
+def make_executor(workers: int = 0, scheduler: Any = None) -> ThreadExecutor | DaskExecutor:
     """The executor for WORKERS and DASK_SCHEDULER (an address like tcp://host:8786, or a distributed.Client)."""
     if scheduler:
         return DaskExecutor(scheduler)
-    workers = resolve_workers(workers)
-    return ThreadExecutor(workers)
+    return ThreadExecutor(resolve_workers(workers))

@@ -279,16 +279,23 @@ class BlockJob:
         return {**self.__dict__, "model": None, "progress": None}
 
     def __call__(self, block: Block) -> BlockResult:
-        model = self.model or self.model_file.load()
-        with RasterSource(self.raster) as src:  # one per block: thread-safe, and its GDAL cache is freed after
-            if self.grid is None:
-                return self._pixels(block, model, src)
-            return self._tiles(block, model, src)
+        return self.compute(block, self.read(block))
 
-    def _tiles(self, block: Block, model: Model, src: RasterSource) -> BlockResult:
+    def read(self, block: Block) -> tuple[np.ndarray, np.ndarray]:
+        """The block's input pixels (its tiles' margins included) and their validity."""
+        window = block.input_window(self.grid) if self.grid else block.window
+        with RasterSource(self.raster) as src:  # one per block: thread-safe, and its GDAL cache is freed after
+            return src.read(window, self.transform.bands)
+
+    def compute(self, block: Block, pixels: tuple[np.ndarray, np.ndarray]) -> BlockResult:
+        model = self.model or self.model_file.load()
+        if self.grid is None:
+            return self._pixels(block, model, *pixels)
+        return self._tiles(block, model, *pixels)
+
+    def _tiles(self, block: Block, model: Model, data: np.ndarray, valid: np.ndarray) -> BlockResult:
         grid, info, b = self.grid, self.info, block.window
         source = block.input_window(grid)
-        data, valid = src.read(source, self.transform.bands)
         x = self.transform.apply(data, valid)
         t, m, size = grid.tile, grid.margin, grid.size
         single = self.aggregation == "hardvote" and block.single_cover(grid)
@@ -341,13 +348,12 @@ class BlockJob:
         return BlockResult(block.index, block.window, self._classes(np.maximum(labels, 0), covered), probabilities,
                            int(covered.sum()), predicted)
 
-    def _pixels(self, block: Block, model: Model, src: RasterSource) -> BlockResult:
+    def _pixels(self, block: Block, model: Model, data: np.ndarray, valid: np.ndarray) -> BlockResult:
         """A per-pixel model's block: what any tiling of it gives (each tile votes the same; weights cancel).
 
         Predicted in bands of rows, so that progress and cancel are heard during a slow model's block.
         """
         b = block.window
-        data, valid = src.read(b, self.transform.bands)
         rows = max(1, PIXEL_CHUNK // b.width)
         parts = []
         for r in range(0, b.height, rows):  # transformed band by band: no block-sized copy in the model's type
@@ -498,6 +504,8 @@ def classify(
                       f"{'classes' if info.task == 'classification' else 'outputs'}; input bands "
                       f"{','.join(map(str, transform.bands))} × {transform.scale:g} + {transform.offset:g}; "
                       f"computing on {model.device}")
+        for note in executor.notes:
+            feedback.info(note)
         if grid:
             feedback.info(f"{grid.count} tiles of {tile} px ({len(grid.rows)} rows × {len(grid.cols)} columns), "
                           f"overlap {overlap} px, {window} window, {aggregation}; {len(blocks)} blocks on "

@@ -3,7 +3,8 @@
 Poisson-disk sampling: Patchwork's integer-lattice Bridson vs scipy.stats.qmc.PoissonDisk filling
 the same square with the same radius. Both fill the space; the ratio of points per second is printed.
 Augmentation: see scripts/bench_augment.py (throughput per op against albumentations).
-Tiled inference: see scripts/bench_inference.py (tiled vs one full-scene call; peak memory on 4 GB).
+Tiled inference: see scripts/bench_inference.py (one worker vs its compute and I/O floors, workers and Dask,
+peak memory on a 200,000 px wide VRT and a 16,000² GeoTIFF).
 Ratios, not absolute times, are the result: they hold across machines.
 """
 from __future__ import annotations
