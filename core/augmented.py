@@ -17,15 +17,16 @@ from osgeo import ogr
 
 from .augment import Augmentation, Compose, Mixing, Sample, check_donor, chip_seed, load_pipeline, nodata_mask
 from .budget import MAX_COPIES, require_disk, require_int_range
-from .dataset import INDEX_FIELDS, DatasetOutput, read_index, write_index
+from .dataset import INDEX_FIELDS, DatasetOutput, FileWriters, read_index, write_index
 from .errors import PatchworkError, reports_errors
+from .executors import resolve_workers
 from .gdal_errors import open_vector, opened
 from .geometry import Window, footprint
 from .paths import check_outputs
 from .progress import Feedback, SilentFeedback, check_cancelled
 from .raster import RasterSource, same_crs
 from .sampling import check_seed
-from .writer import require_writable_folder, write_geotiff
+from .writer import require_writable_folder
 
 AUGMENTED_FIELDS = INDEX_FIELDS + [
     ("source_chip_id", ogr.OFTInteger), ("copy", ogr.OFTInteger), ("augmentation", ogr.OFTString),
@@ -111,11 +112,13 @@ def _nodata_fraction(sample: Sample) -> float:
 
 @reports_errors
 def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_path: str | None = None, *,
-                  copies: int = 4, seed: int = 0, overwrite: bool = False,
+                  copies: int = 4, seed: int = 0, overwrite: bool = False, workers: int = 0,
                   feedback: Feedback | None = None) -> AugmentResult:
     """Write `copies` augmented copies of every chip (and its label) of `index` as a new chip dataset.
 
     `out_dir` follows the rules of `sample_chips` (new, empty, or an earlier dataset replaced with `overwrite`).
+    Each copy's seed comes from (seed, chip, copy), so the copies are the same for any number of `workers`
+    (threads writing the files; 0: every core).
     """
     feedback = feedback or SilentFeedback()
     started = time.perf_counter()
@@ -141,6 +144,7 @@ def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_
     config = pipeline.to_config()
     config_json = json.dumps(config)
     index_crs = index_crs_wkt(index)
+    files = FileWriters(resolve_workers(workers))
     output = DatasetOutput(out_dir, index_path, overwrite=overwrite, log=feedback.info)
     out_records, crs = [], ""
     try:
@@ -152,9 +156,10 @@ def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_
                 check_cancelled(feedback)
                 aug_seed = chip_seed(seed, record["chip_id"], copy)
                 out = pipeline(chip, seed=aug_seed)
-                out_records.append(_write_copy(output, record, descriptions, out, len(out_records), copy,
+                out_records.append(_write_copy(files, output, record, descriptions, out, len(out_records), copy,
                                                config_json, aug_seed))
                 feedback.set_progress(100.0 * (i * copies + copy + 1) / total)
+        files.finish()
         write_index(output.index_tmp, crs, out_records, AUGMENTED_FIELDS)
         output.write_manifest({
             "config": {"augmentation": config, "copies": copies, "seed": seed, "source_index": os.path.abspath(index)},
@@ -163,6 +168,7 @@ def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_
         check_cancelled(feedback)
         output.commit()
     except BaseException:
+        files.close()  # no thread writes into the staging folder while it is removed
         output.abort()
         raise
     return AugmentResult(len(out_records), output.out_dir, output.index_path, time.perf_counter() - started)
@@ -174,15 +180,15 @@ def index_crs_wkt(index: str) -> str:
     return srs.ExportToWkt() if srs is not None else ""
 
 
-def _write_copy(output: DatasetOutput, record: dict, descriptions: list[str], out: Sample, chip_id: int, copy: int,
-                config_json: str, aug_seed: int) -> dict:
+def _write_copy(files: FileWriters, output: DatasetOutput, record: dict, descriptions: list[str], out: Sample,
+                chip_id: int, copy: int, config_json: str, aug_seed: int) -> dict:
     name = f"aug_{record['chip_id']:06d}_{copy:02d}.tif"
-    write_geotiff(output.staged.staged_path(f"images/{name}"), out.image, out.geotransform, out.crs_wkt,
-                  out.nodata, descriptions)
+    files.write(output.staged.staged_path(f"images/{name}"), out.image, out.geotransform, out.crs_wkt, out.nodata,
+                descriptions)
     label_path = None
     if out.label is not None:
-        write_geotiff(output.staged.staged_path(f"labels/{name}"), out.label, out.geotransform, out.crs_wkt,
-                      out.label_nodata)
+        files.write(output.staged.staged_path(f"labels/{name}"), out.label, out.geotransform, out.crs_wkt,
+                    out.label_nodata)
         label_path = output.staged.final_path(f"labels/{name}")
     return {
         **{name_: record.get(name_) for name_, _ in INDEX_FIELDS},

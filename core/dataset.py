@@ -15,6 +15,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +25,7 @@ from osgeo import ogr, osr
 from .aoi import Aoi
 from .budget import MAX_CHIP_SIZE, human, require_disk, require_int_range
 from .errors import PatchworkError, one_line, reports_errors
+from .executors import resolve_workers
 from .gdal_errors import checked, open_vector, opened
 from .geometry import Window, footprint, window_geotransform
 from .partials import Log, sweep_debris
@@ -86,6 +89,7 @@ def sample_chips(
     max_nodata: float = 0.5,
     overwrite: bool = False,
     protect: dict[str, str | None] | None = None,
+    workers: int = 0,
     feedback: Feedback | None = None,
 ) -> SampleResult:
     """Cut chips from `source` where `sampler` says and write a chip dataset to `out_dir`.
@@ -95,7 +99,7 @@ def sample_chips(
     succeeds: chips are staged and moved into `out_dir` at the end; the index is renamed into place.
     `out_dir` must be new or empty, or hold an earlier chip dataset and `overwrite` be set: that dataset
     is then replaced as a whole. `protect` names further files the run reads (e.g. the AOI's file)
-    that no output may overwrite.
+    that no output may overwrite. Chip files are written on `workers` threads (0: every core).
     """
     feedback = feedback or SilentFeedback()
     check_boundary(boundary)
@@ -126,11 +130,12 @@ def sample_chips(
                  "Lower COUNT, raise STEP or use a smaller CHIP_SIZE, or choose a folder on a disk with more space.")
 
     output = DatasetOutput(out_dir, index_path, overwrite=overwrite, log=feedback.info)
-    writer = _ChipWriter(src, lbl, output.staged, boundary, sampler)
+    writer = _ChipWriter(src, lbl, output.staged, boundary, sampler, resolve_workers(workers))
     try:
         records, windows, tried, rejected = _cut_chips(
             src, sampler.limit, chip_size, aoi, aoi_box, max_nodata, stream, writer, feedback
         )
+        writer.files.finish()
         if not records:
             raise PatchworkError(
                 f"no chip passed the filters ({tried} candidate windows: {rejected['nodata']} with more than "
@@ -149,6 +154,7 @@ def sample_chips(
         check_cancelled(feedback)
         output.commit()
     except BaseException:
+        writer.files.close()  # no thread writes into the staging folder while it is removed
         output.abort()
         raise
     finally:
@@ -207,11 +213,16 @@ def _cut_chips(src, limit, chip, aoi, aoi_box, max_nodata, stream, writer, feedb
 
 
 class _ChipWriter:
-    """Writes one chip (image, and label when there are labels) into the staging folder."""
+    """Writes one chip (image, and label when there are labels) into the staging folder.
+
+    Reading and choosing chips stays in order in the caller's thread; compressing and writing the files, the
+    slow part, runs on `workers` threads (GDAL releases the GIL), so chip ids and files are the same for any number.
+    """
 
     def __init__(self, src: RasterSource, labels: RasterSource | None, staged: StagedFolder, boundary: str,
-                 sampler: Sampler) -> None:
+                 sampler: Sampler, workers: int = 1) -> None:
         self.src, self.labels, self.staged, self.boundary = src, labels, staged, boundary
+        self.files = FileWriters(workers)
         # Padding needs a nodata value to be told apart; without padding, the source's own (or none).
         self.image_nodata = src.nodata[0] if src.has_nodata else (src.fill_value if boundary == "pad" else None)
         self.label_fill = self.label_nodata = None
@@ -225,13 +236,13 @@ class _ChipWriter:
     def write(self, window: Window, data: np.ndarray, chip_id: int, nodata_fraction: float) -> dict:
         src, name = self.src, f"chip_{chip_id:06d}.tif"
         gt = window_geotransform(src.geotransform, window)
-        write_geotiff(self.staged.staged_path(f"images/{name}"), data, gt, src.crs_wkt, self.image_nodata,
-                      src.band_descriptions)
+        self.files.write(self.staged.staged_path(f"images/{name}"), data, gt, src.crs_wkt, self.image_nodata,
+                         src.band_descriptions)
         label_path = None
         if self.labels is not None:
             label, _ = self.labels.read(window, fill=self.label_fill)
-            write_geotiff(self.staged.staged_path(f"labels/{name}"), label, gt, src.crs_wkt, self.label_nodata,
-                          self.labels.band_descriptions)
+            self.files.write(self.staged.staged_path(f"labels/{name}"), label, gt, src.crs_wkt, self.label_nodata,
+                             self.labels.band_descriptions)
             label_path = self.staged.final_path(f"labels/{name}")
         return {
             "chip_id": chip_id, "row_off": window.row_off, "col_off": window.col_off, "height": window.height,
@@ -239,6 +250,35 @@ class _ChipWriter:
             "nodata_fraction": nodata_fraction, "boundary": self.boundary, "sampler": self.sampler_json,
             "seed": self.seed, "source": os.path.abspath(src.path), "geotransform": gt,
         }
+
+
+class FileWriters:
+    """GeoTIFF files written on worker threads, a bounded number in flight; errors come back to the caller."""
+
+    def __init__(self, workers: int) -> None:
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="patchwork-chips") if workers > 1 else None
+        self.pending: deque[Future] = deque()
+        self.limit = 4 * workers  # chips held in memory while they wait for a thread
+
+    def write(self, path: str, *args) -> None:
+        if self.pool is None:
+            write_geotiff(path, *args)
+            return
+        self.pending.append(self.pool.submit(write_geotiff, path, *args))
+        while len(self.pending) > self.limit:
+            self.pending.popleft().result()  # raises the writer's error (e.g. a full disk) here
+
+    def finish(self) -> None:
+        """Wait for every file; raise the first error."""
+        while self.pending:
+            self.pending.popleft().result()
+        self.close()
+
+    def close(self) -> None:
+        """Stop: what has not started is dropped, what has is waited for."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pending.clear()
 
 
 class DatasetOutput:

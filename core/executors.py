@@ -41,11 +41,11 @@ def resolve_workers(workers: int) -> int:
 
 
 class ThreadExecutor:
-    """`workers` threads of this process, fed by a reader thread.
+    """`workers` threads of this process, fed by as many reader threads.
 
-    A job with `read(item)` and `compute(item, read_result)` has its reads done ahead by one thread of their
-    own, so that a worker computes while the next input is read and the caller writes the last result: even
-    one worker keeps I/O off its path.
+    A job with `read(item)` and `compute(item, read_result)` has its reads done ahead by threads of their own,
+    so that a worker computes while the next input is read and the caller writes the last result: even one
+    worker keeps I/O off its path.
     """
 
     def __init__(self, workers: int) -> None:
@@ -53,7 +53,7 @@ class ThreadExecutor:
         self.description = f"{workers} worker thread{'s' if workers > 1 else ''}"
         self.notes: list[str] = []
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="patchwork-block")
-        self.reader = ThreadPoolExecutor(1, thread_name_prefix="patchwork-read")
+        self.reader = ThreadPoolExecutor(workers, thread_name_prefix="patchwork-read")
 
     def map(self, job: Callable[[Any], Any], items: Iterable[Any],
             waiting: Callable[[], None] | None = None) -> Iterator[Any]:

@@ -6,6 +6,7 @@
   and 16384² × 4 float32 GeoTIFFs (tiled, uncompressed); a scikit-learn forest exported to ONNX (per pixel) on 4096².
 - Parallel: the rules model on 8192² with WORKERS=2 against WORKERS=1, and on a 2-process Dask LocalCluster
   against WORKERS=2; the Deepness model on an 8000² orthophoto mosaic, WORKERS=2 against WORKERS=1.
+- Chip writing: sampling the NAIP scene into small chips with WORKERS=2 against WORKERS=1.
 - Memory: peak RSS of a child process classifying a 200,000 × 2,048 × 4 float32 VRT and a real 16,000² × 4
   float32 GeoTIFF, with GDAL's default cache (as a QGIS user runs it).
 """
@@ -188,6 +189,23 @@ def bench_parallel(folder: str, repeats: int) -> tuple[float, float, float]:
     return two / one, dask / two, deep_two / deep_one
 
 
+def bench_chip_writing(folder: str, repeats: int) -> float:
+    """NAIP into 64 px chips every 32 px, WORKERS=2 against WORKERS=1: writing chips is the work."""
+    from patchwork.core import RegularSampler, sample_chips
+
+    naip = os.path.join(SHARED, "naip_rgbn_5m_2019.tif")
+    times = {}
+    for workers in (1, 2):
+        def run(workers=workers):
+            out = os.path.join(folder, f"chips{workers}")
+            subprocess.run(["rm", "-rf", out], check=True)
+            return sample_chips(naip, RegularSampler(32), 64, out, workers=workers)
+        times[workers], result = best_of(repeats, run)
+    print(f"Chip writing, NAIP 64 px chips every 32 px ({result.chip_count:,} chips): WORKERS=1 {times[1]:.2f} s | "
+          f"WORKERS=2 {times[2]:.2f} s → {times[2] / times[1]:.2f}x the time")
+    return times[2] / times[1]
+
+
 def peak_memory(raster: str, out: str) -> tuple[float, float]:
     """(peak RSS in GB, seconds) of a child process classifying `raster` with the rules model, default GDAL cache."""
     code = (f"import time\nfrom patchwork.core.inference import classify\nt = time.perf_counter()\n"
@@ -226,6 +244,7 @@ def run(quick: bool, repeats: int) -> list[str]:
     try:
         ratios = bench_one_worker(folder, [4096] if quick else [4096, 16384], 1 if quick else repeats)
         two_vs_one, dask_vs_two, deep = bench_parallel(folder, 1 if quick else repeats)
+        chips = bench_chip_writing(folder, 1 if quick else repeats)
         peaks = bench_memory(folder, quick)
     finally:
         subprocess.run(["rm", "-rf", folder], check=False)
@@ -237,7 +256,7 @@ def run(quick: bool, repeats: int) -> list[str]:
         f"one worker vs compute floor: worst {max(ratios):.2f}x ({verdict(max(ratios) <= 1.3)} the ≤1.3x target)",
         f"WORKERS=2 vs 1: {two_vs_one:.2f}x the time ({verdict(two_vs_one <= 0.6)} the ≤0.6x target); Dask "
         f"LocalCluster vs WORKERS=2: {dask_vs_two:.2f}x ({verdict(dask_vs_two <= 1.3)} the ≤1.3x target); Deepness "
-        f"8000² WORKERS=2 vs 1: {deep:.2f}x",
+        f"8000² WORKERS=2 vs 1: {deep:.2f}x; chip writing WORKERS=2 vs 1: {chips:.2f}x",
         f"peak memory: {max(peaks):.2f} GB ({verdict(max(peaks) < 1.0)} the <1 GB target"
         f"{'' if not quick else '; --quick uses smaller rasters'})",
     ]

@@ -129,8 +129,30 @@ def shoot_help_dialogs():
         browser = dialog.findChild(QTextBrowser, "textShortHelp")
         result["help"][algorithm.name()] = browser.toPlainText() if browser else None
         save(f"patchwork_help_{algorithm.name()}.png", dialog)
+        if algorithm.name() == "classify":
+            shoot_advanced_parameters(dialog)
         dialog.close()
         dialog.deleteLater()
+
+
+def shoot_advanced_parameters(dialog):
+    """Classify's advanced group opened: workers, device, Dask scheduler, resume, output format."""
+    from qgis.PyQt.QtWidgets import QCheckBox, QLabel, QScrollArea, QToolButton, QWidget
+
+    # Found by class name: QGIS 3.22's dialog builds it in C++, and findChildren(QgsCollapsibleGroupBox) misses it.
+    groups = [w for w in dialog.findChildren(QWidget) if w.metaObject().className() == "QgsCollapsibleGroupBox"]
+    for group in groups:  # opened with its own button: the wrapper Python gets is a plain QWidget
+        for button in group.findChildren(QToolButton):
+            button.click()
+    QgsApplication.processEvents()
+    area = dialog.findChild(QScrollArea)
+    if area and groups:
+        area.ensureWidgetVisible(groups[0], 0, 0)
+        area.verticalScrollBar().setValue(groups[0].y())
+    QgsApplication.processEvents()
+    result["classify_advanced"] = [label.text() for group in groups for kind in (QLabel, QCheckBox)
+                                   for label in group.findChildren(kind) if label.isVisible()]
+    save("patchwork_classify_scale_parameters.png", dialog)
 
 
 def step_classify_shot():

@@ -435,6 +435,8 @@ class PatchworkDock(QgsDockWidget):
         self.offset = _double(-1e9, 1e9, 0.0, 0.1, tr("…then this is added"), 6)
         self.tile_size = _spin(0, 8192, 0, tr("Tile side; 0 = the model's"), " px")
         self.overlap = _spin(-1, 4096, -1, tr("Overlap between tiles; -1 = the model's (else 0)"), " px")
+        for spin in (self.tile_size, self.overlap):  # their lowest value means "the model's": say it in words
+            spin.setSpecialValueText(tr("the model's"))
         self.window_combo = _combo(WINDOWS, tr("How overlapping tiles are weighted"))
         self.aggregation_combo = _combo(AGGREGATIONS, tr("hardvote: votes; softvote: mean probabilities; mean: "
                                                          "regression values"))

@@ -41,6 +41,7 @@ class AugmentChipsAlgorithm(PatchworkAlgorithm):
                                                        qgis_enums.INTEGER, 42, minValue=0))
         self.addParameter(QgsProcessingParameterBoolean(
             "OVERWRITE", self.tr("Replace an existing chip dataset in the chip folder"), False))
+        self.add_workers_parameter()
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_DIR", self.tr("Augmented chip folder")))
         self.addParameter(QgsProcessingParameterVectorDestination(
             "OUTPUT", self.tr("Augmented chip index"), qgis_enums.SOURCE_VECTOR_POLYGON))
@@ -60,7 +61,8 @@ class AugmentChipsAlgorithm(PatchworkAlgorithm):
             self.parameterAsString(parameters, "OUTPUT_DIR", context), index_path,
             copies=self.parameterAsInt(parameters, "COPIES", context),
             seed=self.parameterAsInt(parameters, "SEED", context),
-            overwrite=self.parameterAsBool(parameters, "OVERWRITE", context), feedback=ProcessingFeedback(feedback))
+            overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),
+            workers=self.parameterAsInt(parameters, "WORKERS", context), feedback=ProcessingFeedback(feedback))
         feedback.pushInfo(self.tr("{} augmented chips written to {} ({:.1f} s)").format(
             result.chip_count, result.out_dir, result.seconds))
         StyleFromQml.attach(context, index_path, resource_path("styles", "chip_index.qml"))

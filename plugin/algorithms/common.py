@@ -107,14 +107,19 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
             ).format(name, layer.name(), layer.providerType()))
         return layer
 
+    def add_workers_parameter(self) -> None:
+        """WORKERS (advanced, optional: models and scripts saved before it existed keep working)."""
+        self.addParameter(QgsProcessingParameterNumber(
+            "WORKERS", self.tr("Worker threads (not set or 0: every core)"), qgis_enums.INTEGER, 0, optional=True,
+            minValue=0, maxValue=1024))
+        self.mark_advanced("WORKERS")
+
     def add_scale_parameters(self, *, cluster: bool) -> None:
         """WORKERS and OUTPUT_FORMAT (classify and stitch); with `cluster`, DEVICE, DASK_SCHEDULER and RESUME.
 
         All optional with defaults: models and scripts saved before they existed keep working.
         """
-        self.addParameter(QgsProcessingParameterNumber(
-            "WORKERS", self.tr("Worker threads (0: every core)"), qgis_enums.INTEGER, 0, optional=True, minValue=0,
-            maxValue=1024))
+        self.add_workers_parameter()
         if cluster:
             self.addParameter(QgsProcessingParameterEnum("DEVICE", self.tr("Device for ONNX models"), DEVICES,
                                                          defaultValue=0, optional=True))
@@ -125,7 +130,7 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
                 "RESUME", self.tr("Resumable: keep finished blocks so a crashed run continues"), False, optional=True))
         self.addParameter(QgsProcessingParameterEnum("OUTPUT_FORMAT", self.tr("Output format"), OUTPUT_FORMAT_NAMES,
                                                      defaultValue=0, optional=True))
-        self.mark_advanced("WORKERS", "OUTPUT_FORMAT", *(("DEVICE", "DASK_SCHEDULER", "RESUME") if cluster else ()))
+        self.mark_advanced("OUTPUT_FORMAT", *(("DEVICE", "DASK_SCHEDULER", "RESUME") if cluster else ()))
 
     def scale_arguments(self, parameters, context, *, cluster: bool) -> dict:
         """The core's keyword arguments for the parameters `add_scale_parameters` added."""

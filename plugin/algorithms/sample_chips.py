@@ -59,6 +59,7 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             "OVERWRITE", self.tr("Replace an existing chip dataset in the chip folder"), False))
         self.mark_advanced("JITTER", "MIN_DISTANCE", "SEED", "MAX_NODATA")
+        self.add_workers_parameter()
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_DIR", self.tr("Chip folder")))
         self.addParameter(QgsProcessingParameterVectorDestination(
             "OUTPUT", self.tr("Chip index"), qgis_enums.SOURCE_VECTOR_POLYGON))
@@ -95,6 +96,7 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
             max_nodata=self.parameterAsDouble(parameters, "MAX_NODATA", context),
             overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),
             protect={"AOI": self.layer_file(parameters, "AOI", context)},
+            workers=self.parameterAsInt(parameters, "WORKERS", context),
             feedback=ProcessingFeedback(feedback),
         )
         feedback.pushInfo(self.tr("{} chips written to {}").format(result.chip_count, result.out_dir))

@@ -87,6 +87,24 @@ def test_cli_error_is_clear_and_writes_nothing(qgis_env, tmp_path, s2_path):
     assert files_under(str(tmp_path)) == []
 
 
+def test_classify_scale_parameters_from_the_command_line(qgis_env, tmp_path, ortho_path):
+    """WORKERS, DEVICE, RESUME and OUTPUT_FORMAT as a qgis_process user types them; the same bytes as one worker."""
+    model = os.path.join(SHARED_DATA, "models", "one_output_sigmoid_red_detector.onnx")
+    outputs = {}
+    for workers in (1, 2):
+        out = str(tmp_path / f"classes{workers}.tif")
+        done = qgis_process(qgis_env, "run", "patchwork:classify", "--json", "--", f"INPUT={ortho_path}",
+                            f"MODEL={model}", "BANDS=1,2,3", f"SCALE={1 / 255!r}", f"WORKERS={workers}", "DEVICE=0",
+                            "RESUME=true", "OUTPUT_FORMAT=1", f"OUTPUT={out}")
+        assert done.returncode == 0, done.stdout + done.stderr
+        log = done.stdout + done.stderr
+        assert f"{workers} worker thread" in log and "computing on CPU" in log
+        outputs[workers] = open(out, "rb").read()
+        assert gdal.Open(out).GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") == "COG"
+    assert outputs[1] == outputs[2]
+    assert sorted(os.listdir(tmp_path)) == ["classes1.qml", "classes1.tif", "classes2.qml", "classes2.tif"]
+
+
 def test_classify_deepness_model_on_the_orthophoto_then_compare(qgis_env, tmp_path, ortho_path):
     """The whole inference path from the command line: bands picked as 1,2,3, tiled, compared."""
     model = os.path.join(SHARED_DATA, "models", "one_output_sigmoid_red_detector.onnx")

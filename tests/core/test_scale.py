@@ -332,3 +332,20 @@ def test_dask_scheduler_errors_are_clear(tmp_path, s2_path, monkeypatch):
     with pytest.raises(PatchworkError, match="DASK_SCHEDULER: cannot reach a Dask scheduler at 'tcp://127.0.0.1:1'"):
         classify(s2_path, RULES, str(tmp_path / "c.tif"), scheduler="tcp://127.0.0.1:1")
     assert files_under(str(tmp_path)) == []
+
+
+def test_chip_files_are_identical_for_any_number_of_writer_threads(tmp_path, naip_path):
+    from patchwork.core import RegularSampler, sample_chips
+    from patchwork.core.augmented import augment_chips
+
+    folders = {}
+    for workers in (1, 2):
+        chips = sample_chips(naip_path, RegularSampler(48), 64, str(tmp_path / f"chips{workers}"), workers=workers)
+        augmented = augment_chips(chips.index_path, "geometric", str(tmp_path / f"aug{workers}"), copies=2, seed=3,
+                                  workers=workers)
+        folders[workers] = (chips, augmented)
+    for kind in ("chips", "aug"):
+        one, two = tmp_path / f"{kind}1" / "images", tmp_path / f"{kind}2" / "images"
+        names = sorted(os.listdir(one))
+        assert len(names) > 100 and names == sorted(os.listdir(two))
+        assert all(digest(str(one / n)) == digest(str(two / n)) for n in names)

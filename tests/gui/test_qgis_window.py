@@ -52,7 +52,11 @@ def test_screenshots_show_the_panel(session):
     helps = [f"patchwork_help_{name}.png" for name in ("augmentchips", "classify", "compare", "samplechips",
                                                          "stitchchips", "trainclassifier")]
     assert names == sorted(["patchwork_augment_gallery.png", "patchwork_augment_preview.png", "patchwork_classify.png",
-                            "patchwork_sample_preview.png", *helps])
+                            "patchwork_classify_scale_parameters.png", "patchwork_sample_preview.png", *helps])
+    shown = " | ".join(result["classify_advanced"])  # the advanced group, opened in the real dialog
+    for label in ("Worker threads (not set or 0: every core)", "Device for ONNX models", "Dask scheduler address",
+                  "Resumable", "Output format"):
+        assert label in shown, shown
     for name in names:
         picture = gdal.Open(str(out / name)).ReadAsArray().astype(float)
         assert picture.shape[1] > 300 and picture.std() > 10, name  # a real picture, not a blank window

@@ -22,7 +22,7 @@ def test_augment_chips_from_an_index_with_a_json_pipeline(patchwork_provider, tm
     alg = QgsApplication.processingRegistry().algorithmById("patchwork:augmentchips")
     assert alg.displayName() == "Augment chips"
     assert [p.name() for p in alg.parameterDefinitions()] == ["INPUT", "PIPELINE", "COPIES", "SEED", "OVERWRITE",
-                                                             "OUTPUT_DIR", "OUTPUT"]
+                                                             "WORKERS", "OUTPUT_DIR", "OUTPUT"]
     assert alg.parameterDefinition("PIPELINE").defaultValue().endswith("default.json")
     chips = run("samplechips", {"INPUT": s2_path, "CHIP_SIZE": 64, "STEP": 64, "OUTPUT_DIR": str(tmp_path / "chips"),
                                 "OUTPUT": str(tmp_path / "chips.gpkg")})
