@@ -193,8 +193,6 @@ def tile_values(prediction: np.ndarray, aggregation: str, n_classes: int) -> np.
     return prediction
 
 
-
-
 @dataclass(frozen=True)
 class ModelFile:
     """A model as a file: what a worker process needs to load the very model the run checked."""
@@ -333,9 +331,6 @@ class BlockJob:
             return self._from_labels(block, labels, predicted)
         return finished_block(block.index, acc.finish(), info, self.probabilities, predicted)
 
-    def _classes(self, winners: np.ndarray, covered: np.ndarray) -> np.ndarray:
-        return class_map(self.info, winners, covered)
-
     def _one_hot(self, labels: np.ndarray, covered: np.ndarray) -> np.ndarray:
         """Vote shares of single votes: 1 for the class voted, 0 for the others, NaN where no vote."""
         shares = (labels[None] == np.arange(self.info.n_outputs)[:, None, None]).astype(np.float32)
@@ -345,8 +340,8 @@ class BlockJob:
     def _from_labels(self, block: Block, labels: np.ndarray, predicted: int) -> BlockResult:
         covered = labels >= 0
         probabilities = self._one_hot(labels, covered) if self.probabilities else None
-        return BlockResult(block.index, block.window, self._classes(np.maximum(labels, 0), covered), probabilities,
-                           int(covered.sum()), predicted)
+        classes = class_map(self.info, np.maximum(labels, 0), covered)
+        return BlockResult(block.index, block.window, classes, probabilities, int(covered.sum()), predicted)
 
     def _pixels(self, block: Block, model: Model, data: np.ndarray, valid: np.ndarray) -> BlockResult:
         """A per-pixel model's block: what any tiling of it gives (each tile votes the same; weights cancel).
@@ -378,7 +373,7 @@ class BlockJob:
             probabilities[:, ~valid] = np.nan
         elif self.probabilities:
             probabilities = self._one_hot(labels, valid)
-        return BlockResult(block.index, block.window, self._classes(labels, valid), probabilities, covered, 0)
+        return BlockResult(block.index, block.window, class_map(self.info, labels, valid), probabilities, covered, 0)
 
 
 def class_map(info: ModelInfo, winners: np.ndarray, covered: np.ndarray) -> np.ndarray:

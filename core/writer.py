@@ -111,7 +111,6 @@ class GeoTiffWriter:
         (e.g. "MODE" for classes, "AVERAGE" for values); None writes a plain tiled GeoTIFF."""
         self.path = path
         self.cog_overviews = cog_overviews
-        self.log = log
         self.width, self.height = width, height
         self.tmp_path = temporary_sibling(path, log)
         dtype = np.dtype(dtype)
