@@ -349,3 +349,25 @@ def test_chip_files_are_identical_for_any_number_of_writer_threads(tmp_path, nai
         names = sorted(os.listdir(one))
         assert len(names) > 100 and names == sorted(os.listdir(two))
         assert all(digest(str(one / n)) == digest(str(two / n)) for n in names)
+
+
+def test_a_gpu_that_fails_to_start_falls_back_to_the_cpu_with_a_warning(monkeypatch):
+    """No GPU here: onnxruntime is told it has CUDA, and the CUDA session fails as a broken driver makes it fail."""
+    import onnxruntime
+
+    from patchwork.core.models import onnx as onnx_models
+
+    real_session = onnx_models._session
+
+    def session(ort, path, providers, threads):
+        if providers[0] == "CUDAExecutionProvider":
+            raise RuntimeError("CUDA driver version is insufficient for CUDA runtime version")
+        return real_session(ort, path, providers, threads)
+
+    monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: ["CUDAExecutionProvider",
+                                                                        "CPUExecutionProvider"])
+    monkeypatch.setattr(onnx_models, "_session", session)
+    model = onnx_models.load_onnx(DEEPNESS, "auto")
+    assert model.device == "CPU"
+    assert model.device_warning.startswith("DEVICE auto: CUDAExecutionProvider could not start (CUDA driver version")
+    assert model.device_warning.endswith("running on the CPU.")
