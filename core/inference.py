@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range, require_memory
+from .budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_disk, require_int_range, require_memory
 from .errors import Cancelled, PatchworkError, reports_errors
 from .executors import AHEAD_PER_WORKER, make_executor, resolve_workers
 from .geometry import Window
@@ -514,6 +514,12 @@ def classify(
         job = BlockJob(src.path, transform, grid, window, aggregation, batch_size, info, bool(probabilities),
                        model_file, model, progress)
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+        if resume:  # the journal keeps blocks uncompressed: that much must fit besides the outputs
+            pixels = src.width * src.height
+            journal_bytes = pixels * (class_nodata(info.class_values)[0].itemsize if info.task == "classification"
+                                      else 4 * info.n_outputs) + (pixels * 4 * info.n_outputs if probabilities else 0)
+            require_disk(output, journal_bytes, "RESUME", "the journal of finished blocks",
+                         "Free some space, or run without RESUME (a crash then means starting again).")
         lock = OutputLock(output, "OUTPUT", feedback.info).acquire()  # one run at a time writes an output
         outputs.callback(lock.release)
         journal = BlockJournal(output, _run_description(src, model_file, job, output, probabilities, output_format,

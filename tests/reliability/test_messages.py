@@ -180,6 +180,14 @@ def test_a_full_disk_keeps_the_earlier_output_and_leaves_nothing_partial(small_d
         ["classes.tif.aux.xml"] if os.path.exists(f"{out}.aux.xml") else [])
 
 
+def test_resume_refuses_a_journal_the_disk_cannot_hold(small_disk, s2_path):  # noqa: F811
+    with pytest.raises(PatchworkError) as excinfo:
+        classify(s2_path, RULES, str(small_disk / "classes.tif"), scale=1e-4, probabilities=str(small_disk / "p.tif"),
+                 resume=True)
+    assert message(excinfo).startswith("RESUME: the journal of finished blocks would need up to 897.0 KB")  # 343 x 206 x (1 + 3 x 4) bytes
+    assert "run without RESUME" in message(excinfo) and os.listdir(small_disk) == []
+
+
 def test_processing_turns_an_unexpected_error_into_a_message_and_logs_the_traceback(qgis_app, patchwork_provider):
     from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
