@@ -184,7 +184,8 @@ def test_resume_refuses_a_journal_the_disk_cannot_hold(small_disk, s2_path):  # 
     with pytest.raises(PatchworkError) as excinfo:
         classify(s2_path, RULES, str(small_disk / "classes.tif"), scale=1e-4, probabilities=str(small_disk / "p.tif"),
                  resume=True)
-    assert message(excinfo).startswith("RESUME: the journal of finished blocks would need up to 897.0 KB")  # 343 x 206 x (1 + 3 x 4) bytes
+    # 343 x 206 px x (1 byte of class + 3 x 4 bytes of probabilities), uncompressed
+    assert message(excinfo).startswith("RESUME: the journal of finished blocks would need up to 897.0 KB")
     assert "run without RESUME" in message(excinfo) and os.listdir(small_disk) == []
 
 
