@@ -365,7 +365,8 @@ class BlockJob:
             values[:, ~valid] = np.nan
             return BlockResult(block.index, block.window, values, None, covered, 0)
         if prediction.ndim == 2:
-            return self._from_labels(block, np.where(valid, prediction, -1), 0)
+            # np.int32(-1): with a Python -1, numpy 2 keeps uint8 labels uint8 and "no vote" would become 255
+            return self._from_labels(block, np.where(valid, prediction, np.int32(-1)), 0)
         labels = first_argmax(prediction)
         probabilities = None
         if self.probabilities and self.aggregation == "softvote":
@@ -403,7 +404,7 @@ def _place(labels: np.ndarray, b: Window, r: int, c: int, tile_labels: np.ndarra
     if r1 > r0 and c1 > c0:
         part = (slice(r0 - r, r1 - r), slice(c0 - c, c1 - c))
         labels[r0 - b.row_off : r1 - b.row_off, c0 - b.col_off : c1 - b.col_off] = np.where(
-            tile_valid[part], tile_labels[part], -1)
+            tile_valid[part], tile_labels[part], np.int32(-1))  # a typed -1: uint8 labels must not wrap to 255
 
 
 @reports_errors

@@ -198,7 +198,7 @@ class _StitchJob:
             weights = weights[part.row_off - w.row_off : part.row_end - w.row_off,
                               part.col_off - w.col_off : part.col_end - w.col_off]
             if self.aggregation == "hardvote":
-                values = np.where(valid, data[0], -1).astype(np.int64)
+                values = np.where(valid, data[0].astype(np.int64), -1)  # int64 first: numpy 2 would wrap -1 in uint8
             else:
                 values = data.astype(np.float64)
             acc.add(part.row_off, part.col_off, values, weights, valid)

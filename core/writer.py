@@ -151,7 +151,12 @@ class GeoTiffWriter:
         tile is compressed and written once, never read back, and the output holds no more memory
         than the waiting tiles, whatever GDAL's cache size (a setting of the user's, not ours).
         """
-        array = array[None] if array.ndim == 2 else array
+        try:
+            self._write_block(array[None] if array.ndim == 2 else array, row_off, col_off)
+        except RuntimeError as exc:  # e.g. a disk that fills up while the blocks are written
+            raise self._write_error([one_line(exc)]) from exc
+
+    def _write_block(self, array: np.ndarray, row_off: int, col_off: int) -> None:
         _count, h, w = array.shape
         bs = self.block
         # The rectangle of whole file tiles inside the block (a tile cut by the raster's edge is whole there).
@@ -205,17 +210,22 @@ class GeoTiffWriter:
         if not failures and self.cog_overviews:
             failures += self._to_cog()
         if failures:
-            free = free_disk_bytes(self.tmp_path)
+            error = self._write_error(failures)
             self.abort()
-            full = (free is not None and free < 1024 * 1024) or any(DISK_FULL_TEXT.search(f) for f in failures)
-            raise OSError(errno.ENOSPC if full else errno.EIO,
-                          f"GDAL could not finish writing it ({'; '.join(failures[:3])})", self.path)
+            raise error
         try:
             replace_file(self.tmp_path, self.path)
         except BaseException:
             remove_file(self.tmp_path)
             raise
         return self.path
+
+    def _write_error(self, failures: list[str]) -> OSError:
+        """What GDAL's write failures mean: a full disk (ENOSPC, which the core explains as such), or EIO."""
+        free = free_disk_bytes(self.tmp_path)
+        full = (free is not None and free < 1024 * 1024) or any(DISK_FULL_TEXT.search(f) for f in failures)
+        return OSError(errno.ENOSPC if full else errno.EIO,
+                       f"GDAL could not finish writing it ({'; '.join(failures[:3])})", self.path)
 
     def _to_cog(self) -> list[str]:
         """Rewrite the finished temporary file as a COG (GDAL's COG driver: tiles, overviews, layout) in place."""
