@@ -6,6 +6,7 @@ or the weighted mean of value chips. Pixels no chip covers are nodata.
 """
 from __future__ import annotations
 
+import bisect
 import glob
 import os
 import time
@@ -158,7 +159,7 @@ def stitch_chips(
         stack.callback(executor.close)
         writer = MapWriter(stack, width, height, gt, crs, info, output, aggregation=aggregation, log=feedback.info,
                            cog=output_format == "COG")
-        results = executor.map(job, blocks)
+        results = executor.map(job, blocks, lambda: check_cancelled(feedback))
         stack.callback(results.close)
         for i, result in enumerate(results):
             check_cancelled(feedback)
@@ -173,7 +174,7 @@ def stitch_chips(
 class _StitchJob:
     """One block of the mosaic from the chips that reach into it, added in the layout's order."""
 
-    layout: list[_Chip]
+    layout: list[_Chip]  # sorted by (row, column)
     height: int
     width: int
     window: str
@@ -181,25 +182,30 @@ class _StitchJob:
     channels: int
     info: ModelInfo
 
+    def __post_init__(self) -> None:
+        self.rows = [c.window.row_off for c in self.layout]
+        self.tallest = max(c.window.height for c in self.layout)
+
     def __call__(self, block: Block) -> BlockResult:
         b = block.window
         acc = BlockAccumulator(b, self.channels, self.aggregation)
-        for chip in self.layout:
+        # Only chips starting less than the tallest chip above the block can reach it.
+        first = bisect.bisect_right(self.rows, b.row_off - self.tallest)
+        last = bisect.bisect_left(self.rows, b.row_end)
+        for chip in self.layout[first:last]:
             w = chip.window
-            part = Window(max(w.row_off, b.row_off), max(w.col_off, b.col_off), 1, 1)
-            rows, cols = min(w.row_end, b.row_end) - part.row_off, min(w.col_end, b.col_end) - part.col_off
-            if rows <= 0 or cols <= 0:
+            r0, c0 = max(w.row_off, b.row_off), max(w.col_off, b.col_off)
+            r1, c1 = min(w.row_end, b.row_end), min(w.col_end, b.col_end)
+            if r1 <= r0 or c1 <= c0:
                 continue
-            part = Window(part.row_off, part.col_off, rows, cols)
             with RasterSource(chip.path, "INPUT") as src:
-                data, valid = src.read(Window(part.row_off - w.row_off, part.col_off - w.col_off, rows, cols))
+                data, valid = src.read(Window(r0 - w.row_off, c0 - w.col_off, r1 - r0, c1 - c0))
             weights = tile_weights(w.height, w.width, self.window, w.row_off <= 0, w.row_end >= self.height,
                                    w.col_off <= 0, w.col_end >= self.width)
-            weights = weights[part.row_off - w.row_off : part.row_end - w.row_off,
-                              part.col_off - w.col_off : part.col_end - w.col_off]
+            weights = weights[r0 - w.row_off : r1 - w.row_off, c0 - w.col_off : c1 - w.col_off]
             if self.aggregation == "hardvote":
                 values = np.where(valid, data[0].astype(np.int64), -1)  # int64 first: numpy 2 would wrap -1 in uint8
             else:
                 values = data.astype(np.float64)
-            acc.add(part.row_off, part.col_off, values, weights, valid)
+            acc.add(r0, c0, values, weights, valid)
         return finished_block(block.index, acc.finish(), self.info, False)

@@ -44,6 +44,10 @@ def test_stitched_chip_predictions_equal_the_full_scene_map(tmp_path, chip_predi
     result = stitch_chips(folder, out, window=window, aggregation=aggregation, n_classes=3, reference=example_path)
     mosaic, reference = gdal.Open(out).ReadAsArray(), gdal.Open(full).ReadAsArray()
     np.testing.assert_array_equal(mosaic, reference)  # nodata wedge included
+    small = str(tmp_path / "in_small_blocks.tif")  # 48 blocks of 100 px, each finding its own chips
+    stitch_chips(folder, small, window=window, aggregation=aggregation, n_classes=3, reference=example_path,
+                 block_size=100)
+    np.testing.assert_array_equal(gdal.Open(small).ReadAsArray(), reference)
     assert result.chips > 200 and result.style and os.path.exists(result.style)
     ds, src = gdal.Open(out), gdal.Open(example_path)
     assert ds.GetGeoTransform() == src.GetGeoTransform() and ds.GetSpatialRef().IsSame(src.GetSpatialRef())
