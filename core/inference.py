@@ -193,6 +193,13 @@ def tile_values(prediction: np.ndarray, aggregation: str, n_classes: int) -> np.
     return prediction
 
 
+# One onnxruntime thread per worker: parallel work is blocks, so workers × threads ≤ cores, and a model sums in the
+# same order on any machine (a tree ensemble's sum depends on its thread count).
+MODEL_THREADS = 1
+DASK_NEEDS_A_FILE = ("DASK_SCHEDULER: a model given as a Python object cannot be sent to Dask workers; pass the "
+                     "model's file path instead.")
+
+
 @dataclass(frozen=True)
 class ModelFile:
     """A model as a file: what a worker process needs to load the very model the run checked."""
@@ -200,21 +207,21 @@ class ModelFile:
     path: str
     trust: bool
     device: str
-    threads: int | None
     digest: str  # SHA-256: a worker whose copy differs refuses to run
 
     def load(self) -> Model:
-        key = (self.path, self.trust, self.device, self.threads, self.digest)
+        """The model, loaded once per worker process (the run's own process has it already, in the job)."""
+        key = (self.path, self.trust, self.device, self.digest)
         with _LOADED_LOCK:
             if key not in _LOADED:
                 if file_digest(self.path) != self.digest:
                     raise PatchworkError(f"MODEL: the file '{self.path}' on this worker is not the model the run was "
                                          "started with (another SHA-256). Give every worker the same model file.")
-                _LOADED[key] = load_model(self.path, self.trust, self.device, self.threads)
+                _LOADED[key] = load_model(self.path, self.trust, self.device, MODEL_THREADS)
             return _LOADED[key]
 
 
-_LOADED: dict[tuple, Model] = {}  # models this process has loaded, by file and settings (workers reuse them)
+_LOADED: dict[tuple, Model] = {}  # models a worker process has loaded, by file and settings
 _LOADED_LOCK = threading.Lock()
 
 
@@ -272,8 +279,7 @@ class BlockJob:
 
     def __getstate__(self) -> dict:
         if self.model_file is None:
-            raise PatchworkError("DASK_SCHEDULER: a model given as a Python object cannot be sent to Dask workers; "
-                                 "pass the model's file path instead.")
+            raise PatchworkError(DASK_NEEDS_A_FILE)
         return {**self.__dict__, "model": None, "progress": None}
 
     def __call__(self, block: Block) -> BlockResult:
@@ -333,7 +339,7 @@ class BlockJob:
 
     def _one_hot(self, labels: np.ndarray, covered: np.ndarray) -> np.ndarray:
         """Vote shares of single votes: 1 for the class voted, 0 for the others, NaN where no vote."""
-        shares = (labels[None] == np.arange(self.info.n_outputs)[:, None, None]).astype(np.float32)
+        shares = tile_values(labels, "softvote", self.info.n_outputs)  # labels as soft votes: one-hot
         shares[:, ~covered] = np.nan
         return shares
 
@@ -458,15 +464,12 @@ def classify(
                            {"INPUT": raster, "MODEL": model if isinstance(model, str) else None})
     local_workers = 1 if scheduler else resolve_workers(workers)
     if scheduler and not isinstance(model, str):
-        raise PatchworkError("DASK_SCHEDULER: a model given as a Python object cannot be sent to Dask workers; pass "
-                             "the model's file path instead.")
+        raise PatchworkError(DASK_NEEDS_A_FILE)  # before any work, not when the first block is sent
     model_file = None
     if isinstance(model, str):
-        # One onnxruntime thread per worker: parallel work is blocks, so workers × threads ≤ cores, and a model
-        # sums in the same order on any machine (a tree ensemble's sum depends on its thread count).
         require_model_file(model)
-        model_file = ModelFile(os.path.abspath(model), trust_model, device, 1, file_digest(model))
-        model = model_file.load()
+        model_file = ModelFile(os.path.abspath(model), trust_model, device, file_digest(model))
+        model = load_model(model_file.path, trust_model, device, MODEL_THREADS)  # not kept after the run
     info = model.info
     tile = int(tile_size or info.tile_size or info.default_tile_size)
     overlap = info.default_overlap if overlap is None else int(overlap)
