@@ -539,7 +539,9 @@ def classify(
             if block.index in journal.done:
                 result = journal.load(block.index, block.window)
                 resumed += result is not None
-                result = result or job(block)  # an unreadable journal entry is computed again
+                if result is None:  # an unreadable journal entry: computed again, here, and saved again
+                    result = job(block)
+                    journal.save(result)
             else:
                 result = next(computed)
                 journal.save(result)

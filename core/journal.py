@@ -93,7 +93,7 @@ class BlockJournal:
         return os.path.join(self.folder, f"block-{index}.npz")
 
     def load(self, index: int, window: Window) -> BlockResult | None:
-        """The saved block, or None (not saved, or unreadable: it is computed again)."""
+        """The saved block, or None (not saved, or unreadable: it is computed again, and saved again)."""
         if index not in self.done:
             return None
         try:
@@ -101,6 +101,7 @@ class BlockJournal:
                 probabilities = saved["probabilities"] if "probabilities" in saved.files else None
                 return BlockResult(index, window, saved["main"], probabilities, int(saved["covered"]), 0)
         except (OSError, ValueError, KeyError):
+            self.done.discard(index)
             return None
 
     def save(self, result: BlockResult) -> None:

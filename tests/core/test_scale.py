@@ -371,3 +371,19 @@ def test_a_gpu_that_fails_to_start_falls_back_to_the_cpu_with_a_warning(monkeypa
     assert model.device == "CPU"
     assert model.device_warning.startswith("DEVICE auto: CUDAExecutionProvider could not start (CUDA driver version")
     assert model.device_warning.endswith("running on the CPU.")
+
+
+def test_an_unreadable_journal_entry_is_computed_and_saved_again(tmp_path):
+    from patchwork.core.geometry import Window
+    from patchwork.core.journal import BlockJournal, BlockResult
+
+    out, run, window = str(tmp_path / "c.tif"), {"model": "m"}, Window(0, 0, 2, 2)
+    block = BlockResult(3, window, np.arange(4, dtype=np.uint8).reshape(2, 2), None, 4, 1)
+    BlockJournal(out, run, True).save(block)
+    with open(os.path.join(journal_folder(out), "block-3.npz"), "wb") as fh:
+        fh.write(b"cut short by a power failure")
+    journal = BlockJournal(out, run, True)
+    assert journal.done == {3} and journal.load(3, window) is None and journal.done == set()
+    journal.save(block)  # what classify does with the block it computed again
+    again = BlockJournal(out, run, True).load(3, window)
+    np.testing.assert_array_equal(again.main, block.main)
