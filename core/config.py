@@ -56,6 +56,10 @@ def from_config(config: dict[str, Any] | str) -> Any:
     if not isinstance(config, dict) or "class" not in config:
         raise PatchworkError('a config must look like {"class": "Name", "config": {...}}')
     name = config["class"]
+    stray = sorted(set(config) - {"class", "config", "format", "patchwork"})
+    if stray:  # settings beside "config" would be left out silently, giving the defaults instead
+        raise PatchworkError(f"the config of '{name}' has {', '.join(map(repr, stray))} beside \"class\"; settings go "
+                             f'inside "config": {{"class": "{name}", "config": {{{json.dumps(stray[0])}: ...}}}}')
     written = config.get("format", 1)
     if not isinstance(written, int) or written > CONFIG_FORMAT:
         raise PatchworkError(f"the config of '{name}' was written by Patchwork {config.get('patchwork', '?')} in "

@@ -52,3 +52,11 @@ def test_a_config_from_a_newer_format_is_refused_with_both_versions():
     newer = {"class": "RandomFlip", "config": {}, "format": CONFIG_FORMAT + 1, "patchwork": "9.9.9"}
     with pytest.raises(PatchworkError, match=r"written by Patchwork 9\.9\.9 in config format 2.*Update Patchwork"):
         from_config(newer)
+
+
+def test_settings_beside_config_are_refused_not_silently_left_out():
+    # {"class": "Compose", "ops": [...]} once built an empty Compose: an augmentation that changed nothing
+    with pytest.raises(PatchworkError, match=r"'ops' beside \"class\"; settings go inside \"config\""):
+        from_config({"class": "Compose", "ops": [{"class": "RandomFlip", "config": {}}]})
+    with pytest.raises(PatchworkError, match=r"'p_horizontal'"):
+        from_config({"class": "RandomFlip", "p_horizontal": 1.0, "config": {}})
