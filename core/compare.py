@@ -9,7 +9,7 @@ import numpy as np
 
 from .errors import PatchworkError, reports_errors
 from .geometry import Window
-from .palette import apply_colour_table, write_qml
+from .palette import apply_colour_table, read_classes, write_qml
 from .paths import check_outputs
 from .progress import Feedback, SilentFeedback, check_cancelled
 from .raster import RasterSource
@@ -69,19 +69,15 @@ def confusion_matrix(counts: dict[tuple[int, int], int], classes: list[int]) -> 
     return matrix
 
 
-def _category_names(src: RasterSource) -> dict[int, str]:
-    names = src.dataset.GetRasterBand(1).GetCategoryNames() or []
-    return {i: n for i, n in enumerate(names) if n}
-
-
 @reports_errors
 def compare_classifications(reference: str, classification: str, *, agreement: str | None = None,
                             report: str | None = None, feedback: Feedback | None = None,
-                            strip_rows: int = 512) -> Comparison:
+                            strip_rows: int = 512, check_only: bool = False) -> Comparison | None:
     """Compare `classification` with `reference` (same grid), pixel by pixel, streaming in strips of rows.
 
     The confusion matrix has the reference classes as rows and the classification's as columns.
     Optionally writes `agreement` (uint8: 1 agree, 0 differ, 255 nodata in either) and an HTML `report`.
+    `check_only`: make the checks a run makes before it writes, then return None.
     """
     feedback = feedback or SilentFeedback()
     with RasterSource(reference, "REFERENCE") as src_a, RasterSource(classification, "INPUT") as src_b:
@@ -94,6 +90,8 @@ def compare_classifications(reference: str, classification: str, *, agreement: s
         check_outputs({"OUTPUT_REPORT": report}, {"REFERENCE": reference, "INPUT": classification, "OUTPUT": agreement})
         if report:
             require_writable_folder(os.path.dirname(os.path.abspath(report)), "OUTPUT_REPORT")
+        if check_only:
+            return None
         writer = None
         if agreement:
             writer = GeoTiffWriter(agreement, src_a.width, src_a.height, 1, np.uint8, src_a.geotransform,
@@ -121,7 +119,8 @@ def compare_classifications(reference: str, classification: str, *, agreement: s
         if writer is not None:
             writer.commit()
             write_qml(agreement, AGREEMENT_VALUES, AGREEMENT_NAMES, AGREEMENT_COLOURS)
-        names = {**_category_names(src_b), **_category_names(src_a)}
+        names = {value: name for src in (src_b, src_a)  # the reference's names win
+                 for value, (name, _colour) in read_classes(src.dataset.GetRasterBand(1)).items()}
     classes = sorted({c for pair in counts for c in pair})
     matrix = confusion_matrix(counts, classes)
     result = Comparison(classes, matrix, {c: names.get(c, f"class {c}") for c in classes}, skipped)

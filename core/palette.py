@@ -20,6 +20,9 @@ DEFAULT_COLOURS = [
 ]
 
 
+CLASS_ITEM = "CLASS_"  # band metadata CLASS_<value>=<name>: class names inside the GeoTIFF
+
+
 def class_colours(count: int, colours: list[str] | None = None) -> list[str]:
     if colours and len(colours) == count:
         return list(colours)
@@ -39,7 +42,28 @@ def apply_colour_table(band: gdal.Band, values: list[int], names: list[str], col
         categories[int(value)] = name
     checked(band.SetRasterColorTable, table)
     checked(band.SetRasterColorInterpretation, gdal.GCI_PaletteIndex)
-    checked(band.SetCategoryNames, categories)
+    checked(band.SetCategoryNames, categories)  # GDAL keeps these in the .aux.xml side-car: GeoTIFF has no tag
+    for value, name in zip(values, names):  # … so they are also band metadata, kept in the file itself
+        checked(band.SetMetadataItem, f"{CLASS_ITEM}{int(value)}", name)
+
+
+def read_classes(band: gdal.Band) -> dict[int, tuple[str, str | None]]:
+    """{class value: (name, "#rrggbb" colour or None)} of a class band, as `apply_colour_table` writes them.
+
+    Names come from the category names (the .aux.xml side-car, or formats that hold them), else from the
+    band's CLASS_<value> metadata (in the GeoTIFF itself: a class map copied without its side-car keeps them).
+    """
+    table = band.GetColorTable()  # (GDAL 3.6's GTiff reads the .aux.xml side-car only after this)
+    colours = {}
+    for i in range(table.GetCount() if table else 0):
+        r, g, b = table.GetColorEntry(i)[:3]
+        colours[i] = f"#{r:02x}{g:02x}{b:02x}"
+    names = {i: name for i, name in enumerate(band.GetCategoryNames() or []) if name}
+    if not names:
+        for key, name in (band.GetMetadata() or {}).items():
+            if key.startswith(CLASS_ITEM) and key[len(CLASS_ITEM):].isdigit() and name:
+                names[int(key[len(CLASS_ITEM):])] = name
+    return {value: (name, colours.get(value)) for value, name in sorted(names.items())}
 
 
 def paletted_qml(values: list[int], names: list[str], colours: list[str]) -> str:

@@ -21,6 +21,7 @@ from .dataset import read_index
 from .dependencies import require
 from .errors import PatchworkError, reports_errors
 from .geometry import Window
+from .palette import read_classes
 from .paths import check_outputs
 from .progress import Feedback, SilentFeedback, check_cancelled
 from .raster import RasterSource
@@ -154,23 +155,20 @@ def category_names(path: str | None) -> dict[int, tuple[str, str | None]]:
     if not path or not os.path.exists(path):
         return {}
     with RasterSource(path, "LABELS") as src:
-        band = src.dataset.GetRasterBand(1)
-        table = band.GetColorTable()  # (GDAL 3.6's GTiff reads the .aux.xml side-car only after this)
-        names = band.GetCategoryNames() or []
-        colours = {}
-        for i in range(table.GetCount() if table else 0):
-            r, g, b = table.GetColorEntry(i)[:3]
-            colours[i] = f"#{r:02x}{g:02x}{b:02x}"
-    return {i: (name, colours.get(i)) for i, name in enumerate(names) if name}
+        return read_classes(src.dataset.GetRasterBand(1))
+
+
+def _check_label_raster(src: RasterSource, lbl: RasterSource) -> None:
+    src.require_same_grid(lbl)
+    if lbl.count != 1:
+        raise PatchworkError(f"LABELS: '{os.path.basename(lbl.path)}' has {lbl.count} bands; give one band of "
+                             "class ids.")
 
 
 def pixels_from_rasters(raster: str, labels: str, feedback: Feedback) -> PixelSet:
     out = PixelSet()
     with RasterSource(raster, "INPUT") as src, RasterSource(labels, "LABELS") as lbl:
-        src.require_same_grid(lbl)
-        if lbl.count != 1:
-            raise PatchworkError(f"LABELS: '{os.path.basename(labels)}' has {lbl.count} bands; give one band of "
-                                 "class ids.")
+        _check_label_raster(src, lbl)
         out.band_names = src.band_descriptions
         out.class_names = category_names(labels)
         for row in range(0, src.height, BLOCK):
@@ -244,10 +242,13 @@ def train_classifier(
     report: str | None = None,
     class_names: dict[int, str] | None = None,
     feedback: Feedback | None = None,
-) -> TrainResult:
+    check_only: bool = False,
+) -> TrainResult | None:
     """Train `estimator` on labelled pixels and write it as ONNX to `output_model`.
 
     `source` is a chip index (with label chips), or a raster when `labels` (a label raster) is given.
+    `check_only`: make the checks a run makes before it reads pixels (settings, outputs, packages, the label
+    raster's grid), then return None.
     """
     feedback = feedback or SilentFeedback()
     started = time.perf_counter()
@@ -275,6 +276,11 @@ def train_classifier(
     for package in ("skl2onnx", "onnx", "onnxruntime"):  # missing packages fail before any work
         require(package, "Training (to export and check the model)")
     model = make_estimator(estimator, parameters, seed)  # unknown settings fail before any reading
+    if check_only:
+        if labels:
+            with RasterSource(source, "INPUT") as src, RasterSource(labels, "LABELS") as lbl:
+                _check_label_raster(src, lbl)
+        return None
 
     pixels = pixels_from_rasters(source, labels, feedback) if labels else pixels_from_index(source, feedback)
     all_labels = np.concatenate(pixels.labels) if pixels.labels else np.zeros(0, np.int64)

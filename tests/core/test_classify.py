@@ -71,6 +71,21 @@ def test_class_map_carries_palette_names_and_style(tmp_path, s2_path):
     assert sorted(p for p in os.listdir(tmp_path)) == ["classes.qml", "classes.tif", "classes.tif.aux.xml", "p.tif"]
 
 
+def test_class_names_travel_inside_the_geotiff_without_its_side_car(tmp_path, s2_path):
+    from patchwork.core.compare import compare_classifications
+    from patchwork.core.palette import read_classes
+
+    out = str(tmp_path / "classes.tif")  # the tests run with GDAL_PAM_ENABLED=NO: no .aux.xml is written
+    classify(s2_path, RULES, out, scale=1e-4)
+    assert not os.path.exists(out + ".aux.xml")
+    dataset = gdal.Open(out)
+    band = dataset.GetRasterBand(1)
+    assert band.GetMetadataItem("CLASS_2") == "vegetation"  # what gdalinfo and QGIS's Information tab show
+    assert read_classes(band) == {0: ("water", "#2c7bb6"), 1: ("bare land / scrub", "#d8b365"),
+                                  2: ("vegetation", "#1a9641")}
+    assert compare_classifications(out, out).names == {0: "water", 1: "bare land / scrub", 2: "vegetation"}
+
+
 def test_nodata_in_is_nodata_out_and_never_classified(tmp_path, example_path):
     out, probs = str(tmp_path / "classes.tif"), str(tmp_path / "p.tif")
     classify(example_path, RULES, out, tile_size=128, overlap=32, window="hann", aggregation="softvote",
