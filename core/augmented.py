@@ -113,12 +113,13 @@ def _nodata_fraction(sample: Sample) -> float:
 @reports_errors
 def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_path: str | None = None, *,
                   copies: int = 4, seed: int = 0, overwrite: bool = False, workers: int = 0,
-                  feedback: Feedback | None = None) -> AugmentResult:
+                  feedback: Feedback | None = None, check_only: bool = False) -> AugmentResult | None:
     """Write `copies` augmented copies of every chip (and its label) of `index` as a new chip dataset.
 
     `out_dir` follows the rules of `sample_chips` (new, empty, or an earlier dataset replaced with `overwrite`).
     Each copy's seed comes from (seed, chip, copy), so the copies are the same for any number of `workers`
-    (threads writing the files; 0: every core).
+    (threads writing the files; 0: every core). `check_only`: make every check a run makes before it writes
+    (the pipeline is tried on the first chip, so one that does not fit the chips fails at once), then return None.
     """
     feedback = feedback or SilentFeedback()
     started = time.perf_counter()
@@ -144,6 +145,9 @@ def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_
     config = pipeline.to_config()
     config_json = json.dumps(config)
     index_crs = index_crs_wkt(index)
+    if check_only:
+        pipeline(_read_chip(records[0], index_crs)[0], seed=chip_seed(seed, records[0]["chip_id"], 0))
+        return None
     files = FileWriters(resolve_workers(workers))
     output = DatasetOutput(out_dir, index_path, overwrite=overwrite, log=feedback.info)
     out_records, crs = [], ""

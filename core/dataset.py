@@ -91,7 +91,8 @@ def sample_chips(
     protect: dict[str, str | None] | None = None,
     workers: int = 0,
     feedback: Feedback | None = None,
-) -> SampleResult:
+    check_only: bool = False,
+) -> SampleResult | None:
     """Cut chips from `source` where `sampler` says and write a chip dataset to `out_dir`.
 
     A chip is kept when at most `max_nodata` of its pixels are nodata, padding or outside the AOI
@@ -100,6 +101,7 @@ def sample_chips(
     `out_dir` must be new or empty, or hold an earlier chip dataset and `overwrite` be set: that dataset
     is then replaced as a whole. `protect` names further files the run reads (e.g. the AOI's file)
     that no output may overwrite. Chip files are written on `workers` threads (0: every core).
+    `check_only`: make every check a run makes before it writes, then return None.
     """
     feedback = feedback or SilentFeedback()
     check_boundary(boundary)
@@ -128,7 +130,13 @@ def sample_chips(
     chip_bytes = chip_size * chip_size * (src.count * src.dtype.itemsize + (lbl.dtype.itemsize if lbl else 0))
     require_disk(out_dir, most * (chip_bytes + 4096), "OUTPUT_DIR", f"{most:,} chips of {human(chip_bytes)}",
                  "Lower COUNT, raise STEP or use a smaller CHIP_SIZE, or choose a folder on a disk with more space.")
+    if check_only:
+        src.close()
+        if lbl:
+            lbl.close()
+        return None
 
+    feedback.info(f"Sampler: {sampler.to_config()}")
     output = DatasetOutput(out_dir, index_path, overwrite=overwrite, log=feedback.info)
     writer = _ChipWriter(src, lbl, output.staged, boundary, sampler, resolve_workers(workers))
     try:
@@ -161,6 +169,8 @@ def sample_chips(
         src.close()
         if lbl:
             lbl.close()
+    if sampler.limit and len(records) < sampler.limit:
+        feedback.info(f"Warning: only {len(records)} of the {sampler.limit} chips asked for passed the filters.")
     feedback.set_progress(100)
     return SampleResult(len(records), os.path.abspath(out_dir), output.index_path, windows, cover, tried, rejected)
 

@@ -66,3 +66,21 @@ def status() -> dict[str, str | None]:
         except ImportError:
             found[package] = None
     return found
+
+
+def missing_packages(packages: tuple[str, ...] | list[str]) -> str:
+    """'' when every package is there (looked up, not imported: cheap), else what is missing and how to get it."""
+    import importlib.util
+
+    def absent(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is None
+        except (ImportError, ValueError):  # a broken install, or an import hook that refuses it
+            return True
+
+    missing = [p for p in packages if absent(PACKAGES[p][0])]
+    if not missing:
+        return ""
+    return (f"The Python package{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            f"{'are' if len(missing) > 1 else 'is'} needed and QGIS's Python does not have "
+            f"{'them' if len(missing) > 1 else 'it'}. {install_hint(missing)}")

@@ -53,8 +53,12 @@ class InputTransform:
     std: list[float] | None = None
 
     def apply(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """(C, h, w) raster values → model input; invalid pixels become 0, never data."""
-        x = data.astype(self.dtype)
+        """(C, h, w) raster values → model input; invalid pixels become 0, never data.
+
+        Works in `data`'s own memory when it already has the model's type: callers hand over arrays they no
+        longer need.
+        """
+        x = data.astype(self.dtype, copy=False)
         if self.scale != 1.0:
             x *= x.dtype.type(self.scale)
         if self.offset != 0.0:
@@ -436,7 +440,8 @@ def classify(
     output_format: str = "GTiff",
     block_size: int | None = None,
     feedback: Feedback | None = None,
-) -> ClassifyResult:
+    check_only: bool = False,
+) -> ClassifyResult | None:
     """Classify `raster` with `model` tile by tile into `output` (GeoTIFF or COG, on the input's grid).
 
     Classifiers write a class map (uint8/uint16, palette, class names, `<output>.qml`) and, if
@@ -449,6 +454,9 @@ def classify(
     finished blocks in a journal beside the output, so that the same run started again after a
     crash continues. `device` (auto, cpu, cuda) picks onnxruntime's execution provider.
     `block_size` (px) is the side of the independent blocks (default about 2048).
+
+    `check_only`: make every check a run makes before it writes (model, bands, tile and margin, memory) and
+    return None; Processing's parameter check uses it, so both refuse with the same message.
     """
     feedback = feedback or SilentFeedback()
     started = time.perf_counter()
@@ -492,6 +500,8 @@ def classify(
         grid = None if info.per_pixel else TileGrid(src.height, src.width, tile, info.margin, overlap)
         side = block_side(grid, info.n_outputs, block_size)
         blocks = plan_blocks(src.height, src.width, grid, side)
+        if check_only and scheduler:
+            return None  # the cluster is reached, and its memory known, when the run starts
         executor = make_executor(local_workers, scheduler)
         outputs.callback(executor.close)
         require_memory(_memory_needed(src, info, len(transform.bands), grid, blocks, batch_size,
@@ -499,6 +509,11 @@ def classify(
                        "TILE_SIZE", f"{len(blocks)} block{'s' if len(blocks) > 1 else ''} of about {side} px"
                        + (f" with {batch_size} tiles of {tile} px" if grid else "") + f" on {executor.description}",
                        "Lower TILE_SIZE, BATCH_SIZE or WORKERS.")
+        if check_only:
+            return None
+        if not src.crs_wkt:
+            feedback.info(f"Warning: '{os.path.basename(src.path)}' has no CRS, so neither has the map: it lies on "
+                          "the input's pixel grid. Assign a CRS to both (Raster ▸ Projections ▸ Assign Projection).")
         feedback.info(f"Model '{info.name}': {info.task}, {info.n_outputs} "
                       f"{'classes' if info.task == 'classification' else 'outputs'}; input bands "
                       f"{','.join(map(str, transform.bands))} × {transform.scale:g} + {transform.offset:g}; "

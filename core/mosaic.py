@@ -113,14 +113,17 @@ def stitch_chips(
     output_format: str = "GTiff",
     block_size: int | None = None,
     feedback: Feedback | None = None,
-) -> StitchResult:
+    check_only: bool = False,
+) -> StitchResult | None:
     """Blend chips (a folder of GeoTIFFs, or a list of paths) into `output`.
 
     hardvote: single-band chips of class ids 0..n_classes-1 (other values do not vote);
     softvote: chips with n_classes probability bands; both write a class map. mean: chips with any
     (equal) band count; writes float32. With `reference`, the mosaic has that raster's grid and
     extent; else the union of the chips on their own grid. The mosaic is made in independent blocks
-    on `workers` threads (0: every core); the result is the same for any number.
+    on `workers` threads (0: every core); the result is the same for any number. `check_only`: make the
+    checks a run makes before it writes, on the first chip only (opening thousands would take seconds), and
+    return None.
     """
     feedback = feedback or SilentFeedback()
     started = time.perf_counter()
@@ -133,12 +136,14 @@ def stitch_chips(
     if aggregation != "mean" and n_classes < 1:
         raise PatchworkError(f"N_CLASSES: {aggregation} needs the number of classes (class ids 0..N_CLASSES-1).")
     require_raster_outputs({"OUTPUT": output}, {"INPUT chip": paths, "REFERENCE": reference})
-    layout, gt, width, height, crs = _layout(paths, reference)
+    layout, gt, width, height, crs = _layout(paths[:1] if check_only else paths, reference)
     bands = {c.bands for c in layout}
     expected = {"hardvote": 1, "softvote": n_classes}.get(aggregation)
     if (expected is not None and bands != {expected}) or len(bands) != 1:
         need = f"{expected} band(s)" if expected else "the same number of bands"
         raise PatchworkError(f"INPUT: {aggregation} needs chips with {need}; these have {sorted(bands)} bands.")
+    if check_only:
+        return None
     channels = n_classes if aggregation != "mean" else bands.pop()
     layout.sort(key=lambda c: (c.window.row_off, c.window.col_off))
     feedback.info(f"{len(layout)} chips onto a {width} x {height} px mosaic ({window} window, {aggregation})")

@@ -496,9 +496,6 @@ class PatchworkDock(QgsDockWidget):
         if raster is None or not output:
             self.show_message(tr("Choose a file raster and an output file first."), error=True)
             return
-        if not self.check_model():
-            self.show_message(tr("Fix the model problem shown first."), error=True)
-            return
         parameters = {"INPUT": raster, "MODEL": self.model_file.filePath(), "SCALE": self.scale.value(),
                       "OFFSET": self.offset.value(), "WINDOW": self.window_combo.currentIndex(),
                       "AGGREGATION": self.aggregation_combo.currentIndex(),
@@ -562,7 +559,12 @@ class PatchworkDock(QgsDockWidget):
             self.show_message(tr("A run is in progress; cancel it or wait."), error=True)
             return None
         self.save_settings()
-        self.run = AlgorithmRun(algorithm_id, parameters)
+        run = AlgorithmRun(algorithm_id, parameters)
+        ok, message = run.check()  # the run's own checks, before anything starts: the same words as the Toolbox
+        if not ok:
+            self.show_message(message, error=True)
+            return None
+        self.run = run
         self.run.progress.connect(lambda value: self.progress.setValue(int(value)))
         self.run.finished.connect(self._run_finished)
         self.progress.setValue(0)

@@ -42,10 +42,15 @@ class AlgorithmRun(QObject):
         self.context.setProject(self.project)
         self.feedback = _Feedback()
         self.feedback.progressChanged.connect(self.progress.emit)
+        self.parameters = parameters
         self.task = QgsProcessingAlgRunnerTask(self.algorithm, parameters, self.context, self.feedback)
         self.task.executed.connect(self._done)
         self.layers: list = []
         self.done = False  # the task object itself is deleted by the task manager once it has finished
+
+    def check(self) -> tuple[bool, str]:
+        """The algorithm's own parameter check (as the Toolbox dialog makes it): no work, no file written."""
+        return self.algorithm.checkParameterValues(self.parameters, self.context)
 
     def start(self) -> None:
         QgsApplication.taskManager().addTask(self.task)

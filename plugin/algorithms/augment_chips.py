@@ -15,7 +15,7 @@ from qgis.core import (
 from ...core.budget import MAX_COPIES
 from .. import qgis_enums
 from ..resources import resource_path
-from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
+from .common import CoreCall, PatchworkAlgorithm, StyleFromQml
 
 
 class AugmentChipsAlgorithm(PatchworkAlgorithm):
@@ -47,7 +47,7 @@ class AugmentChipsAlgorithm(PatchworkAlgorithm):
             "OUTPUT", self.tr("Augmented chip index"), qgis_enums.SOURCE_VECTOR_POLYGON))
         self.addOutput(QgsProcessingOutputNumber("CHIP_COUNT", self.tr("Number of augmented chips")))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+    def core_call(self, parameters, context) -> CoreCall:
         from ...core.augmented import augment_chips
 
         layer = self.parameterAsVectorLayer(parameters, "INPUT", context)
@@ -55,14 +55,18 @@ class AugmentChipsAlgorithm(PatchworkAlgorithm):
         if not path.lower().endswith(".gpkg"):
             raise QgsProcessingException(self.tr(
                 "INPUT: '{}' is not a chip index GeoPackage. Use the index written by Sample chips.").format(path))
-        index_path = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        result = self.run_core(
-            augment_chips, path, self.parameterAsString(parameters, "PIPELINE", context),
-            self.parameterAsString(parameters, "OUTPUT_DIR", context), index_path,
+        return CoreCall(augment_chips, (
+            path, self.parameterAsString(parameters, "PIPELINE", context),
+            self.parameterAsString(parameters, "OUTPUT_DIR", context),
+            self.parameterAsOutputLayer(parameters, "OUTPUT", context)), dict(
             copies=self.parameterAsInt(parameters, "COPIES", context),
             seed=self.parameterAsInt(parameters, "SEED", context),
             overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),
-            workers=self.parameterAsInt(parameters, "WORKERS", context), feedback=ProcessingFeedback(feedback))
+            workers=self.parameterAsInt(parameters, "WORKERS", context)))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+        call = self.core_call(parameters, context)
+        result, index_path = self.run_call(call, feedback), call.args[3]
         feedback.pushInfo(self.tr("{} augmented chips written to {} ({:.1f} s)").format(
             result.chip_count, result.out_dir, result.seconds))
         StyleFromQml.attach(context, index_path, resource_path("styles", "chip_index.qml"))

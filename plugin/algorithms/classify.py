@@ -16,7 +16,7 @@ from qgis.core import (
 from ...core import budget, stitching
 from .. import qgis_enums
 from ..resources import resource_path
-from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
+from .common import CoreCall, PatchworkAlgorithm, StyleFromQml
 
 WINDOWS = list(stitching.WINDOWS)  # enum indices on the command line: 0 boxcar, 1 hann, 2 triangular
 AGGREGATIONS = list(stitching.AGGREGATIONS)  # 0 hardvote, 1 softvote, 2 mean
@@ -83,14 +83,12 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("TILES", self.tr("Number of model tiles (0: per-pixel model)")))
         self.addOutput(QgsProcessingOutputNumber("BLOCKS", self.tr("Number of blocks")))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+    def core_call(self, parameters, context) -> CoreCall:
         from ...core.inference import classify
 
         raster = self.file_raster(parameters, "INPUT", context)
-        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        probabilities = self.parameterAsOutputLayer(parameters, "OUTPUT_PROBABILITIES", context) or None
-        result = self.run_core(
-            classify, raster.source(), self.parameterAsFile(parameters, "MODEL", context), output,
+        return CoreCall(classify, (raster.source(), self.parameterAsFile(parameters, "MODEL", context),
+                                   self.parameterAsOutputLayer(parameters, "OUTPUT", context)), dict(
             bands=band_list(self, parameters, "BANDS", context),
             scale=self.parameterAsDouble(parameters, "SCALE", context),
             offset=self.parameterAsDouble(parameters, "OFFSET", context),
@@ -99,11 +97,13 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             window=WINDOWS[self.parameterAsEnum(parameters, "WINDOW", context)],
             aggregation=AGGREGATIONS[self.parameterAsEnum(parameters, "AGGREGATION", context)],
             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
-            probabilities=probabilities,
+            probabilities=self.parameterAsOutputLayer(parameters, "OUTPUT_PROBABILITIES", context) or None,
             trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context),
-            **self.scale_arguments(parameters, context, cluster=True),
-            feedback=ProcessingFeedback(feedback),
-        )
+            **self.scale_arguments(parameters, context, cluster=True)))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+        result = self.run_call(self.core_call(parameters, context), feedback)
+        output, probabilities = result.output, result.probabilities
         resumed = self.tr(" ({} taken from the earlier run)").format(result.blocks_resumed) if result.blocks_resumed \
             else ""
         feedback.pushInfo(self.tr("{} blocks{}, {} tiles in {:.1f} s → {}").format(

@@ -6,6 +6,7 @@ import signal
 import threading
 import traceback
 from contextlib import contextmanager
+from typing import Callable, NamedTuple
 
 from qgis.core import (
     Qgis,
@@ -75,10 +76,19 @@ def interrupts_cancel(feedback: QgsProcessingFeedback | None):
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
+class CoreCall(NamedTuple):
+    """A core function and the arguments an algorithm's parameters give it."""
+
+    function: Callable
+    args: tuple
+    kwargs: dict
+
+
 class PatchworkAlgorithm(QgsProcessingAlgorithm):
-    """Base class: translation, icon, help from resources/help/<name>.html."""
+    """Base class: translation, icon, help from resources/help/<name>.html, checks before the run."""
 
     group_name = "Chips"
+    required_packages: tuple[str, ...] = ()  # optional packages it cannot run without (canExecute)
 
     def tr(self, text: str) -> str:
         return QCoreApplication.translate(type(self).__name__, text)
@@ -148,33 +158,67 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
             param = self.parameterDefinition(name)
             param.setFlags(param.flags() | qgis_enums.PARAMETER_ADVANCED)
 
-    def run_core(self, function, *args, **kwargs):
-        """Call the core, turning every error into a message Processing shows (tracebacks go to the log)."""
+    def core_call(self, parameters, context) -> CoreCall:
+        """The core function this algorithm runs and its arguments, read from `parameters` (no feedback)."""
+        raise NotImplementedError
+
+    def run_call(self, call: CoreCall, feedback):
+        """Run a `core_call` with progress and cancel; returns the core's result."""
+        return self.run_core(call.function, *call.args, **call.kwargs, feedback=ProcessingFeedback(feedback))
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API name
+        """QGIS's checks, then the core's own before-any-work checks (`check_only`): the dialog, the modeler,
+        qgis_process and processing.run refuse bad input before the run starts, with the run's own message."""
+        ok, message = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, message
+        try:
+            call = self.core_call(parameters, context)
+            call.function(*call.args, **call.kwargs, check_only=True)
+        except Exception as exc:  # noqa: BLE001 - every refusal becomes the message the run would give
+            return False, self.error_message(exc)
+        return True, ""
+
+    def canExecute(self):  # noqa: N802 - QGIS API name
+        """False, with the installer hint, when an optional package the algorithm always needs is missing."""
+        from ...core.dependencies import missing_packages
+
+        missing = missing_packages(self.required_packages)
+        return (False, missing) if missing else (True, "")
+
+    def error_message(self, exc: BaseException, feedback: QgsProcessingFeedback | None = None) -> str:
+        """What the user reads for an error of the core or of parameter reading (tracebacks go to the log)."""
         from ...core.errors import Cancelled, PatchworkError, explain
 
+        if isinstance(exc, PatchworkError):
+            return str(exc)
+        if isinstance(exc, (Cancelled, KeyboardInterrupt)):
+            return self.tr("Cancelled: nothing was written.")
+        if isinstance(exc, QgsProcessingException):
+            return str(exc)
+        details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        QgsMessageLog.logMessage(details, "Patchwork", Qgis.MessageLevel.Critical)
+        if feedback is not None:
+            feedback.pushDebugInfo(details)
+        mapped = explain(exc)
+        if mapped is not None:
+            return str(mapped)
+        return self.tr(
+            "{} stopped on an unexpected error ({}: {}). Nothing was written. This is a fault in Patchwork, "
+            "not in your data: please report it with the traceback from the log (View ▸ Panels ▸ Log Messages "
+            "▸ Patchwork)."
+        ).format(self.displayName(), type(exc).__name__, exc)
+
+    def run_core(self, function, *args, **kwargs):
+        """Call the core, turning every error into a message Processing shows."""
         feedback = getattr(kwargs.get("feedback"), "feedback", None)
         try:
             with interrupts_cancel(feedback):
                 return function(*args, **kwargs)
-        except PatchworkError as exc:
-            raise QgsProcessingException(str(exc)) from exc
-        except (Cancelled, KeyboardInterrupt) as exc:
-            raise QgsProcessingException(self.tr("Cancelled: nothing was written.")) from exc
         except QgsProcessingException:
             raise
-        except Exception as exc:  # noqa: BLE001 - the user gets a message, the report gets the traceback
-            details = traceback.format_exc()
-            QgsMessageLog.logMessage(details, "Patchwork", Qgis.MessageLevel.Critical)
-            if feedback is not None:
-                feedback.pushDebugInfo(details)
-            mapped = explain(exc)
-            if mapped is not None:
-                raise QgsProcessingException(str(mapped)) from exc
-            raise QgsProcessingException(self.tr(
-                "{} stopped on an unexpected error ({}: {}). Nothing was written. This is a fault in Patchwork, "
-                "not in your data: please report it with the traceback from the log (View ▸ Panels ▸ Log Messages "
-                "▸ Patchwork)."
-            ).format(self.displayName(), type(exc).__name__, exc)) from exc
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the user gets a message, the log a traceback
+            raise QgsProcessingException(self.error_message(exc, feedback)) from exc
 
     def layer_file(self, parameters, name: str, context) -> str | None:
         """The local file behind a layer parameter (for the check that no output overwrites it)."""

@@ -11,7 +11,7 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
+from .common import CoreCall, PatchworkAlgorithm, StyleFromQml
 
 
 class CompareAlgorithm(PatchworkAlgorithm):
@@ -39,15 +39,18 @@ class CompareAlgorithm(PatchworkAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("PIXELS", self.tr("Pixels compared")))
         self.addOutput(QgsProcessingOutputString("CONFUSION_MATRIX", self.tr("Confusion matrix (JSON)")))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+    def core_call(self, parameters, context) -> CoreCall:
         from ...core.compare import compare_classifications
 
         reference = self.file_raster(parameters, "REFERENCE", context)
         classification = self.file_raster(parameters, "INPUT", context)
-        agreement = self.parameterAsOutputLayer(parameters, "OUTPUT", context) or None
-        report = self.parameterAsFileOutput(parameters, "OUTPUT_HTML", context) or None
-        result = self.run_core(compare_classifications, reference.source(), classification.source(),
-                               agreement=agreement, report=report, feedback=ProcessingFeedback(feedback))
+        return CoreCall(compare_classifications, (reference.source(), classification.source()), dict(
+            agreement=self.parameterAsOutputLayer(parameters, "OUTPUT", context) or None,
+            report=self.parameterAsFileOutput(parameters, "OUTPUT_HTML", context) or None))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+        call = self.core_call(parameters, context)
+        result, agreement, report = self.run_call(call, feedback), call.kwargs["agreement"], call.kwargs["report"]
         feedback.pushInfo(self.tr("Agreement {:.4%} of {:,} pixels; kappa {:.4f}").format(
             result.agreement, result.pixels, result.kappa))
         outputs = {"AGREEMENT": result.agreement, "KAPPA": result.kappa, "PIXELS": result.pixels,

@@ -16,7 +16,7 @@ from qgis.core import (
 from ...core import budget, sampling
 from .. import qgis_enums
 from ..resources import resource_path
-from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
+from .common import CoreCall, PatchworkAlgorithm, StyleFromQml
 
 SAMPLERS = list(sampling.SAMPLER_NAMES)  # enum indices on the command line: 0 regular … 3 random
 BOUNDARIES = list(sampling.BOUNDARIES)  # 0 shift, 1 pad, 2 drop
@@ -66,17 +66,15 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("CHIP_COUNT", self.tr("Number of chips")))
         self.addOutput(QgsProcessingOutputNumber("COVERAGE", self.tr("Fraction of raster pixels covered by chips")))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+    def core_call(self, parameters, context) -> CoreCall:
         from ...core.aoi import Aoi
         from ...core.dataset import sample_chips
         from ...core.sampling import sampler_from_name
 
         raster = self.file_raster(parameters, "INPUT", context)
         labels = self.file_raster(parameters, "LABELS", context)
-        sampler_name = SAMPLERS[self.parameterAsEnum(parameters, "SAMPLER", context)]
-        boundary = BOUNDARIES[self.parameterAsEnum(parameters, "BOUNDARY", context)]
         sampler = self.run_core(
-            sampler_from_name, sampler_name,
+            sampler_from_name, SAMPLERS[self.parameterAsEnum(parameters, "SAMPLER", context)],
             step=self.parameterAsInt(parameters, "STEP", context),
             jitter=self.parameterAsDouble(parameters, "JITTER", context),
             min_distance=self.parameterAsDouble(parameters, "MIN_DISTANCE", context),
@@ -87,26 +85,25 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         source = self.parameterAsSource(parameters, "AOI", context)
         if source is not None:
             aoi = self.run_core(Aoi, *self._aoi_in_raster_crs(source, raster, context))
-        out_dir = self.parameterAsString(parameters, "OUTPUT_DIR", context)
-        index_path = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        feedback.pushInfo(self.tr("Sampler: {}").format(sampler.to_config()))
-        result = self.run_core(
-            sample_chips, raster.source(), sampler, self.parameterAsInt(parameters, "CHIP_SIZE", context),
-            out_dir, index_path, boundary=boundary, labels=labels.source() if labels else None, aoi=aoi,
+        return CoreCall(sample_chips, (
+            raster.source(), sampler, self.parameterAsInt(parameters, "CHIP_SIZE", context),
+            self.parameterAsString(parameters, "OUTPUT_DIR", context),
+            self.parameterAsOutputLayer(parameters, "OUTPUT", context)), dict(
+            boundary=BOUNDARIES[self.parameterAsEnum(parameters, "BOUNDARY", context)],
+            labels=labels.source() if labels else None, aoi=aoi,
             max_nodata=self.parameterAsDouble(parameters, "MAX_NODATA", context),
             overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),
             protect={"AOI": self.layer_file(parameters, "AOI", context)},
-            workers=self.parameterAsInt(parameters, "WORKERS", context),
-            feedback=ProcessingFeedback(feedback),
-        )
+            workers=self.parameterAsInt(parameters, "WORKERS", context)))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+        call = self.core_call(parameters, context)
+        result, index_path = self.run_call(call, feedback), call.args[4]
         feedback.pushInfo(self.tr("{} chips written to {}").format(result.chip_count, result.out_dir))
         feedback.pushInfo(result.coverage.describe())
         if result.rejected["nodata"] or result.rejected["outside_aoi"]:
             feedback.pushInfo(self.tr("Skipped {nodata} candidates for nodata and {outside_aoi} outside the AOI")
                               .format(**result.rejected))
-        if sampler.limit and result.chip_count < sampler.limit:
-            feedback.pushWarning(self.tr("Only {} of the {} chips asked for passed the filters").format(
-                result.chip_count, sampler.limit))
         StyleFromQml.attach(context, index_path, resource_path("styles", "chip_index.qml"))
         return {"OUTPUT": index_path, "OUTPUT_DIR": result.out_dir, "CHIP_COUNT": result.chip_count,
                 "COVERAGE": result.coverage.fraction}

@@ -12,7 +12,7 @@ from qgis.core import (
 
 from .. import qgis_enums
 from .classify import AGGREGATIONS, WINDOWS
-from .common import PatchworkAlgorithm, ProcessingFeedback, StyleFromQml
+from .common import CoreCall, PatchworkAlgorithm, StyleFromQml
 
 
 class StitchChipsAlgorithm(PatchworkAlgorithm):
@@ -43,20 +43,21 @@ class StitchChipsAlgorithm(PatchworkAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("CHIP_COUNT", self.tr("Number of chips stitched")))
         self.addOutput(QgsProcessingOutputNumber("COVERAGE", self.tr("Fraction of the mosaic covered by chips")))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+    def core_call(self, parameters, context) -> CoreCall:
         from ...core.mosaic import stitch_chips
 
         reference = self.file_raster(parameters, "REFERENCE", context)
-        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        result = self.run_core(
-            stitch_chips, self.parameterAsFile(parameters, "INPUT", context), output,
+        return CoreCall(stitch_chips, (self.parameterAsFile(parameters, "INPUT", context),
+                                       self.parameterAsOutputLayer(parameters, "OUTPUT", context)), dict(
             window=WINDOWS[self.parameterAsEnum(parameters, "WINDOW", context)],
             aggregation=AGGREGATIONS[self.parameterAsEnum(parameters, "AGGREGATION", context)],
             n_classes=self.parameterAsInt(parameters, "N_CLASSES", context),
             reference=reference.source() if reference else None,
-            **self.scale_arguments(parameters, context, cluster=False),
-            feedback=ProcessingFeedback(feedback),
-        )
+            **self.scale_arguments(parameters, context, cluster=False)))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+        call = self.core_call(parameters, context)
+        result, output = self.run_call(call, feedback), call.args[1]
         feedback.pushInfo(self.tr("{} chips → {} x {} px, {:.1%} covered").format(
             result.chips, result.width, result.height, result.covered_fraction))
         if result.style:

@@ -16,11 +16,12 @@ from qgis.core import (
 
 from ...core.training import ESTIMATORS
 from .. import qgis_enums
-from .common import PatchworkAlgorithm, ProcessingFeedback
+from .common import CoreCall, PatchworkAlgorithm
 
 
 class TrainClassifierAlgorithm(PatchworkAlgorithm):
     group_name = "Training"
+    required_packages = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime")
 
     def name(self) -> str:
         return "trainclassifier"
@@ -59,32 +60,35 @@ class TrainClassifierAlgorithm(PatchworkAlgorithm):
         self.addOutput(QgsProcessingOutputNumber("ACCURACY", self.tr("Validation accuracy")))
         self.addOutput(QgsProcessingOutputString("CLASSES", self.tr("Class ids (comma-separated)")))
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+    def core_call(self, parameters, context) -> CoreCall:
         from ...core.training import train_classifier
 
         layer = self.parameterAsLayer(parameters, "INPUT", context)
         labels = self.file_raster(parameters, "LABELS", context)
-        source = layer.source().split("|")[0]
         if isinstance(layer, QgsRasterLayer):
             if labels is None:
                 raise QgsProcessingException(self.tr(
                     "LABELS: INPUT is a raster, so a label raster of class ids on its grid is needed."))
             self.file_raster(parameters, "INPUT", context)
-        elif labels is not None:
-            feedback.pushWarning(self.tr("LABELS is not used: INPUT is a chip index, whose label chips are used."))
-            labels = None
-        model = self.parameterAsFileOutput(parameters, "OUTPUT_MODEL", context)
-        skops_copy = self.parameterAsFileOutput(parameters, "OUTPUT_SKOPS", context) or None
-        report = self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None
-        result = self.run_core(
-            train_classifier, source, model, labels=labels.source() if labels else None,
+        else:
+            labels = None  # a chip index brings its own label chips (processAlgorithm says so)
+        return CoreCall(train_classifier, (
+            layer.source().split("|")[0], self.parameterAsFileOutput(parameters, "OUTPUT_MODEL", context)), dict(
+            labels=labels.source() if labels else None,
             estimator=ESTIMATORS[self.parameterAsEnum(parameters, "ESTIMATOR", context)],
             parameters=self.parameterAsString(parameters, "PARAMETERS", context) or None,
             validation_fraction=self.parameterAsDouble(parameters, "VALIDATION_FRACTION", context),
             max_pixels=self.parameterAsInt(parameters, "MAX_PIXELS", context),
             seed=self.parameterAsInt(parameters, "SEED", context),
-            skops_copy=skops_copy, report=report, feedback=ProcessingFeedback(feedback),
-        )
+            skops_copy=self.parameterAsFileOutput(parameters, "OUTPUT_SKOPS", context) or None,
+            report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+        call = self.core_call(parameters, context)
+        if not call.kwargs["labels"] and self.parameterAsRasterLayer(parameters, "LABELS", context) is not None:
+            feedback.pushWarning(self.tr("LABELS is not used: INPUT is a chip index, whose label chips are used."))
+        result = self.run_call(call, feedback)
+        model, skops_copy, report = call.args[1], call.kwargs["skops_copy"], call.kwargs["report"]
         if result.accuracy is not None:
             feedback.pushInfo(self.tr("Validation accuracy {:.2%} on {:,} pixels").format(
                 result.accuracy, result.validation_pixels))

@@ -119,6 +119,19 @@ def test_model_picker_explains_problems_before_the_run(dock, tmp_path, ortho_pat
     assert not dock.check_model() and "TRUST_MODEL" in dock.model_info.text()
 
 
+def test_a_run_the_algorithm_would_refuse_does_not_start(dock, tmp_path, ortho_path):
+    """The panel asks the algorithm's checkParameterValues first: the Toolbox's words, no task, no file."""
+    ortho = QgsRasterLayer(ortho_path, "ortho")
+    QgsProject.instance().addMapLayer(ortho)
+    dock.classify_raster.setLayer(ortho)
+    dock.model_file.setFilePath(os.path.join(SHARED_DATA, "models", "two_outputs_softmax_bsx2x512x512.onnx"))
+    dock.classified_file.setFilePath(str(tmp_path / "classes.tif"))
+    dock.run_classify()  # four bands for a three-band model
+    assert dock.run is None
+    assert dock.message.text().startswith("BANDS: the model") and "takes 3 bands" in dock.message.text()
+    assert os.listdir(tmp_path) == []
+
+
 def test_classify_run_adds_a_class_map_with_names(dock, s2_layer, tmp_path, qgis_app):
     dock.classify_raster.setLayer(s2_layer)
     dock.model_file.setFilePath(RULES)

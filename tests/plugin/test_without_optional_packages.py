@@ -31,6 +31,7 @@ SCRIPT = textwrap.dedent('''
     plugin = patchwork.classFactory(None)
     plugin.initProcessing()
     out = {"algorithms": sorted(a.id() for a in plugin.provider.algorithms())}
+    out["can_execute"] = {a.id(): list(a.canExecute()) for a in plugin.provider.algorithms()}
     s2, rules, onnx_model, work = sys.argv[1:5]
     result = processing.run("patchwork:classify", {"INPUT": s2, "MODEL": rules, "SCALE": 0.0001,
                                                    "OUTPUT": work + "/rules.tif"})
@@ -64,6 +65,11 @@ def test_plugin_loads_and_explains_missing_packages(tmp_path, s2_path):
     assert result["algorithms"] == ["patchwork:augmentchips", "patchwork:classify", "patchwork:compare",
                                     "patchwork:samplechips", "patchwork:stitchchips", "patchwork:trainclassifier"]
     assert os.path.exists(result["rules_output"])  # numpy + GDAL are enough for rules models
+    # The toolbox greys out what cannot run at all, and says why: training (classify runs rules models)
+    refused = {name: message for name, (ok, message) in result["can_execute"].items() if not ok}
+    assert list(refused) == ["patchwork:trainclassifier"]
+    assert "scikit-learn, skl2onnx, onnx, onnxruntime are needed" in refused["patchwork:trainclassifier"]
+    assert "Install Python dependencies" in refused["patchwork:trainclassifier"]
     assert "ONNX models: the Python package 'onnxruntime' (version 1.16 or newer) is needed" in result["onnx"]
     assert "Install Python dependencies" in result["onnx"] and "python3 -m pip install" in result["onnx"]
     assert "Training (to export and check the model): the Python package" in result["train"]
