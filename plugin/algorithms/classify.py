@@ -6,7 +6,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -16,9 +15,9 @@ from qgis.core import (
 from ...core import budget, stitching
 from .. import qgis_enums
 from ..resources import resource_path
-from .common import CoreCall, PatchworkAlgorithm, StyleFromQml
+from .common import CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
 
-WINDOWS = list(stitching.WINDOWS)  # enum indices on the command line: 0 boxcar, 1 hann, 2 triangular
+WINDOWS = list(stitching.WINDOWS)  # an index or the word on the command line: 0 boxcar, 1 hann, 2 triangular
 AGGREGATIONS = list(stitching.AGGREGATIONS)  # 0 hardvote, 1 softvote, 2 mean
 MODEL_FILTER = "Models (*.onnx *.skops *.json *.joblib *.pkl *.pickle);;All files (*.*)"
 
@@ -68,9 +67,8 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
                                  None, optional=True, minValue=1, maxValue=budget.MAX_TILE_SIZE))
         self.addParameter(number("OVERLAP", self.tr("Overlap between tiles (px; empty: the model's, else 0)"),
                                  qgis_enums.INTEGER, None, optional=True, minValue=0))
-        self.addParameter(QgsProcessingParameterEnum("WINDOW", self.tr("Blending window"), WINDOWS, defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum("AGGREGATION", self.tr("Aggregation of overlapping tiles"),
-                                                     AGGREGATIONS, defaultValue=0))
+        self.addParameter(EnumParameter("WINDOW", self.tr("Blending window"), WINDOWS))
+        self.addParameter(EnumParameter("AGGREGATION", self.tr("Aggregation of overlapping tiles"), AGGREGATIONS))
         self.addParameter(number("BATCH_SIZE", self.tr("Tiles per model call"), qgis_enums.INTEGER, 4, minValue=1,
                                  maxValue=budget.MAX_BATCH_SIZE))
         self.addParameter(QgsProcessingParameterBoolean(
@@ -94,8 +92,8 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             offset=self.parameterAsDouble(parameters, "OFFSET", context),
             tile_size=optional_int(parameters, "TILE_SIZE"),
             overlap=optional_int(parameters, "OVERLAP"),
-            window=WINDOWS[self.parameterAsEnum(parameters, "WINDOW", context)],
-            aggregation=AGGREGATIONS[self.parameterAsEnum(parameters, "AGGREGATION", context)],
+            window=self.word(parameters, "WINDOW", context),
+            aggregation=self.word(parameters, "AGGREGATION", context),
             batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
             probabilities=self.parameterAsOutputLayer(parameters, "OUTPUT_PROBABILITIES", context) or None,
             trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context),

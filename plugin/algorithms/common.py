@@ -27,8 +27,7 @@ from ...core.models.onnx import DEVICES
 from .. import qgis_enums
 from ..resources import help_text, resource_path
 
-OUTPUT_FORMAT_NAMES = ["GeoTIFF", "Cloud-optimised GeoTIFF (COG)"]  # 0, 1 on the command line: OUTPUT_FORMATS
-DEVICES = list(DEVICES)  # 0 auto, 1 cpu, 2 cuda
+OUTPUT_FORMAT_NAMES = ["GeoTIFF", "Cloud-optimised GeoTIFF (COG)"]  # shown for OUTPUT_FORMATS (0 GTiff, 1 COG)
 
 
 class ProcessingFeedback:
@@ -74,6 +73,45 @@ def interrupts_cancel(feedback: QgsProcessingFeedback | None):
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+class EnumParameter(QgsProcessingParameterEnum):
+    """A choice whose values are the core's words (`words`), shown as `labels` (default: the words).
+
+    Indices work everywhere (the dialog, the modeler, scripts, `OUTPUT_FORMAT=1`); the words work too
+    (`WINDOW=hann` on the command line, `{"WINDOW": "hann"}` in processing.run). QGIS itself takes one or the
+    other, never both, and reads an unknown word as the default: `word` reads either, and an unknown word is
+    refused by the check.
+    """
+
+    def __init__(self, name: str, description: str, words, labels=None, default: int = 0,
+                 optional: bool = False) -> None:
+        super().__init__(name, description, list(labels or words), False, default, optional)
+        self.words = list(words)
+
+    def index_of(self, value):
+        """The index a word stands for (in any case); any other value as it is."""
+        lowered = [w.lower() for w in self.words]
+        if isinstance(value, str) and value.strip().lower() in lowered:
+            return lowered.index(value.strip().lower())
+        return value
+
+    def checkValueIsAcceptable(self, value, context=None):  # noqa: N802 - QGIS API name
+        return super().checkValueIsAcceptable(self.index_of(value), context)
+
+    def refusal(self, value) -> str:
+        """Why `value` is refused ('' when it is not): QGIS alone says only 'Incorrect parameter value'."""
+        if self.checkValueIsAcceptable(value):
+            return ""
+        return (f"{self.name()}: '{value}' is not one of {', '.join(self.words)} "
+                f"(or their numbers 0 to {len(self.words) - 1}).")
+
+    def clone(self):  # QGIS copies definitions (modeler, dialogs): the copy must still take words
+        copy = EnumParameter(self.name(), self.description(), self.words, self.options(), self.defaultValue())
+        copy.setFlags(self.flags())
+        copy.setHelp(self.help())
+        copy.setMetadata(self.metadata())
+        return copy
 
 
 class CoreCall(NamedTuple):
@@ -131,27 +169,32 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
         """
         self.add_workers_parameter()
         if cluster:
-            self.addParameter(QgsProcessingParameterEnum("DEVICE", self.tr("Device for ONNX models"), DEVICES,
-                                                         defaultValue=0, optional=True))
+            self.addParameter(EnumParameter("DEVICE", self.tr("Device for ONNX models"), DEVICES, optional=True))
             self.addParameter(QgsProcessingParameterString(
                 "DASK_SCHEDULER", self.tr("Dask scheduler address (e.g. tcp://host:8786; empty: this computer)"),
                 optional=True))
             self.addParameter(QgsProcessingParameterBoolean(
                 "RESUME", self.tr("Resumable: keep finished blocks so a crashed run continues"), False, optional=True))
-        self.addParameter(QgsProcessingParameterEnum("OUTPUT_FORMAT", self.tr("Output format"), OUTPUT_FORMAT_NAMES,
-                                                     defaultValue=0, optional=True))
+        self.addParameter(EnumParameter("OUTPUT_FORMAT", self.tr("Output format"), OUTPUT_FORMATS, OUTPUT_FORMAT_NAMES,
+                                        optional=True))
         self.mark_advanced("OUTPUT_FORMAT", *(("DEVICE", "DASK_SCHEDULER", "RESUME") if cluster else ()))
 
     def scale_arguments(self, parameters, context, *, cluster: bool) -> dict:
         """The core's keyword arguments for the parameters `add_scale_parameters` added."""
         arguments = {"workers": self.parameterAsInt(parameters, "WORKERS", context),
-                     "output_format": OUTPUT_FORMATS[self.parameterAsEnum(parameters, "OUTPUT_FORMAT", context)]}
+                     "output_format": self.word(parameters, "OUTPUT_FORMAT", context)}
         if cluster:
             arguments.update(
-                device=DEVICES[self.parameterAsEnum(parameters, "DEVICE", context)],
+                device=self.word(parameters, "DEVICE", context),
                 scheduler=self.parameterAsString(parameters, "DASK_SCHEDULER", context).strip() or None,
                 resume=self.parameterAsBool(parameters, "RESUME", context))
         return arguments
+
+    def word(self, parameters, name: str, context) -> str:
+        """The core's word for an EnumParameter, given as an index or as the word."""
+        definition = self.parameterDefinition(name)
+        value = definition.index_of(parameters.get(name))
+        return definition.words[self.parameterAsEnum({**parameters, name: value}, name, context)]
 
     def mark_advanced(self, *names: str) -> None:
         for name in names:
@@ -169,6 +212,11 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
     def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API name
         """QGIS's checks, then the core's own before-any-work checks (`check_only`): the dialog, the modeler,
         qgis_process and processing.run refuse bad input before the run starts, with the run's own message."""
+        for definition in self.parameterDefinitions():
+            refusal = definition.refusal(parameters.get(definition.name())) \
+                if isinstance(definition, EnumParameter) else ""
+            if refusal:
+                return False, refusal
         ok, message = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, message

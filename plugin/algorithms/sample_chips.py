@@ -5,7 +5,6 @@ from qgis.core import (
     QgsCoordinateTransform,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
@@ -16,9 +15,9 @@ from qgis.core import (
 from ...core import budget, sampling
 from .. import qgis_enums
 from ..resources import resource_path
-from .common import CoreCall, PatchworkAlgorithm, StyleFromQml
+from .common import CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
 
-SAMPLERS = list(sampling.SAMPLER_NAMES)  # enum indices on the command line: 0 regular … 3 random
+SAMPLERS = list(sampling.SAMPLER_NAMES)  # an index or the word on the command line: 0 regular … 3 random
 BOUNDARIES = list(sampling.BOUNDARIES)  # 0 shift, 1 pad, 2 drop
 
 
@@ -39,7 +38,7 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
             "LABELS", self.tr("Label raster (same grid as the input)"), optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
             "AOI", self.tr("Area of interest"), [qgis_enums.SOURCE_VECTOR_POLYGON], optional=True))
-        self.addParameter(QgsProcessingParameterEnum("SAMPLER", self.tr("Sampler"), SAMPLERS, defaultValue=0))
+        self.addParameter(EnumParameter("SAMPLER", self.tr("Sampler"), SAMPLERS))
         self.addParameter(number("CHIP_SIZE", self.tr("Chip size (px)"), qgis_enums.INTEGER, 256, minValue=1,
                                  maxValue=budget.MAX_CHIP_SIZE))
         self.addParameter(number("STEP", self.tr("Step (px; regular and jittered)"), qgis_enums.INTEGER, 256,
@@ -51,8 +50,7 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         self.addParameter(number("COUNT", self.tr("Maximum number of chips (poisson, random; 0 = all for poisson)"),
                                  qgis_enums.INTEGER, 100, minValue=0, maxValue=budget.MAX_CHIPS))
         self.addParameter(number("SEED", self.tr("Random seed"), qgis_enums.INTEGER, 42, minValue=0))
-        self.addParameter(QgsProcessingParameterEnum("BOUNDARY", self.tr("At the raster edges"), BOUNDARIES,
-                                                     defaultValue=0))
+        self.addParameter(EnumParameter("BOUNDARY", self.tr("At the raster edges"), BOUNDARIES))
         max_nodata = number("MAX_NODATA", self.tr("Maximum fraction of nodata or outside-AOI pixels per chip"),
                             qgis_enums.DOUBLE, 0.5, minValue=0.0, maxValue=1.0)
         self.addParameter(max_nodata)
@@ -74,7 +72,7 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         raster = self.file_raster(parameters, "INPUT", context)
         labels = self.file_raster(parameters, "LABELS", context)
         sampler = self.run_core(
-            sampler_from_name, SAMPLERS[self.parameterAsEnum(parameters, "SAMPLER", context)],
+            sampler_from_name, self.word(parameters, "SAMPLER", context),
             step=self.parameterAsInt(parameters, "STEP", context),
             jitter=self.parameterAsDouble(parameters, "JITTER", context),
             min_distance=self.parameterAsDouble(parameters, "MIN_DISTANCE", context),
@@ -89,7 +87,7 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
             raster.source(), sampler, self.parameterAsInt(parameters, "CHIP_SIZE", context),
             self.parameterAsString(parameters, "OUTPUT_DIR", context),
             self.parameterAsOutputLayer(parameters, "OUTPUT", context)), dict(
-            boundary=BOUNDARIES[self.parameterAsEnum(parameters, "BOUNDARY", context)],
+            boundary=self.word(parameters, "BOUNDARY", context),
             labels=labels.source() if labels else None, aoi=aoi,
             max_nodata=self.parameterAsDouble(parameters, "MAX_NODATA", context),
             overwrite=self.parameterAsBool(parameters, "OVERWRITE", context),

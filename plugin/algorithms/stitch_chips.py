@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessingOutputNumber,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -12,7 +11,7 @@ from qgis.core import (
 
 from .. import qgis_enums
 from .classify import AGGREGATIONS, WINDOWS
-from .common import CoreCall, PatchworkAlgorithm, StyleFromQml
+from .common import CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
 
 
 class StitchChipsAlgorithm(PatchworkAlgorithm):
@@ -30,9 +29,8 @@ class StitchChipsAlgorithm(PatchworkAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterFile(
             "INPUT", self.tr("Folder of chip predictions (GeoTIFF)"), qgis_enums.FOLDER))
-        self.addParameter(QgsProcessingParameterEnum("WINDOW", self.tr("Blending window"), WINDOWS, defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum("AGGREGATION", self.tr("Aggregation of overlapping chips"),
-                                                     AGGREGATIONS, defaultValue=0))
+        self.addParameter(EnumParameter("WINDOW", self.tr("Blending window"), WINDOWS))
+        self.addParameter(EnumParameter("AGGREGATION", self.tr("Aggregation of overlapping chips"), AGGREGATIONS))
         self.addParameter(QgsProcessingParameterNumber(
             "N_CLASSES", self.tr("Number of classes (class ids 0..N-1; votes only)"),
             qgis_enums.INTEGER, 0, minValue=0, maxValue=65535))
@@ -49,8 +47,8 @@ class StitchChipsAlgorithm(PatchworkAlgorithm):
         reference = self.file_raster(parameters, "REFERENCE", context)
         return CoreCall(stitch_chips, (self.parameterAsFile(parameters, "INPUT", context),
                                        self.parameterAsOutputLayer(parameters, "OUTPUT", context)), dict(
-            window=WINDOWS[self.parameterAsEnum(parameters, "WINDOW", context)],
-            aggregation=AGGREGATIONS[self.parameterAsEnum(parameters, "AGGREGATION", context)],
+            window=self.word(parameters, "WINDOW", context),
+            aggregation=self.word(parameters, "AGGREGATION", context),
             n_classes=self.parameterAsInt(parameters, "N_CLASSES", context),
             reference=reference.source() if reference else None,
             **self.scale_arguments(parameters, context, cluster=False)))

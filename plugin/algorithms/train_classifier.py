@@ -5,7 +5,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMapLayer,
     QgsProcessingParameterNumber,
@@ -16,7 +15,7 @@ from qgis.core import (
 
 from ...core.training import ESTIMATORS
 from .. import qgis_enums
-from .common import CoreCall, PatchworkAlgorithm
+from .common import CoreCall, EnumParameter, PatchworkAlgorithm
 
 
 class TrainClassifierAlgorithm(PatchworkAlgorithm):
@@ -39,8 +38,7 @@ class TrainClassifierAlgorithm(PatchworkAlgorithm):
             types=[qgis_enums.SOURCE_VECTOR_POLYGON, qgis_enums.SOURCE_RASTER]))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "LABELS", self.tr("Label raster (when INPUT is a raster)"), optional=True))
-        self.addParameter(QgsProcessingParameterEnum("ESTIMATOR", self.tr("Estimator"), list(ESTIMATORS),
-                                                     defaultValue=0))
+        self.addParameter(EnumParameter("ESTIMATOR", self.tr("Estimator"), list(ESTIMATORS)))
         self.addParameter(QgsProcessingParameterString(
             "PARAMETERS", self.tr('Estimator settings (JSON, e.g. {"n_estimators": 200})'), optional=True))
         self.addParameter(number("VALIDATION_FRACTION", self.tr("Fraction of chips held out for validation"),
@@ -75,7 +73,7 @@ class TrainClassifierAlgorithm(PatchworkAlgorithm):
         return CoreCall(train_classifier, (
             layer.source().split("|")[0], self.parameterAsFileOutput(parameters, "OUTPUT_MODEL", context)), dict(
             labels=labels.source() if labels else None,
-            estimator=ESTIMATORS[self.parameterAsEnum(parameters, "ESTIMATOR", context)],
+            estimator=self.word(parameters, "ESTIMATOR", context),
             parameters=self.parameterAsString(parameters, "PARAMETERS", context) or None,
             validation_fraction=self.parameterAsDouble(parameters, "VALIDATION_FRACTION", context),
             max_pixels=self.parameterAsInt(parameters, "MAX_PIXELS", context),

@@ -20,6 +20,7 @@ from tests.conftest import REPO, SHARED_DATA, files_under, read_all
 from tests.onnx_models import free_spatial_dims
 
 QGIS_PROCESS = shutil.which("qgis_process.bin") or "/usr/bin/qgis_process.bin"
+RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +86,32 @@ def test_cli_error_is_clear_and_writes_nothing(qgis_env, tmp_path, s2_path):
     assert done.returncode != 0
     assert "larger than the raster" in done.stdout + done.stderr
     assert files_under(str(tmp_path)) == []
+
+
+def test_choices_take_their_words_or_their_numbers(qgis_env, tmp_path, s2_path):
+    """SAMPLER=poisson BOUNDARY=drop is SAMPLER=2 BOUNDARY=2; a wrong word is refused with the words, before the run."""
+    indexes = {}
+    for tag, sampler, boundary in (("words", "poisson", "Drop"), ("numbers", "2", "2")):
+        index = str(tmp_path / f"{tag}.gpkg")
+        done = qgis_process(qgis_env, "run", "patchwork:samplechips", "--", f"INPUT={s2_path}",
+                            f"SAMPLER={sampler}", f"BOUNDARY={boundary}", "CHIP_SIZE=32", "MIN_DISTANCE=40", "SEED=5",
+                            f"OUTPUT_DIR={tmp_path / tag}", f"OUTPUT={index}")
+        assert done.returncode == 0, done.stdout + done.stderr
+        indexes[tag] = [(r["row_off"], r["col_off"]) for r in read_index(index)]
+    assert indexes["words"] == indexes["numbers"] and len(indexes["words"]) > 5
+    before = files_under(str(tmp_path))
+    refused = qgis_process(qgis_env, "run", "patchwork:classify", "--", f"INPUT={s2_path}", f"MODEL={RULES}",
+                           "AGGREGATION=bogus", f"OUTPUT={tmp_path / 'classes.tif'}")
+    assert refused.returncode != 0
+    assert "AGGREGATION: 'bogus' is not one of hardvote, softvote, mean (or their numbers 0 to 2)." in refused.stdout \
+        + refused.stderr
+    refused = qgis_process(qgis_env, "run", "patchwork:classify", "--", f"INPUT={s2_path}", f"MODEL={RULES}",
+                           "BANDS=1,2,3", f"OUTPUT={tmp_path / 'classes.tif'}")  # the model's check, before the run
+    assert refused.returncode != 0
+    assert "An error was encountered while checking parameter values" in refused.stdout + refused.stderr
+    assert "BANDS: the model 'NDVI / NDWI water, bare land and vegetation' takes 4 bands" in refused.stdout \
+        + refused.stderr
+    assert files_under(str(tmp_path)) == before
 
 
 def test_classify_scale_parameters_from_the_command_line(qgis_env, tmp_path, ortho_path):
@@ -171,7 +198,7 @@ def test_sample_then_augment_from_the_command_line(qgis_env, tmp_path, naip_path
 def test_workflow_model_runs_end_to_end(qgis_env, tmp_path, s2_path):
     """The shipped .model3 (sample → augment → train → classify) through qgis_process."""
     labels = str(tmp_path / "rules.tif")
-    classify(s2_path, os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json"), labels, scale=1e-4)
+    classify(s2_path, RULES, labels, scale=1e-4)
     model = os.path.join(REPO, "resources", "models", "patchwork_workflow.model3")
     classes, onnx_model = str(tmp_path / "classes.tif"), str(tmp_path / "model.onnx")
     done = qgis_process(qgis_env, "run", model, "--json", "--", f"raster={s2_path}", f"labels={labels}",

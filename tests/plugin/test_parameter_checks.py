@@ -147,3 +147,24 @@ def test_a_raster_without_crs_is_classified_with_a_warning(patchwork_provider, w
                                                    "OUTPUT": str(work / "classes.tif")}, feedback=log)
     assert gdal.Open(result["OUTPUT"]).GetProjection() == ""
     assert any("has no CRS, so neither has the map" in line for line in log.lines), log.lines
+
+
+def test_choices_take_words_in_processing_run_and_keep_them_when_qgis_copies_the_definition(patchwork_provider,
+                                                                                            work, ortho_path):
+    import processing
+
+    model = os.path.join(SHARED_DATA, "models", "one_output_sigmoid_red_detector.onnx")
+    common = {"INPUT": ortho_path, "MODEL": model, "BANDS": "1,2,3", "SCALE": 1 / 255,
+              "OVERLAP": 192}
+    runs = {tag: processing.run("patchwork:classify", {**common, **choice, "OUTPUT": str(work / f"{tag}.tif"),
+                                                        "OUTPUT_PROBABILITIES": str(work / f"{tag}_p.tif")})
+            for tag, choice in (("words", {"WINDOW": "hann", "AGGREGATION": "softvote"}),
+                                ("numbers", {"WINDOW": 1, "AGGREGATION": 1}), ("default", {}))}
+    shares = {tag: gdal.Open(run["OUTPUT_PROBABILITIES"]).ReadAsArray() for tag, run in runs.items()}
+    np.testing.assert_array_equal(shares["words"], shares["numbers"])
+    # Hann-weighted mean probabilities are not boxcar vote shares: the words were read, not taken as the default
+    assert not np.allclose(shares["words"], shares["default"], equal_nan=True)
+    definition = QgsApplication.processingRegistry().algorithmById("patchwork:classify").parameterDefinition("WINDOW")
+    copy = definition.clone()
+    assert type(copy).__name__ == "EnumParameter" and copy.checkValueIsAcceptable("triangular")
+    assert copy.options() == definition.options() and not copy.checkValueIsAcceptable("gauss")

@@ -1,0 +1,43 @@
+"""The README's processing.run example runs as written, on the real Sentinel-2 scene and its rules classes."""
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+from osgeo import gdal
+
+from patchwork.core.inference import classify
+from tests.conftest import REPO
+
+RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
+MARKER = "<!-- processing.run example"
+
+
+def readme_example() -> str:
+    text = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    block = re.search(r"```python\n(.*?)```", text[text.index(MARKER):], re.S)
+    return block.group(1)
+
+
+def test_readme_processing_run_chain_runs_as_written(patchwork_provider, tmp_path, s2_path, monkeypatch, capsys):
+    os.symlink(s2_path, tmp_path / "scene.tif")
+    classify(s2_path, RULES, str(tmp_path / "labels.tif"), scale=1e-4)  # the class raster the example expects
+    monkeypatch.chdir(tmp_path)
+    names: dict = {}
+    exec(compile(readme_example(), "README.md", "exec"), names)  # noqa: S102 - the README's own code
+    assert names["chips"]["CHIP_COUNT"] > 10 and names["augmented"]["CHIP_COUNT"] == 2 * names["chips"]["CHIP_COUNT"]
+    assert os.path.exists("forest.onnx") and os.path.exists("training.html") and os.path.exists("compare.html")
+    assert names["compared"]["AGREEMENT"] > 0.9  # the forest learnt the rules from the chips
+    printed = capsys.readouterr().out
+    assert re.search(r"agreement \d+\.\d%, kappa 0\.\d{3}", printed), printed
+    # The label chips stitched back are the labels where chips lie
+    mosaic = gdal.Open(names["mosaic"]["OUTPUT"])
+    labels = gdal.Open("labels.tif")
+    gt, lgt = mosaic.GetGeoTransform(), labels.GetGeoTransform()
+    col, row = round((gt[0] - lgt[0]) / lgt[1]), round((gt[3] - lgt[3]) / lgt[5])
+    stitched = mosaic.ReadAsArray()
+    expected = labels.ReadAsArray(col, row, mosaic.RasterXSize, mosaic.RasterYSize)
+    covered = stitched != mosaic.GetRasterBand(1).GetNoDataValue()
+    assert covered.mean() > 0.3
+    np.testing.assert_array_equal(stitched[covered], expected[covered])
