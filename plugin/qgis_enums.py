@@ -30,6 +30,7 @@ SOURCE_RASTER = _member("ProcessingSourceType", "Raster", QgsProcessing, "TypeRa
 SOURCE_VECTOR_POLYGON = _member("ProcessingSourceType", "VectorPolygon", QgsProcessing, "TypeVectorPolygon")
 # Qgis.ProcessingParameterFlag: QGIS 3.36
 PARAMETER_ADVANCED = _member("ProcessingParameterFlag", "Advanced", QgsProcessingParameterDefinition, "FlagAdvanced")
+PARAMETER_HIDDEN = _member("ProcessingParameterFlag", "Hidden", QgsProcessingParameterDefinition, "FlagHidden")
 # Qgis.ProcessingFileParameterBehavior: QGIS 3.36
 FILE = _member("ProcessingFileParameterBehavior", "File", QgsProcessingParameterFile, "File")
 FOLDER = _member("ProcessingFileParameterBehavior", "Folder", QgsProcessingParameterFile, "Folder")
@@ -41,3 +42,10 @@ POLYGON_GEOMETRY = _member("GeometryType", "Polygon", QgsWkbTypes, "PolygonGeome
 # Qgis.LayerFilter: QGIS 3.34
 RASTER_LAYERS = _member("LayerFilter", "RasterLayer", QgsMapLayerProxyModel, "RasterLayer")
 POLYGON_LAYERS = _member("LayerFilter", "PolygonLayer", QgsMapLayerProxyModel, "PolygonLayer")
+
+
+def processing_standard_widgets() -> Any:
+    """The Toolbox dialog's kind of parameter widget (Qgis.ProcessingMode: QGIS 3.36; qgis.gui, for the panel)."""
+    from qgis.gui import QgsProcessingGui
+
+    return _member("ProcessingMode", "Standard", QgsProcessingGui, "Standard")

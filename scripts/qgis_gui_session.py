@@ -40,13 +40,45 @@ def panel():
     return iface.mainWindow().findChild(QDockWidget, "PatchworkDock")
 
 
+def settle(seconds=0.6):
+    """Let QGIS run its event loop (the panel's 250 ms preview timer included)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        QgsApplication.processEvents()
+        time.sleep(0.02)
+
+
+def canvas_items():
+    return len(iface.mapCanvas().scene().items())
+
+
+def after_run(next_step, tries=None):
+    """Call `next_step` once the panel's background run has finished (polled, so QGIS stays responsive)."""
+    tries = tries or [0]
+    dock = panel()
+    tries[0] += 1
+    if dock.run is not None and dock.run.running and tries[0] < 300:
+        QTimer.singleShot(200, lambda: after_run(next_step, tries))
+        return
+    result.setdefault("messages", []).append(dock.message.text())  # what the panel said when the run ended
+    guarded(next_step, 300)
+
+
 def step_start():
+    from patchwork.core.inference import classify
+    from patchwork.plugin.resources import resource_path
+
     iface.mainWindow().resize(1500, 950)
-    result["canvas_items_before"] = len(iface.mapCanvas().scene().items())
+    result["canvas_items_before"] = canvas_items()
     qgis.utils.updateAvailablePlugins()  # QGIS started with --noplugins: let it find ours (QGIS_PLUGINPATH)
     qgis.utils.loadPlugin("patchwork")
     qgis.utils.startPlugin("patchwork")
-    layer = iface.addRasterLayer(SCENE, "Sentinel-2 (B, G, R, NIR)")
+    labels_path = os.path.join(WORK, "labels.tif")  # the rules' classes: what the panel's chain learns from
+    classify(SCENE, resource_path("models", "ndvi_ndwi_rules.json"), labels_path, scale=1e-4)
+    labels = iface.addRasterLayer(labels_path, "labels (rules)")
+    layer = iface.addRasterLayer(SCENE, "Sentinel-2 (B, G, R, NIR)")  # loaded while the panel is closed
     renderer = layer.renderer()
     renderer.setRedBand(3)
     renderer.setGreenBand(2)
@@ -54,24 +86,38 @@ def step_start():
     layer.setDefaultContrastEnhancement()
     iface.setActiveLayer(layer)
     iface.zoomToActiveLayer()
+    settle()
+    result["canvas_items_panel_closed"] = canvas_items() - result["canvas_items_before"]
     qgis.utils.plugins["patchwork"].action.setChecked(True)
     dock = panel()
     result["dock_visible"] = bool(dock and dock.isVisible())
     dock.raster_combo.setLayer(layer)
+    dock.labels_combo.setLayer(labels)
     dock.classify_raster.setLayer(layer)
     dock.sampler_combo.setCurrentText("poisson")
     dock.chip_size.setValue(24)
     dock.min_distance.setValue(30)
     dock.count.setValue(0)
     result["preview_chips"] = dock.preview_chips()
+    result["canvas_items_panel_open"] = canvas_items() - result["canvas_items_before"]
     result["steps"].append("sample preview")
+    guarded(step_sample_shot, 1500)
 
 
 def step_sample_shot():
     iface.mapCanvas().refreshAllLayers()
     save("patchwork_sample_preview.png")
     dock = panel()
-    dock.tabs.setCurrentIndex(1)
+    dock.chip_folder.setFilePath(os.path.join(WORK, "chips"))
+    dock.run_sample()
+    result["steps"].append("sample started")
+    after_run(step_augment_preview)
+
+
+def step_augment_preview():
+    dock = panel()
+    result["sample_layers"] = [layer.name() for layer in dock.run.layers]
+    dock.tabs.setCurrentWidget(dock.augment_page)
     dock.chip_size.setValue(64)
     dock.draws.setValue(4)
     from patchwork.core.augment import load_pipeline
@@ -84,6 +130,7 @@ def step_sample_shot():
     iface.mapCanvas().setExtent(preview)
     iface.mapCanvas().refreshAllLayers()
     result["steps"].append("augmentation preview")
+    guarded(step_augment_shot, 1500)
 
 
 def step_augment_shot():
@@ -93,26 +140,74 @@ def step_augment_shot():
     save("patchwork_augment_gallery.png", dock.gallery)
     dock.gallery.close()
     dock.augmentation_preview.clear()
-    dock.preview_outline.clear()
     iface.zoomToActiveLayer()
-    dock.tabs.setCurrentIndex(2)
-    dock.scale.setValue(0.0001)
+    from patchwork.core.augment import load_pipeline
+
+    dock.set_pipeline(load_pipeline("geometric"))
+    dock.augment_folder.setFilePath(os.path.join(WORK, "augmented"))
+    dock.run_augment()
+    result["steps"].append("augment started")
+    after_run(step_train)
+
+
+def step_train():
+    dock = panel()
+    result["augment_layers"] = [layer.name() for layer in dock.run.layers]
+    dock.tabs.setCurrentWidget(dock.train_page)
+    result["train_input_handed_on"] = bool(dock.train_form.values()["INPUT"])
+    dock.train_form.set_value("PARAMETERS", '{"n_estimators": 30}')
+    dock.train_form.set_value("OUTPUT_MODEL", os.path.join(WORK, "forest.onnx"))
+    dock.train_button.click()
+    result["steps"].append("train started")
+    after_run(step_train_shot)
+
+
+def step_train_shot():
+    dock = panel()
+    result["train_message"] = dock.message.text()
+    result["model_in_classify"] = dock.model_file.filePath()
+    save("patchwork_train.png")
+    dock.tabs.setCurrentWidget(dock.classify_page)
     dock.classified_file.setFilePath(os.path.join(WORK, "s2_classes.tif"))
     dock.run_classify()
     result["steps"].append("classify started")
+    after_run(step_classify_shot)
 
 
-def step_wait_classify(tries=[0]):  # noqa: B006 - a call counter on purpose
+def step_classify_shot():
     dock = panel()
-    tries[0] += 1
-    if dock.run is not None and dock.run.running and tries[0] < 100:
-        QTimer.singleShot(200, step_wait_classify)
-        return
     result["classified_layers"] = [layer.name() for layer in dock.run.layers]
     layer = dock.run.layers[0] if dock.run.layers else None
     result["class_renderer"] = layer.renderer().type() if layer else None
+    for other in QgsProject.instance().mapLayersByName("labels (rules)"):  # the class map is what the shot shows
+        QgsProject.instance().layerTreeRoot().findLayer(other.id()).setItemVisibilityChecked(False)
     iface.mapCanvas().refreshAllLayers()
-    QTimer.singleShot(1500, step_classify_shot)
+    settle(1.5)
+    save("patchwork_classify.png")
+    dock.tabs.setCurrentWidget(dock.compare_page)
+    dock.compare_form.set_value("REFERENCE", QgsProject.instance().mapLayersByName("labels (rules)")[0])
+    dock.compare_button.click()
+    result["steps"].append("compare started")
+    after_run(step_compare_shot)
+
+
+def step_compare_shot():
+    dock = panel()
+    result["compare_message"] = dock.message.text()
+    result["compare_layers"] = [layer.name() for layer in dock.run.layers]
+    iface.mapCanvas().refreshAllLayers()
+    settle(1.5)
+    save("patchwork_compare.png")
+    dock.tabs.setCurrentWidget(dock.stitch_page)
+    save("patchwork_stitch.png", dock)
+    dock.tabs.setCurrentWidget(dock.sample_page)  # footprints back on the map …
+    settle()
+    result["canvas_items_sample_tab_again"] = canvas_items() - result["canvas_items_before"]
+    qgis.utils.plugins["patchwork"].action.setChecked(False)  # … and gone when the toolbar button closes the panel
+    settle()
+    result["canvas_items_after_close"] = canvas_items() - result["canvas_items_before"]
+    result["steps"].append("compared")
+    guarded(step_help_and_unload, 300)
 
 
 def shoot_help_dialogs():
@@ -155,9 +250,7 @@ def shoot_advanced_parameters(dialog):
     save("patchwork_classify_scale_parameters.png", dialog)
 
 
-def step_classify_shot():
-    save("patchwork_classify.png")
-    result["steps"].append("classified")
+def step_help_and_unload():
     shoot_help_dialogs()
     result["steps"].append("help dialogs")
     # Unload as Plugin Reloader does, twice, and check nothing is left behind.
@@ -210,8 +303,5 @@ def guarded(step, delay):
 import faulthandler  # noqa: E402 - a hang dumps every thread's stack into the log, then ends the session
 
 _hang_log = open(RESULT + ".hang.txt", "w")  # noqa: SIM115 - kept open for the whole session
-faulthandler.dump_traceback_later(90, exit=True, file=_hang_log)
-guarded(step_start, 1000)
-guarded(step_sample_shot, 3000)
-guarded(step_augment_shot, 5000)
-guarded(step_wait_classify, 6500)
+faulthandler.dump_traceback_later(150, exit=True, file=_hang_log)
+guarded(step_start, 1000)  # each step schedules the next

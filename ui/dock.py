@@ -1,4 +1,4 @@
-"""The Patchwork dock panel: Sample, Augment, Classify and Stitch, with previews on the map canvas.
+"""The Patchwork dock panel: Sample, Augment, Train, Classify, Compare and Stitch, with previews on the map canvas.
 
 Every run goes through the same Processing algorithms as the toolbox and `qgis_process`, in a
 background task with a progress bar and Cancel; outputs are added to the project styled.
@@ -42,6 +42,7 @@ from ..core.sampling import BOUNDARIES, SAMPLER_NAMES, sampler_from_name
 from ..core.stitching import AGGREGATIONS, WINDOWS
 from ..plugin import qgis_enums
 from ..plugin.resources import resource_path
+from .forms import AlgorithmForm
 from .preview import (
     AugmentationPreview,
     ChipFootprints,
@@ -51,7 +52,7 @@ from .preview import (
     stretch_limits,
     thumbnail,
 )
-from .runner import AlgorithmRun
+from .runner import TEMPORARY, AlgorithmRun, announce, new_model_path, temporary_output
 
 SETTINGS_SCOPE = "Patchwork"
 
@@ -111,10 +112,16 @@ class PatchworkDock(QgsDockWidget):
         body = QWidget()
         layout = QVBoxLayout(body)
         self.tabs = QTabWidget()
-        self.tabs.addTab(self._sample_tab(), tr("Sample"))
-        self.tabs.addTab(self._augment_tab(), tr("Augment"))
-        self.tabs.addTab(self._classify_tab(), tr("Classify"))
-        self.tabs.addTab(self._stitch_tab(), tr("Stitch"))
+        self.sample_page = self._sample_tab()
+        self.augment_page = self._augment_tab()
+        self.train_page = self._train_tab()
+        self.classify_page = self._classify_tab()
+        self.compare_page = self._compare_tab()
+        self.stitch_page = self._stitch_tab()
+        for page, title in ((self.sample_page, tr("Sample")), (self.augment_page, tr("Augment")),
+                            (self.train_page, tr("Train")), (self.classify_page, tr("Classify")),
+                            (self.compare_page, tr("Compare")), (self.stitch_page, tr("Stitch"))):
+            self.tabs.addTab(page, title)
         layout.addWidget(self.tabs)
         self.tabs.currentChanged.connect(self._tab_changed)
         status = QHBoxLayout()
@@ -134,6 +141,7 @@ class PatchworkDock(QgsDockWidget):
         self.setWidget(body)
         self.restore_settings()
         QgsProject.instance().readProject.connect(self.restore_settings)
+        self.visibilityChanged.connect(self._visibility_changed)
 
     # -- Sample -------------------------------------------------------------------------------
 
@@ -165,6 +173,7 @@ class PatchworkDock(QgsDockWidget):
         self.max_nodata = _double(0.0, 1.0, 0.5, 0.05, tr("Largest fraction of nodata or outside-AOI pixels a chip may "
                                                           "have"), 2)
         self.chip_folder = QgsFileWidget()
+        self.chip_folder.lineEdit().setPlaceholderText(tr("[Save to temporary folder]"))  # as QGIS's dialogs say
         self.chip_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.chip_folder.setToolTip(tr("Folder for the chip dataset (the index is written into it)"))
         self.live_preview = QCheckBox(tr("Show chips on the map as I change settings"))
@@ -199,12 +208,25 @@ class PatchworkDock(QgsDockWidget):
         self.count.setEnabled(name in ("poisson", "random"))
 
     def _tab_changed(self, index: int) -> None:
-        """Chip footprints belong to the Sample tab: they leave the map with it and come back with it."""
-        if index == 0:
+        """Chip footprints belong to the Sample tab, the augmented chip's outline to Augment: each leaves the map
+        with its tab (and with the panel) and the footprints come back with theirs."""
+        if self.tabs.widget(index) is not self.augment_page:
+            self.preview_outline.clear()
+        if self.tabs.widget(index) is self.sample_page:
             self.schedule_chip_preview()
         else:
             self.preview_timer.stop()
             self.footprints.clear()
+
+    def _visibility_changed(self, visible: bool) -> None:
+        """However the panel is closed (its toolbar button, menu entry, close box, a tabbed dock hidden behind
+        another), its canvas items go; when it is shown again the Sample tab's footprints come back."""
+        if visible:
+            self.schedule_chip_preview()
+        else:
+            self.preview_timer.stop()
+            self.footprints.clear()
+            self.preview_outline.clear()
 
     def sampler(self):
         return sampler_from_name(self.sampler_combo.currentText(), step=self.step.value(), jitter=self.jitter.value(),
@@ -212,7 +234,9 @@ class PatchworkDock(QgsDockWidget):
                                  seed=self.seed.value())
 
     def schedule_chip_preview(self, *_args) -> None:
-        if self.live_preview.isChecked() and self.tabs.currentIndex() == 0:
+        """Footprints are drawn only for a user who sees the panel on its Sample tab (a raster loaded while the
+        panel is closed draws nothing)."""
+        if self.live_preview.isChecked() and self.tabs.currentWidget() is self.sample_page and self.isVisible():
             self.preview_timer.start()
         else:
             self.footprints.clear()
@@ -236,10 +260,10 @@ class PatchworkDock(QgsDockWidget):
 
     def run_sample(self) -> None:
         raster = _file_source(self.raster_combo.currentLayer())
-        folder = self.chip_folder.filePath()
-        if raster is None or not folder:
-            self.show_message(tr("Choose a file raster and a chip folder first."), error=True)
+        if raster is None:
+            self.show_message(tr("Choose a file raster first."), error=True)
             return
+        folder = self.chip_folder.filePath() or temporary_output("chips")
         labels = self.labels_combo.currentLayer()
         parameters = {
             "INPUT": raster, "LABELS": _file_source(labels) if labels else None,
@@ -306,6 +330,7 @@ class PatchworkDock(QgsDockWidget):
         self.index_combo.setFilters(qgis_enums.POLYGON_LAYERS)
         self.index_combo.setToolTip(tr("A chip index written by Sample chips"))
         self.augment_folder = QgsFileWidget()
+        self.augment_folder.lineEdit().setPlaceholderText(tr("[Save to temporary folder]"))  # as QGIS's dialogs say
         self.augment_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.augment_folder.setToolTip(tr("Folder for the augmented chip dataset"))
         for label, widget in ((tr("Preview draws"), self.draws), (tr("Preview seed"), self.preview_seed),
@@ -398,10 +423,10 @@ class PatchworkDock(QgsDockWidget):
 
     def run_augment(self) -> None:
         index = _file_source(self.index_combo.currentLayer())
-        folder = self.augment_folder.filePath()
-        if index is None or not folder:
-            self.show_message(tr("Choose a chip index and an output folder first."), error=True)
+        if index is None:
+            self.show_message(tr("Choose a chip index first."), error=True)
             return
+        folder = self.augment_folder.filePath() or temporary_output("augmented_chips")
         overwrite = self.may_replace_dataset(folder)
         if overwrite is None:
             return
@@ -409,6 +434,33 @@ class PatchworkDock(QgsDockWidget):
             "INPUT": index, "PIPELINE": self.pipeline_edit.toPlainText(), "COPIES": self.copies.value(),
             "SEED": self.seed.value(), "OUTPUT_DIR": folder, "OUTPUT": os.path.join(folder, "index.gpkg"),
             "OVERWRITE": overwrite})
+
+    # -- Train and Compare: QGIS's own widgets from the algorithms' definitions -----------------
+
+    def _train_tab(self) -> QWidget:
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        self.train_form = AlgorithmForm("patchwork:trainclassifier", self.canvas)
+        self.train_form.set_value("OUTPUT_MODEL", new_model_path())  # kept: a model is not a temporary file
+        self.train_button = QPushButton(tr("Train"))
+        self.train_button.setToolTip(tr("Run Patchwork ▸ Train pixel classifier; the model then appears in Classify"))
+        self.train_button.clicked.connect(lambda: self.start_run("patchwork:trainclassifier", self.train_form.values()))
+        layout.addWidget(self.train_form)
+        layout.addWidget(self.train_button)
+        layout.addStretch()
+        return tab
+
+    def _compare_tab(self) -> QWidget:
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        self.compare_form = AlgorithmForm("patchwork:compare", self.canvas)
+        self.compare_button = QPushButton(tr("Compare"))
+        self.compare_button.setToolTip(tr("Run Patchwork ▸ Compare classifications"))
+        self.compare_button.clicked.connect(lambda: self.start_run("patchwork:compare", self.compare_form.values()))
+        layout.addWidget(self.compare_form)
+        layout.addWidget(self.compare_button)
+        layout.addStretch()
+        return tab
 
     # -- Classify -----------------------------------------------------------------------------
 
@@ -441,6 +493,7 @@ class PatchworkDock(QgsDockWidget):
         self.aggregation_combo = _combo(AGGREGATIONS, tr("hardvote: votes; softvote: mean probabilities; mean: "
                                                          "regression values"))
         self.classified_file = QgsFileWidget()
+        self.classified_file.lineEdit().setPlaceholderText(tr("[Save to temporary file]"))  # as QGIS's dialogs say
         self.classified_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.classified_file.setFilter(tr("GeoTIFF (*.tif)"))
         self.classified_file.setToolTip(tr("The class map to write"))
@@ -492,10 +545,10 @@ class PatchworkDock(QgsDockWidget):
 
     def run_classify(self) -> None:
         raster = _file_source(self.classify_raster.currentLayer())
-        output = self.classified_file.filePath()
-        if raster is None or not output:
-            self.show_message(tr("Choose a file raster and an output file first."), error=True)
+        if raster is None:
+            self.show_message(tr("Choose a file raster first."), error=True)
             return
+        output = self.classified_file.filePath() or TEMPORARY
         parameters = {"INPUT": raster, "MODEL": self.model_file.filePath(), "SCALE": self.scale.value(),
                       "OFFSET": self.offset.value(), "WINDOW": self.window_combo.currentIndex(),
                       "AGGREGATION": self.aggregation_combo.currentIndex(),
@@ -526,6 +579,7 @@ class PatchworkDock(QgsDockWidget):
         self.reference.setLayer(None)
         self.reference.setToolTip(tr("Optional raster whose grid and extent the mosaic takes"))
         self.mosaic_file = QgsFileWidget()
+        self.mosaic_file.lineEdit().setPlaceholderText(tr("[Save to temporary file]"))  # as QGIS's dialogs say
         self.mosaic_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.mosaic_file.setFilter(tr("GeoTIFF (*.tif)"))
         self.mosaic_file.setToolTip(tr("The mosaic to write"))
@@ -540,9 +594,9 @@ class PatchworkDock(QgsDockWidget):
         return tab
 
     def run_stitch(self) -> None:
-        folder, output = self.stitch_folder.filePath(), self.mosaic_file.filePath()
-        if not folder or not output:
-            self.show_message(tr("Choose a chip folder and an output file first."), error=True)
+        folder, output = self.stitch_folder.filePath(), self.mosaic_file.filePath() or TEMPORARY
+        if not folder:
+            self.show_message(tr("Choose a chip folder first."), error=True)
             return
         parameters = {"INPUT": folder, "WINDOW": self.stitch_window.currentIndex(),
                       "AGGREGATION": self.stitch_aggregation.currentIndex(), "N_CLASSES": self.n_classes.value(),
@@ -579,13 +633,29 @@ class PatchworkDock(QgsDockWidget):
 
     def _run_finished(self, ok: bool, results: dict, message: str) -> None:
         self.cancel_button.setEnabled(False)
-        if ok:
-            self.progress.setValue(100)
-            names = ", ".join(layer.name() for layer in self.run.layers)
-            self.show_message(tr("Done: {}").format(names or ", ".join(f"{k}={v}" for k, v in results.items())))
-        else:
+        if not ok:
             self.progress.setValue(0)
             self.show_message(message or tr("The run failed; see the log."), error=True)
+            return
+        self.progress.setValue(100)
+        summary = self.run.summary()
+        self.show_message(summary)
+        self.hand_on(self.run.algorithm_id, results)
+        announce(self.iface, summary, self.run.layers, results.get("OUTPUT_REPORT") or results.get("OUTPUT_HTML"))
+
+    def hand_on(self, algorithm_id: str, results: dict) -> None:
+        """Each tab's output becomes the next tab's input: chips → Train, model → Classify, map → Compare."""
+        if algorithm_id in ("patchwork:samplechips", "patchwork:augmentchips"):
+            layer = next(iter(self.run.layers), None)
+            if layer is not None:
+                self.train_form.set_value("INPUT", layer)
+            if layer is not None and algorithm_id == "patchwork:samplechips":
+                self.index_combo.setLayer(layer)  # and to Augment
+        elif algorithm_id == "patchwork:trainclassifier":
+            self.model_file.setFilePath(results["OUTPUT_MODEL"])
+            self.train_form.set_value("OUTPUT_MODEL", new_model_path())  # the next training keeps this one
+        elif algorithm_id == "patchwork:classify" and self.run.layers:
+            self.compare_form.set_value("INPUT", self.run.layers[0])
 
     def show_message(self, text: str, error: bool = False) -> None:
         self.message.setText(text)
@@ -638,19 +708,14 @@ class PatchworkDock(QgsDockWidget):
         """Everything the panel put on the canvas or in the project goes; a run in progress is cancelled."""
         self.preview_timer.stop()
         self.cancel_run()
-        self.footprints.remove()
-        self.preview_outline.remove()
+        self.footprints.clear()
+        self.preview_outline.clear()
         self.augmentation_preview.remove()
         try:
             QgsProject.instance().readProject.disconnect(self.restore_settings)
         except TypeError:
             pass
 
-    def closeEvent(self, event) -> None:  # noqa: N802 - Qt API name
-        self.footprints.clear()
-        self.preview_outline.clear()
-        self.augmentation_preview.clear()
-        super().closeEvent(event)
 
 
 class GalleryDialog(QDialog):

@@ -45,15 +45,13 @@ def candidate_windows(raster: str, sampler: Sampler, chip: int, boundary: str) -
 
 
 class ChipFootprints:
-    """Chip footprints drawn on the canvas; `clear()` (and the dock closing) removes them."""
+    """Chip footprints drawn on the canvas. The rubber band exists only while something is drawn: `clear()`
+    takes it off the canvas's scene, so a panel that is closed or on another tab leaves no item there."""
 
     def __init__(self, canvas, colour: QColor | None = None) -> None:
         self.canvas = canvas
-        colour = colour or QColor(255, 200, 0)
-        self.band = QgsRubberBand(canvas, qgis_enums.POLYGON_GEOMETRY)
-        self.band.setStrokeColor(colour)
-        self.band.setFillColor(QColor(colour.red(), colour.green(), colour.blue(), 40))
-        self.band.setWidth(2)
+        self.colour = colour or QColor(255, 200, 0)
+        self.band: QgsRubberBand | None = None
         self.count = 0
 
     def show(self, raster: str, windows: list[Window], crs: QgsCoordinateReferenceSystem) -> None:
@@ -62,19 +60,20 @@ class ChipFootprints:
         polygons = [QgsGeometry.fromPolygonXY([[QgsPointXY(x, y) for x, y in footprint(window_geotransform(gt, w),
                                                                                          w.height, w.width)]])
                     for w in windows]
-        geometry = QgsGeometry.collectGeometry(polygons) if polygons else QgsGeometry()
-        self.band.reset(qgis_enums.POLYGON_GEOMETRY)
+        self.clear()
         if polygons:
-            self.band.setToGeometry(geometry, crs)
+            self.band = QgsRubberBand(self.canvas, qgis_enums.POLYGON_GEOMETRY)
+            self.band.setStrokeColor(self.colour)
+            self.band.setFillColor(QColor(self.colour.red(), self.colour.green(), self.colour.blue(), 40))
+            self.band.setWidth(2)
+            self.band.setToGeometry(QgsGeometry.collectGeometry(polygons), crs)
         self.count = len(windows)
 
     def clear(self) -> None:
-        self.band.reset(qgis_enums.POLYGON_GEOMETRY)
+        if self.band is not None:
+            self.canvas.scene().removeItem(self.band)
+            self.band = None
         self.count = 0
-
-    def remove(self) -> None:
-        self.clear()
-        self.canvas.scene().removeItem(self.band)
 
 
 def chip_at(raster: str, canvas, layer_crs: QgsCoordinateReferenceSystem, chip: int) -> Window:

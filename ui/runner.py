@@ -4,15 +4,19 @@ from __future__ import annotations
 import os
 
 from qgis.core import (
+    Qgis,
     QgsApplication,
     QgsProcessingAlgRunnerTask,
     QgsProcessingContext,
     QgsProcessingFeedback,
+    QgsProcessingUtils,
     QgsProject,
     QgsRasterLayer,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QObject, pyqtSignal
+from qgis.PyQt.QtCore import QCoreApplication, QObject, QUrl, pyqtSignal
+from qgis.PyQt.QtGui import QDesktopServices
+from qgis.PyQt.QtWidgets import QPushButton
 
 from ..plugin.resources import resource_path
 
@@ -21,8 +25,49 @@ LAYER_OUTPUTS = {
     "patchwork:samplechips": [("OUTPUT", "vector")],
     "patchwork:augmentchips": [("OUTPUT", "vector")],
     "patchwork:classify": [("OUTPUT", "raster"), ("OUTPUT_PROBABILITIES", "raster")],
+    "patchwork:compare": [("OUTPUT", "raster")],
     "patchwork:stitchchips": [("OUTPUT", "raster")],
 }
+TEMPORARY = "TEMPORARY_OUTPUT"  # Processing writes the output to a temporary file, as QGIS's dialogs offer
+
+
+def temporary_output(name: str) -> str:
+    """A new path in QGIS's Processing temporary folder (removed when QGIS closes), for a folder output."""
+    return QgsProcessingUtils.generateTempFilename(name)
+
+
+def new_model_path() -> str:
+    """Where a trained model goes unless the user says otherwise: beside the project (or in the home folder,
+    for a project not saved yet), under a name no file has, so that no earlier model is replaced."""
+    folder = QgsProject.instance().absolutePath() or os.path.join(os.path.expanduser("~"), "Patchwork models")
+    path, n = os.path.join(folder, "patchwork_model.onnx"), 1
+    while os.path.exists(path):
+        n += 1
+        path = os.path.join(folder, f"patchwork_model_{n}.onnx")
+    return path
+
+
+def announce(iface, text: str, layers: list, report: str | None = None) -> None:
+    """A finished run in QGIS's message bar, with a button to the new layer and, if any, to the report."""
+    if iface is None or not hasattr(iface, "messageBar"):
+        return
+    bar = iface.messageBar()
+    item = bar.createMessage("Patchwork", text)
+    if layers:
+        show = QPushButton(QCoreApplication.translate("Patchwork", "Zoom to layer"))
+        layer = layers[0]
+
+        def zoom() -> None:
+            iface.setActiveLayer(layer)
+            iface.zoomToActiveLayer()
+
+        show.clicked.connect(zoom)
+        item.layout().addWidget(show)
+    if report:
+        open_report = QPushButton(QCoreApplication.translate("Patchwork", "Open report"))
+        open_report.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(report)))
+        item.layout().addWidget(open_report)
+    bar.pushWidget(item, Qgis.MessageLevel.Success, 8)
 
 
 class AlgorithmRun(QObject):
@@ -46,6 +91,7 @@ class AlgorithmRun(QObject):
         self.task = QgsProcessingAlgRunnerTask(self.algorithm, parameters, self.context, self.feedback)
         self.task.executed.connect(self._done)
         self.layers: list = []
+        self.results: dict = {}
         self.done = False  # the task object itself is deleted by the task manager once it has finished
 
     def check(self) -> tuple[bool, str]:
@@ -66,10 +112,45 @@ class AlgorithmRun(QObject):
     def _done(self, ok: bool, results: dict) -> None:
         self.done = True
         self.task = None
+        self.results = dict(results or {})
         message = self.feedback.last_error or ("Cancelled: nothing was written." if self.feedback.isCanceled() else "")
         if ok:
             self.layers = self._add_layers(results)
         self.finished.emit(bool(ok), dict(results or {}), message)
+
+    def summary(self) -> str:
+        """One line on what a finished run made."""
+        results, names = self.results, ", ".join(layer.name() for layer in self.layers)
+        if self.algorithm_id == "patchwork:trainclassifier":
+            accuracy = results.get("ACCURACY")
+            quality = f", validation accuracy {accuracy:.1%}" if isinstance(accuracy, float) else ""
+            return f"Model trained{quality}: {results.get('OUTPUT_MODEL')}"
+        if self.algorithm_id == "patchwork:compare":
+            return (f"Agreement {results.get('AGREEMENT', 0):.1%} of {int(results.get('PIXELS', 0)):,} pixels, "
+                    f"kappa {results.get('KAPPA', 0):.3f}")
+        return f"Done: {names}" if names else "Done"
+
+    def layer_title(self, name: str, path: str) -> str:
+        """Layer names that say what they are: 'chips (poisson, 94)', 'classes — forest.onnx'."""
+        results, parameters = self.results, self.parameters
+        model = os.path.basename(str(parameters.get("MODEL", "")))
+        key = (self.algorithm_id, name)
+        if key == ("patchwork:samplechips", "OUTPUT"):
+            return f"chips ({self._choice('SAMPLER')}, {results.get('CHIP_COUNT')})"
+        titles = {
+            ("patchwork:augmentchips", "OUTPUT"): f"augmented chips ({results.get('CHIP_COUNT')})",
+            ("patchwork:classify", "OUTPUT"): f"classes — {model}",
+            ("patchwork:classify", "OUTPUT_PROBABILITIES"): f"class probabilities — {model}",
+            ("patchwork:compare", "OUTPUT"): "agreement",
+            ("patchwork:stitchchips", "OUTPUT"): "mosaic",
+        }
+        return titles.get(key) or os.path.splitext(os.path.basename(path))[0]
+
+    def _choice(self, name: str) -> str:
+        """The word of a choice parameter as the run got it (an index or the word)."""
+        definition = self.algorithm.parameterDefinition(name)
+        value = definition.index_of(self.parameters.get(name, definition.defaultValue()))
+        return definition.words[int(value)]
 
     def _add_layers(self, results: dict) -> list:
         layers = []
@@ -77,7 +158,7 @@ class AlgorithmRun(QObject):
             path = results.get(name)
             if not path or not os.path.exists(str(path)):
                 continue
-            title = f"{os.path.splitext(os.path.basename(str(path)))[0]}"
+            title = self.layer_title(name, str(path))
             if kind == "vector":
                 layer = QgsVectorLayer(str(path), title, "ogr")
                 layer.loadNamedStyle(resource_path("styles", "chip_index.qml"))

@@ -28,14 +28,31 @@ def session(tmp_path_factory, s2_path):
     return out, json.loads(result.read_text())
 
 
-def test_panel_previews_and_classifies_in_a_real_qgis_window(session):
+def test_the_whole_chain_runs_from_the_panel_in_a_real_qgis_window(session):
+    """Sample → augment → train → classify → compare, each from its tab, each handing its output on."""
     _, result = session
     assert "error" not in result and not result.get("python_errors"), result
     assert result["dock_visible"]
     assert result["preview_chips"] > 20  # Poisson-disk chips drawn on the canvas
+    assert re.fullmatch(r"chips \(poisson, \d+\)", result["sample_layers"][0]), result["messages"]
     assert result["augmented_samples"] == 5  # the chip and 4 draws, as layers and in the gallery
     assert result["footprints_after_tab_change"] == 0
-    assert result["classified_layers"] == ["s2_classes"] and result["class_renderer"] == "paletted"
+    assert re.fullmatch(r"augmented chips \(\d+\)", result["augment_layers"][0]), result["messages"]
+    assert result["train_input_handed_on"]
+    assert result["train_message"].startswith("Model trained, validation accuracy"), result["messages"]
+    assert result["model_in_classify"].endswith("forest.onnx")  # the trained model appears in Classify
+    assert result["classified_layers"] == ["classes — forest.onnx"] and result["class_renderer"] == "paletted"
+    assert result["compare_message"].startswith("Agreement ") and result["compare_layers"] == ["agreement"]
+    agreement = float(re.match(r"Agreement (\d+\.\d)%", result["compare_message"]).group(1))
+    assert agreement > 90, result["compare_message"]
+
+
+def test_patchwork_draws_on_the_canvas_only_while_its_panel_is_open_on_the_tab_that_owns_it(session):
+    _, result = session
+    assert result["canvas_items_panel_closed"] == 0  # a raster loaded with the panel closed: nothing drawn
+    assert result["canvas_items_panel_open"] == 1  # the Sample tab's footprints
+    assert result["canvas_items_sample_tab_again"] == 1
+    assert result["canvas_items_after_close"] == 0  # closed with its toolbar button: nothing left
 
 
 def test_unload_and_reload_leave_nothing_behind(session):
@@ -52,7 +69,8 @@ def test_screenshots_show_the_panel(session):
     helps = [f"patchwork_help_{name}.png" for name in ("augmentchips", "classify", "compare", "samplechips",
                                                          "stitchchips", "trainclassifier")]
     assert names == sorted(["patchwork_augment_gallery.png", "patchwork_augment_preview.png", "patchwork_classify.png",
-                            "patchwork_classify_scale_parameters.png", "patchwork_sample_preview.png", *helps])
+                            "patchwork_classify_scale_parameters.png", "patchwork_compare.png",
+                            "patchwork_sample_preview.png", "patchwork_stitch.png", "patchwork_train.png", *helps])
     shown = " | ".join(result["classify_advanced"])  # the advanced group, opened in the real dialog
     for label in ("Worker threads (not set or 0: every core)", "Device for ONNX models", "Dask scheduler address",
                   "Resumable", "Output format"):

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 
 import numpy as np
 import pytest
 from osgeo import gdal
 from qgis.core import QgsProject, QgsRasterLayer
-from qgis.PyQt.QtWidgets import QLabel
+from qgis.PyQt.QtWidgets import QLabel, QPushButton
 
 from patchwork.core.augment import load_pipeline
 from tests.conftest import REPO, SHARED_DATA
@@ -65,7 +66,35 @@ def test_chip_preview_follows_the_sampler_settings(dock, s2_layer):
     dock.chip_size.setValue(400)  # larger than the raster: the panel says so instead of drawing
     assert dock.preview_chips() == 0 and "larger than the raster" in dock.message.text()
     dock.live_preview.setChecked(False)
-    assert dock.footprints.band.asGeometry().isEmpty()
+    assert dock.footprints.band is None and dock.footprints.count == 0
+
+
+def settle(qgis_app, seconds: float = 0.5) -> None:
+    """Let the panel's 250 ms preview timer fire."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        qgis_app.processEvents()
+        time.sleep(0.01)
+
+
+def test_the_canvas_shows_patchwork_items_only_while_the_panel_is_open_on_their_tab(dock, s2_layer, qgis_iface,
+                                                                                      qgis_app):
+    scene = qgis_iface.mapCanvas().scene()
+    before = len(scene.items())
+    dock.hide()
+    dock.raster_combo.setLayer(s2_layer)  # a raster loaded while the panel is closed
+    settle(qgis_app)
+    assert dock.footprints.band is None and len(scene.items()) == before
+    dock.show()  # opened: the Sample tab's footprints appear
+    settle(qgis_app)
+    assert dock.footprints.count > 0 and len(scene.items()) == before + 1
+    dock.tabs.setCurrentIndex(2)  # another tab: they leave the map
+    assert len(scene.items()) == before
+    dock.tabs.setCurrentIndex(0)
+    settle(qgis_app)
+    assert len(scene.items()) == before + 1
+    dock.hide()  # closed (toolbar button, menu entry or close box): nothing of Patchwork's stays on the canvas
+    assert len(scene.items()) == before and dock.footprints.count == 0
 
 
 def test_augmentation_preview_shows_draws_on_the_map_and_in_a_gallery(dock, s2_layer):
@@ -98,10 +127,13 @@ def test_sample_run_in_the_background_adds_the_styled_index(dock, s2_layer, tmp_
     dock.run_sample()
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
-    index = QgsProject.instance().mapLayersByName("index")
+    index = QgsProject.instance().mapLayersByName("chips (regular, 24)")  # a name that says what it is
     assert index and index[0].featureCount() == 4 * 6
     assert index[0].renderer().symbol().symbolLayer(0).strokeColor().name() == "#ffc800"
     assert dock.progress.value() == 100 and not dock.cancel_button.isEnabled()
+    # handed on: Augment and Train now start from these chips
+    assert dock.index_combo.currentLayer() == index[0]
+    assert dock.train_form.values()["INPUT"] in (index[0].id(), index[0].source(), index[0])
 
 
 def test_model_picker_explains_problems_before_the_run(dock, tmp_path, ortho_path):
@@ -141,9 +173,23 @@ def test_classify_run_adds_a_class_map_with_names(dock, s2_layer, tmp_path, qgis
     dock.run_classify()
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
-    layer = QgsProject.instance().mapLayersByName("classes")[0]
+    layer = QgsProject.instance().mapLayersByName("classes — ndvi_ndwi_rules.json")[0]
     assert layer.renderer().type() == "paletted"
     assert [c.label for c in layer.renderer().classes()] == ["water", "bare land / scrub", "vegetation"]
+    assert dock.compare_form.values()["INPUT"] in (layer.id(), layer.source(), layer)  # handed on to Compare
+
+
+def test_outputs_left_empty_go_to_temporary_files_as_in_qgis_dialogs(dock, s2_layer, qgis_app):
+    dock.classify_raster.setLayer(s2_layer)
+    dock.model_file.setFilePath(RULES)
+    dock.scale.setValue(0.0001)
+    dock.classified_file.setFilePath("")
+    dock.run_classify()
+    ok, message = wait_for(dock.run, qgis_app)
+    assert ok, message
+    path = dock.run.results["OUTPUT"]
+    assert os.path.exists(path) and os.path.dirname(os.path.dirname(path)).startswith(tempfile.gettempdir())
+    assert dock.message.text() == "Done: classes — ndvi_ndwi_rules.json"
 
 
 def test_cancel_stops_the_run_within_a_second_and_leaves_nothing(dock, tmp_path, qgis_app, example_path):
@@ -229,3 +275,54 @@ def test_a_folder_holding_a_chip_dataset_is_replaced_only_when_the_user_agrees(d
         monkeypatch.setattr(QMessageBox, "question", lambda *args, answer=answer: asked.append(args[2]) or answer)
         assert dock.may_replace_dataset(str(folder)) is expected
     assert len(asked) == 2 and "already holds a chip dataset" in asked[0]
+
+
+def test_the_whole_chain_runs_from_the_panel_alone(dock, s2_layer, tmp_path, qgis_app, qgis_iface):
+    """Sample → Augment → Train → Classify → Compare, each tab handing its output to the next."""
+    from patchwork.core.inference import classify
+
+    labels_path = str(tmp_path / "labels.tif")
+    classify(s2_layer.source(), RULES, labels_path, scale=1e-4)
+    labels = QgsRasterLayer(labels_path, "labels")
+    QgsProject.instance().addMapLayer(labels)
+    dock.raster_combo.setLayer(s2_layer)
+    dock.labels_combo.setLayer(labels)
+    dock.sampler_combo.setCurrentText("poisson")
+    dock.chip_size.setValue(32)
+    dock.min_distance.setValue(48)
+    dock.count.setValue(0)
+    dock.chip_folder.setFilePath(str(tmp_path / "chips"))
+    dock.run_sample()
+    assert wait_for(dock.run, qgis_app)[0]
+    dock.set_pipeline(load_pipeline("geometric"))
+    dock.augment_folder.setFilePath(str(tmp_path / "augmented"))
+    dock.run_augment()
+    assert wait_for(dock.run, qgis_app)[0]
+    augmented = dock.run.layers[0]
+    assert augmented.name().startswith("augmented chips (")
+    assert dock.train_form.values()["INPUT"] in (augmented.id(), augmented.source(), augmented)
+    default_model = dock.train_form.values()["OUTPUT_MODEL"]
+    assert default_model.endswith(".onnx") and not default_model.startswith(tempfile.gettempdir())  # kept
+    dock.train_form.set_value("PARAMETERS", '{"n_estimators": 30}')
+    dock.train_form.set_value("OUTPUT_MODEL", str(tmp_path / "forest.onnx"))
+    dock.train_button.click()
+    ok, message = wait_for(dock.run, qgis_app, timeout=120)
+    assert ok, message
+    assert dock.model_file.filePath() == str(tmp_path / "forest.onnx")  # the model appears in Classify
+    assert dock.message.text().startswith("Model trained, validation accuracy")
+    dock.classify_raster.setLayer(s2_layer)
+    dock.classified_file.setFilePath(str(tmp_path / "classes.tif"))
+    dock.run_classify()
+    assert wait_for(dock.run, qgis_app)[0]
+    assert dock.run.layers[0].name() == "classes — forest.onnx"
+    dock.compare_form.set_value("REFERENCE", labels)
+    dock.compare_button.click()
+    ok, message = wait_for(dock.run, qgis_app)
+    assert ok, message
+    assert dock.run.results["AGREEMENT"] > 0.9
+    assert dock.message.text().startswith("Agreement ") and "kappa" in dock.message.text()
+    assert [layer.name() for layer in dock.run.layers] == ["agreement"]
+    shown = qgis_iface.messageBar().currentItem()  # the message bar says so too, with a button to the layer
+    assert shown is not None and shown.text().startswith("Agreement ")
+    assert "Zoom to layer" in [button.text() for button in shown.findChildren(QPushButton)]
+    assert "Open report" in [button.text() for button in shown.findChildren(QPushButton)]
