@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 
-from qgis.core import QgsProject
+from qgis.core import QgsApplication, QgsProject
 from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import QCoreApplication, QTimer
 from qgis.PyQt.QtGui import QColor
@@ -38,8 +38,7 @@ from qgis.PyQt.QtWidgets import (
 from ..core.augment import AUGMENTATIONS, Compose, load_pipeline, preset_names
 from ..core.dataset import MANIFEST
 from ..core.errors import PatchworkError
-from ..core.sampling import BOUNDARIES, SAMPLER_NAMES, sampler_from_name
-from ..core.stitching import AGGREGATIONS, WINDOWS
+from ..core.sampling import sampler_from_name
 from ..plugin import qgis_enums
 from ..plugin.resources import resource_path
 from .forms import AlgorithmForm
@@ -55,6 +54,8 @@ from .preview import (
 from .runner import TEMPORARY, AlgorithmRun, announce, new_model_path, temporary_output
 
 SETTINGS_SCOPE = "Patchwork"
+SAMPLE, AUGMENT, CLASSIFY, STITCH = ("patchwork:samplechips", "patchwork:augmentchips", "patchwork:classify",
+                                     "patchwork:stitchchips")
 
 
 def tr(text: str) -> str:
@@ -85,6 +86,47 @@ def _combo(items, tip: str) -> QComboBox:
     box.addItems(list(items))
     box.setToolTip(tip)
     return box
+
+
+# Fields of an algorithm's parameters: range, default, choices and tooltip come from its definition, never retyped.
+INT_LIMIT = 2**31 - 1
+
+
+def definition(algorithm_id: str, name: str):
+    return QgsApplication.processingRegistry().algorithmById(algorithm_id).parameterDefinition(name)
+
+
+def tip_of(algorithm_id: str, name: str) -> str:
+    return definition(algorithm_id, name).help()
+
+
+def spin_for(algorithm_id: str, name: str, suffix: str = "", default_words: str | None = None) -> QSpinBox:
+    """A whole-number field; with `default_words`, one below the lowest value means "not set" and says so."""
+    d = definition(algorithm_id, name)
+    low = int(max(d.minimum(), -INT_LIMIT))
+    low = low - 1 if default_words else low
+    box = _spin(low, int(min(d.maximum(), INT_LIMIT)), low if d.defaultValue() is None else int(d.defaultValue()),
+                d.help(), suffix)
+    if default_words:
+        box.setSpecialValueText(default_words)
+    return box
+
+
+def double_for(algorithm_id: str, name: str, step: float, decimals: int = 3) -> QDoubleSpinBox:
+    d = definition(algorithm_id, name)
+    return _double(max(d.minimum(), -1e9), min(d.maximum(), 1e9), float(d.defaultValue()), step, d.help(), decimals)
+
+
+def combo_for(algorithm_id: str, name: str) -> QComboBox:
+    d = definition(algorithm_id, name)
+    box = _combo(d.options(), d.help())
+    box.setCurrentIndex(int(d.defaultValue() or 0))
+    return box
+
+
+def unset(box: QSpinBox) -> bool:
+    """True when a spin box made with `default_words` shows them (the parameter is left to its default)."""
+    return box.value() == box.minimum() and bool(box.specialValueText())
 
 
 def _file_source(layer) -> str | None:
@@ -150,32 +192,30 @@ class PatchworkDock(QgsDockWidget):
         tab.setLayout(form)
         self.raster_combo = QgsMapLayerComboBox()
         self.raster_combo.setFilters(qgis_enums.RASTER_LAYERS)
-        self.raster_combo.setToolTip(tr("The raster to cut chips from (a file raster)"))
+        self.raster_combo.setToolTip(tip_of(SAMPLE, "INPUT"))
         self.labels_combo = QgsMapLayerComboBox()
         self.labels_combo.setFilters(qgis_enums.RASTER_LAYERS)
         self.labels_combo.setAllowEmptyLayer(True)
         self.labels_combo.setLayer(None)
-        self.labels_combo.setToolTip(tr("Optional label raster on the same grid: label chips are cut with the image"))
+        self.labels_combo.setToolTip(tip_of(SAMPLE, "LABELS"))
         self.aoi_combo = QgsMapLayerComboBox()
         self.aoi_combo.setFilters(qgis_enums.POLYGON_LAYERS)
         self.aoi_combo.setAllowEmptyLayer(True)
         self.aoi_combo.setLayer(None)
-        self.aoi_combo.setToolTip(tr("Optional polygons: chips must overlap them"))
-        self.sampler_combo = _combo(SAMPLER_NAMES, tr("regular grid, jittered grid, Poisson-disk or uniform random"))
-        self.chip_size = _spin(8, 4096, 64, tr("Chip side in pixels"), " px")
-        self.step = _spin(1, 4096, 64, tr("Grid step (regular and jittered samplers)"), " px")
-        self.jitter = _double(0.0, 0.5, 0.25, 0.05, tr("Jitter as a fraction of the step (jittered sampler)"))
-        self.min_distance = _double(1.0, 100000.0, 64.0, 8.0, tr("Minimum distance between chips (Poisson)"), 1)
-        self.count = _spin(0, 1000000, 100, tr("Maximum number of chips (Poisson, random; 0 = all for Poisson)"))
-        self.seed = _spin(-2**31, 2**31 - 1, 42, tr("Random seed: the same seed gives the same chips"))
-        self.boundary = _combo(BOUNDARIES, tr("shift: last row/column moved to the edge; pad: overhang is nodata; "
-                                              "drop: whole chips only"))
-        self.max_nodata = _double(0.0, 1.0, 0.5, 0.05, tr("Largest fraction of nodata or outside-AOI pixels a chip may "
-                                                          "have"), 2)
+        self.aoi_combo.setToolTip(tip_of(SAMPLE, "AOI"))
+        self.sampler_combo = combo_for(SAMPLE, "SAMPLER")
+        self.chip_size = spin_for(SAMPLE, "CHIP_SIZE", " px")
+        self.step = spin_for(SAMPLE, "STEP", " px")
+        self.jitter = double_for(SAMPLE, "JITTER", 0.05)
+        self.min_distance = double_for(SAMPLE, "MIN_DISTANCE", 8.0, 1)
+        self.count = spin_for(SAMPLE, "COUNT")
+        self.seed = spin_for(SAMPLE, "SEED")
+        self.boundary = combo_for(SAMPLE, "BOUNDARY")
+        self.max_nodata = double_for(SAMPLE, "MAX_NODATA", 0.05, 2)
         self.chip_folder = QgsFileWidget()
         self.chip_folder.lineEdit().setPlaceholderText(tr("[Save to temporary folder]"))  # as QGIS's dialogs say
         self.chip_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.chip_folder.setToolTip(tr("Folder for the chip dataset (the index is written into it)"))
+        self.chip_folder.setToolTip(tip_of(SAMPLE, "OUTPUT_DIR"))
         self.live_preview = QCheckBox(tr("Show chips on the map as I change settings"))
         self.live_preview.setToolTip(tr("Draws the candidate chip footprints (before the nodata filter) on the canvas"))
         self.live_preview.setChecked(True)
@@ -325,14 +365,14 @@ class PatchworkDock(QgsDockWidget):
         self.preview_seed = _spin(0, 2**31 - 1, 1, tr("Seed of the first draw; Re-roll moves it on"))
         self.display_bands = QLineEdit("3,2,1")
         self.display_bands.setToolTip(tr("Bands shown as red, green, blue in the previews"))
-        self.copies = _spin(1, 100, 4, tr("Augmented copies per chip when augmenting a dataset"))
+        self.copies = spin_for(AUGMENT, "COPIES")
         self.index_combo = QgsMapLayerComboBox()
         self.index_combo.setFilters(qgis_enums.POLYGON_LAYERS)
-        self.index_combo.setToolTip(tr("A chip index written by Sample chips"))
+        self.index_combo.setToolTip(tip_of(AUGMENT, "INPUT"))
         self.augment_folder = QgsFileWidget()
         self.augment_folder.lineEdit().setPlaceholderText(tr("[Save to temporary folder]"))  # as QGIS's dialogs say
         self.augment_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.augment_folder.setToolTip(tr("Folder for the augmented chip dataset"))
+        self.augment_folder.setToolTip(tip_of(AUGMENT, "OUTPUT_DIR"))
         for label, widget in ((tr("Preview draws"), self.draws), (tr("Preview seed"), self.preview_seed),
                               (tr("Display bands"), self.display_bands), (tr("Chip index"), self.index_combo),
                               (tr("Copies per chip"), self.copies), (tr("Output folder"), self.augment_folder)):
@@ -404,8 +444,8 @@ class PatchworkDock(QgsDockWidget):
             if getattr(pipeline, "needs_pool", False):
                 raise PatchworkError(tr("The preview has no donor chips: remove CutMix and MixUp to preview."))
             window = chip_at(raster, self.canvas, layer.crs(), self.chip_size.value())
+            original = read_sample(raster, window)  # refuses a raster without CRS before anything is drawn
             self.preview_outline.show(raster, [window], layer.crs())
-            original = read_sample(raster, window)
             bands = self.bands_for_display(original.image.shape[0])
             samples = self.augmentation_preview.show(original, pipeline, self.draws.value(),
                                                      self.preview_seed.value(), bands)
@@ -469,34 +509,31 @@ class PatchworkDock(QgsDockWidget):
         tab.setLayout(form)
         self.classify_raster = QgsMapLayerComboBox()
         self.classify_raster.setFilters(qgis_enums.RASTER_LAYERS)
-        self.classify_raster.setToolTip(tr("The raster to classify"))
+        self.classify_raster.setToolTip(tip_of(CLASSIFY, "INPUT"))
         self.model_file = QgsFileWidget()
         self.model_file.setFilter(tr("Models (*.onnx *.skops *.json *.joblib *.pkl *.pickle)"))
-        self.model_file.setFilePath(resource_path("models", "ndvi_ndwi_rules.json"))
-        self.model_file.setToolTip(tr("An ONNX, skops, rules (.json) or, if trusted, pickled model"))
+        self.model_file.setFilePath(definition(CLASSIFY, "MODEL").defaultValue())
+        self.model_file.setToolTip(tip_of(CLASSIFY, "MODEL"))
         self.model_info = QLabel()
         self.model_info.setWordWrap(True)
         self.model_info.setToolTip(tr("What the model says about itself, and any problem found"))
         self.trust_model = QCheckBox(tr("Trust this model file (pickles can run code)"))
-        self.trust_model.setToolTip(tr("Only for pickles (.pkl, .joblib) from a source you trust"))
+        self.trust_model.setToolTip(tip_of(CLASSIFY, "TRUST_MODEL"))
         self.classify_bands = QLineEdit()
         self.classify_bands.setPlaceholderText(tr("all, or e.g. 1,2,3"))
-        self.classify_bands.setToolTip(tr("Bands fed to the model, in its order"))
-        self.scale = _double(-1e9, 1e9, 1.0, 0.1, tr("Input values are multiplied by this (0.0001 for Sentinel-2 DN, "
-                                                      "1/255 for 8-bit and Deepness models)"), 8)
-        self.offset = _double(-1e9, 1e9, 0.0, 0.1, tr("…then this is added"), 6)
-        self.tile_size = _spin(0, 8192, 0, tr("Tile side; 0 = the model's"), " px")
-        self.overlap = _spin(-1, 4096, -1, tr("Overlap between tiles; -1 = the model's (else 0)"), " px")
-        for spin in (self.tile_size, self.overlap):  # their lowest value means "the model's": say it in words
-            spin.setSpecialValueText(tr("the model's"))
-        self.window_combo = _combo(WINDOWS, tr("How overlapping tiles are weighted"))
-        self.aggregation_combo = _combo(AGGREGATIONS, tr("hardvote: votes; softvote: mean probabilities; mean: "
-                                                         "regression values"))
+        self.classify_bands.setToolTip(tip_of(CLASSIFY, "BANDS"))
+        self.scale = double_for(CLASSIFY, "SCALE", 0.1, 8)
+        self.offset = double_for(CLASSIFY, "OFFSET", 0.1, 6)
+        # Left empty, these take the model's value: the field shows the words, not a number that means it.
+        self.tile_size = spin_for(CLASSIFY, "TILE_SIZE", " px", tr("the model's"))
+        self.overlap = spin_for(CLASSIFY, "OVERLAP", " px", tr("the model's"))
+        self.window_combo = combo_for(CLASSIFY, "WINDOW")
+        self.aggregation_combo = combo_for(CLASSIFY, "AGGREGATION")
         self.classified_file = QgsFileWidget()
         self.classified_file.lineEdit().setPlaceholderText(tr("[Save to temporary file]"))  # as QGIS's dialogs say
         self.classified_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.classified_file.setFilter(tr("GeoTIFF (*.tif)"))
-        self.classified_file.setToolTip(tr("The class map to write"))
+        self.classified_file.setToolTip(tip_of(CLASSIFY, "OUTPUT"))
         self.classify_button = QPushButton(tr("Classify"))
         self.classify_button.setToolTip(tr("Run Patchwork ▸ Classify raster (tiled)"))
         self.classify_button.clicked.connect(self.run_classify)
@@ -555,9 +592,9 @@ class PatchworkDock(QgsDockWidget):
                       "TRUST_MODEL": self.trust_model.isChecked(), "OUTPUT": output}
         if self.band_list():
             parameters["BANDS"] = ",".join(map(str, self.band_list()))
-        if self.tile_size.value():
+        if not unset(self.tile_size):
             parameters["TILE_SIZE"] = self.tile_size.value()
-        if self.overlap.value() >= 0:
+        if not unset(self.overlap):
             parameters["OVERLAP"] = self.overlap.value()
         self.start_run("patchwork:classify", parameters)
 
@@ -568,21 +605,20 @@ class PatchworkDock(QgsDockWidget):
         tab.setLayout(form)
         self.stitch_folder = QgsFileWidget()
         self.stitch_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.stitch_folder.setToolTip(tr("Folder of per-chip prediction GeoTIFFs on one grid"))
-        self.stitch_window = _combo(WINDOWS, tr("How overlapping chips are weighted"))
-        self.stitch_aggregation = _combo(AGGREGATIONS, tr("hardvote: class chips; softvote: probability chips; "
-                                                          "mean: values"))
-        self.n_classes = _spin(0, 65535, 0, tr("Number of classes (ids 0..N-1), for votes"))
+        self.stitch_folder.setToolTip(tip_of(STITCH, "INPUT"))
+        self.stitch_window = combo_for(STITCH, "WINDOW")
+        self.stitch_aggregation = combo_for(STITCH, "AGGREGATION")
+        self.n_classes = spin_for(STITCH, "N_CLASSES")
         self.reference = QgsMapLayerComboBox()
         self.reference.setFilters(qgis_enums.RASTER_LAYERS)
         self.reference.setAllowEmptyLayer(True)
         self.reference.setLayer(None)
-        self.reference.setToolTip(tr("Optional raster whose grid and extent the mosaic takes"))
+        self.reference.setToolTip(tip_of(STITCH, "REFERENCE"))
         self.mosaic_file = QgsFileWidget()
         self.mosaic_file.lineEdit().setPlaceholderText(tr("[Save to temporary file]"))  # as QGIS's dialogs say
         self.mosaic_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.mosaic_file.setFilter(tr("GeoTIFF (*.tif)"))
-        self.mosaic_file.setToolTip(tr("The mosaic to write"))
+        self.mosaic_file.setToolTip(tip_of(STITCH, "OUTPUT"))
         self.stitch_button = QPushButton(tr("Stitch chips"))
         self.stitch_button.setToolTip(tr("Run Patchwork ▸ Stitch chips"))
         self.stitch_button.clicked.connect(self.run_stitch)

@@ -31,8 +31,12 @@ PREVIEW_GROUP = "Patchwork preview"
 
 
 def candidate_windows(raster: str, sampler: Sampler, chip: int, boundary: str) -> list[Window]:
-    """The windows the sampler proposes, before the nodata and AOI filters (which need the pixels)."""
+    """The windows the sampler proposes, before the nodata and AOI filters (which need the pixels).
+
+    A raster the sampler would refuse (no CRS, a rotated grid) is refused here with the same message.
+    """
     with RasterSource(raster) as src:
+        src.require_georeferenced()
         height, width = src.height, src.width
     windows: list[Window] = []
     limit = min(sampler.limit or MAX_PREVIEW_CHIPS, MAX_PREVIEW_CHIPS)
@@ -98,7 +102,9 @@ def _invert(gt):
 
 
 def read_sample(raster: str, window: Window) -> Sample:
+    """The chip at `window`, georeferenced (augmentations keep the map position exact: a CRS is needed)."""
     with RasterSource(raster) as src:
+        src.require_georeferenced()
         image, _ = src.read(window)
         return Sample(image, None, window_geotransform(src.geotransform, window), src.nodata[0], None, src.crs_wkt)
 

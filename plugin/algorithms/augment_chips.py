@@ -19,6 +19,15 @@ from .common import CoreCall, PatchworkAlgorithm, StyleFromQml
 
 
 class AugmentChipsAlgorithm(PatchworkAlgorithm):
+    parameter_help = {
+        "INPUT": "A chip index written by Sample chips (its label chips are augmented with the images).",
+        "PIPELINE": "The augmentations as JSON, or the path of a .json file; the panel's Augment tab edits and "
+                    "previews them.",
+        "COPIES": "Augmented copies written for each chip.",
+        "OUTPUT_DIR": "The folder of the augmented chip dataset (new, empty, or an earlier dataset with OVERWRITE).",
+        "OUTPUT": "The index of the augmented chips.",
+    }
+
     def name(self) -> str:
         return "augmentchips"
 

@@ -41,6 +41,25 @@ def optional_int(parameters, name: str) -> int | None:
 
 class ClassifyAlgorithm(PatchworkAlgorithm):
     group_name = "Inference"
+    parameter_help = {
+        "INPUT": "The raster to classify (a file raster).",
+        "MODEL": "An ONNX model (Deepness's included), a skops file, a rules model (.json) or, if trusted, a "
+                 "pickle.",
+        "BANDS": "The input bands fed to the model, in the model's order; empty: all.",
+        "SCALE": "Input values are multiplied by this: 0.0001 for Sentinel-2 digital numbers, 1/255 for 8-bit "
+                 "imagery and Deepness models.",
+        "OFFSET": "…then this is added.",
+        "TILE_SIZE": "The side of the tiles fed to the model; empty: the model's own.",
+        "OVERLAP": "How much neighbouring tiles overlap; empty: the model's own, else 0.",
+        "WINDOW": "How overlapping tiles are weighted: equally (boxcar), or more at their centres (hann, "
+                  "triangular).",
+        "AGGREGATION": "hardvote: each tile votes its class; softvote: mean class probabilities; mean: regression "
+                       "values.",
+        "BATCH_SIZE": "Tiles given to the model at once.",
+        "TRUST_MODEL": "Only for pickles (.pkl, .joblib) from a source you trust: loading one can run any code.",
+        "OUTPUT": "The class map (or values) on the input's grid.",
+        "OUTPUT_PROBABILITIES": "A raster of one band per class: mean probabilities (softvote) or vote shares.",
+    }
 
     def name(self) -> str:
         return "classify"

@@ -127,6 +127,30 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
 
     group_name = "Chips"
     required_packages: tuple[str, ...] = ()  # optional packages it cannot run without (canExecute)
+    # One sentence per parameter: the Toolbox dialog's tooltips, the panel's tooltips and `qgis_process help`.
+    parameter_help: dict[str, str] = {}
+    shared_help = {
+        "WORKERS": "Blocks or chip files handled at once, on threads of this computer; 0 uses every core. The "
+                   "result is the same for any number.",
+        "DEVICE": "Where ONNX models compute: auto takes a GPU when onnxruntime has one (CUDA, DirectML, CoreML), "
+                  "else the CPU; the log says which.",
+        "DASK_SCHEDULER": "The address of a Dask scheduler (tcp://host:8786) to compute the blocks on a cluster; "
+                          "empty: this computer.",
+        "RESUME": "Keep finished blocks in a journal beside the output, so that the same run started again after a "
+                  "crash continues where it stopped.",
+        "OUTPUT_FORMAT": "GeoTIFF, or a Cloud-optimised GeoTIFF with overviews (mode for classes, average for "
+                         "values).",
+        "OVERWRITE": "Replace the chip dataset already in the chip folder, as a whole; without it, such a folder is "
+                     "refused.",
+        "SEED": "The same seed gives the same result.",
+    }
+
+    def addParameter(self, definition, createOutput=True):  # noqa: N802, N803 - QGIS API names
+        """Every parameter gets its help sentence here, from `parameter_help` (or `shared_help`)."""
+        text = self.parameter_help.get(definition.name()) or self.shared_help.get(definition.name())
+        if text:
+            definition.setHelp(self.tr(text))
+        return super().addParameter(definition, createOutput)
 
     def tr(self, text: str) -> str:
         return QCoreApplication.translate(type(self).__name__, text)

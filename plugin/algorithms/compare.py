@@ -17,6 +17,13 @@ from .common import CoreCall, PatchworkAlgorithm, StyleFromQml
 class CompareAlgorithm(PatchworkAlgorithm):
     group_name = "Inference"
 
+    parameter_help = {
+        "INPUT": "The class raster to assess.",
+        "REFERENCE": "The class raster taken as the truth, on the same grid.",
+        "OUTPUT": "A map of where the two agree (1), differ (0) or either is nodata.",
+        "OUTPUT_HTML": "An HTML report: agreement, kappa, confusion matrix.",
+    }
+
     def name(self) -> str:
         return "compare"
 

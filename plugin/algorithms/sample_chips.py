@@ -22,6 +22,24 @@ BOUNDARIES = list(sampling.BOUNDARIES)  # 0 shift, 1 pad, 2 drop
 
 
 class SampleChipsAlgorithm(PatchworkAlgorithm):
+    parameter_help = {
+        "INPUT": "The raster to cut chips from (a file raster).",
+        "LABELS": "A label raster on the same grid: its chips are cut with the image's.",
+        "AOI": "Polygons: chips must overlap them; pixels outside count as nodata.",
+        "SAMPLER": "regular grid, jittered grid, Poisson-disk (chips at least a distance apart) or uniform random.",
+        "CHIP_SIZE": "The side of each chip, in pixels.",
+        "STEP": "The grid step, in pixels (regular and jittered samplers).",
+        "JITTER": "How far each grid chip may move, as a fraction of the step (jittered sampler).",
+        "MIN_DISTANCE": "The smallest distance between two chips, in pixels (Poisson-disk sampler).",
+        "COUNT": "At most this many chips (Poisson-disk and random samplers; 0: as many as fit, Poisson-disk only).",
+        "SEED": "The same seed gives the same chips.",
+        "BOUNDARY": "shift: the last row and column of chips move inside the raster; pad: chips overhang the edge, "
+                    "filled with nodata; drop: only chips wholly inside.",
+        "MAX_NODATA": "The largest fraction of nodata, padding or outside-AOI pixels a chip may have.",
+        "OUTPUT_DIR": "The folder of the chip dataset (new, empty, or an earlier dataset with OVERWRITE).",
+        "OUTPUT": "The chip index: one footprint per chip, with its file and window.",
+    }
+
     def name(self) -> str:
         return "samplechips"
 
@@ -39,14 +57,14 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             "AOI", self.tr("Area of interest"), [qgis_enums.SOURCE_VECTOR_POLYGON], optional=True))
         self.addParameter(EnumParameter("SAMPLER", self.tr("Sampler"), SAMPLERS))
-        self.addParameter(number("CHIP_SIZE", self.tr("Chip size (px)"), qgis_enums.INTEGER, 256, minValue=1,
+        self.addParameter(number("CHIP_SIZE", self.tr("Chip size (px)"), qgis_enums.INTEGER, 64, minValue=1,
                                  maxValue=budget.MAX_CHIP_SIZE))
-        self.addParameter(number("STEP", self.tr("Step (px; regular and jittered)"), qgis_enums.INTEGER, 256,
+        self.addParameter(number("STEP", self.tr("Step (px; regular and jittered)"), qgis_enums.INTEGER, 64,
                                  minValue=1, maxValue=16 * budget.MAX_CHIP_SIZE))
         self.addParameter(number("JITTER", self.tr("Jitter (fraction of the step, 0–0.5; jittered)"),
                                  qgis_enums.DOUBLE, 0.25, minValue=0.0, maxValue=0.5))
         self.addParameter(number("MIN_DISTANCE", self.tr("Minimum distance between chips (px; poisson)"),
-                                 qgis_enums.DOUBLE, 256.0, minValue=1.0))
+                                 qgis_enums.DOUBLE, 64.0, minValue=1.0))
         self.addParameter(number("COUNT", self.tr("Maximum number of chips (poisson, random; 0 = all for poisson)"),
                                  qgis_enums.INTEGER, 100, minValue=0, maxValue=budget.MAX_CHIPS))
         self.addParameter(number("SEED", self.tr("Random seed"), qgis_enums.INTEGER, 42, minValue=0))

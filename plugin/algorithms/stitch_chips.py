@@ -26,6 +26,16 @@ class StitchChipsAlgorithm(PatchworkAlgorithm):
     def tags(self) -> list[str]:
         return self.tr("stitch,mosaic,merge,chips,patches,predictions,vote,blend").split(",")
 
+    parameter_help = {
+        "INPUT": "A folder of per-chip predictions (GeoTIFFs on one grid, made anywhere).",
+        "WINDOW": "How overlapping chips are weighted: equally (boxcar), or more at their centres (hann, "
+                  "triangular).",
+        "AGGREGATION": "hardvote: chips of class ids; softvote: chips of class probabilities; mean: values.",
+        "N_CLASSES": "The number of classes (ids 0 to N-1), for votes.",
+        "REFERENCE": "A raster whose grid and extent the mosaic takes; empty: the chips' union on their own grid.",
+        "OUTPUT": "The mosaic.",
+    }
+
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterFile(
             "INPUT", self.tr("Folder of chip predictions (GeoTIFF)"), qgis_enums.FOLDER))

@@ -21,6 +21,19 @@ from .common import CoreCall, EnumParameter, PatchworkAlgorithm
 class TrainClassifierAlgorithm(PatchworkAlgorithm):
     group_name = "Training"
     required_packages = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime")
+    parameter_help = {
+        "INPUT": "A chip index with label chips (from Sample chips or Augment chips), or a raster with LABELS.",
+        "LABELS": "A raster of class ids on INPUT's grid, when INPUT is a raster.",
+        "ESTIMATOR": "The scikit-learn estimator to train.",
+        "PARAMETERS": 'Settings of the estimator as JSON, e.g. {"n_estimators": 200}; an unknown one is refused '
+                      "with the known ones.",
+        "VALIDATION_FRACTION": "The share of chips held out to measure the model; chips that overlap them are left "
+                               "out of training.",
+        "MAX_PIXELS": "At most this many training pixels, drawn evenly across the classes.",
+        "OUTPUT_MODEL": "The trained model as ONNX, with its classes, names and colours; Classify reads it.",
+        "OUTPUT_SKOPS": "A scikit-learn copy of the model (skops format, safe to load).",
+        "OUTPUT_REPORT": "An HTML report: validation accuracy, confusion matrix, per-class scores, band importance.",
+    }
 
     def name(self) -> str:
         return "trainclassifier"

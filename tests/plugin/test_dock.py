@@ -326,3 +326,45 @@ def test_the_whole_chain_runs_from_the_panel_alone(dock, s2_layer, tmp_path, qgi
     assert shown is not None and shown.text().startswith("Agreement ")
     assert "Zoom to layer" in [button.text() for button in shown.findChildren(QPushButton)]
     assert "Open report" in [button.text() for button in shown.findChildren(QPushButton)]
+
+
+def test_a_raster_without_crs_is_refused_by_the_previews_as_by_the_sampler(dock, s2_path, tmp_path, qgis_iface):
+    from patchwork.core.writer import write_geotiff
+
+    source = gdal.Open(s2_path)
+    path = write_geotiff(str(tmp_path / "no_crs.tif"), source.ReadAsArray(), source.GetGeoTransform(), "")
+    layer = QgsRasterLayer(path, "no CRS")
+    QgsProject.instance().addMapLayer(layer)
+    scene = qgis_iface.mapCanvas().scene()
+    before = len(scene.items())
+    dock.raster_combo.setLayer(layer)
+    assert dock.preview_chips() == 0 and "has no CRS" in dock.message.text()
+    assert dock.preview_augmentation() == [] and "has no CRS" in dock.message.text()
+    assert len(scene.items()) == before  # nothing drawn: no footprints, no outline, no tint
+    assert QgsProject.instance().layerTreeRoot().findGroup("Patchwork preview") is None
+
+
+def test_each_parameter_is_defined_once_and_the_panel_reads_it(dock):
+    """Help, default, range and choices live in the algorithm's definitions; the panel's fields and tooltips are
+    read from them (and QGIS shows the same help in the Toolbox's tooltips)."""
+    from qgis.core import QgsApplication
+
+    registry = QgsApplication.processingRegistry()
+    for algorithm in registry.providerById("patchwork").algorithms():
+        for parameter in algorithm.parameterDefinitions():
+            assert parameter.help(), f"{algorithm.id()} {parameter.name()} has no help"
+            assert parameter.help() in parameter.toolTip()
+    sample = registry.algorithmById("patchwork:samplechips")
+    chip = sample.parameterDefinition("CHIP_SIZE")
+    assert (dock.chip_size.value(), dock.chip_size.maximum()) == (chip.defaultValue(), chip.maximum()) == (64, 8192)
+    assert dock.chip_size.toolTip() == chip.help()
+    assert dock.boundary.toolTip() == sample.parameterDefinition("BOUNDARY").help()
+    assert [dock.boundary.itemText(i) for i in range(dock.boundary.count())] == \
+        sample.parameterDefinition("BOUNDARY").options()
+    classify = registry.algorithmById("patchwork:classify")
+    assert dock.scale.toolTip() == classify.parameterDefinition("SCALE").help()
+    assert dock.tile_size.text() == dock.overlap.text() == "the model's"  # a sentinel reads as words
+    assert dock.tile_size.maximum() == classify.parameterDefinition("TILE_SIZE").maximum()
+    train = dock.train_form.widget("VALIDATION_FRACTION")
+    assert registry.algorithmById("patchwork:trainclassifier").parameterDefinition("VALIDATION_FRACTION").help() \
+        in train.toolTip()
