@@ -1,5 +1,6 @@
 """Patchwork's engine: numpy and GDAL only, no Qt and no QGIS.
 
+Example:
     from patchwork.core import sample_chips, RegularSampler
     result = sample_chips("scene.tif", RegularSampler(step=256), 256, "chips/")
 """

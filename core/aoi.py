@@ -55,6 +55,7 @@ class Aoi:
 
     @classmethod
     def from_file(cls, path: str, layer: str | None = None) -> Aoi:
+        """An AOI from the polygons of a vector file (its first layer, or `layer`), in the file's CRS."""
         try:
             source = open_vector(path)
         except RuntimeError as exc:

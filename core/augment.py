@@ -46,6 +46,7 @@ class Sample:
     crs_wkt: str = ""
 
     def replace(self, **changes: Any) -> Sample:
+        """A copy with some fields changed (image, label, geotransform, …)."""
         return dataclasses.replace(self, **changes)
 
     def __iter__(self):
@@ -54,10 +55,12 @@ class Sample:
 
     @property
     def height(self) -> int:
+        """Rows of the chip."""
         return self.image.shape[-2]
 
     @property
     def width(self) -> int:
+        """Columns of the chip."""
         return self.image.shape[-1]
 
 
@@ -112,6 +115,7 @@ class Augmentation(Configurable, base=True):
     def __call__(self, image: np.ndarray | Sample, label: np.ndarray | None = None,
                  geotransform: GeoTransform | None = None, *, nodata: float | None = None,
                  label_nodata: float | None = None, crs_wkt: str = "", seed: int | None = None) -> Sample:
+        """Augment a chip (a Sample, or an image and optional label); the same seed gives the same result."""
         if isinstance(image, Sample):
             sample = image
         else:
@@ -125,6 +129,7 @@ class Augmentation(Configurable, base=True):
         return self.apply(sample, np.random.default_rng(self.seed if seed is None else seed))
 
     def apply(self, sample: Sample, rng: np.random.Generator) -> Sample:
+        """The augmented sample (subclasses); `rng` is this call's generator."""
         raise NotImplementedError
 
 
@@ -155,6 +160,7 @@ class RandomFlip(Augmentation):
         _probability("p_vertical", self.p_vertical)
 
     def apply(self, sample, rng):
+        """Flip image and label, and move the geotransform so every pixel keeps its place on the ground."""
         flip_x, flip_y = rng.random() < self.p_horizontal, rng.random() < self.p_vertical
         if flip_x:
             sample = _moved(sample, lambda a: a[..., ::-1], (sample.width, -1, 0, 0, 0, 1))
@@ -174,6 +180,7 @@ class RandomRotate90(Augmentation):
         _probability("p", self.p)
 
     def apply(self, sample, rng):
+        """Rotate image and label by quarter turns, the geotransform with them."""
         if rng.random() >= self.p:
             return sample
         k = int(rng.integers(1, 4))
@@ -196,6 +203,7 @@ class RandomCrop(Augmentation):
             raise PatchworkError(f"size must be positive, got {self.size!r}")
 
     def apply(self, sample, rng):
+        """Cut a window of the chip, its geotransform shifted to it."""
         rows, cols = _pair("size", self.size)
         if rows > sample.height or cols > sample.width:
             raise PatchworkError(f"RandomCrop size {rows}x{cols} does not fit in a {sample.height}x{sample.width} "
@@ -230,6 +238,7 @@ class RandomShift(Augmentation):
             raise PatchworkError(f"max_shift must be non-negative, got {self.max_shift!r}")
 
     def apply(self, sample, rng):
+        """Move the chip's content by whole pixels, filling the uncovered part with nodata."""
         max_dy, max_dx = _pair("max_shift", self.max_shift)
         dy = int(rng.integers(-max_dy, max_dy + 1)) if max_dy else 0
         dx = int(rng.integers(-max_dx, max_dx + 1)) if max_dx else 0
@@ -297,6 +306,7 @@ class Radiometric(Augmentation, base=True):
     """Base of ops that change values: subclasses implement `change(x, rng, invalid)` on float values."""
 
     def apply(self, sample, rng):
+        """Change the image's values (labels untouched), nodata kept nodata."""
         # Without a declared nodata value, NaNs need no mask: arithmetic keeps them NaN.
         invalid = None if sample.nodata is None else nodata_mask(sample.image, sample.nodata)
         changed = self.change(_work(sample.image), rng, invalid)
@@ -305,6 +315,7 @@ class Radiometric(Augmentation, base=True):
         return sample.replace(image=_back(changed, sample.image, invalid, sample.nodata))
 
     def change(self, x: np.ndarray, rng: np.random.Generator, invalid: np.ndarray | None) -> np.ndarray | None:
+        """The changed float values of `x` (C, h, w), or None for no change; `invalid` marks nodata."""
         raise NotImplementedError
 
 
@@ -332,6 +343,7 @@ class BrightnessJitter(FactorJitter):
     """x · f, with f drawn from `factor` per band (or once for all bands)."""
 
     def change(self, x, rng, invalid):
+        """Multiply values by a factor drawn from `factor`."""
         x *= _band_values(x, rng, self.factor, self.per_band)
         return x
 
@@ -341,6 +353,7 @@ class ContrastJitter(FactorJitter):
     """(x − mean) · f + mean per band, the mean taken over the band's data pixels."""
 
     def change(self, x, rng, invalid):
+        """Stretch values about their mean by a factor drawn from `factor`."""
         f = _band_values(x, rng, self.factor, self.per_band)
         if invalid is None:
             mean = x.mean(axis=(1, 2), keepdims=True, dtype=np.float64).astype(x.dtype)
@@ -366,6 +379,7 @@ class GaussianNoise(Radiometric):
         _range("sigma", self.sigma, low=0.0)
 
     def change(self, x, rng, invalid):
+        """Add Gaussian noise of standard deviation `sigma`."""
         sigma = _band_values(x, rng, self.sigma, self.per_band)
         noise = rng.standard_normal(x.shape, dtype=x.dtype)
         noise *= sigma
@@ -384,6 +398,7 @@ class SpeckleNoise(Radiometric):
         _range("sigma", self.sigma, low=0.0)
 
     def change(self, x, rng, invalid):
+        """Multiply values by noise of mean 1 (radar speckle)."""
         s = _draw(rng, self.sigma)
         noise = rng.standard_normal(x.shape, dtype=x.dtype)
         noise *= x.dtype.type(s)
@@ -404,6 +419,7 @@ class BandDropout(Radiometric):
         _probability("p", self.p)
 
     def change(self, x, rng, invalid):
+        """Set some bands to their fill value."""
         dropped = rng.random(x.shape[0]) < self.p
         if not dropped.any():
             return None
@@ -428,6 +444,7 @@ class AtmosphericHaze(Radiometric):
             raise PatchworkError(f"wavelengths are positive numbers (nm), one per band; got {self.wavelengths!r}")
 
     def change(self, x, rng, invalid):
+        """Add haze that is strongest in the shortest wavelengths."""
         amount = _draw(rng, self.intensity)
         if amount == 0:
             return None
@@ -470,6 +487,7 @@ class SimulatedClouds(Radiometric):
             raise PatchworkError(f"feather is a non-negative number of pixels, got {self.feather!r}")
 
     def change(self, x, rng, invalid):
+        """Blend toward cloud brightness under a smooth random mask."""
         cover = _draw(rng, self.coverage)
         if cover == 0:
             return None
@@ -526,10 +544,12 @@ class Mixing(Augmentation, base=True):
     pool: Sequence[Sample] | None
 
     def with_pool(self, pool: Sequence[Sample]) -> Mixing:
+        """This op drawing its donor chips from `pool`."""
         _check_pool(pool, type(self).__name__)
         return dataclasses.replace(self, pool=pool)
 
     def donor(self, sample: Sample, rng: np.random.Generator) -> Sample | None:
+        """A donor chip for `sample` from the pool (same CRS and shape), or None when there is none."""
         if not self.pool:
             return None
         donor = self.pool[int(rng.integers(0, len(self.pool)))]
@@ -560,6 +580,7 @@ class CutMix(Mixing):
         _check_pool(self.pool, "CutMix")
 
     def apply(self, sample, rng):
+        """Paste a rectangle of a donor chip (and its labels) into the chip."""
         if rng.random() >= self.p:
             return sample
         donor = self.donor(sample, rng)
@@ -616,6 +637,7 @@ class MixUp(Mixing):
         _check_pool(self.pool, "MixUp")
 
     def apply(self, sample, rng):
+        """Blend the chip with a donor chip, labels as class weights."""
         if rng.random() >= self.p:
             return sample
         donor = self.donor(sample, rng)
@@ -660,6 +682,7 @@ class Compose(Augmentation):
         self.ops = ops
 
     def to_config(self) -> dict[str, Any]:
+        """The pipeline's config: its ops' configs in order."""
         return stamped("Compose", {"ops": [op.to_config() for op in self.ops], "p": self.p, "seed": self.seed})
 
     def with_pool(self, pool: Sequence[Sample]) -> Compose:
@@ -674,6 +697,7 @@ class Compose(Augmentation):
                    for op in self.ops)
 
     def apply(self, sample, rng):
+        """Apply the ops in order, each with its own generator drawn from `rng`."""
         if rng.random() >= self.p:
             return sample
         seeds = rng.integers(0, 2**63 - 1, len(self.ops))
@@ -690,11 +714,22 @@ PRESETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def preset_names() -> list[str]:
+    """Names of the shipped augmentation pipelines (resources/augmentations/*.json)."""
     return sorted(name[:-5] for name in os.listdir(PRESETS) if name.endswith(".json"))
 
 
 def load_pipeline(text_or_path: str) -> Augmentation:
-    """A pipeline from its JSON config: as text, as the path of a .json file, or a preset name ("default")."""
+    """A pipeline from its JSON config.
+
+    Args:
+        text_or_path: The config as JSON text, the path of a .json file, or a preset name (see `preset_names`).
+
+    Returns:
+        The augmentation it describes.
+
+    Raises:
+        PatchworkError: Text that is neither JSON, a file nor a preset, or a config naming an unknown op.
+    """
     text = text_or_path.strip()
     if text in preset_names():
         text = os.path.join(PRESETS, f"{text}.json")

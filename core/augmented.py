@@ -99,6 +99,7 @@ class ChipPool:
 
 @dataclass
 class AugmentResult:
+    """What augment_chips wrote: chip count, folder, index and time taken."""
     chip_count: int
     out_dir: str
     index_path: str
@@ -116,10 +117,25 @@ def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_
                   feedback: Feedback | None = None, check_only: bool = False) -> AugmentResult | None:
     """Write `copies` augmented copies of every chip (and its label) of `index` as a new chip dataset.
 
-    `out_dir` follows the rules of `sample_chips` (new, empty, or an earlier dataset replaced with `overwrite`).
-    Each copy's seed comes from (seed, chip, copy), so the copies are the same for any number of `workers`
-    (threads writing the files; 0: every core). `check_only`: make every check a run makes before it writes
-    (the pipeline is tried on the first chip, so one that does not fit the chips fails at once), then return None.
+    Args:
+        index: A chip index written by `sample_chips`.
+        pipeline: The augmentation, or its JSON config as text, a .json path or a preset name.
+        out_dir: The new chip folder: new or empty, or an earlier chip dataset with `overwrite`.
+        index_path: The new chip index; default `<out_dir>/index.gpkg`.
+        copies: Augmented copies per chip (1 to MAX_COPIES).
+        seed: Each copy's seed comes from (seed, chip, copy): the copies are the same for any number of workers.
+        overwrite: Replace the earlier chip dataset in `out_dir`, as a whole.
+        workers: Threads writing chip files (0: every core).
+        feedback: Progress, cancel and messages (default: silent).
+        check_only: Make every check a run makes before it writes (the pipeline is tried on the first chip, so one
+            that does not fit the chips fails at once), then return None.
+
+    Returns:
+        What was written (chip count, folder, index, time taken); None with `check_only`.
+
+    Raises:
+        PatchworkError: Bad input or a pipeline that does not fit the chips; nothing is written.
+        Cancelled: `feedback` asked to stop; nothing is left behind.
     """
     feedback = feedback or SilentFeedback()
     started = time.perf_counter()
@@ -179,6 +195,7 @@ def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_
 
 
 def index_crs_wkt(index: str) -> str:
+    """The CRS of a chip index as WKT ('' when it has none)."""
     ds = open_vector(index)
     srs = ds.GetLayer(0).GetSpatialRef()
     return srs.ExportToWkt() if srs is not None else ""

@@ -61,6 +61,7 @@ def available_memory_bytes() -> int | None:
 
 
 def human(n: float) -> str:
+    """A byte count for people: '1.5 GB'."""
     for unit in ("bytes", "KB", "MB", "GB", "TB"):
         if abs(n) < 1024 or unit == "TB":
             return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"

@@ -20,6 +20,7 @@ AGREEMENT_VALUES, AGREEMENT_NAMES, AGREEMENT_COLOURS = [0, 1], ["differ", "agree
 
 @dataclass
 class Comparison:
+    """A comparison of two class rasters: classes, confusion matrix (reference rows), names, pixels left out."""
     classes: list[int]
     matrix: np.ndarray  # pixel counts; rows: reference classes, columns: the classification's
     names: dict[int, str] = field(default_factory=dict)
@@ -27,6 +28,7 @@ class Comparison:
 
     @property
     def pixels(self) -> int:
+        """Pixels valid in both rasters."""
         return int(self.matrix.sum())
 
     @property
@@ -36,6 +38,7 @@ class Comparison:
 
     @property
     def kappa(self) -> float:
+        """Cohen's kappa: agreement beyond what chance gives."""
         n = self.pixels
         if not n:
             return float("nan")
@@ -43,6 +46,7 @@ class Comparison:
         return (self.agreement - expected) / (1 - expected) if expected < 1 else 1.0
 
     def to_dict(self) -> dict:
+        """The comparison as JSON-ready data."""
         return {"classes": self.classes, "matrix": self.matrix.tolist(), "agreement": self.agreement,
                 "kappa": self.kappa, "pixels": self.pixels, "nodata_pixels": self.skipped}
 
@@ -75,9 +79,21 @@ def compare_classifications(reference: str, classification: str, *, agreement: s
                             strip_rows: int = 512, check_only: bool = False) -> Comparison | None:
     """Compare `classification` with `reference` (same grid), pixel by pixel, streaming in strips of rows.
 
-    The confusion matrix has the reference classes as rows and the classification's as columns.
-    Optionally writes `agreement` (uint8: 1 agree, 0 differ, 255 nodata in either) and an HTML `report`.
-    `check_only`: make the checks a run makes before it writes, then return None.
+    Args:
+        reference: The class raster taken as the truth.
+        classification: The class raster to assess, on the same grid.
+        agreement: A map to write: uint8, 1 where they agree, 0 where they differ, 255 where either is nodata.
+        report: An HTML report to write.
+        feedback: Progress, cancel and messages (default: silent).
+        strip_rows: Rows read at a time.
+        check_only: Make the checks a run makes before it writes, then return None.
+
+    Returns:
+        The confusion matrix (reference classes as rows), agreement, kappa and class names; None with `check_only`.
+
+    Raises:
+        PatchworkError: Rasters on different grids or that are not single-band integer class rasters.
+        Cancelled: `feedback` asked to stop.
     """
     feedback = feedback or SilentFeedback()
     with RasterSource(reference, "REFERENCE") as src_a, RasterSource(classification, "INPUT") as src_b:
@@ -133,6 +149,7 @@ def compare_classifications(reference: str, classification: str, *, agreement: s
 
 
 def html_report(result: Comparison, reference: str, classification: str) -> str:
+    """The comparison as a standalone HTML page."""
     e = html.escape
     head = "".join(f"<th>{e(result.names[c])}</th>" for c in result.classes)
     rows = []

@@ -34,12 +34,14 @@ class Configurable:
         (_BASES if base else _CLASSES)[cls.__name__] = cls
 
     def to_config(self) -> dict[str, Any]:
+        """This object's config: {'class': name, 'config': {...}}, stamped with the format and version."""
         params = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                   if f.init and not f.metadata.get("runtime")}
         return stamped(type(self).__name__, json.loads(json.dumps(params)))
 
     @classmethod
     def from_config(cls, config: dict[str, Any] | str) -> Any:
+        """Build an object of this kind from its config (a dict or JSON text); another kind is refused."""
         obj = from_config(config)
         if not isinstance(obj, cls):
             raise PatchworkError(f"expected a {cls.__name__} config, got {type(obj).__name__}")

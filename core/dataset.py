@@ -57,6 +57,7 @@ DATASET_MEMBERS = ("images", "labels", MANIFEST, "index.gpkg")
 
 @dataclass
 class SampleResult:
+    """What sample_chips wrote: chip count, folder, index, windows, coverage and what was rejected."""
     chip_count: int
     out_dir: str
     index_path: str
@@ -95,13 +96,31 @@ def sample_chips(
 ) -> SampleResult | None:
     """Cut chips from `source` where `sampler` says and write a chip dataset to `out_dir`.
 
-    A chip is kept when at most `max_nodata` of its pixels are nodata, padding or outside the AOI
-    (and, with an AOI, at least one pixel is inside it). Nothing is written unless the whole run
-    succeeds: chips are staged and moved into `out_dir` at the end; the index is renamed into place.
-    `out_dir` must be new or empty, or hold an earlier chip dataset and `overwrite` be set: that dataset
-    is then replaced as a whole. `protect` names further files the run reads (e.g. the AOI's file)
-    that no output may overwrite. Chip files are written on `workers` threads (0: every core).
-    `check_only`: make every check a run makes before it writes, then return None.
+    Nothing is written unless the whole run succeeds: chips are staged and moved into `out_dir` at the end, and
+    the index is renamed into place.
+
+    Args:
+        source: The raster to cut chips from (a GDAL-readable path), with a CRS and a north-up grid.
+        sampler: Where chips go: RegularSampler, JitteredSampler, PoissonDiskSampler or RandomSampler.
+        chip_size: The side of each chip, in pixels (1 to MAX_CHIP_SIZE).
+        out_dir: The chip folder: new or empty, or an earlier chip dataset with `overwrite`.
+        index_path: The chip index (a GeoPackage); default `<out_dir>/index.gpkg`.
+        boundary: At the raster's edges: "shift" the last chips inside, "pad" with nodata, or "drop" them.
+        labels: A label raster on the same grid, cut into label chips alongside.
+        aoi: An area of interest: chips must overlap it, and pixels outside it count as nodata.
+        max_nodata: The largest fraction of nodata, padding or outside-AOI pixels a chip may have (0 to 1).
+        overwrite: Replace the earlier chip dataset in `out_dir`, as a whole.
+        protect: Further files the run reads (e.g. the AOI's file), by role, that no output may overwrite.
+        workers: Threads writing chip files (0: every core); the files are the same for any number.
+        feedback: Progress, cancel and messages (default: silent).
+        check_only: Make every check a run makes before it writes, then return None.
+
+    Returns:
+        What was written (chip count, folder, index, windows, coverage, rejections); None with `check_only`.
+
+    Raises:
+        PatchworkError: Bad input, refused before anything is written, or no chip passing the filters.
+        Cancelled: `feedback` asked to stop; nothing is left behind.
     """
     feedback = feedback or SilentFeedback()
     check_boundary(boundary)
@@ -271,6 +290,7 @@ class FileWriters:
         self.limit = 4 * workers  # chips held in memory while they wait for a thread
 
     def write(self, path: str, *args) -> None:
+        """Write one chip file (in the background when there are workers)."""
         if self.pool is None:
             write_geotiff(path, *args)
             return
@@ -317,15 +337,18 @@ class DatasetOutput:
         self.index_tmp = self.staged.staged_path(inside) if self.in_folder else temporary_sibling(self.index_path, log)
 
     def write_manifest(self, manifest: dict) -> None:
+        """Write the dataset's manifest (dataset.json) into the staging folder."""
         with open(self.staged.staged_path(MANIFEST), "w") as fh:
             json.dump(manifest, fh, indent=2)
 
     def commit(self) -> None:
+        """Move the staged dataset and its index into place."""
         self.staged.commit()
         if not self.in_folder:
             replace_file(self.index_tmp, self.index_path)
 
     def abort(self) -> None:
+        """Remove everything staged; the earlier dataset, if any, is untouched."""
         self.staged.abort()
         remove_file(self.index_tmp)
 

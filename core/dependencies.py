@@ -26,10 +26,12 @@ ON_REQUEST: dict[str, str] = {"distributed": "Dask, to run classification on a D
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
+    """'1.16.3' → (1, 16, 3)."""
     return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
 
 
 def install_hint(packages: list[str]) -> str:
+    """How to install `packages`: the plugin's installer, or pip with QGIS's numpy pinned."""
     specs = " ".join(f'"{name}>={PACKAGES[name][1]}"' for name in packages)
     numpy_pin = ""
     if "numpy" in sys.modules:

@@ -23,7 +23,7 @@ DISK_FULL_TEXT = re.compile(r"no space|disk full|free disk space|not enough spac
 
 
 def one_line(exc: BaseException) -> str:
-    """An exception's text on one line: GDAL 3.10+ appends its earlier errors as "\nMay be caused by: ..." lines."""
+    """An exception's text on one line: GDAL 3.10+ appends its earlier errors as lines "May be caused by: ..."."""
     return " ".join(str(exc).split())
 
 

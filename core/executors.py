@@ -27,6 +27,7 @@ CONNECT_TIMEOUT = 15  # s to reach a Dask scheduler
 
 
 def available_cores() -> int:
+    """Cores this process may use."""
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -57,6 +58,7 @@ class ThreadExecutor:
 
     def map(self, job: Callable[[Any], Any], items: Iterable[Any],
             waiting: Callable[[], None] | None = None) -> Iterator[Any]:
+        """`job` over `items` on the threads, results in the order of `items`."""
         read, compute = getattr(job, "read", None), getattr(job, "compute", None)
 
         def submit(item: Any) -> Future:
@@ -68,6 +70,7 @@ class ThreadExecutor:
         return _ordered(submit, items, self.workers * AHEAD_PER_WORKER, waiting)
 
     def close(self) -> None:
+        """Stop the threads; what has not started is dropped."""
         self.reader.shutdown(wait=True, cancel_futures=True)
         self.pool.shutdown(wait=True, cancel_futures=True)
 
@@ -109,10 +112,12 @@ class DaskExecutor:
 
     def map(self, job: Callable[[Any], Any], items: Iterable[Any],
             waiting: Callable[[], None] | None = None) -> Iterator[Any]:
+        """`job` over `items` on the cluster, results in the order of `items`."""
         return _ordered(lambda item: self.client.submit(job, item, pure=False), items,
                         self.workers * AHEAD_PER_WORKER, waiting)
 
     def close(self) -> None:
+        """Close the client this executor opened (a client given to it stays open)."""
         if self.owns_client:
             self.client.close()
 

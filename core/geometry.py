@@ -25,10 +25,12 @@ class Window:
 
     @property
     def row_end(self) -> int:
+        """The row after the window's last."""
         return self.row_off + self.height
 
     @property
     def col_end(self) -> int:
+        """The column after the window's last."""
         return self.col_off + self.width
 
     def clip(self, height: int, width: int) -> Window | None:
@@ -40,10 +42,12 @@ class Window:
         return Window(r0, c0, r1 - r0, c1 - c0)
 
     def overlaps(self, other: Window) -> bool:
+        """True when the two windows share a pixel."""
         return (self.row_off < other.row_end and other.row_off < self.row_end
                 and self.col_off < other.col_end and other.col_off < self.col_end)
 
     def is_inside(self, height: int, width: int) -> bool:
+        """True when the window lies within a raster of `height` × `width` pixels."""
         return self.row_off >= 0 and self.col_off >= 0 and self.row_end <= height and self.col_end <= width
 
 
@@ -53,11 +57,13 @@ def window_geotransform(gt: GeoTransform, window: Window) -> GeoTransform:
 
 
 def shift_geotransform(gt: GeoTransform, cols: float, rows: float) -> GeoTransform:
+    """The geotransform moved by `cols` columns and `rows` rows."""
     x0, a, b, y0, d, e = gt
     return (x0 + cols * a + rows * b, a, b, y0 + cols * d + rows * e, d, e)
 
 
 def pixel_to_world(gt: GeoTransform, col: float, row: float) -> tuple[float, float]:
+    """The map coordinates of the pixel position (`col`, `row`)."""
     return gt[0] + col * gt[1] + row * gt[2], gt[3] + col * gt[4] + row * gt[5]
 
 
@@ -68,6 +74,7 @@ def footprint(gt: GeoTransform, height: int, width: int) -> list[tuple[float, fl
 
 
 def is_north_up(gt: GeoTransform) -> bool:
+    """True for a geotransform without rotation or shear, rows going south."""
     return gt[2] == 0 and gt[4] == 0
 
 

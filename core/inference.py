@@ -73,6 +73,7 @@ class InputTransform:
 
 def input_transform(src: RasterSource, info: ModelInfo, bands: list[int] | None, scale: float,
                     offset: float) -> InputTransform:
+    """The bands and value mapping a model gets from `src`, checked against what the model takes."""
     bands = list(bands) if bands else list(range(1, src.count + 1))
     bad = [b for b in bands if not 1 <= b <= src.count]
     if bad:
@@ -100,6 +101,7 @@ def input_transform(src: RasterSource, info: ModelInfo, bands: list[int] | None,
 
 @dataclass
 class ClassifyResult:
+    """What classify wrote, how it tiled and how long it took."""
     output: str
     probabilities: str | None
     style: str | None  # the .qml written beside a class map
@@ -230,8 +232,11 @@ _LOADED_LOCK = threading.Lock()
 
 
 class _Progress:
-    """Work done across the workers of this process (tiles, or pixels). Feedback is only called from the run's
-    own thread (QGIS's feedback and a Python user's object need not be thread-safe); workers see a cancel flag."""
+    """Work done across the workers of this process (tiles, or pixels).
+
+    Feedback is only called from the run's own thread (QGIS's feedback and a Python user's object need not be
+    thread-safe); workers see a cancel flag.
+    """
 
     def __init__(self, feedback: Feedback, total: int) -> None:
         self.feedback, self.total = feedback, total
@@ -287,6 +292,7 @@ class BlockJob:
         return {**self.__dict__, "model": None, "progress": None}
 
     def __call__(self, block: Block) -> BlockResult:
+        """Read and compute one block (a Dask worker's task)."""
         return self.compute(block, self.read(block))
 
     def read(self, block: Block) -> tuple[np.ndarray, np.ndarray]:
@@ -296,6 +302,7 @@ class BlockJob:
             return src.read(window, self.transform.bands)
 
     def compute(self, block: Block, pixels: tuple[np.ndarray, np.ndarray]) -> BlockResult:
+        """The finished arrays of one block, from its prepared input."""
         model = self.model or self.model_file.load()
         if self.grid is None:
             return self._pixels(block, model, *pixels)
@@ -444,19 +451,41 @@ def classify(
 ) -> ClassifyResult | None:
     """Classify `raster` with `model` tile by tile into `output` (GeoTIFF or COG, on the input's grid).
 
-    Classifiers write a class map (uint8/uint16, palette, class names, `<output>.qml`) and, if
-    `probabilities` is given, a float32 raster with one band per class (soft vote: mean class
-    probabilities; hard vote: weighted vote shares). Regressors write float32 values. Pixels that
-    are nodata in any input band are nodata in every output.
+    Classifiers write a class map (uint8/uint16, palette, class names, `<output>.qml`); regressors write float32
+    values. Pixels that are nodata in any input band are nodata in every output. The outputs are byte-identical
+    whatever runs the blocks, and appear at their paths only when complete.
 
-    Scale: `workers` threads (0: every core), or the Dask cluster `scheduler` (an address such as
-    tcp://host:8786, or a distributed.Client): byte-identical outputs either way. `resume` keeps
-    finished blocks in a journal beside the output, so that the same run started again after a
-    crash continues. `device` (auto, cpu, cuda) picks onnxruntime's execution provider.
-    `block_size` (px) is the side of the independent blocks (default about 2048).
+    Args:
+        raster: The raster to classify (a GDAL-readable path or URL).
+        model: A loaded model, or a model file (.onnx, .skops, .json rules; pickles with `trust_model`).
+        output: The class map (or values) to write.
+        bands: The input bands fed to the model, 1-based, in the model's order (default: all).
+        scale: Input values are multiplied by this (0.0001 for Sentinel-2 digital numbers, 1/255 for 8-bit).
+        offset: …then this is added.
+        tile_size: The tile side in pixels (default: the model's, else 256).
+        overlap: The overlap of neighbouring tiles in pixels (default: the model's, else 0).
+        window: How overlapping tiles are weighted: "boxcar", "hann" or "triangular".
+        aggregation: "hardvote", "softvote" (mean probabilities) or "mean" (regression).
+        batch_size: Tiles per model call.
+        probabilities: A float32 raster of one band per class to write too (mean probabilities or vote shares).
+        trust_model: Load a pickle (which can run code): only for files from a source you trust.
+        workers: Threads computing blocks (0: every core).
+        scheduler: A Dask scheduler's address (tcp://host:8786) or a distributed.Client, to compute on a cluster.
+        resume: Keep finished blocks in a journal beside the output, so the same run started again continues.
+        device: Where ONNX models compute: "auto", "cpu" or "cuda".
+        output_format: "GTiff", or "COG" (Cloud-optimised GeoTIFF with overviews).
+        block_size: The side of the independent blocks in pixels (default about 2048).
+        feedback: Progress, cancel and messages (default: silent).
+        check_only: Make every check a run makes before it writes (model, bands, tile and margin, memory) and
+            return None; Processing's parameter check uses it, so both refuse with the same message.
 
-    `check_only`: make every check a run makes before it writes (model, bands, tile and margin, memory) and
-    return None; Processing's parameter check uses it, so both refuse with the same message.
+    Returns:
+        The outputs written, the model's description, the tiling and the time taken; None with `check_only`.
+
+    Raises:
+        PatchworkError: Bad input or a model that does not fit it, refused before anything is written; a full
+            disk or an unreadable raster during the run (earlier outputs are kept).
+        Cancelled: `feedback` asked to stop; nothing is left behind.
     """
     feedback = feedback or SilentFeedback()
     started = time.perf_counter()
@@ -622,6 +651,7 @@ class MapWriter:
             self.main.set_band_descriptions(info.output_names)
 
     def write(self, result: BlockResult) -> None:
+        """Write one finished block into the outputs."""
         w = result.window
         self.covered += result.covered
         self.main.write_block(result.main, w.row_off, w.col_off)

@@ -45,11 +45,13 @@ def file_digest(path: str) -> str:
 
 
 def journal_folder(output: str) -> str:
+    """The hidden folder beside `output` that keeps the finished blocks of a resumable run."""
     folder, name = os.path.split(os.path.abspath(output))
     return os.path.join(folder, f".{name}.journal")
 
 
 class BlockJournal:
+    """The blocks a resumable run has finished, kept beside its output until it completes."""
     def __init__(self, output: str, run: dict, enabled: bool, log: Log | None = None) -> None:
         self.folder = journal_folder(output)
         self.run = json.loads(json.dumps(run))  # as it reads back from the file
@@ -105,6 +107,7 @@ class BlockJournal:
             return None
 
     def save(self, result: BlockResult) -> None:
+        """Keep a finished block (when resumable)."""
         if not self.enabled or result.index in self.done:
             return
         arrays = {"main": result.main, "covered": np.int64(result.covered)}
@@ -113,4 +116,5 @@ class BlockJournal:
         self._atomic_write(f"block-{result.index}.npz", lambda fh: np.savez(fh, **arrays))
 
     def remove(self) -> None:
+        """Remove the journal: the run is complete."""
         shutil.rmtree(self.folder, ignore_errors=True)

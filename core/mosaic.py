@@ -31,6 +31,7 @@ from .writer import require_raster_outputs
 
 @dataclass
 class StitchResult:
+    """What stitch_chips wrote: the chips used, the mosaic's size and the part covered."""
     output: str
     chips: int
     width: int
@@ -48,6 +49,7 @@ class _Chip:
 
 
 def find_chips(folder: str) -> list[str]:
+    """The GeoTIFFs in `folder`, sorted; a missing or empty folder is refused."""
     if not os.path.isdir(folder):
         raise PatchworkError(f"INPUT: '{folder}' is not a folder. Choose the folder that holds the chip GeoTIFFs.")
     paths = sorted(p for ext in ("*.tif", "*.tiff", "*.TIF", "*.TIFF") for p in glob.glob(os.path.join(folder, ext)))
@@ -117,13 +119,28 @@ def stitch_chips(
 ) -> StitchResult | None:
     """Blend chips (a folder of GeoTIFFs, or a list of paths) into `output`.
 
-    hardvote: single-band chips of class ids 0..n_classes-1 (other values do not vote);
-    softvote: chips with n_classes probability bands; both write a class map. mean: chips with any
-    (equal) band count; writes float32. With `reference`, the mosaic has that raster's grid and
-    extent; else the union of the chips on their own grid. The mosaic is made in independent blocks
-    on `workers` threads (0: every core); the result is the same for any number. `check_only`: make the
-    checks a run makes before it writes, on the first chip only (opening thousands would take seconds), and
-    return None.
+    Args:
+        chips: A folder of chip GeoTIFFs on one grid, or a list of their paths.
+        output: The mosaic to write.
+        window: How overlapping chips are weighted: "boxcar", "hann" or "triangular".
+        aggregation: "hardvote" (single-band chips of class ids 0..n_classes-1; other values do not vote),
+            "softvote" (chips of n_classes probability bands): both write a class map; "mean" (chips with any
+            equal band count) writes float32.
+        n_classes: The number of classes, for votes.
+        reference: A raster whose grid and extent the mosaic takes (default: the chips' union on their grid).
+        workers: Threads computing blocks (0: every core); the result is the same for any number.
+        output_format: "GTiff" or "COG".
+        block_size: The side of the independent blocks in pixels.
+        feedback: Progress, cancel and messages (default: silent).
+        check_only: Make the checks a run makes before it writes, on the first chip only (opening thousands
+            would take seconds), and return None.
+
+    Returns:
+        The mosaic written, its size and the fraction covered; None with `check_only`.
+
+    Raises:
+        PatchworkError: No chips, chips off one grid, or band counts that do not fit the aggregation.
+        Cancelled: `feedback` asked to stop; nothing is left behind.
     """
     feedback = feedback or SilentFeedback()
     started = time.perf_counter()

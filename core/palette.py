@@ -24,6 +24,7 @@ CLASS_ITEM = "CLASS_"  # band metadata CLASS_<value>=<name>: class names inside 
 
 
 def class_colours(count: int, colours: list[str] | None = None) -> list[str]:
+    """`count` colours: the given ones when they fit, else distinct defaults."""
     if colours and len(colours) == count:
         return list(colours)
     return [DEFAULT_COLOURS[i % len(DEFAULT_COLOURS)] for i in range(count)]
@@ -67,6 +68,7 @@ def read_classes(band: gdal.Band) -> dict[int, tuple[str, str | None]]:
 
 
 def paletted_qml(values: list[int], names: list[str], colours: list[str]) -> str:
+    """A QGIS .qml style showing the classes with their colours and names."""
     entries = "\n".join(
         f'        <paletteEntry value="{int(v)}" color="{c}" alpha="255" label={quoteattr(n)}/>'
         for v, n, c in zip(values, names, colours)
@@ -92,6 +94,7 @@ def paletted_qml(values: list[int], names: list[str], colours: list[str]) -> str
 
 
 def qml_path(raster_path: str) -> str:
+    """Where QGIS looks for a raster's default style: beside it, as <name>.qml."""
     return os.path.splitext(raster_path)[0] + ".qml"
 
 

@@ -115,6 +115,7 @@ class OutputLock:
         self.held = False
 
     def acquire(self) -> OutputLock:
+        """Take the lock, or refuse when another live run holds it (a dead run's lock is taken over)."""
         owner = {"host": HOST, "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
         for _attempt in range(2):
             try:
@@ -153,6 +154,7 @@ class OutputLock:
             pass
 
     def release(self) -> None:
+        """Give the lock back."""
         if self.held:
             try:
                 os.remove(self.path)

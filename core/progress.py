@@ -11,26 +11,34 @@ from .errors import Cancelled
 
 
 class Feedback(Protocol):
-    def set_progress(self, percent: float) -> None: ...
+    """What long work reports to, and asks about cancel: Processing's feedback, the panel, or a script."""
+    def set_progress(self, percent: float) -> None:
+        """Say how far the work is (0–100)."""
 
-    def is_cancelled(self) -> bool: ...
+    def is_cancelled(self) -> bool:
+        """True when the user asked to stop."""
 
-    def info(self, message: str) -> None: ...
+    def info(self, message: str) -> None:
+        """Say something to the user (the log)."""
 
 
 class SilentFeedback:
     """The default: no output, never cancelled."""
 
     def set_progress(self, percent: float) -> None:
+        """Say how far the work is (0–100)."""
         pass
 
     def is_cancelled(self) -> bool:
+        """True when the user asked to stop."""
         return False
 
     def info(self, message: str) -> None:
+        """Say something to the user (the log)."""
         pass
 
 
 def check_cancelled(feedback: Feedback) -> None:
+    """Raise Cancelled when the user asked to stop."""
     if feedback.is_cancelled():
         raise Cancelled("cancelled by the user")

@@ -12,6 +12,7 @@ from .geometry import GeoTransform, Window, footprint, is_north_up
 
 
 def numpy_dtype(gdal_type: int) -> np.dtype:
+    """The numpy type of a GDAL data type."""
     return np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(gdal_type))
 
 
@@ -47,6 +48,7 @@ class RasterSource:
         self.band_descriptions = [ds.GetRasterBand(b).GetDescription() for b in range(1, self.count + 1)]
 
     def close(self) -> None:
+        """Close the dataset."""
         self.dataset = None
 
     def __enter__(self) -> RasterSource:
@@ -57,11 +59,13 @@ class RasterSource:
 
     @property
     def fill_value(self) -> float:
+        """The value for pixels outside the raster: its nodata, else NaN for floats, else 0."""
         nd = self.nodata[0]
         return default_fill(self.dtype) if nd is None else nd
 
     @property
     def has_nodata(self) -> bool:
+        """True when the first band declares a nodata value."""
         return self.nodata[0] is not None
 
     def require_georeferenced(self) -> None:
@@ -95,6 +99,7 @@ class RasterSource:
             )
 
     def footprint_wkt(self) -> str:
+        """The raster's outline as WKT, in its CRS."""
         ring = footprint(self.geotransform, self.height, self.width)
         return "POLYGON ((" + ", ".join(f"{x!r} {y!r}" for x, y in ring) + "))"
 
@@ -153,6 +158,7 @@ class RasterSource:
 
 
 def same_crs(wkt_a: str, wkt_b: str) -> bool:
+    """True when the two WKT CRSs are the same (axis order aside)."""
     a, b = osr.SpatialReference(), osr.SpatialReference()
     checked(a.ImportFromWkt, wkt_a)
     checked(b.ImportFromWkt, wkt_b)

@@ -32,6 +32,7 @@ Anchors = np.ndarray
 
 
 def check_boundary(boundary: str) -> None:
+    """Refuse an edge rule that is not one of BOUNDARIES."""
     if boundary not in BOUNDARIES:
         raise PatchworkError(f"unknown boundary mode '{boundary}'; use one of {', '.join(BOUNDARIES)}")
 
@@ -77,10 +78,12 @@ class Region:
 
     @property
     def empty(self) -> bool:
+        """True when no anchor can be drawn."""
         return self.row_max < self.row_min or self.col_max < self.col_min
 
     @property
     def positions(self) -> int:
+        """How many anchor positions the region holds."""
         return 0 if self.empty else (self.row_max - self.row_min + 1) * (self.col_max - self.col_min + 1)
 
 
@@ -101,10 +104,12 @@ class Sampler(Configurable, base=True):
 
     @property
     def limit(self) -> int | None:
+        """At most this many chips (None: no limit)."""
         return None
 
     def candidates(self, height: int, width: int, chip: int, boundary: str,
                    touching: Window | None = None) -> Iterator[Anchors]:
+        """Batches of candidate anchors (rows, cols) for `chip`-pixel chips in a `height` × `width` raster."""
         raise NotImplementedError
 
     def _grid(self, height: int, width: int, chip: int, step: int, boundary: str) -> Anchors:
@@ -120,6 +125,7 @@ def _check_positive(name: str, value: float) -> None:
 
 
 def check_seed(seed: int) -> None:
+    """Refuse a seed numpy cannot take."""
     require_int_range("SEED", seed, 0, MAX_SEED, "Use a seed of 0 or more.")
 
 
@@ -133,6 +139,7 @@ class RegularSampler(Sampler):
         require_int_range("STEP", self.step, 1, MAX_CHIP_SIZE * 16)
 
     def candidates(self, height, width, chip, boundary, touching=None):
+        """Anchors on a regular grid of the step."""
         yield self._grid(height, width, chip, self.step, boundary)
 
 
@@ -151,6 +158,7 @@ class JitteredSampler(Sampler):
             raise PatchworkError(f"jitter is a fraction of the step between 0 and 0.5, got {self.jitter}")
 
     def candidates(self, height, width, chip, boundary, touching=None):
+        """Grid anchors each moved by a random jitter."""
         anchors = self._grid(height, width, chip, self.step, boundary)
         rng = np.random.default_rng(self.seed)
         offsets = np.rint(rng.uniform(-self.jitter, self.jitter, size=anchors.shape) * self.step).astype(np.int64)
@@ -176,9 +184,11 @@ class RandomSampler(Sampler):
 
     @property
     def limit(self) -> int:
+        """At most this many chips (0: as many as fit)."""
         return self.count
 
     def candidates(self, height, width, chip, boundary, touching=None):
+        """Poisson-disk anchors, at least the distance apart."""
         region = sampling_region(height, width, chip, boundary, touching)
         if region.empty:
             return
@@ -227,9 +237,11 @@ class PoissonDiskSampler(Sampler):
 
     @property
     def limit(self) -> int | None:
+        """At most this many chips."""
         return self.count or None
 
     def candidates(self, height, width, chip, boundary, touching=None):
+        """Distinct uniform random anchors."""
         region = sampling_region(height, width, chip, boundary, touching)
         if region.empty:
             return
@@ -357,9 +369,11 @@ class Coverage:
 
     @property
     def fraction(self) -> float:
+        """The fraction of the raster's pixels in some chip."""
         return self.covered / self.total if self.total else 0.0
 
     def describe(self) -> str:
+        """The coverage in words, for the log."""
         text = f"chips cover {self.covered:,} of {self.total:,} pixels ({100 * self.fraction:.2f}%)"
         edges = []
         if self.bottom_rows:

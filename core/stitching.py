@@ -21,6 +21,7 @@ AggregationName = Literal["hardvote", "softvote", "mean"]
 
 
 def check_choice(kind: str, value: str, choices: tuple[str, ...]) -> None:
+    """Refuse a `kind` value that is not one of `choices`."""
     if value not in choices:
         raise PatchworkError(f"unknown {kind} '{value}'; use one of {', '.join(choices)}")
 
@@ -83,6 +84,7 @@ class Finished:
 
     @property
     def covered(self) -> np.ndarray:
+        """Pixels with at least one vote or value."""
         return self.weight > 0
 
     def mean(self) -> np.ndarray:
@@ -137,4 +139,5 @@ class BlockAccumulator:
             self.sums[(slice(None), *here)] += values * w_valid
 
     def finish(self) -> Finished:
+        """The block's sums, ready to be written."""
         return Finished(self.window, self.sums, self.weight)

@@ -49,18 +49,22 @@ class TileGrid:
 
     @property
     def stride(self) -> int:
+        """Pixels between the starts of neighbouring tiles."""
         return self.tile - self.overlap
 
     @property
     def rows(self) -> np.ndarray:
+        """Output rows where tiles start."""
         return tile_anchors(self.height, self.size, self.stride)
 
     @property
     def cols(self) -> np.ndarray:
+        """Output columns where tiles start."""
         return tile_anchors(self.width, self.size, self.stride)
 
     @property
     def count(self) -> int:
+        """Tiles in the grid."""
         return len(self.rows) * len(self.cols)
 
     def touching(self, anchors: np.ndarray, start: int, end: int) -> np.ndarray:
@@ -79,6 +83,7 @@ class Block:
 
     @property
     def tiles(self) -> int:
+        """Tiles this block computes."""
         return len(self.tile_rows) * len(self.tile_cols)
 
     @property

@@ -84,6 +84,7 @@ class PixelSet:
     class_names: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # id: (name, colour)
 
     def add(self, features: np.ndarray, labels: np.ndarray, window: Window, group: int) -> None:
+        """Add a chip's labelled pixels."""
         self.features.append(features)
         self.labels.append(labels)
         self.windows.append(window)
@@ -111,6 +112,7 @@ def _valid_pixels(image: np.ndarray, image_nodata, label: np.ndarray, label_noda
 
 
 def pixels_from_index(index: str, feedback: Feedback) -> PixelSet:
+    """The labelled pixels of a chip index's chips."""
     records = read_index(index)
     with_labels = [r for r in records if r.get("label_path")]
     if not with_labels:
@@ -166,6 +168,7 @@ def _check_label_raster(src: RasterSource, lbl: RasterSource) -> None:
 
 
 def pixels_from_rasters(raster: str, labels: str, feedback: Feedback) -> PixelSet:
+    """The labelled pixels of a raster and its label raster."""
     out = PixelSet()
     with RasterSource(raster, "INPUT") as src, RasterSource(labels, "LABELS") as lbl:
         _check_label_raster(src, lbl)
@@ -216,6 +219,7 @@ def stratified_subsample(y: np.ndarray, limit: int, rng: np.random.Generator) ->
 
 @dataclass
 class TrainResult:
+    """What train_classifier made: classes, accuracy, confusion matrix, paths."""
     model: str
     classes: list[int]
     accuracy: float | None  # on the validation chips
@@ -246,9 +250,31 @@ def train_classifier(
 ) -> TrainResult | None:
     """Train `estimator` on labelled pixels and write it as ONNX to `output_model`.
 
-    `source` is a chip index (with label chips), or a raster when `labels` (a label raster) is given.
-    `check_only`: make the checks a run makes before it reads pixels (settings, outputs, packages, the label
-    raster's grid), then return None.
+    Validation chips are held out by chip, and chips that overlap them are left out of training, so the accuracy
+    is not inflated by neighbouring pixels.
+
+    Args:
+        source: A chip index with label chips, or a raster when `labels` is given.
+        output_model: The ONNX model to write (.onnx), with its classes, names and colours.
+        labels: A label raster of class ids on `source`'s grid, when `source` is a raster.
+        estimator: One of ESTIMATORS ("random_forest", "extra_trees", "gradient_boosting", …).
+        parameters: The estimator's settings, as a dict or JSON text; unknown ones are refused.
+        validation_fraction: The share of chips held out for validation (0 to 1, exclusive).
+        max_pixels: At most this many training pixels, drawn evenly across classes.
+        seed: The seed of the split, the subsample and the estimator.
+        skops_copy: A scikit-learn copy of the model to write too (.skops).
+        report: An HTML report to write (accuracy, confusion matrix, per-class scores, band importance).
+        class_names: Names of the classes by id (default: the label raster's category names).
+        feedback: Progress, cancel and messages (default: silent).
+        check_only: Make the checks a run makes before it reads pixels (settings, outputs, packages, the label
+            raster's grid), then return None.
+
+    Returns:
+        The model written, its classes and validation scores; None with `check_only`.
+
+    Raises:
+        PatchworkError: Bad settings, missing packages, too few labels or classes; nothing is written.
+        Cancelled: `feedback` asked to stop; nothing is left behind.
     """
     feedback = feedback or SilentFeedback()
     started = time.perf_counter()
@@ -451,6 +477,7 @@ def _importances(model) -> np.ndarray | None:
 
 
 def html_report(result: TrainResult, estimator: str, model, names: list[str], band_names: list[str]) -> str:
+    """The training report as a standalone HTML page."""
     e = html.escape
     parts = [f"<h1>Patchwork: {e(estimator)} pixel classifier</h1>",
              f"<p>Model: {e(result.model)}<br>{result.train_pixels:,} training pixels; {result.validation_pixels:,} "

@@ -72,6 +72,7 @@ def require_raster_outputs(outputs: dict[str, str | None], inputs: dict[str, str
 
 
 def remove_file(path: str) -> None:
+    """Remove a file (and its .aux.xml side-car) if they are there."""
     for p in (path, path + ".aux.xml"):
         if os.path.exists(p):
             os.remove(p)
@@ -112,8 +113,11 @@ class GeoTiffWriter:
         log: Log | None = None,
         cog_overviews: str | None = None,
     ) -> None:
-        """`cog_overviews`: write a Cloud-Optimised GeoTIFF with overviews made by this GDAL resampling
-        (e.g. "MODE" for classes, "AVERAGE" for values); None writes a plain tiled GeoTIFF."""
+        """Create the temporary file.
+
+        `cog_overviews`: write a Cloud-Optimised GeoTIFF with overviews made by this GDAL resampling (e.g. "MODE"
+        for classes, "AVERAGE" for values); None writes a plain tiled GeoTIFF.
+        """
         self.path = path
         self.cog_overviews = cog_overviews
         self.width, self.height = width, height
@@ -144,6 +148,7 @@ class GeoTiffWriter:
             raise
 
     def write(self, array: np.ndarray, row_off: int = 0, col_off: int = 0) -> None:
+        """Write a (C, h, w) or (h, w) array at (row_off, col_off)."""
         array = array[None] if array.ndim == 2 else array
         for i in range(array.shape[0]):
             checked(self.dataset.GetRasterBand(i + 1).WriteArray, array[i], xoff=col_off, yoff=row_off)
@@ -192,6 +197,7 @@ class GeoTiffWriter:
         checked(self.dataset.FlushCache)
 
     def set_band_descriptions(self, descriptions: list[str]) -> None:
+        """Name the bands."""
         for i, text in enumerate(descriptions):
             if text:
                 self.dataset.GetRasterBand(i + 1).SetDescription(text)
@@ -252,6 +258,7 @@ class GeoTiffWriter:
         return []
 
     def abort(self) -> None:
+        """Throw the temporary file away."""
         self._close()  # the file is thrown away: its write errors do not matter
         remove_file(self.tmp_path)
 
@@ -324,14 +331,17 @@ class StagedFolder:
             raise
 
     def staged_path(self, relative: str) -> str:
+        """Where a file of the dataset is written while the run lasts."""
         path = os.path.join(self.staging, relative)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return path
 
     def final_path(self, relative: str) -> str:
+        """Where that file ends up."""
         return os.path.join(self.target, relative)
 
     def commit(self) -> None:
+        """Move the staged folder into place (an earlier dataset replaced as a whole)."""
         try:
             if os.path.isdir(self.target) and not os.listdir(self.target):
                 os.rmdir(self.target)
@@ -354,5 +364,6 @@ class StagedFolder:
             self.lock.release()
 
     def abort(self) -> None:
+        """Remove the staged folder; the target is untouched."""
         shutil.rmtree(self.staging, ignore_errors=True)
         self.lock.release()

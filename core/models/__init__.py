@@ -1,5 +1,6 @@
 """Model adapters: ONNX (image and per-pixel), scikit-learn (skops; pickle only when trusted), JSON rules.
 
+Example:
     model = load_model("model.onnx")
     model.info          # task, classes, bands, tile size, margin
     model.predict(batch_of_tiles, valid)
@@ -16,9 +17,20 @@ MODEL_EXTENSIONS = (".onnx", ".skops", ".json", ".joblib", ".pkl", ".pickle")
 
 @reports_errors
 def load_model(path: str, trust: bool = False, device: str = "cpu", threads: int | None = None) -> Model:
-    """Load a model by its file extension. Pickles (.pkl, .pickle, .joblib) need `trust=True`.
+    """Load a model by its file extension.
 
-    `device` and `threads` apply to ONNX models (onnxruntime's execution provider and intra-op threads).
+    Args:
+        path: An ONNX model (.onnx), a skops file (.skops), a rules model (.json) or a pickle.
+        trust: Load a pickle (.pkl, .pickle, .joblib), which can run any code: only from a source you trust.
+        device: Where an ONNX model computes: "auto", "cpu" or "cuda" (a GPU that fails falls back to the CPU).
+        threads: onnxruntime's intra-op threads for an ONNX model (default: onnxruntime's).
+
+    Returns:
+        The model, with `info` (task, classes, bands, tile size, margin) and `predict`.
+
+    Raises:
+        PatchworkError: A missing or unreadable file, an untrusted pickle, a skops file with unknown types, or a
+            missing package (with how to install it).
     """
     require_model_file(path)
     ext = os.path.splitext(path)[1].lower()

@@ -42,24 +42,30 @@ class ModelInfo:
 
     @property
     def n_classes(self) -> int:
+        """Classes of a classifier (0 for a regression model)."""
         return len(self.class_values)
 
     @property
     def n_outputs(self) -> int:
+        """Planes the model gives per pixel: classes, or regression outputs."""
         return self.n_classes if self.task == "classification" else len(self.output_names)
 
 
 class Model:
-    """A loaded model. `predict` maps a batch of tiles (N, C, h, w) in `info.input_dtype` plus their validity
-    (N, h, w) to either class indices (N, h', w') as integers or scores (N, K, h', w') as float32:
-    class probabilities for classifiers, values for regressors. h' may be smaller than h
-    (a centred crop) when the model drops its receptive margin."""
+    """A loaded model.
+
+    `predict` maps a batch of tiles (N, C, h, w) in `info.input_dtype` plus their validity (N, h, w) to either
+    class indices (N, h', w') as integers or scores (N, K, h', w') as float32: class probabilities for
+    classifiers, values for regressors. h' may be smaller than h (a centred crop) when the model drops its
+    receptive margin.
+    """
 
     info: ModelInfo
     device: str = "CPU"  # where it computes, for the run's log
     device_warning: str | None = None  # e.g. a GPU asked for and not available
 
     def predict(self, batch: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Predict a batch of tiles (N, C, h, w) with their validity (N, h, w): class indices or scores."""
         raise NotImplementedError
 
 
@@ -78,6 +84,7 @@ class PixelModel(Model):
         raise NotImplementedError
 
     def predict(self, batch: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Predict each valid pixel of the batch on its own."""
         n, c, h, w = batch.shape
         if valid.all():  # no gather: the planes are predicted as they are
             out = self.predict_planes(np.moveaxis(batch, 1, 0).reshape(c, -1))
@@ -101,11 +108,13 @@ class PixelModel(Model):
 
 
 def require_model_file(path: str) -> None:
+    """Refuse a path that is not a readable model file, with what to do."""
     if not os.path.isfile(path):
         raise PatchworkError(f"MODEL: no model file at '{path}'. Check the path.")
 
 
 def default_class_names(values: list[int]) -> list[str]:
+    """'class 0', 'class 1', … for classes without names."""
     return [f"class {v}" for v in values]
 
 

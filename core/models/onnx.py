@@ -157,6 +157,7 @@ def _class_names(meta: dict, count: int | None, name: str) -> list[str] | None:
 
 
 class OnnxImageModel(Model):
+    """An ONNX model over image tiles (Deepness's conventions read from its metadata)."""
     def __init__(self, session, meta: dict, name: str) -> None:
         self.session = session
         self.one_at_a_time = False  # set when the graph turns out to take one tile per call
@@ -237,6 +238,7 @@ class OnnxImageModel(Model):
             ) from exc
 
     def predict(self, batch: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Run the model on a batch of tiles (in the sizes its input takes)."""
         size, m = batch.shape[-1], self.info.margin
         out = self._run(batch)
         if out.shape[-1] == size and m:
@@ -312,6 +314,7 @@ class OnnxPixelModel(PixelModel):
         self.info = info
 
     def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Predict pixels (P, C) → class indices or scores."""
         pixels = np.ascontiguousarray(pixels, dtype=self.info.input_dtype)
         if len(pixels) > self.chunk:  # bounded memory, e.g. for nearest-neighbour models (pixels x references)
             return np.concatenate([self.predict_pixels(pixels[i : i + self.chunk])

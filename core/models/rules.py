@@ -23,6 +23,7 @@ HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
 class RulesModel(PixelModel):
+    """A rules model: spectral-index thresholds read from JSON."""
     def __init__(self, spec: dict, name: str = "rules") -> None:
         self.spec = spec
         where = f"rules model '{name}'"
@@ -75,6 +76,7 @@ class RulesModel(PixelModel):
 
     @classmethod
     def load(cls, path: str) -> RulesModel:
+        """Read a rules model from its JSON file."""
         try:
             with open(path, encoding="utf-8") as fh:
                 spec = json.load(fh)
@@ -112,4 +114,5 @@ class RulesModel(PixelModel):
         return labels
 
     def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Pixels (P, C) → class indices (P,)."""
         return self.predict_planes(pixels.T)

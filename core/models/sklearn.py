@@ -101,8 +101,11 @@ def load_estimator(path: str, trust: bool):
 
 
 def _single_threaded(estimator):
-    """n_jobs=1 everywhere in the estimator: a forest's threads add their trees' votes in any order, which changes
-    the last bits of probabilities from run to run. Patchwork parallelises blocks instead (WORKERS)."""
+    """n_jobs=1 everywhere in the estimator.
+
+    A forest's threads add their trees' votes in any order, which changes the last bits of probabilities from run
+    to run. Patchwork parallelises blocks instead (WORKERS).
+    """
     try:
         jobs = {key: 1 for key in estimator.get_params(deep=True) if key == "n_jobs" or key.endswith("__n_jobs")}
         if jobs:
@@ -113,6 +116,7 @@ def _single_threaded(estimator):
 
 
 class SklearnModel(PixelModel):
+    """A scikit-learn estimator read from a skops file (or, if trusted, a pickle)."""
     def __init__(self, estimator, name: str) -> None:
         if not hasattr(estimator, "predict"):
             raise PatchworkError(f"MODEL: '{name}' holds a {type(estimator).__name__}, not a fitted estimator "
@@ -134,9 +138,11 @@ class SklearnModel(PixelModel):
 
     @classmethod
     def load(cls, path: str, trust: bool = False) -> SklearnModel:
+        """Load the estimator; pickles only with `trust`, skops files with their types checked."""
         return cls(load_estimator(path, trust), os.path.basename(path))
 
     def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Pixels (P, C) → class probabilities, class indices or regression values."""
         if self.info.task == "classification":
             if hasattr(self.estimator, "predict_proba"):
                 return np.asarray(self.estimator.predict_proba(pixels), dtype=np.float32)
