@@ -6,6 +6,7 @@ from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.augment_chips import AugmentChipsAlgorithm
 from .algorithms.classify import ClassifyAlgorithm
+from .algorithms.common import PROVIDER_ID
 from .algorithms.compare import CompareAlgorithm
 from .algorithms.sample_chips import SampleChipsAlgorithm
 from .algorithms.stitch_chips import StitchChipsAlgorithm
@@ -15,7 +16,7 @@ from .resources import resource_path
 
 class PatchworkProvider(QgsProcessingProvider):
     def id(self) -> str:
-        return "patchwork"
+        return PROVIDER_ID
 
     def name(self) -> str:
         return "Patchwork"

@@ -40,6 +40,12 @@ from ..core.dataset import MANIFEST
 from ..core.errors import PatchworkError
 from ..core.sampling import sampler_from_name
 from ..plugin import qgis_enums
+from ..plugin.algorithms.augment_chips import AugmentChipsAlgorithm as Augment
+from ..plugin.algorithms.classify import ClassifyAlgorithm as Classify
+from ..plugin.algorithms.compare import CompareAlgorithm as Compare
+from ..plugin.algorithms.sample_chips import SampleChipsAlgorithm as Sample
+from ..plugin.algorithms.stitch_chips import StitchChipsAlgorithm as Stitch
+from ..plugin.algorithms.train_classifier import TrainClassifierAlgorithm as Train
 from ..plugin.resources import resource_path
 from .forms import AlgorithmForm
 from .preview import (
@@ -54,8 +60,6 @@ from .preview import (
 from .runner import TEMPORARY, AlgorithmRun, announce, new_model_path, temporary_output
 
 SETTINGS_SCOPE = "Patchwork"
-SAMPLE, AUGMENT, CLASSIFY, STITCH = ("patchwork:samplechips", "patchwork:augmentchips", "patchwork:classify",
-                                     "patchwork:stitchchips")
 
 
 def tr(text: str) -> str:
@@ -92,17 +96,18 @@ def _combo(items, tip: str) -> QComboBox:
 INT_LIMIT = 2**31 - 1
 
 
-def definition(algorithm_id: str, name: str):
-    return QgsApplication.processingRegistry().algorithmById(algorithm_id).parameterDefinition(name)
+def definition(algorithm, name: str):
+    """The definition of parameter `name` of an algorithm class, as registered."""
+    return QgsApplication.processingRegistry().algorithmById(algorithm.ID).parameterDefinition(name)
 
 
-def tip_of(algorithm_id: str, name: str) -> str:
-    return definition(algorithm_id, name).help()
+def tip_of(algorithm, name: str) -> str:
+    return definition(algorithm, name).help()
 
 
-def spin_for(algorithm_id: str, name: str, suffix: str = "", default_words: str | None = None) -> QSpinBox:
+def spin_for(algorithm, name: str, suffix: str = "", default_words: str | None = None) -> QSpinBox:
     """A whole-number field; with `default_words`, one below the lowest value means "not set" and says so."""
-    d = definition(algorithm_id, name)
+    d = definition(algorithm, name)
     low = int(max(d.minimum(), -INT_LIMIT))
     low = low - 1 if default_words else low
     box = _spin(low, int(min(d.maximum(), INT_LIMIT)), low if d.defaultValue() is None else int(d.defaultValue()),
@@ -112,13 +117,13 @@ def spin_for(algorithm_id: str, name: str, suffix: str = "", default_words: str 
     return box
 
 
-def double_for(algorithm_id: str, name: str, step: float, decimals: int = 3) -> QDoubleSpinBox:
-    d = definition(algorithm_id, name)
+def double_for(algorithm, name: str, step: float, decimals: int = 3) -> QDoubleSpinBox:
+    d = definition(algorithm, name)
     return _double(max(d.minimum(), -1e9), min(d.maximum(), 1e9), float(d.defaultValue()), step, d.help(), decimals)
 
 
-def combo_for(algorithm_id: str, name: str) -> QComboBox:
-    d = definition(algorithm_id, name)
+def combo_for(algorithm, name: str) -> QComboBox:
+    d = definition(algorithm, name)
     box = _combo(d.options(), d.help())
     box.setCurrentIndex(int(d.defaultValue() or 0))
     return box
@@ -192,30 +197,30 @@ class PatchworkDock(QgsDockWidget):
         tab.setLayout(form)
         self.raster_combo = QgsMapLayerComboBox()
         self.raster_combo.setFilters(qgis_enums.RASTER_LAYERS)
-        self.raster_combo.setToolTip(tip_of(SAMPLE, "INPUT"))
+        self.raster_combo.setToolTip(tip_of(Sample, Sample.INPUT))
         self.labels_combo = QgsMapLayerComboBox()
         self.labels_combo.setFilters(qgis_enums.RASTER_LAYERS)
         self.labels_combo.setAllowEmptyLayer(True)
         self.labels_combo.setLayer(None)
-        self.labels_combo.setToolTip(tip_of(SAMPLE, "LABELS"))
+        self.labels_combo.setToolTip(tip_of(Sample, Sample.LABELS))
         self.aoi_combo = QgsMapLayerComboBox()
         self.aoi_combo.setFilters(qgis_enums.POLYGON_LAYERS)
         self.aoi_combo.setAllowEmptyLayer(True)
         self.aoi_combo.setLayer(None)
-        self.aoi_combo.setToolTip(tip_of(SAMPLE, "AOI"))
-        self.sampler_combo = combo_for(SAMPLE, "SAMPLER")
-        self.chip_size = spin_for(SAMPLE, "CHIP_SIZE", " px")
-        self.step = spin_for(SAMPLE, "STEP", " px")
-        self.jitter = double_for(SAMPLE, "JITTER", 0.05)
-        self.min_distance = double_for(SAMPLE, "MIN_DISTANCE", 8.0, 1)
-        self.count = spin_for(SAMPLE, "COUNT")
-        self.seed = spin_for(SAMPLE, "SEED")
-        self.boundary = combo_for(SAMPLE, "BOUNDARY")
-        self.max_nodata = double_for(SAMPLE, "MAX_NODATA", 0.05, 2)
+        self.aoi_combo.setToolTip(tip_of(Sample, Sample.AOI))
+        self.sampler_combo = combo_for(Sample, Sample.SAMPLER)
+        self.chip_size = spin_for(Sample, Sample.CHIP_SIZE, " px")
+        self.step = spin_for(Sample, Sample.STEP, " px")
+        self.jitter = double_for(Sample, Sample.JITTER, 0.05)
+        self.min_distance = double_for(Sample, Sample.MIN_DISTANCE, 8.0, 1)
+        self.count = spin_for(Sample, Sample.COUNT)
+        self.seed = spin_for(Sample, Sample.SEED)
+        self.boundary = combo_for(Sample, Sample.BOUNDARY)
+        self.max_nodata = double_for(Sample, Sample.MAX_NODATA, 0.05, 2)
         self.chip_folder = QgsFileWidget()
         self.chip_folder.lineEdit().setPlaceholderText(tr("[Save to temporary folder]"))  # as QGIS's dialogs say
         self.chip_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.chip_folder.setToolTip(tip_of(SAMPLE, "OUTPUT_DIR"))
+        self.chip_folder.setToolTip(tip_of(Sample, Sample.OUTPUT_DIR))
         self.live_preview = QCheckBox(tr("Show chips on the map as I change settings"))
         self.live_preview.setToolTip(tr("Draws the candidate chip footprints (before the nodata filter) on the canvas"))
         self.live_preview.setChecked(True)
@@ -306,18 +311,19 @@ class PatchworkDock(QgsDockWidget):
         folder = self.chip_folder.filePath() or temporary_output("chips")
         labels = self.labels_combo.currentLayer()
         parameters = {
-            "INPUT": raster, "LABELS": _file_source(labels) if labels else None,
-            "AOI": self.aoi_combo.currentLayer(), "SAMPLER": self.sampler_combo.currentIndex(),
-            "CHIP_SIZE": self.chip_size.value(), "STEP": self.step.value(), "JITTER": self.jitter.value(),
-            "MIN_DISTANCE": self.min_distance.value(), "COUNT": self.count.value(), "SEED": self.seed.value(),
-            "BOUNDARY": self.boundary.currentIndex(), "MAX_NODATA": self.max_nodata.value(),
-            "OUTPUT_DIR": folder, "OUTPUT": os.path.join(folder, "index.gpkg"),
+            Sample.INPUT: raster, Sample.LABELS: _file_source(labels) if labels else None,
+            Sample.AOI: self.aoi_combo.currentLayer(), Sample.SAMPLER: self.sampler_combo.currentIndex(),
+            Sample.CHIP_SIZE: self.chip_size.value(), Sample.STEP: self.step.value(),
+            Sample.JITTER: self.jitter.value(), Sample.MIN_DISTANCE: self.min_distance.value(),
+            Sample.COUNT: self.count.value(), Sample.SEED: self.seed.value(),
+            Sample.BOUNDARY: self.boundary.currentIndex(), Sample.MAX_NODATA: self.max_nodata.value(),
+            Sample.OUTPUT_DIR: folder, Sample.OUTPUT: os.path.join(folder, "index.gpkg"),
         }
         overwrite = self.may_replace_dataset(folder)
         if overwrite is None:
             return
-        parameters["OVERWRITE"] = overwrite
-        self.start_run("patchwork:samplechips", {k: v for k, v in parameters.items() if v is not None})
+        parameters[Sample.OVERWRITE] = overwrite
+        self.start_run(Sample.ID, {k: v for k, v in parameters.items() if v is not None})
 
     def may_replace_dataset(self, folder: str) -> bool | None:
         """False for a new folder; True when the user agrees to replace the chip dataset in it; None: stop."""
@@ -365,14 +371,14 @@ class PatchworkDock(QgsDockWidget):
         self.preview_seed = _spin(0, 2**31 - 1, 1, tr("Seed of the first draw; Re-roll moves it on"))
         self.display_bands = QLineEdit("3,2,1")
         self.display_bands.setToolTip(tr("Bands shown as red, green, blue in the previews"))
-        self.copies = spin_for(AUGMENT, "COPIES")
+        self.copies = spin_for(Augment, Augment.COPIES)
         self.index_combo = QgsMapLayerComboBox()
         self.index_combo.setFilters(qgis_enums.POLYGON_LAYERS)
-        self.index_combo.setToolTip(tip_of(AUGMENT, "INPUT"))
+        self.index_combo.setToolTip(tip_of(Augment, Augment.INPUT))
         self.augment_folder = QgsFileWidget()
         self.augment_folder.lineEdit().setPlaceholderText(tr("[Save to temporary folder]"))  # as QGIS's dialogs say
         self.augment_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.augment_folder.setToolTip(tip_of(AUGMENT, "OUTPUT_DIR"))
+        self.augment_folder.setToolTip(tip_of(Augment, Augment.OUTPUT_DIR))
         for label, widget in ((tr("Preview draws"), self.draws), (tr("Preview seed"), self.preview_seed),
                               (tr("Display bands"), self.display_bands), (tr("Chip index"), self.index_combo),
                               (tr("Copies per chip"), self.copies), (tr("Output folder"), self.augment_folder)):
@@ -470,21 +476,21 @@ class PatchworkDock(QgsDockWidget):
         overwrite = self.may_replace_dataset(folder)
         if overwrite is None:
             return
-        self.start_run("patchwork:augmentchips", {
-            "INPUT": index, "PIPELINE": self.pipeline_edit.toPlainText(), "COPIES": self.copies.value(),
-            "SEED": self.seed.value(), "OUTPUT_DIR": folder, "OUTPUT": os.path.join(folder, "index.gpkg"),
-            "OVERWRITE": overwrite})
+        self.start_run(Augment.ID, {
+            Augment.INPUT: index, Augment.PIPELINE: self.pipeline_edit.toPlainText(),
+            Augment.COPIES: self.copies.value(), Augment.SEED: self.seed.value(), Augment.OUTPUT_DIR: folder,
+            Augment.OUTPUT: os.path.join(folder, "index.gpkg"), Augment.OVERWRITE: overwrite})
 
     # -- Train and Compare: QGIS's own widgets from the algorithms' definitions -----------------
 
     def _train_tab(self) -> QWidget:
         tab = QWidget()
         layout = QVBoxLayout(tab)
-        self.train_form = AlgorithmForm("patchwork:trainclassifier", self.canvas)
-        self.train_form.set_value("OUTPUT_MODEL", new_model_path())  # kept: a model is not a temporary file
+        self.train_form = AlgorithmForm(Train.ID, self.canvas)
+        self.train_form.set_value(Train.OUTPUT_MODEL, new_model_path())  # kept: a model is not a temporary file
         self.train_button = QPushButton(tr("Train"))
         self.train_button.setToolTip(tr("Run Patchwork ▸ Train pixel classifier; the model then appears in Classify"))
-        self.train_button.clicked.connect(lambda: self.start_run("patchwork:trainclassifier", self.train_form.values()))
+        self.train_button.clicked.connect(lambda: self.start_run(Train.ID, self.train_form.values()))
         layout.addWidget(self.train_form)
         layout.addWidget(self.train_button)
         layout.addStretch()
@@ -493,10 +499,10 @@ class PatchworkDock(QgsDockWidget):
     def _compare_tab(self) -> QWidget:
         tab = QWidget()
         layout = QVBoxLayout(tab)
-        self.compare_form = AlgorithmForm("patchwork:compare", self.canvas)
+        self.compare_form = AlgorithmForm(Compare.ID, self.canvas)
         self.compare_button = QPushButton(tr("Compare"))
         self.compare_button.setToolTip(tr("Run Patchwork ▸ Compare classifications"))
-        self.compare_button.clicked.connect(lambda: self.start_run("patchwork:compare", self.compare_form.values()))
+        self.compare_button.clicked.connect(lambda: self.start_run(Compare.ID, self.compare_form.values()))
         layout.addWidget(self.compare_form)
         layout.addWidget(self.compare_button)
         layout.addStretch()
@@ -509,31 +515,31 @@ class PatchworkDock(QgsDockWidget):
         tab.setLayout(form)
         self.classify_raster = QgsMapLayerComboBox()
         self.classify_raster.setFilters(qgis_enums.RASTER_LAYERS)
-        self.classify_raster.setToolTip(tip_of(CLASSIFY, "INPUT"))
+        self.classify_raster.setToolTip(tip_of(Classify, Classify.INPUT))
         self.model_file = QgsFileWidget()
         self.model_file.setFilter(tr("Models (*.onnx *.skops *.json *.joblib *.pkl *.pickle)"))
-        self.model_file.setFilePath(definition(CLASSIFY, "MODEL").defaultValue())
-        self.model_file.setToolTip(tip_of(CLASSIFY, "MODEL"))
+        self.model_file.setFilePath(definition(Classify, Classify.MODEL).defaultValue())
+        self.model_file.setToolTip(tip_of(Classify, Classify.MODEL))
         self.model_info = QLabel()
         self.model_info.setWordWrap(True)
         self.model_info.setToolTip(tr("What the model says about itself, and any problem found"))
         self.trust_model = QCheckBox(tr("Trust this model file (pickles can run code)"))
-        self.trust_model.setToolTip(tip_of(CLASSIFY, "TRUST_MODEL"))
+        self.trust_model.setToolTip(tip_of(Classify, Classify.TRUST_MODEL))
         self.classify_bands = QLineEdit()
         self.classify_bands.setPlaceholderText(tr("all, or e.g. 1,2,3"))
-        self.classify_bands.setToolTip(tip_of(CLASSIFY, "BANDS"))
-        self.scale = double_for(CLASSIFY, "SCALE", 0.1, 8)
-        self.offset = double_for(CLASSIFY, "OFFSET", 0.1, 6)
+        self.classify_bands.setToolTip(tip_of(Classify, Classify.BANDS))
+        self.scale = double_for(Classify, Classify.SCALE, 0.1, 8)
+        self.offset = double_for(Classify, Classify.OFFSET, 0.1, 6)
         # Left empty, these take the model's value: the field shows the words, not a number that means it.
-        self.tile_size = spin_for(CLASSIFY, "TILE_SIZE", " px", tr("the model's"))
-        self.overlap = spin_for(CLASSIFY, "OVERLAP", " px", tr("the model's"))
-        self.window_combo = combo_for(CLASSIFY, "WINDOW")
-        self.aggregation_combo = combo_for(CLASSIFY, "AGGREGATION")
+        self.tile_size = spin_for(Classify, Classify.TILE_SIZE, " px", tr("the model's"))
+        self.overlap = spin_for(Classify, Classify.OVERLAP, " px", tr("the model's"))
+        self.window_combo = combo_for(Classify, Classify.WINDOW)
+        self.aggregation_combo = combo_for(Classify, Classify.AGGREGATION)
         self.classified_file = QgsFileWidget()
         self.classified_file.lineEdit().setPlaceholderText(tr("[Save to temporary file]"))  # as QGIS's dialogs say
         self.classified_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.classified_file.setFilter(tr("GeoTIFF (*.tif)"))
-        self.classified_file.setToolTip(tip_of(CLASSIFY, "OUTPUT"))
+        self.classified_file.setToolTip(tip_of(Classify, Classify.OUTPUT))
         self.classify_button = QPushButton(tr("Classify"))
         self.classify_button.setToolTip(tr("Run Patchwork ▸ Classify raster (tiled)"))
         self.classify_button.clicked.connect(self.run_classify)
@@ -586,17 +592,18 @@ class PatchworkDock(QgsDockWidget):
             self.show_message(tr("Choose a file raster first."), error=True)
             return
         output = self.classified_file.filePath() or TEMPORARY
-        parameters = {"INPUT": raster, "MODEL": self.model_file.filePath(), "SCALE": self.scale.value(),
-                      "OFFSET": self.offset.value(), "WINDOW": self.window_combo.currentIndex(),
-                      "AGGREGATION": self.aggregation_combo.currentIndex(),
-                      "TRUST_MODEL": self.trust_model.isChecked(), "OUTPUT": output}
+        parameters = {Classify.INPUT: raster, Classify.MODEL: self.model_file.filePath(),
+                      Classify.SCALE: self.scale.value(), Classify.OFFSET: self.offset.value(),
+                      Classify.WINDOW: self.window_combo.currentIndex(),
+                      Classify.AGGREGATION: self.aggregation_combo.currentIndex(),
+                      Classify.TRUST_MODEL: self.trust_model.isChecked(), Classify.OUTPUT: output}
         if self.band_list():
-            parameters["BANDS"] = ",".join(map(str, self.band_list()))
+            parameters[Classify.BANDS] = ",".join(map(str, self.band_list()))
         if not unset(self.tile_size):
-            parameters["TILE_SIZE"] = self.tile_size.value()
+            parameters[Classify.TILE_SIZE] = self.tile_size.value()
         if not unset(self.overlap):
-            parameters["OVERLAP"] = self.overlap.value()
-        self.start_run("patchwork:classify", parameters)
+            parameters[Classify.OVERLAP] = self.overlap.value()
+        self.start_run(Classify.ID, parameters)
 
     # -- Stitch -------------------------------------------------------------------------------
 
@@ -605,20 +612,20 @@ class PatchworkDock(QgsDockWidget):
         tab.setLayout(form)
         self.stitch_folder = QgsFileWidget()
         self.stitch_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.stitch_folder.setToolTip(tip_of(STITCH, "INPUT"))
-        self.stitch_window = combo_for(STITCH, "WINDOW")
-        self.stitch_aggregation = combo_for(STITCH, "AGGREGATION")
-        self.n_classes = spin_for(STITCH, "N_CLASSES")
+        self.stitch_folder.setToolTip(tip_of(Stitch, Stitch.INPUT))
+        self.stitch_window = combo_for(Stitch, Stitch.WINDOW)
+        self.stitch_aggregation = combo_for(Stitch, Stitch.AGGREGATION)
+        self.n_classes = spin_for(Stitch, Stitch.N_CLASSES)
         self.reference = QgsMapLayerComboBox()
         self.reference.setFilters(qgis_enums.RASTER_LAYERS)
         self.reference.setAllowEmptyLayer(True)
         self.reference.setLayer(None)
-        self.reference.setToolTip(tip_of(STITCH, "REFERENCE"))
+        self.reference.setToolTip(tip_of(Stitch, Stitch.REFERENCE))
         self.mosaic_file = QgsFileWidget()
         self.mosaic_file.lineEdit().setPlaceholderText(tr("[Save to temporary file]"))  # as QGIS's dialogs say
         self.mosaic_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.mosaic_file.setFilter(tr("GeoTIFF (*.tif)"))
-        self.mosaic_file.setToolTip(tip_of(STITCH, "OUTPUT"))
+        self.mosaic_file.setToolTip(tip_of(Stitch, Stitch.OUTPUT))
         self.stitch_button = QPushButton(tr("Stitch chips"))
         self.stitch_button.setToolTip(tr("Run Patchwork ▸ Stitch chips"))
         self.stitch_button.clicked.connect(self.run_stitch)
@@ -634,13 +641,13 @@ class PatchworkDock(QgsDockWidget):
         if not folder:
             self.show_message(tr("Choose a chip folder first."), error=True)
             return
-        parameters = {"INPUT": folder, "WINDOW": self.stitch_window.currentIndex(),
-                      "AGGREGATION": self.stitch_aggregation.currentIndex(), "N_CLASSES": self.n_classes.value(),
-                      "OUTPUT": output}
+        parameters = {Stitch.INPUT: folder, Stitch.WINDOW: self.stitch_window.currentIndex(),
+                      Stitch.AGGREGATION: self.stitch_aggregation.currentIndex(),
+                      Stitch.N_CLASSES: self.n_classes.value(), Stitch.OUTPUT: output}
         reference = _file_source(self.reference.currentLayer())
         if reference:
-            parameters["REFERENCE"] = reference
-        self.start_run("patchwork:stitchchips", parameters)
+            parameters[Stitch.REFERENCE] = reference
+        self.start_run(Stitch.ID, parameters)
 
     # -- runs, messages, settings, cleanup --------------------------------------------------------
 
@@ -677,21 +684,22 @@ class PatchworkDock(QgsDockWidget):
         summary = self.run.summary()
         self.show_message(summary)
         self.hand_on(self.run.algorithm_id, results)
-        announce(self.iface, summary, self.run.layers, results.get("OUTPUT_REPORT") or results.get("OUTPUT_HTML"))
+        report = results.get(Train.OUTPUT_REPORT) or results.get(Compare.OUTPUT_HTML)
+        announce(self.iface, summary, self.run.layers, report)
 
     def hand_on(self, algorithm_id: str, results: dict) -> None:
         """Each tab's output becomes the next tab's input: chips → Train, model → Classify, map → Compare."""
-        if algorithm_id in ("patchwork:samplechips", "patchwork:augmentchips"):
+        if algorithm_id in (Sample.ID, Augment.ID):
             layer = next(iter(self.run.layers), None)
             if layer is not None:
-                self.train_form.set_value("INPUT", layer)
-            if layer is not None and algorithm_id == "patchwork:samplechips":
+                self.train_form.set_value(Train.INPUT, layer)
+            if layer is not None and algorithm_id == Sample.ID:
                 self.index_combo.setLayer(layer)  # and to Augment
-        elif algorithm_id == "patchwork:trainclassifier":
-            self.model_file.setFilePath(results["OUTPUT_MODEL"])
-            self.train_form.set_value("OUTPUT_MODEL", new_model_path())  # the next training keeps this one
-        elif algorithm_id == "patchwork:classify" and self.run.layers:
-            self.compare_form.set_value("INPUT", self.run.layers[0])
+        elif algorithm_id == Train.ID:
+            self.model_file.setFilePath(results[Train.OUTPUT_MODEL])
+            self.train_form.set_value(Train.OUTPUT_MODEL, new_model_path())  # the next training keeps this one
+        elif algorithm_id == Classify.ID and self.run.layers:
+            self.compare_form.set_value(Compare.INPUT, self.run.layers[0])
 
     def show_message(self, text: str, error: bool = False) -> None:
         self.message.setText(text)

@@ -18,15 +18,21 @@ from qgis.PyQt.QtCore import QCoreApplication, QObject, QUrl, pyqtSignal
 from qgis.PyQt.QtGui import QDesktopServices
 from qgis.PyQt.QtWidgets import QPushButton
 
+from ..plugin.algorithms.augment_chips import AugmentChipsAlgorithm as Augment
+from ..plugin.algorithms.classify import ClassifyAlgorithm as Classify
+from ..plugin.algorithms.compare import CompareAlgorithm as Compare
+from ..plugin.algorithms.sample_chips import SampleChipsAlgorithm as Sample
+from ..plugin.algorithms.stitch_chips import StitchChipsAlgorithm as Stitch
+from ..plugin.algorithms.train_classifier import TrainClassifierAlgorithm as Train
 from ..plugin.resources import resource_path
 
 # Which outputs of which algorithm become layers, and how they are styled when added.
 LAYER_OUTPUTS = {
-    "patchwork:samplechips": [("OUTPUT", "vector")],
-    "patchwork:augmentchips": [("OUTPUT", "vector")],
-    "patchwork:classify": [("OUTPUT", "raster"), ("OUTPUT_PROBABILITIES", "raster")],
-    "patchwork:compare": [("OUTPUT", "raster")],
-    "patchwork:stitchchips": [("OUTPUT", "raster")],
+    Sample.ID: [(Sample.OUTPUT, "vector")],
+    Augment.ID: [(Augment.OUTPUT, "vector")],
+    Classify.ID: [(Classify.OUTPUT, "raster"), (Classify.OUTPUT_PROBABILITIES, "raster")],
+    Compare.ID: [(Compare.OUTPUT, "raster")],
+    Stitch.ID: [(Stitch.OUTPUT, "raster")],
 }
 TEMPORARY = "TEMPORARY_OUTPUT"  # Processing writes the output to a temporary file, as QGIS's dialogs offer
 
@@ -121,28 +127,28 @@ class AlgorithmRun(QObject):
     def summary(self) -> str:
         """One line on what a finished run made."""
         results, names = self.results, ", ".join(layer.name() for layer in self.layers)
-        if self.algorithm_id == "patchwork:trainclassifier":
-            accuracy = results.get("ACCURACY")
+        if self.algorithm_id == Train.ID:
+            accuracy = results.get(Train.ACCURACY)
             quality = f", validation accuracy {accuracy:.1%}" if isinstance(accuracy, float) else ""
-            return f"Model trained{quality}: {results.get('OUTPUT_MODEL')}"
-        if self.algorithm_id == "patchwork:compare":
-            return (f"Agreement {results.get('AGREEMENT', 0):.1%} of {int(results.get('PIXELS', 0)):,} pixels, "
-                    f"kappa {results.get('KAPPA', 0):.3f}")
+            return f"Model trained{quality}: {results.get(Train.OUTPUT_MODEL)}"
+        if self.algorithm_id == Compare.ID:
+            return (f"Agreement {results.get(Compare.AGREEMENT, 0):.1%} of {int(results.get(Compare.PIXELS, 0)):,} "
+                    f"pixels, kappa {results.get(Compare.KAPPA, 0):.3f}")
         return f"Done: {names}" if names else "Done"
 
     def layer_title(self, name: str, path: str) -> str:
         """Layer names that say what they are: 'chips (poisson, 94)', 'classes — forest.onnx'."""
         results, parameters = self.results, self.parameters
-        model = os.path.basename(str(parameters.get("MODEL", "")))
+        model = os.path.basename(str(parameters.get(Classify.MODEL, "")))
         key = (self.algorithm_id, name)
-        if key == ("patchwork:samplechips", "OUTPUT"):
-            return f"chips ({self._choice('SAMPLER')}, {results.get('CHIP_COUNT')})"
+        if key == (Sample.ID, Sample.OUTPUT):
+            return f"chips ({self._choice(Sample.SAMPLER)}, {results.get(Sample.CHIP_COUNT)})"
         titles = {
-            ("patchwork:augmentchips", "OUTPUT"): f"augmented chips ({results.get('CHIP_COUNT')})",
-            ("patchwork:classify", "OUTPUT"): f"classes — {model}",
-            ("patchwork:classify", "OUTPUT_PROBABILITIES"): f"class probabilities — {model}",
-            ("patchwork:compare", "OUTPUT"): "agreement",
-            ("patchwork:stitchchips", "OUTPUT"): "mosaic",
+            (Augment.ID, Augment.OUTPUT): f"augmented chips ({results.get(Augment.CHIP_COUNT)})",
+            (Classify.ID, Classify.OUTPUT): f"classes — {model}",
+            (Classify.ID, Classify.OUTPUT_PROBABILITIES): f"class probabilities — {model}",
+            (Compare.ID, Compare.OUTPUT): "agreement",
+            (Stitch.ID, Stitch.OUTPUT): "mosaic",
         }
         return titles.get(key) or os.path.splitext(os.path.basename(path))[0]
 

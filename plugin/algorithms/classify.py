@@ -15,7 +15,7 @@ from qgis.core import (
 from ...core import budget, stitching
 from .. import qgis_enums
 from ..resources import resource_path
-from .common import CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
+from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
 
 WINDOWS = list(stitching.WINDOWS)  # an index or the word on the command line: 0 boxcar, 1 hann, 2 triangular
 AGGREGATIONS = list(stitching.AGGREGATIONS)  # 0 hardvote, 1 softvote, 2 mean
@@ -40,29 +40,33 @@ def optional_int(parameters, name: str) -> int | None:
 
 
 class ClassifyAlgorithm(PatchworkAlgorithm):
+    ID = f"{PROVIDER_ID}:classify"
     group_name = "Inference"
+    # Its parameters' and outputs' names, spelled once (the panel and scripts use these too).
+    INPUT, MODEL, BANDS = "INPUT", "MODEL", "BANDS"
+    SCALE, OFFSET, TILE_SIZE = "SCALE", "OFFSET", "TILE_SIZE"
+    OVERLAP, WINDOW, AGGREGATION = "OVERLAP", "WINDOW", "AGGREGATION"
+    BATCH_SIZE, TRUST_MODEL, OUTPUT = "BATCH_SIZE", "TRUST_MODEL", "OUTPUT"
+    OUTPUT_PROBABILITIES, TILES, BLOCKS = "OUTPUT_PROBABILITIES", "TILES", "BLOCKS"
     parameter_help = {
-        "INPUT": "The raster to classify (a file raster).",
-        "MODEL": "An ONNX model (Deepness's included), a skops file, a rules model (.json) or, if trusted, a "
-                 "pickle.",
-        "BANDS": "The input bands fed to the model, in the model's order; empty: all.",
-        "SCALE": "Input values are multiplied by this: 0.0001 for Sentinel-2 digital numbers, 1/255 for 8-bit "
-                 "imagery and Deepness models.",
-        "OFFSET": "…then this is added.",
-        "TILE_SIZE": "The side of the tiles fed to the model; empty: the model's own.",
-        "OVERLAP": "How much neighbouring tiles overlap; empty: the model's own, else 0.",
-        "WINDOW": "How overlapping tiles are weighted: equally (boxcar), or more at their centres (hann, "
-                  "triangular).",
-        "AGGREGATION": "hardvote: each tile votes its class; softvote: mean class probabilities; mean: regression "
-                       "values.",
-        "BATCH_SIZE": "Tiles given to the model at once.",
-        "TRUST_MODEL": "Only for pickles (.pkl, .joblib) from a source you trust: loading one can run any code.",
-        "OUTPUT": "The class map (or values) on the input's grid.",
-        "OUTPUT_PROBABILITIES": "A raster of one band per class: mean probabilities (softvote) or vote shares.",
+        INPUT: "The raster to classify (a file raster).",
+        MODEL: "An ONNX model (Deepness's included), a skops file, a rules model (.json) or, if trusted, a "
+               "pickle.",
+        BANDS: "The input bands fed to the model, in the model's order; empty: all.",
+        SCALE: "Input values are multiplied by this: 0.0001 for Sentinel-2 digital numbers, 1/255 for 8-bit "
+               "imagery and Deepness models.",
+        OFFSET: "…then this is added.",
+        TILE_SIZE: "The side of the tiles fed to the model; empty: the model's own.",
+        OVERLAP: "How much neighbouring tiles overlap; empty: the model's own, else 0.",
+        WINDOW: "How overlapping tiles are weighted: equally (boxcar), or more at their centres (hann, "
+                "triangular).",
+        AGGREGATION: "hardvote: each tile votes its class; softvote: mean class probabilities; mean: regression "
+                     "values.",
+        BATCH_SIZE: "Tiles given to the model at once.",
+        TRUST_MODEL: "Only for pickles (.pkl, .joblib) from a source you trust: loading one can run any code.",
+        OUTPUT: "The class map (or values) on the input's grid.",
+        OUTPUT_PROBABILITIES: "A raster of one band per class: mean probabilities (softvote) or vote shares.",
     }
-
-    def name(self) -> str:
-        return "classify"
 
     def displayName(self) -> str:  # noqa: N802 - QGIS API name
         return self.tr("Classify raster (tiled)")
@@ -72,50 +76,50 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
         number = QgsProcessingParameterNumber
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", self.tr("Input raster")))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input raster")))
         self.addParameter(QgsProcessingParameterFile(
-            "MODEL", self.tr("Model (.onnx, .skops, .json rules; .joblib/.pkl only if trusted)"),
+            self.MODEL, self.tr("Model (.onnx, .skops, .json rules; .joblib/.pkl only if trusted)"),
             qgis_enums.FILE, fileFilter=MODEL_FILTER,
             defaultValue=resource_path("models", "ndvi_ndwi_rules.json")))
         self.addParameter(QgsProcessingParameterBand(
-            "BANDS", self.tr("Bands fed to the model, in its order (default: all)"), None, "INPUT",
+            self.BANDS, self.tr("Bands fed to the model, in its order (default: all)"), None, self.INPUT,
             optional=True, allowMultiple=True))
-        self.addParameter(number("SCALE", self.tr("Scale input values by"), qgis_enums.DOUBLE, 1.0))
-        self.addParameter(number("OFFSET", self.tr("Then add to input values"), qgis_enums.DOUBLE, 0.0))
-        self.addParameter(number("TILE_SIZE", self.tr("Tile size (px; empty: the model's)"), qgis_enums.INTEGER,
+        self.addParameter(number(self.SCALE, self.tr("Scale input values by"), qgis_enums.DOUBLE, 1.0))
+        self.addParameter(number(self.OFFSET, self.tr("Then add to input values"), qgis_enums.DOUBLE, 0.0))
+        self.addParameter(number(self.TILE_SIZE, self.tr("Tile size (px; empty: the model's)"), qgis_enums.INTEGER,
                                  None, optional=True, minValue=1, maxValue=budget.MAX_TILE_SIZE))
-        self.addParameter(number("OVERLAP", self.tr("Overlap between tiles (px; empty: the model's, else 0)"),
+        self.addParameter(number(self.OVERLAP, self.tr("Overlap between tiles (px; empty: the model's, else 0)"),
                                  qgis_enums.INTEGER, None, optional=True, minValue=0))
-        self.addParameter(EnumParameter("WINDOW", self.tr("Blending window"), WINDOWS))
-        self.addParameter(EnumParameter("AGGREGATION", self.tr("Aggregation of overlapping tiles"), AGGREGATIONS))
-        self.addParameter(number("BATCH_SIZE", self.tr("Tiles per model call"), qgis_enums.INTEGER, 4, minValue=1,
+        self.addParameter(EnumParameter(self.WINDOW, self.tr("Blending window"), WINDOWS))
+        self.addParameter(EnumParameter(self.AGGREGATION, self.tr("Aggregation of overlapping tiles"), AGGREGATIONS))
+        self.addParameter(number(self.BATCH_SIZE, self.tr("Tiles per model call"), qgis_enums.INTEGER, 4, minValue=1,
                                  maxValue=budget.MAX_BATCH_SIZE))
         self.addParameter(QgsProcessingParameterBoolean(
-            "TRUST_MODEL", self.tr("Trust this model file (needed to load pickles, which can run code)"), False))
-        self.mark_advanced("BATCH_SIZE", "TRUST_MODEL")
+            self.TRUST_MODEL, self.tr("Trust this model file (needed to load pickles, which can run code)"), False))
+        self.mark_advanced(self.BATCH_SIZE, self.TRUST_MODEL)
         self.add_scale_parameters(cluster=True)
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.tr("Classified")))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Classified")))
         self.addParameter(QgsProcessingParameterRasterDestination(
-            "OUTPUT_PROBABILITIES", self.tr("Class probabilities"), optional=True, createByDefault=False))
-        self.addOutput(QgsProcessingOutputNumber("TILES", self.tr("Number of model tiles (0: per-pixel model)")))
-        self.addOutput(QgsProcessingOutputNumber("BLOCKS", self.tr("Number of blocks")))
+            self.OUTPUT_PROBABILITIES, self.tr("Class probabilities"), optional=True, createByDefault=False))
+        self.addOutput(QgsProcessingOutputNumber(self.TILES, self.tr("Number of model tiles (0: per-pixel model)")))
+        self.addOutput(QgsProcessingOutputNumber(self.BLOCKS, self.tr("Number of blocks")))
 
     def core_call(self, parameters, context) -> CoreCall:
         from ...core.inference import classify
 
-        raster = self.file_raster(parameters, "INPUT", context)
-        return CoreCall(classify, (raster.source(), self.parameterAsFile(parameters, "MODEL", context),
-                                   self.parameterAsOutputLayer(parameters, "OUTPUT", context)), dict(
-            bands=band_list(self, parameters, "BANDS", context),
-            scale=self.parameterAsDouble(parameters, "SCALE", context),
-            offset=self.parameterAsDouble(parameters, "OFFSET", context),
-            tile_size=optional_int(parameters, "TILE_SIZE"),
-            overlap=optional_int(parameters, "OVERLAP"),
-            window=self.word(parameters, "WINDOW", context),
-            aggregation=self.word(parameters, "AGGREGATION", context),
-            batch_size=self.parameterAsInt(parameters, "BATCH_SIZE", context),
-            probabilities=self.parameterAsOutputLayer(parameters, "OUTPUT_PROBABILITIES", context) or None,
-            trust_model=self.parameterAsBool(parameters, "TRUST_MODEL", context),
+        raster = self.file_raster(parameters, self.INPUT, context)
+        return CoreCall(classify, (raster.source(), self.parameterAsFile(parameters, self.MODEL, context),
+                                   self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
+            bands=band_list(self, parameters, self.BANDS, context),
+            scale=self.parameterAsDouble(parameters, self.SCALE, context),
+            offset=self.parameterAsDouble(parameters, self.OFFSET, context),
+            tile_size=optional_int(parameters, self.TILE_SIZE),
+            overlap=optional_int(parameters, self.OVERLAP),
+            window=self.word(parameters, self.WINDOW, context),
+            aggregation=self.word(parameters, self.AGGREGATION, context),
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            probabilities=self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITIES, context) or None,
+            trust_model=self.parameterAsBool(parameters, self.TRUST_MODEL, context),
             **self.scale_arguments(parameters, context, cluster=True)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
@@ -127,7 +131,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             result.blocks, resumed, result.tiles, result.seconds, result.output))
         if result.style:
             StyleFromQml.attach(context, output, result.style)
-        outputs = {"OUTPUT": output, "TILES": result.tiles, "BLOCKS": result.blocks}
+        outputs = {self.OUTPUT: output, self.TILES: result.tiles, self.BLOCKS: result.blocks}
         if probabilities:
-            outputs["OUTPUT_PROBABILITIES"] = probabilities
+            outputs[self.OUTPUT_PROBABILITIES] = probabilities
         return outputs

@@ -27,6 +27,7 @@ from ...core.models.onnx import DEVICES
 from .. import qgis_enums
 from ..resources import help_text, resource_path
 
+PROVIDER_ID = "patchwork"  # algorithm ids are patchwork:<name>
 OUTPUT_FORMAT_NAMES = ["GeoTIFF", "Cloud-optimised GeoTIFF (COG)"]  # shown for OUTPUT_FORMATS (0 GTiff, 1 COG)
 
 
@@ -127,19 +128,23 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
 
     group_name = "Chips"
     required_packages: tuple[str, ...] = ()  # optional packages it cannot run without (canExecute)
+    # The names of the parameters add_scale_parameters adds, spelled once.
+    WORKERS, DEVICE, DASK_SCHEDULER = "WORKERS", "DEVICE", "DASK_SCHEDULER"
+    RESUME, OUTPUT_FORMAT = "RESUME", "OUTPUT_FORMAT"
     # One sentence per parameter: the Toolbox dialog's tooltips, the panel's tooltips and `qgis_process help`.
     parameter_help: dict[str, str] = {}
     shared_help = {
-        "WORKERS": "Blocks or chip files handled at once, on threads of this computer; 0 uses every core. The "
-                   "result is the same for any number.",
-        "DEVICE": "Where ONNX models compute: auto takes a GPU when onnxruntime has one (CUDA, DirectML, CoreML), "
-                  "else the CPU; the log says which.",
-        "DASK_SCHEDULER": "The address of a Dask scheduler (tcp://host:8786) to compute the blocks on a cluster; "
-                          "empty: this computer.",
-        "RESUME": "Keep finished blocks in a journal beside the output, so that the same run started again after a "
-                  "crash continues where it stopped.",
-        "OUTPUT_FORMAT": "GeoTIFF, or a Cloud-optimised GeoTIFF with overviews (mode for classes, average for "
-                         "values).",
+        WORKERS: "Blocks or chip files handled at once, on threads of this computer; 0 uses every core. The "
+                 "result is the same for any number.",
+        DEVICE: "Where ONNX models compute: auto takes a GPU when onnxruntime has one (CUDA, DirectML, CoreML), "
+                "else the CPU; the log says which.",
+        DASK_SCHEDULER: "The address of a Dask scheduler (tcp://host:8786) to compute the blocks on a cluster; "
+                        "empty: this computer.",
+        RESUME: "Keep finished blocks in a journal beside the output, so that the same run started again after a "
+                "crash continues where it stopped.",
+        OUTPUT_FORMAT: "GeoTIFF, or a Cloud-optimised GeoTIFF with overviews (mode for classes, average for "
+                       "values).",
+        # Parameters several algorithms have, in their own words
         "OVERWRITE": "Replace the chip dataset already in the chip folder, as a whole; without it, such a folder is "
                      "refused.",
         "SEED": "The same seed gives the same result.",
@@ -151,6 +156,11 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
         if text:
             definition.setHelp(self.tr(text))
         return super().addParameter(definition, createOutput)
+
+    ID = ""  # "patchwork:<name>", on each algorithm
+
+    def name(self) -> str:
+        return self.ID.split(":", 1)[1]
 
     def tr(self, text: str) -> str:
         return QCoreApplication.translate(type(self).__name__, text)
@@ -182,9 +192,9 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
     def add_workers_parameter(self) -> None:
         """WORKERS (advanced, optional: models and scripts saved before it existed keep working)."""
         self.addParameter(QgsProcessingParameterNumber(
-            "WORKERS", self.tr("Worker threads (not set or 0: every core)"), qgis_enums.INTEGER, 0, optional=True,
+            self.WORKERS, self.tr("Worker threads (not set or 0: every core)"), qgis_enums.INTEGER, 0, optional=True,
             minValue=0, maxValue=1024))
-        self.mark_advanced("WORKERS")
+        self.mark_advanced(self.WORKERS)
 
     def add_scale_parameters(self, *, cluster: bool) -> None:
         """WORKERS and OUTPUT_FORMAT (classify and stitch); with `cluster`, DEVICE, DASK_SCHEDULER and RESUME.
@@ -193,25 +203,26 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
         """
         self.add_workers_parameter()
         if cluster:
-            self.addParameter(EnumParameter("DEVICE", self.tr("Device for ONNX models"), DEVICES, optional=True))
+            self.addParameter(EnumParameter(self.DEVICE, self.tr("Device for ONNX models"), DEVICES, optional=True))
             self.addParameter(QgsProcessingParameterString(
-                "DASK_SCHEDULER", self.tr("Dask scheduler address (e.g. tcp://host:8786; empty: this computer)"),
+                self.DASK_SCHEDULER, self.tr("Dask scheduler address (e.g. tcp://host:8786; empty: this computer)"),
                 optional=True))
             self.addParameter(QgsProcessingParameterBoolean(
-                "RESUME", self.tr("Resumable: keep finished blocks so a crashed run continues"), False, optional=True))
-        self.addParameter(EnumParameter("OUTPUT_FORMAT", self.tr("Output format"), OUTPUT_FORMATS, OUTPUT_FORMAT_NAMES,
-                                        optional=True))
-        self.mark_advanced("OUTPUT_FORMAT", *(("DEVICE", "DASK_SCHEDULER", "RESUME") if cluster else ()))
+                self.RESUME, self.tr("Resumable: keep finished blocks so a crashed run continues"), False,
+                optional=True))
+        self.addParameter(EnumParameter(self.OUTPUT_FORMAT, self.tr("Output format"), OUTPUT_FORMATS,
+                                        OUTPUT_FORMAT_NAMES, optional=True))
+        self.mark_advanced(self.OUTPUT_FORMAT, *((self.DEVICE, self.DASK_SCHEDULER, self.RESUME) if cluster else ()))
 
     def scale_arguments(self, parameters, context, *, cluster: bool) -> dict:
         """The core's keyword arguments for the parameters `add_scale_parameters` added."""
-        arguments = {"workers": self.parameterAsInt(parameters, "WORKERS", context),
-                     "output_format": self.word(parameters, "OUTPUT_FORMAT", context)}
+        arguments = {"workers": self.parameterAsInt(parameters, self.WORKERS, context),
+                     "output_format": self.word(parameters, self.OUTPUT_FORMAT, context)}
         if cluster:
             arguments.update(
-                device=self.word(parameters, "DEVICE", context),
-                scheduler=self.parameterAsString(parameters, "DASK_SCHEDULER", context).strip() or None,
-                resume=self.parameterAsBool(parameters, "RESUME", context))
+                device=self.word(parameters, self.DEVICE, context),
+                scheduler=self.parameterAsString(parameters, self.DASK_SCHEDULER, context).strip() or None,
+                resume=self.parameterAsBool(parameters, self.RESUME, context))
         return arguments
 
     def word(self, parameters, name: str, context) -> str:

@@ -11,21 +11,23 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from .common import CoreCall, PatchworkAlgorithm, StyleFromQml
+from .common import PROVIDER_ID, CoreCall, PatchworkAlgorithm, StyleFromQml
 
 
 class CompareAlgorithm(PatchworkAlgorithm):
+    ID = f"{PROVIDER_ID}:compare"
     group_name = "Inference"
+    # Its parameters' and outputs' names, spelled once (the panel and scripts use these too).
+    INPUT, REFERENCE, OUTPUT = "INPUT", "REFERENCE", "OUTPUT"
+    OUTPUT_HTML, AGREEMENT, KAPPA = "OUTPUT_HTML", "AGREEMENT", "KAPPA"
+    PIXELS, CONFUSION_MATRIX = "PIXELS", "CONFUSION_MATRIX"
 
     parameter_help = {
-        "INPUT": "The class raster to assess.",
-        "REFERENCE": "The class raster taken as the truth, on the same grid.",
-        "OUTPUT": "A map of where the two agree (1), differ (0) or either is nodata.",
-        "OUTPUT_HTML": "An HTML report: agreement, kappa, confusion matrix.",
+        INPUT: "The class raster to assess.",
+        REFERENCE: "The class raster taken as the truth, on the same grid.",
+        OUTPUT: "A map of where the two agree (1), differ (0) or either is nodata.",
+        OUTPUT_HTML: "An HTML report: agreement, kappa, confusion matrix.",
     }
-
-    def name(self) -> str:
-        return "compare"
 
     def displayName(self) -> str:  # noqa: N802 - QGIS API name
         return self.tr("Compare classifications")
@@ -34,39 +36,39 @@ class CompareAlgorithm(PatchworkAlgorithm):
         return self.tr("compare,agreement,confusion matrix,accuracy,kappa,validation").split(",")
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
-        self.addParameter(QgsProcessingParameterRasterLayer("INPUT", self.tr("Classification")))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Classification")))
         self.addParameter(QgsProcessingParameterRasterLayer(
-            "REFERENCE", self.tr("Reference classification (same grid)")))
+            self.REFERENCE, self.tr("Reference classification (same grid)")))
         self.addParameter(QgsProcessingParameterRasterDestination(
-            "OUTPUT", self.tr("Agreement map"), optional=True, createByDefault=True))
+            self.OUTPUT, self.tr("Agreement map"), optional=True, createByDefault=True))
         self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT_HTML", self.tr("Report"), self.tr("HTML files (*.html)"), optional=True, createByDefault=True))
-        self.addOutput(QgsProcessingOutputNumber("AGREEMENT", self.tr("Agreement (fraction of pixels)")))
-        self.addOutput(QgsProcessingOutputNumber("KAPPA", self.tr("Cohen's kappa")))
-        self.addOutput(QgsProcessingOutputNumber("PIXELS", self.tr("Pixels compared")))
-        self.addOutput(QgsProcessingOutputString("CONFUSION_MATRIX", self.tr("Confusion matrix (JSON)")))
+            self.OUTPUT_HTML, self.tr("Report"), self.tr("HTML files (*.html)"), optional=True, createByDefault=True))
+        self.addOutput(QgsProcessingOutputNumber(self.AGREEMENT, self.tr("Agreement (fraction of pixels)")))
+        self.addOutput(QgsProcessingOutputNumber(self.KAPPA, self.tr("Cohen's kappa")))
+        self.addOutput(QgsProcessingOutputNumber(self.PIXELS, self.tr("Pixels compared")))
+        self.addOutput(QgsProcessingOutputString(self.CONFUSION_MATRIX, self.tr("Confusion matrix (JSON)")))
 
     def core_call(self, parameters, context) -> CoreCall:
         from ...core.compare import compare_classifications
 
-        reference = self.file_raster(parameters, "REFERENCE", context)
-        classification = self.file_raster(parameters, "INPUT", context)
+        reference = self.file_raster(parameters, self.REFERENCE, context)
+        classification = self.file_raster(parameters, self.INPUT, context)
         return CoreCall(compare_classifications, (reference.source(), classification.source()), dict(
-            agreement=self.parameterAsOutputLayer(parameters, "OUTPUT", context) or None,
-            report=self.parameterAsFileOutput(parameters, "OUTPUT_HTML", context) or None))
+            agreement=self.parameterAsOutputLayer(parameters, self.OUTPUT, context) or None,
+            report=self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context) or None))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
         call = self.core_call(parameters, context)
         result, agreement, report = self.run_call(call, feedback), call.kwargs["agreement"], call.kwargs["report"]
         feedback.pushInfo(self.tr("Agreement {:.4%} of {:,} pixels; kappa {:.4f}").format(
             result.agreement, result.pixels, result.kappa))
-        outputs = {"AGREEMENT": result.agreement, "KAPPA": result.kappa, "PIXELS": result.pixels,
-                   "CONFUSION_MATRIX": json.dumps(result.to_dict())}
+        outputs = {self.AGREEMENT: result.agreement, self.KAPPA: result.kappa, self.PIXELS: result.pixels,
+                   self.CONFUSION_MATRIX: json.dumps(result.to_dict())}
         if agreement:
             from ...core.palette import qml_path
 
             StyleFromQml.attach(context, agreement, qml_path(agreement))
-            outputs["OUTPUT"] = agreement
+            outputs[self.OUTPUT] = agreement
         if report:
-            outputs["OUTPUT_HTML"] = report
+            outputs[self.OUTPUT_HTML] = report
         return outputs

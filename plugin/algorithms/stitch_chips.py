@@ -11,14 +11,16 @@ from qgis.core import (
 
 from .. import qgis_enums
 from .classify import AGGREGATIONS, WINDOWS
-from .common import CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
+from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
 
 
 class StitchChipsAlgorithm(PatchworkAlgorithm):
+    ID = f"{PROVIDER_ID}:stitchchips"
     group_name = "Inference"
-
-    def name(self) -> str:
-        return "stitchchips"
+    # Its parameters' and outputs' names, spelled once (the panel and scripts use these too).
+    INPUT, WINDOW, AGGREGATION = "INPUT", "WINDOW", "AGGREGATION"
+    N_CLASSES, REFERENCE, OUTPUT = "N_CLASSES", "REFERENCE", "OUTPUT"
+    CHIP_COUNT, COVERAGE = "CHIP_COUNT", "COVERAGE"
 
     def displayName(self) -> str:  # noqa: N802 - QGIS API name
         return self.tr("Stitch chips")
@@ -27,39 +29,39 @@ class StitchChipsAlgorithm(PatchworkAlgorithm):
         return self.tr("stitch,mosaic,merge,chips,patches,predictions,vote,blend").split(",")
 
     parameter_help = {
-        "INPUT": "A folder of per-chip predictions (GeoTIFFs on one grid, made anywhere).",
-        "WINDOW": "How overlapping chips are weighted: equally (boxcar), or more at their centres (hann, "
-                  "triangular).",
-        "AGGREGATION": "hardvote: chips of class ids; softvote: chips of class probabilities; mean: values.",
-        "N_CLASSES": "The number of classes (ids 0 to N-1), for votes.",
-        "REFERENCE": "A raster whose grid and extent the mosaic takes; empty: the chips' union on their own grid.",
-        "OUTPUT": "The mosaic.",
+        INPUT: "A folder of per-chip predictions (GeoTIFFs on one grid, made anywhere).",
+        WINDOW: "How overlapping chips are weighted: equally (boxcar), or more at their centres (hann, "
+                "triangular).",
+        AGGREGATION: "hardvote: chips of class ids; softvote: chips of class probabilities; mean: values.",
+        N_CLASSES: "The number of classes (ids 0 to N-1), for votes.",
+        REFERENCE: "A raster whose grid and extent the mosaic takes; empty: the chips' union on their own grid.",
+        OUTPUT: "The mosaic.",
     }
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterFile(
-            "INPUT", self.tr("Folder of chip predictions (GeoTIFF)"), qgis_enums.FOLDER))
-        self.addParameter(EnumParameter("WINDOW", self.tr("Blending window"), WINDOWS))
-        self.addParameter(EnumParameter("AGGREGATION", self.tr("Aggregation of overlapping chips"), AGGREGATIONS))
+            self.INPUT, self.tr("Folder of chip predictions (GeoTIFF)"), qgis_enums.FOLDER))
+        self.addParameter(EnumParameter(self.WINDOW, self.tr("Blending window"), WINDOWS))
+        self.addParameter(EnumParameter(self.AGGREGATION, self.tr("Aggregation of overlapping chips"), AGGREGATIONS))
         self.addParameter(QgsProcessingParameterNumber(
-            "N_CLASSES", self.tr("Number of classes (class ids 0..N-1; votes only)"),
+            self.N_CLASSES, self.tr("Number of classes (class ids 0..N-1; votes only)"),
             qgis_enums.INTEGER, 0, minValue=0, maxValue=65535))
         self.addParameter(QgsProcessingParameterRasterLayer(
-            "REFERENCE", self.tr("Reference grid (default: the chips' union)"), optional=True))
+            self.REFERENCE, self.tr("Reference grid (default: the chips' union)"), optional=True))
         self.add_scale_parameters(cluster=False)
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", self.tr("Mosaic")))
-        self.addOutput(QgsProcessingOutputNumber("CHIP_COUNT", self.tr("Number of chips stitched")))
-        self.addOutput(QgsProcessingOutputNumber("COVERAGE", self.tr("Fraction of the mosaic covered by chips")))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Mosaic")))
+        self.addOutput(QgsProcessingOutputNumber(self.CHIP_COUNT, self.tr("Number of chips stitched")))
+        self.addOutput(QgsProcessingOutputNumber(self.COVERAGE, self.tr("Fraction of the mosaic covered by chips")))
 
     def core_call(self, parameters, context) -> CoreCall:
         from ...core.mosaic import stitch_chips
 
-        reference = self.file_raster(parameters, "REFERENCE", context)
-        return CoreCall(stitch_chips, (self.parameterAsFile(parameters, "INPUT", context),
-                                       self.parameterAsOutputLayer(parameters, "OUTPUT", context)), dict(
-            window=self.word(parameters, "WINDOW", context),
-            aggregation=self.word(parameters, "AGGREGATION", context),
-            n_classes=self.parameterAsInt(parameters, "N_CLASSES", context),
+        reference = self.file_raster(parameters, self.REFERENCE, context)
+        return CoreCall(stitch_chips, (self.parameterAsFile(parameters, self.INPUT, context),
+                                       self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
+            window=self.word(parameters, self.WINDOW, context),
+            aggregation=self.word(parameters, self.AGGREGATION, context),
+            n_classes=self.parameterAsInt(parameters, self.N_CLASSES, context),
             reference=reference.source() if reference else None,
             **self.scale_arguments(parameters, context, cluster=False)))
 
@@ -70,4 +72,4 @@ class StitchChipsAlgorithm(PatchworkAlgorithm):
             result.chips, result.width, result.height, result.covered_fraction))
         if result.style:
             StyleFromQml.attach(context, output, result.style)
-        return {"OUTPUT": output, "CHIP_COUNT": result.chips, "COVERAGE": result.covered_fraction}
+        return {self.OUTPUT: output, self.CHIP_COUNT: result.chips, self.COVERAGE: result.covered_fraction}

@@ -15,28 +15,31 @@ from qgis.core import (
 
 from ...core.training import ESTIMATORS
 from .. import qgis_enums
-from .common import CoreCall, EnumParameter, PatchworkAlgorithm
+from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm
 
 
 class TrainClassifierAlgorithm(PatchworkAlgorithm):
+    ID = f"{PROVIDER_ID}:trainclassifier"
     group_name = "Training"
     required_packages = ("scikit-learn", "skl2onnx", "onnx", "onnxruntime")
+    # Its parameters' and outputs' names, spelled once (the panel and scripts use these too).
+    INPUT, LABELS, ESTIMATOR = "INPUT", "LABELS", "ESTIMATOR"
+    PARAMETERS, VALIDATION_FRACTION, MAX_PIXELS = "PARAMETERS", "VALIDATION_FRACTION", "MAX_PIXELS"
+    OUTPUT_MODEL, OUTPUT_SKOPS, OUTPUT_REPORT = "OUTPUT_MODEL", "OUTPUT_SKOPS", "OUTPUT_REPORT"
+    SEED, ACCURACY, CLASSES = "SEED", "ACCURACY", "CLASSES"
     parameter_help = {
-        "INPUT": "A chip index with label chips (from Sample chips or Augment chips), or a raster with LABELS.",
-        "LABELS": "A raster of class ids on INPUT's grid, when INPUT is a raster.",
-        "ESTIMATOR": "The scikit-learn estimator to train.",
-        "PARAMETERS": 'Settings of the estimator as JSON, e.g. {"n_estimators": 200}; an unknown one is refused '
-                      "with the known ones.",
-        "VALIDATION_FRACTION": "The share of chips held out to measure the model; chips that overlap them are left "
-                               "out of training.",
-        "MAX_PIXELS": "At most this many training pixels, drawn evenly across the classes.",
-        "OUTPUT_MODEL": "The trained model as ONNX, with its classes, names and colours; Classify reads it.",
-        "OUTPUT_SKOPS": "A scikit-learn copy of the model (skops format, safe to load).",
-        "OUTPUT_REPORT": "An HTML report: validation accuracy, confusion matrix, per-class scores, band importance.",
+        INPUT: "A chip index with label chips (from Sample chips or Augment chips), or a raster with LABELS.",
+        LABELS: "A raster of class ids on INPUT's grid, when INPUT is a raster.",
+        ESTIMATOR: "The scikit-learn estimator to train.",
+        PARAMETERS: 'Settings of the estimator as JSON, e.g. {"n_estimators": 200}; an unknown one is refused '
+                    "with the known ones.",
+        VALIDATION_FRACTION: "The share of chips held out to measure the model; chips that overlap them are left "
+                             "out of training.",
+        MAX_PIXELS: "At most this many training pixels, drawn evenly across the classes.",
+        OUTPUT_MODEL: "The trained model as ONNX, with its classes, names and colours; Classify reads it.",
+        OUTPUT_SKOPS: "A scikit-learn copy of the model (skops format, safe to load).",
+        OUTPUT_REPORT: "An HTML report: validation accuracy, confusion matrix, per-class scores, band importance.",
     }
-
-    def name(self) -> str:
-        return "trainclassifier"
 
     def displayName(self) -> str:  # noqa: N802 - QGIS API name
         return self.tr("Train pixel classifier")
@@ -47,66 +50,66 @@ class TrainClassifierAlgorithm(PatchworkAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
         number = QgsProcessingParameterNumber
         self.addParameter(QgsProcessingParameterMapLayer(
-            "INPUT", self.tr("Chip index with label chips, or a raster"),
+            self.INPUT, self.tr("Chip index with label chips, or a raster"),
             types=[qgis_enums.SOURCE_VECTOR_POLYGON, qgis_enums.SOURCE_RASTER]))
         self.addParameter(QgsProcessingParameterRasterLayer(
-            "LABELS", self.tr("Label raster (when INPUT is a raster)"), optional=True))
-        self.addParameter(EnumParameter("ESTIMATOR", self.tr("Estimator"), list(ESTIMATORS)))
+            self.LABELS, self.tr("Label raster (when INPUT is a raster)"), optional=True))
+        self.addParameter(EnumParameter(self.ESTIMATOR, self.tr("Estimator"), list(ESTIMATORS)))
         self.addParameter(QgsProcessingParameterString(
-            "PARAMETERS", self.tr('Estimator settings (JSON, e.g. {"n_estimators": 200})'), optional=True))
-        self.addParameter(number("VALIDATION_FRACTION", self.tr("Fraction of chips held out for validation"),
+            self.PARAMETERS, self.tr('Estimator settings (JSON, e.g. {"n_estimators": 200})'), optional=True))
+        self.addParameter(number(self.VALIDATION_FRACTION, self.tr("Fraction of chips held out for validation"),
                                  qgis_enums.DOUBLE, 0.2, minValue=0.0, maxValue=0.95))
-        self.addParameter(number("MAX_PIXELS", self.tr("Maximum training pixels (stratified subsample)"),
+        self.addParameter(number(self.MAX_PIXELS, self.tr("Maximum training pixels (stratified subsample)"),
                                  qgis_enums.INTEGER, 200000, minValue=1))
-        self.addParameter(number("SEED", self.tr("Random seed"), qgis_enums.INTEGER, 42, minValue=0))
-        self.mark_advanced("PARAMETERS", "MAX_PIXELS", "SEED")
+        self.addParameter(number(self.SEED, self.tr("Random seed"), qgis_enums.INTEGER, 42, minValue=0))
+        self.mark_advanced(self.PARAMETERS, self.MAX_PIXELS, self.SEED)
         self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT_MODEL", self.tr("Model (ONNX)"), self.tr("ONNX models (*.onnx)")))
+            self.OUTPUT_MODEL, self.tr("Model (ONNX)"), self.tr("ONNX models (*.onnx)")))
         self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT_SKOPS", self.tr("Model (scikit-learn .skops copy)"), self.tr("skops files (*.skops)"),
+            self.OUTPUT_SKOPS, self.tr("Model (scikit-learn .skops copy)"), self.tr("skops files (*.skops)"),
             optional=True, createByDefault=False))
         self.addParameter(QgsProcessingParameterFileDestination(
-            "OUTPUT_REPORT", self.tr("Training report"), self.tr("HTML files (*.html)"), optional=True,
+            self.OUTPUT_REPORT, self.tr("Training report"), self.tr("HTML files (*.html)"), optional=True,
             createByDefault=True))
-        self.addOutput(QgsProcessingOutputNumber("ACCURACY", self.tr("Validation accuracy")))
-        self.addOutput(QgsProcessingOutputString("CLASSES", self.tr("Class ids (comma-separated)")))
+        self.addOutput(QgsProcessingOutputNumber(self.ACCURACY, self.tr("Validation accuracy")))
+        self.addOutput(QgsProcessingOutputString(self.CLASSES, self.tr("Class ids (comma-separated)")))
 
     def core_call(self, parameters, context) -> CoreCall:
         from ...core.training import train_classifier
 
-        layer = self.parameterAsLayer(parameters, "INPUT", context)
-        labels = self.file_raster(parameters, "LABELS", context)
+        layer = self.parameterAsLayer(parameters, self.INPUT, context)
+        labels = self.file_raster(parameters, self.LABELS, context)
         if isinstance(layer, QgsRasterLayer):
             if labels is None:
                 raise QgsProcessingException(self.tr(
                     "LABELS: INPUT is a raster, so a label raster of class ids on its grid is needed."))
-            self.file_raster(parameters, "INPUT", context)
+            self.file_raster(parameters, self.INPUT, context)
         else:
             labels = None  # a chip index brings its own label chips (processAlgorithm says so)
         return CoreCall(train_classifier, (
-            layer.source().split("|")[0], self.parameterAsFileOutput(parameters, "OUTPUT_MODEL", context)), dict(
+            layer.source().split("|")[0], self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)), dict(
             labels=labels.source() if labels else None,
-            estimator=self.word(parameters, "ESTIMATOR", context),
-            parameters=self.parameterAsString(parameters, "PARAMETERS", context) or None,
-            validation_fraction=self.parameterAsDouble(parameters, "VALIDATION_FRACTION", context),
-            max_pixels=self.parameterAsInt(parameters, "MAX_PIXELS", context),
-            seed=self.parameterAsInt(parameters, "SEED", context),
-            skops_copy=self.parameterAsFileOutput(parameters, "OUTPUT_SKOPS", context) or None,
-            report=self.parameterAsFileOutput(parameters, "OUTPUT_REPORT", context) or None))
+            estimator=self.word(parameters, self.ESTIMATOR, context),
+            parameters=self.parameterAsString(parameters, self.PARAMETERS, context) or None,
+            validation_fraction=self.parameterAsDouble(parameters, self.VALIDATION_FRACTION, context),
+            max_pixels=self.parameterAsInt(parameters, self.MAX_PIXELS, context),
+            seed=self.parameterAsInt(parameters, self.SEED, context),
+            skops_copy=self.parameterAsFileOutput(parameters, self.OUTPUT_SKOPS, context) or None,
+            report=self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
         call = self.core_call(parameters, context)
-        if not call.kwargs["labels"] and self.parameterAsRasterLayer(parameters, "LABELS", context) is not None:
+        if not call.kwargs["labels"] and self.parameterAsRasterLayer(parameters, self.LABELS, context) is not None:
             feedback.pushWarning(self.tr("LABELS is not used: INPUT is a chip index, whose label chips are used."))
         result = self.run_call(call, feedback)
         model, skops_copy, report = call.args[1], call.kwargs["skops_copy"], call.kwargs["report"]
         if result.accuracy is not None:
             feedback.pushInfo(self.tr("Validation accuracy {:.2%} on {:,} pixels").format(
                 result.accuracy, result.validation_pixels))
-        outputs = {"OUTPUT_MODEL": model, "ACCURACY": result.accuracy,
-                   "CLASSES": ",".join(map(str, result.classes))}
+        outputs = {self.OUTPUT_MODEL: model, self.ACCURACY: result.accuracy,
+                   self.CLASSES: ",".join(map(str, result.classes))}
         if skops_copy:
-            outputs["OUTPUT_SKOPS"] = skops_copy
+            outputs[self.OUTPUT_SKOPS] = skops_copy
         if report:
-            outputs["OUTPUT_REPORT"] = report
+            outputs[self.OUTPUT_REPORT] = report
         return outputs

@@ -344,27 +344,34 @@ def test_a_raster_without_crs_is_refused_by_the_previews_as_by_the_sampler(dock,
     assert QgsProject.instance().layerTreeRoot().findGroup("Patchwork preview") is None
 
 
-def test_each_parameter_is_defined_once_and_the_panel_reads_it(dock):
+def test_each_parameter_is_defined_once_and_the_panel_reads_it(qgis_iface, patchwork_provider):
     """Help, default, range and choices live in the algorithm's definitions; the panel's fields and tooltips are
     read from them (and QGIS shows the same help in the Toolbox's tooltips)."""
     from qgis.core import QgsApplication
 
-    registry = QgsApplication.processingRegistry()
-    for algorithm in registry.providerById("patchwork").algorithms():
-        for parameter in algorithm.parameterDefinitions():
-            assert parameter.help(), f"{algorithm.id()} {parameter.name()} has no help"
-            assert parameter.help() in parameter.toolTip()
-    sample = registry.algorithmById("patchwork:samplechips")
-    chip = sample.parameterDefinition("CHIP_SIZE")
-    assert (dock.chip_size.value(), dock.chip_size.maximum()) == (chip.defaultValue(), chip.maximum()) == (64, 8192)
-    assert dock.chip_size.toolTip() == chip.help()
-    assert dock.boundary.toolTip() == sample.parameterDefinition("BOUNDARY").help()
-    assert [dock.boundary.itemText(i) for i in range(dock.boundary.count())] == \
-        sample.parameterDefinition("BOUNDARY").options()
-    classify = registry.algorithmById("patchwork:classify")
-    assert dock.scale.toolTip() == classify.parameterDefinition("SCALE").help()
-    assert dock.tile_size.text() == dock.overlap.text() == "the model's"  # a sentinel reads as words
-    assert dock.tile_size.maximum() == classify.parameterDefinition("TILE_SIZE").maximum()
-    train = dock.train_form.widget("VALIDATION_FRACTION")
-    assert registry.algorithmById("patchwork:trainclassifier").parameterDefinition("VALIDATION_FRACTION").help() \
-        in train.toolTip()
+    from patchwork.ui.dock import PatchworkDock
+
+    QgsProject.instance().clear()  # no settings kept from earlier tests: the panel's own defaults
+    dock = PatchworkDock(qgis_iface)
+    try:
+        registry = QgsApplication.processingRegistry()
+        for algorithm in registry.providerById("patchwork").algorithms():
+            for parameter in algorithm.parameterDefinitions():
+                assert parameter.help(), f"{algorithm.id()} {parameter.name()} has no help"
+                assert parameter.help() in parameter.toolTip()
+        sample = registry.algorithmById("patchwork:samplechips")
+        chip = sample.parameterDefinition("CHIP_SIZE")
+        assert (dock.chip_size.value(), dock.chip_size.maximum()) == (chip.defaultValue(), chip.maximum()) == (64, 8192)
+        assert dock.chip_size.toolTip() == chip.help()
+        assert dock.boundary.toolTip() == sample.parameterDefinition("BOUNDARY").help()
+        assert [dock.boundary.itemText(i) for i in range(dock.boundary.count())] == \
+            sample.parameterDefinition("BOUNDARY").options()
+        classify = registry.algorithmById("patchwork:classify")
+        assert dock.scale.toolTip() == classify.parameterDefinition("SCALE").help()
+        assert dock.tile_size.text() == dock.overlap.text() == "the model's"  # a sentinel reads as words
+        assert dock.tile_size.maximum() == classify.parameterDefinition("TILE_SIZE").maximum()
+        train = dock.train_form.widget("VALIDATION_FRACTION")
+        assert registry.algorithmById("patchwork:trainclassifier").parameterDefinition("VALIDATION_FRACTION").help() \
+            in train.toolTip()
+    finally:
+        dock.cleanup()
