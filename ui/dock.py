@@ -105,6 +105,20 @@ def tip_of(algorithm, name: str) -> str:
     return definition(algorithm, name).help()
 
 
+def label_of(algorithm, name: str) -> QLabel:
+    """The parameter's description as the field's label."""
+    label = QLabel(definition(algorithm, name).description())
+    label.setToolTip(tip_of(algorithm, name))
+    return label
+
+
+def form_layout() -> QFormLayout:
+    """A form with each label above its field, as in QGIS's Processing dialogs (the panel is narrow)."""
+    form = QFormLayout()
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
+    return form
+
+
 def spin_for(algorithm, name: str, suffix: str = "", default_words: str | None = None) -> QSpinBox:
     """A whole-number field; with `default_words`, one below the lowest value means "not set" and says so."""
     d = definition(algorithm, name)
@@ -193,7 +207,7 @@ class PatchworkDock(QgsDockWidget):
     # -- Sample -------------------------------------------------------------------------------
 
     def _sample_tab(self) -> QWidget:
-        tab, form = QWidget(), QFormLayout()
+        tab, form = QWidget(), form_layout()
         tab.setLayout(form)
         self.raster_combo = QgsMapLayerComboBox()
         self.raster_combo.setFilters(qgis_enums.RASTER_LAYERS)
@@ -227,13 +241,13 @@ class PatchworkDock(QgsDockWidget):
         self.sample_button = QPushButton(tr("Sample chips"))
         self.sample_button.setToolTip(tr("Run Patchwork ▸ Sample chips with these settings"))
         self.sample_button.clicked.connect(self.run_sample)
-        for label, widget in ((tr("Raster"), self.raster_combo), (tr("Labels"), self.labels_combo),
-                              (tr("Area of interest"), self.aoi_combo), (tr("Sampler"), self.sampler_combo),
-                              (tr("Chip size"), self.chip_size), (tr("Step"), self.step), (tr("Jitter"), self.jitter),
-                              (tr("Min. distance"), self.min_distance), (tr("Max. chips"), self.count),
-                              (tr("Seed"), self.seed), (tr("At the edges"), self.boundary),
-                              (tr("Max. nodata"), self.max_nodata), (tr("Chip folder"), self.chip_folder)):
-            form.addRow(label, widget)
+        for name, widget in ((Sample.INPUT, self.raster_combo), (Sample.LABELS, self.labels_combo),
+                             (Sample.AOI, self.aoi_combo), (Sample.SAMPLER, self.sampler_combo),
+                             (Sample.CHIP_SIZE, self.chip_size), (Sample.STEP, self.step), (Sample.JITTER, self.jitter),
+                             (Sample.MIN_DISTANCE, self.min_distance), (Sample.COUNT, self.count),
+                             (Sample.SEED, self.seed), (Sample.BOUNDARY, self.boundary),
+                             (Sample.MAX_NODATA, self.max_nodata), (Sample.OUTPUT_DIR, self.chip_folder)):
+            form.addRow(label_of(Sample, name), widget)
         form.addRow(self.live_preview)
         form.addRow(self.sample_button)
         self.sampler_combo.currentTextChanged.connect(self._sampler_changed)
@@ -366,7 +380,7 @@ class PatchworkDock(QgsDockWidget):
             button.clicked.connect(slot)
             files.addWidget(button)
         layout.addLayout(files)
-        form = QFormLayout()
+        form = form_layout()
         self.draws = _spin(1, 12, 4, tr("How many augmented draws to preview"))
         self.preview_seed = _spin(0, 2**31 - 1, 1, tr("Seed of the first draw; Re-roll moves it on"))
         self.display_bands = QLineEdit("3,2,1")
@@ -380,8 +394,10 @@ class PatchworkDock(QgsDockWidget):
         self.augment_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.augment_folder.setToolTip(tip_of(Augment, Augment.OUTPUT_DIR))
         for label, widget in ((tr("Preview draws"), self.draws), (tr("Preview seed"), self.preview_seed),
-                              (tr("Display bands"), self.display_bands), (tr("Chip index"), self.index_combo),
-                              (tr("Copies per chip"), self.copies), (tr("Output folder"), self.augment_folder)):
+                              (tr("Display bands"), self.display_bands),  # the preview's own settings
+                              (label_of(Augment, Augment.INPUT), self.index_combo),
+                              (label_of(Augment, Augment.COPIES), self.copies),
+                              (label_of(Augment, Augment.OUTPUT_DIR), self.augment_folder)):
             form.addRow(label, widget)
         layout.addLayout(form)
         buttons = QHBoxLayout()
@@ -511,7 +527,7 @@ class PatchworkDock(QgsDockWidget):
     # -- Classify -----------------------------------------------------------------------------
 
     def _classify_tab(self) -> QWidget:
-        tab, form = QWidget(), QFormLayout()
+        tab, form = QWidget(), form_layout()
         tab.setLayout(form)
         self.classify_raster = QgsMapLayerComboBox()
         self.classify_raster.setFilters(qgis_enums.RASTER_LAYERS)
@@ -523,7 +539,7 @@ class PatchworkDock(QgsDockWidget):
         self.model_info = QLabel()
         self.model_info.setWordWrap(True)
         self.model_info.setToolTip(tr("What the model says about itself, and any problem found"))
-        self.trust_model = QCheckBox(tr("Trust this model file (pickles can run code)"))
+        self.trust_model = QCheckBox(definition(Classify, Classify.TRUST_MODEL).description())
         self.trust_model.setToolTip(tip_of(Classify, Classify.TRUST_MODEL))
         self.classify_bands = QLineEdit()
         self.classify_bands.setPlaceholderText(tr("all, or e.g. 1,2,3"))
@@ -543,12 +559,13 @@ class PatchworkDock(QgsDockWidget):
         self.classify_button = QPushButton(tr("Classify"))
         self.classify_button.setToolTip(tr("Run Patchwork ▸ Classify raster (tiled)"))
         self.classify_button.clicked.connect(self.run_classify)
-        for label, widget in ((tr("Raster"), self.classify_raster), (tr("Model"), self.model_file),
-                              ("", self.model_info), ("", self.trust_model), (tr("Bands"), self.classify_bands),
-                              (tr("Scale"), self.scale), (tr("Offset"), self.offset), (tr("Tile size"), self.tile_size),
-                              (tr("Overlap"), self.overlap), (tr("Window"), self.window_combo),
-                              (tr("Aggregation"), self.aggregation_combo), (tr("Output"), self.classified_file)):
-            form.addRow(label, widget)
+        for name, widget in ((Classify.INPUT, self.classify_raster), (Classify.MODEL, self.model_file),
+                             ("", self.model_info), ("", self.trust_model), (Classify.BANDS, self.classify_bands),
+                             (Classify.SCALE, self.scale), (Classify.OFFSET, self.offset),
+                             (Classify.TILE_SIZE, self.tile_size), (Classify.OVERLAP, self.overlap),
+                             (Classify.WINDOW, self.window_combo), (Classify.AGGREGATION, self.aggregation_combo),
+                             (Classify.OUTPUT, self.classified_file)):
+            form.addRow(label_of(Classify, name) if name else "", widget)
         form.addRow(self.classify_button)
         self.model_file.fileChanged.connect(self.check_model)
         self.trust_model.toggled.connect(self.check_model)
@@ -608,7 +625,7 @@ class PatchworkDock(QgsDockWidget):
     # -- Stitch -------------------------------------------------------------------------------
 
     def _stitch_tab(self) -> QWidget:
-        tab, form = QWidget(), QFormLayout()
+        tab, form = QWidget(), form_layout()
         tab.setLayout(form)
         self.stitch_folder = QgsFileWidget()
         self.stitch_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
@@ -629,10 +646,10 @@ class PatchworkDock(QgsDockWidget):
         self.stitch_button = QPushButton(tr("Stitch chips"))
         self.stitch_button.setToolTip(tr("Run Patchwork ▸ Stitch chips"))
         self.stitch_button.clicked.connect(self.run_stitch)
-        for label, widget in ((tr("Chip folder"), self.stitch_folder), (tr("Window"), self.stitch_window),
-                              (tr("Aggregation"), self.stitch_aggregation), (tr("Classes"), self.n_classes),
-                              (tr("Reference grid"), self.reference), (tr("Output"), self.mosaic_file)):
-            form.addRow(label, widget)
+        for name, widget in ((Stitch.INPUT, self.stitch_folder), (Stitch.WINDOW, self.stitch_window),
+                             (Stitch.AGGREGATION, self.stitch_aggregation), (Stitch.N_CLASSES, self.n_classes),
+                             (Stitch.REFERENCE, self.reference), (Stitch.OUTPUT, self.mosaic_file)):
+            form.addRow(label_of(Stitch, name), widget)
         form.addRow(self.stitch_button)
         return tab
 
