@@ -12,7 +12,7 @@ from .geometry import Window
 from .palette import apply_colour_table, read_classes, write_qml
 from .paths import check_outputs
 from .progress import Feedback, SilentFeedback, check_cancelled
-from .raster import RasterSource
+from .raster import RasterSource, no_crs_warning
 from .writer import GeoTiffWriter, replace_file, require_raster_outputs, require_writable_folder, temporary_sibling
 
 AGREEMENT_VALUES, AGREEMENT_NAMES, AGREEMENT_COLOURS = [0, 1], ["differ", "agree"], ["#d7191c", "#a6d96a"]
@@ -108,6 +108,8 @@ def compare_classifications(reference: str, classification: str, *, agreement: s
             require_writable_folder(os.path.dirname(os.path.abspath(report)), "OUTPUT_REPORT")
         if check_only:
             return None
+        if agreement and not (src_a.crs_wkt or src_b.crs_wkt):
+            feedback.info(no_crs_warning(reference, "agreement map"))
         writer = None
         if agreement:
             writer = GeoTiffWriter(agreement, src_a.width, src_a.height, 1, np.uint8, src_a.geotransform,

@@ -31,7 +31,7 @@ from .models.base import require_model_file
 from .palette import apply_colour_table, class_colours, write_qml
 from .partials import Log, OutputLock
 from .progress import Feedback, SilentFeedback
-from .raster import RasterSource
+from .raster import RasterSource, no_crs_warning
 from .stitching import AGGREGATIONS, WINDOWS, BlockAccumulator, Finished, check_choice, first_argmax, tile_weights
 from .tiling import Block, TileGrid, block_side, plan_blocks
 from .version import PATCHWORK_VERSION
@@ -541,8 +541,7 @@ def classify(
         if check_only:
             return None
         if not src.crs_wkt:
-            feedback.info(f"Warning: '{os.path.basename(src.path)}' has no CRS, so neither has the map: it lies on "
-                          "the input's pixel grid. Assign a CRS to both (Raster ▸ Projections ▸ Assign Projection).")
+            feedback.info(no_crs_warning(src.path, "map"))
         feedback.info(f"Model '{info.name}': {info.task}, {info.n_outputs} "
                       f"{'classes' if info.task == 'classification' else 'outputs'}; input bands "
                       f"{','.join(map(str, transform.bands))} × {transform.scale:g} + {transform.offset:g}; "

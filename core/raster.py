@@ -157,6 +157,16 @@ class RasterSource:
         return valid
 
 
+def no_crs_warning(path: str, output: str) -> str:
+    """What a run says when an input without CRS makes an output without one.
+
+    Said where georeferencing is not needed to compute the output; where it is (sampling chips),
+    `require_georeferenced` refuses instead.
+    """
+    return (f"Warning: '{os.path.basename(path)}' has no CRS, so neither has the {output}: it lies on the input's "
+            "pixel grid. Assign a CRS (Raster ▸ Projections ▸ Assign Projection) to place it on the map.")
+
+
 def same_crs(wkt_a: str, wkt_b: str) -> bool:
     """True when the two WKT CRSs are the same (axis order aside)."""
     a, b = osr.SpatialReference(), osr.SpatialReference()

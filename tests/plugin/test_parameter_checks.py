@@ -168,3 +168,37 @@ def test_choices_take_words_in_processing_run_and_keep_them_when_qgis_copies_the
     copy = definition.clone()
     assert type(copy).__name__ == "EnumParameter" and copy.checkValueIsAcceptable("triangular")
     assert copy.options() == definition.options() and not copy.checkValueIsAcceptable("gauss")
+
+
+def test_rasters_without_crs_are_refused_where_chips_need_a_place_and_warned_about_elsewhere(work, s2_path):
+    from patchwork.core import RegularSampler, sample_chips
+    from patchwork.core.compare import compare_classifications
+    from patchwork.core.inference import classify
+    from patchwork.core.mosaic import stitch_chips
+
+    class Said:  # a core Feedback that keeps what the runs say
+        messages: list[str] = []
+
+        def set_progress(self, percent):
+            pass
+
+        def is_cancelled(self):
+            return False
+
+        def info(self, message):
+            self.messages.append(message)
+
+    raster = crs_less_copy(s2_path, str(work / "no_crs.tif"))
+    with pytest.raises(PatchworkError, match="has no CRS. Assign one first"):
+        sample_chips(raster, RegularSampler(step=32), 32, str(work / "chips"))
+    said = Said()
+    classes = classify(raster, RULES, str(work / "classes.tif"), scale=1e-4, feedback=said).output
+    chips = work / "class_chips"
+    chips.mkdir()
+    gdal.Translate(str(chips / "a.tif"), classes, srcWin=[0, 0, 32, 32])
+    with pytest.raises(PatchworkError, match="has no CRS. Assign one first"):  # chips placed on the ground
+        stitch_chips(str(chips), str(work / "mosaic.tif"), n_classes=3, feedback=said)
+    compare_classifications(classes, classes, agreement=str(work / "agreement.tif"), feedback=said)
+    warnings = [m for m in said.messages if "has no CRS, so neither has the" in m]
+    assert [w.split("neither has the ")[1].split(":")[0] for w in warnings] == ["map", "agreement map"]
+    assert not os.path.exists(work / "mosaic.tif") and not os.path.exists(work / "chips")
