@@ -61,18 +61,19 @@ def check_chip_file(src: RasterSource, record: dict, crs_wkt: str | None = None)
                              "sample the chips again.")
 
 
-def _read_chip(record: dict, crs_wkt: str | None = None) -> tuple[Sample, list[str]]:
+def _read_chip(record: dict, crs_wkt: str | None = None) -> tuple[Sample, tuple[list[str], list[int]]]:
+    """The chip as a Sample, and its bands' descriptions and colour interpretations (kept in augmented copies)."""
     with RasterSource(record["image_path"], "INPUT") as src:
         check_chip_file(src, record, crs_wkt)
         image, _ = src.read(Window(0, 0, src.height, src.width))
         sample = Sample(image, None, src.geotransform, src.nodata[0], None, src.crs_wkt)
-        descriptions = src.band_descriptions
+        bands = (src.band_descriptions, src.colours)
     if record.get("label_path"):
         with RasterSource(record["label_path"], "INPUT") as lbl:
             check_chip_file(lbl, record, crs_wkt)
             label, _ = lbl.read(Window(0, 0, lbl.height, lbl.width))
             sample = sample.replace(label=label[0] if label.shape[0] == 1 else label, label_nodata=lbl.nodata[0])
-    return sample, descriptions
+    return sample, bands
 
 
 class ChipPool:
@@ -170,13 +171,13 @@ def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_
     try:
         total = len(records) * copies
         for i, record in enumerate(records):
-            chip, descriptions = _read_chip(record, index_crs)
+            chip, bands = _read_chip(record, index_crs)
             crs = crs or chip.crs_wkt
             for copy in range(copies):
                 check_cancelled(feedback)
                 aug_seed = chip_seed(seed, record["chip_id"], copy)
                 out = pipeline(chip, seed=aug_seed)
-                out_records.append(_write_copy(files, output, record, descriptions, out, len(out_records), copy,
+                out_records.append(_write_copy(files, output, record, bands, out, len(out_records), copy,
                                                config_json, aug_seed))
                 feedback.set_progress(100.0 * (i * copies + copy + 1) / total)
         files.finish()
@@ -201,11 +202,14 @@ def index_crs_wkt(index: str) -> str:
     return srs.ExportToWkt() if srs is not None else ""
 
 
-def _write_copy(files: FileWriters, output: DatasetOutput, record: dict, descriptions: list[str], out: Sample,
-                chip_id: int, copy: int, config_json: str, aug_seed: int) -> dict:
+def _write_copy(files: FileWriters, output: DatasetOutput, record: dict, bands: tuple[list[str], list[int]],
+                out: Sample, chip_id: int, copy: int, config_json: str, aug_seed: int) -> dict:
     name = f"aug_{record['chip_id']:06d}_{copy:02d}.tif"
+    descriptions, colours = bands
+    if out.image.shape[0] != len(colours):  # an op changed the band count: the source's tags no longer apply
+        descriptions, colours = [], None
     files.write(output.staged.staged_path(f"images/{name}"), out.image, out.geotransform, out.crs_wkt, out.nodata,
-                descriptions)
+                descriptions, colours)
     label_path = None
     if out.label is not None:
         files.write(output.staged.staged_path(f"labels/{name}"), out.label, out.geotransform, out.crs_wkt,

@@ -266,7 +266,7 @@ class _ChipWriter:
         src, name = self.src, f"chip_{chip_id:06d}.tif"
         gt = window_geotransform(src.geotransform, window)
         self.files.write(self.staged.staged_path(f"images/{name}"), data, gt, src.crs_wkt, self.image_nodata,
-                         src.band_descriptions)
+                         src.band_descriptions, src.colours)
         label_path = None
         if self.labels is not None:
             label, _ = self.labels.read(window, fill=self.label_fill)

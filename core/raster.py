@@ -46,6 +46,8 @@ class RasterSource:
         self.nodata: list[float | None] = [ds.GetRasterBand(b).GetNoDataValue() for b in range(1, self.count + 1)]
         self.block_size: tuple[int, int] = tuple(band.GetBlockSize())  # (cols, rows)
         self.band_descriptions = [ds.GetRasterBand(b).GetDescription() for b in range(1, self.count + 1)]
+        # GDAL colour interpretations (gdal.GCI_*): what copies of these bands are tagged with
+        self.colours = [ds.GetRasterBand(b).GetColorInterpretation() for b in range(1, self.count + 1)]
 
     def close(self) -> None:
         """Close the dataset."""

@@ -31,6 +31,22 @@ GEOTIFF_EXTENSIONS = (".tif", ".tiff")
 DEFLATE_LEVEL = 1
 
 
+RGB = [gdal.GCI_RedBand, gdal.GCI_GreenBand, gdal.GCI_BlueBand]
+
+
+def photometric(count: int, dtype: np.dtype, colours: list[int] | None) -> list[str]:
+    """GeoTIFF creation options for how readers see the bands.
+
+    GDAL's default makes any 3 or 4 byte bands RGB, the 4th one alpha: a near-infrared band then shows as
+    transparency in GDAL, QGIS and rasterio. Bands are RGB(A) only when the source's were; else greyscale bands.
+    """
+    if count < 2:
+        return []  # one band: greyscale, or a palette once a colour table is set
+    if np.dtype(dtype) == np.uint8 and colours in (RGB, [*RGB, gdal.GCI_AlphaBand]):
+        return ["PHOTOMETRIC=RGB", *(["ALPHA=YES"] if len(colours) == 4 else [])]
+    return ["PHOTOMETRIC=MINISBLACK"]
+
+
 def temporary_sibling(path: str, log: Log | None = None) -> str:
     """A hidden name owned by this process in the same folder (so the final rename is atomic), same extension.
 
@@ -112,11 +128,13 @@ class GeoTiffWriter:
         block_size: int = 512,
         log: Log | None = None,
         cog_overviews: str | None = None,
+        colours: list[int] | None = None,
     ) -> None:
         """Create the temporary file.
 
         `cog_overviews`: write a Cloud-Optimised GeoTIFF with overviews made by this GDAL resampling (e.g. "MODE"
-        for classes, "AVERAGE" for values); None writes a plain tiled GeoTIFF.
+        for classes, "AVERAGE" for values); None writes a plain tiled GeoTIFF. `colours`: the source bands' GDAL
+        colour interpretations, for copies of them (see `photometric`).
         """
         self.path = path
         self.cog_overviews = cog_overviews
@@ -129,6 +147,7 @@ class GeoTiffWriter:
         options = [
             "TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}", "COMPRESS=DEFLATE",
             f"ZLEVEL={DEFLATE_LEVEL}", f"PREDICTOR={predictor}", "BIGTIFF=IF_SAFER",
+            *photometric(count, dtype, colours),
         ]
         try:
             os.makedirs(os.path.dirname(self.tmp_path), exist_ok=True)
@@ -288,11 +307,13 @@ class GeoTiffWriter:
 
 
 def write_geotiff(path: str, array: np.ndarray, geotransform: GeoTransform, crs_wkt: str,
-                  nodata: float | None = None, band_descriptions: list[str] | None = None) -> str:
-    """Write a whole (C, h, w) or (h, w) array, atomically."""
+                  nodata: float | None = None, band_descriptions: list[str] | None = None,
+                  colours: list[int] | None = None) -> str:
+    """Write a whole (C, h, w) or (h, w) array, atomically (`colours`: see GeoTiffWriter)."""
     array = array[None] if array.ndim == 2 else array
     count, height, width = array.shape
-    with GeoTiffWriter(path, width, height, count, array.dtype, geotransform, crs_wkt, nodata) as writer:
+    with GeoTiffWriter(path, width, height, count, array.dtype, geotransform, crs_wkt, nodata,
+                       colours=colours) as writer:
         writer.write(array)
         if band_descriptions:
             writer.set_band_descriptions(band_descriptions)

@@ -261,3 +261,24 @@ def test_unwritable_index_folder_leaves_no_staging_behind(tmp_path, s2_path):
     with pytest.raises(PatchworkError, match="is a file, not a folder"):
         sample_chips(s2_path, RegularSampler(32), 32, str(tmp_path / "chips"), str(tmp_path / "afile" / "i.gpkg"))
     assert files_under(str(tmp_path)) == ["afile"]
+
+
+def test_four_band_byte_chips_are_not_tagged_alpha_unless_the_source_band_was(tmp_path, naip_path, ortho_path):
+    """GDAL makes any 4 byte bands RGB + alpha by default: NAIP's near-infrared band would read as transparency."""
+    from patchwork.core.augmented import augment_chips
+
+    def tags(path):
+        ds = gdal.Open(path)
+        names = [gdal.GetColorInterpretationName(ds.GetRasterBand(b).GetColorInterpretation())
+                 for b in range(1, ds.RasterCount + 1)]
+        return names, ds.GetRasterBand(1).GetMaskFlags()
+
+    naip = sample_chips(naip_path, RegularSampler(step=200), 64, str(tmp_path / "naip"))
+    chip = read_index(naip.index_path)[0]["image_path"]
+    names, mask = tags(chip)
+    assert "Alpha" not in names and names[0] == "Gray"
+    assert mask == gdal.GMF_NODATA  # the source's nodata (0) only, as in the source
+    augmented = augment_chips(naip.index_path, "geometric", str(tmp_path / "naip_aug"), copies=1)
+    assert "Alpha" not in tags(read_index(augmented.index_path)[0]["image_path"])[0]
+    ortho = sample_chips(ortho_path, RegularSampler(step=400), 64, str(tmp_path / "ortho"))
+    assert tags(read_index(ortho.index_path)[0]["image_path"])[0] == ["Red", "Green", "Blue", "Alpha"]  # as source
