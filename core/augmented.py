@@ -13,6 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 
+import numpy as np
 from osgeo import ogr
 
 from .augment import Augmentation, Compose, Mixing, Sample, check_donor, chip_seed, load_pipeline, nodata_mask
@@ -26,6 +27,7 @@ from .paths import check_outputs
 from .progress import Feedback, SilentFeedback, check_cancelled
 from .raster import RasterSource, same_crs
 from .sampling import check_seed
+from .stats import BandStatistics
 from .writer import require_writable_folder
 
 AUGMENTED_FIELDS = INDEX_FIELDS + [
@@ -107,6 +109,15 @@ class AugmentResult:
     seconds: float
 
 
+def _valid_pixels(sample: Sample) -> np.ndarray:
+    """Pixels that are data in every band: not the nodata value, not NaN."""
+    invalid = nodata_mask(sample.image, sample.nodata)
+    valid = np.ones(sample.image.shape[1:], bool) if invalid is None else ~invalid.any(axis=0)
+    if np.issubdtype(sample.image.dtype, np.floating):
+        valid &= np.isfinite(sample.image).all(axis=0)
+    return valid
+
+
 def _nodata_fraction(sample: Sample) -> float:
     invalid = nodata_mask(sample.image, sample.nodata)
     return 0.0 if invalid is None else float(invalid.any(axis=0).mean())
@@ -168,6 +179,7 @@ def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_
     files = FileWriters(resolve_workers(workers))
     output = DatasetOutput(out_dir, index_path, overwrite=overwrite, log=feedback.info)
     out_records, crs = [], ""
+    stats = None
     try:
         total = len(records) * copies
         for i, record in enumerate(records):
@@ -177,6 +189,8 @@ def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_
                 check_cancelled(feedback)
                 aug_seed = chip_seed(seed, record["chip_id"], copy)
                 out = pipeline(chip, seed=aug_seed)
+                stats = stats or BandStatistics(out.image.shape[0], out.image.dtype)
+                stats.add(out.image, _valid_pixels(out))
                 out_records.append(_write_copy(files, output, record, bands, out, len(out_records), copy,
                                                config_json, aug_seed))
                 feedback.set_progress(100.0 * (i * copies + copy + 1) / total)
@@ -185,6 +199,7 @@ def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_
         output.write_manifest({
             "config": {"augmentation": config, "copies": copies, "seed": seed, "source_index": os.path.abspath(index)},
             "chip_count": len(out_records), "index": output.index_path,
+            "band_statistics": stats.to_dicts() if stats else [],
         })
         check_cancelled(feedback)
         output.commit()

@@ -33,6 +33,7 @@ from .paths import check_outputs
 from .progress import Feedback, SilentFeedback, check_cancelled
 from .raster import RasterSource, default_fill
 from .sampling import Coverage, Sampler, check_boundary, coverage
+from .stats import BandStatistics
 from .writer import (
     StagedFolder,
     remove_file,
@@ -65,6 +66,7 @@ class SampleResult:
     coverage: Coverage
     candidates_tried: int
     rejected: dict[str, int] = field(default_factory=dict)
+    band_statistics: list[dict] = field(default_factory=list)  # per band, over the chips' valid pixels (stats.py)
 
 
 def _label_fill(labels: RasterSource) -> float:
@@ -159,8 +161,9 @@ def sample_chips(
     output = DatasetOutput(out_dir, index_path, overwrite=overwrite, log=feedback.info)
     writer = _ChipWriter(src, lbl, output.staged, boundary, sampler, resolve_workers(workers))
     try:
+        stats = BandStatistics(src.count, src.dtype)
         records, windows, tried, rejected = _cut_chips(
-            src, sampler.limit, chip_size, aoi, aoi_box, max_nodata, stream, writer, feedback
+            src, sampler.limit, chip_size, aoi, aoi_box, max_nodata, stream, writer, stats, feedback
         )
         writer.files.finish()
         if not records:
@@ -176,8 +179,10 @@ def sample_chips(
             "labels": os.path.abspath(labels) if labels else None, "aoi": aoi is not None,
         }
         write_index(output.index_tmp, src.crs_wkt, records)
+        band_statistics = stats.to_dicts()
         output.write_manifest({"config": config, "chip_count": len(records), "index": output.index_path,
-                               "coverage": cover.fraction, "candidates_tried": tried, "rejected": rejected})
+                               "coverage": cover.fraction, "candidates_tried": tried, "rejected": rejected,
+                               "band_statistics": band_statistics})
         check_cancelled(feedback)
         output.commit()
     except BaseException:
@@ -191,7 +196,8 @@ def sample_chips(
     if sampler.limit and len(records) < sampler.limit:
         feedback.info(f"Warning: only {len(records)} of the {sampler.limit} chips asked for passed the filters.")
     feedback.set_progress(100)
-    return SampleResult(len(records), os.path.abspath(out_dir), output.index_path, windows, cover, tried, rejected)
+    return SampleResult(len(records), os.path.abspath(out_dir), output.index_path, windows, cover, tried, rejected,
+                        band_statistics)
 
 
 def _most_chips(height: int, width: int, chip: int, boundary: str, sampler: Sampler) -> int:
@@ -202,7 +208,7 @@ def _most_chips(height: int, width: int, chip: int, boundary: str, sampler: Samp
     return min(sampler.limit or grid, rows * cols)
 
 
-def _cut_chips(src, limit, chip, aoi, aoi_box, max_nodata, stream, writer, feedback):
+def _cut_chips(src, limit, chip, aoi, aoi_box, max_nodata, stream, writer, stats, feedback):
     """Read candidate windows, keep those that pass the filters, write them; stop at `limit`."""
     total = None
     if limit is None:  # a finite candidate set: gather it so progress can be reported
@@ -235,6 +241,7 @@ def _cut_chips(src, limit, chip, aoi, aoi_box, max_nodata, stream, writer, feedb
                 rejected["nodata"] += 1
                 continue
             records.append(writer.write(window, data, len(records), nodata_fraction))
+            stats.add(data, valid)
             windows.append(window)
             done = len(records) / limit if limit else tried / max(total, 1)
             feedback.set_progress(min(99.0, 100.0 * done))

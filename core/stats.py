@@ -1,0 +1,94 @@
+"""Band statistics of a chip dataset, accumulated chip by chip while the chips are written.
+
+Count, mean, standard deviation, minimum and maximum are exact (float64, chips combined with Chan's
+parallel formulas); the 2 and 98 percentiles are exact for 8- and 16-bit integer bands (a histogram of every
+value) and, for other types, taken from a uniform sample of up to SAMPLE_SIZE values per band (a seeded
+reservoir: the same chips give the same statistics).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SAMPLE_SIZE = 1_000_000
+PERCENTILES = (2.0, 98.0)
+
+
+class BandStatistics:
+    """Per-band statistics of the valid pixels of every chip added."""
+
+    def __init__(self, count: int, dtype: np.dtype) -> None:
+        """Statistics for `count` bands of `dtype` values."""
+        self.dtype = np.dtype(dtype)
+        self.n = np.zeros(count, np.int64)
+        self.mean = np.zeros(count, np.float64)
+        self.m2 = np.zeros(count, np.float64)  # sum of squared differences from the mean
+        self.low = np.full(count, np.inf)
+        self.high = np.full(count, -np.inf)
+        self.exact = np.issubdtype(self.dtype, np.integer) and self.dtype.itemsize <= 2
+        if self.exact:
+            self.offset = int(np.iinfo(self.dtype).min)
+            self.histograms = np.zeros((count, 1 << (8 * self.dtype.itemsize)), np.int64)
+        else:
+            self.rng = np.random.default_rng(0)
+            self.samples = [np.empty(0, np.float64) for _ in range(count)]
+
+    def add(self, data: np.ndarray, valid: np.ndarray) -> None:
+        """Add the valid pixels (`valid`, h × w) of one chip (`data`, C × h × w)."""
+        for b in range(data.shape[0]):
+            values = data[b][valid]
+            if values.size == 0:
+                continue
+            wide = values.astype(np.float64)
+            n_a, n_b = self.n[b], wide.size
+            mean_b = wide.mean()
+            m2_b = float(np.square(wide - mean_b).sum())
+            n = n_a + n_b
+            delta = mean_b - self.mean[b]
+            self.mean[b] += delta * n_b / n
+            self.m2[b] += m2_b + delta * delta * n_a * n_b / n
+            self.n[b] = n
+            self.low[b] = min(self.low[b], float(wide.min()))
+            self.high[b] = max(self.high[b], float(wide.max()))
+            if self.exact:
+                self.histograms[b] += np.bincount(values.astype(np.int64) - self.offset,
+                                                  minlength=self.histograms.shape[1])
+            else:
+                self._sample(b, wide, n_a)
+
+    def _sample(self, band: int, values: np.ndarray, seen: int) -> None:
+        """Reservoir sampling (Algorithm R), a chip at a time: each value seen is kept with equal probability."""
+        sample = self.samples[band]
+        room = max(0, min(SAMPLE_SIZE - sample.size, values.size))
+        if room:
+            sample = self.samples[band] = np.concatenate([sample, values[:room]])
+        rest = values[room:]
+        if rest.size:
+            positions = np.arange(seen + room + 1, seen + values.size + 1)  # 1-based index of each value seen
+            slots = self.rng.integers(0, positions)
+            keep = slots < SAMPLE_SIZE
+            sample[slots[keep]] = rest[keep]  # in order: a later value in the same slot wins, as one by one
+
+    def to_dicts(self) -> list[dict]:
+        """One dict per band: count, mean, std, min, max, p2, p98 (None for a band without valid pixels)."""
+        bands = []
+        for b in range(len(self.n)):
+            if self.n[b] == 0:
+                bands.append({"count": 0, "mean": None, "std": None, "min": None, "max": None,
+                              "p2": None, "p98": None})
+                continue
+            low, high = (self._exact_percentile(b, q) if self.exact else float(np.percentile(self.samples[b], q))
+                         for q in PERCENTILES)
+            bands.append({"count": int(self.n[b]), "mean": float(self.mean[b]),
+                          "std": float(np.sqrt(self.m2[b] / self.n[b])), "min": float(self.low[b]),
+                          "max": float(self.high[b]), "p2": low, "p98": high,
+                          "percentiles": "exact" if self.exact else f"from a sample of {SAMPLE_SIZE:,} values"})
+        return bands
+
+    def _exact_percentile(self, band: int, q: float) -> float:
+        """Numpy's default (linear) percentile, from the band's histogram."""
+        cumulative = np.cumsum(self.histograms[band])
+        position = (self.n[band] - 1) * q / 100.0
+        below, above = int(np.floor(position)), int(np.ceil(position))
+        value_below = int(np.searchsorted(cumulative, below, side="right")) + self.offset
+        value_above = int(np.searchsorted(cumulative, above, side="right")) + self.offset
+        return float(value_below + (value_above - value_below) * (position - below))
