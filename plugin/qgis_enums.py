@@ -45,7 +45,7 @@ POLYGON_LAYERS = _member("LayerFilter", "PolygonLayer", QgsMapLayerProxyModel, "
 
 
 def processing_standard_widgets() -> Any:
-    """The Toolbox dialog's kind of parameter widget (Qgis.ProcessingMode: QGIS 3.36; qgis.gui, for the panel)."""
+    """The Toolbox dialog's kind of parameter widget (Qgis.ProcessingMode from QGIS 3.44, QgsProcessingGui before)."""
     from qgis.gui import QgsProcessingGui
 
     return _member("ProcessingMode", "Standard", QgsProcessingGui, "Standard")

@@ -17,7 +17,10 @@ if [ -z "${DISPLAY:-}" ] || [ "${PATCHWORK_OWN_XVFB:-0}" = 1 ]; then
 fi
 mkdir -p "$out" "$work/profile"
 unset QT_QPA_PLATFORM QGIS_OPTS QGIS_OPTIONS_PATH
-venv_site="$("$here/.venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+# The packages of the venv that runs the tests (PATCHWORK_PYTHON), else the clone's: inside a Debian root for
+# another QGIS, the clone's .venv is the host's (another Python) and the root has its own venv.
+python="${PATCHWORK_PYTHON:-$here/.venv/bin/python}"
+venv_site="$("$python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 PATCHWORK_SHOTS="$out" PATCHWORK_RESULT="$result" PATCHWORK_SCENE="$(realpath "$scene")" PATCHWORK_WORK="$work" \
 QGIS_PLUGINPATH="$here/.build/pkgroot" PYTHONPATH="$venv_site" GDAL_PAM_ENABLED=NO \
   timeout 180 qgis.bin --nologo --noversioncheck --noplugins --profiles-path "$work/profile" \

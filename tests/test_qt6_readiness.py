@@ -65,7 +65,6 @@ def test_qgis_enums_take_the_qgis_spelling_where_this_qgis_has_it():
     qgis_enum_types = {value for name in dir(Qgis) if isinstance(value := getattr(Qgis, name), type)}
     constants = {name: value for name, value in vars(qgis_enums).items() if name.isupper()}
     assert len(constants) == 11
-    constants["processing_standard_widgets()"] = qgis_enums.processing_standard_widgets()
     for name, value in constants.items():
         # 3.36 has moved them all; 3.22 has none of them in Qgis.
         assert (type(value) in qgis_enum_types) == (Qgis.QGIS_VERSION_INT >= 33600), (name, type(value))
@@ -75,3 +74,14 @@ def test_metadata_declares_qgis_4_and_qt6():
     metadata = open(os.path.join(REPO, "metadata.txt"), encoding="utf-8").read()
     assert "qgisMinimumVersion=3.22" in metadata and "qgisMaximumVersion=4.99" in metadata
     assert "supportsQt6=True" in metadata and "hasProcessingProvider=yes" in metadata
+
+
+def test_the_panels_widget_kind_is_the_one_this_qgis_names():
+    """Qgis.ProcessingMode where QGIS has it (3.44 here), QgsProcessingGui.WidgetType before."""
+    from qgis.core import Qgis
+    from qgis.gui import QgsProcessingGui
+
+    from patchwork.plugin import qgis_enums
+
+    kind = type(qgis_enums.processing_standard_widgets())
+    assert kind in {getattr(Qgis, "ProcessingMode", None), QgsProcessingGui.WidgetType}

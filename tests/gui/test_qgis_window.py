@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from html import unescape
 
 import numpy as np
@@ -21,7 +22,8 @@ def session(tmp_path_factory, s2_path):
         pytest.fail("qgis.bin and Xvfb are needed (make test installs them)")
     out = tmp_path_factory.mktemp("gui")
     result = out / "result.json"
-    env = dict(os.environ, PATCHWORK_OWN_XVFB="1")  # its own display, whatever the caller has
+    # its own display, whatever the caller has; the packages of the Python running the tests
+    env = dict(os.environ, PATCHWORK_OWN_XVFB="1", PATCHWORK_PYTHON=sys.executable)
     done = subprocess.run(["bash", os.path.join(REPO, "scripts", "screenshots.sh"), str(out), str(result), s2_path],
                           env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
