@@ -5,6 +5,7 @@ Example:
     result = sample_chips("scene.tif", RegularSampler(step=256), 256, "chips/")
 """
 from .aoi import Aoi
+from .chip_dataset import ChipDataset
 from .config import from_config
 from .dataset import SampleResult, read_index, sample_chips
 from .errors import Cancelled, PatchworkError
@@ -26,7 +27,7 @@ from .sampling import (
 from .writer import GeoTiffWriter, write_geotiff
 
 __all__ = [
-    "Aoi", "BOUNDARIES", "Cancelled", "Coverage", "Feedback", "GeoTiffWriter", "JitteredSampler",
+    "Aoi", "BOUNDARIES", "Cancelled", "ChipDataset", "Coverage", "Feedback", "GeoTiffWriter", "JitteredSampler",
     "PatchworkError", "PoissonDiskSampler", "RandomSampler", "RasterSource", "RegularSampler",
     "SAMPLER_NAMES", "SampleResult", "Sampler", "SilentFeedback", "Window", "coverage", "from_config",
     "pixel_to_world", "read_index", "sample_chips", "sampler_from_name", "window_geotransform",

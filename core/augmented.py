@@ -109,7 +109,7 @@ class AugmentResult:
     seconds: float
 
 
-def _valid_pixels(sample: Sample) -> np.ndarray:
+def valid_pixels(sample: Sample) -> np.ndarray:
     """Pixels that are data in every band: not the nodata value, not NaN."""
     invalid = nodata_mask(sample.image, sample.nodata)
     valid = np.ones(sample.image.shape[1:], bool) if invalid is None else ~invalid.any(axis=0)
@@ -190,7 +190,7 @@ def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_
                 aug_seed = chip_seed(seed, record["chip_id"], copy)
                 out = pipeline(chip, seed=aug_seed)
                 stats = stats or BandStatistics(out.image.shape[0], out.image.dtype)
-                stats.add(out.image, _valid_pixels(out))
+                stats.add(out.image, valid_pixels(out))
                 out_records.append(_write_copy(files, output, record, bands, out, len(out_records), copy,
                                                config_json, aug_seed))
                 feedback.set_progress(100.0 * (i * copies + copy + 1) / total)

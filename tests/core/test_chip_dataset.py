@@ -1,0 +1,66 @@
+"""ChipDataset: what a PyTorch DataLoader reads, reproducible across worker processes and new every epoch."""
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+from multiprocessing import get_context
+
+import numpy as np
+import pytest
+
+from patchwork.core import ChipDataset, RegularSampler, sample_chips
+from patchwork.core.inference import classify
+from tests.conftest import REPO
+
+RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
+
+
+def load(dataset: ChipDataset, epoch: int, i: int) -> dict:
+    """What a DataLoader worker does: its own copy of the dataset, told the epoch, asked for an item."""
+    dataset.set_epoch(epoch)
+    return dataset[i]
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, s2_path):
+    folder = tmp_path_factory.mktemp("chip_dataset")
+    labels = classify(s2_path, RULES, str(folder / "labels.tif"), scale=1e-4).output
+    return sample_chips(s2_path, RegularSampler(step=48), 48, str(folder / "chips"), labels=labels).index_path
+
+
+def test_items_are_the_same_in_any_worker_and_order_and_new_each_epoch(index):
+    dataset = ChipDataset(index, "default", seed=5)
+    n = len(dataset)
+    assert n == 5 * 8 and "torch" not in sys.modules  # 206 x 343 px in 48 px chips, the last row and column shifted
+    with get_context("spawn").Pool(2) as pool:  # fresh processes, as DataLoader workers on every platform
+        forward = pool.starmap(load, [(dataset, 0, i) for i in range(n)])
+        backward = pool.starmap(load, [(dataset, 0, i) for i in reversed(range(n))])[::-1]
+        next_epoch = pool.starmap(load, [(dataset, 1, i) for i in range(n)])
+    here = [load(dataset, 0, i) for i in range(n)]
+    for a, b, c in zip(forward, backward, here):
+        for key in ("image", "label", "valid", "geotransform"):
+            np.testing.assert_array_equal(a[key], b[key])
+            np.testing.assert_array_equal(a[key], c[key])
+    changed = sum(not np.array_equal(a["image"], b["image"]) for a, b in zip(forward, next_epoch))
+    assert changed >= n - 2  # another epoch, other draws (the default pipeline's noise alone changes them)
+
+
+def test_items_are_arrays_a_default_collate_stacks(index):
+    dataset = ChipDataset(index, "geometric", seed=1)
+    item = dataset[3]
+    assert item["image"].shape == (4, 48, 48) and item["image"].dtype == np.float64  # the scene's own type
+    assert item["label"].shape == (48, 48) and item["valid"].shape == (48, 48) and item["valid"].dtype == bool
+    assert item["geotransform"].shape == (6,) and item["crs_wkt"] and item["chip_id"] == 3
+    batch = {key: np.stack([dataset[i][key] for i in range(4)]) for key in ("image", "label", "valid")}
+    assert batch["image"].shape == (4, 4, 48, 48)
+    # labels move with the image: every label pixel is still the rules' class of its image pixel
+    from patchwork.core.models import load_model
+
+    rules = load_model(RULES)
+    pixels = (item["image"].reshape(4, -1).T * 1e-4).astype(np.float64)
+    expected = rules.predict_pixels(pixels).reshape(48, 48)
+    np.testing.assert_array_equal(item["label"][item["valid"]], expected[item["valid"]])
+    assert pickle.loads(pickle.dumps(dataset))[3]["chip_id"] == 3
+    with pytest.raises(IndexError):
+        dataset[len(dataset)]
