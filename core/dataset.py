@@ -28,6 +28,8 @@ from .errors import PatchworkError, one_line, reports_errors
 from .executors import resolve_workers
 from .gdal_errors import checked, open_vector, opened
 from .geometry import Window, footprint, window_geotransform
+from .labels import VectorLabels
+from .palette import class_colours
 from .partials import Log, sweep_debris
 from .paths import check_outputs
 from .progress import Feedback, SilentFeedback, check_cancelled
@@ -87,7 +89,7 @@ def sample_chips(
     index_path: str | None = None,
     *,
     boundary: str = "shift",
-    labels: str | None = None,
+    labels: str | VectorLabels | None = None,
     aoi: Aoi | None = None,
     max_nodata: float = 0.5,
     overwrite: bool = False,
@@ -108,7 +110,8 @@ def sample_chips(
         out_dir: The chip folder: new or empty, or an earlier chip dataset with `overwrite`.
         index_path: The chip index (a GeoPackage); default `<out_dir>/index.gpkg`.
         boundary: At the raster's edges: "shift" the last chips inside, "pad" with nodata, or "drop" them.
-        labels: A label raster on the same grid, cut into label chips alongside.
+        labels: A label raster on the same grid, or polygons with classes (VectorLabels, any CRS) burnt onto each
+            chip's grid: label chips alongside the image chips.
         aoi: An area of interest: chips must overlap it, and pixels outside it count as nodata.
         max_nodata: The largest fraction of nodata, padding or outside-AOI pixels a chip may have (0 to 1).
         overwrite: Replace the earlier chip dataset in `out_dir`, as a whole.
@@ -129,12 +132,15 @@ def sample_chips(
     require_int_range("CHIP_SIZE", chip_size, 1, MAX_CHIP_SIZE)
     if not 0.0 <= max_nodata <= 1.0:
         raise PatchworkError(f"MAX_NODATA is a fraction between 0 and 1, got {max_nodata}")
-    check_outputs({"OUTPUT": index_path}, {"INPUT": source, "LABELS": labels, **(protect or {})},
+    label_file = labels if isinstance(labels, str) else None
+    check_outputs({"OUTPUT": index_path}, {"INPUT": source, "LABELS": label_file, **(protect or {})},
                   {"OUTPUT_DIR": out_dir})
     src = RasterSource(source, "INPUT")
     src.require_georeferenced()
-    lbl = None
-    if labels:
+    lbl = vector = None
+    if isinstance(labels, VectorLabels):
+        vector = labels.transformed(src.crs_wkt)
+    elif labels:
         lbl = RasterSource(labels, "LABELS")
         src.require_same_grid(lbl)
     aoi_box = None
@@ -148,7 +154,8 @@ def sample_chips(
     stream = itertools.chain([] if first is None else [first], batches)
     require_writable_folder(out_dir, "OUTPUT_DIR")
     most = _most_chips(src.height, src.width, chip_size, boundary, sampler)
-    chip_bytes = chip_size * chip_size * (src.count * src.dtype.itemsize + (lbl.dtype.itemsize if lbl else 0))
+    label_bytes = lbl.dtype.itemsize if lbl else (vector.dtype.itemsize if vector else 0)
+    chip_bytes = chip_size * chip_size * (src.count * src.dtype.itemsize + label_bytes)
     require_disk(out_dir, most * (chip_bytes + 4096), "OUTPUT_DIR", f"{most:,} chips of {human(chip_bytes)}",
                  "Lower COUNT, raise STEP or use a smaller CHIP_SIZE, or choose a folder on a disk with more space.")
     if check_only:
@@ -159,7 +166,7 @@ def sample_chips(
 
     feedback.info(f"Sampler: {sampler.to_config()}")
     output = DatasetOutput(out_dir, index_path, overwrite=overwrite, log=feedback.info)
-    writer = _ChipWriter(src, lbl, output.staged, boundary, sampler, resolve_workers(workers))
+    writer = _ChipWriter(src, lbl, output.staged, boundary, sampler, resolve_workers(workers), vector)
     try:
         stats = BandStatistics(src.count, src.dtype)
         records, windows, tried, rejected = _cut_chips(
@@ -176,13 +183,17 @@ def sample_chips(
         config = {
             "sampler": sampler.to_config(), "chip_size": int(chip_size), "boundary": boundary,
             "max_nodata": max_nodata, "source": os.path.abspath(source),
-            "labels": os.path.abspath(labels) if labels else None, "aoi": aoi is not None,
+            "labels": os.path.abspath(label_file) if label_file else (
+                f"{vector.count} polygons" if vector else None), "aoi": aoi is not None,
         }
         write_index(output.index_tmp, src.crs_wkt, records)
         band_statistics = stats.to_dicts()
-        output.write_manifest({"config": config, "chip_count": len(records), "index": output.index_path,
-                               "coverage": cover.fraction, "candidates_tried": tried, "rejected": rejected,
-                               "band_statistics": band_statistics})
+        manifest = {"config": config, "chip_count": len(records), "index": output.index_path,
+                    "coverage": cover.fraction, "candidates_tried": tried, "rejected": rejected,
+                    "band_statistics": band_statistics}
+        if vector:
+            manifest["classes"] = [{"id": c.id, "name": c.name, "colour": c.colour} for c in vector.classes]
+        output.write_manifest(manifest)
         check_cancelled(feedback)
         output.commit()
     except BaseException:
@@ -256,8 +267,9 @@ class _ChipWriter:
     """
 
     def __init__(self, src: RasterSource, labels: RasterSource | None, staged: StagedFolder, boundary: str,
-                 sampler: Sampler, workers: int = 1) -> None:
+                 sampler: Sampler, workers: int = 1, vector: VectorLabels | None = None) -> None:
         self.src, self.labels, self.staged, self.boundary = src, labels, staged, boundary
+        self.vector = vector
         self.files = FileWriters(workers)
         # Padding needs a nodata value to be told apart; without padding, the source's own (or none).
         self.image_nodata = src.nodata[0] if src.has_nodata else (src.fill_value if boundary == "pad" else None)
@@ -266,6 +278,11 @@ class _ChipWriter:
             self.label_fill = _label_fill(labels)
             self.label_nodata = labels.nodata[0] if labels.has_nodata else (
                 self.label_fill if boundary == "pad" else None)
+        if vector is not None:
+            self.label_nodata = vector.nodata
+            self.palette = ([c.id for c in vector.classes], [c.name for c in vector.classes],
+                            class_colours(len(vector.classes), [c.colour for c in vector.classes]
+                                          if all(c.colour for c in vector.classes) else None))
         self.sampler_json = json.dumps(sampler.to_config())
         self.seed = getattr(sampler, "seed", None)
 
@@ -279,6 +296,11 @@ class _ChipWriter:
             label, _ = self.labels.read(window, fill=self.label_fill)
             self.files.write(self.staged.staged_path(f"labels/{name}"), label, gt, src.crs_wkt, self.label_nodata,
                              self.labels.band_descriptions)
+            label_path = self.staged.final_path(f"labels/{name}")
+        elif self.vector is not None:  # burnt here, in order; written on the workers
+            label = self.vector.rasterize(gt, window.height, window.width)
+            self.files.write(self.staged.staged_path(f"labels/{name}"), label, gt, src.crs_wkt, self.label_nodata,
+                             ["class"], None, self.palette)
             label_path = self.staged.final_path(f"labels/{name}")
         return {
             "chip_id": chip_id, "row_off": window.row_off, "col_off": window.col_off, "height": window.height,

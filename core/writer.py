@@ -308,8 +308,11 @@ class GeoTiffWriter:
 
 def write_geotiff(path: str, array: np.ndarray, geotransform: GeoTransform, crs_wkt: str,
                   nodata: float | None = None, band_descriptions: list[str] | None = None,
-                  colours: list[int] | None = None) -> str:
-    """Write a whole (C, h, w) or (h, w) array, atomically (`colours`: see GeoTiffWriter)."""
+                  colours: list[int] | None = None, palette: tuple[list, list, list] | None = None) -> str:
+    """Write a whole (C, h, w) or (h, w) array, atomically.
+
+    `colours`: see GeoTiffWriter; `palette`: (class values, names, "#rrggbb" colours) of a class band.
+    """
     array = array[None] if array.ndim == 2 else array
     count, height, width = array.shape
     with GeoTiffWriter(path, width, height, count, array.dtype, geotransform, crs_wkt, nodata,
@@ -317,6 +320,10 @@ def write_geotiff(path: str, array: np.ndarray, geotransform: GeoTransform, crs_
         writer.write(array)
         if band_descriptions:
             writer.set_band_descriptions(band_descriptions)
+        if palette:
+            from .palette import apply_colour_table  # (palette writes its .qml files with this module)
+
+            apply_colour_table(writer.dataset.GetRasterBand(1), *palette)
     return path
 
 

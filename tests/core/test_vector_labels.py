@@ -1,0 +1,106 @@
+"""Label chips burnt from polygons in another CRS equal gdal.Rasterize of the same polygons on each chip's grid."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from osgeo import gdal, ogr, osr
+
+from patchwork.core import RegularSampler, read_index, sample_chips
+from patchwork.core.errors import PatchworkError
+from patchwork.core.labels import VectorLabels
+from patchwork.core.raster import RasterSource
+
+CATEGORIES = ["water", "crop", "forest"]
+
+
+def polygons_in_wgs84(naip_path: str, path: str) -> str:
+    """Overlapping polygons over the NAIP scene (UTM 14N), written in EPSG:4326 with an integer and a text class."""
+    with RasterSource(naip_path) as src:
+        x0, px, _, y0, _, py = src.geotransform
+        utm = osr.SpatialReference()
+        utm.ImportFromWkt(src.crs_wkt)
+    wgs84 = osr.SpatialReference()
+    wgs84.ImportFromEPSG(4326)
+    for srs in (utm, wgs84):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    to_wgs84 = osr.CoordinateTransformation(utm, wgs84)
+    rng = np.random.default_rng(7)
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+    layer = ds.CreateLayer("labels", wgs84, ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn("code", ogr.OFTInteger))
+    layer.CreateField(ogr.FieldDefn("landcover", ogr.OFTString))
+    for i in range(40):  # irregular pentagons, some overlapping, some across the raster's edge
+        cx, cy = x0 + px * rng.uniform(-50, 984), y0 + py * rng.uniform(-50, 773)
+        r = rng.uniform(60, 500)
+        angles = np.sort(rng.uniform(0, 2 * np.pi, 5))
+        ring = ogr.Geometry(ogr.wkbLinearRing)
+        for a in [*angles, angles[0]]:
+            ring.AddPoint_2D(cx + r * np.cos(a), cy + r * np.sin(a))
+        polygon = ogr.Geometry(ogr.wkbPolygon)
+        polygon.AddGeometry(ring)
+        polygon.Transform(to_wgs84)
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetGeometry(polygon)
+        feature.SetField("code", int(i % 3))
+        feature.SetField("landcover", CATEGORIES[i % 3])
+        layer.CreateFeature(feature)
+    ds = None
+    return path
+
+
+def rasterized(path: str, field: str, chip: str, all_touched: bool) -> np.ndarray:
+    """gdal.Rasterize of the layer's `field` onto the chip's grid (GDAL reprojects the polygons itself)."""
+    reference = gdal.Open(chip)
+    mem = gdal.GetDriverByName("MEM").Create("", reference.RasterXSize, reference.RasterYSize, 1, gdal.GDT_Byte)
+    mem.SetGeoTransform(reference.GetGeoTransform())
+    mem.SetProjection(reference.GetProjection())
+    mem.GetRasterBand(1).Fill(255)
+    gdal.Rasterize(mem, path, attribute=field, allTouched=all_touched)
+    return mem.ReadAsArray()
+
+
+@pytest.mark.parametrize("all_touched", [False, True])
+def test_label_chips_equal_gdal_rasterize_pixel_by_pixel(tmp_path, naip_path, all_touched):
+    gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))
+    labels = VectorLabels.from_file(gpkg, "code", all_touched=all_touched)
+    result = sample_chips(naip_path, RegularSampler(step=96), 96, str(tmp_path / "chips"), labels=labels)
+    records = read_index(result.index_path)
+    assert len(records) == 80
+    labelled = 0
+    for record in records:
+        chip = gdal.Open(record["label_path"])
+        found = chip.ReadAsArray()
+        np.testing.assert_array_equal(found, rasterized(gpkg, "code", record["label_path"], all_touched))
+        assert chip.GetRasterBand(1).GetNoDataValue() == 255
+        labelled += int((found != 255).sum())
+    assert labelled > 0.1 * 80 * 96 * 96  # the test covers real labels, not empty chips
+
+
+def test_text_categories_become_ids_with_names_kept_in_the_chips_and_the_dataset(tmp_path, naip_path):
+    gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))
+    labels = VectorLabels.from_file(gpkg, "landcover", colours={"water": "#2c7bb6"})
+    result = sample_chips(naip_path, RegularSampler(step=200), 64, str(tmp_path / "chips"), labels=labels)
+    classes = json.load(open(os.path.join(result.out_dir, "dataset.json")))["classes"]
+    assert [(c["id"], c["name"]) for c in classes] == [(0, "crop"), (1, "forest"), (2, "water")]  # sorted names
+    record = read_index(result.index_path)[0]
+    by_code = rasterized(gpkg, "code", record["label_path"], False)  # code 0 water, 1 crop, 2 forest
+    expected = np.choose(np.minimum(by_code, 3), [2, 0, 1, 255]).astype(np.uint8)
+    chip = gdal.Open(record["label_path"])
+    np.testing.assert_array_equal(chip.ReadAsArray(), expected)
+    assert chip.GetRasterBand(1).GetMetadataItem("CLASS_2") == "water"  # names inside the label chips
+
+
+def test_a_background_class_and_bad_fields_are_handled(tmp_path, naip_path):
+    gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))
+    labels = VectorLabels.from_file(gpkg, "code", background=9)
+    result = sample_chips(naip_path, RegularSampler(step=300), 64, str(tmp_path / "chips"), labels=labels)
+    values = np.unique(np.concatenate([gdal.Open(r["label_path"]).ReadAsArray().ravel()
+                                       for r in read_index(result.index_path)]))
+    assert 9 in values and 255 not in values  # unlabelled pixels are the background class
+    with pytest.raises(PatchworkError, match="has no field 'kind'; it has code, landcover"):
+        VectorLabels.from_file(gpkg, "kind")
+    with pytest.raises(PatchworkError, match="label polygons are needed, got a POINT"):
+        VectorLabels(["POINT (1 2)"], [1], "")
