@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 from qgis.core import (
+    NULL,
     QgsCoordinateTransform,
+    QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
     QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMapLayer,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorDestination,
+    QgsVectorLayer,
 )
 
 from ...core import budget, sampling
@@ -30,9 +35,15 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
     SEED, BOUNDARY, MAX_NODATA = "SEED", "BOUNDARY", "MAX_NODATA"
     OUTPUT_DIR, OUTPUT, OVERWRITE = "OUTPUT_DIR", "OUTPUT", "OVERWRITE"
     CHIP_COUNT, COVERAGE = "CHIP_COUNT", "COVERAGE"
+    LABEL_FIELD, ALL_TOUCHED, BACKGROUND = "LABEL_FIELD", "ALL_TOUCHED", "BACKGROUND"
     parameter_help = {
         INPUT: "The raster to cut chips from (a file raster).",
-        LABELS: "A label raster on the same grid: its chips are cut with the image's.",
+        LABELS: "Labels: a raster of class ids on the input's grid, or polygons (any CRS) with a class field, burnt "
+                "onto each chip's grid. Label chips are written with the image chips.",
+        LABEL_FIELD: "The field of the label polygons that holds their class: whole numbers (the ids) or text "
+                     "(categories, numbered in sorted order). A categorized style on it gives names and colours.",
+        ALL_TOUCHED: "Label every pixel a polygon touches, not only those whose centre it holds.",
+        BACKGROUND: "The class of pixels under no polygon; empty: nodata (255, or 65535 beyond 254 classes).",
         AOI: "Polygons: chips must overlap them; pixels outside count as nodata.",
         SAMPLER: "regular grid, jittered grid, Poisson-disk (chips at least a distance apart) or uniform random.",
         CHIP_SIZE: "The side of each chip, in pixels.",
@@ -57,8 +68,16 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
         number = QgsProcessingParameterNumber
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input raster")))
-        self.addParameter(QgsProcessingParameterRasterLayer(
-            self.LABELS, self.tr("Label raster (same grid as the input)"), optional=True))
+        self.addParameter(QgsProcessingParameterMapLayer(
+            self.LABELS, self.tr("Labels: a raster on the input's grid, or polygons with a class field"),
+            optional=True, types=[qgis_enums.SOURCE_RASTER, qgis_enums.SOURCE_VECTOR_POLYGON]))
+        self.addParameter(QgsProcessingParameterField(
+            self.LABEL_FIELD, self.tr("Class field of the label polygons"), parentLayerParameterName=self.LABELS,
+            optional=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.ALL_TOUCHED, self.tr("Label every pixel a polygon touches"), False, optional=True))
+        self.addParameter(number(self.BACKGROUND, self.tr("Class of pixels under no polygon (empty: nodata)"),
+                                 qgis_enums.INTEGER, None, optional=True, minValue=0, maxValue=65534))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.AOI, self.tr("Area of interest"), [qgis_enums.SOURCE_VECTOR_POLYGON], optional=True))
         self.addParameter(EnumParameter(self.SAMPLER, self.tr("Sampler"), SAMPLERS))
@@ -79,7 +98,8 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         self.addParameter(max_nodata)
         self.addParameter(QgsProcessingParameterBoolean(
             self.OVERWRITE, self.tr("Replace an existing chip dataset in the chip folder"), False))
-        self.mark_advanced(self.JITTER, self.MIN_DISTANCE, self.SEED, self.MAX_NODATA)
+        self.mark_advanced(self.JITTER, self.MIN_DISTANCE, self.SEED, self.MAX_NODATA, self.ALL_TOUCHED,
+                           self.BACKGROUND)
         self.add_workers_parameter()
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_DIR, self.tr("Chip folder")))
         self.addParameter(QgsProcessingParameterVectorDestination(
@@ -93,7 +113,7 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         from ...core.sampling import sampler_from_name
 
         raster = self.file_raster(parameters, self.INPUT, context)
-        labels = self.file_raster(parameters, self.LABELS, context)
+        labels = self._labels(parameters, raster, context)
         sampler = self.run_core(
             sampler_from_name, self.word(parameters, self.SAMPLER, context),
             step=self.parameterAsInt(parameters, self.STEP, context),
@@ -111,10 +131,11 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
             self.parameterAsString(parameters, self.OUTPUT_DIR, context),
             self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
             boundary=self.word(parameters, self.BOUNDARY, context),
-            labels=labels.source() if labels else None, aoi=aoi,
+            labels=labels, aoi=aoi,
             max_nodata=self.parameterAsDouble(parameters, self.MAX_NODATA, context),
             overwrite=self.parameterAsBool(parameters, self.OVERWRITE, context),
-            protect={self.AOI: self.layer_file(parameters, self.AOI, context)},
+            protect={self.AOI: self.layer_file(parameters, self.AOI, context),
+                     self.LABELS: self.layer_file(parameters, self.LABELS, context)},
             workers=self.parameterAsInt(parameters, self.WORKERS, context)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
@@ -129,12 +150,40 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         return {self.OUTPUT: index_path, self.OUTPUT_DIR: result.out_dir, self.CHIP_COUNT: result.chip_count,
                 self.COVERAGE: result.coverage.fraction}
 
+    def _labels(self, parameters, raster, context):
+        """A label raster's path, VectorLabels from a polygon layer in the raster's CRS, or None."""
+        from ...core.labels import VectorLabels
+
+        layer = self.parameterAsLayer(parameters, self.LABELS, context)
+        if layer is None:
+            return None
+        if not isinstance(layer, QgsVectorLayer):
+            return self.file_raster(parameters, self.LABELS, context).source()
+        field = self.parameterAsString(parameters, self.LABEL_FIELD, context)
+        if not field or layer.fields().indexOf(field) < 0:
+            raise QgsProcessingException(self.tr(
+                "LABEL_FIELD: label polygons need the field that holds their class; '{}' has {}.").format(
+                layer.name(), ", ".join(layer.fields().names())))
+        wkts, crs_wkt, values = self._geometries_in_raster_crs(layer, raster, context, field)
+        colours, names = categories(layer, field)
+        background = parameters.get(self.BACKGROUND)
+        return self.run_core(VectorLabels, wkts, values, crs_wkt,
+                             all_touched=self.parameterAsBool(parameters, self.ALL_TOUCHED, context),
+                             background=None if background in (None, "") else int(background),
+                             colours=colours, names=names)
+
     def _aoi_in_raster_crs(self, source, raster, context) -> tuple[list[str], str]:
+        wkts, crs_wkt, _values = self._geometries_in_raster_crs(source, raster, context)
+        return wkts, crs_wkt
+
+    def _geometries_in_raster_crs(self, source, raster, context, field: str | None = None):
+        """The features' geometries as WKT in the raster's CRS, that CRS, and each feature's `field` value."""
+        source_crs = source.crs() if isinstance(source, QgsVectorLayer) else source.sourceCrs()
         target = raster.crs()
         transform = None
-        if target.isValid() and source.sourceCrs().isValid() and source.sourceCrs() != target:
-            transform = QgsCoordinateTransform(source.sourceCrs(), target, context.transformContext())
-        wkts = []
+        if target.isValid() and source_crs.isValid() and source_crs != target:
+            transform = QgsCoordinateTransform(source_crs, target, context.transformContext())
+        wkts, values = [], []
         for feature in source.getFeatures():
             geom = feature.geometry()
             if geom.isNull():
@@ -142,5 +191,23 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
             if transform is not None:
                 geom.transform(transform)
             wkts.append(geom.asWkt(17))
-        crs = target if target.isValid() else source.sourceCrs()
-        return wkts, crs.toWkt()
+            if field:
+                value = feature[field]
+                values.append(None if value is None or value == NULL else value)
+        crs = target if target.isValid() else source_crs
+        return wkts, crs.toWkt(), values
+
+
+def categories(layer, field: str) -> tuple[dict, dict]:
+    """Colours and legend names by class value, when the layer has a categorized style on `field`."""
+    renderer = layer.renderer()
+    if renderer is None or renderer.type() != "categorizedSymbol" or renderer.classAttribute() != field:
+        return {}, {}
+    colours, names = {}, {}
+    for category in renderer.categories():
+        value = category.value()
+        if category.symbol() is not None:
+            colours[value] = category.symbol().color().name()
+        if category.label():
+            names[value] = category.label()
+    return colours, names

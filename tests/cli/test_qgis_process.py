@@ -207,3 +207,17 @@ def test_workflow_model_runs_end_to_end(qgis_env, tmp_path, s2_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert os.path.exists(onnx_model) and os.path.exists(tmp_path / "report.html")
     assert compare_classifications(labels, classes).agreement >= 0.95
+
+
+def test_label_polygons_from_the_command_line(qgis_env, tmp_path, naip_path):
+    from tests.core.test_vector_labels import polygons_in_wgs84, rasterized
+
+    gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))
+    index = str(tmp_path / "chips.gpkg")
+    done = qgis_process(qgis_env, "run", "patchwork:samplechips", "--", f"INPUT={naip_path}", f"LABELS={gpkg}",
+                        "LABEL_FIELD=code", "ALL_TOUCHED=true", "SAMPLER=regular", "STEP=300", "CHIP_SIZE=96",
+                        f"OUTPUT_DIR={tmp_path / 'chips'}", f"OUTPUT={index}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for record in read_index(index):
+        np.testing.assert_array_equal(gdal.Open(record["label_path"]).ReadAsArray(),
+                                      rasterized(gpkg, "code", record["label_path"], all_touched=True))

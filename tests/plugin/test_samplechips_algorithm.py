@@ -17,7 +17,7 @@ from qgis.core import (
 from patchwork.core import read_index
 from tests.conftest import files_under, read_all
 
-EXPECTED_PARAMETERS = ["INPUT", "LABELS", "AOI", "SAMPLER", "CHIP_SIZE", "STEP", "JITTER", "MIN_DISTANCE", "COUNT",
+EXPECTED_PARAMETERS = ["INPUT", "LABELS", "LABEL_FIELD", "ALL_TOUCHED", "BACKGROUND", "AOI", "SAMPLER", "CHIP_SIZE", "STEP", "JITTER", "MIN_DISTANCE", "COUNT",
                        "SEED", "BOUNDARY", "MAX_NODATA", "OVERWRITE", "WORKERS", "OUTPUT_DIR", "OUTPUT"]
 
 
@@ -105,3 +105,51 @@ def test_output_layer_is_styled_when_loaded(patchwork_provider, tmp_path, s2_pat
     layer = QgsProcessingUtils.mapLayerFromString(index, context)
     processor.postProcessLayer(layer, context, QgsProcessingFeedback())
     assert layer.renderer().symbol().symbolLayer(0).strokeColor().name() == "#ffc800"
+
+
+def test_label_polygons_with_a_categorized_style_give_named_coloured_label_chips(patchwork_provider, tmp_path,
+                                                                                naip_path):
+    """LABELS as a polygon layer in EPSG:4326 over the UTM NAIP scene: the chips equal the core's VectorLabels, and
+    the layer's categorized style names and colours the classes."""
+    from qgis.core import QgsCategorizedSymbolRenderer, QgsProject, QgsRendererCategory, QgsSymbol, QgsVectorLayer
+    from qgis.PyQt.QtGui import QColor
+
+    from patchwork.core import RegularSampler, sample_chips
+    from patchwork.core.labels import VectorLabels
+    from tests.core.test_vector_labels import polygons_in_wgs84
+
+    gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))
+    layer = QgsVectorLayer(gpkg, "survey", "ogr")
+    categories = []
+    for code, (name, colour) in enumerate([("open water", "#0000ff"), ("cropland", "#ffff00"), ("woods", "#008000")]):
+        symbol = QgsSymbol.defaultSymbol(layer.geometryType())
+        symbol.setColor(QColor(colour))
+        categories.append(QgsRendererCategory(code, symbol, name))
+    layer.setRenderer(QgsCategorizedSymbolRenderer("code", categories))
+    QgsProject.instance().addMapLayer(layer)
+    try:
+        result = run({"INPUT": naip_path, "LABELS": layer.id(), "LABEL_FIELD": "code", "SAMPLER": 0, "STEP": 200,
+                      "CHIP_SIZE": 64, "OUTPUT_DIR": str(tmp_path / "chips"), "OUTPUT": str(tmp_path / "i.gpkg")})
+    finally:
+        QgsProject.instance().removeMapLayer(layer.id())
+    core = sample_chips(naip_path, RegularSampler(step=200), 64, str(tmp_path / "core"),
+                        labels=VectorLabels.from_file(gpkg, "code"))
+    for mine, theirs in zip(read_index(result["OUTPUT"]), read_index(core.index_path)):
+        np.testing.assert_array_equal(gdal.Open(mine["label_path"]).ReadAsArray(),
+                                      gdal.Open(theirs["label_path"]).ReadAsArray())
+    chip = gdal.Open(read_index(result["OUTPUT"])[0]["label_path"])
+    band = chip.GetRasterBand(1)
+    assert [band.GetMetadataItem(f"CLASS_{i}") for i in range(3)] == ["open water", "cropland", "woods"]
+    assert band.GetColorTable().GetColorEntry(2)[:3] == (0, 128, 0)
+
+
+def test_label_polygons_need_their_class_field(patchwork_provider, tmp_path, naip_path):
+    from qgis.core import QgsProcessingException
+
+    from tests.core.test_vector_labels import polygons_in_wgs84
+
+    gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))
+    with pytest.raises(QgsProcessingException, match="LABEL_FIELD: label polygons need the field"):
+        run({"INPUT": naip_path, "LABELS": gpkg, "OUTPUT_DIR": str(tmp_path / "chips"),
+             "OUTPUT": str(tmp_path / "i.gpkg")})
+    assert files_under(str(tmp_path)) == ["labels.gpkg"]
