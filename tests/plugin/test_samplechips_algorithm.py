@@ -18,7 +18,8 @@ from patchwork.core import read_index
 from tests.conftest import files_under, read_all
 
 EXPECTED_PARAMETERS = ["INPUT", "LABELS", "LABEL_FIELD", "ALL_TOUCHED", "BACKGROUND", "AOI", "SAMPLER", "CHIP_SIZE",
-                       "STEP", "JITTER", "MIN_DISTANCE", "COUNT", "SEED", "BOUNDARY", "MAX_NODATA", "OVERWRITE", "WORKERS", "OUTPUT_DIR", "OUTPUT"]
+                       "STEP", "JITTER", "MIN_DISTANCE", "COUNT", "SEED", "BOUNDARY", "MAX_NODATA", "OVERWRITE",
+                       "WORKERS", "OUTPUT_DIR", "OUTPUT"]
 
 
 def run(params, feedback=None):
