@@ -29,7 +29,6 @@ from .executors import resolve_workers
 from .gdal_errors import checked, open_vector, opened
 from .geometry import Window, footprint, window_geotransform
 from .labels import VectorLabels
-from .palette import class_colours
 from .partials import Log, sweep_debris
 from .paths import check_outputs
 from .progress import Feedback, SilentFeedback, check_cancelled
@@ -281,8 +280,7 @@ class _ChipWriter:
         if vector is not None:
             self.label_nodata = vector.nodata
             self.palette = ([c.id for c in vector.classes], [c.name for c in vector.classes],
-                            class_colours(len(vector.classes), [c.colour for c in vector.classes]
-                                          if all(c.colour for c in vector.classes) else None))
+                            [c.colour for c in vector.classes])
         self.sampler_json = json.dumps(sampler.to_config())
         self.seed = getattr(sampler, "seed", None)
 

@@ -15,6 +15,7 @@ from osgeo import gdal, ogr, osr
 from .errors import PatchworkError, one_line
 from .gdal_errors import checked, open_vector, opened
 from .geometry import GeoTransform
+from .palette import class_colours
 from .raster import same_crs
 
 CLASS_FIELD = "class_id"
@@ -174,4 +175,5 @@ def _class_table(values: Sequence, background: int | None, colours: dict,
                              f"{type(present[0]).__name__} values.")
     if background is not None and not 0 <= background <= MAX_CLASS_ID:
         raise PatchworkError(f"BACKGROUND: a class id from 0 to {MAX_CLASS_ID}, got {background}.")
-    return classes, ids
+    defaults = class_colours(len(classes))  # a class without a colour of its own gets a distinct one
+    return [LabelClass(c.id, c.name, c.colour or default) for c, default in zip(classes, defaults)], ids

@@ -132,24 +132,31 @@ def pixels_from_index(index: str, feedback: Feedback) -> PixelSet:
         feedback.set_progress(30.0 * (i + 1) / len(with_labels))
     with RasterSource(with_labels[0]["image_path"]) as src:
         out.band_names = src.band_descriptions
-    out.class_names = category_names(_label_raster_of(index))
+    out.class_names = _label_classes(index)
     return out
 
 
-def _label_raster_of(index: str) -> str | None:
-    """The label raster a chip dataset was cut from (following augmented datasets to their source)."""
+def _label_classes(index: str) -> dict[int, tuple[str, str | None]]:
+    """The class names and colours of a chip dataset's labels.
+
+    Its class table (label polygons), or those of the label raster it was cut from, following augmented datasets
+    to their source.
+    """
     for _ in range(5):
         manifest = os.path.join(os.path.dirname(os.path.abspath(index)), "dataset.json")
         if not os.path.exists(manifest):
-            return None
+            return {}
         with open(manifest, encoding="utf-8") as fh:
-            config = json.load(fh).get("config", {})
+            content = json.load(fh)
+        if content.get("classes"):
+            return {int(c["id"]): (c["name"], c.get("colour")) for c in content["classes"]}
+        config = content.get("config", {})
         if config.get("labels"):
-            return config["labels"]
+            return category_names(config["labels"])
         index = config.get("source_index") or ""
         if not index:
-            return None
-    return None
+            return {}
+    return {}
 
 
 def category_names(path: str | None) -> dict[int, tuple[str, str | None]]:

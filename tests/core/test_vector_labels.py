@@ -104,3 +104,20 @@ def test_a_background_class_and_bad_fields_are_handled(tmp_path, naip_path):
         VectorLabels.from_file(gpkg, "kind")
     with pytest.raises(PatchworkError, match="label polygons are needed, got a POINT"):
         VectorLabels(["POINT (1 2)"], [1], "")
+
+
+def test_a_model_trained_on_polygon_labels_names_its_classes_after_them(tmp_path, naip_path):
+    """The class table goes from the polygons through (augmented) chips into the trained model."""
+    from patchwork.core.augmented import augment_chips
+    from patchwork.core.models import load_model
+    from patchwork.core.training import train_classifier
+
+    gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))
+    labels = VectorLabels.from_file(gpkg, "landcover", colours={"water": "#2c7bb6"})
+    chips = sample_chips(naip_path, RegularSampler(step=96), 96, str(tmp_path / "chips"), labels=labels)
+    augmented = augment_chips(chips.index_path, "geometric", str(tmp_path / "augmented"), copies=1)
+    model = str(tmp_path / "model.onnx")
+    train_classifier(augmented.index_path, model, parameters={"n_estimators": 10})
+    info = load_model(model).info
+    assert info.class_names == ["crop", "forest", "water"]
+    assert info.class_colors[2] == "#2c7bb6"
