@@ -163,7 +163,10 @@ def sample_chips(
             lbl.close()
         return None
 
-    feedback.info(f"Sampler: {sampler.to_config()}")
+    config_text = json.dumps(sampler.to_config()["config"])
+    feedback.info(f"Sampler: {type(sampler).__name__} {config_text[:200]}{'…' if len(config_text) > 200 else ''}")
+    for note in sampler.notes(src.height, src.width):
+        feedback.info(note)
     output = DatasetOutput(out_dir, index_path, overwrite=overwrite, log=feedback.info)
     writer = _ChipWriter(src, lbl, output.staged, boundary, sampler, resolve_workers(workers), vector)
     try:

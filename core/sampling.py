@@ -12,6 +12,7 @@ The boundary mode decides what happens at the raster edges:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -111,6 +112,10 @@ class Sampler(Configurable, base=True):
                    touching: Window | None = None) -> Iterator[Anchors]:
         """Batches of candidate anchors (rows, cols) for `chip`-pixel chips in a `height` × `width` raster."""
         raise NotImplementedError
+
+    def notes(self, height: int, width: int) -> list[str]:
+        """What the log should say about this sampler on a `height` × `width` raster (e.g. points outside)."""
+        return []
 
     def _grid(self, height: int, width: int, chip: int, step: int, boundary: str) -> Anchors:
         rows = regular_anchors(height, chip, step, boundary, "height")
@@ -340,6 +345,106 @@ def _settle_conflicts(new: np.ndarray, r2: float) -> np.ndarray:
     for i in np.nonzero(close.any(axis=1))[0]:
         keep[i] = not (close[i, :i] & keep[:i]).any()
     return keep
+
+
+@dataclass(frozen=True)
+class PointSampler(Sampler):
+    """One chip centred on each point: its centre pixel (row and column chip // 2) holds the point.
+
+    `points` are [row, col] pixel positions in the raster (fractions allowed: the pixel that holds the position).
+    Near the edges the boundary rule applies: shift moves the chip inside, pad lets it overhang, drop leaves it
+    out. Points outside the raster give no chip (`notes` counts them). Chips come in the points' order.
+    """
+
+    points: list = dataclasses.field(default_factory=list)
+    seed: None = None
+
+    def __post_init__(self) -> None:
+        points = np.asarray(self.points, dtype=np.float64)
+        if points.size and (points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all()):
+            raise PatchworkError("points are [row, col] pixel positions (finite numbers).")
+        object.__setattr__(self, "points", points.reshape(-1, 2).tolist())
+
+    @classmethod
+    def from_map_points(cls, xy, geotransform) -> PointSampler:
+        """Points given in the raster's map coordinates (x, y), placed with its north-up geotransform."""
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        x0, px, _, y0, _, py = geotransform
+        return cls([[float(r), float(c)] for r, c in zip((xy[:, 1] - y0) / py, (xy[:, 0] - x0) / px)])
+
+    @classmethod
+    def from_map_wkt(cls, wkt_points, geotransform) -> PointSampler:
+        """Points (and multipoints) as WKT in the raster's CRS."""
+        from osgeo import ogr
+
+        xy = []
+        for wkt in wkt_points:
+            geom = ogr.CreateGeometryFromWkt(wkt)
+            if geom is None or geom.IsEmpty():
+                continue
+            flat = ogr.GT_Flatten(geom.GetGeometryType())
+            parts = [geom.GetGeometryRef(i) for i in range(geom.GetGeometryCount())] \
+                if flat == ogr.wkbMultiPoint else [geom]
+            for part in parts:
+                if ogr.GT_Flatten(part.GetGeometryType()) != ogr.wkbPoint:
+                    raise PatchworkError(f"LOCATIONS: the points sampler takes points, got a {part.GetGeometryName()}; "
+                                         "for lines use the lines sampler.")
+                xy.append((part.GetX(), part.GetY()))
+        return cls.from_map_points(xy, geotransform)
+
+    def _pixels(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pixels = np.floor(np.asarray(self.points, dtype=np.float64).reshape(-1, 2)).astype(np.int64)
+        rows, cols = pixels[:, 0], pixels[:, 1]
+        return rows, cols, (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+
+    def candidates(self, height, width, chip, boundary, touching=None):
+        """The chip of each point inside the raster, placed by the boundary rule."""
+        rows, cols, inside = self._pixels(height, width)
+        r0, r1 = anchor_range(height, chip, boundary, "height")
+        c0, c1 = anchor_range(width, chip, boundary, "width")
+        rows, cols = rows - chip // 2, cols - chip // 2
+        if boundary == "shift":
+            rows, cols = np.clip(rows, r0, r1), np.clip(cols, c0, c1)
+        else:  # pad: every point inside has its chip; drop: only whole chips
+            inside &= (rows >= r0) & (rows <= r1) & (cols >= c0) & (cols <= c1)
+        if touching is not None:
+            inside &= (rows < touching.row_end) & (rows + chip > touching.row_off) & \
+                      (cols < touching.col_end) & (cols + chip > touching.col_off)
+        anchors = np.stack([rows[inside], cols[inside]], axis=1)
+        for start in range(0, len(anchors), 1024):
+            yield anchors[start : start + 1024]
+
+    def notes(self, height: int, width: int) -> list[str]:
+        """What the log should say about points that give no chip."""
+        outside = int((~self._pixels(height, width)[2]).sum())
+        return [f"{outside} of {len(self.points)} points lie outside the raster: no chip for them."] if outside else []
+
+
+def points_along_lines(wkt_lines, spacing: float, geotransform) -> list[list[float]]:
+    """[row, col] pixel positions every `spacing` pixels along each line (from its start), for a PointSampler.
+
+    Lines are WKT in the raster's CRS; spacing is measured in pixels of its north-up grid (square pixels assumed
+    along the line: map distance = spacing × pixel width).
+    """
+    from osgeo import ogr
+
+    if not spacing > 0:
+        raise PatchworkError(f"SPACING must be > 0 px, got {spacing}")
+    step = spacing * abs(geotransform[1])
+    xy = []
+    for wkt in wkt_lines:
+        geom = ogr.CreateGeometryFromWkt(wkt)
+        if geom is None or geom.IsEmpty():
+            continue
+        parts = [geom.GetGeometryRef(i) for i in range(geom.GetGeometryCount())] \
+            if ogr.GT_Flatten(geom.GetGeometryType()) == ogr.wkbMultiLineString else [geom]
+        for part in parts:
+            if ogr.GT_Flatten(part.GetGeometryType()) != ogr.wkbLineString:
+                raise PatchworkError(f"LINES: lines are needed, got a {part.GetGeometryName()}.")
+            for distance in np.arange(0.0, part.Length() + 1e-9 * step, step):
+                point = part.Value(float(distance))
+                xy.append((point.GetX(), point.GetY()))
+    return PointSampler.from_map_points(xy, geotransform).points
 
 
 def sampler_from_name(name: str, *, step: int, jitter: float, min_distance: float, count: int, seed: int) -> Sampler:

@@ -28,6 +28,8 @@ def _member(new_enum: str, new_name: str, old_enum: Any, old_name: str) -> Any:
 # Qgis.ProcessingSourceType: QGIS 3.36
 SOURCE_RASTER = _member("ProcessingSourceType", "Raster", QgsProcessing, "TypeRaster")
 SOURCE_VECTOR_POLYGON = _member("ProcessingSourceType", "VectorPolygon", QgsProcessing, "TypeVectorPolygon")
+SOURCE_VECTOR_POINT = _member("ProcessingSourceType", "VectorPoint", QgsProcessing, "TypeVectorPoint")
+SOURCE_VECTOR_LINE = _member("ProcessingSourceType", "VectorLine", QgsProcessing, "TypeVectorLine")
 # Qgis.ProcessingParameterFlag: QGIS 3.36
 PARAMETER_ADVANCED = _member("ProcessingParameterFlag", "Advanced", QgsProcessingParameterDefinition, "FlagAdvanced")
 PARAMETER_HIDDEN = _member("ProcessingParameterFlag", "Hidden", QgsProcessingParameterDefinition, "FlagHidden")
@@ -42,6 +44,8 @@ POLYGON_GEOMETRY = _member("GeometryType", "Polygon", QgsWkbTypes, "PolygonGeome
 # Qgis.LayerFilter: QGIS 3.34
 RASTER_LAYERS = _member("LayerFilter", "RasterLayer", QgsMapLayerProxyModel, "RasterLayer")
 POLYGON_LAYERS = _member("LayerFilter", "PolygonLayer", QgsMapLayerProxyModel, "PolygonLayer")
+POINT_LAYERS = _member("LayerFilter", "PointLayer", QgsMapLayerProxyModel, "PointLayer")
+LINE_LAYERS = _member("LayerFilter", "LineLayer", QgsMapLayerProxyModel, "LineLayer")
 
 
 def processing_standard_widgets() -> Any:

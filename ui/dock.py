@@ -44,6 +44,7 @@ from ..plugin.algorithms.augment_chips import AugmentChipsAlgorithm as Augment
 from ..plugin.algorithms.classify import ClassifyAlgorithm as Classify
 from ..plugin.algorithms.compare import CompareAlgorithm as Compare
 from ..plugin.algorithms.sample_chips import SampleChipsAlgorithm as Sample
+from ..plugin.algorithms.sample_chips import geometries_in_crs, location_sampler, raster_geotransform
 from ..plugin.algorithms.stitch_chips import StitchChipsAlgorithm as Stitch
 from ..plugin.algorithms.train_classifier import TrainClassifierAlgorithm as Train
 from ..plugin.resources import resource_path
@@ -223,6 +224,12 @@ class PatchworkDock(QgsDockWidget):
         self.aoi_combo.setLayer(None)
         self.aoi_combo.setToolTip(tip_of(Sample, Sample.AOI))
         self.sampler_combo = combo_for(Sample, Sample.SAMPLER)
+        self.locations_combo = QgsMapLayerComboBox()
+        self.locations_combo.setFilters(qgis_enums.POINT_LAYERS | qgis_enums.LINE_LAYERS)
+        self.locations_combo.setAllowEmptyLayer(True)
+        self.locations_combo.setLayer(None)
+        self.locations_combo.setToolTip(tip_of(Sample, Sample.LOCATIONS))
+        self.spacing = double_for(Sample, Sample.SPACING, 8.0, 1)
         self.chip_size = spin_for(Sample, Sample.CHIP_SIZE, " px")
         self.step = spin_for(Sample, Sample.STEP, " px")
         self.jitter = double_for(Sample, Sample.JITTER, 0.05)
@@ -243,6 +250,7 @@ class PatchworkDock(QgsDockWidget):
         self.sample_button.clicked.connect(self.run_sample)
         for name, widget in ((Sample.INPUT, self.raster_combo), (Sample.LABELS, self.labels_combo),
                              (Sample.AOI, self.aoi_combo), (Sample.SAMPLER, self.sampler_combo),
+                             (Sample.LOCATIONS, self.locations_combo), (Sample.SPACING, self.spacing),
                              (Sample.CHIP_SIZE, self.chip_size), (Sample.STEP, self.step), (Sample.JITTER, self.jitter),
                              (Sample.MIN_DISTANCE, self.min_distance), (Sample.COUNT, self.count),
                              (Sample.SEED, self.seed), (Sample.BOUNDARY, self.boundary),
@@ -253,6 +261,7 @@ class PatchworkDock(QgsDockWidget):
         self.sampler_combo.currentTextChanged.connect(self._sampler_changed)
         self._sampler_changed(self.sampler_combo.currentText())
         for signal in (self.raster_combo.layerChanged, self.sampler_combo.currentIndexChanged,
+                       self.locations_combo.layerChanged, self.spacing.valueChanged,
                        self.chip_size.valueChanged, self.step.valueChanged, self.jitter.valueChanged,
                        self.min_distance.valueChanged, self.count.valueChanged, self.seed.valueChanged,
                        self.boundary.currentIndexChanged, self.live_preview.toggled):
@@ -265,6 +274,8 @@ class PatchworkDock(QgsDockWidget):
         self.jitter.setEnabled(name == "jittered")
         self.min_distance.setEnabled(name == "poisson")
         self.count.setEnabled(name in ("poisson", "random"))
+        self.locations_combo.setEnabled(name in ("points", "lines"))
+        self.spacing.setEnabled(name == "lines")
 
     def _tab_changed(self, index: int) -> None:
         """Chip footprints belong to the Sample tab, the augmented chip's outline to Augment: each leaves the map
@@ -288,7 +299,14 @@ class PatchworkDock(QgsDockWidget):
             self.preview_outline.clear()
 
     def sampler(self):
-        return sampler_from_name(self.sampler_combo.currentText(), step=self.step.value(), jitter=self.jitter.value(),
+        name = self.sampler_combo.currentText()
+        if name in ("points", "lines"):  # chips centred on the locations layer's features
+            locations, raster = self.locations_combo.currentLayer(), self.raster_combo.currentLayer()
+            if locations is None or raster is None:
+                raise PatchworkError(tr("LOCATIONS: choose the layer of {} to centre chips on.").format(name))
+            wkts, _crs, _values = geometries_in_crs(locations, raster.crs(), QgsProject.instance().transformContext())
+            return location_sampler(name, wkts, raster_geotransform(raster), self.spacing.value())
+        return sampler_from_name(name, step=self.step.value(), jitter=self.jitter.value(),
                                  min_distance=self.min_distance.value(), count=self.count.value(),
                                  seed=self.seed.value())
 
@@ -327,6 +345,7 @@ class PatchworkDock(QgsDockWidget):
         parameters = {
             Sample.INPUT: raster, Sample.LABELS: _file_source(labels) if labels else None,
             Sample.AOI: self.aoi_combo.currentLayer(), Sample.SAMPLER: self.sampler_combo.currentIndex(),
+            Sample.LOCATIONS: self.locations_combo.currentLayer(), Sample.SPACING: self.spacing.value(),
             Sample.CHIP_SIZE: self.chip_size.value(), Sample.STEP: self.step.value(),
             Sample.JITTER: self.jitter.value(), Sample.MIN_DISTANCE: self.min_distance.value(),
             Sample.COUNT: self.count.value(), Sample.SEED: self.seed.value(),

@@ -22,7 +22,8 @@ from .. import qgis_enums
 from ..resources import resource_path
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
 
-SAMPLERS = list(sampling.SAMPLER_NAMES)  # an index or the word on the command line: 0 regular … 3 random
+# An index or the word on the command line: 0 regular … 3 random, then chips at LOCATIONS: 4 points, 5 lines
+SAMPLERS = [*sampling.SAMPLER_NAMES, "points", "lines"]
 BOUNDARIES = list(sampling.BOUNDARIES)  # 0 shift, 1 pad, 2 drop
 
 
@@ -36,6 +37,7 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
     OUTPUT_DIR, OUTPUT, OVERWRITE = "OUTPUT_DIR", "OUTPUT", "OVERWRITE"
     CHIP_COUNT, COVERAGE = "CHIP_COUNT", "COVERAGE"
     LABEL_FIELD, ALL_TOUCHED, BACKGROUND = "LABEL_FIELD", "ALL_TOUCHED", "BACKGROUND"
+    LOCATIONS, SPACING = "LOCATIONS", "SPACING"
     parameter_help = {
         INPUT: "The raster to cut chips from (a file raster).",
         LABELS: "Labels: a raster of class ids on the input's grid, or polygons (any CRS) with a class field, burnt "
@@ -45,7 +47,11 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         ALL_TOUCHED: "Label every pixel a polygon touches, not only those whose centre it holds.",
         BACKGROUND: "The class of pixels under no polygon; empty: nodata (255, or 65535 beyond 254 classes).",
         AOI: "Polygons: chips must overlap them; pixels outside count as nodata.",
-        SAMPLER: "regular grid, jittered grid, Poisson-disk (chips at least a distance apart) or uniform random.",
+        SAMPLER: "regular grid, jittered grid, Poisson-disk (chips at least a distance apart), uniform random, or "
+                 "chips centred on the LOCATIONS: on each point (points), every SPACING along each line (lines).",
+        LOCATIONS: "Points (points sampler) or lines (lines sampler), in any CRS: a chip is centred on each point, or "
+                   "every SPACING pixels along each line; its centre pixel holds the location.",
+        SPACING: "The distance between chip centres along the lines, in pixels (lines sampler).",
         CHIP_SIZE: "The side of each chip, in pixels.",
         STEP: "The grid step, in pixels (regular and jittered samplers).",
         JITTER: "How far each grid chip may move, as a fraction of the step (jittered sampler).",
@@ -81,6 +87,11 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.AOI, self.tr("Area of interest"), [qgis_enums.SOURCE_VECTOR_POLYGON], optional=True))
         self.addParameter(EnumParameter(self.SAMPLER, self.tr("Sampler"), SAMPLERS))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.LOCATIONS, self.tr("Chip locations (points or lines; points and lines samplers)"),
+            [qgis_enums.SOURCE_VECTOR_POINT, qgis_enums.SOURCE_VECTOR_LINE], optional=True))
+        self.addParameter(number(self.SPACING, self.tr("Spacing along the lines (px; lines)"), qgis_enums.DOUBLE,
+                                 64.0, minValue=1.0, optional=True))
         self.addParameter(number(self.CHIP_SIZE, self.tr("Chip size (px)"), qgis_enums.INTEGER, 64, minValue=1,
                                  maxValue=budget.MAX_CHIP_SIZE))
         self.addParameter(number(self.STEP, self.tr("Step (px; regular and jittered)"), qgis_enums.INTEGER, 64,
@@ -99,7 +110,7 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             self.OVERWRITE, self.tr("Replace an existing chip dataset in the chip folder"), False))
         self.mark_advanced(self.JITTER, self.MIN_DISTANCE, self.SEED, self.MAX_NODATA, self.ALL_TOUCHED,
-                           self.BACKGROUND)
+                           self.BACKGROUND, self.SPACING)
         self.add_workers_parameter()
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_DIR, self.tr("Chip folder")))
         self.addParameter(QgsProcessingParameterVectorDestination(
@@ -114,14 +125,18 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
 
         raster = self.file_raster(parameters, self.INPUT, context)
         labels = self._labels(parameters, raster, context)
-        sampler = self.run_core(
-            sampler_from_name, self.word(parameters, self.SAMPLER, context),
-            step=self.parameterAsInt(parameters, self.STEP, context),
-            jitter=self.parameterAsDouble(parameters, self.JITTER, context),
-            min_distance=self.parameterAsDouble(parameters, self.MIN_DISTANCE, context),
-            count=self.parameterAsInt(parameters, self.COUNT, context),
-            seed=self.parameterAsInt(parameters, self.SEED, context),
-        )
+        name = self.word(parameters, self.SAMPLER, context)
+        if name in ("points", "lines"):
+            sampler = self._location_sampler(name, parameters, raster, context)
+        else:
+            sampler = self.run_core(
+                sampler_from_name, name,
+                step=self.parameterAsInt(parameters, self.STEP, context),
+                jitter=self.parameterAsDouble(parameters, self.JITTER, context),
+                min_distance=self.parameterAsDouble(parameters, self.MIN_DISTANCE, context),
+                count=self.parameterAsInt(parameters, self.COUNT, context),
+                seed=self.parameterAsInt(parameters, self.SEED, context),
+            )
         aoi = None
         source = self.parameterAsSource(parameters, self.AOI, context)
         if source is not None:
@@ -150,6 +165,17 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         return {self.OUTPUT: index_path, self.OUTPUT_DIR: result.out_dir, self.CHIP_COUNT: result.chip_count,
                 self.COVERAGE: result.coverage.fraction}
 
+    def _location_sampler(self, name: str, parameters, raster, context):
+        """The points or lines sampler: chips centred on the LOCATIONS features, in the raster's pixels."""
+        source = self.parameterAsSource(parameters, self.LOCATIONS, context)
+        if source is None:
+            raise QgsProcessingException(self.tr(
+                "LOCATIONS: the {} sampler centres chips on a layer of {}: choose it.").format(
+                name, self.tr("points") if name == "points" else self.tr("lines")))
+        wkts, _crs, _values = self._geometries_in_raster_crs(source, raster, context)
+        spacing = self.parameterAsDouble(parameters, self.SPACING, context)
+        return self.run_core(location_sampler, name, wkts, raster_geotransform(raster), spacing)
+
     def _labels(self, parameters, raster, context):
         """A label raster's path, VectorLabels from a polygon layer in the raster's CRS, or None."""
         from ...core.labels import VectorLabels
@@ -177,25 +203,45 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         return wkts, crs_wkt
 
     def _geometries_in_raster_crs(self, source, raster, context, field: str | None = None):
-        """The features' geometries as WKT in the raster's CRS, that CRS, and each feature's `field` value."""
-        source_crs = source.crs() if isinstance(source, QgsVectorLayer) else source.sourceCrs()
-        target = raster.crs()
-        transform = None
-        if target.isValid() and source_crs.isValid() and source_crs != target:
-            transform = QgsCoordinateTransform(source_crs, target, context.transformContext())
-        wkts, values = [], []
-        for feature in source.getFeatures():
-            geom = feature.geometry()
-            if geom.isNull():
-                continue
-            if transform is not None:
-                geom.transform(transform)
-            wkts.append(geom.asWkt(17))
-            if field:
-                value = feature[field]
-                values.append(None if value is None or value == NULL else value)
-        crs = target if target.isValid() else source_crs
-        return wkts, crs.toWkt(), values
+        return geometries_in_crs(source, raster.crs(), context.transformContext(), field)
+
+
+def geometries_in_crs(source, target, transform_context, field: str | None = None):
+    """A layer's or feature source's geometries as WKT in CRS `target` (when valid), that CRS as WKT, and each
+    feature's `field` value."""
+    source_crs = source.crs() if isinstance(source, QgsVectorLayer) else source.sourceCrs()
+    transform = None
+    if target.isValid() and source_crs.isValid() and source_crs != target:
+        transform = QgsCoordinateTransform(source_crs, target, transform_context)
+    wkts, values = [], []
+    for feature in source.getFeatures():
+        geom = feature.geometry()
+        if geom.isNull():
+            continue
+        if transform is not None:
+            geom.transform(transform)
+        wkts.append(geom.asWkt(17))
+        if field:
+            value = feature[field]
+            values.append(None if value is None or value == NULL else value)
+    crs = target if target.isValid() else source_crs
+    return wkts, crs.toWkt(), values
+
+
+def location_sampler(name: str, wkts: list[str], geotransform, spacing: float):
+    """The points sampler on point WKTs, or the lines sampler on line WKTs every `spacing` px."""
+    from ...core.sampling import PointSampler, points_along_lines
+
+    if name == "points":
+        return PointSampler.from_map_wkt(wkts, geotransform)
+    return PointSampler(points_along_lines(wkts, spacing, geotransform))
+
+
+def raster_geotransform(layer) -> tuple:
+    """A north-up raster layer's GDAL geotransform, from its extent and size."""
+    extent = layer.extent()
+    return (extent.xMinimum(), layer.rasterUnitsPerPixelX(), 0.0, extent.yMaximum(), 0.0,
+            -layer.rasterUnitsPerPixelY())
 
 
 def categories(layer, field: str) -> tuple[dict, dict]:

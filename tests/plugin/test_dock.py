@@ -375,3 +375,29 @@ def test_each_parameter_is_defined_once_and_the_panel_reads_it(qgis_iface, patch
             in train.toolTip()
     finally:
         dock.cleanup()
+
+
+def test_the_panel_previews_and_runs_chips_centred_on_points(dock, tmp_path, qgis_app):
+    from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsVectorLayer
+
+    naip = QgsRasterLayer(os.path.join(SHARED_DATA, "naip_rgbn_5m_2019.tif"), "naip")
+    QgsProject.instance().addMapLayer(naip)
+    extent = naip.extent()
+    points = QgsVectorLayer(f"Point?crs={naip.crs().authid()}", "survey", "memory")
+    for fx, fy in ((0.2, 0.3), (0.5, 0.5), (0.8, 0.6), (1.5, 0.5)):  # the last one east of the raster
+        feature = QgsFeature()
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(extent.xMinimum() + fx * extent.width(),
+                                                               extent.yMaximum() - fy * extent.height())))
+        points.dataProvider().addFeatures([feature])
+    QgsProject.instance().addMapLayer(points)
+    dock.raster_combo.setLayer(naip)
+    dock.sampler_combo.setCurrentText("points")
+    assert dock.locations_combo.isEnabled() and not dock.step.isEnabled()
+    dock.locations_combo.setLayer(points)
+    dock.chip_size.setValue(32)
+    assert dock.preview_chips() == 3
+    dock.chip_folder.setFilePath(str(tmp_path / "chips"))
+    dock.run_sample()
+    ok, message = wait_for(dock.run, qgis_app)
+    assert ok, message
+    assert dock.run.layers[0].featureCount() == 3 and dock.run.layers[0].name() == "chips (points, 3)"

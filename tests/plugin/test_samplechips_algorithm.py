@@ -17,7 +17,8 @@ from qgis.core import (
 from patchwork.core import read_index
 from tests.conftest import files_under, read_all
 
-EXPECTED_PARAMETERS = ["INPUT", "LABELS", "LABEL_FIELD", "ALL_TOUCHED", "BACKGROUND", "AOI", "SAMPLER", "CHIP_SIZE",
+EXPECTED_PARAMETERS = ["INPUT", "LABELS", "LABEL_FIELD", "ALL_TOUCHED", "BACKGROUND", "AOI", "SAMPLER", "LOCATIONS",
+                       "SPACING", "CHIP_SIZE",
                        "STEP", "JITTER", "MIN_DISTANCE", "COUNT", "SEED", "BOUNDARY", "MAX_NODATA", "OVERWRITE",
                        "WORKERS", "OUTPUT_DIR", "OUTPUT"]
 
@@ -32,7 +33,8 @@ def test_algorithm_is_registered_with_the_documented_parameters(patchwork_provid
     alg = QgsApplication.processingRegistry().algorithmById("patchwork:samplechips")
     assert alg is not None and alg.displayName() == "Sample chips"
     assert [p.name() for p in alg.parameterDefinitions()] == EXPECTED_PARAMETERS
-    assert alg.parameterDefinition("SAMPLER").options() == ["regular", "jittered", "poisson", "random"]
+    assert alg.parameterDefinition("SAMPLER").options() == ["regular", "jittered", "poisson", "random", "points",
+                                                            "lines"]
     assert alg.parameterDefinition("BOUNDARY").options() == ["shift", "pad", "drop"]
     assert {o.name() for o in alg.outputDefinitions()} >= {"OUTPUT", "OUTPUT_DIR", "CHIP_COUNT", "COVERAGE"}
     assert "Poisson-disk" in alg.shortHelpString()
@@ -154,3 +156,39 @@ def test_label_polygons_need_their_class_field(patchwork_provider, tmp_path, nai
         run({"INPUT": naip_path, "LABELS": gpkg, "OUTPUT_DIR": str(tmp_path / "chips"),
              "OUTPUT": str(tmp_path / "i.gpkg")})
     assert files_under(str(tmp_path)) == ["labels.gpkg"]
+
+
+def test_points_sampler_centres_chips_on_a_point_layer_in_another_crs(patchwork_provider, tmp_path, naip_path):
+    """SAMPLER=points with LOCATIONS in EPSG:4326 over the UTM NAIP scene: each chip's centre pixel holds its
+    point; a point outside the raster is reported."""
+    from osgeo import ogr, osr
+
+    from patchwork.core.raster import RasterSource
+    from tests.core.test_point_samplers import to_wgs84
+
+    with RasterSource(naip_path) as src:
+        gt = src.geotransform
+        forward, _back = to_wgs84(src)
+    pixels = [(100.5, 200.5), (400.2, 600.7), (700.1, 50.3), (-40, 10)]  # the last one north of the raster
+    wgs84 = osr.SpatialReference()
+    wgs84.ImportFromEPSG(4326)
+    path = str(tmp_path / "points.gpkg")
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+    layer = ds.CreateLayer("points", wgs84, ogr.wkbPoint)
+    for row, col in pixels:
+        lon, lat = forward.TransformPoint(gt[0] + col * gt[1], gt[3] + row * gt[5])[:2]
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(f"POINT ({lon!r} {lat!r})"))
+        layer.CreateFeature(feature)
+    ds = None
+    log = []
+
+    class Feedback(QgsProcessingFeedback):
+        def pushInfo(self, info):  # noqa: N802 - QGIS API name
+            log.append(info)
+
+    result = run({"INPUT": naip_path, "SAMPLER": "points", "LOCATIONS": path, "CHIP_SIZE": 31, "MAX_NODATA": 1.0,
+                  "OUTPUT_DIR": str(tmp_path / "chips"), "OUTPUT": str(tmp_path / "i.gpkg")}, Feedback())
+    records = read_index(result["OUTPUT"])
+    assert [(r["row_off"] + 15, r["col_off"] + 15) for r in records] == [(100, 200), (400, 600), (700, 50)]
+    assert any("1 of 4 points lie outside the raster" in line for line in log), log
