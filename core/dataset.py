@@ -68,6 +68,7 @@ class SampleResult:
     candidates_tried: int
     rejected: dict[str, int] = field(default_factory=dict)
     band_statistics: list[dict] = field(default_factory=list)  # per band, over the chips' valid pixels (stats.py)
+    class_counts: dict = field(default_factory=dict)  # chips per class (centre pixel) and label pixels per class
 
 
 def _label_fill(labels: RasterSource) -> float:
@@ -195,6 +196,8 @@ def sample_chips(
                     "band_statistics": band_statistics}
         if vector:
             manifest["classes"] = [{"id": c.id, "name": c.name, "colour": c.colour} for c in vector.classes]
+        class_counts = writer.classes.to_dict() if labels else {}
+        manifest.update(class_counts)
         output.write_manifest(manifest)
         check_cancelled(feedback)
         output.commit()
@@ -206,11 +209,13 @@ def sample_chips(
         src.close()
         if lbl:
             lbl.close()
+    if labels:
+        feedback.info(writer.classes.describe())
     if sampler.limit and len(records) < sampler.limit:
         feedback.info(f"Warning: only {len(records)} of the {sampler.limit} chips asked for passed the filters.")
     feedback.set_progress(100)
     return SampleResult(len(records), os.path.abspath(out_dir), output.index_path, windows, cover, tried, rejected,
-                        band_statistics)
+                        band_statistics, class_counts)
 
 
 def _most_chips(height: int, width: int, chip: int, boundary: str, sampler: Sampler) -> int:
@@ -261,6 +266,34 @@ def _cut_chips(src, limit, chip, aoi, aoi_box, max_nodata, stream, writer, stats
     return records, windows, tried, rejected
 
 
+class ClassCounts:
+    """Label pixels per class, and chips per class of their centre pixel, over the label chips written."""
+
+    def __init__(self) -> None:
+        self.pixels: dict[int, int] = {}
+        self.chips: dict[int, int] = {}
+
+    def add(self, label: np.ndarray, nodata: float | None) -> None:
+        """Count one label chip (h, w)."""
+        data = label if nodata is None else label[label != nodata]
+        for value, count in zip(*np.unique(data, return_counts=True)):
+            self.pixels[int(value)] = self.pixels.get(int(value), 0) + int(count)
+        centre = label[label.shape[0] // 2, label.shape[1] // 2]
+        if nodata is None or centre != nodata:
+            self.chips[int(centre)] = self.chips.get(int(centre), 0) + 1
+
+    def to_dict(self) -> dict:
+        """{"chips_per_class": {id: chips}, "label_pixels": {id: pixels}}, ids as text (JSON keys), sorted."""
+        return {"chips_per_class": {str(k): self.chips[k] for k in sorted(self.chips)},
+                "label_pixels": {str(k): self.pixels[k] for k in sorted(self.pixels)}}
+
+    def describe(self) -> str:
+        """The counts in words, for the log."""
+        chips = ", ".join(f"{k}: {v:,}" for k, v in sorted(self.chips.items()))
+        return f"Chips per class (of their centre pixel): {chips or 'none'}; label pixels per class: " + \
+            ", ".join(f"{k}: {v:,}" for k, v in sorted(self.pixels.items()))
+
+
 class _ChipWriter:
     """Writes one chip (image, and label when there are labels) into the staging folder.
 
@@ -272,6 +305,7 @@ class _ChipWriter:
                  sampler: Sampler, workers: int = 1, vector: VectorLabels | None = None) -> None:
         self.src, self.labels, self.staged, self.boundary = src, labels, staged, boundary
         self.vector = vector
+        self.classes = ClassCounts()
         self.files = FileWriters(workers)
         # Padding needs a nodata value to be told apart; without padding, the source's own (or none).
         self.image_nodata = src.nodata[0] if src.has_nodata else (src.fill_value if boundary == "pad" else None)
@@ -303,6 +337,8 @@ class _ChipWriter:
             self.files.write(self.staged.staged_path(f"labels/{name}"), label, gt, src.crs_wkt, self.label_nodata,
                              ["class"], None, self.palette)
             label_path = self.staged.final_path(f"labels/{name}")
+        if label_path is not None:
+            self.classes.add(label[0] if label.ndim == 3 else label, self.label_nodata)
         return {
             "chip_id": chip_id, "row_off": window.row_off, "col_off": window.col_off, "height": window.height,
             "width": window.width, "image_path": self.staged.final_path(f"images/{name}"), "label_path": label_path,

@@ -1,11 +1,14 @@
 """patchwork:samplechips — cut training chips from a raster into a chip dataset."""
 from __future__ import annotations
 
+import json
+
 from qgis.core import (
     NULL,
     QgsCoordinateTransform,
     QgsProcessingException,
     QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
@@ -37,7 +40,7 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
     OUTPUT_DIR, OUTPUT, OVERWRITE = "OUTPUT_DIR", "OUTPUT", "OVERWRITE"
     CHIP_COUNT, COVERAGE = "CHIP_COUNT", "COVERAGE"
     LABEL_FIELD, ALL_TOUCHED, BACKGROUND = "LABEL_FIELD", "ALL_TOUCHED", "BACKGROUND"
-    LOCATIONS, SPACING = "LOCATIONS", "SPACING"
+    LOCATIONS, SPACING, CLASS_COUNTS = "LOCATIONS", "SPACING", "CLASS_COUNTS"
     parameter_help = {
         INPUT: "The raster to cut chips from (a file raster).",
         LABELS: "Labels: a raster of class ids on the input's grid, or polygons (any CRS) with a class field, burnt "
@@ -117,6 +120,8 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
             self.OUTPUT, self.tr("Chip index"), qgis_enums.SOURCE_VECTOR_POLYGON))
         self.addOutput(QgsProcessingOutputNumber(self.CHIP_COUNT, self.tr("Number of chips")))
         self.addOutput(QgsProcessingOutputNumber(self.COVERAGE, self.tr("Fraction of raster pixels covered by chips")))
+        self.addOutput(QgsProcessingOutputString(
+            self.CLASS_COUNTS, self.tr("Chips per class (of their centre pixel) and label pixels per class (JSON)")))
 
     def core_call(self, parameters, context) -> CoreCall:
         from ...core.aoi import Aoi
@@ -163,7 +168,7 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
                               .format(**result.rejected))
         StyleFromQml.attach(context, index_path, resource_path("styles", "chip_index.qml"))
         return {self.OUTPUT: index_path, self.OUTPUT_DIR: result.out_dir, self.CHIP_COUNT: result.chip_count,
-                self.COVERAGE: result.coverage.fraction}
+                self.COVERAGE: result.coverage.fraction, self.CLASS_COUNTS: json.dumps(result.class_counts)}
 
     def _location_sampler(self, name: str, parameters, raster, context):
         """The points or lines sampler: chips centred on the LOCATIONS features, in the raster's pixels."""

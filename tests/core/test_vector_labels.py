@@ -121,3 +121,17 @@ def test_a_model_trained_on_polygon_labels_names_its_classes_after_them(tmp_path
     info = load_model(model).info
     assert info.class_names == ["crop", "forest", "water"]
     assert info.class_colors[2] == "#2c7bb6"
+
+
+def test_each_run_counts_chips_and_label_pixels_per_class(tmp_path, naip_path):
+    gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))
+    result = sample_chips(naip_path, RegularSampler(step=96), 96, str(tmp_path / "chips"),
+                          labels=VectorLabels.from_file(gpkg, "code"))
+    chips = [gdal.Open(r["label_path"]).ReadAsArray() for r in read_index(result.index_path)]
+    values, counts = np.unique(np.concatenate([c.ravel() for c in chips]), return_counts=True)
+    expected_pixels = {str(v): int(n) for v, n in zip(values, counts) if v != 255}
+    centres = [int(c[48, 48]) for c in chips if c[48, 48] != 255]
+    expected_chips = {str(v): centres.count(v) for v in sorted(set(centres))}
+    assert result.class_counts == {"chips_per_class": expected_chips, "label_pixels": expected_pixels}
+    manifest = json.load(open(os.path.join(result.out_dir, "dataset.json")))
+    assert manifest["label_pixels"] == expected_pixels and manifest["chips_per_class"] == expected_chips
