@@ -44,6 +44,8 @@ class Sample:
     nodata: float | None = None
     label_nodata: float | None = None
     crs_wkt: str = ""
+    band_names: tuple[str, ...] = ()  # the chip's band descriptions (BandJitter groups bands by name)
+    attrs: dict = dataclasses.field(default_factory=dict)  # the chip file's metadata (e.g. solar_zenith_angle)
 
     def replace(self, **changes: Any) -> Sample:
         """A copy with some fields changed (image, label, geotransform, …)."""
@@ -408,6 +410,78 @@ class SpeckleNoise(Radiometric):
 
 
 @dataclass
+class BandJitter(Augmentation):
+    """Shuffle the bands within each group: groups of interchangeable bands, by name or 0-based index.
+
+    `groups` maps a group's name to its bands: band descriptions (names), or 0-based band indices (whole numbers or
+    digit strings). Each call draws a permutation per group, in the groups' order; the label is untouched.
+    """
+
+    groups: dict = field(default_factory=dict)
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.groups, dict) or not all(isinstance(v, list) for v in self.groups.values()):
+            raise PatchworkError(f"groups maps group names to lists of bands, got {self.groups!r}")
+
+    def apply(self, sample, rng):
+        """Permute each group's bands; no groups: the sample as it is."""
+        if not self.groups:
+            return sample
+        image = sample.image.copy()
+        for members in self.groups.values():
+            idx = np.array([self._index(sample, band) for band in members], dtype=np.int64)
+            image[idx] = sample.image[rng.permutation(idx)]
+        return sample.replace(image=image)
+
+    @staticmethod
+    def _index(sample: Sample, band) -> int:
+        if isinstance(band, (int, np.integer)) or (isinstance(band, str) and band.isdigit()):
+            index = int(band)
+        elif band in sample.band_names:
+            index = sample.band_names.index(band)
+        else:
+            raise PatchworkError(f"BandJitter: no band named {band!r}; the chip's band names are "
+                                 f"{list(sample.band_names) or 'none'} (use 0-based indices otherwise).")
+        if not 0 <= index < sample.image.shape[0]:
+            raise PatchworkError(f"BandJitter: band {index} does not exist in a {sample.image.shape[0]}-band chip.")
+        return index
+
+
+@dataclass
+class SunAngleJitter(Augmentation):
+    """x · cos(sza + Δ) / cos(sza): the scene as lit by a sun Δ degrees lower or higher.
+
+    The solar zenith angle (degrees) comes from `solar_zenith_angle`, else from the chip's metadata
+    (`solar_zenith_angle` or `sza_deg`); Δ is drawn from `delta_sza_deg`.
+    """
+
+    delta_sza_deg: float | list[float] = field(default_factory=lambda: [-5.0, 5.0])
+    solar_zenith_angle: float | None = None
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        _range("delta_sza_deg", self.delta_sza_deg)
+
+    def apply(self, sample, rng):
+        """Relight the chip's values (labels untouched, nodata kept)."""
+        sza = self.solar_zenith_angle
+        if sza is None:
+            found = sample.attrs.get("solar_zenith_angle", sample.attrs.get("sza_deg"))
+            if found is None:
+                raise PatchworkError("SunAngleJitter needs the solar zenith angle: set solar_zenith_angle, or give the "
+                                     "chips a solar_zenith_angle (or sza_deg) metadata item.")
+            sza = float(found)
+        if abs(np.cos(np.radians(sza))) < 1e-6:
+            raise PatchworkError(f"SunAngleJitter: a solar zenith angle of {sza}° leaves no light to scale.")
+        delta = _draw(rng, self.delta_sza_deg)
+        invalid = None if sample.nodata is None else nodata_mask(sample.image, sample.nodata)
+        x = _work(sample.image)
+        x *= x.dtype.type(np.cos(np.radians(sza + delta)) / np.cos(np.radians(sza)))
+        return sample.replace(image=_back(x, sample.image, invalid, sample.nodata))
+
+
+@dataclass
 class BandDropout(Radiometric):
     """Each band is set to `fill` with probability p (a missing or saturated band)."""
 
@@ -707,7 +781,8 @@ class Compose(Augmentation):
 
 
 AUGMENTATIONS = (RandomFlip, RandomRotate90, RandomCrop, RandomShift, BrightnessJitter, ContrastJitter, GaussianNoise,
-                 SpeckleNoise, BandDropout, AtmosphericHaze, SimulatedClouds, CutMix, MixUp, Compose)
+                 SpeckleNoise, BandDropout, BandJitter, SunAngleJitter, AtmosphericHaze, SimulatedClouds, CutMix,
+                 MixUp, Compose)
 
 
 PRESETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources", "augmentations")

@@ -68,7 +68,8 @@ def _read_chip(record: dict, crs_wkt: str | None = None) -> tuple[Sample, tuple[
     with RasterSource(record["image_path"], "INPUT") as src:
         check_chip_file(src, record, crs_wkt)
         image, _ = src.read(Window(0, 0, src.height, src.width))
-        sample = Sample(image, None, src.geotransform, src.nodata[0], None, src.crs_wkt)
+        sample = Sample(image, None, src.geotransform, src.nodata[0], None, src.crs_wkt,
+                        tuple(src.band_descriptions), src.metadata)
         bands = (src.band_descriptions, src.colours)
     if record.get("label_path"):
         with RasterSource(record["label_path"], "INPUT") as lbl:
@@ -224,7 +225,7 @@ def _write_copy(files: FileWriters, output: DatasetOutput, record: dict, bands: 
     if out.image.shape[0] != len(colours):  # an op changed the band count: the source's tags no longer apply
         descriptions, colours = [], None
     files.write(output.staged.staged_path(f"images/{name}"), out.image, out.geotransform, out.crs_wkt, out.nodata,
-                descriptions, colours)
+                descriptions, colours, metadata=out.attrs)
     label_path = None
     if out.label is not None:
         files.write(output.staged.staged_path(f"labels/{name}"), out.label, out.geotransform, out.crs_wkt,

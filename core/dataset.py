@@ -325,7 +325,7 @@ class _ChipWriter:
         src, name = self.src, f"chip_{chip_id:06d}.tif"
         gt = window_geotransform(src.geotransform, window)
         self.files.write(self.staged.staged_path(f"images/{name}"), data, gt, src.crs_wkt, self.image_nodata,
-                         src.band_descriptions, src.colours)
+                         src.band_descriptions, src.colours, metadata=src.metadata)
         label_path = None
         if self.labels is not None:
             label, _ = self.labels.read(window, fill=self.label_fill)
@@ -355,12 +355,12 @@ class FileWriters:
         self.pending: deque[Future] = deque()
         self.limit = 4 * workers  # chips held in memory while they wait for a thread
 
-    def write(self, path: str, *args) -> None:
-        """Write one chip file (in the background when there are workers)."""
+    def write(self, path: str, *args, **kwargs) -> None:
+        """Write one chip file (in the background when there are workers); arguments as write_geotiff's."""
         if self.pool is None:
-            write_geotiff(path, *args)
+            write_geotiff(path, *args, **kwargs)
             return
-        self.pending.append(self.pool.submit(write_geotiff, path, *args))
+        self.pending.append(self.pool.submit(write_geotiff, path, *args, **kwargs))
         while len(self.pending) > self.limit:
             self.pending.popleft().result()  # raises the writer's error (e.g. a full disk) here
 

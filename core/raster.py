@@ -48,6 +48,7 @@ class RasterSource:
         self.band_descriptions = [ds.GetRasterBand(b).GetDescription() for b in range(1, self.count + 1)]
         # GDAL colour interpretations (gdal.GCI_*): what copies of these bands are tagged with
         self.colours = [ds.GetRasterBand(b).GetColorInterpretation() for b in range(1, self.count + 1)]
+        self.metadata: dict[str, str] = dict(ds.GetMetadata() or {})  # e.g. a solar zenith angle, kept in chips
 
     def close(self) -> None:
         """Close the dataset."""

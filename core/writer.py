@@ -308,16 +308,20 @@ class GeoTiffWriter:
 
 def write_geotiff(path: str, array: np.ndarray, geotransform: GeoTransform, crs_wkt: str,
                   nodata: float | None = None, band_descriptions: list[str] | None = None,
-                  colours: list[int] | None = None, palette: tuple[list, list, list] | None = None) -> str:
+                  colours: list[int] | None = None, palette: tuple[list, list, list] | None = None,
+                  metadata: dict[str, str] | None = None) -> str:
     """Write a whole (C, h, w) or (h, w) array, atomically.
 
-    `colours`: see GeoTiffWriter; `palette`: (class values, names, "#rrggbb" colours) of a class band.
+    `colours`: see GeoTiffWriter; `palette`: (class values, names, "#rrggbb" colours) of a class band;
+    `metadata`: the dataset's metadata items (e.g. copied from the source raster).
     """
     array = array[None] if array.ndim == 2 else array
     count, height, width = array.shape
     with GeoTiffWriter(path, width, height, count, array.dtype, geotransform, crs_wkt, nodata,
                        colours=colours) as writer:
         writer.write(array)
+        if metadata:
+            checked(writer.dataset.SetMetadata, dict(metadata))
         if band_descriptions:
             writer.set_band_descriptions(band_descriptions)
         if palette:

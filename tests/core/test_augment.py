@@ -232,3 +232,51 @@ def test_augment_errors_leave_nothing(tmp_path, naip_dataset):
     with pytest.raises(PatchworkError, match="does not fit"):
         augment_chips(index, RandomCrop(100), str(tmp_path / "x"))
     assert os.listdir(tmp_path) == []
+
+
+def test_band_jitter_permutes_bands_within_groups_by_name_or_index():
+    from patchwork.core.augment import BandJitter, Sample
+
+    image = np.stack([np.full((4, 4), v, np.float32) for v in (10, 20, 30, 40, 50)])
+    sample = Sample(image, np.zeros((4, 4), np.uint8), (0, 1, 0, 0, 0, -1), band_names=("b", "g", "r", "n", "s"))
+    op = BandJitter(groups={"visible": ["b", "g", "r"], "ir": [3, "4"]})
+    seen = set()
+    for seed in range(40):
+        out = op(sample, seed=seed)
+        values = tuple(int(out.image[b, 0, 0]) for b in range(5))
+        assert sorted(values[:3]) == [10, 20, 30] and sorted(values[3:]) == [40, 50]  # within their groups only
+        rng = np.random.default_rng(seed)  # the reference's draws: one permutation per group, in order
+        first, second = rng.permutation([0, 1, 2]), rng.permutation([3, 4])
+        assert values == tuple(int(image[i, 0, 0]) for i in [*first, *second])
+        np.testing.assert_array_equal(out.label, sample.label)
+        seen.add(values)
+    assert len(seen) == 12  # every permutation of 3 × 2 bands comes up
+    assert BandJitter()(sample, seed=1) is sample  # no groups: the sample as it is
+    with pytest.raises(PatchworkError, match="no band named 'swir'"):
+        BandJitter(groups={"x": ["swir"]})(sample, seed=0)
+
+
+def test_sun_angle_jitter_scales_by_the_cosine_ratio_from_config_or_chip_metadata(tmp_path, s2_path):
+    from patchwork.core import RegularSampler, read_index, sample_chips
+    from patchwork.core.augment import Sample, SunAngleJitter
+    from patchwork.core.augmented import read_chip
+    from patchwork.core.writer import write_geotiff
+
+    image = np.full((2, 3, 3), 0.5, np.float32)
+    image[0, 0, 0] = -9999
+    sample = Sample(image, None, (0, 1, 0, 0, 0, -1), nodata=-9999)
+    out = SunAngleJitter(delta_sza_deg=[10, 10], solar_zenith_angle=30)(sample, seed=0)
+    expected = 0.5 * np.cos(np.radians(40)) / np.cos(np.radians(30))
+    assert out.image[1, 1, 1] == pytest.approx(expected, rel=1e-6) and out.image[0, 0, 0] == -9999
+    with pytest.raises(PatchworkError, match="needs the solar zenith angle"):
+        SunAngleJitter()(sample, seed=0)
+    # from the source's metadata, through the chips
+    source = gdal.Open(s2_path)
+    scene = write_geotiff(str(tmp_path / "scene.tif"), source.ReadAsArray(), source.GetGeoTransform(),
+                          source.GetProjection(), metadata={"solar_zenith_angle": "35.0"})
+    chips = sample_chips(scene, RegularSampler(step=64), 64, str(tmp_path / "chips"))
+    chip = read_chip(read_index(chips.index_path)[0])
+    assert chip.attrs["solar_zenith_angle"] == "35.0"
+    relit = SunAngleJitter(delta_sza_deg=5)(chip, seed=0)
+    ratio = np.cos(np.radians(40)) / np.cos(np.radians(35))
+    np.testing.assert_allclose(relit.image, chip.image * ratio, rtol=1e-12)
