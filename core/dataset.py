@@ -149,11 +149,24 @@ def sample_chips(
         aoi_box = aoi.pixel_window(src.geotransform, src.height, src.width, src.footprint_wkt())
     # Samplers are lazy: drawing the first batch runs their checks (chip larger than the raster)
     # before anything is created on disk.
-    batches = sampler.candidates(src.height, src.width, chip_size, boundary, aoi_box)
+    drawn = None
+    if getattr(sampler, "needs_labels", False):  # chips chosen by the label class at their centre
+        if lbl is None and vector is None:
+            raise PatchworkError(f"SAMPLER: the {type(sampler).__name__} chooses chips by their label class: give "
+                                 "LABELS (a label raster or label polygons).")
+        drawn, notes = np.zeros((0, 2), np.int64), []
+        if not check_only:  # (reading every label pixel is the run's work, not the parameter check's)
+            drawn, notes = sampler.candidates_from_labels(src.height, src.width, chip_size, boundary,
+                                                          _label_strips(src, lbl, vector), aoi_box)
+        for note in notes:
+            feedback.info(note)
+        batches = iter([drawn])
+    else:
+        batches = sampler.candidates(src.height, src.width, chip_size, boundary, aoi_box)
     first = next(batches, None)
     stream = itertools.chain([] if first is None else [first], batches)
     require_writable_folder(out_dir, "OUTPUT_DIR")
-    most = _most_chips(src.height, src.width, chip_size, boundary, sampler)
+    most = len(drawn) if drawn is not None else _most_chips(src.height, src.width, chip_size, boundary, sampler)
     label_bytes = lbl.dtype.itemsize if lbl else (vector.dtype.itemsize if vector else 0)
     chip_bytes = chip_size * chip_size * (src.count * src.dtype.itemsize + label_bytes)
     require_disk(out_dir, most * (chip_bytes + 4096), "OUTPUT_DIR", f"{most:,} chips of {human(chip_bytes)}",
@@ -218,8 +231,22 @@ def sample_chips(
                         band_statistics, class_counts)
 
 
+def _label_strips(src: RasterSource, lbl: RasterSource | None, vector: VectorLabels | None, rows: int = 256):
+    """The labels on the raster's grid, a strip of rows at a time: (row_off, class ids, valid)."""
+    for row in range(0, src.height, rows):
+        window = Window(row, 0, min(rows, src.height - row), src.width)
+        if lbl is not None:
+            data, valid = lbl.read(window)
+            yield row, data[0], valid
+        else:
+            labels = vector.rasterize(window_geotransform(src.geotransform, window), window.height, window.width)
+            yield row, labels, labels != vector.nodata
+
+
 def _most_chips(height: int, width: int, chip: int, boundary: str, sampler: Sampler) -> int:
     """An upper bound of the chips a run writes: the sampler's limit, or its anchors on whole pixels."""
+    if getattr(sampler, "points", None) is not None:
+        return len(sampler.points)
     rows, cols = (max(1, n - chip + 1) if boundary != "pad" else n for n in (height, width))
     spacing = max(1, int(getattr(sampler, "step", 0) or getattr(sampler, "min_distance", 1)))
     grid = -(-rows // spacing) * -(-cols // spacing)

@@ -420,6 +420,136 @@ class PointSampler(Sampler):
         return [f"{outside} of {len(self.points)} points lie outside the raster: no chip for them."] if outside else []
 
 
+class ClassSampler(Sampler, base=True):
+    """Base of samplers that choose chips by the class of the label pixel at their centre.
+
+    `candidates_from_labels` reads the labels strip by strip and keeps, per class, a uniform sample (without
+    replacement, a seeded reservoir) of the pixels that can be a chip's centre: the chip centred there must be a
+    chip the boundary rule allows (shift and drop: inside the raster; pad: its centre inside). The centre pixel
+    of every chip then holds its class.
+    """
+
+    needs_labels = True
+
+    def candidates(self, height, width, chip, boundary, touching=None):
+        """Class samplers draw from the labels: see candidates_from_labels."""
+        raise PatchworkError(f"SAMPLER: the {type(self).__name__} chooses chips by their label class; give LABELS.")
+        yield  # (a generator, as every sampler's candidates)
+
+    def wanted(self, pixels: dict[int, int]) -> dict[int, int]:
+        """Chips wanted per class, given the candidate pixels per class."""
+        raise NotImplementedError
+
+    def reservoir_size(self) -> int:
+        """The largest number of chips one class can be asked for."""
+        raise NotImplementedError
+
+    def candidates_from_labels(self, height: int, width: int, chip: int, boundary: str, strips,
+                               touching: Window | None = None) -> tuple[Anchors, list[str]]:
+        """(anchors, notes): the chips drawn from the label strips (row_off, (h, w) class ids, (h, w) valid)."""
+        r0, r1 = anchor_range(height, chip, boundary, "height")
+        c0, c1 = anchor_range(width, chip, boundary, "width")
+        if touching is not None:
+            r0, r1 = max(r0, touching.row_off - chip + 1), min(r1, touching.row_end - 1)
+            c0, c1 = max(c0, touching.col_off - chip + 1), min(c1, touching.col_end - 1)
+        rng = np.random.default_rng(self.seed)
+        size = self.reservoir_size()
+        kept: dict[int, np.ndarray] = {}
+        seen: dict[int, int] = {}
+        half = chip // 2
+        for row_off, labels, valid in strips:
+            rows = np.arange(row_off, row_off + labels.shape[0]) - half
+            cols = np.arange(labels.shape[1]) - half
+            ok = ((rows >= r0) & (rows <= r1))[:, None] & ((cols >= c0) & (cols <= c1))[None, :] & valid
+            for value in np.unique(labels[ok]):
+                flat = np.flatnonzero(ok & (labels == value)) + row_off * width  # centre pixels, raster-wide
+                key = int(value)
+                kept[key], seen[key] = _reservoir(kept.get(key, np.empty(0, np.int64)), seen.get(key, 0), flat,
+                                                  size, rng)
+        wanted = self.wanted(seen)
+        anchors, notes = [], []
+        for key in sorted(kept):
+            want = wanted.get(key, 0)
+            chosen = kept[key] if want >= len(kept[key]) else rng.choice(kept[key], want, replace=False)
+            if want > seen[key]:
+                notes.append(f"class {key}: {seen[key]} of the {want} chips asked for (all its pixels that can be "
+                             "a chip's centre).")
+            anchors.append(np.stack([chosen // width - half, chosen % width - half], axis=1))
+        missing = sorted(set(wanted) - set(kept))
+        notes += [f"class {key}: no pixel can be a chip's centre, no chip." for key in missing]
+        return (np.concatenate(anchors) if anchors else np.zeros((0, 2), np.int64)), notes
+
+
+def _reservoir(sample: np.ndarray, seen: int, values: np.ndarray, size: int,
+               rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Algorithm R over a batch: a uniform sample of up to `size` of all values seen, without replacement."""
+    room = max(0, min(size - sample.size, values.size))
+    if room:
+        sample = np.concatenate([sample, values[:room]])
+    rest = values[room:]
+    if rest.size:
+        slots = rng.integers(0, np.arange(seen + room + 1, seen + values.size + 1))
+        keep = slots < size
+        sample[slots[keep]] = rest[keep]
+    return sample, seen + values.size
+
+
+@dataclass(frozen=True)
+class BalancedSampler(ClassSampler):
+    """`count` chips per class of the label at their centre, drawn uniformly without replacement.
+
+    A class with fewer candidate pixels gives what it has, and the log says so.
+    """
+
+    count: int = 100
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        require_int_range("COUNT", self.count, 1, MAX_CHIPS, "The balanced sampler draws COUNT chips per class.")
+        check_seed(self.seed)
+
+    def reservoir_size(self) -> int:
+        """`count`: no class is asked for more."""
+        return self.count
+
+    def wanted(self, pixels):
+        """`count` for every class."""
+        return {key: self.count for key in pixels}
+
+
+@dataclass(frozen=True)
+class StratifiedSampler(ClassSampler):
+    """`count` chips in all, split among the classes, drawn uniformly without replacement within each class.
+
+    `proportions` gives each class's share ({class: share}); by default each class's share of the candidate pixels.
+    """
+
+    count: int = 100
+    proportions: dict | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        require_int_range("COUNT", self.count, 1, MAX_CHIPS, "The stratified sampler draws COUNT chips in all.")
+        check_seed(self.seed)
+        if self.proportions is not None and (not self.proportions or min(self.proportions.values()) < 0 or
+                                             sum(self.proportions.values()) <= 0):
+            raise PatchworkError(f"proportions are non-negative shares per class, got {self.proportions!r}")
+
+    def reservoir_size(self) -> int:
+        """`count`: no class is asked for more."""
+        return self.count
+
+    def wanted(self, pixels):
+        """Each class's share of `count` (largest remainders, so the shares add up to `count`)."""
+        shares = {int(k): float(v) for k, v in (self.proportions or pixels).items()}
+        total = sum(shares.values())
+        exact = {k: self.count * v / total for k, v in shares.items()}
+        wanted = {k: int(np.floor(v)) for k, v in exact.items()}
+        for k in sorted(exact, key=lambda k: wanted[k] - exact[k])[: self.count - sum(wanted.values())]:
+            wanted[k] += 1
+        return wanted
+
+
 def points_along_lines(wkt_lines, spacing: float, geotransform) -> list[list[float]]:
     """[row, col] pixel positions every `spacing` pixels along each line (from its start), for a PointSampler.
 
@@ -457,10 +587,14 @@ def sampler_from_name(name: str, *, step: int, jitter: float, min_distance: floa
         return PoissonDiskSampler(min_distance=min_distance, count=count, seed=seed)
     if name == "random":
         return RandomSampler(count=count, seed=seed)
-    raise PatchworkError(f"unknown sampler '{name}'; use regular, jittered, poisson or random")
+    if name == "balanced":
+        return BalancedSampler(count=count, seed=seed)
+    if name == "stratified":
+        return StratifiedSampler(count=count, seed=seed)
+    raise PatchworkError(f"unknown sampler '{name}'; use regular, jittered, poisson, random, balanced or stratified")
 
 
-SAMPLER_NAMES: tuple[str, ...] = ("regular", "jittered", "poisson", "random")
+SAMPLER_NAMES: tuple[str, ...] = ("regular", "jittered", "poisson", "random", "balanced", "stratified")
 
 
 @dataclass(frozen=True)

@@ -273,7 +273,7 @@ class PatchworkDock(QgsDockWidget):
         self.step.setEnabled(name in ("regular", "jittered"))
         self.jitter.setEnabled(name == "jittered")
         self.min_distance.setEnabled(name == "poisson")
-        self.count.setEnabled(name in ("poisson", "random"))
+        self.count.setEnabled(name in ("poisson", "random", "balanced", "stratified"))
         self.locations_combo.setEnabled(name in ("points", "lines"))
         self.spacing.setEnabled(name == "lines")
 
@@ -326,7 +326,13 @@ class PatchworkDock(QgsDockWidget):
             self.footprints.clear()
             return 0
         try:
-            windows = candidate_windows(raster, self.sampler(), self.chip_size.value(), self.boundary.currentText())
+            sampler = self.sampler()
+            if getattr(sampler, "needs_labels", False):
+                self.footprints.clear()
+                self.show_message(tr("The {} sampler chooses chips by the class of their centre pixel, read from the "
+                                     "labels when it runs: no preview.").format(self.sampler_combo.currentText()))
+                return 0
+            windows = candidate_windows(raster, sampler, self.chip_size.value(), self.boundary.currentText())
         except PatchworkError as exc:
             self.footprints.clear()
             self.show_message(str(exc), error=True)

@@ -25,8 +25,8 @@ from .. import qgis_enums
 from ..resources import resource_path
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
 
-# An index or the word on the command line: 0 regular … 3 random, then chips at LOCATIONS: 4 points, 5 lines
-SAMPLERS = [*sampling.SAMPLER_NAMES, "points", "lines"]
+# An index or the word on the command line. 4 and 5 centre chips on LOCATIONS; 6 and 7 choose them by LABELS class.
+SAMPLERS = ["regular", "jittered", "poisson", "random", "points", "lines", "balanced", "stratified"]
 BOUNDARIES = list(sampling.BOUNDARIES)  # 0 shift, 1 pad, 2 drop
 
 
@@ -50,8 +50,10 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         ALL_TOUCHED: "Label every pixel a polygon touches, not only those whose centre it holds.",
         BACKGROUND: "The class of pixels under no polygon; empty: nodata (255, or 65535 beyond 254 classes).",
         AOI: "Polygons: chips must overlap them; pixels outside count as nodata.",
-        SAMPLER: "regular grid, jittered grid, Poisson-disk (chips at least a distance apart), uniform random, or "
-                 "chips centred on the LOCATIONS: on each point (points), every SPACING along each line (lines).",
+        SAMPLER: "regular grid, jittered grid, Poisson-disk (chips at least a distance apart), uniform random; chips "
+                 "centred on the LOCATIONS: on each point (points), every SPACING along each line (lines); or chips "
+                 "chosen by the LABELS class at their centre: COUNT per class (balanced), COUNT in all split by the "
+                 "classes' shares (stratified).",
         LOCATIONS: "Points (points sampler) or lines (lines sampler), in any CRS: a chip is centred on each point, or "
                    "every SPACING pixels along each line; its centre pixel holds the location.",
         SPACING: "The distance between chip centres along the lines, in pixels (lines sampler).",
@@ -59,7 +61,8 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
         STEP: "The grid step, in pixels (regular and jittered samplers).",
         JITTER: "How far each grid chip may move, as a fraction of the step (jittered sampler).",
         MIN_DISTANCE: "The smallest distance between two chips, in pixels (Poisson-disk sampler).",
-        COUNT: "At most this many chips (Poisson-disk and random samplers; 0: as many as fit, Poisson-disk only).",
+        COUNT: "At most this many chips (Poisson-disk and random samplers; 0: as many as fit, Poisson-disk only); "
+               "chips per class (balanced); chips in all (stratified).",
         SEED: "The same seed gives the same chips.",
         BOUNDARY: "shift: the last row and column of chips move inside the raster; pad: chips overhang the edge, "
                   "filled with nodata; drop: only chips wholly inside.",

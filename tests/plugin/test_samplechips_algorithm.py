@@ -1,6 +1,8 @@
 """patchwork:samplechips through Processing (what the Toolbox and the modeler run)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from osgeo import gdal
@@ -34,7 +36,7 @@ def test_algorithm_is_registered_with_the_documented_parameters(patchwork_provid
     assert alg is not None and alg.displayName() == "Sample chips"
     assert [p.name() for p in alg.parameterDefinitions()] == EXPECTED_PARAMETERS
     assert alg.parameterDefinition("SAMPLER").options() == ["regular", "jittered", "poisson", "random", "points",
-                                                            "lines"]
+                                                            "lines", "balanced", "stratified"]
     assert alg.parameterDefinition("BOUNDARY").options() == ["shift", "pad", "drop"]
     assert {o.name() for o in alg.outputDefinitions()} >= {"OUTPUT", "OUTPUT_DIR", "CHIP_COUNT", "COVERAGE"}
     assert "Poisson-disk" in alg.shortHelpString()
@@ -192,3 +194,19 @@ def test_points_sampler_centres_chips_on_a_point_layer_in_another_crs(patchwork_
     records = read_index(result["OUTPUT"])
     assert [(r["row_off"] + 15, r["col_off"] + 15) for r in records] == [(100, 200), (400, 600), (700, 50)]
     assert any("1 of 4 points lie outside the raster" in line for line in log), log
+
+
+def test_balanced_sampler_from_processing_and_its_check(patchwork_provider, tmp_path, s2_path):
+    from patchwork.core.inference import classify
+    from tests.conftest import REPO
+
+    labels = classify(s2_path, f"{REPO}/resources/models/ndvi_ndwi_rules.json", str(tmp_path / "labels.tif"),
+                      scale=1e-4).output
+    result = run({"INPUT": s2_path, "LABELS": labels, "SAMPLER": "balanced", "COUNT": 7, "CHIP_SIZE": 16,
+                  "MAX_NODATA": 1.0, "OUTPUT_DIR": str(tmp_path / "chips"), "OUTPUT": str(tmp_path / "i.gpkg")})
+    assert json.loads(result["CLASS_COUNTS"])["chips_per_class"] == {"0": 7, "1": 7, "2": 7}
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById("patchwork:samplechips")
+    ok, message = algorithm.checkParameterValues(
+        {"INPUT": s2_path, "SAMPLER": "balanced", "OUTPUT_DIR": str(tmp_path / "x"),
+         "OUTPUT": str(tmp_path / "x.gpkg")}, QgsProcessingContext())
+    assert not ok and "chooses chips by their label class: give LABELS" in message
