@@ -319,15 +319,15 @@ def write_geotiff(path: str, array: np.ndarray, geotransform: GeoTransform, crs_
     count, height, width = array.shape
     with GeoTiffWriter(path, width, height, count, array.dtype, geotransform, crs_wkt, nodata,
                        colours=colours) as writer:
-        writer.write(array)
-        if metadata:
-            checked(writer.dataset.SetMetadata, dict(metadata))
-        if band_descriptions:
-            writer.set_band_descriptions(band_descriptions)
-        if palette:
+        if palette:  # before any pixel: a colour table makes the TIFF paletted, which it cannot become later
             from .palette import apply_colour_table  # (palette writes its .qml files with this module)
 
             apply_colour_table(writer.dataset.GetRasterBand(1), *palette)
+        if metadata:
+            checked(writer.dataset.SetMetadata, dict(metadata))
+        writer.write(array)
+        if band_descriptions:
+            writer.set_band_descriptions(band_descriptions)
     return path
 
 
