@@ -116,9 +116,9 @@ def test_augment_refuses_a_pipeline_that_does_not_fit_the_chips_before_writing(p
         {"class": "AtmosphericHaze", "config": {"intensity": [0.1, 0.1], "wavelengths": [490, 560]}}]}})
     parameters = {"INPUT": index, "PIPELINE": pipeline, "OUTPUT_DIR": str(tmp_path / "augmented"),
                   "OUTPUT": str(tmp_path / "augmented.gpkg")}
-    algorithm = QgsApplication.processingRegistry().createAlgorithmById("patchwork:augmentchips")
-    ok, message = algorithm.checkParameterValues(parameters, _context())
+    ok, message, at_run_time = check_and_run("patchwork:augmentchips", parameters)
     assert not ok and "2 wavelengths for a 4-band chip" in message, message
+    assert message == at_run_time
     assert not os.path.exists(tmp_path / "augmented") and not os.path.exists(tmp_path / "augmented.gpkg")
 
 
