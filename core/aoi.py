@@ -11,17 +11,11 @@ from collections.abc import Sequence
 import numpy as np
 from osgeo import gdal, ogr, osr
 
-from .errors import PatchworkError, one_line
-from .gdal_errors import checked, open_vector, opened
+from .errors import PatchworkError
+from .gdal_errors import checked, opened
 from .geometry import GeoTransform, Window, window_geotransform
 from .raster import same_crs
-
-
-def _srs(wkt: str) -> osr.SpatialReference:
-    srs = osr.SpatialReference()
-    checked(srs.ImportFromWkt, wkt)
-    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    return srs
+from .vectors import read_features, traditional_srs
 
 
 class Aoi:
@@ -48,7 +42,8 @@ class Aoi:
             raise PatchworkError("AOI: the layer has no polygons. Draw or select at least one polygon.")
         # Only the datasource is kept: a Python reference to its layer could outlive it (OGR segfaults).
         self._source = opened(ogr.GetDriverByName("Memory").CreateDataSource, "aoi")
-        layer = opened(self._source.CreateLayer, "aoi", _srs(crs_wkt) if crs_wkt else None, ogr.wkbMultiPolygon)
+        srs = traditional_srs(crs_wkt) if crs_wkt else None
+        layer = opened(self._source.CreateLayer, "aoi", srs, ogr.wkbMultiPolygon)
         feature = ogr.Feature(layer.GetLayerDefn())
         feature.SetGeometry(self.union)
         checked(layer.CreateFeature, feature)
@@ -56,23 +51,16 @@ class Aoi:
     @classmethod
     def from_file(cls, path: str, layer: str | None = None) -> Aoi:
         """An AOI from the polygons of a vector file (its first layer, or `layer`), in the file's CRS."""
-        try:
-            source = open_vector(path)
-        except RuntimeError as exc:
-            raise PatchworkError(f"AOI: cannot open '{path}' as a vector layer ({one_line(exc)}).") from exc
-        lyr = source.GetLayerByName(layer) if layer else source.GetLayer(0)
-        if lyr is None:
-            raise PatchworkError(f"AOI: '{path}' has no layer {layer or 'at all'}. Check the file and layer name.")
-        srs = lyr.GetSpatialRef()
-        wkts = [f.GetGeometryRef().ExportToWkt() for f in lyr if f.GetGeometryRef() is not None]
-        return cls(wkts, srs.ExportToWkt() if srs else "")
+        wkts, crs_wkt, _values = read_features(path, "AOI", layer)
+        return cls(wkts, crs_wkt)
 
     def transformed(self, crs_wkt: str) -> Aoi:
         """The same polygons in another CRS (a no-op when the CRS is the same or unknown)."""
         if not self.crs_wkt or not crs_wkt or same_crs(self.crs_wkt, crs_wkt):
             return self
         geom = self.union.Clone()
-        checked(geom.Transform, opened(osr.CoordinateTransformation, _srs(self.crs_wkt), _srs(crs_wkt)))
+        transform = opened(osr.CoordinateTransformation, traditional_srs(self.crs_wkt), traditional_srs(crs_wkt))
+        checked(geom.Transform, transform)
         return Aoi([geom.ExportToWkt()], crs_wkt)
 
     def pixel_window(self, gt: GeoTransform, height: int, width: int, raster_footprint_wkt: str) -> Window:

@@ -12,21 +12,15 @@ from dataclasses import dataclass
 import numpy as np
 from osgeo import gdal, ogr, osr
 
-from .errors import PatchworkError, one_line
-from .gdal_errors import checked, open_vector, opened
+from .errors import PatchworkError
+from .gdal_errors import checked, opened
 from .geometry import GeoTransform
 from .palette import class_colours
 from .raster import same_crs
+from .vectors import read_features, traditional_srs
 
 CLASS_FIELD = "class_id"
 MAX_CLASS_ID = 65534  # uint16 label chips keep 65535 for nodata
-
-
-def _srs(wkt: str) -> osr.SpatialReference:
-    srs = osr.SpatialReference()
-    checked(srs.ImportFromWkt, wkt)
-    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    return srs
 
 
 @dataclass(frozen=True)
@@ -67,7 +61,8 @@ class VectorLabels:
         self.nodata = int(np.iinfo(self.dtype).max)
         # Only the datasource is kept: a Python reference to its layer could outlive it (OGR segfaults).
         self._source = opened(ogr.GetDriverByName("Memory").CreateDataSource, "labels")
-        layer = opened(self._source.CreateLayer, "labels", _srs(crs_wkt) if crs_wkt else None, ogr.wkbMultiPolygon)
+        srs = traditional_srs(crs_wkt) if crs_wkt else None
+        layer = opened(self._source.CreateLayer, "labels", srs, ogr.wkbMultiPolygon)
         checked(layer.CreateField, ogr.FieldDefn(CLASS_FIELD, ogr.OFTInteger))
         self.count = 0
         for wkt, class_id in zip(wkt_geometries, ids):
@@ -101,31 +96,14 @@ class VectorLabels:
         Raises:
             PatchworkError: A file, layer or field that cannot be read.
         """
-        try:
-            source = open_vector(path)
-        except RuntimeError as exc:
-            raise PatchworkError(f"LABELS: cannot open '{path}' as a vector layer ({one_line(exc)}).") from exc
-        lyr = source.GetLayerByName(layer) if layer else source.GetLayer(0)
-        if lyr is None:
-            raise PatchworkError(f"LABELS: '{path}' has no layer {layer or 'at all'}.")
-        definition = lyr.GetLayerDefn()
-        fields = [definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())]
-        if field not in fields:
-            raise PatchworkError(f"LABEL_FIELD: '{path}' has no field '{field}'; it has {', '.join(fields)}.")
-        srs = lyr.GetSpatialRef()
-        wkts, values = [], []
-        for feature in lyr:
-            geom = feature.GetGeometryRef()
-            if geom is not None:
-                wkts.append(geom.ExportToWkt())
-                values.append(feature.GetField(field))
-        return cls(wkts, values, srs.ExportToWkt() if srs else "", **options)
+        wkts, crs_wkt, values = read_features(path, "LABELS", layer, field)
+        return cls(wkts, values, crs_wkt, **options)
 
     def transformed(self, crs_wkt: str) -> VectorLabels:
         """The same labels in another CRS (a no-op when the CRS is the same or unknown)."""
         if not self.crs_wkt or not crs_wkt or same_crs(self.crs_wkt, crs_wkt):
             return self
-        transform = opened(osr.CoordinateTransformation, _srs(self.crs_wkt), _srs(crs_wkt))
+        transform = opened(osr.CoordinateTransformation, traditional_srs(self.crs_wkt), traditional_srs(crs_wkt))
         wkts, ids = [], []
         for feature in self._source.GetLayer(0):
             geom = feature.GetGeometryRef().Clone()
