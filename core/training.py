@@ -517,6 +517,7 @@ def html_report(result: TrainResult, estimator: str, model, names: list[str], ba
 
 
 def _write_atomically(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # e.g. the panel's "~/Patchwork models"
     tmp = temporary_sibling(path)
     try:
         with open(tmp, "wb") as fh:

@@ -172,3 +172,11 @@ def test_cancelling_a_large_forest_a_second_in_stops_within_half_a_second_and_wr
     assert stopped < 1.5, f"the fit went on {stopped - 1.0:.2f} s after the cancel"
     assert max(feedback.progress) < 80  # cancelled in the middle of the fit
     assert list(out.iterdir()) == []
+
+
+def test_a_model_path_in_a_folder_not_made_yet_is_written(tmp_path, s2_chips):
+    """The panel's default for a project not saved yet is ~/Patchwork models/…, which may not exist."""
+    _root, _labels, index = s2_chips
+    model = tmp_path / "Patchwork models" / "patchwork_model.onnx"
+    train_classifier(index, str(model), parameters={"n_estimators": 5}, report=str(model.parent / "report.html"))
+    assert model.is_file() and (model.parent / "report.html").is_file()
