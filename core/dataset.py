@@ -157,7 +157,7 @@ def sample_chips(
         drawn, notes = np.zeros((0, 2), np.int64), []
         if not check_only:  # (reading every label pixel is the run's work, not the parameter check's)
             drawn, notes = sampler.candidates_from_labels(src.height, src.width, chip_size, boundary,
-                                                          _label_strips(src, lbl, vector), aoi_box)
+                                                          _label_strips(src, lbl, vector, feedback), aoi_box)
         for note in notes:
             feedback.info(note)
         batches = iter([drawn])
@@ -231,9 +231,14 @@ def sample_chips(
                         band_statistics, class_counts)
 
 
-def _label_strips(src: RasterSource, lbl: RasterSource | None, vector: VectorLabels | None, rows: int = 256):
-    """The labels on the raster's grid, a strip of rows at a time: (row_off, class ids, valid)."""
+def _label_strips(src: RasterSource, lbl: RasterSource | None, vector: VectorLabels | None, feedback: Feedback,
+                  rows: int = 256):
+    """The labels on the raster's grid, a strip of rows at a time: (row_off, class ids, valid).
+
+    Reading them is the first part of a class sampler's run, and hears cancel.
+    """
     for row in range(0, src.height, rows):
+        check_cancelled(feedback)
         window = Window(row, 0, min(rows, src.height - row), src.width)
         if lbl is not None:
             data, valid = lbl.read(window)
