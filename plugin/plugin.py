@@ -43,7 +43,7 @@ class PatchworkPlugin:
         self.action.setObjectName("PatchworkPanelAction")
         self.action.setCheckable(True)
         self.action.setToolTip(QCoreApplication.translate(
-            "PatchworkPlugin", "Sample chips, preview augmentations, classify and stitch"))
+            "PatchworkPlugin", "Sample chips, preview augmentations, train, classify, compare and stitch"))
         self.action.toggled.connect(self.dock.setUserVisible)
         self.dock.visibilityChanged.connect(self.action.setChecked)
         self.iface.addToolBarIcon(self.action)
