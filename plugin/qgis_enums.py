@@ -48,6 +48,19 @@ POINT_LAYERS = _member("LayerFilter", "PointLayer", QgsMapLayerProxyModel, "Poin
 LINE_LAYERS = _member("LayerFilter", "LineLayer", QgsMapLayerProxyModel, "LineLayer")
 
 
+def layer_filters(*members: Any) -> Any:
+    """Several layer filters as one value a layer combo box takes.
+
+    From QGIS 3.34, `|` of two Qgis.LayerFilter members is a plain int, which setFilters takes only through its
+    deprecated overload: the flags type has to be built. Before, the old members combine by themselves.
+    """
+    combined = members[0]
+    for member in members[1:]:
+        combined = combined | member
+    flags, member_type = getattr(Qgis, "LayerFilters", None), getattr(Qgis, "LayerFilter", None)
+    return flags(combined) if flags is not None and isinstance(members[0], member_type) else combined
+
+
 def processing_standard_widgets() -> Any:
     """The Toolbox dialog's kind of parameter widget (Qgis.ProcessingMode from QGIS 3.44, QgsProcessingGui before)."""
     from qgis.gui import QgsProcessingGui

@@ -225,7 +225,7 @@ class PatchworkDock(QgsDockWidget):
         self.aoi_combo.setToolTip(tip_of(Sample, Sample.AOI))
         self.sampler_combo = combo_for(Sample, Sample.SAMPLER)
         self.locations_combo = QgsMapLayerComboBox()
-        self.locations_combo.setFilters(qgis_enums.POINT_LAYERS | qgis_enums.LINE_LAYERS)
+        self.locations_combo.setFilters(qgis_enums.layer_filters(qgis_enums.POINT_LAYERS, qgis_enums.LINE_LAYERS))
         self.locations_combo.setAllowEmptyLayer(True)
         self.locations_combo.setLayer(None)
         self.locations_combo.setToolTip(tip_of(Sample, Sample.LOCATIONS))
