@@ -54,7 +54,9 @@ def interrupts_cancel(feedback: QgsProcessingFeedback | None):
     Only where Python can take signals (the main thread: qgis_process, a script); the previous
     handlers are put back afterwards, so the host's own handling is unchanged outside the run.
     """
-    if feedback is None or threading.current_thread() is not threading.main_thread():
+    # get_ident, not current_thread(): in QGIS's task threads (not Python's) current_thread() makes a dummy Thread
+    # object each run, which crashed Python 3.14 (QGIS 3.44) in a panel run.
+    if feedback is None or threading.get_ident() != threading.main_thread().ident:
         yield
         return
     previous = {}
