@@ -24,6 +24,7 @@ from .budget import MAX_CHIP_SIZE, MAX_CHIPS, MAX_SEED, require_int_range
 from .config import Configurable
 from .errors import PatchworkError
 from .geometry import Window
+from .stats import reservoir
 
 Boundary = Literal["shift", "pad", "drop"]
 BOUNDARIES: tuple[str, ...] = ("shift", "pad", "drop")
@@ -464,7 +465,7 @@ class ClassSampler(Sampler, base=True):
             for value in np.unique(labels[ok]):
                 flat = np.flatnonzero(ok & (labels == value)) + row_off * width  # centre pixels, raster-wide
                 key = int(value)
-                kept[key], seen[key] = _reservoir(kept.get(key, np.empty(0, np.int64)), seen.get(key, 0), flat,
+                kept[key], seen[key] = reservoir(kept.get(key, np.empty(0, np.int64)), seen.get(key, 0), flat,
                                                   size, rng)
         wanted = self.wanted(seen)
         anchors, notes = [], []
@@ -478,20 +479,6 @@ class ClassSampler(Sampler, base=True):
         missing = sorted(set(wanted) - set(kept))
         notes += [f"class {key}: no pixel can be a chip's centre, no chip." for key in missing]
         return (np.concatenate(anchors) if anchors else np.zeros((0, 2), np.int64)), notes
-
-
-def _reservoir(sample: np.ndarray, seen: int, values: np.ndarray, size: int,
-               rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """Algorithm R over a batch: a uniform sample of up to `size` of all values seen, without replacement."""
-    room = max(0, min(size - sample.size, values.size))
-    if room:
-        sample = np.concatenate([sample, values[:room]])
-    rest = values[room:]
-    if rest.size:
-        slots = rng.integers(0, np.arange(seen + room + 1, seen + values.size + 1))
-        keep = slots < size
-        sample[slots[keep]] = rest[keep]
-    return sample, seen + values.size
 
 
 @dataclass(frozen=True)

@@ -56,17 +56,8 @@ class BandStatistics:
                 self._sample(b, wide, n_a)
 
     def _sample(self, band: int, values: np.ndarray, seen: int) -> None:
-        """Reservoir sampling (Algorithm R), a chip at a time: each value seen is kept with equal probability."""
-        sample = self.samples[band]
-        room = max(0, min(SAMPLE_SIZE - sample.size, values.size))
-        if room:
-            sample = self.samples[band] = np.concatenate([sample, values[:room]])
-        rest = values[room:]
-        if rest.size:
-            positions = np.arange(seen + room + 1, seen + values.size + 1)  # 1-based index of each value seen
-            slots = self.rng.integers(0, positions)
-            keep = slots < SAMPLE_SIZE
-            sample[slots[keep]] = rest[keep]  # in order: a later value in the same slot wins, as one by one
+        """Keep a uniform sample of the band's values, a chip at a time."""
+        self.samples[band], _ = reservoir(self.samples[band], seen, values, SAMPLE_SIZE, self.rng)
 
     def to_dicts(self) -> list[dict]:
         """One dict per band: count, mean, std, min, max, p2, p98 (None for a band without valid pixels)."""
@@ -92,3 +83,20 @@ class BandStatistics:
         value_below = int(np.searchsorted(cumulative, below, side="right")) + self.offset
         value_above = int(np.searchsorted(cumulative, above, side="right")) + self.offset
         return float(value_below + (value_above - value_below) * (position - below))
+
+
+def reservoir(sample: np.ndarray, seen: int, values: np.ndarray, size: int,
+              rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    """Algorithm R over a batch: a uniform sample of up to `size` of all values seen, without replacement.
+
+    Returns the updated sample and the count of values seen; the same draws as one value at a time.
+    """
+    room = max(0, min(size - sample.size, values.size))
+    if room:
+        sample = np.concatenate([sample, values[:room]])
+    rest = values[room:]
+    if rest.size:
+        slots = rng.integers(0, np.arange(seen + room + 1, seen + values.size + 1))  # 1-based index of each value
+        keep = slots < size
+        sample[slots[keep]] = rest[keep]  # in order: a later value in the same slot wins, as one by one
+    return sample, seen + values.size
