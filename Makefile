@@ -34,6 +34,7 @@ test-qgis:
 	bash scripts/test_qgis_version.sh "$(QGIS)" "$(TARGET)"
 
 bench: bootstrap
+	@VENV=$(VENV) bash scripts/bootstrap.sh bench
 	$(PY) scripts/bench.py
 
 lint: bootstrap

@@ -3,7 +3,8 @@
 # - Debian packages: QGIS with PyQGIS, GDAL, Xvfb (root or sudo); Debian 12 gives QGIS 3.22.
 # - A venv on /usr/bin/python3 with the system site packages (PyQGIS lives there),
 #   pip packages pinned to the numpy that Debian's GDAL/QGIS bindings were built against.
-# `bootstrap.sh packages` installs the Debian packages only (scripts/test_qgis_version.sh builds its roots so).
+# `bootstrap.sh packages` installs the Debian packages only (scripts/test_qgis_version.sh builds its roots so);
+# `bootstrap.sh bench` also installs what `make bench` compares with (requirements-bench.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,15 +26,28 @@ fi
 
 # Pip must never replace the system numpy: osgeo.gdal_array is compiled against it.
 stamp="$VENV/.patchwork-deps"
-want="$(cat requirements-dev.txt requirements.txt | sha1sum | cut -c1-12)"
-if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
-  exit 0
-fi
-echo "bootstrap: preparing $VENV"
-[ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv --system-site-packages "$VENV"
-numpy_version="$(/usr/bin/python3 -c 'import numpy; print(numpy.__version__)')"
 constraints="$VENV/constraints.txt"
-echo "numpy==$numpy_version" > "$constraints"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" \
-  -r requirements.txt -r requirements-dev.txt
-echo "$want" > "$stamp"
+want="$(cat requirements-dev.txt requirements.txt | sha1sum | cut -c1-12)"
+if ! [ -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "bootstrap: preparing $VENV"
+  [ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv --system-site-packages "$VENV"
+  numpy_version="$(/usr/bin/python3 -c 'import numpy; print(numpy.__version__)')"
+  echo "numpy==$numpy_version" > "$constraints"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" \
+    -r requirements.txt -r requirements-dev.txt
+  echo "$want" > "$stamp"
+fi
+
+[ "${1:-}" = bench ] || exit 0
+# albumentations 2 declares numpy>=1.24.4 and runs on Debian 12's 1.24.2: its packages install without their
+# declared dependencies (the `--no-deps` lines), which are listed and installed pinned to the system numpy.
+bench_stamp="$VENV/.patchwork-bench-deps"
+bench_want="$(sha1sum requirements-bench.txt | cut -c1-12)"
+if [ "$(cat "$bench_stamp" 2>/dev/null)" != "$bench_want" ]; then
+  echo "bootstrap: installing the benchmark's references (requirements-bench.txt)"
+  grep -v '^ *#' requirements-bench.txt | grep -v -- ' --no-deps' > "$VENV/bench-deps.txt"
+  grep -v '^ *#' requirements-bench.txt | grep -- ' --no-deps' | sed 's/ *--no-deps.*//' > "$VENV/bench-nodeps.txt"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" -r "$VENV/bench-deps.txt"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r "$VENV/bench-nodeps.txt"
+  echo "$bench_want" > "$bench_stamp"
+fi
