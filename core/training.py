@@ -33,8 +33,12 @@ BLOCK = 64  # chip size when training from a raster and a label raster
 KNN_MAX_PIXELS = 10_000
 
 
-def make_estimator(name: str, parameters: dict | None, seed: int):
-    """A scikit-learn classifier by name; `parameters` must be settings it knows."""
+def make_estimator(name: str, parameters: dict | None, seed: int, scale_inside: bool = True):
+    """A scikit-learn classifier by name; `parameters` must be settings it knows.
+
+    Distance- and gradient-based estimators get a StandardScaler in front (inside the exported graph) unless
+    `scale_inside` is False: training then standardises with the dataset's band statistics instead.
+    """
     require("scikit-learn", "Training")
     from sklearn.ensemble import ExtraTreesClassifier, GradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
@@ -67,7 +71,7 @@ def make_estimator(name: str, parameters: dict | None, seed: int):
                 validate()
         except (ValueError, TypeError) as exc:
             raise PatchworkError(f"PARAMETERS: {exc}") from exc
-    if name in ("logistic_regression", "knn", "mlp"):  # distance- and gradient-based: standardise bands
+    if scale_inside and name in ("logistic_regression", "knn", "mlp"):  # distance- and gradient-based
         return make_pipeline(StandardScaler(), estimator)
     return estimator
 
@@ -82,6 +86,7 @@ class PixelSet:
     groups: list[int] = field(default_factory=list)  # per chip: its source chip (augmented copies share one)
     band_names: list[str] = field(default_factory=list)
     class_names: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # id: (name, colour)
+    band_statistics: list[dict] = field(default_factory=list)  # the dataset's, from its dataset.json (stats.py)
 
     def add(self, features: np.ndarray, labels: np.ndarray, window: Window, group: int) -> None:
         """Add a chip's labelled pixels."""
@@ -133,7 +138,17 @@ def pixels_from_index(index: str, feedback: Feedback) -> PixelSet:
     with RasterSource(with_labels[0]["image_path"]) as src:
         out.band_names = src.band_descriptions
     out.class_names = _label_classes(index)
+    out.band_statistics = _manifest(index).get("band_statistics") or []
     return out
+
+
+def _manifest(index: str) -> dict:
+    """The dataset.json beside a chip index, or {}."""
+    path = os.path.join(os.path.dirname(os.path.abspath(index)), "dataset.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
 
 
 def _label_classes(index: str) -> dict[int, tuple[str, str | None]]:
@@ -143,11 +158,9 @@ def _label_classes(index: str) -> dict[int, tuple[str, str | None]]:
     to their source.
     """
     for _ in range(5):
-        manifest = os.path.join(os.path.dirname(os.path.abspath(index)), "dataset.json")
-        if not os.path.exists(manifest):
+        content = _manifest(index)
+        if not content:
             return {}
-        with open(manifest, encoding="utf-8") as fh:
-            content = json.load(fh)
         if content.get("classes"):
             return {int(c["id"]): (c["name"], c.get("colour")) for c in content["classes"]}
         config = content.get("config", {})
@@ -194,6 +207,38 @@ def pixels_from_rasters(raster: str, labels: str, feedback: Feedback) -> PixelSe
     return out
 
 
+@dataclass
+class Standardization:
+    """Per-band (x − mean) / std applied before the estimator, and written into the model's metadata."""
+    mean: np.ndarray
+    std: np.ndarray
+    origin: str  # where the figures come from, for the log and the report
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """Standardised float32 pixels (P, C)."""
+        return ((x - self.mean) / self.std).astype(np.float32)
+
+
+def standardization_for(pixels: PixelSet, x_train: np.ndarray, feedback: Feedback) -> Standardization:
+    """The dataset's band statistics (dataset.json), else those of the training pixels; a constant band keeps std 1."""
+    stats = pixels.band_statistics
+    if len(stats) == x_train.shape[1] and all(b.get("count") for b in stats):
+        mean = np.array([b["mean"] for b in stats], np.float64)
+        std = np.array([b["std"] for b in stats], np.float64)
+        origin = f"the dataset's band statistics ({min(b['count'] for b in stats):,}+ valid pixels per band)"
+    else:
+        mean, std = x_train.mean(axis=0, dtype=np.float64), x_train.std(axis=0, dtype=np.float64)
+        origin = f"the {len(x_train):,} training pixels (the dataset has no band statistics)"
+    constant = std == 0
+    if constant.any():
+        feedback.info(f"Band(s) {', '.join(str(b + 1) for b in np.flatnonzero(constant))} hold one value: "
+                      "standardised with std 1.")
+        std[constant] = 1.0
+    feedback.info(f"Inputs standardised per band with {origin}: mean {np.round(mean, 4).tolist()}, "
+                  f"std {np.round(std, 4).tolist()}")
+    return Standardization(mean, std, origin)
+
+
 def split_by_chip(pixels: PixelSet, validation_fraction: float, rng: np.random.Generator) -> tuple[list, list]:
     """Chip numbers for training and validation, apart on the ground.
 
@@ -236,6 +281,7 @@ class TrainResult:
     validation_pixels: int
     onnx_agreement: float  # share of validation (or training) pixels where ONNX and scikit-learn agree
     seconds: float
+    standardized_with: str | None = None  # where the standardisation figures came from; None: raw values
 
 
 @reports_errors
@@ -252,6 +298,7 @@ def train_classifier(
     skops_copy: str | None = None,
     report: str | None = None,
     class_names: dict[int, str] | None = None,
+    standardize: bool = False,
     feedback: Feedback | None = None,
     check_only: bool = False,
 ) -> TrainResult | None:
@@ -272,6 +319,9 @@ def train_classifier(
         skops_copy: A scikit-learn copy of the model to write too (.skops).
         report: An HTML report to write (accuracy, confusion matrix, per-class scores, band importance).
         class_names: Names of the classes by id (default: the label raster's category names).
+        standardize: Train on (x − mean) / std per band, with the dataset's band statistics (dataset.json), else
+            the training pixels'; the model's metadata carries them (standardization_mean / standardization_std)
+            so classify applies them, and the .skops copy starts with them.
         feedback: Progress, cancel and messages (default: silent).
         check_only: Make the checks a run makes before it reads pixels (settings, outputs, packages, the label
             raster's grid), then return None.
@@ -308,7 +358,7 @@ def train_classifier(
             require_writable_folder(os.path.dirname(os.path.abspath(path)), role)
     for package in ("skl2onnx", "onnx", "onnxruntime"):  # missing packages fail before any work
         require(package, "Training (to export and check the model)")
-    model = make_estimator(estimator, parameters, seed)  # unknown settings fail before any reading
+    model = make_estimator(estimator, parameters, seed, scale_inside=not standardize)  # fails before any reading
     if check_only:
         if labels:
             with RasterSource(source, "INPUT") as src, RasterSource(labels, "LABELS") as lbl:
@@ -336,6 +386,9 @@ def train_classifier(
         feedback.info(f"{overlapping} chips overlap validation chips and are left out of training.")
     x_train = np.concatenate([pixels.features[i] for i in train_chips])
     y_train = np.concatenate([pixels.labels[i] for i in train_chips])
+    standardization = standardization_for(pixels, x_train, feedback) if standardize else None
+    if standardization:
+        x_train = standardization.apply(x_train)
     if estimator == "knn" and max_pixels > KNN_MAX_PIXELS:
         feedback.info(f"knn keeps at most {KNN_MAX_PIXELS:,} training pixels: it compares every pixel it classifies "
                       "with each of them.")
@@ -352,7 +405,7 @@ def train_classifier(
 
     x_val = np.concatenate([pixels.features[i] for i in val_chips]) if val_chips else np.zeros((0, x_train.shape[1]))
     y_val = np.concatenate([pixels.labels[i] for i in val_chips]) if val_chips else np.zeros(0, np.int64)
-    x_val = x_val.astype(np.float32)
+    x_val = standardization.apply(x_val) if standardization else x_val.astype(np.float32)
     fitted_classes = [int(c) for c in model.classes_]
     known_names = {c: name for c, (name, _) in pixels.class_names.items()} | (class_names or {})
     names = [known_names.get(c, f"class {c}") for c in fitted_classes]
@@ -360,7 +413,7 @@ def train_classifier(
     # A nearest-neighbour model holds a (pixels x training pixels) distance matrix: small batches.
     batch = 8192 if estimator == "knn" else 262144
     onnx_bytes = export_onnx(model, x_train.shape[1], fitted_classes, names, pixels.band_names, batch,
-                             colours if all(colours) else None)
+                             colours if all(colours) else None, standardization)
     check_x = x_val if len(x_val) else x_train[:5000]
     agreement = onnx_agreement(onnx_bytes, model, check_x)
     accuracy = matrix = None
@@ -374,9 +427,9 @@ def train_classifier(
         require("skops", "The .skops copy")
         import skops.io as sio
 
-        _write_atomically(skops_copy, sio.dumps(model))
+        _write_atomically(skops_copy, sio.dumps(_with_standardization(model, standardization)))
     result = TrainResult(output_model, fitted_classes, accuracy, matrix, scores, len(y_train), len(y_val), agreement,
-                         time.perf_counter() - started)
+                         time.perf_counter() - started, standardization.origin if standardization else None)
     if report:
         _write_atomically(report, html_report(result, estimator, model, names, pixels.band_names).encode("utf-8"))
     feedback.set_progress(100)
@@ -425,9 +478,27 @@ def fit_reporting(model, x: np.ndarray, y: np.ndarray, feedback: Feedback, start
         check_cancelled(feedback)
 
 
+def _with_standardization(model, standardization: Standardization | None):
+    """The model to save for scikit-learn users: taking raw pixels, its standardisation in front."""
+    if standardization is None:
+        return model
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler()  # fitted by hand: these are the figures the model was trained with
+    scaler.mean_, scaler.scale_, scaler.var_ = standardization.mean, standardization.std, standardization.std ** 2
+    scaler.n_features_in_, scaler.n_samples_seen_ = len(standardization.mean), 1
+    return make_pipeline(scaler, model)
+
+
 def export_onnx(model, n_bands: int, classes: list[int], names: list[str], band_names: list[str],
-                max_batch_pixels: int = 262144, colours: list[str] | None = None) -> bytes:
-    """The fitted model as ONNX (float input [pixels, bands], label and probability tensors) with metadata."""
+                max_batch_pixels: int = 262144, colours: list[str] | None = None,
+                standardization: Standardization | None = None) -> bytes:
+    """The fitted model as ONNX (float input [pixels, bands], label and probability tensors) with metadata.
+
+    With a standardisation, the graph takes standardised pixels and the metadata carries the figures
+    (standardization_mean / standardization_std, as Deepness models do), which classify applies.
+    """
     require("onnx", "Exporting a trained model to ONNX")
     to_onnx = require("skl2onnx", "Exporting a trained model to ONNX").to_onnx
     final = model.steps[-1][1] if hasattr(model, "steps") else model
@@ -446,6 +517,9 @@ def export_onnx(model, n_bands: int, classes: list[int], names: list[str], band_
     }
     if colours:
         metadata["patchwork:class_colors"] = colours
+    if standardization is not None:
+        metadata["standardization_mean"] = [float(v) for v in standardization.mean]
+        metadata["standardization_std"] = [float(v) for v in standardization.std]
     for key, value in metadata.items():
         entry = onx.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)
@@ -490,6 +564,9 @@ def html_report(result: TrainResult, estimator: str, model, names: list[str], ba
              f"<p>Model: {e(result.model)}<br>{result.train_pixels:,} training pixels; {result.validation_pixels:,} "
              f"validation pixels from chips held out whole. The ONNX export predicts the same class as "
              f"scikit-learn on {result.onnx_agreement:.4%} of the checked pixels.</p>"]
+    if result.standardized_with:
+        parts.append(f"<p>Inputs standardised per band, (x − mean) / std, with {e(result.standardized_with)}; the "
+                     "model's metadata carries the figures and Classify applies them.</p>")
     if result.accuracy is not None:
         parts.append(f"<p><b>Validation accuracy: {result.accuracy:.2%}</b></p>")
         head = "".join(f"<th>{e(n)}</th>" for n in names)

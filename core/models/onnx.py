@@ -57,6 +57,13 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def _read_standardization(meta: dict, info: ModelInfo) -> None:
+    """standardization_mean / standardization_std (both, per band or one for all), applied after SCALE and OFFSET."""
+    mean, std = meta.get("standardization_mean"), meta.get("standardization_std")
+    if mean is not None and std is not None:
+        info.mean, info.std = [float(v) for v in np.atleast_1d(mean)], [float(v) for v in np.atleast_1d(std)]
+
+
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 CPU = "CPUExecutionProvider"
 GPU_PROVIDERS = ("CUDAExecutionProvider", "DmlExecutionProvider", "CoreMLExecutionProvider")  # auto's preference
@@ -188,9 +195,7 @@ class OnnxImageModel(Model):
             default_overlap=round(tile * float(meta.get("tiles_overlap", 0)) / 100), margin=margin,
             batch_size=batch, unit_range_input=True, input_dtype=_input_dtype(inp, name),
         )
-        mean, std = meta.get("standardization_mean"), meta.get("standardization_std")
-        if mean is not None and std is not None:
-            info.mean, info.std = [float(v) for v in np.atleast_1d(mean)], [float(v) for v in np.atleast_1d(std)]
+        _read_standardization(meta, info)
         if model_type == "Regressor":
             info.task = "regression"
             info.output_names = value_names(channels_out)
@@ -276,6 +281,7 @@ class OnnxPixelModel(PixelModel):
         n_bands = _fixed(inp.shape[1])
         self.chunk = int(meta.get("patchwork:max_batch_pixels", 262144))
         info = ModelInfo(name=name, n_bands=n_bands, per_pixel=True, input_dtype=_input_dtype(inp, name))
+        _read_standardization(meta, info)
         if self.prob_output is None and self.label_output is None:
             self.value_output = outputs[0]
             info.task = "regression"

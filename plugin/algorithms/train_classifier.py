@@ -5,6 +5,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterMapLayer,
     QgsProcessingParameterNumber,
@@ -26,7 +27,7 @@ class TrainClassifierAlgorithm(PatchworkAlgorithm):
     INPUT, LABELS, ESTIMATOR = "INPUT", "LABELS", "ESTIMATOR"
     PARAMETERS, VALIDATION_FRACTION, MAX_PIXELS = "PARAMETERS", "VALIDATION_FRACTION", "MAX_PIXELS"
     OUTPUT_MODEL, OUTPUT_SKOPS, OUTPUT_REPORT = "OUTPUT_MODEL", "OUTPUT_SKOPS", "OUTPUT_REPORT"
-    SEED, ACCURACY, CLASSES = "SEED", "ACCURACY", "CLASSES"
+    SEED, ACCURACY, CLASSES, STANDARDIZE = "SEED", "ACCURACY", "CLASSES", "STANDARDIZE"
     parameter_help = {
         INPUT: "A chip index with label chips (from Sample chips or Augment chips), or a raster with LABELS.",
         LABELS: "A raster of class ids on INPUT's grid, when INPUT is a raster.",
@@ -36,6 +37,8 @@ class TrainClassifierAlgorithm(PatchworkAlgorithm):
         VALIDATION_FRACTION: "The share of chips held out to measure the model; chips that overlap them are left "
                              "out of training.",
         MAX_PIXELS: "At most this many training pixels, drawn evenly across the classes.",
+        STANDARDIZE: "Train on (value − mean) / std per band, with the chip dataset's band statistics "
+                     "(dataset.json); the model carries them and Classify applies them.",
         OUTPUT_MODEL: "The trained model as ONNX, with its classes, names and colours; Classify reads it.",
         OUTPUT_SKOPS: "A scikit-learn copy of the model (skops format, safe to load).",
         OUTPUT_REPORT: "An HTML report: validation accuracy, confusion matrix, per-class scores, band importance.",
@@ -61,8 +64,11 @@ class TrainClassifierAlgorithm(PatchworkAlgorithm):
                                  qgis_enums.DOUBLE, 0.2, minValue=0.0, maxValue=0.95))
         self.addParameter(number(self.MAX_PIXELS, self.tr("Maximum training pixels (stratified subsample)"),
                                  qgis_enums.INTEGER, 200000, minValue=1))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.STANDARDIZE, self.tr("Standardise bands with the dataset's statistics"), defaultValue=False,
+            optional=True))  # optional: models saved before it existed still validate
         self.addParameter(number(self.SEED, self.tr("Random seed"), qgis_enums.INTEGER, 42, minValue=0))
-        self.mark_advanced(self.PARAMETERS, self.MAX_PIXELS, self.SEED)
+        self.mark_advanced(self.PARAMETERS, self.MAX_PIXELS, self.STANDARDIZE, self.SEED)
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, self.tr("Model (ONNX)"), self.tr("ONNX models (*.onnx)")))
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -94,6 +100,7 @@ class TrainClassifierAlgorithm(PatchworkAlgorithm):
             validation_fraction=self.parameterAsDouble(parameters, self.VALIDATION_FRACTION, context),
             max_pixels=self.parameterAsInt(parameters, self.MAX_PIXELS, context),
             seed=self.parameterAsInt(parameters, self.SEED, context),
+            standardize=self.parameterAsBoolean(parameters, self.STANDARDIZE, context),
             skops_copy=self.parameterAsFileOutput(parameters, self.OUTPUT_SKOPS, context) or None,
             report=self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None))
 

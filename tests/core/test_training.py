@@ -180,3 +180,32 @@ def test_a_model_path_in_a_folder_not_made_yet_is_written(tmp_path, s2_chips):
     model = tmp_path / "Patchwork models" / "patchwork_model.onnx"
     train_classifier(index, str(model), parameters={"n_estimators": 5}, report=str(model.parent / "report.html"))
     assert model.is_file() and (model.parent / "report.html").is_file()
+
+
+def test_standardised_training_carries_the_datasets_band_statistics_to_classify(s2_chips, s2_path, tmp_path):
+    import json
+
+    import skops.io as sio
+
+    root, labels, index = s2_chips
+    with open(os.path.join(os.path.dirname(index), "dataset.json"), encoding="utf-8") as fh:
+        stats = json.load(fh)["band_statistics"]
+    model, copy, report = (str(tmp_path / name) for name in ("lr.onnx", "lr.skops", "lr.html"))
+    result = train_classifier(index, model, estimator="logistic_regression", seed=2, standardize=True,
+                              skops_copy=copy, report=report)
+    assert result.accuracy > 0.9 and result.onnx_agreement == 1.0 and "band statistics" in result.standardized_with
+    info = load_model(model).info
+    assert info.mean == [b["mean"] for b in stats] and info.std == [b["std"] for b in stats]
+    fitted = sio.load(copy, trusted=sio.get_untrusted_types(file=copy))
+    scaler, estimator = (step for _, step in fitted.steps)  # the dataset's figures in front, no scaler inside
+    np.testing.assert_array_equal(scaler.mean_, info.mean)
+    assert type(estimator).__name__ == "LogisticRegression"
+    classify(s2_path, model, str(tmp_path / "lr.tif"))  # classify standardises with the model's figures
+    data, *_ = read_all(s2_path)
+    class_map, *_ = read_all(str(tmp_path / "lr.tif"))
+    expected = fitted.predict(data.reshape(4, -1).T).reshape(data.shape[1:])  # raw pixels into the .skops copy
+    assert (class_map[0] == expected).mean() > 0.999  # float32 inside classify, float64 in scikit-learn
+    assert "standardised per band" in (tmp_path / "lr.html").read_text()
+    plain = str(tmp_path / "plain.onnx")
+    train_classifier(index, plain, estimator="logistic_regression", seed=2)
+    assert load_model(plain).info.mean is None  # without STANDARDIZE the scaler stays inside the graph

@@ -35,6 +35,15 @@ def test_train_from_raster_and_labels_then_classify(patchwork_provider, tmp_path
     with pytest.raises(QgsProcessingException, match="LABELS: INPUT is a raster"):
         run("trainclassifier", {"INPUT": s2_path, "OUTPUT_MODEL": str(tmp_path / "x.onnx")})
     assert not (tmp_path / "x.onnx").exists()
+    standardised = run("trainclassifier", {"INPUT": s2_path, "LABELS": labels, "ESTIMATOR": "mlp",
+                                           "STANDARDIZE": True, "OUTPUT_MODEL": str(tmp_path / "mlp.onnx")})
+    from patchwork.core.models import load_model
+
+    info = load_model(standardised["OUTPUT_MODEL"]).info  # from the training pixels: a raster has no dataset.json
+    assert len(info.mean) == 4 and all(s > 0 for s in info.std)
+    again = run("classify", {"INPUT": s2_path, "MODEL": standardised["OUTPUT_MODEL"],
+                             "OUTPUT": str(tmp_path / "s.tif")})
+    assert run("compare", {"INPUT": again["OUTPUT"], "REFERENCE": labels})["AGREEMENT"] >= 0.95
 
 
 def test_workflow_model_loads_in_the_modeler_and_validates(patchwork_provider):
