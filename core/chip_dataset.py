@@ -9,7 +9,7 @@ import numpy as np
 
 from .augment import Augmentation, Compose, Mixing, chip_seed, load_pipeline
 from .augmented import ChipPool, index_crs_wkt, read_chip, valid_pixels
-from .dataset import read_index
+from .dataset import read_index, read_manifest
 from .errors import PatchworkError
 
 
@@ -21,7 +21,8 @@ class ChipDataset:
     epoch, and new draws for the next epoch (call `set_epoch` before each, as with a DistributedSampler).
     """
 
-    def __init__(self, index: str, pipeline: Augmentation | str | None = None, seed: int = 0) -> None:
+    def __init__(self, index: str, pipeline: Augmentation | str | None = None, seed: int = 0,
+                 standardize: bool = False) -> None:
         """Read the index (the chips themselves are read when asked for).
 
         Args:
@@ -29,9 +30,12 @@ class ChipDataset:
             pipeline: An augmentation, or its JSON config, a .json path or a preset name; None: the chips as they
                 are.
             seed: The seed every item's augmentation is derived from.
+            standardize: Give images as float32 (value − mean) / std per band, with the dataset's band statistics
+                (dataset.json), after augmentation; invalid pixels become 0.
 
         Raises:
-            PatchworkError: An index without chips, or a pipeline that cannot be read.
+            PatchworkError: An index without chips, a pipeline that cannot be read, or `standardize` for a dataset
+                without band statistics.
         """
         self.records = read_index(index)
         if not self.records:
@@ -43,6 +47,8 @@ class ChipDataset:
         self.pipeline = pipeline
         self.seed = int(seed)
         self.epoch = 0
+        self.band_statistics = read_manifest(index).get("band_statistics") or []
+        self.standardization = _standardization(self.band_statistics, index) if standardize else None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -59,9 +65,25 @@ class ChipDataset:
         sample = read_chip(record)
         if self.pipeline is not None:
             sample = self.pipeline(sample, seed=chip_seed(self.seed, record["chip_id"], self.epoch))
-        item = {"image": sample.image, "valid": valid_pixels(sample),
+        valid = valid_pixels(sample)
+        image = sample.image
+        if self.standardization is not None:
+            mean, std = self.standardization
+            image = (image.astype(np.float32) - mean) / std
+            image[:, ~valid] = 0.0
+        item = {"image": image, "valid": valid,
                 "geotransform": np.asarray(sample.geotransform, np.float64), "crs_wkt": sample.crs_wkt,
                 "chip_id": int(record["chip_id"])}
         if sample.label is not None:  # (a None would stop a DataLoader's default collate)
             item["label"] = sample.label
         return item
+
+
+def _standardization(statistics: list[dict], index: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band mean and std shaped (C, 1, 1) as float32; a constant band keeps std 1."""
+    if not statistics or not all(band.get("count") for band in statistics):
+        raise PatchworkError(f"INPUT: '{index}' has no band statistics in its dataset.json to standardise with; "
+                             "sample (or augment) the chips again with this version of Patchwork.")
+    mean = np.array([band["mean"] for band in statistics], np.float32).reshape(-1, 1, 1)
+    std = np.array([band["std"] or 1.0 for band in statistics], np.float32).reshape(-1, 1, 1)
+    return mean, std

@@ -517,6 +517,15 @@ def write_index(path: str, crs_wkt: str, records: list[dict], fields: list[tuple
         ds = None
 
 
+def read_manifest(index: str) -> dict:
+    """The dataset.json beside a chip index (how it was made, band statistics, classes), or {} without one."""
+    path = os.path.join(os.path.dirname(os.path.abspath(index)), MANIFEST)
+    if not os.path.exists(path):
+        return {}
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
 def read_index(path: str) -> list[dict]:
     """The chip records of an index (all attributes plus the footprint as WKT), in chip order."""
     try:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .augmented import read_chip
 from .compare import confusion_matrix, count_pairs
-from .dataset import read_index
+from .dataset import read_index, read_manifest
 from .dependencies import require
 from .errors import PatchworkError, reports_errors
 from .geometry import Window
@@ -138,17 +138,8 @@ def pixels_from_index(index: str, feedback: Feedback) -> PixelSet:
     with RasterSource(with_labels[0]["image_path"]) as src:
         out.band_names = src.band_descriptions
     out.class_names = _label_classes(index)
-    out.band_statistics = _manifest(index).get("band_statistics") or []
+    out.band_statistics = read_manifest(index).get("band_statistics") or []
     return out
-
-
-def _manifest(index: str) -> dict:
-    """The dataset.json beside a chip index, or {}."""
-    path = os.path.join(os.path.dirname(os.path.abspath(index)), "dataset.json")
-    if not os.path.exists(path):
-        return {}
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
 
 
 def _label_classes(index: str) -> dict[int, tuple[str, str | None]]:
@@ -158,7 +149,7 @@ def _label_classes(index: str) -> dict[int, tuple[str, str | None]]:
     to their source.
     """
     for _ in range(5):
-        content = _manifest(index)
+        content = read_manifest(index)
         if not content:
             return {}
         if content.get("classes"):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import sys
 from multiprocessing import get_context
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from patchwork.core import ChipDataset, RegularSampler, sample_chips
+from patchwork.core.errors import PatchworkError
 from patchwork.core.inference import classify
 from tests.conftest import REPO
 
@@ -64,3 +66,23 @@ def test_items_are_arrays_a_default_collate_stacks(index):
     assert pickle.loads(pickle.dumps(dataset))[3]["chip_id"] == 3
     with pytest.raises(IndexError):
         dataset[len(dataset)]
+
+
+def test_standardised_items_use_the_datasets_band_statistics(index, tmp_path):
+    dataset = ChipDataset(index, standardize=True)
+    stats = dataset.band_statistics
+    assert len(stats) == 4 and all(band["count"] > 0 for band in stats)
+    images = np.stack([dataset[i]["image"] for i in range(len(dataset))])
+    valid = np.stack([dataset[i]["valid"] for i in range(len(dataset))])
+    assert images.dtype == np.float32
+    for band in range(4):  # the chips' own statistics: mean 0 and std 1 over their valid pixels
+        values = images[:, band][valid].astype(np.float64)
+        assert abs(values.mean()) < 1e-4 and abs(values.std() - 1) < 1e-4
+    raw = ChipDataset(index)[0]["image"]
+    np.testing.assert_allclose(dataset[0]["image"][0], (raw[0] - stats[0]["mean"]) / stats[0]["std"], rtol=1e-5,
+                               atol=1e-5)
+    (tmp_path / "copy").mkdir()
+    bare = tmp_path / "copy" / "index.gpkg"  # an index without its dataset.json
+    shutil.copy(index, bare)
+    with pytest.raises(PatchworkError, match="no band statistics"):
+        ChipDataset(str(bare), standardize=True)
