@@ -388,7 +388,11 @@ class FileWriters:
         self.limit = 4 * workers  # chips held in memory while they wait for a thread
 
     def write(self, path: str, *args, **kwargs) -> None:
-        """Write one chip file (in the background when there are workers); arguments as write_geotiff's."""
+        """Write one chip file into a StagedFolder, in the background when there are workers.
+
+        Arguments as write_geotiff's.
+        """
+        kwargs["in_staged_folder"] = True
         if self.pool is None:
             write_geotiff(path, *args, **kwargs)
             return
@@ -502,9 +506,9 @@ def write_index(path: str, crs_wkt: str, records: list[dict], fields: list[tuple
         defn = layer.GetLayerDefn()
         for rec in records:
             feature = ogr.Feature(defn)
-            for name, _ in fields:
+            for i, (name, _) in enumerate(fields):  # by index: a name lookup per field and chip shows at 100k chips
                 if rec[name] is not None:
-                    feature.SetField(name, rec[name])
+                    feature.SetField(i, rec[name])
             ring = ogr.Geometry(ogr.wkbLinearRing)
             for x, y in footprint(rec["geotransform"], rec["height"], rec["width"]):
                 ring.AddPoint_2D(x, y)

@@ -34,26 +34,36 @@ class BandStatistics:
 
     def add(self, data: np.ndarray, valid: np.ndarray) -> None:
         """Add the valid pixels (`valid`, h × w) of one chip (`data`, C × h × w)."""
+        levels = None
+        if self.exact and self.histograms.shape[1] == 256:  # 8-bit: the chip's moments from its histogram
+            levels = np.arange(self.offset, self.offset + 256, dtype=np.float64)
         for b in range(data.shape[0]):
             values = data[b][valid]
             if values.size == 0:
                 continue
-            wide = values.astype(np.float64)
-            n_a, n_b = self.n[b], wide.size
-            mean_b = wide.mean()
-            m2_b = float(np.square(wide - mean_b).sum())
+            n_a, n_b = self.n[b], values.size
+            if self.exact:
+                histogram = np.bincount(values.astype(np.intp) - self.offset, minlength=self.histograms.shape[1])
+                self.histograms[b] += histogram
+            if levels is not None:
+                present = np.flatnonzero(histogram)
+                mean_b = float(histogram @ levels) / n_b
+                m2_b = float(histogram @ np.square(levels - mean_b))
+                low_b, high_b = levels[present[0]], levels[present[-1]]
+            else:
+                wide = values.astype(np.float64)
+                mean_b = wide.mean()
+                m2_b = float(np.square(wide - mean_b).sum())
+                low_b, high_b = float(wide.min()), float(wide.max())
+                if not self.exact:
+                    self._sample(b, wide, n_a)
             n = n_a + n_b
             delta = mean_b - self.mean[b]
             self.mean[b] += delta * n_b / n
             self.m2[b] += m2_b + delta * delta * n_a * n_b / n
             self.n[b] = n
-            self.low[b] = min(self.low[b], float(wide.min()))
-            self.high[b] = max(self.high[b], float(wide.max()))
-            if self.exact:
-                self.histograms[b] += np.bincount(values.astype(np.int64) - self.offset,
-                                                  minlength=self.histograms.shape[1])
-            else:
-                self._sample(b, wide, n_a)
+            self.low[b] = min(self.low[b], low_b)
+            self.high[b] = max(self.high[b], high_b)
 
     def _sample(self, band: int, values: np.ndarray, seen: int) -> None:
         """Keep a uniform sample of the band's values, a chip at a time."""

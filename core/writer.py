@@ -129,17 +129,20 @@ class GeoTiffWriter:
         log: Log | None = None,
         cog_overviews: str | None = None,
         colours: list[int] | None = None,
+        in_staged_folder: bool = False,
     ) -> None:
         """Create the temporary file.
 
         `cog_overviews`: write a Cloud-Optimised GeoTIFF with overviews made by this GDAL resampling (e.g. "MODE"
         for classes, "AVERAGE" for values); None writes a plain tiled GeoTIFF. `colours`: the source bands' GDAL
-        colour interpretations, for copies of them (see `photometric`).
+        colour interpretations, for copies of them (see `photometric`). `in_staged_folder`: the file goes into a
+        StagedFolder this run owns, where no dead run can have left debris: the folder is not swept for it (a
+        sweep lists the folder, which made writing n chips cost n² directory entries).
         """
         self.path = path
         self.cog_overviews = cog_overviews
         self.width, self.height = width, height
-        self.tmp_path = temporary_sibling(path, log)
+        self.tmp_path = owned_name(path) if in_staged_folder else temporary_sibling(path, log)
         dtype = np.dtype(dtype)
         self.block = block = min(block_size, 16 * math.ceil(max(width, height) / 16))
         self.waiting: dict[tuple[int, int], tuple[np.ndarray, int]] = {}  # file tiles written in part
@@ -309,16 +312,16 @@ class GeoTiffWriter:
 def write_geotiff(path: str, array: np.ndarray, geotransform: GeoTransform, crs_wkt: str,
                   nodata: float | None = None, band_descriptions: list[str] | None = None,
                   colours: list[int] | None = None, palette: tuple[list, list, list] | None = None,
-                  metadata: dict[str, str] | None = None) -> str:
+                  metadata: dict[str, str] | None = None, in_staged_folder: bool = False) -> str:
     """Write a whole (C, h, w) or (h, w) array, atomically.
 
-    `colours`: see GeoTiffWriter; `palette`: (class values, names, "#rrggbb" colours) of a class band;
-    `metadata`: the dataset's metadata items (e.g. copied from the source raster).
+    `colours`, `in_staged_folder`: see GeoTiffWriter; `palette`: (class values, names, "#rrggbb" colours) of a
+    class band; `metadata`: the dataset's metadata items (e.g. copied from the source raster).
     """
     array = array[None] if array.ndim == 2 else array
     count, height, width = array.shape
     with GeoTiffWriter(path, width, height, count, array.dtype, geotransform, crs_wkt, nodata,
-                       colours=colours) as writer:
+                       colours=colours, in_staged_folder=in_staged_folder) as writer:
         if palette:  # before any pixel: a colour table makes the TIFF paletted, which it cannot become later
             from .palette import apply_colour_table  # (palette writes its .qml files with this module)
 

@@ -282,3 +282,14 @@ def test_four_band_byte_chips_are_not_tagged_alpha_unless_the_source_band_was(tm
     assert "Alpha" not in tags(read_index(augmented.index_path)[0]["image_path"])[0]
     ortho = sample_chips(ortho_path, RegularSampler(step=400), 64, str(tmp_path / "ortho"))
     assert tags(read_index(ortho.index_path)[0]["image_path"])[0] == ["Red", "Green", "Blue", "Alpha"]  # as source
+
+
+def test_writing_chips_does_not_list_their_folder_per_chip(tmp_path, naip_path, monkeypatch):
+    """A sweep for dead runs' debris lists a folder: once per output, not once per chip (n chips cost n² names)."""
+    from patchwork.core import partials
+
+    listed = []
+    real_listdir = os.listdir
+    monkeypatch.setattr(partials.os, "listdir", lambda path: listed.append(path) or real_listdir(path))
+    result = sample_chips(naip_path, RegularSampler(step=40), 16, str(tmp_path / "chips"))
+    assert result.chip_count > 300 and len(listed) <= 4
