@@ -231,6 +231,26 @@ def sample_chips(
                         band_statistics, class_counts)
 
 
+def class_sampled_windows(source: str, sampler: Sampler, chip: int, boundary: str, labels: str | VectorLabels,
+                          feedback: Feedback | None = None) -> tuple[list[Window], list[str]]:
+    """The chips a class sampler draws from the labels, and its notes (classes with too few candidates).
+
+    As sample_chips draws them, before the nodata filter: for previews.
+    """
+    with RasterSource(source, "INPUT") as src:
+        vector = labels.transformed(src.crs_wkt) if isinstance(labels, VectorLabels) else None
+        lbl = None if vector is not None else RasterSource(labels, "LABELS")
+        try:
+            if lbl is not None:
+                src.require_same_grid(lbl)
+            anchors, notes = sampler.candidates_from_labels(
+                src.height, src.width, chip, boundary, _label_strips(src, lbl, vector, feedback or SilentFeedback()))
+        finally:
+            if lbl is not None:
+                lbl.close()
+    return [Window(int(row), int(col), chip, chip) for row, col in anchors], notes
+
+
 def _label_strips(src: RasterSource, lbl: RasterSource | None, vector: VectorLabels | None, feedback: Feedback,
                   rows: int = 256):
     """The labels on the raster's grid, a strip of rows at a time: (row_off, class ids, valid).

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import os
 
-from qgis.core import QgsApplication, QgsProject
-from qgis.gui import QgsDockWidget, QgsFileWidget, QgsMapLayerComboBox
+from qgis.core import QgsApplication, QgsProject, QgsVectorLayer
+from qgis.gui import QgsDockWidget, QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import QCoreApplication, QTimer
 from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
@@ -36,7 +36,7 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core.augment import AUGMENTATIONS, Compose, load_pipeline, preset_names
-from ..core.dataset import MANIFEST
+from ..core.dataset import MANIFEST, class_sampled_windows
 from ..core.errors import PatchworkError
 from ..core.sampling import sampler_from_name
 from ..plugin import qgis_enums
@@ -44,12 +44,14 @@ from ..plugin.algorithms.augment_chips import AugmentChipsAlgorithm as Augment
 from ..plugin.algorithms.classify import ClassifyAlgorithm as Classify
 from ..plugin.algorithms.compare import CompareAlgorithm as Compare
 from ..plugin.algorithms.sample_chips import SampleChipsAlgorithm as Sample
-from ..plugin.algorithms.sample_chips import geometries_in_crs, location_sampler, raster_geotransform
+from ..plugin.algorithms.sample_chips import geometries_in_crs, location_sampler, raster_geotransform, vector_labels
 from ..plugin.algorithms.stitch_chips import StitchChipsAlgorithm as Stitch
 from ..plugin.algorithms.train_classifier import TrainClassifierAlgorithm as Train
 from ..plugin.resources import resource_path
 from .forms import AlgorithmForm
 from .preview import (
+    MAX_PREVIEW_CHIPS,
+    MAX_PREVIEW_LABEL_PIXELS,
     AugmentationPreview,
     ChipFootprints,
     candidate_windows,
@@ -213,11 +215,16 @@ class PatchworkDock(QgsDockWidget):
         self.raster_combo = QgsMapLayerComboBox()
         self.raster_combo.setFilters(qgis_enums.RASTER_LAYERS)
         self.raster_combo.setToolTip(tip_of(Sample, Sample.INPUT))
-        self.labels_combo = QgsMapLayerComboBox()
-        self.labels_combo.setFilters(qgis_enums.RASTER_LAYERS)
+        self.labels_combo = QgsMapLayerComboBox()  # a label raster, or label polygons with their class field
+        self.labels_combo.setFilters(qgis_enums.layer_filters(qgis_enums.RASTER_LAYERS, qgis_enums.POLYGON_LAYERS))
         self.labels_combo.setAllowEmptyLayer(True)
         self.labels_combo.setLayer(None)
         self.labels_combo.setToolTip(tip_of(Sample, Sample.LABELS))
+        self.label_field = QgsFieldComboBox()
+        self.label_field.setToolTip(tip_of(Sample, Sample.LABEL_FIELD))
+        self.all_touched = QCheckBox(definition(Sample, Sample.ALL_TOUCHED).description())
+        self.all_touched.setToolTip(tip_of(Sample, Sample.ALL_TOUCHED))
+        self.background = spin_for(Sample, Sample.BACKGROUND, default_words=tr("nodata"))
         self.aoi_combo = QgsMapLayerComboBox()
         self.aoi_combo.setFilters(qgis_enums.POLYGON_LAYERS)
         self.aoi_combo.setAllowEmptyLayer(True)
@@ -249,6 +256,7 @@ class PatchworkDock(QgsDockWidget):
         self.sample_button.setToolTip(tr("Run Patchwork ▸ Sample chips with these settings"))
         self.sample_button.clicked.connect(self.run_sample)
         for name, widget in ((Sample.INPUT, self.raster_combo), (Sample.LABELS, self.labels_combo),
+                             (Sample.LABEL_FIELD, self.label_field), (Sample.BACKGROUND, self.background),
                              (Sample.AOI, self.aoi_combo), (Sample.SAMPLER, self.sampler_combo),
                              (Sample.LOCATIONS, self.locations_combo), (Sample.SPACING, self.spacing),
                              (Sample.CHIP_SIZE, self.chip_size), (Sample.STEP, self.step), (Sample.JITTER, self.jitter),
@@ -256,11 +264,17 @@ class PatchworkDock(QgsDockWidget):
                              (Sample.SEED, self.seed), (Sample.BOUNDARY, self.boundary),
                              (Sample.MAX_NODATA, self.max_nodata), (Sample.OUTPUT_DIR, self.chip_folder)):
             form.addRow(label_of(Sample, name), widget)
+            if widget is self.background:
+                form.addRow(self.all_touched)
         form.addRow(self.live_preview)
         form.addRow(self.sample_button)
         self.sampler_combo.currentTextChanged.connect(self._sampler_changed)
         self._sampler_changed(self.sampler_combo.currentText())
+        self.labels_combo.layerChanged.connect(self._labels_changed)
+        self._labels_changed(None)
         for signal in (self.raster_combo.layerChanged, self.sampler_combo.currentIndexChanged,
+                       self.labels_combo.layerChanged, self.label_field.fieldChanged, self.all_touched.toggled,
+                       self.background.valueChanged,
                        self.locations_combo.layerChanged, self.spacing.valueChanged,
                        self.chip_size.valueChanged, self.step.valueChanged, self.jitter.valueChanged,
                        self.min_distance.valueChanged, self.count.valueChanged, self.seed.valueChanged,
@@ -276,6 +290,29 @@ class PatchworkDock(QgsDockWidget):
         self.count.setEnabled(name in ("poisson", "random", "balanced", "stratified"))
         self.locations_combo.setEnabled(name in ("points", "lines"))
         self.spacing.setEnabled(name == "lines")
+
+    def _labels_changed(self, layer) -> None:
+        """Label polygons bring their class field and rasterising options; a label raster needs none."""
+        polygons = isinstance(layer, QgsVectorLayer)
+        self.label_field.setLayer(layer if polygons else None)
+        if polygons and not self.label_field.currentField():
+            numeric = [f.name() for f in layer.fields() if f.isNumeric()]
+            self.label_field.setField(numeric[0] if numeric else layer.fields().names()[0])
+        for widget in (self.label_field, self.all_touched, self.background):
+            widget.setEnabled(polygons)
+
+    def sample_labels(self):
+        """The labels as the sampler reads them: a label raster's path, VectorLabels, or None."""
+        layer, raster = self.labels_combo.currentLayer(), self.raster_combo.currentLayer()
+        if not isinstance(layer, QgsVectorLayer):
+            return _file_source(layer) if layer else None
+        if not self.label_field.currentField():
+            raise PatchworkError(tr("LABEL_FIELD: choose the field of '{}' that holds the classes.").format(
+                layer.name()))
+        background = self.background.value()
+        return vector_labels(layer, self.label_field.currentField(), raster.crs(),
+                             QgsProject.instance().transformContext(), self.all_touched.isChecked(),
+                             None if background < self.background.minimum() + 1 else background)
 
     def _tab_changed(self, index: int) -> None:
         """Chip footprints belong to the Sample tab, the augmented chip's outline to Augment: each leaves the map
@@ -327,18 +364,27 @@ class PatchworkDock(QgsDockWidget):
             return 0
         try:
             sampler = self.sampler()
+            notes = []
             if getattr(sampler, "needs_labels", False):
-                self.footprints.clear()
-                self.show_message(tr("The {} sampler chooses chips by the class of their centre pixel, read from the "
-                                     "labels when it runs: no preview.").format(self.sampler_combo.currentText()))
-                return 0
-            windows = candidate_windows(raster, sampler, self.chip_size.value(), self.boundary.currentText())
+                labels = self.sample_labels()
+                if labels is None or layer.width() * layer.height() > MAX_PREVIEW_LABEL_PIXELS:
+                    self.footprints.clear()
+                    self.show_message(tr("The {} sampler chooses chips by the class of their centre pixel: {}").format(
+                        self.sampler_combo.currentText(), tr("choose LABELS to see them.") if labels is None else
+                        tr("the labels of a raster this large are read when the run starts (no preview).")))
+                    return 0
+                windows, notes = class_sampled_windows(raster, sampler, self.chip_size.value(),
+                                                       self.boundary.currentText(), labels)
+                windows = windows[:MAX_PREVIEW_CHIPS]
+            else:
+                windows = candidate_windows(raster, sampler, self.chip_size.value(), self.boundary.currentText())
         except PatchworkError as exc:
             self.footprints.clear()
             self.show_message(str(exc), error=True)
             return 0
         self.footprints.show(raster, windows, layer.crs())
-        self.show_message(tr("{} candidate chips shown (before the nodata filter)").format(len(windows)))
+        self.show_message(" ".join([tr("{} candidate chips shown (before the nodata filter)").format(len(windows)),
+                                    *notes]))
         return len(windows)
 
     def run_sample(self) -> None:
@@ -348,8 +394,13 @@ class PatchworkDock(QgsDockWidget):
             return
         folder = self.chip_folder.filePath() or temporary_output("chips")
         labels = self.labels_combo.currentLayer()
+        polygons = isinstance(labels, QgsVectorLayer)
+        background = self.background.value()
         parameters = {
-            Sample.INPUT: raster, Sample.LABELS: _file_source(labels) if labels else None,
+            Sample.INPUT: raster, Sample.LABELS: labels if polygons else (_file_source(labels) if labels else None),
+            Sample.LABEL_FIELD: self.label_field.currentField() if polygons else None,
+            Sample.ALL_TOUCHED: self.all_touched.isChecked() if polygons else None,
+            Sample.BACKGROUND: background if polygons and background > self.background.minimum() else None,
             Sample.AOI: self.aoi_combo.currentLayer(), Sample.SAMPLER: self.sampler_combo.currentIndex(),
             Sample.LOCATIONS: self.locations_combo.currentLayer(), Sample.SPACING: self.spacing.value(),
             Sample.CHIP_SIZE: self.chip_size.value(), Sample.STEP: self.step.value(),

@@ -27,6 +27,7 @@ from ..core.writer import write_geotiff
 from ..plugin import qgis_enums
 
 MAX_PREVIEW_CHIPS = 5000  # beyond this the preview draws the first ones only
+MAX_PREVIEW_LABEL_PIXELS = 25_000_000  # a class sampler's preview reads every label pixel, while the user waits
 PREVIEW_GROUP = "Patchwork preview"
 
 

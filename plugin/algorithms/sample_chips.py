@@ -186,8 +186,6 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
 
     def _labels(self, parameters, raster, context):
         """A label raster's path, VectorLabels from a polygon layer in the raster's CRS, or None."""
-        from ...core.labels import VectorLabels
-
         layer = self.parameterAsLayer(parameters, self.LABELS, context)
         if layer is None:
             return None
@@ -198,13 +196,10 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
             raise QgsProcessingException(self.tr(
                 "LABEL_FIELD: label polygons need the field that holds their class; '{}' has {}.").format(
                 layer.name(), ", ".join(layer.fields().names())))
-        wkts, crs_wkt, values = self._geometries_in_raster_crs(layer, raster, context, field)
-        colours, names = categories(layer, field)
         background = parameters.get(self.BACKGROUND)
-        return self.run_core(VectorLabels, wkts, values, crs_wkt,
-                             all_touched=self.parameterAsBool(parameters, self.ALL_TOUCHED, context),
-                             background=None if background in (None, "") else int(background),
-                             colours=colours, names=names)
+        return self.run_core(vector_labels, layer, field, raster.crs(), context.transformContext(),
+                             self.parameterAsBool(parameters, self.ALL_TOUCHED, context),
+                             None if background in (None, "") else int(background))
 
     def _aoi_in_raster_crs(self, source, raster, context) -> tuple[list[str], str]:
         wkts, crs_wkt, _values = self._geometries_in_raster_crs(source, raster, context)
@@ -250,6 +245,18 @@ def raster_geotransform(layer) -> tuple:
     extent = layer.extent()
     return (extent.xMinimum(), layer.rasterUnitsPerPixelX(), 0.0, extent.yMaximum(), 0.0,
             -layer.rasterUnitsPerPixelY())
+
+
+def vector_labels(layer, field: str, raster_crs, transform_context, all_touched: bool = False,
+                  background: int | None = None):
+    """VectorLabels of a polygon layer's `field`, in the raster's CRS, with its categorized style's names and
+    colours (the Sample algorithm's and the panel's)."""
+    from ...core.labels import VectorLabels
+
+    wkts, crs_wkt, values = geometries_in_crs(layer, raster_crs, transform_context, field)
+    colours, names = categories(layer, field)
+    return VectorLabels(wkts, values, crs_wkt, all_touched=all_touched, background=background, colours=colours,
+                        names=names)
 
 
 def categories(layer, field: str) -> tuple[dict, dict]:

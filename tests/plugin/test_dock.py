@@ -1,6 +1,7 @@
 """The dock panel driven as a user would: parameters, previews on the canvas, background runs, cancel, unload."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -401,3 +402,61 @@ def test_the_panel_previews_and_runs_chips_centred_on_points(dock, tmp_path, qgi
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
     assert dock.run.layers[0].featureCount() == 3 and dock.run.layers[0].name() == "chips (points, 3)"
+
+
+def test_the_panel_takes_label_polygons_and_previews_chips_drawn_by_class(dock, tmp_path, qgis_app):
+    """Polygons in EPSG:4326 over the UTM NAIP scene, a class field with a categorized style: the balanced sampler's
+    chips are previewed from the rasterised polygons and the run writes label chips with the style's classes."""
+    from qgis.core import (
+        QgsCategorizedSymbolRenderer,
+        QgsCoordinateReferenceSystem,
+        QgsCoordinateTransform,
+        QgsFeature,
+        QgsField,
+        QgsFillSymbol,
+        QgsGeometry,
+        QgsRectangle,
+        QgsRendererCategory,
+        QgsVectorLayer,
+    )
+    from qgis.PyQt.QtCore import QVariant
+
+    naip = QgsRasterLayer(os.path.join(SHARED_DATA, "naip_rgbn_5m_2019.tif"), "naip")
+    QgsProject.instance().addMapLayer(naip)
+    wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+    to_wgs84 = QgsCoordinateTransform(naip.crs(), wgs84, QgsProject.instance())
+    extent = naip.extent()
+    polygons = QgsVectorLayer("Polygon?crs=EPSG:4326", "fields", "memory")
+    polygons.dataProvider().addAttributes([QgsField("crop", QVariant.Int)])
+    polygons.updateFields()
+    for crop, (x0, x1) in ((1, (0.05, 0.45)), (2, (0.55, 0.95))):
+        box = QgsRectangle(extent.xMinimum() + x0 * extent.width(), extent.yMinimum() + 0.1 * extent.height(),
+                           extent.xMinimum() + x1 * extent.width(), extent.yMinimum() + 0.9 * extent.height())
+        geometry = QgsGeometry.fromRect(box)
+        geometry.transform(to_wgs84)
+        feature = QgsFeature(polygons.fields())
+        feature.setGeometry(geometry)
+        feature.setAttribute("crop", crop)
+        polygons.dataProvider().addFeatures([feature])
+    categories = [QgsRendererCategory(value, QgsFillSymbol.createSimple({"color": colour}), name)
+                  for value, colour, name in ((1, "#e0c040", "wheat"), (2, "#40a040", "maize"))]
+    polygons.setRenderer(QgsCategorizedSymbolRenderer("crop", categories))
+    QgsProject.instance().addMapLayer(polygons)
+    dock.raster_combo.setLayer(naip)
+    dock.sampler_combo.setCurrentText("balanced")
+    dock.count.setValue(6)
+    dock.chip_size.setValue(32)
+    assert dock.preview_chips() == 0 and "choose LABELS" in dock.message.text()
+    assert not dock.label_field.isEnabled()
+    dock.labels_combo.setLayer(polygons)
+    assert dock.label_field.isEnabled() and dock.label_field.currentField() == "crop"
+    assert dock.preview_chips() == 12  # 6 per class, drawn from the polygons rasterised on the raster's grid
+    dock.chip_folder.setFilePath(str(tmp_path / "chips"))
+    dock.run_sample()
+    ok, message = wait_for(dock.run, qgis_app)
+    assert ok, message
+    assert dock.run.layers[0].featureCount() == 12
+    with open(tmp_path / "chips" / "dataset.json", encoding="utf-8") as fh:
+        manifest = json.load(fh)
+    assert [(c["id"], c["name"]) for c in manifest["classes"]] == [(1, "wheat"), (2, "maize")]
+    assert manifest["chips_per_class"] == {"1": 6, "2": 6}
