@@ -17,6 +17,7 @@ import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -28,14 +29,16 @@ from .geometry import Window
 from .journal import BlockJournal, BlockResult, file_digest
 from .models import Model, ModelInfo, load_model
 from .models.base import require_model_file
-from .palette import apply_colour_table, class_colours, write_qml
+from .palette import apply_colour_table, categorized_qml, class_colours, write_qml
 from .partials import Log, OutputLock
+from .paths import check_outputs
+from .postprocess import area_summary, class_areas, polygonize, sieve_in_place, write_area_table
 from .progress import Feedback, SilentFeedback
 from .raster import RasterSource, no_crs_warning
 from .stitching import AGGREGATIONS, WINDOWS, BlockAccumulator, Finished, check_choice, first_argmax, tile_weights
 from .tiling import Block, TileGrid, block_side, plan_blocks
 from .version import PATCHWORK_VERSION
-from .writer import GeoTiffWriter, require_raster_outputs
+from .writer import GeoTiffWriter, require_raster_outputs, require_writable_folder
 
 OUTPUT_FORMATS: tuple[str, ...] = ("GTiff", "COG")
 PIXEL_CHUNK = 1 << 18  # pixels per call of a per-pixel model: progress and cancel are heard between calls
@@ -113,6 +116,8 @@ class ClassifyResult:
     blocks: int = 0
     blocks_resumed: int = 0  # taken from the journal of an earlier run (RESUME)
     executor: str = ""
+    areas: list | None = None  # ClassArea per class (postprocess.py); None for values
+    polygons: int | None = None  # written to the vector output
 
 
 MAX_CLASS_VALUE = 65534  # class maps are uint8 or uint16, with the largest value kept for nodata
@@ -446,6 +451,9 @@ def classify(
     device: str = "auto",
     output_format: str = "GTiff",
     block_size: int | None = None,
+    min_segment: int | None = None,
+    vector_output: str | None = None,
+    area_table: str | None = None,
     feedback: Feedback | None = None,
     check_only: bool = False,
 ) -> ClassifyResult | None:
@@ -475,6 +483,10 @@ def classify(
         device: Where ONNX models compute: "auto", "cpu" or "cuda".
         output_format: "GTiff", or "COG" (Cloud-optimised GeoTIFF with overviews).
         block_size: The side of the independent blocks in pixels (default about 2048).
+        min_segment: Class-map segments of fewer pixels take their largest neighbour's class (default: the
+            model's seg_small_segment metadata, else 0: none are removed).
+        vector_output: A GeoPackage of the class map's polygons to write too (class, name, area_m2).
+        area_table: A CSV of each class's pixels, hectares and share to write too (the log always has them).
         feedback: Progress, cancel and messages (default: silent).
         check_only: Make every check a run makes before it writes (model, bands, tile and margin, memory) and
             return None; Processing's parameter check uses it, so both refuse with the same message.
@@ -497,8 +509,11 @@ def classify(
         require_int_range("TILE_SIZE", tile_size, 1, MAX_TILE_SIZE)
     if block_size is not None:
         require_int_range("block_size", block_size, 16, 65536)
-    require_raster_outputs({"OUTPUT": output, "OUTPUT_PROBABILITIES": probabilities},
-                           {"INPUT": raster, "MODEL": model if isinstance(model, str) else None})
+    inputs = {"INPUT": raster, "MODEL": model if isinstance(model, str) else None}
+    require_raster_outputs({"OUTPUT": output, "OUTPUT_PROBABILITIES": probabilities}, inputs)
+    require_side_outputs(output, probabilities, vector_output, area_table, inputs)
+    if min_segment is not None:
+        require_int_range("MIN_SEGMENT", min_segment, 0, 2**31 - 1)
     local_workers = 1 if scheduler else resolve_workers(workers)
     if scheduler and not isinstance(model, str):
         raise PatchworkError(DASK_NEEDS_A_FILE)  # before any work, not when the first block is sent
@@ -511,6 +526,10 @@ def classify(
     tile = int(tile_size or info.tile_size or info.default_tile_size)
     overlap = info.default_overlap if overlap is None else int(overlap)
     _check_run(info, tile, overlap, aggregation, probabilities)
+    min_segment = info.min_segment if min_segment is None else int(min_segment)
+    if info.task != "classification" and (min_segment or vector_output or area_table):
+        raise PatchworkError(f"MODEL: '{info.name}' predicts values, not classes: MIN_SEGMENT, OUTPUT_VECTOR and "
+                             "OUTPUT_AREAS apply to class maps. Leave them empty.")
     if overlap < 2 * info.margin:
         feedback.info(f"Overlap raised from {overlap} to {2 * info.margin} px: twice the model's receptive margin, "
                       "so the trusted centres of neighbouring tiles meet.")
@@ -571,8 +590,11 @@ def classify(
         outputs.callback(lock.release)
         journal = BlockJournal(output, _run_description(src, model_file, job, output, probabilities, output_format,
                                                         side), resume, feedback.info)
+        if min_segment >= 2:
+            feedback.info(f"Segments of fewer than {min_segment} px will take their largest neighbour's class.")
         writers = MapWriter(outputs, src.width, src.height, src.geotransform, src.crs_wkt, info, output,
-                            probabilities, aggregation, log=feedback.info, cog=output_format == "COG")
+                            probabilities, aggregation, log=feedback.info, cog=output_format == "COG",
+                            min_segment=min_segment)
         computed = executor.map(job, [b for b in blocks if b.index not in journal.done], progress.poll)
         outputs.callback(progress.cancelled.set)  # an error or cancel stops the workers at their next tile
         outputs.callback(computed.close)  # … and what has not started
@@ -597,8 +619,34 @@ def classify(
                           f"BATCH_SIZE {batch_size} was lowered to 1 (set BATCH_SIZE=1 to skip the first try).")
     journal.remove()
     style = writers.write_style()
+    areas = polygons = None
+    if info.task == "classification":
+        areas = class_areas(output, info.class_values, info.class_names, feedback)
+        feedback.info("Area per class: " + "; ".join(area_summary(areas) or ["no classified pixels"]))
+        if area_table:
+            write_area_table(area_table, areas)
+        if vector_output:
+            polygons = polygonize(output, vector_output, info.class_values, info.class_names, feedback,
+                                  categorized_qml(info.class_values, info.class_names, writers.colours))
+            feedback.info(f"{polygons:,} polygons written to '{vector_output}'.")
     return ClassifyResult(output, probabilities, style, info, tile, overlap, predicted, time.perf_counter() - started,
-                          len(blocks), resumed, executor.description)
+                          len(blocks), resumed, executor.description, areas, polygons)
+
+
+def require_side_outputs(output: str, probabilities: str | None, vector_output: str | None, area_table: str | None,
+                         inputs: dict) -> None:
+    """The polygons go to a GeoPackage and the areas to a CSV, neither an input nor another output."""
+    if vector_output and not vector_output.lower().endswith(".gpkg"):
+        raise PatchworkError(f"OUTPUT_VECTOR: '{os.path.basename(vector_output)}' — the polygons are written as a "
+                             "GeoPackage: give it a .gpkg name.")
+    if area_table and not area_table.lower().endswith(".csv"):
+        raise PatchworkError(f"OUTPUT_AREAS: '{os.path.basename(area_table)}' — the table is written as CSV: give it "
+                             "a .csv name.")
+    check_outputs({"OUTPUT": output, "OUTPUT_PROBABILITIES": probabilities, "OUTPUT_VECTOR": vector_output,
+                   "OUTPUT_AREAS": area_table}, inputs)
+    for role, path in (("OUTPUT_VECTOR", vector_output), ("OUTPUT_AREAS", area_table)):
+        if path:
+            require_writable_folder(os.path.dirname(os.path.abspath(path)) or ".", role)
 
 
 def _run_description(src: RasterSource, model_file: ModelFile | None, job: BlockJob, output: str,
@@ -625,7 +673,7 @@ class MapWriter:
 
     def __init__(self, stack: ExitStack, width: int, height: int, geotransform, crs_wkt: str, info: ModelInfo,
                  output: str, probabilities: str | None = None, aggregation: str = "hardvote",
-                 log: Log | None = None, cog: bool = False) -> None:
+                 log: Log | None = None, cog: bool = False, min_segment: int = 0) -> None:
         self.info, self.output = info, output
         gt, crs, k = geotransform, crs_wkt, info.n_outputs
         self.probabilities = None
@@ -633,8 +681,10 @@ class MapWriter:
         averaged = "AVERAGE" if cog else None  # COG overviews: the mode of classes, the mean of values
         if info.task == "classification":
             dtype, nodata = class_nodata(info.class_values)
+            sieve = partial(sieve_in_place, min_pixels=min_segment) if min_segment >= 2 else None
             self.main = stack.enter_context(GeoTiffWriter(output, width, height, 1, dtype, gt, crs, nodata,
-                                                          log=log, cog_overviews="MODE" if cog else None))
+                                                          log=log, cog_overviews="MODE" if cog else None,
+                                                          before_commit=sieve))
             self.colours = class_colours(info.n_classes, info.class_colors)
             apply_colour_table(self.main.dataset.GetRasterBand(1), info.class_values, info.class_names, self.colours)
             self.main.set_band_descriptions(["class"])

@@ -93,6 +93,33 @@ def paletted_qml(values: list[int], names: list[str], colours: list[str]) -> str
 """
 
 
+def categorized_qml(values: list[int], names: list[str], colours: list[str], field: str = "class") -> str:
+    """A QGIS .qml style drawing polygons in the colour of their class (`field`), with the class names."""
+    categories = "\n".join(
+        f'      <category symbol="{i}" value="{int(v)}" label={quoteattr(n)} render="true"/>'
+        for i, (v, n) in enumerate(zip(values, names)))
+    symbols = "\n".join(f"""      <symbol name="{i}" type="fill" alpha="1" clip_to_extent="1" force_rhr="0">
+        <layer class="SimpleFill" enabled="1" locked="0" pass="0">
+          <prop k="color" v="{','.join(map(str, _rgb(c)))},255"/>
+          <prop k="outline_style" v="no"/>
+          <prop k="style" v="solid"/>
+        </layer>
+      </symbol>""" for i, c in enumerate(colours))
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.22" styleCategories="Symbology">
+  <renderer-v2 type="categorizedSymbol" attr={quoteattr(field)} enableorderby="0" forceraster="0" symbollevels="0">
+    <categories>
+{categories}
+    </categories>
+    <symbols>
+{symbols}
+    </symbols>
+  </renderer-v2>
+  <blendMode>0</blendMode>
+</qgis>
+"""
+
+
 def qml_path(raster_path: str) -> str:
     """Where QGIS looks for a raster's default style: beside it, as <name>.qml."""
     return os.path.splitext(raster_path)[0] + ".qml"

@@ -12,6 +12,7 @@ import math
 import os
 import shutil
 import sys
+from collections.abc import Callable
 
 import numpy as np
 from osgeo import gdal, gdal_array
@@ -130,6 +131,7 @@ class GeoTiffWriter:
         cog_overviews: str | None = None,
         colours: list[int] | None = None,
         in_staged_folder: bool = False,
+        before_commit: Callable[[str], None] | None = None,
     ) -> None:
         """Create the temporary file.
 
@@ -137,8 +139,10 @@ class GeoTiffWriter:
         for classes, "AVERAGE" for values); None writes a plain tiled GeoTIFF. `colours`: the source bands' GDAL
         colour interpretations, for copies of them (see `photometric`). `in_staged_folder`: the file goes into a
         StagedFolder this run owns, where no dead run can have left debris: the folder is not swept for it (a
-        sweep lists the folder, which made writing n chips cost n² directory entries).
+        sweep lists the folder, which made writing n chips cost n² directory entries). `before_commit`: a last step
+        on the complete temporary file (e.g. removing small segments), before it is renamed onto `path`.
         """
+        self.before_commit = before_commit
         self.path = path
         self.cog_overviews = cog_overviews
         self.width, self.height = width, height
@@ -240,6 +244,12 @@ class GeoTiffWriter:
                 check = None
             except RuntimeError as exc:
                 failures.append(f"the written file does not read back ({one_line(exc)})")
+        if not failures and self.before_commit is not None:
+            try:
+                self.before_commit(self.tmp_path)
+            except BaseException:
+                self.abort()
+                raise
         if not failures and self.cog_overviews:
             failures += self._to_cog()
         if failures:

@@ -309,10 +309,9 @@ class PatchworkDock(QgsDockWidget):
         if not self.label_field.currentField():
             raise PatchworkError(tr("LABEL_FIELD: choose the field of '{}' that holds the classes.").format(
                 layer.name()))
-        background = self.background.value()
         return vector_labels(layer, self.label_field.currentField(), raster.crs(),
                              QgsProject.instance().transformContext(), self.all_touched.isChecked(),
-                             None if background < self.background.minimum() + 1 else background)
+                             None if unset(self.background) else self.background.value())
 
     def _tab_changed(self, index: int) -> None:
         """Chip footprints belong to the Sample tab, the augmented chip's outline to Augment: each leaves the map
@@ -395,12 +394,11 @@ class PatchworkDock(QgsDockWidget):
         folder = self.chip_folder.filePath() or temporary_output("chips")
         labels = self.labels_combo.currentLayer()
         polygons = isinstance(labels, QgsVectorLayer)
-        background = self.background.value()
         parameters = {
             Sample.INPUT: raster, Sample.LABELS: labels if polygons else (_file_source(labels) if labels else None),
             Sample.LABEL_FIELD: self.label_field.currentField() if polygons else None,
             Sample.ALL_TOUCHED: self.all_touched.isChecked() if polygons else None,
-            Sample.BACKGROUND: background if polygons and background > self.background.minimum() else None,
+            Sample.BACKGROUND: self.background.value() if polygons and not unset(self.background) else None,
             Sample.AOI: self.aoi_combo.currentLayer(), Sample.SAMPLER: self.sampler_combo.currentIndex(),
             Sample.LOCATIONS: self.locations_combo.currentLayer(), Sample.SPACING: self.spacing.value(),
             Sample.CHIP_SIZE: self.chip_size.value(), Sample.STEP: self.step.value(),
@@ -632,6 +630,17 @@ class PatchworkDock(QgsDockWidget):
         self.classified_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.classified_file.setFilter(tr("GeoTIFF (*.tif)"))
         self.classified_file.setToolTip(tip_of(Classify, Classify.OUTPUT))
+        self.min_segment = spin_for(Classify, Classify.MIN_SEGMENT, " px", tr("the model's"))
+        self.polygons_file = QgsFileWidget()
+        self.polygons_file.lineEdit().setPlaceholderText(tr("[Skip output]"))
+        self.polygons_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
+        self.polygons_file.setFilter(tr("GeoPackage (*.gpkg)"))
+        self.polygons_file.setToolTip(tip_of(Classify, Classify.OUTPUT_VECTOR))
+        self.areas_file = QgsFileWidget()
+        self.areas_file.lineEdit().setPlaceholderText(tr("[Skip output]"))
+        self.areas_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
+        self.areas_file.setFilter(tr("CSV (*.csv)"))
+        self.areas_file.setToolTip(tip_of(Classify, Classify.OUTPUT_AREAS))
         self.classify_button = QPushButton(tr("Classify"))
         self.classify_button.setToolTip(tr("Run Patchwork ▸ Classify raster (tiled)"))
         self.classify_button.clicked.connect(self.run_classify)
@@ -640,7 +649,8 @@ class PatchworkDock(QgsDockWidget):
                              (Classify.SCALE, self.scale), (Classify.OFFSET, self.offset),
                              (Classify.TILE_SIZE, self.tile_size), (Classify.OVERLAP, self.overlap),
                              (Classify.WINDOW, self.window_combo), (Classify.AGGREGATION, self.aggregation_combo),
-                             (Classify.OUTPUT, self.classified_file)):
+                             (Classify.MIN_SEGMENT, self.min_segment), (Classify.OUTPUT, self.classified_file),
+                             (Classify.OUTPUT_VECTOR, self.polygons_file), (Classify.OUTPUT_AREAS, self.areas_file)):
             form.addRow(label_of(Classify, name) if name else "", widget)
         form.addRow(self.classify_button)
         self.model_file.fileChanged.connect(self.check_model)
@@ -696,6 +706,11 @@ class PatchworkDock(QgsDockWidget):
             parameters[Classify.TILE_SIZE] = self.tile_size.value()
         if not unset(self.overlap):
             parameters[Classify.OVERLAP] = self.overlap.value()
+        if not unset(self.min_segment):
+            parameters[Classify.MIN_SEGMENT] = self.min_segment.value()
+        for name, widget in ((Classify.OUTPUT_VECTOR, self.polygons_file), (Classify.OUTPUT_AREAS, self.areas_file)):
+            if widget.filePath():
+                parameters[name] = widget.filePath()
         self.start_run(Classify.ID, parameters)
 
     # -- Stitch -------------------------------------------------------------------------------

@@ -30,7 +30,8 @@ from ..plugin.resources import resource_path
 LAYER_OUTPUTS = {
     Sample.ID: [(Sample.OUTPUT, "vector")],
     Augment.ID: [(Augment.OUTPUT, "vector")],
-    Classify.ID: [(Classify.OUTPUT, "raster"), (Classify.OUTPUT_PROBABILITIES, "raster")],
+    Classify.ID: [(Classify.OUTPUT, "raster"), (Classify.OUTPUT_PROBABILITIES, "raster"),
+                  (Classify.OUTPUT_VECTOR, "polygons")],
     Compare.ID: [(Compare.OUTPUT, "raster")],
     Stitch.ID: [(Stitch.OUTPUT, "raster")],
 }
@@ -147,6 +148,7 @@ class AlgorithmRun(QObject):
             (Augment.ID, Augment.OUTPUT): f"augmented chips ({results.get(Augment.CHIP_COUNT)})",
             (Classify.ID, Classify.OUTPUT): f"classes — {model}",
             (Classify.ID, Classify.OUTPUT_PROBABILITIES): f"class probabilities — {model}",
+            (Classify.ID, Classify.OUTPUT_VECTOR): f"class polygons — {model}",
             (Compare.ID, Compare.OUTPUT): "agreement",
             (Stitch.ID, Stitch.OUTPUT): "mosaic",
         }
@@ -168,6 +170,8 @@ class AlgorithmRun(QObject):
             if kind == "vector":
                 layer = QgsVectorLayer(str(path), title, "ogr")
                 layer.loadNamedStyle(resource_path("styles", "chip_index.qml"))
+            elif kind == "polygons":
+                layer = QgsVectorLayer(str(path), title, "ogr")  # the .qml beside it is its default style
             else:
                 layer = QgsRasterLayer(str(path), title)  # a class map's .qml beside it is its default style
             if layer.isValid():

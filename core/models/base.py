@@ -39,6 +39,7 @@ class ModelInfo:
     std: list[float] | None = None
     unit_range_input: bool = False  # the model expects values in 0..1 (the Deepness convention)
     input_dtype: str = "float32"  # what the model computes in; rules keep float64 to match numpy exactly
+    min_segment: int = 0  # segments of fewer pixels are merged into their neighbour (Deepness seg_small_segment)
 
     @property
     def n_classes(self) -> int:

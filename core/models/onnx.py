@@ -196,6 +196,7 @@ class OnnxImageModel(Model):
             batch_size=batch, unit_range_input=True, input_dtype=_input_dtype(inp, name),
         )
         _read_standardization(meta, info)
+        info.min_segment = int(meta.get("seg_small_segment", 0) or 0)
         if model_type == "Regressor":
             info.task = "regression"
             info.output_names = value_names(channels_out)

@@ -7,9 +7,11 @@ from qgis.core import (
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorDestination,
 )
 
 from ...core import budget, stitching
@@ -48,6 +50,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
     OVERLAP, WINDOW, AGGREGATION = "OVERLAP", "WINDOW", "AGGREGATION"
     BATCH_SIZE, TRUST_MODEL, OUTPUT = "BATCH_SIZE", "TRUST_MODEL", "OUTPUT"
     OUTPUT_PROBABILITIES, TILES, BLOCKS = "OUTPUT_PROBABILITIES", "TILES", "BLOCKS"
+    MIN_SEGMENT, OUTPUT_VECTOR, OUTPUT_AREAS = "MIN_SEGMENT", "OUTPUT_VECTOR", "OUTPUT_AREAS"
     parameter_help = {
         INPUT: "The raster to classify (a file raster).",
         MODEL: "An ONNX model (Deepness's included), a skops file, a rules model (.json) or, if trusted, a "
@@ -66,6 +69,11 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         TRUST_MODEL: "Only for pickles (.pkl, .joblib) from a source you trust: loading one can run any code.",
         OUTPUT: "The class map (or values) on the input's grid.",
         OUTPUT_PROBABILITIES: "A raster of one band per class: mean probabilities (softvote) or vote shares.",
+        MIN_SEGMENT: "Patches of the class map smaller than this many pixels take the class of their largest "
+                     "neighbour (8-connected); empty: the model's seg_small_segment, else none.",
+        OUTPUT_VECTOR: "The class map as polygons (GeoPackage): class, name and area in m², styled by class.",
+        OUTPUT_AREAS: "A table (CSV) of each class's pixels, hectares and share of the classified area; the log "
+                      "always lists them.",
     }
 
     def displayName(self) -> str:  # noqa: N802 - QGIS API name
@@ -96,11 +104,19 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
                                  maxValue=budget.MAX_BATCH_SIZE))
         self.addParameter(QgsProcessingParameterBoolean(
             self.TRUST_MODEL, self.tr("Trust this model file (needed to load pickles, which can run code)"), False))
-        self.mark_advanced(self.BATCH_SIZE, self.TRUST_MODEL)
+        self.addParameter(number(self.MIN_SEGMENT, self.tr("Merge patches smaller than (px; empty: the model's)"),
+                                 qgis_enums.INTEGER, None, optional=True, minValue=0))
+        self.mark_advanced(self.BATCH_SIZE, self.TRUST_MODEL, self.MIN_SEGMENT)
         self.add_scale_parameters(cluster=True)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Classified")))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT_PROBABILITIES, self.tr("Class probabilities"), optional=True, createByDefault=False))
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            self.OUTPUT_VECTOR, self.tr("Class polygons"), qgis_enums.SOURCE_VECTOR_POLYGON, optional=True,
+            createByDefault=False))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_AREAS, self.tr("Area per class (CSV)"), self.tr("CSV files (*.csv)"), optional=True,
+            createByDefault=False))
         self.addOutput(QgsProcessingOutputNumber(self.TILES, self.tr("Number of model tiles (0: per-pixel model)")))
         self.addOutput(QgsProcessingOutputNumber(self.BLOCKS, self.tr("Number of blocks")))
 
@@ -120,10 +136,14 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             probabilities=self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITIES, context) or None,
             trust_model=self.parameterAsBool(parameters, self.TRUST_MODEL, context),
+            min_segment=optional_int(parameters, self.MIN_SEGMENT),
+            vector_output=self.parameterAsOutputLayer(parameters, self.OUTPUT_VECTOR, context) or None,
+            area_table=self.parameterAsFileOutput(parameters, self.OUTPUT_AREAS, context) or None,
             **self.scale_arguments(parameters, context, cluster=True)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
-        result = self.run_call(self.core_call(parameters, context), feedback)
+        call = self.core_call(parameters, context)
+        result = self.run_call(call, feedback)
         output, probabilities = result.output, result.probabilities
         resumed = self.tr(" ({} taken from the earlier run)").format(result.blocks_resumed) if result.blocks_resumed \
             else ""
@@ -134,4 +154,9 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         outputs = {self.OUTPUT: output, self.TILES: result.tiles, self.BLOCKS: result.blocks}
         if probabilities:
             outputs[self.OUTPUT_PROBABILITIES] = probabilities
+        vector_output, area_table = call.kwargs["vector_output"], call.kwargs["area_table"]
+        if vector_output:  # styled by class: the GeoPackage holds its default style, which QGIS loads with it
+            outputs[self.OUTPUT_VECTOR] = vector_output
+        if area_table:
+            outputs[self.OUTPUT_AREAS] = area_table
         return outputs

@@ -339,3 +339,4 @@ class StyleFromQml:
             processor = _Apply()
             cls._alive.append(processor)
             context.layerToLoadOnCompletionDetails(output_path).setPostProcessor(processor)
+

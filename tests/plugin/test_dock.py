@@ -171,6 +171,9 @@ def test_classify_run_adds_a_class_map_with_names(dock, s2_layer, tmp_path, qgis
     dock.scale.setValue(0.0001)
     dock.tile_size.setValue(128)
     dock.classified_file.setFilePath(str(tmp_path / "classes.tif"))
+    dock.min_segment.setValue(9)
+    dock.polygons_file.setFilePath(str(tmp_path / "classes.gpkg"))
+    dock.areas_file.setFilePath(str(tmp_path / "areas.csv"))
     dock.run_classify()
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
@@ -178,6 +181,10 @@ def test_classify_run_adds_a_class_map_with_names(dock, s2_layer, tmp_path, qgis
     assert layer.renderer().type() == "paletted"
     assert [c.label for c in layer.renderer().classes()] == ["water", "bare land / scrub", "vegetation"]
     assert dock.compare_form.values()["INPUT"] in (layer.id(), layer.source(), layer)  # handed on to Compare
+    polygons = QgsProject.instance().mapLayersByName("class polygons — ndvi_ndwi_rules.json")[0]
+    assert polygons.renderer().type() == "categorizedSymbol" and polygons.featureCount() > 10
+    assert [c.label() for c in polygons.renderer().categories()] == ["water", "bare land / scrub", "vegetation"]
+    assert (tmp_path / "areas.csv").read_text().startswith("class,name,pixels,hectares,percent")
 
 
 def test_outputs_left_empty_go_to_temporary_files_as_in_qgis_dialogs(dock, s2_layer, qgis_app):

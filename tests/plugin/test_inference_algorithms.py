@@ -22,8 +22,8 @@ from tests.conftest import REPO, SHARED_DATA, files_under
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
 CLASSIFY_PARAMETERS = ["INPUT", "MODEL", "BANDS", "SCALE", "OFFSET", "TILE_SIZE", "OVERLAP", "WINDOW", "AGGREGATION",
-                       "BATCH_SIZE", "TRUST_MODEL", "WORKERS", "DEVICE", "DASK_SCHEDULER", "RESUME", "OUTPUT_FORMAT",
-                       "OUTPUT", "OUTPUT_PROBABILITIES"]
+                       "BATCH_SIZE", "TRUST_MODEL", "MIN_SEGMENT", "WORKERS", "DEVICE", "DASK_SCHEDULER", "RESUME",
+                       "OUTPUT_FORMAT", "OUTPUT", "OUTPUT_PROBABILITIES", "OUTPUT_VECTOR", "OUTPUT_AREAS"]
 
 
 def run(algorithm, params, feedback=None, context=None):
@@ -86,6 +86,34 @@ def test_classify_output_is_styled_with_class_names_when_loaded(patchwork_provid
     again = QgsRasterLayer(out, "again")
     assert again.renderer().type() == "paletted"
     assert [c.label for c in again.renderer().classes()] == ["Coffee", "Tea"]
+
+
+def test_classify_writes_class_polygons_styled_by_class_and_an_area_table(patchwork_provider, tmp_path, s2_path):
+    from qgis.core import QgsVectorLayer
+
+    out, polygons, areas = (str(tmp_path / name) for name in ("rules.tif", "rules.gpkg", "areas.csv"))
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    alg = QgsApplication.processingRegistry().createAlgorithmById("patchwork:classify")
+    feedback = QgsProcessingFeedback()
+    messages = []
+    feedback.pushInfo = messages.append
+    results, ok = alg.run({"INPUT": s2_path, "MODEL": RULES, "SCALE": 0.0001, "MIN_SEGMENT": 9, "OUTPUT": out,
+                           "OUTPUT_VECTOR": polygons, "OUTPUT_AREAS": areas}, context, feedback)
+    assert ok and results["OUTPUT_VECTOR"] == polygons and results["OUTPUT_AREAS"] == areas
+    assert any(m.startswith("Area per class: ") and " ha, " in m for m in messages)
+    layer = QgsVectorLayer(polygons, "polygons")  # opened as any user would: its default style comes with it
+    assert layer.isValid() and layer.featureCount() > 10 and layer.fields().names()[-3:] == ["class", "name",
+                                                                                            "area_m2"]
+    renderer = layer.renderer()
+    assert renderer.type() == "categorizedSymbol" and renderer.classAttribute() == "class"
+    assert [c.label() for c in renderer.categories()] == ["water", "bare land / scrub", "vegetation"]
+    class_map = QgsRasterLayer(out, "map")  # kept: its renderer lives only as long as it does
+    assert class_map.renderer().type() == "paletted"  # the map's own .qml is untouched by the polygons' style
+    assert [c.symbol().color().name() for c in renderer.categories()] == [c.color.name()
+                                                                           for c in class_map.renderer().classes()]
+    with open(areas, encoding="utf-8") as fh:
+        assert fh.readline().strip() == "class,name,pixels,hectares,percent"
 
 
 def test_classify_errors_are_processing_errors_and_write_nothing(patchwork_provider, tmp_path, ortho_path):

@@ -1,0 +1,224 @@
+"""What a GIS user does with a class map next: small segments removed, polygons, and the area of each class.
+
+- `sieve_in_place`: segments smaller than a number of pixels take the class of their largest neighbour (GDAL's
+  sieve filter, 8-connected); nodata stays nodata. Classify runs it on its temporary file, before the map appears.
+- `polygonize`: one polygon per connected segment (GDAL's polygonize), with the class id, its name and its area,
+  into a GeoPackage written under a temporary name and renamed when complete.
+- `class_areas`: pixels, hectares and share of the mapped area per class, read block by block; pixel areas are
+  exact on a projected grid and computed on the authalic sphere for a geographic one (no hectares without a CRS).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from osgeo import gdal, ogr, osr
+
+from .errors import PatchworkError, one_line
+from .gdal_errors import checked, gdal_failures, open_raster, opened
+from .partials import owned_name
+from .progress import Feedback, SilentFeedback, check_cancelled
+from .writer import remove_file, replace_file
+
+AUTHALIC_RADIUS_M = 6_371_007.2  # the sphere of the WGS 84 ellipsoid's area
+BLOCK_ROWS = 512
+
+
+def sieve_in_place(path: str, min_pixels: int) -> None:
+    """Merge the segments of fewer than `min_pixels` pixels of band 1 into their largest neighbour."""
+    if min_pixels < 2:
+        return
+    ds = opened(gdal.OpenEx, path, gdal.OF_RASTER | gdal.OF_UPDATE | gdal.OF_VERBOSE_ERROR)
+    band = ds.GetRasterBand(1)
+    with gdal_failures() as failures:
+        code = gdal.SieveFilter(band, band.GetMaskBand(), band, int(min_pixels), 8)
+        band.FlushCache()
+        ds = band = None
+    if code != 0 or failures:
+        raise PatchworkError(f"MIN_SEGMENT: GDAL's sieve filter failed on '{os.path.basename(path)}' "
+                             f"({'; '.join(failures) or f'error {code}'}).")
+
+
+@dataclass
+class ClassArea:
+    """One class's share of a class map."""
+
+    value: int
+    name: str
+    pixels: int
+    hectares: float
+    percent: float  # of the pixels with a class
+
+
+def _row_pixel_areas(ds) -> np.ndarray:
+    """The area of one pixel in square metres, per row (all equal on a projected grid).
+
+    NaN without a CRS or on a rotated geographic grid: then only pixels and shares are known.
+    """
+    gt = ds.GetGeoTransform()
+    srs = ds.GetSpatialRef()
+    rows = ds.RasterYSize
+    if srs is None:  # (classify warns about it): pixels and shares only
+        return np.full(rows, np.nan)
+    if srs.IsGeographic():
+        if gt[2] or gt[4]:  # a rotated geographic grid (rare): pixels and shares only
+            return np.full(rows, np.nan)
+        radians = srs.GetAngularUnits()  # one unit of the grid (a degree) in radians
+        edges = gt[3] + gt[5] * np.arange(rows + 1)
+        sines = np.sin(np.clip(edges * radians, -math.pi / 2, math.pi / 2))
+        return AUTHALIC_RADIUS_M ** 2 * abs(gt[1]) * radians * np.abs(np.diff(sines))
+    metres = srs.GetLinearUnits()
+    return np.full(rows, abs(gt[1] * gt[5] - gt[2] * gt[4]) * metres * metres)
+
+
+def class_areas(class_map: str, class_values: list[int], class_names: list[str],
+                feedback: Feedback | None = None) -> list[ClassArea]:
+    """Pixels, hectares and percent of each class of `class_map` (band 1), nodata left out."""
+    feedback = feedback or SilentFeedback()
+    ds = open_raster(class_map)
+    band = ds.GetRasterBand(1)
+    nodata = band.GetNoDataValue()
+    row_areas = _row_pixel_areas(ds)
+    size = max(class_values) + 2  # the last bin: nodata
+    pixels = np.zeros(size, np.int64)
+    area = np.zeros(size, np.float64)
+    uniform = bool(np.all(row_areas == row_areas[0])) or bool(np.isnan(row_areas[0]))
+    for row in range(0, ds.RasterYSize, BLOCK_ROWS):
+        check_cancelled(feedback)
+        rows = min(BLOCK_ROWS, ds.RasterYSize - row)
+        block = checked(band.ReadAsArray, 0, row, ds.RasterXSize, rows)
+        valid = block != nodata if nodata is not None else np.ones(block.shape, bool)
+        values = np.where(valid & (block < size - 1), block, size - 1).astype(np.intp)
+        pixels += np.bincount(values.ravel(), minlength=size)
+        if not uniform:  # a geographic grid's pixels shrink toward the poles: row by row
+            for r in range(rows):
+                area += np.bincount(values[r], minlength=size) * row_areas[row + r]
+    if uniform:
+        area = pixels * row_areas[0]
+    total = pixels[:-1].sum()
+    return [ClassArea(v, n, int(pixels[v]), float(area[v] / 10_000), 100.0 * pixels[v] / total if total else 0.0)
+            for v, n in zip(class_values, class_names)]
+
+
+def area_summary(areas: list[ClassArea]) -> list[str]:
+    """Log lines: one per class present (no hectares for a map without a CRS)."""
+    return [f"{a.name} ({a.value}): " + (f"{a.hectares:,.2f} ha, " if not math.isnan(a.hectares) else "")
+            + f"{a.percent:.1f}% ({a.pixels:,} px)" for a in areas if a.pixels]
+
+
+def write_area_table(path: str, areas: list[ClassArea]) -> str:
+    """The areas as CSV (class, name, pixels, hectares, percent), written atomically."""
+    text = io.StringIO()
+    table = csv.writer(text, lineterminator="\n")
+    table.writerow(["class", "name", "pixels", "hectares", "percent"])
+    for a in areas:
+        table.writerow([a.value, a.name, a.pixels, "" if math.isnan(a.hectares) else f"{a.hectares:.4f}",
+                        f"{a.percent:.4f}"])
+    temporary = owned_name(path)
+    try:
+        with open(temporary, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text.getvalue())
+        replace_file(temporary, path)
+    except BaseException:
+        remove_file(temporary)
+        raise
+    return path
+
+
+def polygonize(class_map: str, output: str, class_values: list[int], class_names: list[str],
+               feedback: Feedback | None = None, style_qml: str | None = None) -> int:
+    """Polygons of the class map's segments into the GeoPackage `output` (layer "classes"); returns their count.
+
+    Each polygon has `class`, `name` and `area_m2` (planar on a projected grid, on an equal-area projection
+    centred on the map for a geographic one, empty without a CRS). `style_qml` is stored as the layer's default
+    style in the GeoPackage's layer_styles table, where QGIS finds it however the layer is opened.
+    """
+    feedback = feedback or SilentFeedback()
+    names = dict(zip(class_values, class_names))
+    src = open_raster(class_map)
+    band = src.GetRasterBand(1)
+    srs = src.GetSpatialRef()
+    temporary = owned_name(output)
+    try:
+        ds = opened(ogr.GetDriverByName("GPKG").CreateDataSource, temporary)
+        layer = opened(ds.CreateLayer, "classes", srs, ogr.wkbPolygon)
+        for name, kind in (("class", ogr.OFTInteger), ("name", ogr.OFTString), ("area_m2", ogr.OFTReal)):
+            checked(layer.CreateField, ogr.FieldDefn(name, kind))
+        checked(layer.StartTransaction)
+
+        def progress(done, _message, _data):
+            feedback.set_progress(100.0 * done)
+            return 0 if feedback.is_cancelled() else 1
+
+        with gdal_failures() as failures:
+            code = gdal.Polygonize(band, band.GetMaskBand(), layer, 0, ["8CONNECTED=8"], callback=progress)
+        check_cancelled(feedback)
+        if code != 0 or failures:
+            raise PatchworkError(f"OUTPUT_VECTOR: GDAL could not polygonize the class map "
+                                 f"({'; '.join(failures) or f'error {code}'}).")
+        to_area = _area_transform(src, srs)
+        layer.ResetReading()
+        count = 0
+        for feature in layer:
+            value = feature.GetFieldAsInteger(0)
+            geometry = feature.GetGeometryRef().Clone()
+            if to_area is not None:
+                geometry.Transform(to_area)
+            feature.SetField(1, names.get(value, f"class {value}"))
+            if srs is not None:  # without a CRS the unit is unknown: no area
+                feature.SetField(2, geometry.GetArea() * (1.0 if to_area is not None else srs.GetLinearUnits() ** 2))
+            checked(layer.SetFeature, feature)
+            count += 1
+        checked(layer.CommitTransaction)
+        if style_qml:
+            _store_default_style(ds, "classes", style_qml)
+        layer = ds = None
+        replace_file(temporary, output)
+    except BaseException:
+        layer = ds = None
+        remove_file(temporary)
+        raise
+    return count
+
+
+def _store_default_style(ds, layer_name: str, qml: str) -> None:
+    """The GeoPackage's layer_styles table, as QGIS writes it, holding `qml` as `layer_name`'s default style."""
+    styles = opened(ds.CreateLayer, "layer_styles", None, ogr.wkbNone)
+    for name, kind in (("f_table_catalog", ogr.OFTString), ("f_table_schema", ogr.OFTString),
+                       ("f_table_name", ogr.OFTString), ("f_geometry_column", ogr.OFTString),
+                       ("styleName", ogr.OFTString), ("styleQML", ogr.OFTString), ("styleSLD", ogr.OFTString),
+                       ("useAsDefault", ogr.OFTInteger), ("description", ogr.OFTString), ("owner", ogr.OFTString),
+                       ("ui", ogr.OFTString), ("update_time", ogr.OFTDateTime)):
+        field = ogr.FieldDefn(name, kind)
+        if name == "useAsDefault":
+            field.SetSubType(ogr.OFSTBoolean)
+        checked(styles.CreateField, field)
+    style = ogr.Feature(styles.GetLayerDefn())
+    for name, value in (("f_table_catalog", ""), ("f_table_schema", ""), ("f_table_name", layer_name),
+                        ("f_geometry_column", "geom"), ("styleName", layer_name), ("styleQML", qml),
+                        ("styleSLD", ""), ("useAsDefault", 1), ("description", "Patchwork: classes and their colours"),
+                        ("owner", ""), ("ui", "")):
+        style.SetField(name, value)
+    checked(styles.CreateFeature, style)
+
+
+def _area_transform(src, srs):
+    """For a geographic map: a transformation to a Lambert azimuthal equal-area projection centred on it."""
+    if srs is None or not srs.IsGeographic():
+        return None
+    gt = src.GetGeoTransform()
+    lon = gt[0] + gt[1] * src.RasterXSize / 2
+    lat = gt[3] + gt[5] * src.RasterYSize / 2
+    equal_area = osr.SpatialReference()
+    checked(equal_area.ImportFromProj4, f"+proj=laea +lat_0={lat} +lon_0={lon} +datum=WGS84 +units=m +no_defs")
+    source = srs.Clone()
+    for s in (source, equal_area):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    try:
+        return osr.CoordinateTransformation(source, equal_area)
+    except RuntimeError as exc:
+        raise PatchworkError(f"OUTPUT_VECTOR: cannot compute areas in this CRS ({one_line(exc)}).") from exc
