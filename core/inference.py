@@ -32,7 +32,7 @@ from .models.base import require_model_file
 from .palette import apply_colour_table, categorized_qml, class_colours, write_qml
 from .partials import Log, OutputLock
 from .paths import check_outputs
-from .postprocess import area_summary, class_areas, polygonize, sieve_in_place, write_area_table
+from .postprocess import AreaCounter, area_summary, class_areas, polygonize, sieve_in_place, write_area_table
 from .progress import Feedback, SilentFeedback
 from .raster import RasterSource, no_crs_warning
 from .stitching import AGGREGATIONS, WINDOWS, BlockAccumulator, Finished, check_choice, first_argmax, tile_weights
@@ -620,8 +620,9 @@ def classify(
     journal.remove()
     style = writers.write_style()
     areas = polygons = None
-    if info.task == "classification":
-        areas = class_areas(output, info.class_values, info.class_names, feedback)
+    if info.task == "classification":  # counted as written, or read back after small segments were merged
+        areas = writers.counter.areas(info.class_values, info.class_names) if min_segment < 2 else \
+            class_areas(output, info.class_values, info.class_names, feedback)
         feedback.info("Area per class: " + "; ".join(area_summary(areas) or ["no classified pixels"]))
         if area_table:
             write_area_table(area_table, areas)
@@ -677,11 +678,13 @@ class MapWriter:
         self.info, self.output = info, output
         gt, crs, k = geotransform, crs_wkt, info.n_outputs
         self.probabilities = None
+        self.counter: AreaCounter | None = None  # classes' pixels and areas, as the blocks are written
         self.covered = 0  # pixels written with data
         averaged = "AVERAGE" if cog else None  # COG overviews: the mode of classes, the mean of values
         if info.task == "classification":
             dtype, nodata = class_nodata(info.class_values)
             sieve = partial(sieve_in_place, min_pixels=min_segment) if min_segment >= 2 else None
+            self.counter = AreaCounter(gt, crs, height, info.class_values, nodata)
             self.main = stack.enter_context(GeoTiffWriter(output, width, height, 1, dtype, gt, crs, nodata,
                                                           log=log, cog_overviews="MODE" if cog else None,
                                                           before_commit=sieve))
@@ -704,6 +707,8 @@ class MapWriter:
         w = result.window
         self.covered += result.covered
         self.main.write_block(result.main, w.row_off, w.col_off)
+        if self.counter is not None:
+            self.counter.add(result.main, w.row_off)
         if self.probabilities is not None:
             self.probabilities.write_block(result.probabilities, w.row_off, w.col_off)
 

@@ -54,14 +54,12 @@ class ClassArea:
     percent: float  # of the pixels with a class
 
 
-def _row_pixel_areas(ds) -> np.ndarray:
+def row_pixel_areas(geotransform, srs, rows: int) -> np.ndarray:
     """The area of one pixel in square metres, per row (all equal on a projected grid).
 
-    NaN without a CRS or on a rotated geographic grid: then only pixels and shares are known.
+    NaN without a CRS (`srs` None) or on a rotated geographic grid: then only pixels and shares are known.
     """
-    gt = ds.GetGeoTransform()
-    srs = ds.GetSpatialRef()
-    rows = ds.RasterYSize
+    gt = geotransform
     if srs is None:  # (classify warns about it): pixels and shares only
         return np.full(rows, np.nan)
     if srs.IsGeographic():
@@ -75,33 +73,52 @@ def _row_pixel_areas(ds) -> np.ndarray:
     return np.full(rows, abs(gt[1] * gt[5] - gt[2] * gt[4]) * metres * metres)
 
 
+class AreaCounter:
+    """Pixels and square metres per class, a block of a class map at a time (as it is written, or read back)."""
+
+    def __init__(self, geotransform, crs_wkt: str, rows: int, class_values: list[int], nodata: float | None) -> None:
+        """Count the classes `class_values` of a map of `rows` rows on this grid; `nodata` is left out."""
+        srs = None
+        if crs_wkt:
+            srs = osr.SpatialReference()
+            checked(srs.ImportFromWkt, crs_wkt)
+        self.row_areas = row_pixel_areas(geotransform, srs, rows)
+        self.uniform = bool(np.all(self.row_areas == self.row_areas[0])) or bool(np.isnan(self.row_areas[0]))
+        self.nodata = nodata
+        self.size = max(class_values) + 2  # the last bin: nodata
+        self.pixels = np.zeros(self.size, np.int64)
+        self.area = np.zeros(self.size, np.float64)
+
+    def add(self, block: np.ndarray, row_off: int) -> None:
+        """Count a (rows, cols) block of class values whose first row is `row_off`."""
+        valid = block != self.nodata if self.nodata is not None else np.ones(block.shape, bool)
+        values = np.where(valid & (block < self.size - 1), block, self.size - 1).astype(np.intp)
+        self.pixels += np.bincount(values.ravel(), minlength=self.size)
+        if not self.uniform:  # a geographic grid's pixels shrink toward the poles: row by row
+            for r in range(block.shape[0]):
+                self.area += np.bincount(values[r], minlength=self.size) * self.row_areas[row_off + r]
+
+    def areas(self, class_values: list[int], class_names: list[str]) -> list[ClassArea]:
+        """Each class's pixels, hectares and percent of the counted class pixels."""
+        area = self.pixels * self.row_areas[0] if self.uniform else self.area
+        total = self.pixels[:-1].sum()
+        return [ClassArea(v, n, int(self.pixels[v]), float(area[v] / 10_000),
+                          100.0 * self.pixels[v] / total if total else 0.0)
+                for v, n in zip(class_values, class_names)]
+
+
 def class_areas(class_map: str, class_values: list[int], class_names: list[str],
                 feedback: Feedback | None = None) -> list[ClassArea]:
-    """Pixels, hectares and percent of each class of `class_map` (band 1), nodata left out."""
+    """Pixels, hectares and percent of each class of `class_map` (band 1), nodata left out, read block by block."""
     feedback = feedback or SilentFeedback()
     ds = open_raster(class_map)
     band = ds.GetRasterBand(1)
-    nodata = band.GetNoDataValue()
-    row_areas = _row_pixel_areas(ds)
-    size = max(class_values) + 2  # the last bin: nodata
-    pixels = np.zeros(size, np.int64)
-    area = np.zeros(size, np.float64)
-    uniform = bool(np.all(row_areas == row_areas[0])) or bool(np.isnan(row_areas[0]))
+    counter = AreaCounter(ds.GetGeoTransform(), ds.GetProjection(), ds.RasterYSize, class_values,
+                          band.GetNoDataValue())
     for row in range(0, ds.RasterYSize, BLOCK_ROWS):
         check_cancelled(feedback)
-        rows = min(BLOCK_ROWS, ds.RasterYSize - row)
-        block = checked(band.ReadAsArray, 0, row, ds.RasterXSize, rows)
-        valid = block != nodata if nodata is not None else np.ones(block.shape, bool)
-        values = np.where(valid & (block < size - 1), block, size - 1).astype(np.intp)
-        pixels += np.bincount(values.ravel(), minlength=size)
-        if not uniform:  # a geographic grid's pixels shrink toward the poles: row by row
-            for r in range(rows):
-                area += np.bincount(values[r], minlength=size) * row_areas[row + r]
-    if uniform:
-        area = pixels * row_areas[0]
-    total = pixels[:-1].sum()
-    return [ClassArea(v, n, int(pixels[v]), float(area[v] / 10_000), 100.0 * pixels[v] / total if total else 0.0)
-            for v, n in zip(class_values, class_names)]
+        counter.add(checked(band.ReadAsArray, 0, row, ds.RasterXSize, min(BLOCK_ROWS, ds.RasterYSize - row)), row)
+    return counter.areas(class_values, class_names)
 
 
 def area_summary(areas: list[ClassArea]) -> list[str]:

@@ -41,6 +41,9 @@ def _rasterised(vector: str, like: str) -> np.ndarray:
 def test_small_segments_polygons_and_areas_of_the_rules_map(tmp_path, s2_path):
     plain = classify(s2_path, RULES, str(tmp_path / "plain.tif"), scale=1e-4)
     assert plain.areas is not None and plain.polygons is None
+    again = class_areas(plain.output, [0, 1, 2], plain.info.class_names)  # counted as written = read back
+    assert [a.pixels for a in plain.areas] == [a.pixels for a in again]
+    assert [a.hectares for a in plain.areas] == pytest.approx([a.hectares for a in again], rel=1e-12)
     result = classify(s2_path, RULES, str(tmp_path / "map.tif"), scale=1e-4, min_segment=20,
                       vector_output=str(tmp_path / "map.gpkg"), area_table=str(tmp_path / "areas.csv"))
     sieved, gt, _, nodata = read_all(result.output)
