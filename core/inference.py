@@ -13,6 +13,7 @@ result depends only on the tile grid, never on the blocks or the workers.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from contextlib import ExitStack
@@ -118,6 +119,7 @@ class ClassifyResult:
     executor: str = ""
     areas: list | None = None  # ClassArea per class (postprocess.py); None for values
     polygons: int | None = None  # written to the vector output
+    other_heads: list = field(default_factory=list)  # the results of a multi-head model's other heads
 
 
 MAX_CLASS_VALUE = 65534  # class maps are uint8 or uint16, with the largest value kept for nodata
@@ -219,16 +221,17 @@ class ModelFile:
     trust: bool
     device: str
     digest: str  # SHA-256: a worker whose copy differs refuses to run
+    head: int = 0  # the output head of a multi-head model
 
     def load(self) -> Model:
         """The model, loaded once per worker process (the run's own process has it already, in the job)."""
-        key = (self.path, self.trust, self.device, self.digest)
+        key = (self.path, self.trust, self.device, self.digest, self.head)
         with _LOADED_LOCK:
             if key not in _LOADED:
                 if file_digest(self.path) != self.digest:
                     raise PatchworkError(f"MODEL: the file '{self.path}' on this worker is not the model the run was "
                                          "started with (another SHA-256). Give every worker the same model file.")
-                _LOADED[key] = load_model(self.path, self.trust, self.device, MODEL_THREADS)
+                _LOADED[key] = load_model(self.path, self.trust, self.device, MODEL_THREADS, self.head)
             return _LOADED[key]
 
 
@@ -454,6 +457,7 @@ def classify(
     min_segment: int | None = None,
     vector_output: str | None = None,
     area_table: str | None = None,
+    head: int | None = None,
     feedback: Feedback | None = None,
     check_only: bool = False,
 ) -> ClassifyResult | None:
@@ -487,6 +491,8 @@ def classify(
             model's seg_small_segment metadata, else 0: none are removed).
         vector_output: A GeoPackage of the class map's polygons to write too (class, name, area_m2).
         area_table: A CSV of each class's pixels, hectares and share to write too (the log always has them).
+        head: The output head of a model with several to run; None: every head, the first into `output` and each
+            other one beside it, named `<output>_<head>.tif` (its vector and table outputs likewise).
         feedback: Progress, cancel and messages (default: silent).
         check_only: Make every check a run makes before it writes (model, bands, tile and margin, memory) and
             return None; Processing's parameter check uses it, so both refuse with the same message.
@@ -499,6 +505,7 @@ def classify(
             disk or an unreadable raster during the run (earlier outputs are kept).
         Cancelled: `feedback` asked to stop; nothing is left behind.
     """
+    arguments = dict(locals())  # (every head of a multi-head model runs with these)
     feedback = feedback or SilentFeedback()
     started = time.perf_counter()
     check_choice("window", window, WINDOWS)
@@ -520,9 +527,11 @@ def classify(
     model_file = None
     if isinstance(model, str):
         require_model_file(model)
-        model_file = ModelFile(os.path.abspath(model), trust_model, device, file_digest(model))
-        model = load_model(model_file.path, trust_model, device, MODEL_THREADS)  # not kept after the run
+        model_file = ModelFile(os.path.abspath(model), trust_model, device, file_digest(model), head or 0)
+        model = load_model(model_file.path, trust_model, device, MODEL_THREADS, head or 0)  # not kept after the run
     info = model.info
+    if head is None and model_file is not None and len(info.heads) > 1:
+        return _every_head(arguments, info.heads, feedback)
     tile = int(tile_size or info.tile_size or info.default_tile_size)
     overlap = info.default_overlap if overlap is None else int(overlap)
     _check_run(info, tile, overlap, aggregation, probabilities)
@@ -634,6 +643,31 @@ def classify(
                           len(blocks), resumed, executor.description, areas, polygons)
 
 
+def head_output(path: str | None, head_name: str) -> str | None:
+    """Where an output of a model's other head goes: beside `path`, named after the head."""
+    if not path:
+        return path
+    stem, ext = os.path.splitext(path)
+    return f"{stem}_{re.sub(r'[^A-Za-z0-9_.-]+', '_', head_name)}{ext}"
+
+
+def _every_head(arguments: dict, heads: list[str], feedback: Feedback) -> ClassifyResult | None:
+    """Classify with each head of a multi-head model; the first head's result, the others' in `other_heads`."""
+    results = []
+    for index, name in enumerate(heads):
+        run = dict(arguments, head=index, feedback=feedback)
+        if index:
+            for key in ("output", "probabilities", "vector_output", "area_table"):
+                run[key] = head_output(run[key], name)
+        if not arguments["check_only"]:
+            feedback.info(f"Output head {index + 1} of {len(heads)}, '{name}' → {run['output']}")
+        results.append(classify(**run))
+    if arguments["check_only"]:
+        return None
+    results[0].other_heads = results[1:]
+    return results[0]
+
+
 def require_side_outputs(output: str, probabilities: str | None, vector_output: str | None, area_table: str | None,
                          inputs: dict) -> None:
     """The polygons go to a GeoPackage and the areas to a CSV, neither an input nor another output."""
@@ -658,7 +692,7 @@ def _run_description(src: RasterSource, model_file: ModelFile | None, job: Block
         "patchwork": PATCHWORK_VERSION,
         "raster": os.path.abspath(src.path), "raster_bytes": stat.st_size if stat else None,
         "raster_mtime_ns": stat.st_mtime_ns if stat else None,
-        "model": model_file.digest if model_file else job.info.name,
+        "model": model_file.digest if model_file else job.info.name, "head": job.info.head,
         "transform": repr(job.transform), "grid": repr(job.grid), "window": job.window,
         "aggregation": job.aggregation, "batch_size": job.batch_size, "block_side": side,
         "outputs": [os.path.abspath(p) for p in (output, probabilities) if p], "format": output_format,

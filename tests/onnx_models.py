@@ -18,7 +18,7 @@ def free_spatial_dims_file(path: str, out: str) -> str:
     return out
 
 
-def free_spatial_dims(path: str):
+def free_spatial_dims(path: str, head: int = 0):
     """The model at `path` with its height and width made free, as a Patchwork model.
 
     The Deepness test models fix 512x512 tiles; their graphs are per-pixel (1x1 convolutions), so the
@@ -35,7 +35,7 @@ def free_spatial_dims(path: str):
         dims[2].dim_param, dims[3].dim_param = "height", "width"
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     meta = {k: _parse(v) for k, v in session.get_modelmeta().custom_metadata_map.items()}
-    return OnnxImageModel(session, meta, "free-" + path.rsplit("/", 1)[-1])
+    return OnnxImageModel(session, meta, "free-" + path.rsplit("/", 1)[-1], head)
 
 
 def conv_model(path: str, weights: np.ndarray, *, tile: int | None = None, batch: int | None = None,
@@ -61,6 +61,31 @@ def conv_model(path: str, weights: np.ndarray, *, tile: int | None = None, batch
         numpy_helper.from_array(weights.astype(np.float32), "W"),
         numpy_helper.from_array(np.full(k_out, seed_bias, np.float32), "B"),
     ])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    for key, value in (metadata or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    onnx.save(model, path)
+    return path
+
+
+def two_head_model(path: str, first: np.ndarray, second: np.ndarray, metadata: dict | None = None) -> str:
+    """Two softmaxed 1x1 convolutions of one input, as two outputs ("land", "water"): a two-head Deepness model
+    whose heads differ, with free tile sizes. first, second: (K, C, 1, 1) weights."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    channels = first.shape[1]
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", channels, "height", "width"])
+    outputs, nodes, weights = [], [], []
+    for name, w in (("land", first), ("water", second)):
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", w.shape[0], "height",
+                                                                               "width"]))
+        nodes += [helper.make_node("Conv", ["input", f"W_{name}"], [f"conv_{name}"], kernel_shape=[1, 1]),
+                  helper.make_node("Softmax", [f"conv_{name}"], [name], axis=1)]
+        weights.append(numpy_helper.from_array(w.astype(np.float32), f"W_{name}"))
+    graph = helper.make_graph(nodes, "two_heads", [inp], outputs, initializer=weights)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     for key, value in (metadata or {}).items():

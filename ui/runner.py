@@ -31,7 +31,7 @@ LAYER_OUTPUTS = {
     Sample.ID: [(Sample.OUTPUT, "vector")],
     Augment.ID: [(Augment.OUTPUT, "vector")],
     Classify.ID: [(Classify.OUTPUT, "raster"), (Classify.OUTPUT_PROBABILITIES, "raster"),
-                  (Classify.OUTPUT_VECTOR, "polygons")],
+                  (Classify.OUTPUT_VECTOR, "polygons"), (Classify.OTHER_HEADS, "raster")],
     Compare.ID: [(Compare.OUTPUT, "raster")],
     Stitch.ID: [(Stitch.OUTPUT, "raster")],
 }
@@ -162,8 +162,9 @@ class AlgorithmRun(QObject):
 
     def _add_layers(self, results: dict) -> list:
         layers = []
-        for name, kind in LAYER_OUTPUTS.get(self.algorithm_id, []):
-            path = results.get(name)
+        outputs = [(name, kind, path) for name, kind in LAYER_OUTPUTS.get(self.algorithm_id, [])
+                   for path in (results.get(name) if isinstance(results.get(name), list) else [results.get(name)])]
+        for name, kind, path in outputs:  # (a list: the maps of a multi-head model's other heads)
             if not path or not os.path.exists(str(path)):
                 continue
             title = self.layer_title(name, str(path))

@@ -16,7 +16,8 @@ MODEL_EXTENSIONS = (".onnx", ".skops", ".json", ".joblib", ".pkl", ".pickle")
 
 
 @reports_errors
-def load_model(path: str, trust: bool = False, device: str = "cpu", threads: int | None = None) -> Model:
+def load_model(path: str, trust: bool = False, device: str = "cpu", threads: int | None = None,
+               head: int = 0) -> Model:
     """Load a model by its file extension.
 
     Args:
@@ -24,6 +25,7 @@ def load_model(path: str, trust: bool = False, device: str = "cpu", threads: int
         trust: Load a pickle (.pkl, .pickle, .joblib), which can run any code: only from a source you trust.
         device: Where an ONNX model computes: "auto", "cpu" or "cuda" (a GPU that fails falls back to the CPU).
         threads: onnxruntime's intra-op threads for an ONNX model (default: onnxruntime's).
+        head: The output head of an ONNX image model with several (0: the first).
 
     Returns:
         The model, with `info` (task, classes, bands, tile size, margin) and `predict`.
@@ -37,7 +39,7 @@ def load_model(path: str, trust: bool = False, device: str = "cpu", threads: int
     if ext == ".onnx":
         from .onnx import load_onnx
 
-        return load_onnx(path, device, threads)
+        return load_onnx(path, device, threads, head)
     if ext == ".json":
         from .rules import RulesModel
 

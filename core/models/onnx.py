@@ -95,8 +95,11 @@ def _session(ort, path: str, providers: list[str], threads: int | None):
     return ort.InferenceSession(path, sess_options=options, providers=providers)
 
 
-def load_onnx(path: str, device: str = "cpu", threads: int | None = None) -> Model:
-    """Load an ONNX model on DEVICE (see `execution_providers`), with `threads` intra-op threads (None: all cores)."""
+def load_onnx(path: str, device: str = "cpu", threads: int | None = None, head: int = 0) -> Model:
+    """Load an ONNX model on DEVICE (see `execution_providers`), with `threads` intra-op threads (None: all cores).
+
+    `head`: which output of an image model with several (each its own class map or values) this model gives.
+    """
     ort = _onnxruntime()
     name = os.path.basename(path)
     providers, warning = execution_providers(device, list(ort.get_available_providers()))
@@ -126,7 +129,7 @@ def load_onnx(path: str, device: str = "cpu", threads: int | None = None) -> Mod
     rank = len(inputs[0].shape)
     try:
         if rank == 4:
-            return _on_device(OnnxImageModel(session, meta, name), session, warning)
+            return _on_device(OnnxImageModel(session, meta, name, head), session, warning)
         if rank == 2:
             return _on_device(OnnxPixelModel(session, meta, name), session, warning)
     except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
@@ -144,13 +147,15 @@ def _on_device(model: Model, session, warning: str | None) -> Model:
     return model
 
 
-def _class_names(meta: dict, count: int | None, name: str) -> list[str] | None:
+def _class_names(meta: dict, count: int | None, name: str, head: int = 0) -> list[str] | None:
     """Deepness `class_names`: a dict {index: name}, or a list of such dicts (one per output head)."""
     names = meta.get("class_names", meta.get("names"))
     if names is None:
         return None
     if isinstance(names, list) and names and isinstance(names[0], dict):
-        names = names[0]  # Patchwork reads the first output head
+        if head >= len(names):
+            return None  # this head has no names in the metadata
+        names = names[head]
     if isinstance(names, list):
         names = dict(enumerate(names))
     try:
@@ -165,10 +170,13 @@ def _class_names(meta: dict, count: int | None, name: str) -> list[str] | None:
 
 class OnnxImageModel(Model):
     """An ONNX model over image tiles (Deepness's conventions read from its metadata)."""
-    def __init__(self, session, meta: dict, name: str) -> None:
+    def __init__(self, session, meta: dict, name: str, head: int = 0) -> None:
         self.session = session
         self.one_at_a_time = False  # set when the graph turns out to take one tile per call
-        inp, out = session.get_inputs()[0], session.get_outputs()[0]
+        outputs = session.get_outputs()
+        if not 0 <= head < len(outputs):
+            raise PatchworkError(f"MODEL: '{name}' has {len(outputs)} output head(s); head {head} does not exist.")
+        inp, out = session.get_inputs()[0], outputs[head]
         self.input_name, self.output_name = inp.name, out.name
         batch, channels, height, width = (_fixed(d) for d in inp.shape)
         if (height is None) != (width is None) or (height and height != width):
@@ -197,11 +205,12 @@ class OnnxImageModel(Model):
         )
         _read_standardization(meta, info)
         info.min_segment = int(meta.get("seg_small_segment", 0) or 0)
+        info.heads, info.head = [o.name for o in outputs], head
         if model_type == "Regressor":
             info.task = "regression"
             info.output_names = value_names(channels_out)
         else:
-            names = _class_names(meta, channels_out, name)
+            names = _class_names(meta, channels_out, name, head)
             if channels_out == 1 and not self.labels_out:  # one sigmoid: the class vs background
                 names = ["background", names[0] if names else "class 1"]
                 channels_out = 2

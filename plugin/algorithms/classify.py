@@ -1,8 +1,12 @@
 """patchwork:classify — run a model over a raster tile by tile and stitch the tiles into one map."""
 from __future__ import annotations
 
+import os
+
 from qgis.core import (
+    QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingOutputMultipleLayers,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
@@ -51,6 +55,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
     BATCH_SIZE, TRUST_MODEL, OUTPUT = "BATCH_SIZE", "TRUST_MODEL", "OUTPUT"
     OUTPUT_PROBABILITIES, TILES, BLOCKS = "OUTPUT_PROBABILITIES", "TILES", "BLOCKS"
     MIN_SEGMENT, OUTPUT_VECTOR, OUTPUT_AREAS = "MIN_SEGMENT", "OUTPUT_VECTOR", "OUTPUT_AREAS"
+    OTHER_HEADS = "OTHER_HEADS"
     parameter_help = {
         INPUT: "The raster to classify (a file raster).",
         MODEL: "An ONNX model (Deepness's included), a skops file, a rules model (.json) or, if trusted, a "
@@ -119,6 +124,8 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             createByDefault=False))
         self.addOutput(QgsProcessingOutputNumber(self.TILES, self.tr("Number of model tiles (0: per-pixel model)")))
         self.addOutput(QgsProcessingOutputNumber(self.BLOCKS, self.tr("Number of blocks")))
+        self.addOutput(QgsProcessingOutputMultipleLayers(
+            self.OTHER_HEADS, self.tr("Maps of the model's other output heads (beside OUTPUT, named after them)")))
 
     def core_call(self, parameters, context) -> CoreCall:
         from ...core.inference import classify
@@ -159,4 +166,12 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             outputs[self.OUTPUT_VECTOR] = vector_output
         if area_table:
             outputs[self.OUTPUT_AREAS] = area_table
+        outputs[self.OTHER_HEADS] = [head.output for head in result.other_heads]
+        for head in result.other_heads:  # a multi-head model: every head is a map, loaded with the first one's
+            feedback.pushInfo(self.tr("Output head '{}' → {}").format(head.info.heads[head.info.head], head.output))
+            if context.willLoadLayerOnCompletion(output):
+                context.addLayerToLoadOnCompletion(head.output, QgsProcessingContext.LayerDetails(
+                    os.path.splitext(os.path.basename(head.output))[0], context.project(), self.OUTPUT))
+                if head.style:
+                    StyleFromQml.attach(context, head.output, head.style)
         return outputs

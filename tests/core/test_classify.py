@@ -13,7 +13,7 @@ from osgeo import gdal
 from patchwork.core.errors import Cancelled, PatchworkError
 from patchwork.core.inference import classify, full_scene_prediction
 from tests.conftest import REPO, SHARED_DATA, CancelAfter, files_under, read_all
-from tests.onnx_models import conv_model, free_spatial_dims
+from tests.onnx_models import conv_model, free_spatial_dims, two_head_model
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
 DEEPNESS_MODELS = sorted(glob.glob(os.path.join(SHARED_DATA, "models", "*.onnx")))
@@ -117,6 +117,41 @@ def test_deepness_models_on_the_orthophoto_tiled_equal_one_full_scene_call(tmp_p
     np.testing.assert_array_equal(classes[decided], np.argmax(reference, axis=0)[decided])
     assert decided.mean() > 0.99
     assert_same_grid(out, ortho_path)
+
+
+def test_every_head_of_a_two_head_model_is_a_map_equal_to_its_full_scene_call(tmp_path, ortho_path):
+    from patchwork.core.models import load_model
+
+    rgb = np.eye(3, dtype=np.float32).reshape(3, 3, 1, 1) * 20  # a class per colour: the strongest band wins
+    model_path = two_head_model(str(tmp_path / "two.onnx"), rgb[:2], rgb,
+                                {"model_type": "Segmentor", "class_names": [{"0": "bare", "1": "green"},
+                                                                            {"0": "dry", "1": "wet", "2": "open"}]})
+    out, probs = str(tmp_path / "map.tif"), str(tmp_path / "p.tif")
+    result = classify(ortho_path, model_path, out, bands=[1, 2, 3], scale=1 / 255, aggregation="softvote",
+                      probabilities=probs, tile_size=256, overlap=64, window="hann")
+    assert [r.output for r in [result, *result.other_heads]] == [out, str(tmp_path / "map_water.tif")]
+    assert result.other_heads[0].probabilities == str(tmp_path / "p_water.tif")
+    assert result.info.class_names == ["bare", "green"]
+    assert result.other_heads[0].info.class_names == ["dry", "wet", "open"]
+    for head, head_result in enumerate([result, *result.other_heads]):
+        reference, valid = full_scene_prediction(ortho_path, load_model(model_path, head=head), bands=[1, 2, 3],
+                                                 scale=1 / 255)
+        classes = read_band(head_result.output)
+        ordered = np.sort(reference, axis=0)
+        decided = valid & (ordered[-1] - ordered[-2] > 1e-5)
+        np.testing.assert_array_equal(classes[decided], np.argmax(reference, axis=0)[decided])
+        assert len(np.unique(classes[decided])) > 1  # a real map, not one class
+        np.testing.assert_allclose(gdal.Open(head_result.probabilities).ReadAsArray()[:, valid],
+                                   reference[:, valid], atol=1e-5)
+        assert_same_grid(head_result.output, ortho_path)
+    only_second = classify(ortho_path, model_path, str(tmp_path / "second.tif"), bands=[1, 2, 3], scale=1 / 255,
+                           aggregation="softvote", tile_size=256, overlap=64, window="hann", head=1)
+    assert not only_second.other_heads
+    np.testing.assert_array_equal(read_band(only_second.output), read_band(result.other_heads[0].output))
+    deepness = os.path.join(SHARED_DATA, "models", "two_outputs_softmax_bsx2x512x512.onnx")  # Deepness's own
+    drinks = classify(ortho_path, deepness, str(tmp_path / "drinks.tif"), bands=[1, 2, 3], scale=1 / 255)
+    assert [drinks.info.class_names, drinks.other_heads[0].info.class_names] == [["Coffee", "Tea"], ["Juice", "Beer"]]
+    assert os.path.exists(tmp_path / "drinks_output2.tif") and os.path.exists(tmp_path / "drinks_output2.qml")
 
 
 def test_red_detector_finds_red_with_overlap_and_hann(tmp_path, ortho_path):

@@ -86,6 +86,13 @@ def test_classify_output_is_styled_with_class_names_when_loaded(patchwork_provid
     again = QgsRasterLayer(out, "again")
     assert again.renderer().type() == "paletted"
     assert [c.label for c in again.renderer().classes()] == ["Coffee", "Tea"]
+    # The model's second output head is a map too, loaded and styled with its own classes.
+    second = str(tmp_path / "coffee_tea_output2.tif")
+    assert results["OTHER_HEADS"] == [second] and context.willLoadLayerOnCompletion(second)
+    head_layer = QgsProcessingUtils.mapLayerFromString(second, context)
+    context.layerToLoadOnCompletionDetails(second).postProcessor().postProcessLayer(head_layer, context,
+                                                                                     QgsProcessingFeedback())
+    assert [c.label for c in head_layer.renderer().classes()] == ["Juice", "Beer"]
 
 
 def test_classify_writes_class_polygons_styled_by_class_and_an_area_table(patchwork_provider, tmp_path, s2_path):
