@@ -93,3 +93,27 @@ def two_head_model(path: str, first: np.ndarray, second: np.ndarray, metadata: d
         entry.key, entry.value = key, json.dumps(value)
     onnx.save(model, path)
     return path
+
+
+def batch_one_inside(path: str, weights: np.ndarray, metadata: dict | None = None) -> str:
+    """A softmaxed 1x1 convolution whose graph reshapes to batch 1 while its input says any batch: the kind of
+    export that fails on a batch of several tiles (a Deepness user's report)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    k_out, channels = weights.shape[:2]
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", channels, "height", "width"])
+    out = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", k_out, "height", "width"])
+    nodes = [helper.make_node("Conv", ["input", "W"], ["conv"], kernel_shape=[1, 1]),
+             helper.make_node("Reshape", ["conv", "one"], ["single"]),  # [1, K, H, W]: batch 1 only
+             helper.make_node("Softmax", ["single"], ["output"], axis=1)]
+    graph = helper.make_graph(nodes, "batch_one", [inp], [out], initializer=[
+        numpy_helper.from_array(weights.astype(np.float32), "W"),
+        numpy_helper.from_array(np.array([1, 0, 0, 0], np.int64), "one")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    for key, value in (metadata or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    onnx.save(model, path)
+    return path

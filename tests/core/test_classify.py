@@ -13,7 +13,7 @@ from osgeo import gdal
 from patchwork.core.errors import Cancelled, PatchworkError
 from patchwork.core.inference import classify, full_scene_prediction
 from tests.conftest import REPO, SHARED_DATA, CancelAfter, files_under, read_all
-from tests.onnx_models import conv_model, free_spatial_dims, two_head_model
+from tests.onnx_models import batch_one_inside, conv_model, free_spatial_dims, two_head_model
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
 DEEPNESS_MODELS = sorted(glob.glob(os.path.join(SHARED_DATA, "models", "*.onnx")))
@@ -152,6 +152,34 @@ def test_every_head_of_a_two_head_model_is_a_map_equal_to_its_full_scene_call(tm
     drinks = classify(ortho_path, deepness, str(tmp_path / "drinks.tif"), bands=[1, 2, 3], scale=1 / 255)
     assert [drinks.info.class_names, drinks.other_heads[0].info.class_names] == [["Coffee", "Tea"], ["Juice", "Beer"]]
     assert os.path.exists(tmp_path / "drinks_output2.tif") and os.path.exists(tmp_path / "drinks_output2.qml")
+
+
+def test_models_that_fix_their_batch_run_with_any_batch_size_and_say_so(tmp_path, ortho_path):
+    from patchwork.core.progress import SilentFeedback
+
+    class Log(SilentFeedback):
+        def __init__(self):
+            self.lines = []
+
+        def info(self, text):
+            self.lines.append(text)
+
+    rgb = np.eye(3, dtype=np.float32).reshape(3, 3, 1, 1) * 20
+    names = {"model_type": "Segmentor", "class_names": {"0": "red", "1": "green", "2": "blue"}}
+    free = classify(ortho_path, conv_model(str(tmp_path / "free.onnx"), rgb, softmax=True, metadata=names),
+                    str(tmp_path / "free.tif"), bands=[1, 2, 3], scale=1 / 255, tile_size=256)
+    expected = read_band(free.output)
+    assert len(np.unique(expected)) == 3
+    fixed_two = conv_model(str(tmp_path / "two.onnx"), rgb, softmax=True, batch=2, metadata=names)
+    inside = batch_one_inside(str(tmp_path / "one.onnx"), rgb, names)
+    for model, said in ((fixed_two, "fixes its batch at 2 tiles; BATCH_SIZE 4 is not used"),
+                        (inside, "takes one tile per call although its input says any batch: BATCH_SIZE 4 was "
+                                 "lowered to 1")):
+        log = Log()
+        result = classify(ortho_path, model, str(tmp_path / f"{os.path.basename(model)}.tif"), bands=[1, 2, 3],
+                          scale=1 / 255, tile_size=256, batch_size=4, feedback=log)
+        assert any(said in line for line in log.lines), log.lines
+        np.testing.assert_array_equal(read_band(result.output), expected)  # every tile, none lost or padded in
 
 
 def test_red_detector_finds_red_with_overlap_and_hann(tmp_path, ortho_path):
