@@ -192,15 +192,23 @@ def _memory_needed(src: RasterSource, info: ModelInfo, n_bands: int, grid: TileG
     return in_flight * (block_input + tiles + sums + outputs) + waiting
 
 
-def tile_values(prediction: np.ndarray, aggregation: str, n_classes: int) -> np.ndarray:
+def decide(scores: np.ndarray, info: ModelInfo) -> np.ndarray:
+    """The class index of (K, h, w) scores: the largest, after the model's decision weights (seg_thresh)."""
+    if info.decision_weights is None:
+        return first_argmax(scores)
+    return first_argmax(scores * np.asarray(info.decision_weights, scores.dtype)[:, None, None])
+
+
+def tile_values(prediction: np.ndarray, aggregation: str, info: ModelInfo) -> np.ndarray:
     """One tile's model output in the form its aggregation adds up.
 
     hardvote: (h, w) class indices; softvote: (K, h, w) probabilities (labels become one-hot);
     mean: (K, h, w) values.
     """
+    n_classes = info.n_outputs
     labels = prediction.ndim == 2
     if aggregation == "hardvote":
-        return prediction if labels else first_argmax(prediction)
+        return prediction if labels else decide(prediction, info)
     if labels and aggregation == "softvote":
         return (prediction[None] == np.arange(n_classes)[:, None, None]).astype(np.float32)
     return prediction
@@ -346,19 +354,19 @@ class BlockJob:
                 r, c = batch[j]
                 inner_valid = tile_valid[m : m + size, m : m + size]
                 if single:
-                    _place(labels, b, r, c, tile_values(prediction, "hardvote", info.n_outputs), inner_valid)
+                    _place(labels, b, r, c, tile_values(prediction, "hardvote", info), inner_valid)
                     continue
                 flags = (r == 0, r + size >= grid.height, c == 0, c + size >= grid.width)
                 if flags not in weights:
                     weights[flags] = tile_weights(size, size, self.window, *flags)
-                acc.add(r, c, tile_values(prediction, self.aggregation, info.n_outputs), weights[flags], inner_valid)
+                acc.add(r, c, tile_values(prediction, self.aggregation, info), weights[flags], inner_valid)
         if single:
             return self._from_labels(block, labels, predicted)
-        return finished_block(block.index, acc.finish(), info, self.probabilities, predicted)
+        return finished_block(block.index, acc.finish(), info, self.probabilities, predicted, self.aggregation)
 
     def _one_hot(self, labels: np.ndarray, covered: np.ndarray) -> np.ndarray:
         """Vote shares of single votes: 1 for the class voted, 0 for the others, NaN where no vote."""
-        shares = tile_values(labels, "softvote", self.info.n_outputs)  # labels as soft votes: one-hot
+        shares = tile_values(labels, "softvote", self.info)  # labels as soft votes: one-hot
         shares[:, ~covered] = np.nan
         return shares
 
@@ -392,7 +400,7 @@ class BlockJob:
         if prediction.ndim == 2:
             # np.int32(-1): with a Python -1, numpy 2 keeps uint8 labels uint8 and "no vote" would become 255
             return self._from_labels(block, np.where(valid, prediction, np.int32(-1)), 0)
-        labels = first_argmax(prediction)
+        labels = decide(prediction, self.info)
         probabilities = None
         if self.probabilities and self.aggregation == "softvote":
             probabilities = prediction.astype(np.float32)
@@ -413,12 +421,18 @@ def class_map(info: ModelInfo, winners: np.ndarray, covered: np.ndarray) -> np.n
     return classes
 
 
-def finished_block(index: int, done: Finished, info: ModelInfo, probabilities: bool, tiles: int = 0) -> BlockResult:
-    """A block's sums → what is written: classes (and probabilities, vote shares), or mean values."""
+def finished_block(index: int, done: Finished, info: ModelInfo, probabilities: bool, tiles: int = 0,
+                   aggregation: str = "hardvote") -> BlockResult:
+    """A block's sums → what is written: classes (and probabilities, vote shares), or mean values.
+
+    Votes were decided tile by tile; summed probabilities (softvote) are decided here, with the model's decision
+    weights.
+    """
     covered = done.covered
     if info.task != "classification":
         return BlockResult(index, done.window, done.mean(), None, int(covered.sum()), tiles)
-    return BlockResult(index, done.window, class_map(info, done.winners(), covered),
+    winners = decide(done.sums, info) if aggregation == "softvote" else done.winners()
+    return BlockResult(index, done.window, class_map(info, winners, covered),
                        done.mean() if probabilities else None, int(covered.sum()), tiles)
 
 
@@ -574,6 +588,9 @@ def classify(
                       f"{'classes' if info.task == 'classification' else 'outputs'}; input bands "
                       f"{','.join(map(str, transform.bands))} × {transform.scale:g} + {transform.offset:g}; "
                       f"computing on {model.device}")
+        if info.decision_weights is not None:
+            feedback.info(f"'{info.class_names[1]}' where the model's sigmoid gives p > {info.decision_weights[0]:g} "
+                          "(its seg_thresh).")
         for note in executor.notes:
             feedback.info(note)
         if grid:

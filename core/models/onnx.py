@@ -214,6 +214,12 @@ class OnnxImageModel(Model):
             if channels_out == 1 and not self.labels_out:  # one sigmoid: the class vs background
                 names = ["background", names[0] if names else "class 1"]
                 channels_out = 2
+                if meta.get("seg_thresh") is not None:  # the class where p > t: argmax of (1 − p)·t, p·(1 − t)
+                    threshold = float(meta["seg_thresh"])
+                    if not 0.0 < threshold < 1.0:
+                        raise PatchworkError(f"MODEL: '{name}' has seg_thresh {threshold}; a sigmoid's threshold "
+                                             "lies between 0 and 1.")
+                    info.decision_weights = [threshold, 1.0 - threshold]
             count = channels_out or (len(names) if names else None)
             if count is None:
                 raise PatchworkError(f"MODEL: '{name}' has a free number of output classes and no class_names "

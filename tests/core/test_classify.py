@@ -182,6 +182,27 @@ def test_models_that_fix_their_batch_run_with_any_batch_size_and_say_so(tmp_path
         np.testing.assert_array_equal(read_band(result.output), expected)  # every tile, none lost or padded in
 
 
+@pytest.mark.parametrize("aggregation", ["hardvote", "softvote"])
+def test_a_sigmoid_heads_seg_thresh_decides_its_class(tmp_path, ortho_path, aggregation):
+    import onnx
+
+    source = os.path.join(SHARED_DATA, "models", "one_output_sigmoid_red_detector.onnx")
+    model = onnx.load(source)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "seg_thresh", "0.3"
+    thresholded = str(tmp_path / "red_0.3.onnx")
+    onnx.save(model, thresholded)
+    reference, valid = full_scene_prediction(ortho_path, free_spatial_dims(source), bands=[1, 2, 3], scale=1 / 255)
+    p = reference[1]
+    out = str(tmp_path / "red.tif")
+    classify(ortho_path, thresholded, out, bands=[1, 2, 3], scale=1 / 255, overlap=128, window="hann",
+             aggregation=aggregation)
+    classes = read_band(out)
+    decided = valid & (np.abs(p - 0.3) > 1e-5)
+    np.testing.assert_array_equal(classes[decided], (p > 0.3)[decided].astype(np.uint8))
+    assert ((p > 0.3) & (p <= 0.5) & decided).sum() > 1000  # pixels the default 0.5 would call background
+
+
 def test_red_detector_finds_red_with_overlap_and_hann(tmp_path, ortho_path):
     model_path = os.path.join(SHARED_DATA, "models", "one_output_sigmoid_red_detector.onnx")
     reference, valid = full_scene_prediction(ortho_path, free_spatial_dims(model_path), bands=[1, 2, 3],
