@@ -21,8 +21,10 @@ from .vectors import read_features, traditional_srs
 class Aoi:
     """Polygons with their CRS, held in an in-memory OGR layer."""
 
-    def __init__(self, wkt_geometries: Sequence[str], crs_wkt: str) -> None:
+    def __init__(self, wkt_geometries: Sequence[str], crs_wkt: str, role: str = "AOI") -> None:
+        """Polygons (WKT) in CRS `crs_wkt`; `role` is the parameter errors name (AOI, MASK)."""
         self.crs_wkt = crs_wkt
+        self.role = role
         self.union = ogr.Geometry(ogr.wkbMultiPolygon)
         for wkt in wkt_geometries:
             geom = checked(ogr.CreateGeometryFromWkt, wkt)
@@ -36,10 +38,10 @@ class Aoi:
                     self.union.AddGeometry(geom.GetGeometryRef(i))
             else:
                 raise PatchworkError(
-                    f"AOI: only polygons define an area, got a {geom.GetGeometryName()}. Use a polygon layer."
+                    f"{role}: only polygons define an area, got a {geom.GetGeometryName()}. Use a polygon layer."
                 )
         if self.union.IsEmpty():
-            raise PatchworkError("AOI: the layer has no polygons. Draw or select at least one polygon.")
+            raise PatchworkError(f"{role}: the layer has no polygons. Draw or select at least one polygon.")
         # Only the datasource is kept: a Python reference to its layer could outlive it (OGR segfaults).
         self._source = opened(ogr.GetDriverByName("Memory").CreateDataSource, "aoi")
         srs = traditional_srs(crs_wkt) if crs_wkt else None
@@ -61,7 +63,7 @@ class Aoi:
         geom = self.union.Clone()
         transform = opened(osr.CoordinateTransformation, traditional_srs(self.crs_wkt), traditional_srs(crs_wkt))
         checked(geom.Transform, transform)
-        return Aoi([geom.ExportToWkt()], crs_wkt)
+        return Aoi([geom.ExportToWkt()], crs_wkt, self.role)
 
     def pixel_window(self, gt: GeoTransform, height: int, width: int, raster_footprint_wkt: str) -> Window:
         """The box of raster pixels the AOI touches; an error when it misses the raster."""
@@ -69,8 +71,8 @@ class Aoi:
         overlap = self.union.Intersection(raster)
         if overlap is None or overlap.IsEmpty() or overlap.GetArea() == 0:
             raise PatchworkError(
-                "AOI: the polygons do not overlap the raster. Check that the AOI layer covers the raster "
-                "and that both have the right CRS."
+                f"{self.role}: the polygons do not overlap the raster. Check that the {self.role} layer covers the "
+                "raster and that both have the right CRS."
             )
         xmin, xmax, ymin, ymax = overlap.GetEnvelope()
         cols = sorted(((xmin - gt[0]) / gt[1], (xmax - gt[0]) / gt[1]))

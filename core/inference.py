@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .aoi import Aoi
 from .budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_disk, require_int_range, require_memory
 from .errors import Cancelled, PatchworkError, reports_errors
 from .executors import AHEAD_PER_WORKER, make_executor, resolve_workers
@@ -286,6 +287,38 @@ class _Progress:
             raise Cancelled("cancelled by the user")
 
 
+@dataclass(frozen=True)
+class OutputMask:
+    """Polygons (WKT, in the raster's CRS) outside which the map is nodata; picklable, for any worker."""
+
+    wkt: str
+    crs_wkt: str
+    geotransform: tuple
+
+    def inside(self, window: Window) -> np.ndarray:
+        """Which pixels of `window` have their centre inside the polygons.
+
+        Rasterised here, per call: GDAL objects are not shared between threads.
+        """
+        return Aoi([self.wkt], self.crs_wkt).inside_mask(self.geotransform, window)
+
+    def applied(self, result: BlockResult, inside: np.ndarray, info: ModelInfo) -> BlockResult:
+        """The block's arrays with the pixels outside made nodata."""
+        outside = ~inside
+        main = result.main.copy()
+        if info.task == "classification":
+            main[outside] = class_nodata(info.class_values)[1]
+            covered = int((main != class_nodata(info.class_values)[1]).sum())
+        else:
+            main[:, outside] = np.nan
+            covered = int((~np.isnan(main[0])).sum())
+        probabilities = result.probabilities
+        if probabilities is not None:
+            probabilities = probabilities.copy()
+            probabilities[:, outside] = np.nan
+        return BlockResult(result.index, result.window, main, probabilities, covered, result.tiles)
+
+
 @dataclass
 class BlockJob:
     """Everything needed to compute any block of one run; picklable (the loaded model stays behind)."""
@@ -301,6 +334,7 @@ class BlockJob:
     model_file: ModelFile | None
     model: Model | None = field(default=None, repr=False)
     progress: _Progress | None = field(default=None, repr=False)  # this process only: tiles done, cancel
+    mask: OutputMask | None = None  # classify only inside these polygons
 
     def __getstate__(self) -> dict:
         if self.model_file is None:
@@ -320,11 +354,34 @@ class BlockJob:
     def compute(self, block: Block, pixels: tuple[np.ndarray, np.ndarray]) -> BlockResult:
         """The finished arrays of one block, from its prepared input."""
         model = self.model or self.model_file.load()
-        if self.grid is None:
-            return self._pixels(block, model, *pixels)
-        return self._tiles(block, model, *pixels)
+        if self.mask is None:
+            return self._pixels(block, model, *pixels) if self.grid is None else self._tiles(block, model, *pixels)
+        source = block.input_window(self.grid) if self.grid else block.window
+        inside = self.mask.inside(source)
+        data, valid = pixels
+        if self.grid is None:  # a per-pixel model need not predict outside
+            result = self._pixels(block, model, data, valid & inside)
+        else:  # outside pixels still feed the tiles that reach inside: the same classes as without a mask there
+            result = self._tiles(block, model, data, valid, inside)
+        b = block.window
+        return self.mask.applied(result, inside[b.row_off - source.row_off : b.row_off - source.row_off + b.height,
+                                                b.col_off - source.col_off : b.col_off - source.col_off + b.width],
+                                 self.info)
 
-    def _tiles(self, block: Block, model: Model, data: np.ndarray, valid: np.ndarray) -> BlockResult:
+    def nothing(self, block: Block) -> BlockResult:
+        """A block outside the mask: nodata, computed from no pixel."""
+        b = block.window
+        inside = np.zeros((b.height, b.width), bool)
+        if self.info.task != "classification":
+            return BlockResult(block.index, b, np.full((self.info.n_outputs, b.height, b.width), np.nan, np.float32),
+                               None, 0, 0)
+        probabilities = np.full((self.info.n_outputs, b.height, b.width), np.nan, np.float32) \
+            if self.probabilities else None
+        return BlockResult(block.index, b, class_map(self.info, np.zeros(inside.shape, np.intp), inside),
+                           probabilities, 0, 0)
+
+    def _tiles(self, block: Block, model: Model, data: np.ndarray, valid: np.ndarray,
+               inside: np.ndarray | None = None) -> BlockResult:
         grid, info, b = self.grid, self.info, block.window
         source = block.input_window(grid)
         x = self.transform.apply(data, valid)
@@ -343,7 +400,8 @@ class BlockJob:
                      slice(c - m - source.col_off, c - m - source.col_off + t)) for r, c in batch]
             if self.progress:
                 self.progress.tiles(block.index, len(batch))  # raises Cancelled when the user cancelled
-            keep = [j for j, cut in enumerate(cuts) if valid[cut].any()]  # all-nodata tiles stay nodata
+            keep = [j for j, cut in enumerate(cuts) if valid[cut].any()  # all-nodata tiles stay nodata
+                    and (inside is None or inside[cut][m : m + size, m : m + size].any())]  # as tiles outside a mask
             if not keep:
                 continue
             tiles_valid = np.stack([valid[cuts[j]] for j in keep])
@@ -472,6 +530,7 @@ def classify(
     vector_output: str | None = None,
     area_table: str | None = None,
     head: int | None = None,
+    mask: Aoi | None = None,
     feedback: Feedback | None = None,
     check_only: bool = False,
 ) -> ClassifyResult | None:
@@ -507,6 +566,8 @@ def classify(
         area_table: A CSV of each class's pixels, hectares and share to write too (the log always has them).
         head: The output head of a model with several to run; None: every head, the first into `output` and each
             other one beside it, named `<output>_<head>.tif` (its vector and table outputs likewise).
+        mask: Polygons (any CRS): only pixels whose centre lies inside are classified, the rest is nodata; blocks
+            and tiles that reach no such pixel are not computed. Inside, the map is the map without a mask.
         feedback: Progress, cancel and messages (default: silent).
         check_only: Make every check a run makes before it writes (model, bands, tile and margin, memory) and
             return None; Processing's parameter check uses it, so both refuse with the same message.
@@ -571,6 +632,11 @@ def classify(
         grid = None if info.per_pixel else TileGrid(src.height, src.width, tile, info.margin, overlap)
         side = block_side(grid, info.n_outputs, block_size)
         blocks = plan_blocks(src.height, src.width, grid, side)
+        output_mask, mask_box = None, Window(0, 0, src.height, src.width)
+        if mask is not None:
+            mask = mask.transformed(src.crs_wkt)
+            mask_box = mask.pixel_window(src.geotransform, src.height, src.width, src.footprint_wkt())  # or refuses
+            output_mask = OutputMask(mask.union.ExportToWkt(), mask.crs_wkt, tuple(src.geotransform))
         if check_only and scheduler:
             return None  # the cluster is reached, and its memory known, when the run starts
         executor = make_executor(local_workers, scheduler)
@@ -604,7 +670,12 @@ def classify(
 
         progress = _Progress(feedback, sum(b.work for b in blocks))
         job = BlockJob(src.path, transform, grid, window, aggregation, batch_size, info, bool(probabilities),
-                       model_file, model, progress)
+                       model_file, model, progress, output_mask)
+        # Blocks that reach no pixel inside the mask are nodata, computed from nothing.
+        skipped = {b.index for b in blocks if not b.window.overlaps(mask_box)}
+        if output_mask is not None:
+            feedback.info(f"Mask: {len(blocks) - len(skipped)} of {len(blocks)} blocks reach inside it; outside, the "
+                          "map is nodata.")
         os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
         if resume:  # the journal keeps blocks uncompressed: that much must fit besides the outputs
             pixels = src.width * src.height
@@ -621,13 +692,16 @@ def classify(
         writers = MapWriter(outputs, src.width, src.height, src.geotransform, src.crs_wkt, info, output,
                             probabilities, aggregation, log=feedback.info, cog=output_format == "COG",
                             min_segment=min_segment)
-        computed = executor.map(job, [b for b in blocks if b.index not in journal.done], progress.poll)
+        computed = executor.map(job, [b for b in blocks if b.index not in journal.done and b.index not in skipped],
+                                progress.poll)
         outputs.callback(progress.cancelled.set)  # an error or cancel stops the workers at their next tile
         outputs.callback(computed.close)  # … and what has not started
         predicted = resumed = 0
         for block in blocks:
             progress.poll()
-            if block.index in journal.done:
+            if block.index in skipped:
+                result = job.nothing(block)
+            elif block.index in journal.done:
                 result = journal.load(block.index, block.window)
                 resumed += result is not None
                 if result is None:  # an unreadable journal entry: computed again, here, and saved again
@@ -710,6 +784,7 @@ def _run_description(src: RasterSource, model_file: ModelFile | None, job: Block
         "raster": os.path.abspath(src.path), "raster_bytes": stat.st_size if stat else None,
         "raster_mtime_ns": stat.st_mtime_ns if stat else None,
         "model": model_file.digest if model_file else job.info.name, "head": job.info.head,
+        "mask": job.mask.wkt if job.mask else None,
         "transform": repr(job.transform), "grid": repr(job.grid), "window": job.window,
         "aggregation": job.aggregation, "batch_size": job.batch_size, "block_side": side,
         "outputs": [os.path.abspath(p) for p in (output, probabilities) if p], "format": output_format,

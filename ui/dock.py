@@ -618,6 +618,11 @@ class PatchworkDock(QgsDockWidget):
         self.classify_bands = QLineEdit()
         self.classify_bands.setPlaceholderText(tr("all, or e.g. 1,2,3"))
         self.classify_bands.setToolTip(tip_of(Classify, Classify.BANDS))
+        self.classify_mask = QgsMapLayerComboBox()
+        self.classify_mask.setFilters(qgis_enums.POLYGON_LAYERS)
+        self.classify_mask.setAllowEmptyLayer(True)
+        self.classify_mask.setLayer(None)
+        self.classify_mask.setToolTip(tip_of(Classify, Classify.MASK))
         self.scale = double_for(Classify, Classify.SCALE, 0.1, 8)
         self.offset = double_for(Classify, Classify.OFFSET, 0.1, 6)
         # Left empty, these take the model's value: the field shows the words, not a number that means it.
@@ -646,6 +651,7 @@ class PatchworkDock(QgsDockWidget):
         self.classify_button.clicked.connect(self.run_classify)
         for name, widget in ((Classify.INPUT, self.classify_raster), (Classify.MODEL, self.model_file),
                              ("", self.model_info), ("", self.trust_model), (Classify.BANDS, self.classify_bands),
+                             (Classify.MASK, self.classify_mask),
                              (Classify.SCALE, self.scale), (Classify.OFFSET, self.offset),
                              (Classify.TILE_SIZE, self.tile_size), (Classify.OVERLAP, self.overlap),
                              (Classify.WINDOW, self.window_combo), (Classify.AGGREGATION, self.aggregation_combo),
@@ -708,6 +714,8 @@ class PatchworkDock(QgsDockWidget):
             parameters[Classify.OVERLAP] = self.overlap.value()
         if not unset(self.min_segment):
             parameters[Classify.MIN_SEGMENT] = self.min_segment.value()
+        if self.classify_mask.currentLayer() is not None:
+            parameters[Classify.MASK] = self.classify_mask.currentLayer()
         for name, widget in ((Classify.OUTPUT_VECTOR, self.polygons_file), (Classify.OUTPUT_AREAS, self.areas_file)):
             if widget.filePath():
                 parameters[name] = widget.filePath()

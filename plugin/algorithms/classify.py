@@ -10,6 +10,7 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
@@ -55,12 +56,14 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
     BATCH_SIZE, TRUST_MODEL, OUTPUT = "BATCH_SIZE", "TRUST_MODEL", "OUTPUT"
     OUTPUT_PROBABILITIES, TILES, BLOCKS = "OUTPUT_PROBABILITIES", "TILES", "BLOCKS"
     MIN_SEGMENT, OUTPUT_VECTOR, OUTPUT_AREAS = "MIN_SEGMENT", "OUTPUT_VECTOR", "OUTPUT_AREAS"
-    OTHER_HEADS = "OTHER_HEADS"
+    OTHER_HEADS, MASK = "OTHER_HEADS", "MASK"
     parameter_help = {
         INPUT: "The raster to classify (a file raster).",
         MODEL: "An ONNX model (Deepness's included), a skops file, a rules model (.json) or, if trusted, a "
                "pickle.",
         BANDS: "The input bands fed to the model, in the model's order; empty: all.",
+        MASK: "Polygons (any CRS): only pixels inside are classified, the rest is nodata; tiles that reach no "
+              "pixel inside are not computed.",
         SCALE: "Input values are multiplied by this: 0.0001 for Sentinel-2 digital numbers, 1/255 for 8-bit "
                "imagery and Deepness models.",
         OFFSET: "…then this is added.",
@@ -97,6 +100,9 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterBand(
             self.BANDS, self.tr("Bands fed to the model, in its order (default: all)"), None, self.INPUT,
             optional=True, allowMultiple=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.MASK, self.tr("Classify only inside (mask polygons)"), [qgis_enums.SOURCE_VECTOR_POLYGON],
+            optional=True))
         self.addParameter(number(self.SCALE, self.tr("Scale input values by"), qgis_enums.DOUBLE, 1.0))
         self.addParameter(number(self.OFFSET, self.tr("Then add to input values"), qgis_enums.DOUBLE, 0.0))
         self.addParameter(number(self.TILE_SIZE, self.tr("Tile size (px; empty: the model's)"), qgis_enums.INTEGER,
@@ -131,6 +137,14 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         from ...core.inference import classify
 
         raster = self.file_raster(parameters, self.INPUT, context)
+        mask = None
+        source = self.parameterAsSource(parameters, self.MASK, context)
+        if source is not None:
+            from ...core.aoi import Aoi
+            from .sample_chips import geometries_in_crs
+
+            wkts, crs_wkt, _values = geometries_in_crs(source, raster.crs(), context.transformContext())
+            mask = self.run_core(Aoi, wkts, crs_wkt, self.MASK)
         return CoreCall(classify, (raster.source(), self.parameterAsFile(parameters, self.MODEL, context),
                                    self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
             bands=band_list(self, parameters, self.BANDS, context),
@@ -146,6 +160,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             min_segment=optional_int(parameters, self.MIN_SEGMENT),
             vector_output=self.parameterAsOutputLayer(parameters, self.OUTPUT_VECTOR, context) or None,
             area_table=self.parameterAsFileOutput(parameters, self.OUTPUT_AREAS, context) or None,
+            mask=mask,
             **self.scale_arguments(parameters, context, cluster=True)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name

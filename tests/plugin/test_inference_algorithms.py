@@ -21,9 +21,9 @@ from patchwork.core.inference import full_scene_prediction
 from tests.conftest import REPO, SHARED_DATA, files_under
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
-CLASSIFY_PARAMETERS = ["INPUT", "MODEL", "BANDS", "SCALE", "OFFSET", "TILE_SIZE", "OVERLAP", "WINDOW", "AGGREGATION",
-                       "BATCH_SIZE", "TRUST_MODEL", "MIN_SEGMENT", "WORKERS", "DEVICE", "DASK_SCHEDULER", "RESUME",
-                       "OUTPUT_FORMAT", "OUTPUT", "OUTPUT_PROBABILITIES", "OUTPUT_VECTOR", "OUTPUT_AREAS"]
+CLASSIFY_PARAMETERS = ["INPUT", "MODEL", "BANDS", "MASK", "SCALE", "OFFSET", "TILE_SIZE", "OVERLAP", "WINDOW",
+                       "AGGREGATION", "BATCH_SIZE", "TRUST_MODEL", "MIN_SEGMENT", "WORKERS", "DEVICE", "DASK_SCHEDULER",
+                       "RESUME", "OUTPUT_FORMAT", "OUTPUT", "OUTPUT_PROBABILITIES", "OUTPUT_VECTOR", "OUTPUT_AREAS"]
 
 
 def run(algorithm, params, feedback=None, context=None):
@@ -121,6 +121,31 @@ def test_classify_writes_class_polygons_styled_by_class_and_an_area_table(patchw
                                                                            for c in class_map.renderer().classes()]
     with open(areas, encoding="utf-8") as fh:
         assert fh.readline().strip() == "class,name,pixels,hectares,percent"
+
+
+def test_classify_inside_a_mask_layer_in_another_crs(patchwork_provider, tmp_path, s2_path):
+    from qgis.core import QgsFeature, QgsGeometry, QgsVectorLayer
+
+    layer = QgsRasterLayer(s2_path, "s2")
+    extent = layer.extent()  # EPSG:4326: the mask is drawn in Web Mercator
+    box = QgsGeometry.fromWkt(f"POLYGON(({extent.xMinimum()} {extent.yMinimum()}, {extent.center().x()} "
+                              f"{extent.yMinimum()}, {extent.center().x()} {extent.center().y()}, "
+                              f"{extent.xMinimum()} {extent.yMinimum()}))")
+    from qgis.core import QgsCoordinateReferenceSystem, QgsCoordinateTransform
+
+    box.transform(QgsCoordinateTransform(layer.crs(), QgsCoordinateReferenceSystem("EPSG:3857"),
+                                         QgsProject.instance()))
+    mask = QgsVectorLayer("Polygon?crs=EPSG:3857", "mask", "memory")
+    feature = QgsFeature()
+    feature.setGeometry(box)
+    mask.dataProvider().addFeatures([feature])
+    full = run("classify", {"INPUT": s2_path, "MODEL": RULES, "SCALE": 0.0001, "OUTPUT": str(tmp_path / "f.tif")})
+    masked = run("classify", {"INPUT": s2_path, "MODEL": RULES, "SCALE": 0.0001, "MASK": mask,
+                              "OUTPUT": str(tmp_path / "m.tif")})
+    everywhere, inside_map = (gdal.Open(r["OUTPUT"]).ReadAsArray() for r in (full, masked))
+    inside = inside_map != 255
+    assert 0.115 < inside.mean() < 0.135  # the triangle is an eighth of the scene; the rest is nodata
+    np.testing.assert_array_equal(inside_map[inside], everywhere[inside])
 
 
 def test_classify_errors_are_processing_errors_and_write_nothing(patchwork_provider, tmp_path, ortho_path):
