@@ -605,6 +605,9 @@ def classify(
         model_file = ModelFile(os.path.abspath(model), trust_model, device, file_digest(model), head or 0)
         model = load_model(model_file.path, trust_model, device, MODEL_THREADS, head or 0)  # not kept after the run
     info = model.info
+    if info.task == "detection":
+        raise PatchworkError(f"MODEL: '{info.name}' is a detector (boxes, not a map): use Detect objects "
+                             "(patchwork:detect) for it.")
     if head is None and model_file is not None and len(info.heads) > 1:
         return _every_head(arguments, info.heads, feedback)
     tile = int(tile_size or info.tile_size or info.default_tile_size)

@@ -93,16 +93,22 @@ def paletted_qml(values: list[int], names: list[str], colours: list[str]) -> str
 """
 
 
-def categorized_qml(values: list[int], names: list[str], colours: list[str], field: str = "class") -> str:
-    """A QGIS .qml style drawing polygons in the colour of their class (`field`), with the class names."""
+def categorized_qml(values: list[int], names: list[str], colours: list[str], field: str = "class",
+                    outline_only: bool = False) -> str:
+    """A QGIS .qml style drawing polygons in the colour of their class (`field`), with the class names.
+
+    `outline_only`: boxes drawn as their outline (detections over imagery), not filled.
+    """
     categories = "\n".join(
         f'      <category symbol="{i}" value="{int(v)}" label={quoteattr(n)} render="true"/>'
         for i, (v, n) in enumerate(zip(values, names)))
     symbols = "\n".join(f"""      <symbol name="{i}" type="fill" alpha="1" clip_to_extent="1" force_rhr="0">
         <layer class="SimpleFill" enabled="1" locked="0" pass="0">
           <prop k="color" v="{','.join(map(str, _rgb(c)))},255"/>
-          <prop k="outline_style" v="no"/>
-          <prop k="style" v="solid"/>
+          <prop k="outline_color" v="{','.join(map(str, _rgb(c)))},255"/>
+          <prop k="outline_width" v="0.6"/>
+          <prop k="outline_style" v="{'solid' if outline_only else 'no'}"/>
+          <prop k="style" v="{'no' if outline_only else 'solid'}"/>
         </layer>
       </symbol>""" for i, c in enumerate(colours))
     return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>

@@ -192,7 +192,7 @@ def polygonize(class_map: str, output: str, class_values: list[int], class_names
             count += 1
         checked(layer.CommitTransaction)
         if style_qml:
-            _store_default_style(ds, "classes", style_qml)
+            store_default_style(ds, "classes", style_qml)
         layer = ds = None
         replace_file(temporary, output)
     except BaseException:
@@ -202,7 +202,7 @@ def polygonize(class_map: str, output: str, class_values: list[int], class_names
     return count
 
 
-def _store_default_style(ds, layer_name: str, qml: str) -> None:
+def store_default_style(ds, layer_name: str, qml: str) -> None:
     """The GeoPackage's layer_styles table, as QGIS writes it, holding `qml` as `layer_name`'s default style."""
     styles = opened(ds.CreateLayer, "layer_styles", None, ogr.wkbNone)
     for name, kind in (("f_table_catalog", ogr.OFTString), ("f_table_schema", ogr.OFTString),

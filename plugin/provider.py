@@ -8,6 +8,7 @@ from .algorithms.augment_chips import AugmentChipsAlgorithm
 from .algorithms.classify import ClassifyAlgorithm
 from .algorithms.common import PROVIDER_ID
 from .algorithms.compare import CompareAlgorithm
+from .algorithms.detect import DetectAlgorithm
 from .algorithms.sample_chips import SampleChipsAlgorithm
 from .algorithms.stitch_chips import StitchChipsAlgorithm
 from .algorithms.train_classifier import TrainClassifierAlgorithm
@@ -40,5 +41,5 @@ class PatchworkProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API name
         for algorithm in (SampleChipsAlgorithm(), AugmentChipsAlgorithm(), TrainClassifierAlgorithm(),
-                          ClassifyAlgorithm(), StitchChipsAlgorithm(), CompareAlgorithm()):
+                          ClassifyAlgorithm(), DetectAlgorithm(), StitchChipsAlgorithm(), CompareAlgorithm()):
             self.addAlgorithm(algorithm)

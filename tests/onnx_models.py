@@ -117,3 +117,68 @@ def batch_one_inside(path: str, weights: np.ndarray, metadata: dict | None = Non
         entry.key, entry.value = key, json.dumps(value)
     onnx.save(model, path)
     return path
+
+
+def cell_detector(path: str, layout: str = "v5", stride: int = 16) -> str:
+    """A tiny YOLO-format detector made of simple ops, for any tile size: one box per `stride`-px cell.
+
+    Per cell (averaged input): objectness sigmoid(40 (R − G) − 3), classes "dark" sigmoid(20 (0.45 − mean)) and
+    "bright" sigmoid(20 (mean − 0.45)) of the cell's mean value, a box centred on the cell, 24 + 8 R px wide and
+    20 + 12 G px high (larger than a cell, so neighbours overlap and NMS has work). layout "v5": [N, boxes, 5 + 2];
+    "v8": [N, 4 + 2, boxes] with the objectness folded into the class scores.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    third = 20 / 3
+    weights = np.array([[40, -40, 0], [8, 0, 0], [0, 12, 0], [-third] * 3, [third] * 3], np.float32)
+    bias = np.array([-3, 24, 20, 9, -9], np.float32)
+    scalars = [numpy_helper.from_array(np.array(v, np.int64), name)
+               for name, v in (("zero", 0), ("one", 1), ("two", 2), ("three", 3))]
+    inits = [numpy_helper.from_array(weights.reshape(5, 3, 1, 1), "W"), numpy_helper.from_array(bias, "B"), *scalars,
+             numpy_helper.from_array(np.array([0.5], np.float32), "half"),
+             numpy_helper.from_array(np.array([float(stride)], np.float32), "stride"),
+             numpy_helper.from_array(np.array([1, 1, -1, 1], np.int64), "column_shape"),
+             numpy_helper.from_array(np.array([1, 1, 1, -1], np.int64), "row_shape"),
+             numpy_helper.from_array(np.array([0.0], np.float32), "nil"),
+             numpy_helper.from_array(np.array([0, 7 if layout == "v5" else 6, -1], np.int64), "flat")]
+    n = helper.make_node
+    nodes = [
+        n("AveragePool", ["input"], ["pooled"], kernel_shape=[stride, stride], strides=[stride, stride]),
+        n("Conv", ["pooled", "W", "B"], ["features"], kernel_shape=[1, 1]),
+        n("Split", ["features"], ["obj_logit", "w", "h", "c0_logit", "c1_logit"], axis=1),
+        n("Sigmoid", ["obj_logit"], ["obj"]), n("Sigmoid", ["c0_logit"], ["c0"]), n("Sigmoid", ["c1_logit"], ["c1"]),
+        n("Shape", ["pooled"], ["shape"]),
+        n("Gather", ["shape", "two"], ["rows"]), n("Gather", ["shape", "three"], ["cols"]),
+        n("Range", ["zero", "rows", "one"], ["row_ids"]), n("Range", ["zero", "cols", "one"], ["col_ids"]),
+        n("Cast", ["row_ids"], ["row_f"], to=TensorProto.FLOAT),
+        n("Cast", ["col_ids"], ["col_f"], to=TensorProto.FLOAT),
+        n("Add", ["row_f", "half"], ["row_c"]), n("Add", ["col_f", "half"], ["col_c"]),
+        n("Mul", ["row_c", "stride"], ["row_px"]), n("Mul", ["col_c", "stride"], ["col_px"]),
+        n("Reshape", ["row_px", "column_shape"], ["row_grid"]), n("Reshape", ["col_px", "row_shape"], ["col_grid"]),
+        n("Mul", ["obj", "nil"], ["zeros"]),
+        n("Add", ["zeros", "col_grid"], ["cx"]), n("Add", ["zeros", "row_grid"], ["cy"]),
+    ]
+    if layout == "v5":
+        nodes += [n("Concat", ["cx", "cy", "w", "h", "obj", "c0", "c1"], ["cells"], axis=1),
+                  n("Reshape", ["cells", "flat"], ["flat_cells"]),
+                  n("Transpose", ["flat_cells"], ["output"], perm=[0, 2, 1])]
+        shape = ["batch", "boxes", 7]
+    else:
+        nodes += [n("Mul", ["c0", "obj"], ["s0"]), n("Mul", ["c1", "obj"], ["s1"]),
+                  n("Concat", ["cx", "cy", "w", "h", "s0", "s1"], ["cells"], axis=1),
+                  n("Reshape", ["cells", "flat"], ["output"])]
+        shape = ["batch", 6, "boxes"]
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, "height", "width"])
+    out = helper.make_tensor_value_info("output", TensorProto.FLOAT, shape)
+    model = helper.make_model(helper.make_graph(nodes, "cells", [inp], [out], initializer=inits),
+                              opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    for key, value in {"model_type": "Detector", "class_names": {"0": "dark", "1": "bright"},
+                       "det_conf": 0.5, "det_iou_thresh": 0.4, "patchwork:stride": stride,
+                       "det_type": "YOLO_v5_or_v7_default" if layout == "v5" else "YOLO_ULTRALYTICS"}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path

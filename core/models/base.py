@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import PatchworkError
 
-Task = Literal["classification", "regression"]
+Task = Literal["classification", "regression", "detection"]
 
 
 @dataclass

@@ -128,6 +128,8 @@ def load_onnx(path: str, device: str = "cpu", threads: int | None = None, head: 
                              "Patchwork feeds a model one input, the raster's pixels. Export it with a single input.")
     rank = len(inputs[0].shape)
     try:
+        if rank == 4 and is_detector(session, meta):
+            return _on_device(OnnxDetector(session, meta, name), session, warning)
         if rank == 4:
             return _on_device(OnnxImageModel(session, meta, name, head), session, warning)
         if rank == 2:
@@ -166,6 +168,88 @@ def _class_names(meta: dict, count: int | None, name: str, head: int = 0) -> lis
         raise PatchworkError(f"MODEL: the class_names of '{name}' ({names}) do not number the model's "
                              f"{count} outputs 0..{(count or len(names)) - 1}.")
     return [names[i] for i in range(len(names))]
+
+
+def is_detector(session, meta: dict) -> bool:
+    """Deepness's model_type Detector, or a float output of rank 3 (YOLO's boxes) without one."""
+    model_type = meta.get("model_type")
+    if model_type is not None:
+        return str(model_type).capitalize() == "Detector"
+    out = session.get_outputs()[0]
+    return len(out.shape) == 3 and out.type == "tensor(float)"
+
+
+class OnnxDetector(Model):
+    """A YOLO-style detector: image tiles in, boxes out.
+
+    Boxes come as [N, boxes, 5 + classes] (YOLOv5/v7: centre x, y, width, height, objectness, class scores) or
+    [N, 4 + classes, boxes] (YOLOv8/v11: no objectness).
+    """
+
+    def __init__(self, session, meta: dict, name: str) -> None:
+        self.session = session
+        inp, out = session.get_inputs()[0], session.get_outputs()[0]
+        self.input_name, self.output_name = inp.name, out.name
+        if len(out.shape) != 3:
+            raise PatchworkError(f"MODEL: '{name}' is a detector with a {out.type} output of shape {out.shape}; "
+                                 "Patchwork reads YOLO boxes as [batch, boxes, 5 + classes] (YOLOv5/v7) or "
+                                 "[batch, 4 + classes, boxes] (YOLOv8/v11).")
+        batch, channels, height, width = (_fixed(d) for d in inp.shape)
+        names = _class_names(meta, None, name)
+        dims = [_fixed(d) for d in out.shape]
+        det_type = str(meta.get("det_type", "")).lower()
+        if "ultralytics" in det_type or "v8" in det_type or "v11" in det_type:
+            self.layout = "v8"
+        elif det_type:
+            self.layout = "v5"
+        elif names and dims[1] == 4 + len(names):
+            self.layout = "v8"
+        elif names and dims[2] == 5 + len(names):
+            self.layout = "v5"
+        elif dims[1] and dims[2]:
+            self.layout = "v8" if dims[1] < dims[2] else "v5"  # a few channels and many boxes, or the other way
+        else:
+            raise PatchworkError(f"MODEL: '{name}' gives boxes of shape {out.shape}; with free sizes Patchwork needs "
+                                 "its class_names (or det_type) metadata to tell YOLOv5 [N, boxes, 5 + classes] from "
+                                 "YOLOv8 [N, 4 + classes, boxes].")
+        per_box = dims[2] if self.layout == "v5" else dims[1]
+        count = (per_box - (5 if self.layout == "v5" else 4)) if per_box else (len(names) if names else None)
+        if count is None or count < 1 or (names and len(names) != count):
+            raise PatchworkError(f"MODEL: '{name}' gives boxes of shape {out.shape}, which hold {count} class scores "
+                                 f"as {self.layout.upper()}, but its class_names has {len(names or [])}.")
+        self.stride = int(meta.get("patchwork:stride", 32))
+        tile = height or _fixed(meta.get("tile_size", meta.get("tiles_size"))) or 640
+        info = ModelInfo(name=name, task="detection", n_bands=channels, tile_size=height, default_tile_size=tile,
+                         default_overlap=round(tile * float(meta.get("tiles_overlap", 15)) / 100), batch_size=batch,
+                         unit_range_input=True, input_dtype=_input_dtype(inp, name))
+        _read_standardization(meta, info)
+        info.class_values = list(range(count))
+        info.class_names = names or default_class_names(info.class_values)
+        self.confidence = float(meta.get("det_conf", 0.3))
+        self.iou = float(meta.get("det_iou_thresh", 0.5))
+        self.info = info
+
+    def boxes(self, batch: np.ndarray) -> list[np.ndarray]:
+        """Per tile, its boxes as rows (x0, y0, x1, y1, score, class) in tile pixels, all scores kept."""
+        fixed = self.info.batch_size
+        outputs = []
+        for start in range(0, len(batch), fixed or len(batch)):
+            chunk = batch[start : start + (fixed or len(batch))]
+            n = len(chunk)
+            if fixed and n < fixed:
+                chunk = np.concatenate([chunk, np.zeros((fixed - n, *chunk.shape[1:]), chunk.dtype)])
+            outputs.append(self.session.run([self.output_name], {self.input_name: chunk})[0][:n])
+        raw = np.concatenate(outputs).astype(np.float64)
+        if self.layout == "v8":
+            raw = raw.transpose(0, 2, 1)  # [N, boxes, 4 + classes]
+            scores = raw[:, :, 4:]
+        else:
+            scores = raw[:, :, 5:] * raw[:, :, 4:5]  # class score × objectness
+        classes = scores.argmax(axis=2)
+        best = np.take_along_axis(scores, classes[:, :, None], axis=2)[:, :, 0]
+        cx, cy, w, h = (raw[:, :, i] for i in range(4))
+        rows = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2, best, classes], axis=2)
+        return list(rows)
 
 
 class OnnxImageModel(Model):

@@ -148,6 +148,27 @@ def test_classify_inside_a_mask_layer_in_another_crs(patchwork_provider, tmp_pat
     np.testing.assert_array_equal(inside_map[inside], everywhere[inside])
 
 
+def test_detect_writes_boxes_styled_by_class(patchwork_provider, tmp_path, ortho_path):
+    from qgis.core import QgsVectorLayer
+
+    from patchwork.core.detection import detect
+    from tests.onnx_models import cell_detector
+
+    model = cell_detector(str(tmp_path / "cells.onnx"), "v8")
+    algorithm = QgsApplication.processingRegistry().algorithmById("patchwork:detect")
+    assert algorithm.displayName() == "Detect objects (tiled)"
+    found = run("detect", {"INPUT": ortho_path, "MODEL": model, "BANDS": "1,2,3", "SCALE": 1 / 255, "TILE_SIZE": 256,
+                           "OVERLAP": 64, "OUTPUT": str(tmp_path / "boxes.gpkg")})
+    reference = detect(ortho_path, model, str(tmp_path / "core.gpkg"), bands=[1, 2, 3], scale=1 / 255, tile_size=256,
+                       overlap=64)
+    assert found["DETECTIONS"] == len(reference.boxes) > 50
+    layer = QgsVectorLayer(found["OUTPUT"], "boxes")  # its default style comes with it
+    assert layer.isValid() and layer.featureCount() == len(reference.boxes)
+    assert layer.renderer().type() == "categorizedSymbol"
+    assert [c.label() for c in layer.renderer().categories()] == ["dark", "bright"]
+    assert layer.renderer().categories()[0].symbol().symbolLayer(0).brushStyle() == 0  # outlines: imagery shows
+
+
 def test_classify_errors_are_processing_errors_and_write_nothing(patchwork_provider, tmp_path, ortho_path):
     model = os.path.join(SHARED_DATA, "models", "one_output_softmax_bsx2x512x512.onnx")
     out_dir = tmp_path / "out"

@@ -18,6 +18,7 @@ from qgis.core import QgsApplication, QgsProcessingContext, QgsProject
 from patchwork.core.errors import PatchworkError
 from patchwork.core.writer import write_geotiff
 from tests.conftest import REPO, SHARED_DATA, files_under
+from tests.onnx_models import cell_detector
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
 DEEPNESS = os.path.join(SHARED_DATA, "models", "one_output_softmax_bsx2x512x512.onnx")
@@ -87,6 +88,9 @@ def cases(work, s2_path):
         ("stitchchips", {"INPUT": str(chips), "AGGREGATION": 1, "N_CLASSES": 3, "OUTPUT": out}, "3 band(s)"),
         ("stitchchips", {"INPUT": str(chips), "AGGREGATION": 0, "N_CLASSES": 0, "OUTPUT": out}, "N_CLASSES"),
         ("compare", {"INPUT": labels, "REFERENCE": s2_path, "OUTPUT": out}, "grid"),
+        ("detect", {"INPUT": s2_path, "MODEL": DEEPNESS, "OUTPUT": str(work / "boxes.gpkg")}, "not a detector"),
+        ("detect", {"INPUT": s2_path, "MODEL": cell_detector(str(work / "cells.onnx")),
+                    "OUTPUT": str(work / "boxes.gpkg")}, "takes 3 bands but it would get 4"),
     ]
 
 
@@ -101,7 +105,7 @@ def test_each_algorithm_refuses_bad_input_before_the_run_with_the_runs_message(p
         assert "Traceback" not in message
         assert files_under(str(work)) == before, f"{algorithm}: the check (or the refused run) wrote files"
         seen.add(algorithm)
-    assert seen == {"classify", "samplechips", "trainclassifier", "stitchchips", "compare"}
+    assert seen == {"classify", "samplechips", "trainclassifier", "stitchchips", "compare", "detect"}
 
 
 def test_augment_refuses_a_pipeline_that_does_not_fit_the_chips_before_writing(patchwork_provider, tmp_path,

@@ -1,0 +1,266 @@
+"""Object detection over a raster by tiles: YOLO boxes from every tile, in map coordinates, merged over the raster.
+
+Tiles start every (tile − overlap) px from the top-left corner, a multiple of the model's stride, so each tile
+sees the model's cells where one call on the whole raster would; the last tiles reach past the raster and are
+padded as nodata. A box that crosses an edge a tile shares with a neighbour is cut there and dropped: the
+neighbour sees it whole when the overlap is larger than the object. Non-maximum suppression over the whole raster
+(per class) then removes the copies from overlapping tiles. The boxes go to a GeoPackage as polygons in the
+raster's CRS (any geotransform, rotated too) with class, name and score, styled by class.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from osgeo import ogr
+
+from .aoi import Aoi
+from .budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range
+from .errors import PatchworkError, reports_errors
+from .gdal_errors import checked, opened
+from .geometry import Window
+from .inference import input_transform
+from .labels import traditional_srs
+from .models import load_model
+from .models.base import Model, require_model_file
+from .palette import categorized_qml, class_colours
+from .partials import owned_name
+from .paths import check_outputs
+from .postprocess import store_default_style
+from .progress import Feedback, SilentFeedback, check_cancelled
+from .raster import RasterSource, no_crs_warning
+from .writer import remove_file, replace_file, require_writable_folder
+
+EDGE_PX = 1.0  # a box reaching this close to a shared tile edge counts as cut there
+
+
+@dataclass
+class DetectResult:
+    """What detect wrote: the vector layer, its boxes and how it tiled."""
+
+    output: str
+    boxes: np.ndarray  # rows (x0, y0, x1, y1, score, class) in raster pixels, after NMS
+    class_names: list[str]
+    tiles: int
+    tile_size: int
+    overlap: int
+    seconds: float
+
+
+def tile_starts(length: int, tile: int, step: int) -> list[int]:
+    """Starts of the tiles along one axis: every `step` px from 0 until a tile reaches the end (padded beyond)."""
+    starts = [0]
+    while starts[-1] + tile < length:
+        starts.append(starts[-1] + step)
+    return starts
+
+
+def non_maximum_suppression(boxes: np.ndarray, iou: float) -> np.ndarray:
+    """The boxes (x0, y0, x1, y1, score, class rows) kept by greedy NMS per class, highest score first.
+
+    Ties in score are broken by position, so the result does not depend on the order tiles came in.
+    """
+    if len(boxes) == 0:
+        return boxes
+    order = np.lexsort((boxes[:, 1], boxes[:, 0], -boxes[:, 4]))
+    boxes = boxes[order]
+    kept = []
+    for cls in np.unique(boxes[:, 5]):
+        group = boxes[boxes[:, 5] == cls]
+        x0, y0, x1, y1 = group[:, 0], group[:, 1], group[:, 2], group[:, 3]
+        areas = np.maximum(x1 - x0, 0) * np.maximum(y1 - y0, 0)
+        alive = np.ones(len(group), bool)
+        for i in range(len(group)):
+            if not alive[i]:
+                continue
+            kept.append(group[i])
+            rest = np.flatnonzero(alive[i + 1 :]) + i + 1
+            if len(rest) == 0:
+                break
+            w = np.clip(np.minimum(x1[i], x1[rest]) - np.maximum(x0[i], x0[rest]), 0, None)
+            h = np.clip(np.minimum(y1[i], y1[rest]) - np.maximum(y0[i], y0[rest]), 0, None)
+            inter = w * h
+            union = areas[i] + areas[rest] - inter
+            overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+            alive[rest[overlap > iou]] = False
+    kept = np.array(kept)
+    return kept[np.lexsort((kept[:, 1], kept[:, 0], -kept[:, 4]))]
+
+
+def _cut(rows: np.ndarray, tile: Window, height: int, width: int) -> np.ndarray:
+    """Which boxes (in raster pixels) cross an edge of `tile` that lies inside the raster (a neighbour's)."""
+    top, left = tile.row_off, tile.col_off
+    bottom, right = top + tile.height, left + tile.width
+    cut = np.zeros(len(rows), bool)
+    if left > 0:
+        cut |= rows[:, 0] < left + EDGE_PX
+    if top > 0:
+        cut |= rows[:, 1] < top + EDGE_PX
+    if right < width:
+        cut |= rows[:, 2] > right - EDGE_PX
+    if bottom < height:
+        cut |= rows[:, 3] > bottom - EDGE_PX
+    return cut
+
+
+@reports_errors
+def detect(
+    raster: str,
+    model: Model | str,
+    output: str,
+    *,
+    bands: list[int] | None = None,
+    scale: float = 1.0,
+    offset: float = 0.0,
+    tile_size: int | None = None,
+    overlap: int | None = None,
+    confidence: float | None = None,
+    iou: float | None = None,
+    batch_size: int = 4,
+    mask: Aoi | None = None,
+    device: str = "auto",
+    feedback: Feedback | None = None,
+    check_only: bool = False,
+) -> DetectResult | None:
+    """Detect objects in `raster` with a YOLO-style ONNX `model`, tile by tile, into the GeoPackage `output`.
+
+    Args:
+        raster: The raster to search (a GDAL-readable path).
+        model: A detector (.onnx with Deepness's model_type Detector, or YOLO box outputs).
+        output: The GeoPackage of boxes to write (layer "detections": class, name, score).
+        bands: The input bands fed to the model, 1-based, in its order (default: all).
+        scale: Input values are multiplied by this (1/255 for 8-bit imagery), then `offset` is added.
+        offset: See `scale`.
+        tile_size: The tile side in pixels (default: the model's, else 640).
+        overlap: Pixels neighbouring tiles share (default: the model's tiles_overlap, else 15 %): larger than the
+            objects, so that each object lies whole in a tile; rounded down to the model's stride.
+        confidence: The lowest score kept (default: the model's det_conf, else 0.3).
+        iou: Boxes of a class overlapping more than this (intersection over union) are one object (default: the
+            model's det_iou_thresh, else 0.5).
+        batch_size: Tiles per model call.
+        mask: Polygons (any CRS): only boxes whose centre lies inside are kept; tiles that miss them are skipped.
+        device: Where the model computes: "auto", "cpu" or "cuda".
+        feedback: Progress, cancel and messages (default: silent).
+        check_only: Make the checks a run makes before it reads pixels, then return None.
+
+    Returns:
+        The file written and its boxes (raster pixels), or None with `check_only`.
+
+    Raises:
+        PatchworkError: Bad input or a model that is not a detector; nothing is written.
+        Cancelled: `feedback` asked to stop; nothing is left behind.
+    """
+    feedback = feedback or SilentFeedback()
+    started = time.perf_counter()
+    require_int_range("BATCH_SIZE", batch_size, 1, MAX_BATCH_SIZE)
+    if not output.lower().endswith(".gpkg"):
+        raise PatchworkError(f"OUTPUT: '{os.path.basename(output)}' — detections are written as a GeoPackage: give "
+                             "it a .gpkg name.")
+    check_outputs({"OUTPUT": output}, {"INPUT": raster, "MODEL": model if isinstance(model, str) else None})
+    require_writable_folder(os.path.dirname(os.path.abspath(output)) or ".", "OUTPUT")
+    if isinstance(model, str):
+        require_model_file(model)
+        model = load_model(model, device=device)
+    info = model.info
+    if info.task != "detection":
+        raise PatchworkError(f"MODEL: '{info.name}' is a {info.task} model, not a detector: use Classify raster "
+                             "(patchwork:classify) for it.")
+    stride = model.stride
+    tile = int(tile_size or info.tile_size or info.default_tile_size)
+    require_int_range("TILE_SIZE", tile, stride, MAX_TILE_SIZE)
+    if info.tile_size and tile != info.tile_size:
+        raise PatchworkError(f"TILE_SIZE: '{info.name}' takes {info.tile_size} px tiles only; set TILE_SIZE to "
+                             f"{info.tile_size} or leave it empty.")
+    if tile % stride:
+        raise PatchworkError(f"TILE_SIZE: {tile} px is not a multiple of the model's stride ({stride} px).")
+    overlap = info.default_overlap if overlap is None else int(overlap)
+    overlap -= overlap % stride  # tiles keep the model's cells where a whole-raster call has them
+    if not 0 <= overlap < tile:
+        raise PatchworkError(f"OVERLAP: {overlap} px must be at least 0 and below the tile size ({tile} px).")
+    confidence = model.confidence if confidence is None else float(confidence)
+    iou = model.iou if iou is None else float(iou)
+    for role, value in (("CONFIDENCE", confidence), ("IOU", iou)):
+        if not 0.0 <= value <= 1.0:
+            raise PatchworkError(f"{role}: {value} is not between 0 and 1.")
+    with RasterSource(raster) as src:
+        transform = input_transform(src, info, bands, scale, offset)
+        inside_box = None
+        if mask is not None:
+            mask = mask.transformed(src.crs_wkt)
+            inside_box = mask.pixel_window(src.geotransform, src.height, src.width, src.footprint_wkt())
+        if check_only:
+            return None
+        if not src.crs_wkt:
+            feedback.info(no_crs_warning(src.path, "detections"))
+        step = tile - overlap
+        rows, cols = tile_starts(src.height, tile, step), tile_starts(src.width, tile, step)
+        windows = [Window(r, c, tile, tile) for r in rows for c in cols]
+        if inside_box is not None:
+            windows = [w for w in windows if w.overlaps(inside_box)]
+        feedback.info(f"Detector '{info.name}' ({model.layout.upper()} boxes, {len(info.class_names)} classes): "
+                      f"{len(windows)} tiles of {tile} px, overlap {overlap} px; scores ≥ {confidence:g}, NMS IoU "
+                      f"{iou:g}; computing on {model.device}")
+        found = []
+        for start in range(0, len(windows), batch_size):
+            check_cancelled(feedback)
+            batch = windows[start : start + batch_size]
+            pixels = [src.read(w, transform.bands) for w in batch]
+            tiles = np.stack([transform.apply(data, valid) for data, valid in pixels])
+            for window, rows_ in zip(batch, model.boxes(tiles)):
+                rows_ = rows_[rows_[:, 4] >= confidence]
+                rows_[:, [0, 2]] += window.col_off
+                rows_[:, [1, 3]] += window.row_off
+                found.append(rows_[~_cut(rows_, window, src.height, src.width)])
+            feedback.set_progress(90.0 * min(start + batch_size, len(windows)) / max(len(windows), 1))
+        boxes = non_maximum_suppression(np.concatenate(found) if found else np.zeros((0, 6)), iou)
+        if mask is not None and len(boxes):
+            centres = Window(0, 0, src.height, src.width)
+            inside = mask.inside_mask(src.geotransform, centres)
+            r = np.clip(((boxes[:, 1] + boxes[:, 3]) / 2).astype(int), 0, src.height - 1)
+            c = np.clip(((boxes[:, 0] + boxes[:, 2]) / 2).astype(int), 0, src.width - 1)
+            boxes = boxes[inside[r, c]]
+        check_cancelled(feedback)
+        write_detections(output, boxes, src.geotransform, src.crs_wkt, info.class_names,
+                         class_colours(len(info.class_names), info.class_colors))
+    counts = np.bincount(boxes[:, 5].astype(int), minlength=len(info.class_names)) if len(boxes) else \
+        np.zeros(len(info.class_names), int)
+    feedback.info("Detections: " + "; ".join(f"{n}: {k}" for n, k in zip(info.class_names, counts)))
+    feedback.set_progress(100)
+    return DetectResult(output, boxes, info.class_names, len(windows), tile, overlap, time.perf_counter() - started)
+
+
+def write_detections(path: str, boxes: np.ndarray, geotransform, crs_wkt: str, names: list[str],
+                     colours: list[str]) -> str:
+    """The boxes as polygons in the raster's CRS (layer "detections": class, name, score), atomically."""
+    gt = geotransform
+    temporary = owned_name(path)
+    try:
+        ds = opened(ogr.GetDriverByName("GPKG").CreateDataSource, temporary)
+        layer = opened(ds.CreateLayer, "detections", traditional_srs(crs_wkt) if crs_wkt else None, ogr.wkbPolygon)
+        for name, kind in (("class", ogr.OFTInteger), ("name", ogr.OFTString), ("score", ogr.OFTReal)):
+            checked(layer.CreateField, ogr.FieldDefn(name, kind))
+        checked(layer.StartTransaction)
+        for x0, y0, x1, y1, score, cls in boxes:
+            ring = ogr.Geometry(ogr.wkbLinearRing)
+            for col, row in ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)):
+                ring.AddPoint_2D(gt[0] + col * gt[1] + row * gt[2], gt[3] + col * gt[4] + row * gt[5])
+            polygon = ogr.Geometry(ogr.wkbPolygon)
+            polygon.AddGeometry(ring)
+            feature = ogr.Feature(layer.GetLayerDefn())
+            feature.SetField(0, int(cls))
+            feature.SetField(1, names[int(cls)])
+            feature.SetField(2, float(score))
+            feature.SetGeometry(polygon)
+            checked(layer.CreateFeature, feature)
+        checked(layer.CommitTransaction)
+        store_default_style(ds, "detections", categorized_qml(list(range(len(names))), names, colours,
+                                                               outline_only=True))
+        layer = ds = None
+        replace_file(temporary, path)
+    except BaseException:
+        layer = ds = None
+        remove_file(temporary)
+        raise
+    return path

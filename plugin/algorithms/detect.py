@@ -1,0 +1,116 @@
+"""patchwork:detect — find objects with a YOLO-style ONNX detector, tile by tile, as boxes in a vector layer."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorDestination,
+)
+
+from ...core import budget
+from ...core.models.onnx import DEVICES
+from .. import qgis_enums
+from .classify import band_list, optional_int
+from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm
+
+
+class DetectAlgorithm(PatchworkAlgorithm):
+    ID = f"{PROVIDER_ID}:detect"
+    group_name = "Inference"
+    required_packages = ("onnxruntime",)
+    # Its parameters' and outputs' names, spelled once (the panel and scripts use these too).
+    INPUT, MODEL, BANDS, MASK = "INPUT", "MODEL", "BANDS", "MASK"
+    SCALE, OFFSET, TILE_SIZE, OVERLAP = "SCALE", "OFFSET", "TILE_SIZE", "OVERLAP"
+    CONFIDENCE, IOU, BATCH_SIZE, OUTPUT, DETECTIONS = "CONFIDENCE", "IOU", "BATCH_SIZE", "OUTPUT", "DETECTIONS"
+    parameter_help = {
+        INPUT: "The raster to search (a file raster).",
+        MODEL: "A YOLO-style ONNX detector: Deepness's model_type Detector, or boxes as [batch, boxes, 5 + classes] "
+               "(YOLOv5/v7) or [batch, 4 + classes, boxes] (YOLOv8/v11).",
+        BANDS: "The input bands fed to the model, in the model's order; empty: all.",
+        MASK: "Polygons (any CRS): only boxes whose centre lies inside are kept; tiles that miss them are skipped.",
+        SCALE: "Input values are multiplied by this: 1/255 for 8-bit imagery and Deepness models.",
+        OFFSET: "…then this is added.",
+        TILE_SIZE: "The side of the tiles fed to the model; empty: the model's own, else 640. A multiple of the "
+                   "model's stride.",
+        OVERLAP: "How much neighbouring tiles overlap; larger than the objects, so that each lies whole in a tile "
+                 "(a box cut by a shared tile edge is dropped there). Empty: the model's tiles_overlap, else 15%.",
+        CONFIDENCE: "The lowest score kept, 0–1; empty: the model's det_conf, else 0.3.",
+        IOU: "Boxes of one class overlapping more than this (intersection over union) are one object; empty: the "
+             "model's det_iou_thresh, else 0.5.",
+        BATCH_SIZE: "Tiles given to the model at once.",
+        OUTPUT: "The boxes as polygons (GeoPackage) in the raster's CRS: class, name and score, styled by class.",
+    }
+
+    def displayName(self) -> str:  # noqa: N802 - QGIS API name
+        return self.tr("Detect objects (tiled)")
+
+    def tags(self) -> list[str]:
+        return self.tr("detect,detection,yolo,objects,boxes,onnx,deepness,nms,tiles").split(",")
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
+        number = QgsProcessingParameterNumber
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input raster")))
+        self.addParameter(QgsProcessingParameterFile(
+            self.MODEL, self.tr("Detector (.onnx)"), qgis_enums.FILE, fileFilter="ONNX models (*.onnx)"))
+        self.addParameter(QgsProcessingParameterBand(
+            self.BANDS, self.tr("Bands fed to the model, in its order (default: all)"), None, self.INPUT,
+            optional=True, allowMultiple=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.MASK, self.tr("Search only inside (mask polygons)"), [qgis_enums.SOURCE_VECTOR_POLYGON],
+            optional=True))
+        self.addParameter(number(self.SCALE, self.tr("Scale input values by"), qgis_enums.DOUBLE, 1.0))
+        self.addParameter(number(self.OFFSET, self.tr("Then add to input values"), qgis_enums.DOUBLE, 0.0))
+        self.addParameter(number(self.TILE_SIZE, self.tr("Tile size (px; empty: the model's)"), qgis_enums.INTEGER,
+                                 None, optional=True, minValue=1, maxValue=budget.MAX_TILE_SIZE))
+        self.addParameter(number(self.OVERLAP, self.tr("Overlap between tiles (px; empty: the model's)"),
+                                 qgis_enums.INTEGER, None, optional=True, minValue=0))
+        self.addParameter(number(self.CONFIDENCE, self.tr("Lowest score kept (empty: the model's)"),
+                                 qgis_enums.DOUBLE, None, optional=True, minValue=0.0, maxValue=1.0))
+        self.addParameter(number(self.IOU, self.tr("Overlap that makes two boxes one object (IoU; empty: the "
+                                                   "model's)"), qgis_enums.DOUBLE, None, optional=True, minValue=0.0,
+                                 maxValue=1.0))
+        self.addParameter(number(self.BATCH_SIZE, self.tr("Tiles per model call"), qgis_enums.INTEGER, 4, minValue=1,
+                                 maxValue=budget.MAX_BATCH_SIZE))
+        self.addParameter(EnumParameter(self.DEVICE, self.tr("Device for ONNX models"), DEVICES, optional=True))
+        self.mark_advanced(self.BATCH_SIZE, self.DEVICE)
+        self.addParameter(QgsProcessingParameterVectorDestination(
+            self.OUTPUT, self.tr("Detections"), qgis_enums.SOURCE_VECTOR_POLYGON))
+        self.addOutput(QgsProcessingOutputNumber(self.DETECTIONS, self.tr("Number of objects found")))
+
+    def core_call(self, parameters, context) -> CoreCall:
+        from ...core.detection import detect
+
+        raster = self.file_raster(parameters, self.INPUT, context)
+        mask = None
+        source = self.parameterAsSource(parameters, self.MASK, context)
+        if source is not None:
+            from ...core.aoi import Aoi
+            from .sample_chips import geometries_in_crs
+
+            wkts, crs_wkt, _values = geometries_in_crs(source, raster.crs(), context.transformContext())
+            mask = self.run_core(Aoi, wkts, crs_wkt, self.MASK)
+
+        def optional_float(name):
+            value = parameters.get(name)
+            return None if value is None or value == "" else self.parameterAsDouble(parameters, name, context)
+
+        return CoreCall(detect, (raster.source(), self.parameterAsFile(parameters, self.MODEL, context),
+                                 self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
+            bands=band_list(self, parameters, self.BANDS, context),
+            scale=self.parameterAsDouble(parameters, self.SCALE, context),
+            offset=self.parameterAsDouble(parameters, self.OFFSET, context),
+            tile_size=optional_int(parameters, self.TILE_SIZE), overlap=optional_int(parameters, self.OVERLAP),
+            confidence=optional_float(self.CONFIDENCE), iou=optional_float(self.IOU),
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context), mask=mask,
+            device=self.word(parameters, self.DEVICE, context)))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+        result = self.run_call(self.core_call(parameters, context), feedback)
+        feedback.pushInfo(self.tr("{} objects in {} tiles ({:.1f} s) → {}").format(
+            len(result.boxes), result.tiles, result.seconds, result.output))
+        # The GeoPackage holds its style (outlines in the class colours) as its default: QGIS loads it with it.
+        return {self.OUTPUT: result.output, self.DETECTIONS: len(result.boxes)}

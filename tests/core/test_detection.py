@@ -1,0 +1,83 @@
+"""Object detection by tiles on the real orthophoto: the boxes of one call on the whole raster, none twice at tile
+borders, in map coordinates, for YOLOv5- and YOLOv8-style outputs."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from osgeo import gdal, ogr
+
+from patchwork.core.detection import detect, non_maximum_suppression
+from patchwork.core.errors import PatchworkError
+from patchwork.core.geometry import Window
+from patchwork.core.inference import input_transform
+from patchwork.core.models import load_model
+from patchwork.core.raster import RasterSource
+from tests.conftest import SHARED_DATA, files_under
+from tests.onnx_models import cell_detector
+
+
+def whole_raster_boxes(raster: str, model, stride: int) -> np.ndarray:
+    """The reference: the model called once on the whole raster (padded to its stride), then NMS."""
+    with RasterSource(raster) as src:
+        transform = input_transform(src, model.info, [1, 2, 3], 1 / 255, 0.0)
+        height, width = (-(-n // stride) * stride for n in (src.height, src.width))
+        data, valid = src.read(Window(0, 0, height, width), transform.bands)  # beyond the raster: nodata, 0
+        x = transform.apply(data, valid)
+    rows = model.boxes(x[None])[0]
+    return non_maximum_suppression(rows[rows[:, 4] >= model.confidence], model.iou)
+
+
+def read_boxes(path: str, geotransform) -> tuple[np.ndarray, list[str]]:
+    """The written polygons back in raster pixels (x0, y0, x1, y1, score, class) and their names."""
+    ds = ogr.Open(path)
+    rows, names = [], []
+    inverse = gdal.InvGeoTransform(geotransform)
+    for feature in ds.GetLayerByName("detections"):
+        xmin, xmax, ymin, ymax = feature.GetGeometryRef().GetEnvelope()
+        c0, r0 = gdal.ApplyGeoTransform(inverse, xmin, ymax)
+        c1, r1 = gdal.ApplyGeoTransform(inverse, xmax, ymin)
+        rows.append([c0, r0, c1, r1, feature.GetField("score"), feature.GetField("class")])
+        names.append(feature.GetField("name"))
+    ds = None
+    return np.array(rows), names
+
+
+@pytest.mark.parametrize("layout", ["v5", "v8"])
+def test_tiled_detections_equal_one_call_on_the_whole_orthophoto(tmp_path, ortho_path, layout):
+    model_path = cell_detector(str(tmp_path / f"cells_{layout}.onnx"), layout)
+    model = load_model(model_path)
+    reference = whole_raster_boxes(ortho_path, model, 16)
+    out = str(tmp_path / "boxes.gpkg")
+    result = detect(ortho_path, model_path, out, bands=[1, 2, 3], scale=1 / 255, tile_size=256, overlap=64)
+    assert result.tiles == 5 * 7 and 50 < len(reference) < 5000  # 841 x 1243 px in tiles every 192 px
+    assert set(reference[:, 5].astype(int)) == {0, 1}  # both classes found
+    assert result.boxes.shape == reference.shape
+    np.testing.assert_allclose(result.boxes, reference, atol=1e-3)  # same boxes, scores and classes
+    written, names = read_boxes(out, gdal.Open(ortho_path).GetGeoTransform())
+    order = np.lexsort((written[:, 1], written[:, 0], -written[:, 4]))
+    np.testing.assert_allclose(written[order], reference, atol=1e-3)  # in map coordinates, back to pixels
+    assert set(names) == {"dark", "bright"}
+    untiled = detect(ortho_path, model_path, str(tmp_path / "single.gpkg"), bands=[1, 2, 3], scale=1 / 255,
+                     tile_size=256, overlap=0)
+    assert len(untiled.boxes) < len(reference)  # without overlap, objects cut by tile edges are lost: overlap matters
+
+
+def test_detection_errors_are_clear_and_write_nothing(tmp_path, ortho_path):
+    model_path = cell_detector(str(tmp_path / "cells.onnx"))
+    segmentation = os.path.join(SHARED_DATA, "models", "one_output_softmax_bsx2x512x512.onnx")
+    before = files_under(str(tmp_path))
+    with pytest.raises(PatchworkError, match="not a detector"):
+        detect(ortho_path, segmentation, str(tmp_path / "x.gpkg"), bands=[1, 2, 3])
+    with pytest.raises(PatchworkError, match="give it a .gpkg name"):
+        detect(ortho_path, model_path, str(tmp_path / "x.shp"), bands=[1, 2, 3])
+    with pytest.raises(PatchworkError, match="not a multiple of the model's stride"):
+        detect(ortho_path, model_path, str(tmp_path / "x.gpkg"), bands=[1, 2, 3], tile_size=200)
+    with pytest.raises(PatchworkError, match="takes 3 bands but it would get 4"):
+        detect(ortho_path, model_path, str(tmp_path / "x.gpkg"))
+    with pytest.raises(PatchworkError, match="is a detector"):
+        from patchwork.core.inference import classify
+
+        classify(ortho_path, model_path, str(tmp_path / "x.tif"), bands=[1, 2, 3])
+    assert files_under(str(tmp_path)) == before
