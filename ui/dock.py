@@ -43,6 +43,7 @@ from ..plugin import qgis_enums
 from ..plugin.algorithms.augment_chips import AugmentChipsAlgorithm as Augment
 from ..plugin.algorithms.classify import ClassifyAlgorithm as Classify
 from ..plugin.algorithms.compare import CompareAlgorithm as Compare
+from ..plugin.algorithms.detect import DetectAlgorithm as Detect
 from ..plugin.algorithms.sample_chips import SampleChipsAlgorithm as Sample
 from ..plugin.algorithms.sample_chips import geometries_in_crs, location_sampler, raster_geotransform, vector_labels
 from ..plugin.algorithms.stitch_chips import StitchChipsAlgorithm as Stitch
@@ -684,6 +685,8 @@ class PatchworkDock(QgsDockWidget):
                      tr("classes: {}").format(", ".join(info.class_names)) if info.class_names else "",
                      tr("tile {} px (fixed)").format(info.tile_size) if info.tile_size else
                      tr("tile: any size (default {} px)").format(info.default_tile_size)]
+            if info.task == "detection":
+                lines.append(tr("a detector: Classify runs Detect objects and writes its boxes to the polygons file"))
             ok = not (info.n_bands and count and count != info.n_bands)
             if not ok:
                 lines.append(tr("⚠ the model takes {} bands but would get {}: set Bands").format(info.n_bands, count))
@@ -699,6 +702,9 @@ class PatchworkDock(QgsDockWidget):
         raster = _file_source(self.classify_raster.currentLayer())
         if raster is None:
             self.show_message(tr("Choose a file raster first."), error=True)
+            return
+        if self._model_task() == "detection":  # boxes, not a map: the same tab runs Detect objects
+            self.run_detect(raster)
             return
         output = self.classified_file.filePath() or TEMPORARY
         parameters = {Classify.INPUT: raster, Classify.MODEL: self.model_file.filePath(),
@@ -720,6 +726,28 @@ class PatchworkDock(QgsDockWidget):
             if widget.filePath():
                 parameters[name] = widget.filePath()
         self.start_run(Classify.ID, parameters)
+
+    def _model_task(self) -> str | None:
+        from ..core.models import load_model
+
+        try:
+            return load_model(self.model_file.filePath(), self.trust_model.isChecked()).info.task
+        except (PatchworkError, ValueError):
+            return None  # the run itself says what is wrong
+
+    def run_detect(self, raster: str) -> None:
+        """The Classify tab's settings as a Detect objects run; the boxes go to the polygons file."""
+        parameters = {Detect.INPUT: raster, Detect.MODEL: self.model_file.filePath(),
+                      Detect.SCALE: self.scale.value(), Detect.OFFSET: self.offset.value(),
+                      Detect.OUTPUT: self.polygons_file.filePath() or TEMPORARY}
+        if self.band_list():
+            parameters[Detect.BANDS] = ",".join(map(str, self.band_list()))
+        for name, box in ((Detect.TILE_SIZE, self.tile_size), (Detect.OVERLAP, self.overlap)):
+            if not unset(box):
+                parameters[name] = box.value()
+        if self.classify_mask.currentLayer() is not None:
+            parameters[Detect.MASK] = self.classify_mask.currentLayer()
+        self.start_run(Detect.ID, parameters)
 
     # -- Stitch -------------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from qgis.PyQt.QtWidgets import QPushButton
 from ..plugin.algorithms.augment_chips import AugmentChipsAlgorithm as Augment
 from ..plugin.algorithms.classify import ClassifyAlgorithm as Classify
 from ..plugin.algorithms.compare import CompareAlgorithm as Compare
+from ..plugin.algorithms.detect import DetectAlgorithm as Detect
 from ..plugin.algorithms.sample_chips import SampleChipsAlgorithm as Sample
 from ..plugin.algorithms.stitch_chips import StitchChipsAlgorithm as Stitch
 from ..plugin.algorithms.train_classifier import TrainClassifierAlgorithm as Train
@@ -33,6 +34,7 @@ LAYER_OUTPUTS = {
     Classify.ID: [(Classify.OUTPUT, "raster"), (Classify.OUTPUT_PROBABILITIES, "raster"),
                   (Classify.OUTPUT_VECTOR, "polygons"), (Classify.OTHER_HEADS, "raster")],
     Compare.ID: [(Compare.OUTPUT, "raster")],
+    Detect.ID: [(Detect.OUTPUT, "polygons")],
     Stitch.ID: [(Stitch.OUTPUT, "raster")],
 }
 TEMPORARY = "TEMPORARY_OUTPUT"  # Processing writes the output to a temporary file, as QGIS's dialogs offer
@@ -149,6 +151,7 @@ class AlgorithmRun(QObject):
             (Classify.ID, Classify.OUTPUT): f"classes — {model}",
             (Classify.ID, Classify.OUTPUT_PROBABILITIES): f"class probabilities — {model}",
             (Classify.ID, Classify.OUTPUT_VECTOR): f"class polygons — {model}",
+            (Detect.ID, Detect.OUTPUT): f"detections — {model} ({results.get(Detect.DETECTIONS)})",
             (Compare.ID, Compare.OUTPUT): "agreement",
             (Stitch.ID, Stitch.OUTPUT): "mosaic",
         }

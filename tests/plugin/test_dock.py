@@ -467,3 +467,24 @@ def test_the_panel_takes_label_polygons_and_previews_chips_drawn_by_class(dock, 
         manifest = json.load(fh)
     assert [(c["id"], c["name"]) for c in manifest["classes"]] == [(1, "wheat"), (2, "maize")]
     assert manifest["chips_per_class"] == {"1": 6, "2": 6}
+
+
+def test_the_classify_tab_runs_a_detector_as_detect_objects(dock, tmp_path, qgis_app, ortho_path):
+    from tests.onnx_models import cell_detector
+
+    ortho = QgsRasterLayer(ortho_path, "ortho")
+    QgsProject.instance().addMapLayer(ortho)
+    dock.classify_raster.setLayer(ortho)
+    dock.model_file.setFilePath(cell_detector(str(tmp_path / "cells.onnx")))
+    dock.classify_bands.setText("1,2,3")
+    dock.scale.setValue(1 / 255)
+    dock.tile_size.setValue(256)
+    dock.overlap.setValue(64)
+    assert dock.check_model() and "a detector" in dock.model_info.text()
+    dock.polygons_file.setFilePath(str(tmp_path / "boxes.gpkg"))
+    dock.run_classify()
+    ok, message = wait_for(dock.run, qgis_app)
+    assert ok, message
+    layer = dock.run.layers[0]
+    assert layer.name().startswith("detections — cells.onnx (") and layer.featureCount() > 50
+    assert layer.renderer().type() == "categorizedSymbol"
