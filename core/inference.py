@@ -608,6 +608,9 @@ def classify(
     if info.task == "detection":
         raise PatchworkError(f"MODEL: '{info.name}' is a detector (boxes, not a map): use Detect objects "
                              "(patchwork:detect) for it.")
+    if info.task == "superresolution":
+        raise PatchworkError(f"MODEL: '{info.name}' is a x{info.scale_factor} super-resolution model (a finer grid, "
+                             "not a map on the input's): use Super-resolve raster (patchwork:superresolve) for it.")
     if head is None and model_file is not None and len(info.heads) > 1:
         return _every_head(arguments, info.heads, feedback)
     tile = int(tile_size or info.tile_size or info.default_tile_size)

@@ -11,6 +11,7 @@ from .algorithms.compare import CompareAlgorithm
 from .algorithms.detect import DetectAlgorithm
 from .algorithms.sample_chips import SampleChipsAlgorithm
 from .algorithms.stitch_chips import StitchChipsAlgorithm
+from .algorithms.superresolve import SuperResolveAlgorithm
 from .algorithms.train_classifier import TrainClassifierAlgorithm
 from .resources import resource_path
 
@@ -41,5 +42,6 @@ class PatchworkProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API name
         for algorithm in (SampleChipsAlgorithm(), AugmentChipsAlgorithm(), TrainClassifierAlgorithm(),
-                          ClassifyAlgorithm(), DetectAlgorithm(), StitchChipsAlgorithm(), CompareAlgorithm()):
+                          ClassifyAlgorithm(), DetectAlgorithm(), SuperResolveAlgorithm(), StitchChipsAlgorithm(),
+                          CompareAlgorithm()):
             self.addAlgorithm(algorithm)

@@ -47,6 +47,7 @@ from ..plugin.algorithms.detect import DetectAlgorithm as Detect
 from ..plugin.algorithms.sample_chips import SampleChipsAlgorithm as Sample
 from ..plugin.algorithms.sample_chips import geometries_in_crs, location_sampler, raster_geotransform, vector_labels
 from ..plugin.algorithms.stitch_chips import StitchChipsAlgorithm as Stitch
+from ..plugin.algorithms.superresolve import SuperResolveAlgorithm as SuperResolve
 from ..plugin.algorithms.train_classifier import TrainClassifierAlgorithm as Train
 from ..plugin.resources import resource_path
 from .forms import AlgorithmForm
@@ -687,6 +688,9 @@ class PatchworkDock(QgsDockWidget):
                      tr("tile: any size (default {} px)").format(info.default_tile_size)]
             if info.task == "detection":
                 lines.append(tr("a detector: Classify runs Detect objects and writes its boxes to the polygons file"))
+            if info.task == "superresolution":
+                lines.append(tr("x{} super-resolution: Classify runs Super-resolve raster into the output file").format(
+                    info.scale_factor))
             ok = not (info.n_bands and count and count != info.n_bands)
             if not ok:
                 lines.append(tr("⚠ the model takes {} bands but would get {}: set Bands").format(info.n_bands, count))
@@ -703,8 +707,20 @@ class PatchworkDock(QgsDockWidget):
         if raster is None:
             self.show_message(tr("Choose a file raster first."), error=True)
             return
-        if self._model_task() == "detection":  # boxes, not a map: the same tab runs Detect objects
+        task = self._model_task()
+        if task == "detection":  # boxes, not a map: the same tab runs Detect objects
             self.run_detect(raster)
+            return
+        if task == "superresolution":  # a finer grid: the same tab runs Super-resolve raster
+            parameters = {SuperResolve.INPUT: raster, SuperResolve.MODEL: self.model_file.filePath(),
+                          SuperResolve.SCALE: self.scale.value(), SuperResolve.OFFSET: self.offset.value(),
+                          SuperResolve.WINDOW: self.window_combo.currentIndex(),
+                          SuperResolve.OUTPUT: self.classified_file.filePath() or TEMPORARY}
+            if self.band_list():
+                parameters[SuperResolve.BANDS] = ",".join(map(str, self.band_list()))
+            if not unset(self.overlap):
+                parameters[SuperResolve.OVERLAP] = self.overlap.value()
+            self.start_run(SuperResolve.ID, parameters)
             return
         output = self.classified_file.filePath() or TEMPORARY
         parameters = {Classify.INPUT: raster, Classify.MODEL: self.model_file.filePath(),

@@ -24,6 +24,7 @@ from ..plugin.algorithms.compare import CompareAlgorithm as Compare
 from ..plugin.algorithms.detect import DetectAlgorithm as Detect
 from ..plugin.algorithms.sample_chips import SampleChipsAlgorithm as Sample
 from ..plugin.algorithms.stitch_chips import StitchChipsAlgorithm as Stitch
+from ..plugin.algorithms.superresolve import SuperResolveAlgorithm as SuperResolve
 from ..plugin.algorithms.train_classifier import TrainClassifierAlgorithm as Train
 from ..plugin.resources import resource_path
 
@@ -35,6 +36,7 @@ LAYER_OUTPUTS = {
                   (Classify.OUTPUT_VECTOR, "polygons"), (Classify.OTHER_HEADS, "raster")],
     Compare.ID: [(Compare.OUTPUT, "raster")],
     Detect.ID: [(Detect.OUTPUT, "polygons")],
+    SuperResolve.ID: [(SuperResolve.OUTPUT, "raster")],
     Stitch.ID: [(Stitch.OUTPUT, "raster")],
 }
 TEMPORARY = "TEMPORARY_OUTPUT"  # Processing writes the output to a temporary file, as QGIS's dialogs offer
@@ -152,6 +154,8 @@ class AlgorithmRun(QObject):
             (Classify.ID, Classify.OUTPUT_PROBABILITIES): f"class probabilities — {model}",
             (Classify.ID, Classify.OUTPUT_VECTOR): f"class polygons — {model}",
             (Detect.ID, Detect.OUTPUT): f"detections — {model} ({results.get(Detect.DETECTIONS)})",
+            (SuperResolve.ID, SuperResolve.OUTPUT):
+                f"super-resolved x{results.get(SuperResolve.SCALE_FACTOR)} — {model}",
             (Compare.ID, Compare.OUTPUT): "agreement",
             (Stitch.ID, Stitch.OUTPUT): "mosaic",
         }

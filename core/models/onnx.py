@@ -267,10 +267,20 @@ class OnnxImageModel(Model):
             raise PatchworkError(f"MODEL: '{name}' takes {inp.shape[2]}x{inp.shape[3]} tiles; Patchwork runs square "
                                  "tiles (both sides fixed and equal, or both free).")
         model_type = str(meta.get("model_type", "Segmentor")).capitalize()
-        if model_type not in ("Segmentor", "Regressor"):
-            raise PatchworkError(f"MODEL: '{name}' is a Deepness '{model_type}' model; Patchwork runs per-pixel "
-                                 "segmentation (Segmentor) and regression (Regressor) models.")
         out_dims = [_fixed(d) for d in out.shape]
+        factor = meta.get("scale_factor")
+        if factor is None and height and len(out_dims) == 4 and out_dims[-1] and out_dims[-1] > height \
+                and out_dims[-1] % height == 0:
+            factor = out_dims[-1] // height  # a larger output than input: super-resolution
+        if model_type == "Superresolution" or factor is not None:
+            if factor is None or int(factor) < 2:
+                raise PatchworkError(f"MODEL: '{name}' is a super-resolution model whose scale factor Patchwork "
+                                     f"cannot tell (input {inp.shape}, output {out.shape}); add scale_factor "
+                                     "metadata.")
+            model_type = "Superresolution"
+        if model_type not in ("Segmentor", "Regressor", "Superresolution"):
+            raise PatchworkError(f"MODEL: '{name}' is a Deepness '{model_type}' model; Patchwork runs segmentation "
+                                 "(Segmentor), regression (Regressor), super-resolution and detection models.")
         self.labels_out = len(out.shape) == 3 and "int" in out.type
         channels_out = 1 if len(out.shape) == 3 else out_dims[1]
         margin = int(meta.get("patchwork:receptive_margin", 0))
@@ -290,6 +300,12 @@ class OnnxImageModel(Model):
         _read_standardization(meta, info)
         info.min_segment = int(meta.get("seg_small_segment", 0) or 0)
         info.heads, info.head = [o.name for o in outputs], head
+        if model_type == "Superresolution":
+            info.task, info.scale_factor = "superresolution", int(factor)
+            info.output_names = value_names(channels_out or channels or 1)
+            info.margin = 0
+            self.info = info
+            return
         if model_type == "Regressor":
             info.task = "regression"
             info.output_names = value_names(channels_out)
@@ -346,6 +362,14 @@ class OnnxImageModel(Model):
         """Run the model on a batch of tiles (in the sizes its input takes)."""
         size, m = batch.shape[-1], self.info.margin
         out = self._run(batch)
+        if self.info.task == "superresolution":
+            expected = size * self.info.scale_factor
+            if out.shape[-2:] != (expected, expected):
+                raise PatchworkError(f"MODEL: '{self.info.name}' returned {out.shape[-2]}x{out.shape[-1]} px for a "
+                                     f"{size} px tile; a x{self.info.scale_factor} super-resolution model gives "
+                                     f"{expected}x{expected}.")
+            out = out.astype(np.float32, copy=False)
+            return out * np.float32(self.reg_scaling) if self.reg_scaling != 1 else out
         if out.shape[-1] == size and m:
             out = out[..., m : size - m, m : size - m]
         elif out.shape[-1] != size - 2 * m:

@@ -488,3 +488,25 @@ def test_the_classify_tab_runs_a_detector_as_detect_objects(dock, tmp_path, qgis
     layer = dock.run.layers[0]
     assert layer.name().startswith("detections — cells.onnx (") and layer.featureCount() > 50
     assert layer.renderer().type() == "categorizedSymbol"
+
+
+def test_the_classify_tab_runs_a_super_resolution_model(dock, tmp_path, qgis_app, ortho_path):
+    from osgeo import gdal as _gdal
+
+    small = str(tmp_path / "small.tif")
+    _gdal.Translate(small, ortho_path, srcWin=[0, 0, 96, 80], bandList=[1, 2, 3])
+    layer = QgsRasterLayer(small, "small")
+    QgsProject.instance().addMapLayer(layer)
+    dock.classify_raster.setLayer(layer)
+    dock.model_file.setFilePath(os.path.join(SHARED_DATA, "models-more", "dummy_superresolution_model.onnx"))
+    dock.scale.setValue(1 / 255)
+    dock.overlap.setValue(dock.overlap.minimum())  # the model's (an earlier test's 64 px would be refused, clearly)
+    assert dock.check_model() and "x2 super-resolution" in dock.model_info.text()
+    dock.classified_file.setFilePath(str(tmp_path / "x2.tif"))
+    dock.run_classify()
+    assert dock.run is not None, dock.message.text()
+    ok, message = wait_for(dock.run, qgis_app)
+    assert ok, message
+    result = dock.run.layers[0]
+    assert result.name() == "super-resolved x2 — dummy_superresolution_model.onnx"
+    assert (result.width(), result.height()) == (192, 160)

@@ -169,6 +169,19 @@ def test_detect_writes_boxes_styled_by_class(patchwork_provider, tmp_path, ortho
     assert layer.renderer().categories()[0].symbol().symbolLayer(0).brushStyle() == 0  # outlines: imagery shows
 
 
+def test_superresolve_through_processing(patchwork_provider, tmp_path, ortho_path):
+    small = str(tmp_path / "small.tif")
+    gdal.Translate(small, ortho_path, srcWin=[0, 0, 96, 80], bandList=[1, 2, 3])
+    model = os.path.join(SHARED_DATA, "models-more", "dummy_superresolution_model.onnx")
+    done = run("superresolve", {"INPUT": small, "MODEL": model, "SCALE": 1 / 255, "OVERLAP": 16,
+                                "OUTPUT": str(tmp_path / "x2.tif")})
+    assert done["SCALE_FACTOR"] == 2
+    out = gdal.Open(done["OUTPUT"])
+    assert (out.RasterXSize, out.RasterYSize, out.RasterCount) == (192, 160, 3)
+    with pytest.raises(QgsProcessingException, match="super-resolution model"):
+        run("classify", {"INPUT": small, "MODEL": model, "OUTPUT": str(tmp_path / "c.tif")})
+
+
 def test_classify_errors_are_processing_errors_and_write_nothing(patchwork_provider, tmp_path, ortho_path):
     model = os.path.join(SHARED_DATA, "models", "one_output_softmax_bsx2x512x512.onnx")
     out_dir = tmp_path / "out"

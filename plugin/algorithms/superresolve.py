@@ -1,0 +1,85 @@
+"""patchwork:superresolve — a super-resolution model over a raster by tiles, on a grid k times finer."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+)
+
+from ...core import budget, stitching
+from ...core.models.onnx import DEVICES
+from .. import qgis_enums
+from .classify import band_list, optional_int
+from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm
+
+
+class SuperResolveAlgorithm(PatchworkAlgorithm):
+    ID = f"{PROVIDER_ID}:superresolve"
+    group_name = "Inference"
+    required_packages = ("onnxruntime",)
+    INPUT, MODEL, BANDS, SCALE, OFFSET = "INPUT", "MODEL", "BANDS", "SCALE", "OFFSET"
+    OVERLAP, WINDOW, BATCH_SIZE, OUTPUT, SCALE_FACTOR = "OVERLAP", "WINDOW", "BATCH_SIZE", "OUTPUT", "SCALE_FACTOR"
+    parameter_help = {
+        INPUT: "The raster to enhance (a file raster).",
+        MODEL: "A super-resolution ONNX model: Deepness's model_type Superresolution, or an output k times larger "
+               "than its input.",
+        BANDS: "The input bands fed to the model, in the model's order; empty: all.",
+        SCALE: "Input values are multiplied by this: 1/255 for 8-bit imagery and Deepness models.",
+        OFFSET: "…then this is added.",
+        OVERLAP: "Input pixels neighbouring tiles share, blended by the window; empty: the model's tiles_overlap, "
+                 "else 0.",
+        WINDOW: "How overlapping tiles are weighted: equally (boxcar), or more at their centres (hann, triangular).",
+        BATCH_SIZE: "Tiles given to the model at once (a model that fixes its batch keeps its own).",
+        OUTPUT: "A float32 raster k times finer than the input (same corner, pixels k times smaller), one band per "
+                "model output.",
+    }
+
+    def displayName(self) -> str:  # noqa: N802 - QGIS API name
+        return self.tr("Super-resolve raster (tiled)")
+
+    def tags(self) -> list[str]:
+        return self.tr("super-resolution,superresolution,upscale,enhance,onnx,deepness,tiles").split(",")
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
+        number = QgsProcessingParameterNumber
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input raster")))
+        self.addParameter(QgsProcessingParameterFile(
+            self.MODEL, self.tr("Super-resolution model (.onnx)"), qgis_enums.FILE, fileFilter="ONNX models (*.onnx)"))
+        self.addParameter(QgsProcessingParameterBand(
+            self.BANDS, self.tr("Bands fed to the model, in its order (default: all)"), None, self.INPUT,
+            optional=True, allowMultiple=True))
+        self.addParameter(number(self.SCALE, self.tr("Scale input values by"), qgis_enums.DOUBLE, 1.0))
+        self.addParameter(number(self.OFFSET, self.tr("Then add to input values"), qgis_enums.DOUBLE, 0.0))
+        self.addParameter(number(self.OVERLAP, self.tr("Overlap between tiles (px; empty: the model's)"),
+                                 qgis_enums.INTEGER, None, optional=True, minValue=0))
+        self.addParameter(EnumParameter(self.WINDOW, self.tr("Blending window"), list(stitching.WINDOWS),
+                                        default=list(stitching.WINDOWS).index("hann")))
+        self.addParameter(number(self.BATCH_SIZE, self.tr("Tiles per model call"), qgis_enums.INTEGER, 1, minValue=1,
+                                 maxValue=budget.MAX_BATCH_SIZE))
+        self.addParameter(EnumParameter(self.DEVICE, self.tr("Device for ONNX models"), DEVICES, optional=True))
+        self.mark_advanced(self.BATCH_SIZE, self.DEVICE)
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Super-resolved")))
+        self.addOutput(QgsProcessingOutputNumber(self.SCALE_FACTOR, self.tr("Scale factor")))
+
+    def core_call(self, parameters, context) -> CoreCall:
+        from ...core.superres import superresolve
+
+        raster = self.file_raster(parameters, self.INPUT, context)
+        return CoreCall(superresolve, (raster.source(), self.parameterAsFile(parameters, self.MODEL, context),
+                                       self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
+            bands=band_list(self, parameters, self.BANDS, context),
+            scale=self.parameterAsDouble(parameters, self.SCALE, context),
+            offset=self.parameterAsDouble(parameters, self.OFFSET, context),
+            overlap=optional_int(parameters, self.OVERLAP), window=self.word(parameters, self.WINDOW, context),
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
+            device=self.word(parameters, self.DEVICE, context)))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+        result = self.run_call(self.core_call(parameters, context), feedback)
+        feedback.pushInfo(self.tr("x{}: {} x {} px from {} tiles in {:.1f} s → {}").format(
+            result.scale_factor, result.width, result.height, result.tiles, result.seconds, result.output))
+        return {self.OUTPUT: result.output, self.SCALE_FACTOR: result.scale_factor}
