@@ -608,6 +608,9 @@ def classify(
     if info.task == "detection":
         raise PatchworkError(f"MODEL: '{info.name}' is a detector (boxes, not a map): use Detect objects "
                              "(patchwork:detect) for it.")
+    if info.task == "recognition":
+        raise PatchworkError(f"MODEL: '{info.name}' is a recognition model (an embedding per tile): use Recognize "
+                             "(patchwork:recognize) with a query image.")
     if info.task == "superresolution":
         raise PatchworkError(f"MODEL: '{info.name}' is a x{info.scale_factor} super-resolution model (a finer grid, "
                              "not a map on the input's): use Super-resolve raster (patchwork:superresolve) for it.")

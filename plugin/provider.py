@@ -9,6 +9,7 @@ from .algorithms.classify import ClassifyAlgorithm
 from .algorithms.common import PROVIDER_ID
 from .algorithms.compare import CompareAlgorithm
 from .algorithms.detect import DetectAlgorithm
+from .algorithms.recognize import RecognizeAlgorithm
 from .algorithms.sample_chips import SampleChipsAlgorithm
 from .algorithms.stitch_chips import StitchChipsAlgorithm
 from .algorithms.superresolve import SuperResolveAlgorithm
@@ -42,6 +43,7 @@ class PatchworkProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API name
         for algorithm in (SampleChipsAlgorithm(), AugmentChipsAlgorithm(), TrainClassifierAlgorithm(),
-                          ClassifyAlgorithm(), DetectAlgorithm(), SuperResolveAlgorithm(), StitchChipsAlgorithm(),
+                          ClassifyAlgorithm(), DetectAlgorithm(), SuperResolveAlgorithm(), RecognizeAlgorithm(),
+                          StitchChipsAlgorithm(),
                           CompareAlgorithm()):
             self.addAlgorithm(algorithm)

@@ -688,6 +688,9 @@ class PatchworkDock(QgsDockWidget):
                      tr("tile: any size (default {} px)").format(info.default_tile_size)]
             if info.task == "detection":
                 lines.append(tr("a detector: Classify runs Detect objects and writes its boxes to the polygons file"))
+            if info.task == "recognition":
+                lines.append(tr("a recognition model: it needs a query image — run Recognize from the Processing "
+                                "Toolbox (Patchwork ▸ Inference)"))
             if info.task == "superresolution":
                 lines.append(tr("x{} super-resolution: Classify runs Super-resolve raster into the output file").format(
                     info.scale_factor))

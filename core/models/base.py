@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import PatchworkError
 
-Task = Literal["classification", "regression", "detection", "superresolution"]
+Task = Literal["classification", "regression", "detection", "superresolution", "recognition"]
 
 
 @dataclass

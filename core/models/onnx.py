@@ -130,6 +130,8 @@ def load_onnx(path: str, device: str = "cpu", threads: int | None = None, head: 
     try:
         if rank == 4 and is_detector(session, meta):
             return _on_device(OnnxDetector(session, meta, name), session, warning)
+        if rank == 4 and is_embedder(session, meta):
+            return _on_device(OnnxEmbedder(session, meta, name), session, warning)
         if rank == 4:
             return _on_device(OnnxImageModel(session, meta, name, head), session, warning)
         if rank == 2:
@@ -177,6 +179,46 @@ def is_detector(session, meta: dict) -> bool:
         return str(model_type).capitalize() == "Detector"
     out = session.get_outputs()[0]
     return len(out.shape) == 3 and out.type == "tensor(float)"
+
+
+def is_embedder(session, meta: dict) -> bool:
+    """Deepness's model_type Recognition, or an image model whose output is one vector per tile [N, D]."""
+    if str(meta.get("model_type", "")).capitalize() == "Recognition":
+        return True
+    out = session.get_outputs()[0]
+    return len(out.shape) == 2 and out.type == "tensor(float)"
+
+
+class OnnxEmbedder(Model):
+    """A recognition model: an image tile in, a feature vector (embedding) out, compared with a query's."""
+
+    def __init__(self, session, meta: dict, name: str) -> None:
+        self.session = session
+        inp, out = session.get_inputs()[0], session.get_outputs()[0]
+        self.input_name, self.output_name = inp.name, out.name
+        batch, channels, height, width = (_fixed(d) for d in inp.shape)
+        if (height is None) != (width is None) or (height and height != width):
+            raise PatchworkError(f"MODEL: '{name}' takes {inp.shape[2]}x{inp.shape[3]} tiles; Patchwork runs square "
+                                 "tiles (both sides fixed and equal, or both free).")
+        tile = height or _fixed(meta.get("tile_size", meta.get("tiles_size"))) or 224
+        info = ModelInfo(name=name, task="recognition", n_bands=channels, tile_size=height, default_tile_size=tile,
+                         default_overlap=round(tile * float(meta.get("tiles_overlap", 0)) / 100), batch_size=batch,
+                         unit_range_input=True, input_dtype=_input_dtype(inp, name))
+        _read_standardization(meta, info)
+        info.output_names = ["similarity"]
+        self.info = info
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        """(N, D) vectors of a batch of tiles (N, C, h, w), in the batch sizes the model takes."""
+        fixed = self.info.batch_size
+        parts = []
+        for start in range(0, len(batch), fixed or len(batch)):
+            chunk = batch[start : start + (fixed or len(batch))]
+            n = len(chunk)
+            if fixed and n < fixed:
+                chunk = np.concatenate([chunk, np.zeros((fixed - n, *chunk.shape[1:]), chunk.dtype)])
+            parts.append(self.session.run([self.output_name], {self.input_name: chunk})[0][:n])
+        return np.concatenate(parts).reshape(len(batch), -1).astype(np.float64)
 
 
 class OnnxDetector(Model):

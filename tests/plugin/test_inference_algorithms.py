@@ -182,6 +182,17 @@ def test_superresolve_through_processing(patchwork_provider, tmp_path, ortho_pat
         run("classify", {"INPUT": small, "MODEL": model, "OUTPUT": str(tmp_path / "c.tif")})
 
 
+def test_recognize_through_processing(patchwork_provider, tmp_path, ortho_path):
+    query = str(tmp_path / "query.png")
+    gdal.Translate(query, ortho_path, format="PNG", srcWin=[224, 224, 224, 224], bandList=[1, 2, 3])
+    model = os.path.join(SHARED_DATA, "models-more", "dummy_recognition_model.onnx")
+    done = run("recognize", {"INPUT": ortho_path, "MODEL": model, "QUERY": query, "BANDS": "1,2,3",
+                             "SCALE": 1 / 255, "OVERLAP": 0, "WINDOW": "boxcar", "OUTPUT": str(tmp_path / "s.tif")})
+    similarity = gdal.Open(done["OUTPUT"]).ReadAsArray()
+    assert done["TILES"] == 24 and similarity[224:448, 224:448] == pytest.approx(1.0, abs=1e-5)
+    assert similarity.max() == pytest.approx(1.0, abs=1e-5) and similarity.min() < 0.99
+
+
 def test_classify_errors_are_processing_errors_and_write_nothing(patchwork_provider, tmp_path, ortho_path):
     model = os.path.join(SHARED_DATA, "models", "one_output_softmax_bsx2x512x512.onnx")
     out_dir = tmp_path / "out"

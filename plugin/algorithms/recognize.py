@@ -1,0 +1,107 @@
+"""patchwork:recognize — map where a raster looks like a query image, with a recognition (embedding) model."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+)
+
+from ...core import budget, stitching
+from ...core.models.onnx import DEVICES
+from .. import qgis_enums
+from .classify import band_list, optional_int
+from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
+
+
+class RecognizeAlgorithm(PatchworkAlgorithm):
+    ID = f"{PROVIDER_ID}:recognize"
+    group_name = "Inference"
+    required_packages = ("onnxruntime",)
+    INPUT, MODEL, QUERY, BANDS, MASK = "INPUT", "MODEL", "QUERY", "BANDS", "MASK"
+    SCALE, OFFSET, TILE_SIZE, OVERLAP, WINDOW = "SCALE", "OFFSET", "TILE_SIZE", "OVERLAP", "WINDOW"
+    BATCH_SIZE, OUTPUT, TILES = "BATCH_SIZE", "OUTPUT", "TILES"
+    parameter_help = {
+        INPUT: "The raster to search (a file raster).",
+        MODEL: "A recognition ONNX model: an embedding [batch, features] per image tile (Deepness's model_type "
+               "Recognition).",
+        QUERY: "An image of what is looked for (any raster GDAL reads: a PNG, a GeoTIFF clip), resampled to the "
+               "model's tile; the same bands, scale and offset as the input.",
+        BANDS: "The input bands fed to the model, in the model's order; empty: all.",
+        MASK: "Polygons (any CRS): only pixels inside are scored, the rest is nodata.",
+        SCALE: "Input values are multiplied by this: 1/255 for 8-bit imagery and Deepness models.",
+        OFFSET: "…then this is added.",
+        TILE_SIZE: "The side of the tiles fed to the model; empty: the model's own.",
+        OVERLAP: "How much neighbouring tiles overlap; empty: the model's own, else 0.",
+        WINDOW: "How overlapping tiles' scores are blended: equally (boxcar), or more at their centres (hann, "
+                "triangular).",
+        BATCH_SIZE: "Tiles given to the model at once (a model that fixes its batch keeps its own).",
+        OUTPUT: "The similarity map (cosine of the embeddings, −1 to 1) on the input's grid, float32.",
+    }
+
+    def displayName(self) -> str:  # noqa: N802 - QGIS API name
+        return self.tr("Recognize (similarity to a query image)")
+
+    def tags(self) -> list[str]:
+        return self.tr("recognition,similarity,embedding,query,search,onnx,deepness,tiles").split(",")
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
+        number = QgsProcessingParameterNumber
+        self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input raster")))
+        self.addParameter(QgsProcessingParameterFile(
+            self.MODEL, self.tr("Recognition model (.onnx)"), qgis_enums.FILE, fileFilter="ONNX models (*.onnx)"))
+        self.addParameter(QgsProcessingParameterFile(self.QUERY, self.tr("Query image"), qgis_enums.FILE))
+        self.addParameter(QgsProcessingParameterBand(
+            self.BANDS, self.tr("Bands fed to the model, in its order (default: all)"), None, self.INPUT,
+            optional=True, allowMultiple=True))
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.MASK, self.tr("Score only inside (mask polygons)"), [qgis_enums.SOURCE_VECTOR_POLYGON],
+            optional=True))
+        self.addParameter(number(self.SCALE, self.tr("Scale input values by"), qgis_enums.DOUBLE, 1.0))
+        self.addParameter(number(self.OFFSET, self.tr("Then add to input values"), qgis_enums.DOUBLE, 0.0))
+        self.addParameter(number(self.TILE_SIZE, self.tr("Tile size (px; empty: the model's)"), qgis_enums.INTEGER,
+                                 None, optional=True, minValue=1, maxValue=budget.MAX_TILE_SIZE))
+        self.addParameter(number(self.OVERLAP, self.tr("Overlap between tiles (px; empty: the model's)"),
+                                 qgis_enums.INTEGER, None, optional=True, minValue=0))
+        self.addParameter(EnumParameter(self.WINDOW, self.tr("Blending window"), list(stitching.WINDOWS),
+                                        default=list(stitching.WINDOWS).index("hann")))
+        self.addParameter(number(self.BATCH_SIZE, self.tr("Tiles per model call"), qgis_enums.INTEGER, 4, minValue=1,
+                                 maxValue=budget.MAX_BATCH_SIZE))
+        self.addParameter(EnumParameter(self.DEVICE, self.tr("Device for ONNX models"), DEVICES, optional=True))
+        self.mark_advanced(self.BATCH_SIZE, self.DEVICE)
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Similarity")))
+        self.addOutput(QgsProcessingOutputNumber(self.TILES, self.tr("Number of model tiles")))
+
+    def core_call(self, parameters, context) -> CoreCall:
+        from ...core.recognition import recognize
+
+        raster = self.file_raster(parameters, self.INPUT, context)
+        mask = None
+        source = self.parameterAsSource(parameters, self.MASK, context)
+        if source is not None:
+            from ...core.aoi import Aoi
+            from .sample_chips import geometries_in_crs
+
+            wkts, crs_wkt, _values = geometries_in_crs(source, raster.crs(), context.transformContext())
+            mask = self.run_core(Aoi, wkts, crs_wkt, self.MASK)
+        return CoreCall(recognize, (raster.source(), self.parameterAsFile(parameters, self.MODEL, context),
+                                    self.parameterAsFile(parameters, self.QUERY, context),
+                                    self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
+            bands=band_list(self, parameters, self.BANDS, context),
+            scale=self.parameterAsDouble(parameters, self.SCALE, context),
+            offset=self.parameterAsDouble(parameters, self.OFFSET, context),
+            tile_size=optional_int(parameters, self.TILE_SIZE), overlap=optional_int(parameters, self.OVERLAP),
+            window=self.word(parameters, self.WINDOW, context),
+            batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context), mask=mask,
+            device=self.word(parameters, self.DEVICE, context)))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+        result = self.run_call(self.core_call(parameters, context), feedback)
+        feedback.pushInfo(self.tr("{} tiles in {:.1f} s → {}").format(result.tiles, result.seconds, result.output))
+        if result.style:
+            StyleFromQml.attach(context, result.output, result.style)
+        return {self.OUTPUT: result.output, self.TILES: result.tiles}

@@ -1,0 +1,45 @@
+"""Recognition with Deepness's dummy model on the real orthophoto: each tile's value is its embedding's cosine
+similarity to the query's, and the tile the query was cut from scores 1."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from osgeo import gdal
+
+from patchwork.core.errors import PatchworkError
+from patchwork.core.recognition import recognize
+from tests.conftest import SHARED_DATA, read_all
+
+MODEL = os.path.join(SHARED_DATA, "models-more", "dummy_recognition_model.onnx")
+
+
+def test_each_tile_scores_its_similarity_to_the_query(tmp_path, ortho_path):
+    query = str(tmp_path / "query.tif")
+    gdal.Translate(query, ortho_path, srcWin=[224, 224, 224, 224], bandList=[1, 2, 3])  # one tile of the grid
+    result = recognize(ortho_path, MODEL, query, str(tmp_path / "similar.tif"), bands=[1, 2, 3], scale=1 / 255,
+                       overlap=0, window="boxcar")
+    similarity = read_all(result.output)[0][0]
+    assert similarity.shape == (841, 1243) and result.tiles == 4 * 6  # 224 px tiles, the last ones shifted back
+    session = ort.InferenceSession(MODEL, providers=["CPUExecutionProvider"])
+    pixels = gdal.Open(ortho_path).ReadAsArray()[:3].astype(np.float32) / 255
+    query_vector = session.run(None, {"input": pixels[None, :, 224:448, 224:448]})[0][0]
+    for row, rows in ((0, 224), (224, 224), (448, 617 - 448)):  # the last row of tiles starts at 617 (shifted)
+        for col in (0, 224, 448, 672):
+            vector = session.run(None, {"input": pixels[None, :, row : row + 224, col : col + 224]})[0][0]
+            expected = vector @ query_vector / np.linalg.norm(vector) / np.linalg.norm(query_vector)
+            np.testing.assert_allclose(similarity[row : row + rows, col : col + 224], expected, atol=1e-5)
+    assert similarity[224:448, 224:448] == pytest.approx(1.0, abs=1e-5)
+    assert similarity.max() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_recognition_needs_a_recognition_model(tmp_path, ortho_path):
+    segmentation = os.path.join(SHARED_DATA, "models", "one_output_softmax_bsx2x512x512.onnx")
+    with pytest.raises(PatchworkError, match="not a recognition one"):
+        recognize(ortho_path, segmentation, ortho_path, str(tmp_path / "x.tif"), bands=[1, 2, 3])
+    from patchwork.core.inference import classify
+
+    with pytest.raises(PatchworkError, match="is a recognition model"):
+        classify(ortho_path, MODEL, str(tmp_path / "x.tif"), bands=[1, 2, 3])
