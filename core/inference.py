@@ -531,6 +531,8 @@ def classify(
     area_table: str | None = None,
     head: int | None = None,
     mask: Aoi | None = None,
+    resolution: float | None = None,
+    output_grid: str = "model",
     feedback: Feedback | None = None,
     check_only: bool = False,
 ) -> ClassifyResult | None:
@@ -568,6 +570,11 @@ def classify(
             other one beside it, named `<output>_<head>.tif` (its vector and table outputs likewise).
         mask: Polygons (any CRS): only pixels whose centre lies inside are classified, the rest is nodata; blocks
             and tiles that reach no such pixel are not computed. Inside, the map is the map without a mask.
+        resolution: The pixel size (in the raster's units) the model runs at: the input is read resampled to it
+            (averaged when coarser, bilinear when finer) through a GDAL warped VRT on the raster's extent. Default:
+            the model's `resolution` metadata (cm per pixel, on a raster in metres), else the raster's own.
+        output_grid: "model": the outputs are on that resampled grid; "input": brought back to the raster's grid
+            (nearest for classes, average for values).
         feedback: Progress, cancel and messages (default: silent).
         check_only: Make every check a run makes before it writes (model, bands, tile and margin, memory) and
             return None; Processing's parameter check uses it, so both refuse with the same message.
@@ -605,6 +612,14 @@ def classify(
         model_file = ModelFile(os.path.abspath(model), trust_model, device, file_digest(model), head or 0)
         model = load_model(model_file.path, trust_model, device, MODEL_THREADS, head or 0)  # not kept after the run
     info = model.info
+    if output_grid not in ("model", "input"):
+        raise PatchworkError(f"OUTPUT_GRID: '{output_grid}' — use 'model' (the resampled grid) or 'input'.")
+    target = target_resolution(raster, info, resolution)
+    if target is not None:
+        if output_grid == "input" and head is None and len(info.heads) > 1:
+            raise PatchworkError("OUTPUT_GRID: the maps of a multi-head model stay on the model's grid; leave "
+                                 "OUTPUT_GRID at 'model' (or run one head with head=).")
+        return _classify_resampled(arguments, target, output_grid, feedback)
     if info.task == "detection":
         raise PatchworkError(f"MODEL: '{info.name}' is a detector (boxes, not a map): use Detect objects "
                              "(patchwork:detect) for it.")
@@ -619,10 +634,12 @@ def classify(
     tile = int(tile_size or info.tile_size or info.default_tile_size)
     overlap = info.default_overlap if overlap is None else int(overlap)
     _check_run(info, tile, overlap, aggregation, probabilities)
-    min_segment = info.min_segment if min_segment is None else int(min_segment)
     if info.task != "classification" and (min_segment or vector_output or area_table):
         raise PatchworkError(f"MODEL: '{info.name}' predicts values, not classes: MIN_SEGMENT, OUTPUT_VECTOR and "
                              "OUTPUT_AREAS apply to class maps. Leave them empty.")
+    # (a value model's seg_small_segment metadata, as Deepness's dummy has, does not apply to values)
+    min_segment = (info.min_segment if info.task == "classification" else 0) if min_segment is None else \
+        int(min_segment)
     if overlap < 2 * info.margin:
         feedback.info(f"Overlap raised from {overlap} to {2 * info.margin} px: twice the model's receptive margin, "
                       "so the trusted centres of neighbouring tiles meet.")
@@ -741,6 +758,93 @@ def classify(
             feedback.info(f"{polygons:,} polygons written to '{vector_output}'.")
     return ClassifyResult(output, probabilities, style, info, tile, overlap, predicted, time.perf_counter() - started,
                           len(blocks), resumed, executor.description, areas, polygons)
+
+
+RESAMPLED_TOLERANCE = 1e-9  # relative: a pixel size this close to the raster's is the raster's
+
+
+def target_resolution(raster: str, info: ModelInfo, resolution: float | None) -> float | None:
+    """The pixel size to resample the raster to, or None to run on its own grid."""
+    with RasterSource(raster) as src:
+        gt, srs_wkt = src.geotransform, src.crs_wkt
+    if resolution is None and info.resolution_cm is None:
+        return None
+    if resolution is None:  # Deepness's metadata: cm per pixel, meaningful on a grid in metres
+        from osgeo import osr
+
+        srs = osr.SpatialReference()
+        if not srs_wkt or srs.ImportFromWkt(srs_wkt) != 0 or not srs.IsProjected() or srs.GetLinearUnits() <= 0:
+            raise PatchworkError(f"RESOLUTION: the model '{info.name}' was made for {info.resolution_cm:g} cm per "
+                                 "pixel, which needs a raster in a projected CRS; set RESOLUTION in the raster's "
+                                 "units, or warp the raster first.")
+        resolution = info.resolution_cm / 100.0 / srs.GetLinearUnits()
+    if not resolution > 0:
+        raise PatchworkError(f"RESOLUTION: {resolution} is not a pixel size; give a positive size in the raster's "
+                             "units.")
+    if gt[2] or gt[4]:
+        raise PatchworkError("RESOLUTION: the raster's grid is rotated; warp it to a north-up grid first.")
+    if all(abs(abs(side) - resolution) <= RESAMPLED_TOLERANCE * resolution for side in (gt[1], gt[5])):
+        return None
+    return float(resolution)
+
+
+def _classify_resampled(arguments: dict, target: float, output_grid: str, feedback: Feedback) -> ClassifyResult:
+    """Classify through a warped VRT at `target` px size; the outputs there, or brought back to the input grid."""
+    from osgeo import gdal
+
+    from .partials import owned_name
+    from .writer import remove_file, replace_file
+
+    raster, output = arguments["raster"], arguments["output"]
+    with RasterSource(raster) as src:
+        gt, width, height = src.geotransform, src.width, src.height
+    native = abs(gt[1])
+    bounds = (gt[0], gt[3] + gt[5] * height, gt[0] + gt[1] * width, gt[3])
+    require_raster_outputs({"OUTPUT": output, "OUTPUT_PROBABILITIES": arguments["probabilities"]},
+                           {"INPUT": raster})
+    vrt = owned_name(os.path.splitext(output)[0] + ".input.vrt")
+    made = []
+    try:
+        warped = gdal.Warp(vrt, raster, format="VRT", xRes=target, yRes=target, outputBounds=bounds,
+                           resampleAlg="average" if target > native else "bilinear")
+        if warped is None:
+            raise PatchworkError(f"RESOLUTION: GDAL could not resample '{raster}' to {target:g} per pixel.")
+        warped = None
+        if not arguments["check_only"]:
+            feedback.info(f"Input resampled from {native:g} to {target:g} per pixel "
+                          f"({'averaged' if target > native else 'bilinear'}); outputs on the "
+                          f"{'resampled' if output_grid == 'model' else 'input'} grid.")
+        run = dict(arguments, raster=vrt, resolution=target, feedback=feedback)
+        if output_grid == "model" or arguments["check_only"]:
+            return classify(**run)
+        for key in ("output", "probabilities"):
+            if run[key]:
+                run[key] = owned_name(run[key])
+                made.append(run[key])
+        result = classify(**run)
+        for key, resampling in (("output", "near" if result.info.task == "classification" else "average"),
+                                ("probabilities", "average")):
+            if not arguments[key]:
+                continue
+            temporary = owned_name(arguments[key])
+            made.append(temporary)
+            back = gdal.Warp(temporary, run[key], xRes=native, yRes=native, outputBounds=bounds,
+                             resampleAlg=resampling, creationOptions=["TILED=YES", "COMPRESS=DEFLATE"])
+            if back is None:
+                raise PatchworkError(f"OUTPUT: GDAL could not bring the map back to the input grid ({run[key]}).")
+            back = None
+            replace_file(temporary, arguments[key])
+        if result.info.task == "classification":
+            from .palette import class_colours
+
+            result.style = write_qml(output, result.info.class_values, result.info.class_names,
+                                     class_colours(result.info.n_classes, result.info.class_colors))
+        result.output, result.probabilities = output, arguments["probabilities"]
+        return result
+    finally:
+        for path in [vrt, *made]:
+            remove_file(path)
+            remove_file(os.path.splitext(path)[0] + ".qml")
 
 
 def head_output(path: str | None, head_name: str) -> str | None:

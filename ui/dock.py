@@ -625,6 +625,10 @@ class PatchworkDock(QgsDockWidget):
         self.classify_mask.setAllowEmptyLayer(True)
         self.classify_mask.setLayer(None)
         self.classify_mask.setToolTip(tip_of(Classify, Classify.MASK))
+        self.resolution = QLineEdit()
+        self.resolution.setPlaceholderText(tr("the model's, else the raster's"))
+        self.resolution.setToolTip(tip_of(Classify, Classify.RESOLUTION))
+        self.output_grid = combo_for(Classify, Classify.OUTPUT_GRID)
         self.scale = double_for(Classify, Classify.SCALE, 0.1, 8)
         self.offset = double_for(Classify, Classify.OFFSET, 0.1, 6)
         # Left empty, these take the model's value: the field shows the words, not a number that means it.
@@ -653,7 +657,8 @@ class PatchworkDock(QgsDockWidget):
         self.classify_button.clicked.connect(self.run_classify)
         for name, widget in ((Classify.INPUT, self.classify_raster), (Classify.MODEL, self.model_file),
                              ("", self.model_info), ("", self.trust_model), (Classify.BANDS, self.classify_bands),
-                             (Classify.MASK, self.classify_mask),
+                             (Classify.MASK, self.classify_mask), (Classify.RESOLUTION, self.resolution),
+                             (Classify.OUTPUT_GRID, self.output_grid),
                              (Classify.SCALE, self.scale), (Classify.OFFSET, self.offset),
                              (Classify.TILE_SIZE, self.tile_size), (Classify.OVERLAP, self.overlap),
                              (Classify.WINDOW, self.window_combo), (Classify.AGGREGATION, self.aggregation_combo),
@@ -741,6 +746,14 @@ class PatchworkDock(QgsDockWidget):
             parameters[Classify.MIN_SEGMENT] = self.min_segment.value()
         if self.classify_mask.currentLayer() is not None:
             parameters[Classify.MASK] = self.classify_mask.currentLayer()
+        if self.resolution.text().strip():
+            try:
+                parameters[Classify.RESOLUTION] = float(self.resolution.text().replace(",", "."))
+            except ValueError:
+                self.show_message(tr("RESOLUTION: '{}' is not a number; leave it empty for the model's.").format(
+                    self.resolution.text()), error=True)
+                return
+            parameters[Classify.OUTPUT_GRID] = self.output_grid.currentIndex()
         for name, widget in ((Classify.OUTPUT_VECTOR, self.polygons_file), (Classify.OUTPUT_AREAS, self.areas_file)):
             if widget.filePath():
                 parameters[name] = widget.filePath()

@@ -41,6 +41,7 @@ class ModelInfo:
     input_dtype: str = "float32"  # what the model computes in; rules keep float64 to match numpy exactly
     min_segment: int = 0  # segments of fewer pixels are merged into their neighbour (Deepness seg_small_segment)
     scale_factor: int = 1  # a super-resolution model's output pixels per input pixel, along each axis
+    resolution_cm: float | None = None  # the ground pixel size the model was trained at (Deepness `resolution`)
     decision_weights: list[float] | None = None  # class scores × these before the argmax (a sigmoid's seg_thresh)
     heads: list[str] = field(default_factory=list)  # the output heads of a model with several (their names)
     head: int = 0  # the head this model gives

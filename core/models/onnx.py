@@ -340,6 +340,8 @@ class OnnxImageModel(Model):
             batch_size=batch, unit_range_input=True, input_dtype=_input_dtype(inp, name),
         )
         _read_standardization(meta, info)
+        if meta.get("resolution") is not None:
+            info.resolution_cm = float(meta["resolution"])
         info.min_segment = int(meta.get("seg_small_segment", 0) or 0)
         info.heads, info.head = [o.name for o in outputs], head
         if model_type == "Superresolution":

@@ -56,7 +56,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
     BATCH_SIZE, TRUST_MODEL, OUTPUT = "BATCH_SIZE", "TRUST_MODEL", "OUTPUT"
     OUTPUT_PROBABILITIES, TILES, BLOCKS = "OUTPUT_PROBABILITIES", "TILES", "BLOCKS"
     MIN_SEGMENT, OUTPUT_VECTOR, OUTPUT_AREAS = "MIN_SEGMENT", "OUTPUT_VECTOR", "OUTPUT_AREAS"
-    OTHER_HEADS, MASK = "OTHER_HEADS", "MASK"
+    OTHER_HEADS, MASK, RESOLUTION, OUTPUT_GRID = "OTHER_HEADS", "MASK", "RESOLUTION", "OUTPUT_GRID"
     parameter_help = {
         INPUT: "The raster to classify (a file raster).",
         MODEL: "An ONNX model (Deepness's included), a skops file, a rules model (.json) or, if trusted, a "
@@ -64,6 +64,11 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         BANDS: "The input bands fed to the model, in the model's order; empty: all.",
         MASK: "Polygons (any CRS): only pixels inside are classified, the rest is nodata; tiles that reach no "
               "pixel inside are not computed.",
+        RESOLUTION: "The pixel size the model runs at, in the raster's units: the input is read resampled to it "
+                    "(averaged when coarser, bilinear when finer). Empty: the model's resolution metadata (cm per "
+                    "pixel), else the raster's own.",
+        OUTPUT_GRID: "model: the outputs on the resampled grid; input: brought back to the raster's grid (nearest "
+                     "for classes, average for values).",
         SCALE: "Input values are multiplied by this: 0.0001 for Sentinel-2 digital numbers, 1/255 for 8-bit "
                "imagery and Deepness models.",
         OFFSET: "…then this is added.",
@@ -103,6 +108,10 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.MASK, self.tr("Classify only inside (mask polygons)"), [qgis_enums.SOURCE_VECTOR_POLYGON],
             optional=True))
+        self.addParameter(number(self.RESOLUTION, self.tr("Pixel size the model runs at (empty: the model's)"),
+                                 qgis_enums.DOUBLE, None, optional=True, minValue=0.0))
+        self.addParameter(EnumParameter(self.OUTPUT_GRID, self.tr("Grid of the outputs"), ["model", "input"],
+                                        optional=True))
         self.addParameter(number(self.SCALE, self.tr("Scale input values by"), qgis_enums.DOUBLE, 1.0))
         self.addParameter(number(self.OFFSET, self.tr("Then add to input values"), qgis_enums.DOUBLE, 0.0))
         self.addParameter(number(self.TILE_SIZE, self.tr("Tile size (px; empty: the model's)"), qgis_enums.INTEGER,
@@ -161,6 +170,9 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             vector_output=self.parameterAsOutputLayer(parameters, self.OUTPUT_VECTOR, context) or None,
             area_table=self.parameterAsFileOutput(parameters, self.OUTPUT_AREAS, context) or None,
             mask=mask,
+            resolution=None if parameters.get(self.RESOLUTION) in (None, "") else
+            self.parameterAsDouble(parameters, self.RESOLUTION, context),
+            output_grid=self.word(parameters, self.OUTPUT_GRID, context),
             **self.scale_arguments(parameters, context, cluster=True)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name

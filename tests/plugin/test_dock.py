@@ -510,3 +510,21 @@ def test_the_classify_tab_runs_a_super_resolution_model(dock, tmp_path, qgis_app
     result = dock.run.layers[0]
     assert result.name() == "super-resolved x2 — dummy_superresolution_model.onnx"
     assert (result.width(), result.height()) == (192, 160)
+
+
+def test_the_classify_tab_runs_the_model_at_a_resolution(dock, s2_layer, tmp_path, qgis_app):
+    dock.classify_raster.setLayer(s2_layer)
+    dock.model_file.setFilePath(RULES)
+    dock.scale.setValue(0.0001)
+    dock.classify_bands.setText("")  # all (an earlier test's 1,2,3 is remembered in the project)
+    dock.resolution.setText(str(3 * s2_layer.rasterUnitsPerPixelX()))  # (not a half pixel at the edge)
+    dock.output_grid.setCurrentText("model")
+    dock.classified_file.setFilePath(str(tmp_path / "coarse.tif"))
+    dock.run_classify()
+    assert dock.run is not None, dock.message.text()
+    ok, message = wait_for(dock.run, qgis_app)
+    assert ok, message
+    assert (dock.run.layers[0].width(), dock.run.layers[0].height()) == (114, 69)  # 343 x 206 px / 3
+    dock.resolution.setText("fine")
+    dock.run_classify()
+    assert "RESOLUTION: 'fine' is not a number" in dock.message.text()

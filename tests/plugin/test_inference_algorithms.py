@@ -21,9 +21,10 @@ from patchwork.core.inference import full_scene_prediction
 from tests.conftest import REPO, SHARED_DATA, files_under
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
-CLASSIFY_PARAMETERS = ["INPUT", "MODEL", "BANDS", "MASK", "SCALE", "OFFSET", "TILE_SIZE", "OVERLAP", "WINDOW",
-                       "AGGREGATION", "BATCH_SIZE", "TRUST_MODEL", "MIN_SEGMENT", "WORKERS", "DEVICE", "DASK_SCHEDULER",
-                       "RESUME", "OUTPUT_FORMAT", "OUTPUT", "OUTPUT_PROBABILITIES", "OUTPUT_VECTOR", "OUTPUT_AREAS"]
+CLASSIFY_PARAMETERS = ["INPUT", "MODEL", "BANDS", "MASK", "RESOLUTION", "OUTPUT_GRID", "SCALE", "OFFSET",
+                       "TILE_SIZE", "OVERLAP", "WINDOW", "AGGREGATION", "BATCH_SIZE", "TRUST_MODEL", "MIN_SEGMENT",
+                       "WORKERS", "DEVICE", "DASK_SCHEDULER", "RESUME", "OUTPUT_FORMAT", "OUTPUT",
+                       "OUTPUT_PROBABILITIES", "OUTPUT_VECTOR", "OUTPUT_AREAS"]
 
 
 def run(algorithm, params, feedback=None, context=None):
@@ -191,6 +192,15 @@ def test_recognize_through_processing(patchwork_provider, tmp_path, ortho_path):
     similarity = gdal.Open(done["OUTPUT"]).ReadAsArray()
     assert done["TILES"] == 24 and similarity[224:448, 224:448] == pytest.approx(1.0, abs=1e-5)
     assert similarity.max() == pytest.approx(1.0, abs=1e-5) and similarity.min() < 0.99
+
+
+def test_classify_at_a_resolution_through_processing(patchwork_provider, tmp_path, s2_path):
+    gt = gdal.Open(s2_path).GetGeoTransform()
+    coarse = run("classify", {"INPUT": s2_path, "MODEL": RULES, "SCALE": 0.0001, "RESOLUTION": 3 * gt[1],
+                              "OUTPUT": str(tmp_path / "coarse.tif")})
+    back = run("classify", {"INPUT": s2_path, "MODEL": RULES, "SCALE": 0.0001, "RESOLUTION": 3 * gt[1],
+                            "OUTPUT_GRID": "input", "OUTPUT": str(tmp_path / "back.tif")})
+    assert gdal.Open(coarse["OUTPUT"]).RasterXSize == 114 and gdal.Open(back["OUTPUT"]).RasterXSize == 343
 
 
 def test_classify_errors_are_processing_errors_and_write_nothing(patchwork_provider, tmp_path, ortho_path):
