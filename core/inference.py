@@ -40,6 +40,7 @@ from .raster import RasterSource, no_crs_warning
 from .stitching import AGGREGATIONS, WINDOWS, BlockAccumulator, Finished, check_choice, first_argmax, tile_weights
 from .tiling import Block, TileGrid, block_side, plan_blocks
 from .version import PATCHWORK_VERSION
+from .web import XyzSource
 from .writer import GeoTiffWriter, require_raster_outputs, require_writable_folder
 
 OUTPUT_FORMATS: tuple[str, ...] = ("GTiff", "COG")
@@ -506,7 +507,7 @@ def _place(labels: np.ndarray, b: Window, r: int, c: int, tile_labels: np.ndarra
 
 @reports_errors
 def classify(
-    raster: str,
+    raster: str | XyzSource,
     model: Model | str,
     output: str,
     *,
@@ -543,7 +544,8 @@ def classify(
     whatever runs the blocks, and appear at their paths only when complete.
 
     Args:
-        raster: The raster to classify (a GDAL-readable path or URL).
+        raster: The raster to classify (a GDAL-readable path or URL), or an XYZ tile service (XyzSource), read at the
+            zoom level closest to `resolution` (or the model's) over its extent or the mask's.
         model: A loaded model, or a model file (.onnx, .skops, .json rules; pickles with `trust_model`).
         output: The class map (or values) to write.
         bands: The input bands fed to the model, 1-based, in the model's order (default: all).
@@ -589,6 +591,8 @@ def classify(
     """
     arguments = dict(locals())  # (every head of a multi-head model runs with these)
     feedback = feedback or SilentFeedback()
+    if isinstance(raster, XyzSource):  # a web tile service: read through a GDAL VRT over the area asked for
+        return _classify_web(arguments, feedback)
     started = time.perf_counter()
     check_choice("window", window, WINDOWS)
     check_choice("aggregation", aggregation, AGGREGATIONS)
@@ -845,6 +849,43 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
         for path in [vrt, *made]:
             remove_file(path)
             remove_file(os.path.splitext(path)[0] + ".qml")
+
+
+def _classify_web(arguments: dict, feedback: Feedback) -> ClassifyResult | None:
+    """Classify an XYZ service at one zoom level over its extent (or the mask's), through a temporary VRT."""
+    from osgeo import osr
+
+    from .web import WEB_MERCATOR_HALF, remove_xyz_raster, xyz_raster, zoom_for, zoom_resolution
+
+    source: XyzSource = arguments["raster"]
+    model = arguments["model"]
+    info = (load_model(model, arguments["trust_model"]) if isinstance(model, str) else model).info
+    if arguments["resolution"]:
+        zoom = zoom_for(arguments["resolution"], source.max_zoom)
+    elif info.resolution_cm:
+        zoom = zoom_for(info.resolution_cm / 100.0, source.max_zoom)
+    else:
+        zoom = source.max_zoom
+    extent = source.extent
+    if extent is None and arguments["mask"] is not None:
+        mercator = osr.SpatialReference()
+        mercator.ImportFromEPSG(3857)
+        xmin, xmax, ymin, ymax = arguments["mask"].transformed(mercator.ExportToWkt()).union.GetEnvelope()
+        # a tile more on each side: the pixels inside the mask see the context they would see in a file
+        pad = int(arguments["tile_size"] or info.tile_size or info.default_tile_size) * zoom_resolution(zoom)
+        extent = (xmin - pad, ymin - pad, xmax + pad, ymax + pad)
+    if extent is None:
+        raise PatchworkError("EXTENT: a web tile layer covers the world: give an EXTENT or a MASK to read.")
+    extent = (max(extent[0], -WEB_MERCATOR_HALF), max(extent[1], -WEB_MERCATOR_HALF),
+              min(extent[2], WEB_MERCATOR_HALF), min(extent[3], WEB_MERCATOR_HALF))
+    vrt = xyz_raster(source.url, zoom, extent, arguments["output"], source.bands)
+    try:
+        if not arguments["check_only"]:
+            feedback.info(f"Web tiles at zoom {zoom} ({zoom_resolution(zoom):.3f} m per pixel in EPSG:3857) over "
+                          f"{extent[0]:.1f}, {extent[1]:.1f} – {extent[2]:.1f}, {extent[3]:.1f}")
+        return classify(**dict(arguments, raster=vrt, feedback=feedback))
+    finally:
+        remove_xyz_raster(vrt)
 
 
 def head_output(path: str | None, head_name: str) -> str | None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 import os
 
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingOutputMultipleLayers,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -17,6 +19,7 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorDestination,
+    QgsRectangle,
 )
 
 from ...core import budget, stitching
@@ -40,6 +43,27 @@ def band_list(algorithm, parameters, name: str, context) -> list[int] | None:
     return algorithm.parameterAsInts(parameters, name, context) or None
 
 
+WEB_MERCATOR = QgsCoordinateReferenceSystem("EPSG:3857")
+
+
+def web_source(layer, extent: QgsRectangle | None):
+    """An XYZ tile layer as the core's XyzSource (its URL and largest zoom; `extent` in EPSG:3857), else None."""
+    from urllib.parse import parse_qs
+
+    from ...core.web import XyzSource
+
+    if layer is None or layer.providerType() != "wms":
+        return None
+    query = parse_qs(layer.source())
+    if query.get("type", [""])[0] != "xyz" or not query.get("url"):
+        raise QgsProcessingException(
+            f"INPUT: '{layer.name()}' is a WMS/WMTS layer; Patchwork reads XYZ tile layers and file rasters. Save "
+            "the area as a GeoTIFF first (Export ▸ Save As), or use an XYZ layer.")
+    bounds = None if extent is None or extent.isEmpty() else (extent.xMinimum(), extent.yMinimum(),
+                                                               extent.xMaximum(), extent.yMaximum())
+    return XyzSource(query["url"][0], int(query.get("zmax", ["19"])[0]), bounds)
+
+
 def optional_int(parameters, name: str) -> int | None:
     """An optional number left empty (None, or '' from the command line) means 'the model's default'."""
     value = parameters.get(name)
@@ -57,8 +81,11 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
     OUTPUT_PROBABILITIES, TILES, BLOCKS = "OUTPUT_PROBABILITIES", "TILES", "BLOCKS"
     MIN_SEGMENT, OUTPUT_VECTOR, OUTPUT_AREAS = "MIN_SEGMENT", "OUTPUT_VECTOR", "OUTPUT_AREAS"
     OTHER_HEADS, MASK, RESOLUTION, OUTPUT_GRID = "OTHER_HEADS", "MASK", "RESOLUTION", "OUTPUT_GRID"
+    EXTENT = "EXTENT"
     parameter_help = {
-        INPUT: "The raster to classify (a file raster).",
+        INPUT: "The raster to classify: a file raster, or an XYZ tile layer (read at the zoom level of RESOLUTION "
+               "or the model's, over EXTENT or the MASK).",
+        EXTENT: "For a web tile layer: the area to read (else the MASK's); file rasters are read whole.",
         MODEL: "An ONNX model (Deepness's included), a skops file, a rules model (.json) or, if trusted, a "
                "pickle.",
         BANDS: "The input bands fed to the model, in the model's order; empty: all.",
@@ -108,6 +135,8 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.MASK, self.tr("Classify only inside (mask polygons)"), [qgis_enums.SOURCE_VECTOR_POLYGON],
             optional=True))
+        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Area to read (web tile layers)"),
+                                                       optional=True))
         self.addParameter(number(self.RESOLUTION, self.tr("Pixel size the model runs at (empty: the model's)"),
                                  qgis_enums.DOUBLE, None, optional=True, minValue=0.0))
         self.addParameter(EnumParameter(self.OUTPUT_GRID, self.tr("Grid of the outputs"), ["model", "input"],
@@ -145,7 +174,11 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
     def core_call(self, parameters, context) -> CoreCall:
         from ...core.inference import classify
 
-        raster = self.file_raster(parameters, self.INPUT, context)
+        raster = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        web = web_source(raster, self.parameterAsExtent(parameters, self.EXTENT, context, WEB_MERCATOR)
+                         if parameters.get(self.EXTENT) else None)
+        if web is None:
+            raster = self.file_raster(parameters, self.INPUT, context)
         mask = None
         source = self.parameterAsSource(parameters, self.MASK, context)
         if source is not None:
@@ -154,7 +187,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
 
             wkts, crs_wkt, _values = geometries_in_crs(source, raster.crs(), context.transformContext())
             mask = self.run_core(Aoi, wkts, crs_wkt, self.MASK)
-        return CoreCall(classify, (raster.source(), self.parameterAsFile(parameters, self.MODEL, context),
+        return CoreCall(classify, (web or raster.source(), self.parameterAsFile(parameters, self.MODEL, context),
                                    self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
             bands=band_list(self, parameters, self.BANDS, context),
             scale=self.parameterAsDouble(parameters, self.SCALE, context),

@@ -1,0 +1,65 @@
+"""A web tile (XYZ) layer served on 127.0.0.1 from tiles cut from the real NAIP scene: classify reads it at its zoom
+over the mask's area only, and gives the map of the GeoTIFF the tiles were cut from."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from osgeo import gdal
+from qgis.core import QgsFeature, QgsGeometry, QgsProject, QgsRasterLayer, QgsVectorLayer
+
+from tests.onnx_models import conv_model
+from tests.tiles import TileServer, cut_tiles
+
+
+def run(algorithm, params):
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    return processing.run(f"patchwork:{algorithm}", params, feedback=QgsProcessingFeedback())
+
+
+@pytest.fixture
+def tiles(tmp_path, naip_path):
+    aligned = cut_tiles(naip_path, str(tmp_path / "tiles"), 15)
+    server = TileServer(str(tmp_path / "tiles"))
+    yield aligned, server
+    server.close()
+
+
+def test_an_xyz_layer_classifies_like_the_geotiff_it_was_cut_from_inside_the_mask(patchwork_provider, tmp_path,
+                                                                                    tiles):
+    aligned, server = tiles
+    layer = QgsRasterLayer(f"type=xyz&url={server.url}&zmin=0&zmax=15", "naip tiles", "wms")
+    assert layer.isValid() and layer.providerType() == "wms"
+    ds = gdal.Open(aligned)
+    gt = ds.GetGeoTransform()
+    corners = [(150, 120), (900, 200), (500, 700)]  # a triangle inside the scene, in pixels of the aligned raster
+    wkt = "POLYGON((" + ", ".join(f"{gt[0] + c * gt[1]} {gt[3] + r * gt[5]}" for c, r in [*corners, corners[0]]) + "))"
+    mask = QgsVectorLayer("Polygon?crs=EPSG:3857", "mask", "memory")
+    feature = QgsFeature()
+    feature.setGeometry(QgsGeometry.fromWkt(wkt))
+    mask.dataProvider().addFeatures([feature])
+    rgb = np.eye(3, dtype=np.float32).reshape(3, 3, 1, 1) * 20
+    model = conv_model(str(tmp_path / "rgb.onnx"), rgb, softmax=True,
+                       metadata={"model_type": "Segmentor", "class_names": {"0": "red", "1": "green", "2": "blue"}})
+    common = {"MODEL": model, "BANDS": "1,2,3", "SCALE": 1 / 255, "TILE_SIZE": 128, "OVERLAP": 32, "MASK": mask}
+    web = run("classify", {"INPUT": layer, **common, "OUTPUT": str(tmp_path / "web.tif")})
+    server_requests = len(server.requests)
+    file = run("classify", {"INPUT": aligned, **common, "OUTPUT": str(tmp_path / "file.tif")})
+    web_map, file_map = gdal.Open(web["OUTPUT"]), gdal.Open(file["OUTPUT"])
+    wgt = web_map.GetGeoTransform()
+    col, row = round((wgt[0] - gt[0]) / gt[1]), round((wgt[3] - gt[3]) / gt[5])  # the mask's box and a tile
+    assert wgt[1] == pytest.approx(gt[1], rel=1e-12)
+    c0, r0 = max(col, 0), max(row, 0)  # where the two maps overlap
+    c1, r1 = min(col + web_map.RasterXSize, ds.RasterXSize), min(row + web_map.RasterYSize, ds.RasterYSize)
+    expected = file_map.ReadAsArray(c0, r0, c1 - c0, r1 - r0)
+    np.testing.assert_array_equal(web_map.ReadAsArray(c0 - col, r0 - row, c1 - c0, r1 - r0), expected)
+    assert (expected != 255).sum() > 100_000 and len(np.unique(expected[expected != 255])) > 1
+    served = sum(len(files) for _, _, files in os.walk(tmp_path / "tiles" / "15"))
+    assert 0 < server_requests < served  # only the tiles of the mask's box (and a tile around) were asked for
+    assert not [name for name in os.listdir(tmp_path) if ".xyz." in name]  # the run's VRT and service file went
+    with pytest.raises(Exception, match="EXTENT: a web tile layer covers the world"):
+        run("classify", {"INPUT": layer, "MODEL": model, "BANDS": "1,2,3", "OUTPUT": str(tmp_path / "x.tif")})
+    QgsProject.instance().removeAllMapLayers()
