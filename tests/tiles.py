@@ -63,3 +63,89 @@ class TileServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+CAPABILITIES = """<?xml version="1.0" encoding="UTF-8"?>
+<WMS_Capabilities version="1.3.0" xmlns="http://www.opengis.net/wms" xmlns:xlink="http://www.w3.org/1999/xlink">
+<Service><Name>WMS</Name><Title>Patchwork test WMS</Title>
+<OnlineResource xlink:type="simple" xlink:href="{url}"/></Service>
+<Capability><Request>
+<GetCapabilities><Format>text/xml</Format><DCPType><HTTP><Get><OnlineResource xlink:type="simple" xlink:href="{url}"/>
+</Get></HTTP></DCPType></GetCapabilities>
+<GetMap><Format>image/png</Format><DCPType><HTTP><Get><OnlineResource xlink:type="simple" xlink:href="{url}"/>
+</Get></HTTP></DCPType></GetMap></Request>
+<Exception><Format>XML</Format></Exception>
+<Layer><Title>Patchwork</Title><CRS>EPSG:3857</CRS>
+<EX_GeographicBoundingBox><westBoundLongitude>-180</westBoundLongitude><eastBoundLongitude>180</eastBoundLongitude>
+<southBoundLatitude>-85</southBoundLatitude><northBoundLatitude>85</northBoundLatitude></EX_GeographicBoundingBox>
+<Layer queryable="0"><Name>scene</Name><Title>scene</Title><CRS>EPSG:3857</CRS>
+<EX_GeographicBoundingBox><westBoundLongitude>{w}</westBoundLongitude><eastBoundLongitude>{e}</eastBoundLongitude>
+<southBoundLatitude>{s}</southBoundLatitude><northBoundLatitude>{n}</northBoundLatitude></EX_GeographicBoundingBox>
+<BoundingBox CRS="EPSG:3857" minx="{minx}" miny="{miny}" maxx="{maxx}" maxy="{maxy}"/>
+</Layer></Layer></Capability></WMS_Capabilities>"""
+
+
+class WmsServer:
+    """A WMS 1.3.0 on 127.0.0.1 serving one layer, "scene", from an RGBA GeoTIFF in EPSG:3857 (GetMap: nearest)."""
+
+    def __init__(self, raster: str) -> None:
+        from urllib.parse import parse_qs, urlparse
+
+        from osgeo import osr
+
+        ds = gdal.Open(raster)
+        gt = ds.GetGeoTransform()
+        bounds = (gt[0], gt[3] + gt[5] * ds.RasterYSize, gt[0] + gt[1] * ds.RasterXSize, gt[3])
+        rgba = f"/vsimem/wms_{id(self)}.vrt"  # what a PNG holds: red, green, blue and the alpha band
+        gdal.Translate(rgba, raster, format="VRT", bandList=[1, 2, 3, ds.RasterCount])
+        raster = rgba
+        mercator, wgs84 = osr.SpatialReference(), osr.SpatialReference()
+        mercator.ImportFromEPSG(3857)
+        wgs84.ImportFromEPSG(4326)
+        wgs84.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        to_wgs84 = osr.CoordinateTransformation(mercator, wgs84)
+        (w, s, _), (e, n, _) = to_wgs84.TransformPoint(bounds[0], bounds[1]), to_wgs84.TransformPoint(bounds[2],
+                                                                                                         bounds[3])
+        server = self
+        self.requests: list[str] = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # noqa: N802 - http.server's name
+                server.requests.append(self.path)
+                query = {k.upper(): v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
+                if query.get("REQUEST", "").lower() == "getcapabilities":
+                    body = CAPABILITIES.format(url=server.url, w=w, e=e, s=s, n=n, minx=bounds[0], miny=bounds[1],
+                                               maxx=bounds[2], maxy=bounds[3]).encode()
+                    kind = "text/xml"
+                else:
+                    minx, miny, maxx, maxy = (float(v) for v in query["BBOX"].split(","))
+                    width, height = int(query["WIDTH"]), int(query["HEIGHT"])
+                    png = f"/vsimem/getmap_{threading.get_ident()}.png"
+                    warped = gdal.Warp("", raster, format="MEM", outputBounds=(minx, miny, maxx, maxy), width=width,
+                                       height=height, resampleAlg="near", dstSRS="EPSG:3857")
+                    gdal.GetDriverByName("PNG").CreateCopy(png, warped)
+                    handle = gdal.VSIFOpenL(png, "rb")
+                    gdal.VSIFSeekL(handle, 0, 2)
+                    size = gdal.VSIFTellL(handle)
+                    gdal.VSIFSeekL(handle, 0, 0)
+                    body = gdal.VSIFReadL(1, size, handle)
+                    gdal.VSIFCloseL(handle)
+                    gdal.Unlink(png)
+                    kind = "image/png"
+                self.send_response(200)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/wms?"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

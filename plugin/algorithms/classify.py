@@ -56,9 +56,7 @@ def web_source(layer, extent: QgsRectangle | None):
         return None
     query = parse_qs(layer.source())
     if query.get("type", [""])[0] != "xyz" or not query.get("url"):
-        raise QgsProcessingException(
-            f"INPUT: '{layer.name()}' is a WMS/WMTS layer; Patchwork reads XYZ tile layers and file rasters. Save "
-            "the area as a GeoTIFF first (Export ▸ Save As), or use an XYZ layer.")
+        return None  # WMS/WMTS: QGIS renders the area (ClassifyAlgorithm._rendered)
     bounds = None if extent is None or extent.isEmpty() else (extent.xMinimum(), extent.yMinimum(),
                                                                extent.xMaximum(), extent.yMaximum())
     return XyzSource(query["url"][0], int(query.get("zmax", ["19"])[0]), bounds)
@@ -208,9 +206,72 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             output_grid=self.word(parameters, self.OUTPUT_GRID, context),
             **self.scale_arguments(parameters, context, cluster=True)))
 
+    def _needs_rendering(self, parameters, context) -> bool:
+        """A WMS/WMTS (or other non-file, non-XYZ) layer: QGIS renders the area to a GeoTIFF for the run."""
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        if layer is None or layer.providerType() == "gdal":
+            return False
+        return not (layer.providerType() == "wms" and "type=xyz" in layer.source())
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API name
+        if not self._needs_rendering(parameters, context):
+            return super().checkParameterValues(parameters, context)
+        if not parameters.get(self.EXTENT) and not parameters.get(self.MASK):  # the rest is checked on the render
+            return False, self.tr("EXTENT: a web map layer covers the world: give an EXTENT or a MASK to read.")
+        if parameters.get(self.RESOLUTION) in (None, ""):
+            return False, self.tr("RESOLUTION: QGIS renders a web map layer at a pixel size: give RESOLUTION (in "
+                                  "the layer's units).")
+        return True, ""
+
+    def _rendered(self, parameters, context, output: str, feedback) -> str:
+        """The area of a web map layer rendered by QGIS to a GeoTIFF beside `output` (removed after the run)."""
+        import math
+
+        from qgis.core import QgsRasterFileWriter, QgsRasterPipe
+
+        from ...core.partials import owned_name
+
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        if parameters.get(self.EXTENT):
+            extent = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
+        else:
+            extent = self.parameterAsSource(parameters, self.MASK, context).sourceExtent()
+            from qgis.core import QgsCoordinateTransform
+
+            source = self.parameterAsSource(parameters, self.MASK, context)
+            extent = QgsCoordinateTransform(source.sourceCrs(), layer.crs(), context.transformContext()) \
+                .transformBoundingBox(extent)
+        size = self.parameterAsDouble(parameters, self.RESOLUTION, context)
+        cols, rows = (math.ceil(side / size - 1e-6) for side in (extent.width(), extent.height()))
+        extent = QgsRectangle(extent.xMinimum(), extent.yMaximum() - rows * size, extent.xMinimum() + cols * size,
+                              extent.yMaximum())
+        path = owned_name(os.path.splitext(output)[0] + ".rendered.tif")
+        feedback.pushInfo(self.tr("Rendering '{}' at {:g} per pixel ({} x {} px) for the run").format(
+            layer.name(), size, cols, rows))
+        pipe = QgsRasterPipe()
+        pipe.set(layer.dataProvider().clone())
+        writer = QgsRasterFileWriter(path)
+        writer.setOutputFormat("GTiff")
+        error = writer.writeRaster(pipe, cols, rows, extent, layer.crs(), context.transformContext())
+        if error != 0 or not os.path.exists(path):
+            if os.path.exists(path):
+                os.remove(path)
+            raise QgsProcessingException(self.tr("INPUT: QGIS could not render '{}' (error {}).").format(
+                layer.name(), error))
+        return path
+
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
-        call = self.core_call(parameters, context)
-        result = self.run_call(call, feedback)
+        rendered = None
+        if self._needs_rendering(parameters, context):
+            output_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+            rendered = self._rendered(parameters, context, output_path, feedback)
+            parameters = {**parameters, self.INPUT: rendered, self.RESOLUTION: None, self.EXTENT: None}
+        try:
+            call = self.core_call(parameters, context)
+            result = self.run_call(call, feedback)
+        finally:
+            if rendered and os.path.exists(rendered):
+                os.remove(rendered)
         output, probabilities = result.output, result.probabilities
         resumed = self.tr(" ({} taken from the earlier run)").format(result.blocks_resumed) if result.blocks_resumed \
             else ""

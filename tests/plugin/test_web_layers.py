@@ -63,3 +63,36 @@ def test_an_xyz_layer_classifies_like_the_geotiff_it_was_cut_from_inside_the_mas
     with pytest.raises(Exception, match="EXTENT: a web tile layer covers the world"):
         run("classify", {"INPUT": layer, "MODEL": model, "BANDS": "1,2,3", "OUTPUT": str(tmp_path / "x.tif")})
     QgsProject.instance().removeAllMapLayers()
+
+
+def test_a_wms_layer_is_rendered_by_qgis_at_resolution_and_classifies_like_its_geotiff(patchwork_provider, tmp_path,
+                                                                                          naip_path):
+    from urllib.parse import quote
+
+    from tests.tiles import WmsServer
+
+    aligned = cut_tiles(naip_path, str(tmp_path / "tiles"), 15)  # RGBA on EPSG:3857, zoom 15's grid
+    server = WmsServer(aligned)
+    try:
+        layer = QgsRasterLayer(f"crs=EPSG:3857&format=image/png&layers=scene&styles=&url={quote(server.url)}",
+                               "scene (WMS)", "wms")
+        assert layer.isValid(), layer.error().message()
+        ds = gdal.Open(aligned)
+        gt = ds.GetGeoTransform()
+        x0, y0 = gt[0] + 200 * gt[1], gt[3] + 150 * gt[5]
+        extent = f"{x0},{x0 + 600 * gt[1]},{y0 + 400 * gt[5]},{y0} [EPSG:3857]"  # on the GeoTIFF's pixel edges
+        rgb = np.eye(3, dtype=np.float32).reshape(3, 3, 1, 1) * 20
+        model = conv_model(str(tmp_path / "rgb.onnx"), rgb, softmax=True, metadata={"model_type": "Segmentor"})
+        common = {"MODEL": model, "BANDS": "1,2,3", "SCALE": 1 / 255, "TILE_SIZE": 128}
+        with pytest.raises(Exception, match="RESOLUTION: QGIS renders"):
+            run("classify", {"INPUT": layer, **common, "EXTENT": extent, "OUTPUT": str(tmp_path / "x.tif")})
+        web = run("classify", {"INPUT": layer, **common, "EXTENT": extent, "RESOLUTION": gt[1],
+                               "OUTPUT": str(tmp_path / "wms.tif")})
+        file = run("classify", {"INPUT": aligned, **common, "OUTPUT": str(tmp_path / "file.tif")})
+        web_map = gdal.Open(web["OUTPUT"])
+        assert (web_map.RasterXSize, web_map.RasterYSize) == (600, 400) and server.requests
+        expected = gdal.Open(file["OUTPUT"]).ReadAsArray(200, 150, 600, 400)
+        np.testing.assert_array_equal(web_map.ReadAsArray(), expected)  # QGIS rendered the same pixels
+        assert not [name for name in os.listdir(tmp_path) if ".rendered." in name]
+    finally:
+        server.close()
