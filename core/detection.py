@@ -197,8 +197,10 @@ def detect(
         step = tile - overlap
         rows, cols = tile_starts(src.height, tile, step), tile_starts(src.width, tile, step)
         windows = [Window(r, c, tile, tile) for r in rows for c in cols]
-        if inside_box is not None:
-            windows = [w for w in windows if w.overlaps(inside_box)]
+        if inside_box is not None:  # the tiles around the mask too: they see whole the objects cut at its box
+            around = Window(inside_box.row_off - tile, inside_box.col_off - tile, inside_box.height + 2 * tile,
+                            inside_box.width + 2 * tile)
+            windows = [w for w in windows if w.overlaps(around)]
         feedback.info(f"Detector '{info.name}' ({model.layout.upper()} boxes, {len(info.class_names)} classes): "
                       f"{len(windows)} tiles of {tile} px, overlap {overlap} px; scores ≥ {confidence:g}, NMS IoU "
                       f"{iou:g}; computing on {model.device}")

@@ -221,3 +221,31 @@ def test_label_polygons_from_the_command_line(qgis_env, tmp_path, naip_path):
     for record in read_index(index):
         np.testing.assert_array_equal(gdal.Open(record["label_path"]).ReadAsArray(),
                                       rasterized(gpkg, "code", record["label_path"], all_touched=True))
+
+
+def test_detect_superresolve_and_recognize_from_the_command_line(qgis_env, tmp_path, ortho_path):
+    """The model kinds beyond maps, as a qgis_process user runs them: boxes, a finer grid, a similarity map."""
+    from tests.onnx_models import cell_detector
+
+    detector = cell_detector(str(tmp_path / "cells.onnx"), "v8")
+    done = qgis_process(qgis_env, "run", "patchwork:detect", "--json", "--", f"INPUT={ortho_path}",
+                        f"MODEL={detector}", "BANDS=1,2,3", f"SCALE={1 / 255!r}", "TILE_SIZE=256", "OVERLAP=64",
+                        "CONFIDENCE=0.6", f"OUTPUT={tmp_path / 'boxes.gpkg'}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(done.stdout)["results"]
+    assert int(results["DETECTIONS"]) > 10 and os.path.exists(tmp_path / "boxes.gpkg")
+    small = str(tmp_path / "small.tif")
+    gdal.Translate(small, ortho_path, srcWin=[0, 0, 128, 96], bandList=[1, 2, 3])
+    done = qgis_process(qgis_env, "run", "patchwork:superresolve", "--json", "--", f"INPUT={small}",
+                        f"MODEL={os.path.join(SHARED_DATA, 'models-more', 'dummy_superresolution_model.onnx')}",
+                        f"SCALE={1 / 255!r}", "WINDOW=hann", f"OUTPUT={tmp_path / 'x2.tif'}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert gdal.Open(str(tmp_path / "x2.tif")).RasterXSize == 256
+    query = str(tmp_path / "query.tif")
+    gdal.Translate(query, ortho_path, srcWin=[224, 224, 224, 224], bandList=[1, 2, 3])
+    done = qgis_process(qgis_env, "run", "patchwork:recognize", "--json", "--", f"INPUT={ortho_path}",
+                        f"MODEL={os.path.join(SHARED_DATA, 'models-more', 'dummy_recognition_model.onnx')}",
+                        f"QUERY={query}", "BANDS=1,2,3", f"SCALE={1 / 255!r}", "OVERLAP=0",
+                        f"OUTPUT={tmp_path / 'similar.tif'}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert gdal.Open(str(tmp_path / "similar.tif")).ReadAsArray().max() == pytest.approx(1.0, abs=1e-4)

@@ -81,3 +81,21 @@ def test_detection_errors_are_clear_and_write_nothing(tmp_path, ortho_path):
 
         classify(ortho_path, model_path, str(tmp_path / "x.tif"), bands=[1, 2, 3])
     assert files_under(str(tmp_path)) == before
+
+
+def test_a_mask_keeps_the_boxes_whose_centre_is_inside(tmp_path, ortho_path):
+    from patchwork.core.aoi import Aoi
+
+    model_path = cell_detector(str(tmp_path / "cells.onnx"))
+    everywhere = detect(ortho_path, model_path, str(tmp_path / "all.gpkg"), bands=[1, 2, 3], scale=1 / 255,
+                        tile_size=256, overlap=64).boxes
+    ds = gdal.Open(ortho_path)
+    gt = ds.GetGeoTransform()
+    corners = [(50, 250), (600, 820), (50, 820), (50, 250)]  # (col, row): the lower left, where the objects are
+    wkt = "POLYGON((" + ", ".join(f"{gt[0] + c * gt[1]} {gt[3] + r * gt[5]}" for c, r in corners) + "))"
+    masked = detect(ortho_path, model_path, str(tmp_path / "masked.gpkg"), bands=[1, 2, 3], scale=1 / 255,
+                    tile_size=256, overlap=64, mask=Aoi([wkt], ds.GetProjection(), "MASK")).boxes
+    cx, cy = (everywhere[:, 0] + everywhere[:, 2]) / 2, (everywhere[:, 1] + everywhere[:, 3]) / 2
+    inside = (cx >= 50) & (cy <= 820) & (cy >= 250 + (cx - 50) * 570 / 550)
+    assert 20 < inside.sum() < len(everywhere)
+    np.testing.assert_allclose(masked, everywhere[inside], atol=1e-9)  # the same boxes as without a mask, inside

@@ -68,8 +68,9 @@ def test_unload_and_reload_leave_nothing_behind(session):
 def test_screenshots_show_the_panel(session):
     out, result = session
     names = sorted(os.path.basename(p) for p in result["shots"])
-    helps = [f"patchwork_help_{name}.png" for name in ("augmentchips", "classify", "compare", "samplechips",
-                                                         "stitchchips", "trainclassifier")]
+    helps = [f"patchwork_help_{name}.png" for name in ("augmentchips", "classify", "compare", "detect", "recognize",
+                                                         "samplechips", "stitchchips", "superresolve",
+                                                         "trainclassifier")]
     assert names == sorted(["patchwork_augment_gallery.png", "patchwork_augment_preview.png", "patchwork_classify.png",
                             "patchwork_classify_scale_parameters.png", "patchwork_compare.png",
                             "patchwork_sample_preview.png", "patchwork_stitch.png", "patchwork_train.png", *helps])

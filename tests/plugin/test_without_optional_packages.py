@@ -63,11 +63,15 @@ def test_plugin_loads_and_explains_missing_packages(tmp_path, s2_path):
     assert done.returncode == 0 and lines, done.stdout[-2000:] + done.stderr[-2000:]
     result = json.loads(lines[0][len("RESULT"):])
     assert result["algorithms"] == ["patchwork:augmentchips", "patchwork:classify", "patchwork:compare",
-                                    "patchwork:samplechips", "patchwork:stitchchips", "patchwork:trainclassifier"]
+                                    "patchwork:detect", "patchwork:recognize", "patchwork:samplechips",
+                                    "patchwork:stitchchips", "patchwork:superresolve", "patchwork:trainclassifier"]
     assert os.path.exists(result["rules_output"])  # numpy + GDAL are enough for rules models
     # The toolbox greys out what cannot run at all, and says why: training (classify runs rules models)
     refused = {name: message for name, (ok, message) in result["can_execute"].items() if not ok}
-    assert list(refused) == ["patchwork:trainclassifier"]
+    assert sorted(refused) == ["patchwork:detect", "patchwork:recognize", "patchwork:superresolve",
+                               "patchwork:trainclassifier"]  # (ONNX models only, and training)
+    assert "onnxruntime are needed" in refused["patchwork:detect"] or "onnxruntime is needed" in \
+        refused["patchwork:detect"]
     assert "scikit-learn, skl2onnx, onnx, onnxruntime are needed" in refused["patchwork:trainclassifier"]
     assert "Install Python dependencies" in refused["patchwork:trainclassifier"]
     assert "ONNX models: the Python package 'onnxruntime' (version 1.16 or newer) is needed" in result["onnx"]
