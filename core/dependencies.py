@@ -20,9 +20,11 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "skl2onnx": ("skl2onnx", "1.16"),
     "onnx": ("onnx", "1.15"),
     "distributed": ("distributed", "2023.1"),  # Dask's cluster client (brings dask): DASK_SCHEDULER only
+    "stringzilla": ("stringzilla", "3.10"),  # SIMD byte tables: 8-bit augmentation several times faster
 }
-# Installed only when the user asks (a sizeable set of packages most users never need).
-ON_REQUEST: dict[str, str] = {"distributed": "Dask, to run classification on a Dask cluster (DASK_SCHEDULER)"}
+# Installed only when the user asks (packages most users never need).
+ON_REQUEST: dict[str, str] = {"distributed": "Dask, to run classification on a Dask cluster (DASK_SCHEDULER)",
+                              "stringzilla": "StringZilla, for faster augmentation of 8-bit chips"}
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
