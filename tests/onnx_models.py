@@ -6,6 +6,21 @@ import json
 import numpy as np
 
 
+def save_model(graph, metadata: dict | None, path: str) -> str:
+    """An ONNX graph as a checked model file (opset 13) with Deepness-style metadata: JSON-encoded values."""
+    import onnx
+    from onnx import helper
+
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    for key, value in (metadata or {}).items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
 def free_spatial_dims_file(path: str, out: str) -> str:
     """The model at `path` with its height and width made free, written to `out` (for runs that need a file)."""
     import onnx
@@ -45,7 +60,6 @@ def conv_model(path: str, weights: np.ndarray, *, tile: int | None = None, batch
     weights: (K, C, k, k). `tile` fixes the input's height and width, `batch` its batch size;
     metadata values are JSON-encoded as Deepness does.
     """
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     k_out, channels, ksize, _ = weights.shape
@@ -61,19 +75,12 @@ def conv_model(path: str, weights: np.ndarray, *, tile: int | None = None, batch
         numpy_helper.from_array(weights.astype(np.float32), "W"),
         numpy_helper.from_array(np.full(k_out, seed_bias, np.float32), "B"),
     ])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    for key, value in (metadata or {}).items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, json.dumps(value)
-    onnx.save(model, path)
-    return path
+    return save_model(graph, metadata, path)
 
 
 def two_head_model(path: str, first: np.ndarray, second: np.ndarray, metadata: dict | None = None) -> str:
     """Two softmaxed 1x1 convolutions of one input, as two outputs ("land", "water"): a two-head Deepness model
     whose heads differ, with free tile sizes. first, second: (K, C, 1, 1) weights."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     channels = first.shape[1]
@@ -86,19 +93,12 @@ def two_head_model(path: str, first: np.ndarray, second: np.ndarray, metadata: d
                   helper.make_node("Softmax", [f"conv_{name}"], [name], axis=1)]
         weights.append(numpy_helper.from_array(w.astype(np.float32), f"W_{name}"))
     graph = helper.make_graph(nodes, "two_heads", [inp], outputs, initializer=weights)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    for key, value in (metadata or {}).items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, json.dumps(value)
-    onnx.save(model, path)
-    return path
+    return save_model(graph, metadata, path)
 
 
 def batch_one_inside(path: str, weights: np.ndarray, metadata: dict | None = None) -> str:
     """A softmaxed 1x1 convolution whose graph reshapes to batch 1 while its input says any batch: the kind of
     export that fails on a batch of several tiles (a Deepness user's report)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     k_out, channels = weights.shape[:2]
@@ -110,13 +110,7 @@ def batch_one_inside(path: str, weights: np.ndarray, metadata: dict | None = Non
     graph = helper.make_graph(nodes, "batch_one", [inp], [out], initializer=[
         numpy_helper.from_array(weights.astype(np.float32), "W"),
         numpy_helper.from_array(np.array([1, 0, 0, 0], np.int64), "one")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    for key, value in (metadata or {}).items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, json.dumps(value)
-    onnx.save(model, path)
-    return path
+    return save_model(graph, metadata, path)
 
 
 def cell_detector(path: str, layout: str = "v5", stride: int = 16) -> str:
@@ -127,7 +121,6 @@ def cell_detector(path: str, layout: str = "v5", stride: int = 16) -> str:
     20 + 12 G px high (larger than a cell, so neighbours overlap and NMS has work). layout "v5": [N, boxes, 5 + 2];
     "v8": [N, 4 + 2, boxes] with the objectness folded into the class scores.
     """
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     third = 20 / 3
@@ -171,14 +164,7 @@ def cell_detector(path: str, layout: str = "v5", stride: int = 16) -> str:
         shape = ["batch", 6, "boxes"]
     inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, "height", "width"])
     out = helper.make_tensor_value_info("output", TensorProto.FLOAT, shape)
-    model = helper.make_model(helper.make_graph(nodes, "cells", [inp], [out], initializer=inits),
-                              opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    for key, value in {"model_type": "Detector", "class_names": {"0": "dark", "1": "bright"},
-                       "det_conf": 0.5, "det_iou_thresh": 0.4, "patchwork:stride": stride,
-                       "det_type": "YOLO_v5_or_v7_default" if layout == "v5" else "YOLO_ULTRALYTICS"}.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, json.dumps(value)
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
-    return path
+    return save_model(helper.make_graph(nodes, "cells", [inp], [out], initializer=inits),
+                      {"model_type": "Detector", "class_names": {"0": "dark", "1": "bright"}, "det_conf": 0.5,
+                       "det_iou_thresh": 0.4, "patchwork:stride": stride,
+                       "det_type": "YOLO_v5_or_v7_default" if layout == "v5" else "YOLO_ULTRALYTICS"}, path)

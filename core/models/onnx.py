@@ -181,6 +181,22 @@ def is_detector(session, meta: dict) -> bool:
     return len(out.shape) == 3 and out.type == "tensor(float)"
 
 
+def _in_fixed_batches(session, input_name: str, output_name: str, batch: np.ndarray, fixed: int | None) -> np.ndarray:
+    """The model's output for `batch`, all at once or in the batch size the model fixes.
+
+    The last chunk of a fixed batch is padded with zeros, and the padding's outputs dropped.
+    """
+    step = fixed or len(batch)
+    parts = []
+    for start in range(0, len(batch), step):
+        chunk = batch[start : start + step]
+        n = len(chunk)
+        if fixed and n < fixed:
+            chunk = np.concatenate([chunk, np.zeros((fixed - n, *chunk.shape[1:]), chunk.dtype)])
+        parts.append(session.run([output_name], {input_name: chunk})[0][:n])
+    return np.concatenate(parts)
+
+
 def is_embedder(session, meta: dict) -> bool:
     """Deepness's model_type Recognition, or an image model whose output is one vector per tile [N, D]."""
     if str(meta.get("model_type", "")).capitalize() == "Recognition":
@@ -210,15 +226,8 @@ class OnnxEmbedder(Model):
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """(N, D) vectors of a batch of tiles (N, C, h, w), in the batch sizes the model takes."""
-        fixed = self.info.batch_size
-        parts = []
-        for start in range(0, len(batch), fixed or len(batch)):
-            chunk = batch[start : start + (fixed or len(batch))]
-            n = len(chunk)
-            if fixed and n < fixed:
-                chunk = np.concatenate([chunk, np.zeros((fixed - n, *chunk.shape[1:]), chunk.dtype)])
-            parts.append(self.session.run([self.output_name], {self.input_name: chunk})[0][:n])
-        return np.concatenate(parts).reshape(len(batch), -1).astype(np.float64)
+        out = _in_fixed_batches(self.session, self.input_name, self.output_name, batch, self.info.batch_size)
+        return out.reshape(len(batch), -1).astype(np.float64)
 
 
 class OnnxDetector(Model):
@@ -273,15 +282,8 @@ class OnnxDetector(Model):
 
     def boxes(self, batch: np.ndarray) -> list[np.ndarray]:
         """Per tile, its boxes as rows (x0, y0, x1, y1, score, class) in tile pixels, all scores kept."""
-        fixed = self.info.batch_size
-        outputs = []
-        for start in range(0, len(batch), fixed or len(batch)):
-            chunk = batch[start : start + (fixed or len(batch))]
-            n = len(chunk)
-            if fixed and n < fixed:
-                chunk = np.concatenate([chunk, np.zeros((fixed - n, *chunk.shape[1:]), chunk.dtype)])
-            outputs.append(self.session.run([self.output_name], {self.input_name: chunk})[0][:n])
-        raw = np.concatenate(outputs).astype(np.float64)
+        raw = _in_fixed_batches(self.session, self.input_name, self.output_name, batch,
+                                self.info.batch_size).astype(np.float64)
         if self.layout == "v8":
             raw = raw.transpose(0, 2, 1)  # [N, boxes, 4 + classes]
             scores = raw[:, :, 4:]

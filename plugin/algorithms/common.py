@@ -191,6 +191,17 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
             ).format(name, layer.name(), layer.providerType()))
         return layer
 
+    def mask_polygons(self, parameters, name: str, crs, context):
+        """The polygons of parameter `name` (a feature source) as the core's Aoi in `crs`, or None when not set."""
+        source = self.parameterAsSource(parameters, name, context)
+        if source is None:
+            return None
+        from ...core.aoi import Aoi
+        from .sample_chips import geometries_in_crs
+
+        wkts, crs_wkt, _values = geometries_in_crs(source, crs, context.transformContext())
+        return self.run_core(Aoi, wkts, crs_wkt, name)
+
     def add_workers_parameter(self) -> None:
         """WORKERS (advanced, optional: models and scripts saved before it existed keep working)."""
         self.addParameter(QgsProcessingParameterNumber(

@@ -85,14 +85,7 @@ class DetectAlgorithm(PatchworkAlgorithm):
         from ...core.detection import detect
 
         raster = self.file_raster(parameters, self.INPUT, context)
-        mask = None
-        source = self.parameterAsSource(parameters, self.MASK, context)
-        if source is not None:
-            from ...core.aoi import Aoi
-            from .sample_chips import geometries_in_crs
-
-            wkts, crs_wkt, _values = geometries_in_crs(source, raster.crs(), context.transformContext())
-            mask = self.run_core(Aoi, wkts, crs_wkt, self.MASK)
+        mask = self.mask_polygons(parameters, "MASK", raster.crs(), context)
 
         def optional_float(name):
             value = parameters.get(name)
