@@ -44,6 +44,7 @@ from ..plugin.algorithms.augment_chips import AugmentChipsAlgorithm as Augment
 from ..plugin.algorithms.classify import ClassifyAlgorithm as Classify
 from ..plugin.algorithms.compare import CompareAlgorithm as Compare
 from ..plugin.algorithms.detect import DetectAlgorithm as Detect
+from ..plugin.algorithms.recognize import RecognizeAlgorithm as Recognize
 from ..plugin.algorithms.sample_chips import SampleChipsAlgorithm as Sample
 from ..plugin.algorithms.sample_chips import geometries_in_crs, location_sampler, raster_geotransform, vector_labels
 from ..plugin.algorithms.stitch_chips import StitchChipsAlgorithm as Stitch
@@ -620,6 +621,9 @@ class PatchworkDock(QgsDockWidget):
         self.classify_bands = QLineEdit()
         self.classify_bands.setPlaceholderText(tr("all, or e.g. 1,2,3"))
         self.classify_bands.setToolTip(tip_of(Classify, Classify.BANDS))
+        self.query_file = QgsFileWidget()  # what a recognition model looks for
+        self.query_file.setToolTip(tip_of(Recognize, Recognize.QUERY))
+        self.query_file.setEnabled(False)
         self.classify_mask = QgsMapLayerComboBox()
         self.classify_mask.setFilters(qgis_enums.POLYGON_LAYERS)
         self.classify_mask.setAllowEmptyLayer(True)
@@ -657,6 +661,7 @@ class PatchworkDock(QgsDockWidget):
         self.classify_button.clicked.connect(self.run_classify)
         for name, widget in ((Classify.INPUT, self.classify_raster), (Classify.MODEL, self.model_file),
                              ("", self.model_info), ("", self.trust_model), (Classify.BANDS, self.classify_bands),
+                             (Recognize.QUERY, self.query_file),
                              (Classify.MASK, self.classify_mask), (Classify.RESOLUTION, self.resolution),
                              (Classify.OUTPUT_GRID, self.output_grid),
                              (Classify.SCALE, self.scale), (Classify.OFFSET, self.offset),
@@ -664,7 +669,8 @@ class PatchworkDock(QgsDockWidget):
                              (Classify.WINDOW, self.window_combo), (Classify.AGGREGATION, self.aggregation_combo),
                              (Classify.MIN_SEGMENT, self.min_segment), (Classify.OUTPUT, self.classified_file),
                              (Classify.OUTPUT_VECTOR, self.polygons_file), (Classify.OUTPUT_AREAS, self.areas_file)):
-            form.addRow(label_of(Classify, name) if name else "", widget)
+            algorithm = Recognize if widget is self.query_file else Classify
+            form.addRow(label_of(algorithm, name) if name else "", widget)
         form.addRow(self.classify_button)
         self.model_file.fileChanged.connect(self.check_model)
         self.trust_model.toggled.connect(self.check_model)
@@ -694,8 +700,9 @@ class PatchworkDock(QgsDockWidget):
             if info.task == "detection":
                 lines.append(tr("a detector: Classify runs Detect objects and writes its boxes to the polygons file"))
             if info.task == "recognition":
-                lines.append(tr("a recognition model: it needs a query image — run Recognize from the Processing "
-                                "Toolbox (Patchwork ▸ Inference)"))
+                lines.append(tr("a recognition model: Classify runs Recognize, which maps the similarity to the "
+                                "query image"))
+            self.query_file.setEnabled(info.task == "recognition")
             if info.task == "superresolution":
                 lines.append(tr("x{} super-resolution: Classify runs Super-resolve raster into the output file").format(
                     info.scale_factor))
@@ -718,6 +725,20 @@ class PatchworkDock(QgsDockWidget):
         task = self._model_task()
         if task == "detection":  # boxes, not a map: the same tab runs Detect objects
             self.run_detect(raster)
+            return
+        if task == "recognition":  # a similarity map to a query image: the same tab runs Recognize
+            parameters = {Recognize.INPUT: raster, Recognize.MODEL: self.model_file.filePath(),
+                          Recognize.QUERY: self.query_file.filePath(), Recognize.SCALE: self.scale.value(),
+                          Recognize.OFFSET: self.offset.value(), Recognize.WINDOW: self.window_combo.currentIndex(),
+                          Recognize.OUTPUT: self.classified_file.filePath() or TEMPORARY}
+            if self.band_list():
+                parameters[Recognize.BANDS] = ",".join(map(str, self.band_list()))
+            for name, box in ((Recognize.TILE_SIZE, self.tile_size), (Recognize.OVERLAP, self.overlap)):
+                if not unset(box):
+                    parameters[name] = box.value()
+            if self.classify_mask.currentLayer() is not None:
+                parameters[Recognize.MASK] = self.classify_mask.currentLayer()
+            self.start_run(Recognize.ID, parameters)
             return
         if task == "superresolution":  # a finer grid: the same tab runs Super-resolve raster
             parameters = {SuperResolve.INPUT: raster, SuperResolve.MODEL: self.model_file.filePath(),

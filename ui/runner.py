@@ -22,6 +22,7 @@ from ..plugin.algorithms.augment_chips import AugmentChipsAlgorithm as Augment
 from ..plugin.algorithms.classify import ClassifyAlgorithm as Classify
 from ..plugin.algorithms.compare import CompareAlgorithm as Compare
 from ..plugin.algorithms.detect import DetectAlgorithm as Detect
+from ..plugin.algorithms.recognize import RecognizeAlgorithm as Recognize
 from ..plugin.algorithms.sample_chips import SampleChipsAlgorithm as Sample
 from ..plugin.algorithms.stitch_chips import StitchChipsAlgorithm as Stitch
 from ..plugin.algorithms.superresolve import SuperResolveAlgorithm as SuperResolve
@@ -37,6 +38,7 @@ LAYER_OUTPUTS = {
     Compare.ID: [(Compare.OUTPUT, "raster")],
     Detect.ID: [(Detect.OUTPUT, "polygons")],
     SuperResolve.ID: [(SuperResolve.OUTPUT, "raster")],
+    Recognize.ID: [(Recognize.OUTPUT, "raster")],
     Stitch.ID: [(Stitch.OUTPUT, "raster")],
 }
 TEMPORARY = "TEMPORARY_OUTPUT"  # Processing writes the output to a temporary file, as QGIS's dialogs offer
@@ -156,6 +158,7 @@ class AlgorithmRun(QObject):
             (Detect.ID, Detect.OUTPUT): f"detections — {model} ({results.get(Detect.DETECTIONS)})",
             (SuperResolve.ID, SuperResolve.OUTPUT):
                 f"super-resolved x{results.get(SuperResolve.SCALE_FACTOR)} — {model}",
+            (Recognize.ID, Recognize.OUTPUT): f"similarity — {model}",
             (Compare.ID, Compare.OUTPUT): "agreement",
             (Stitch.ID, Stitch.OUTPUT): "mosaic",
         }

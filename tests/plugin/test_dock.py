@@ -528,3 +528,25 @@ def test_the_classify_tab_runs_the_model_at_a_resolution(dock, s2_layer, tmp_pat
     dock.resolution.setText("fine")
     dock.run_classify()
     assert "RESOLUTION: 'fine' is not a number" in dock.message.text()
+
+
+def test_the_classify_tab_runs_a_recognition_model_with_its_query(dock, tmp_path, qgis_app, ortho_path):
+    query = str(tmp_path / "query.tif")
+    gdal.Translate(query, ortho_path, srcWin=[224, 224, 224, 224], bandList=[1, 2, 3])
+    ortho = QgsRasterLayer(ortho_path, "ortho")
+    QgsProject.instance().addMapLayer(ortho)
+    dock.classify_raster.setLayer(ortho)
+    dock.model_file.setFilePath(os.path.join(SHARED_DATA, "models-more", "dummy_recognition_model.onnx"))
+    dock.classify_bands.setText("1,2,3")
+    dock.scale.setValue(1 / 255)
+    dock.overlap.setValue(dock.overlap.minimum())
+    dock.tile_size.setValue(dock.tile_size.minimum())
+    assert dock.check_model() and "runs Recognize" in dock.model_info.text() and dock.query_file.isEnabled()
+    dock.query_file.setFilePath(query)
+    dock.classified_file.setFilePath(str(tmp_path / "similar.tif"))
+    dock.run_classify()
+    assert dock.run is not None, dock.message.text()
+    ok, message = wait_for(dock.run, qgis_app)
+    assert ok, message
+    assert dock.run.layers[0].name() == "similarity — dummy_recognition_model.onnx"
+    assert gdal.Open(str(tmp_path / "similar.tif")).ReadAsArray().max() == pytest.approx(1.0, abs=1e-4)
