@@ -21,7 +21,7 @@ from .budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range
 from .errors import PatchworkError, reports_errors
 from .gdal_errors import checked, opened
 from .geometry import Window
-from .inference import input_transform
+from .inference import input_transform, resampled_vrt, target_resolution
 from .labels import traditional_srs
 from .models import load_model
 from .models.base import Model, require_model_file
@@ -41,7 +41,7 @@ class DetectResult:
     """What detect wrote: the vector layer, its boxes and how it tiled."""
 
     output: str
-    boxes: np.ndarray  # rows (x0, y0, x1, y1, score, class) in raster pixels, after NMS
+    boxes: np.ndarray  # rows (x0, y0, x1, y1, score, class) in the pixels of the grid searched, after NMS
     class_names: list[str]
     tiles: int
     tile_size: int
@@ -120,6 +120,7 @@ def detect(
     iou: float | None = None,
     batch_size: int = 4,
     mask: Aoi | None = None,
+    resolution: float | None = None,
     device: str = "auto",
     feedback: Feedback | None = None,
     check_only: bool = False,
@@ -141,6 +142,9 @@ def detect(
             model's det_iou_thresh, else 0.5).
         batch_size: Tiles per model call.
         mask: Polygons (any CRS): only boxes whose centre lies inside are kept; tiles that miss them are skipped.
+        resolution: The pixel size the detector runs at, in the raster's units: the raster is read resampled to it
+            (a GDAL warped VRT). Default: the model's `resolution` metadata (cm per pixel), else the raster's own.
+            The boxes are in map coordinates either way.
         device: Where the model computes: "auto", "cpu" or "cuda".
         feedback: Progress, cancel and messages (default: silent).
         check_only: Make the checks a run makes before it reads pixels, then return None.
@@ -184,6 +188,17 @@ def detect(
     for role, value in (("CONFIDENCE", confidence), ("IOU", iou)):
         if not 0.0 <= value <= 1.0:
             raise PatchworkError(f"{role}: {value} is not between 0 and 1.")
+    target = target_resolution(raster, info, resolution)
+    if target is not None:  # detect on the model's grid: the boxes are map coordinates, whatever the grid
+        vrt = resampled_vrt(raster, target, output)
+        try:
+            if not check_only:
+                feedback.info(f"Input resampled to {target:g} per pixel, the detector's resolution.")
+            return detect(vrt, model, output, bands=bands, scale=scale, offset=offset, tile_size=tile_size,
+                          overlap=overlap, confidence=confidence, iou=iou, batch_size=batch_size, mask=mask,
+                          resolution=target, device=device, feedback=feedback, check_only=check_only)
+        finally:
+            remove_file(vrt)
     with RasterSource(raster) as src:
         transform = input_transform(src, info, bands, scale, offset)
         inside_box = None

@@ -764,7 +764,7 @@ def classify(
                           len(blocks), resumed, executor.description, areas, polygons)
 
 
-RESAMPLED_TOLERANCE = 1e-9  # relative: a pixel size this close to the raster's is the raster's
+RESAMPLED_TOLERANCE = 1e-3  # relative: a pixel size within 0.1% of the raster's (not quite square ones too) is its own
 
 
 def target_resolution(raster: str, info: ModelInfo, resolution: float | None) -> float | None:
@@ -792,6 +792,27 @@ def target_resolution(raster: str, info: ModelInfo, resolution: float | None) ->
     return float(resolution)
 
 
+def resampled_vrt(raster: str, target: float, beside: str) -> str:
+    """A GDAL warped VRT of `raster` at `target` px size on its extent, named beside `beside` as this run's own.
+
+    Averaged when coarser, bilinear when finer; the caller removes it.
+    """
+    from osgeo import gdal
+
+    from .partials import owned_name
+
+    with RasterSource(raster) as src:
+        gt, width, height = src.geotransform, src.width, src.height
+    bounds = (gt[0], gt[3] + gt[5] * height, gt[0] + gt[1] * width, gt[3])
+    vrt = owned_name(os.path.splitext(beside)[0] + ".input.vrt")
+    warped = gdal.Warp(vrt, raster, format="VRT", xRes=target, yRes=target, outputBounds=bounds,
+                       resampleAlg="average" if target > abs(gt[1]) else "bilinear")
+    if warped is None:
+        raise PatchworkError(f"RESOLUTION: GDAL could not resample '{raster}' to {target:g} per pixel.")
+    warped = None  # noqa: F841 - closing writes the VRT
+    return vrt
+
+
 def _classify_resampled(arguments: dict, target: float, output_grid: str, feedback: Feedback) -> ClassifyResult:
     """Classify through a warped VRT at `target` px size; the outputs there, or brought back to the input grid."""
     from osgeo import gdal
@@ -806,14 +827,9 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
     bounds = (gt[0], gt[3] + gt[5] * height, gt[0] + gt[1] * width, gt[3])
     require_raster_outputs({"OUTPUT": output, "OUTPUT_PROBABILITIES": arguments["probabilities"]},
                            {"INPUT": raster})
-    vrt = owned_name(os.path.splitext(output)[0] + ".input.vrt")
+    vrt = resampled_vrt(raster, target, output)
     made = []
     try:
-        warped = gdal.Warp(vrt, raster, format="VRT", xRes=target, yRes=target, outputBounds=bounds,
-                           resampleAlg="average" if target > native else "bilinear")
-        if warped is None:
-            raise PatchworkError(f"RESOLUTION: GDAL could not resample '{raster}' to {target:g} per pixel.")
-        warped = None
         if not arguments["check_only"]:
             feedback.info(f"Input resampled from {native:g} to {target:g} per pixel "
                           f"({'averaged' if target > native else 'bilinear'}); outputs on the "

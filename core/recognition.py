@@ -56,7 +56,7 @@ def query_vector(embedder: Model, query: str, bands: list[int] | None, scale: fl
 def recognize(raster: str, model: Model | str, query: str, output: str, *, bands: list[int] | None = None,
               scale: float = 1.0, offset: float = 0.0, tile_size: int | None = None, overlap: int | None = None,
               window: str = "hann", batch_size: int = 4, workers: int = 0, mask: Aoi | None = None,
-              device: str = "auto", feedback: Feedback | None = None,
+              resolution: float | None = None, device: str = "auto", feedback: Feedback | None = None,
               check_only: bool = False) -> ClassifyResult | None:
     """Map how much each part of `raster` looks like the `query` image, as the cosine similarity of embeddings.
 
@@ -75,6 +75,8 @@ def recognize(raster: str, model: Model | str, query: str, output: str, *, bands
         batch_size: Tiles per model call.
         workers: Threads computing blocks (0: every core).
         mask: Polygons (any CRS) outside which the map is nodata.
+        resolution: The pixel size the model runs at, in the raster's units (default: the model's resolution
+            metadata, else the raster's own); the map is on that grid.
         device: Where the model computes: "auto", "cpu" or "cuda".
         feedback: Progress, cancel and messages (default: silent).
         check_only: Make the checks a run makes before it reads pixels, then return None.
@@ -95,4 +97,4 @@ def recognize(raster: str, model: Model | str, query: str, output: str, *, bands
     vector = query_vector(model, query, bands, scale, offset)
     return classify(raster, SimilarityModel(model, vector), output, bands=bands, scale=scale, offset=offset,
                     tile_size=tile_size, overlap=overlap, window=window, aggregation="mean", batch_size=batch_size,
-                    workers=workers, mask=mask, feedback=feedback, check_only=check_only)
+                    workers=workers, mask=mask, resolution=resolution, feedback=feedback, check_only=check_only)

@@ -738,6 +738,8 @@ class PatchworkDock(QgsDockWidget):
                     parameters[name] = box.value()
             if self.classify_mask.currentLayer() is not None:
                 parameters[Recognize.MASK] = self.classify_mask.currentLayer()
+            if self.resolution.text().strip():
+                parameters[Recognize.RESOLUTION] = self.resolution.text().replace(",", ".")
             self.start_run(Recognize.ID, parameters)
             return
         if task == "superresolution":  # a finer grid: the same tab runs Super-resolve raster

@@ -57,11 +57,17 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def _read_standardization(meta: dict, info: ModelInfo) -> None:
-    """standardization_mean / standardization_std (both, per band or one for all), applied after SCALE and OFFSET."""
+def _read_input_metadata(meta: dict, info: ModelInfo) -> None:
+    """What the model expects of its input.
+
+    standardization_mean / standardization_std (both, per band or one for all, applied after SCALE and OFFSET) and
+    its `resolution` (cm per pixel).
+    """
     mean, std = meta.get("standardization_mean"), meta.get("standardization_std")
     if mean is not None and std is not None:
         info.mean, info.std = [float(v) for v in np.atleast_1d(mean)], [float(v) for v in np.atleast_1d(std)]
+    if meta.get("resolution") is not None:
+        info.resolution_cm = float(meta["resolution"])
 
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
@@ -220,7 +226,7 @@ class OnnxEmbedder(Model):
         info = ModelInfo(name=name, task="recognition", n_bands=channels, tile_size=height, default_tile_size=tile,
                          default_overlap=round(tile * float(meta.get("tiles_overlap", 0)) / 100), batch_size=batch,
                          unit_range_input=True, input_dtype=_input_dtype(inp, name))
-        _read_standardization(meta, info)
+        _read_input_metadata(meta, info)
         info.output_names = ["similarity"]
         self.info = info
 
@@ -273,7 +279,7 @@ class OnnxDetector(Model):
         info = ModelInfo(name=name, task="detection", n_bands=channels, tile_size=height, default_tile_size=tile,
                          default_overlap=round(tile * float(meta.get("tiles_overlap", 15)) / 100), batch_size=batch,
                          unit_range_input=True, input_dtype=_input_dtype(inp, name))
-        _read_standardization(meta, info)
+        _read_input_metadata(meta, info)
         info.class_values = list(range(count))
         info.class_names = names or default_class_names(info.class_values)
         self.confidence = float(meta.get("det_conf", 0.3))
@@ -341,9 +347,7 @@ class OnnxImageModel(Model):
             default_overlap=round(tile * float(meta.get("tiles_overlap", 0)) / 100), margin=margin,
             batch_size=batch, unit_range_input=True, input_dtype=_input_dtype(inp, name),
         )
-        _read_standardization(meta, info)
-        if meta.get("resolution") is not None:
-            info.resolution_cm = float(meta["resolution"])
+        _read_input_metadata(meta, info)
         info.min_segment = int(meta.get("seg_small_segment", 0) or 0)
         info.heads, info.head = [o.name for o in outputs], head
         if model_type == "Superresolution":
@@ -451,7 +455,7 @@ class OnnxPixelModel(PixelModel):
         n_bands = _fixed(inp.shape[1])
         self.chunk = int(meta.get("patchwork:max_batch_pixels", 262144))
         info = ModelInfo(name=name, n_bands=n_bands, per_pixel=True, input_dtype=_input_dtype(inp, name))
-        _read_standardization(meta, info)
+        _read_input_metadata(meta, info)
         if self.prob_output is None and self.label_output is None:
             self.value_output = outputs[0]
             info.task = "regression"

@@ -26,12 +26,15 @@ class DetectAlgorithm(PatchworkAlgorithm):
     INPUT, MODEL, BANDS, MASK = "INPUT", "MODEL", "BANDS", "MASK"
     SCALE, OFFSET, TILE_SIZE, OVERLAP = "SCALE", "OFFSET", "TILE_SIZE", "OVERLAP"
     CONFIDENCE, IOU, BATCH_SIZE, OUTPUT, DETECTIONS = "CONFIDENCE", "IOU", "BATCH_SIZE", "OUTPUT", "DETECTIONS"
+    RESOLUTION = "RESOLUTION"
     parameter_help = {
         INPUT: "The raster to search (a file raster).",
         MODEL: "A YOLO-style ONNX detector: Deepness's model_type Detector, or boxes as [batch, boxes, 5 + classes] "
                "(YOLOv5/v7) or [batch, 4 + classes, boxes] (YOLOv8/v11).",
         BANDS: "The input bands fed to the model, in the model's order; empty: all.",
         MASK: "Polygons (any CRS): only boxes whose centre lies inside are kept; tiles that miss them are skipped.",
+        RESOLUTION: "The pixel size the detector runs at, in the raster's units (the raster is read resampled to it); "
+                    "empty: the model's resolution metadata (cm per pixel), else the raster's own.",
         SCALE: "Input values are multiplied by this: 1/255 for 8-bit imagery and Deepness models.",
         OFFSET: "…then this is added.",
         TILE_SIZE: "The side of the tiles fed to the model; empty: the model's own, else 640. A multiple of the "
@@ -62,6 +65,8 @@ class DetectAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.MASK, self.tr("Search only inside (mask polygons)"), [qgis_enums.SOURCE_VECTOR_POLYGON],
             optional=True))
+        self.addParameter(number(self.RESOLUTION, self.tr("Pixel size the model runs at (empty: the model's)"),
+                                 qgis_enums.DOUBLE, None, optional=True, minValue=0.0))
         self.addParameter(number(self.SCALE, self.tr("Scale input values by"), qgis_enums.DOUBLE, 1.0))
         self.addParameter(number(self.OFFSET, self.tr("Then add to input values"), qgis_enums.DOUBLE, 0.0))
         self.addParameter(number(self.TILE_SIZE, self.tr("Tile size (px; empty: the model's)"), qgis_enums.INTEGER,
@@ -99,6 +104,7 @@ class DetectAlgorithm(PatchworkAlgorithm):
             tile_size=optional_int(parameters, self.TILE_SIZE), overlap=optional_int(parameters, self.OVERLAP),
             confidence=optional_float(self.CONFIDENCE), iou=optional_float(self.IOU),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context), mask=mask,
+            resolution=optional_float(self.RESOLUTION),
             device=self.word(parameters, self.DEVICE, context)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name

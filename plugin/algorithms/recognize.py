@@ -24,7 +24,7 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
     required_packages = ("onnxruntime",)
     INPUT, MODEL, QUERY, BANDS, MASK = "INPUT", "MODEL", "QUERY", "BANDS", "MASK"
     SCALE, OFFSET, TILE_SIZE, OVERLAP, WINDOW = "SCALE", "OFFSET", "TILE_SIZE", "OVERLAP", "WINDOW"
-    BATCH_SIZE, OUTPUT, TILES = "BATCH_SIZE", "OUTPUT", "TILES"
+    BATCH_SIZE, OUTPUT, TILES, RESOLUTION = "BATCH_SIZE", "OUTPUT", "TILES", "RESOLUTION"
     parameter_help = {
         INPUT: "The raster to search (a file raster).",
         MODEL: "A recognition ONNX model: an embedding [batch, features] per image tile (Deepness's model_type "
@@ -33,6 +33,8 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
                "model's tile; the same bands, scale and offset as the input.",
         BANDS: "The input bands fed to the model, in the model's order; empty: all.",
         MASK: "Polygons (any CRS): only pixels inside are scored, the rest is nodata.",
+        RESOLUTION: "The pixel size the model runs at, in the raster's units (the map is on that grid); empty: the "
+                    "model's resolution metadata (cm per pixel), else the raster's own.",
         SCALE: "Input values are multiplied by this: 1/255 for 8-bit imagery and Deepness models.",
         OFFSET: "…then this is added.",
         TILE_SIZE: "The side of the tiles fed to the model; empty: the model's own.",
@@ -61,6 +63,8 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.MASK, self.tr("Score only inside (mask polygons)"), [qgis_enums.SOURCE_VECTOR_POLYGON],
             optional=True))
+        self.addParameter(number(self.RESOLUTION, self.tr("Pixel size the model runs at (empty: the model's)"),
+                                 qgis_enums.DOUBLE, None, optional=True, minValue=0.0))
         self.addParameter(number(self.SCALE, self.tr("Scale input values by"), qgis_enums.DOUBLE, 1.0))
         self.addParameter(number(self.OFFSET, self.tr("Then add to input values"), qgis_enums.DOUBLE, 0.0))
         self.addParameter(number(self.TILE_SIZE, self.tr("Tile size (px; empty: the model's)"), qgis_enums.INTEGER,
@@ -90,6 +94,8 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
             tile_size=optional_int(parameters, self.TILE_SIZE), overlap=optional_int(parameters, self.OVERLAP),
             window=self.word(parameters, self.WINDOW, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context), mask=mask,
+            resolution=None if parameters.get(self.RESOLUTION) in (None, "") else
+            self.parameterAsDouble(parameters, self.RESOLUTION, context),
             device=self.word(parameters, self.DEVICE, context)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name

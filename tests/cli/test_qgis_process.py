@@ -246,6 +246,7 @@ def test_detect_superresolve_and_recognize_from_the_command_line(qgis_env, tmp_p
     done = qgis_process(qgis_env, "run", "patchwork:recognize", "--json", "--", f"INPUT={ortho_path}",
                         f"MODEL={os.path.join(SHARED_DATA, 'models-more', 'dummy_recognition_model.onnx')}",
                         f"QUERY={query}", "BANDS=1,2,3", f"SCALE={1 / 255!r}", "OVERLAP=0",
+                        f"RESOLUTION={gdal.Open(ortho_path).GetGeoTransform()[1]!r}",
                         f"OUTPUT={tmp_path / 'similar.tif'}")
     assert done.returncode == 0, done.stdout + done.stderr
     assert gdal.Open(str(tmp_path / "similar.tif")).ReadAsArray().max() == pytest.approx(1.0, abs=1e-4)

@@ -99,3 +99,30 @@ def test_a_mask_keeps_the_boxes_whose_centre_is_inside(tmp_path, ortho_path):
     inside = (cx >= 50) & (cy <= 820) & (cy >= 250 + (cx - 50) * 570 / 550)
     assert 20 < inside.sum() < len(everywhere)
     np.testing.assert_allclose(masked, everywhere[inside], atol=1e-9)  # the same boxes as without a mask, inside
+
+
+def test_the_models_resolution_sets_the_grid_the_detector_runs_on(tmp_path, ortho_path):
+    import json
+
+    import onnx
+
+    model_path = cell_detector(str(tmp_path / "cells.onnx"))
+    model = onnx.load(model_path)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "resolution", json.dumps(4.0)  # cm per pixel: twice the orthophoto's 2 cm
+    at_4cm = str(tmp_path / "cells_4cm.onnx")
+    onnx.save(model, at_4cm)
+    result = detect(ortho_path, at_4cm, str(tmp_path / "boxes.gpkg"), bands=[1, 2, 3], scale=1 / 255,
+                    tile_size=128, overlap=32)
+    gt = gdal.Open(ortho_path).GetGeoTransform()
+    warped = str(tmp_path / "warped.tif")
+    gdal.Warp(warped, ortho_path, xRes=0.04, yRes=0.04, resampleAlg="average",
+              outputBounds=(gt[0], gt[3] + gt[5] * 841, gt[0] + gt[1] * 1243, gt[3]))
+    reference = detect(warped, model_path, str(tmp_path / "reference.gpkg"), bands=[1, 2, 3], scale=1 / 255,
+                       tile_size=128, overlap=32)
+    assert len(reference.boxes) > 10
+    np.testing.assert_allclose(result.boxes, reference.boxes, atol=1e-3)  # on the 4 cm grid, as a warped copy
+    written, _ = read_boxes(str(tmp_path / "boxes.gpkg"), gdal.Open(warped).GetGeoTransform())
+    order = np.lexsort((written[:, 1], written[:, 0], -written[:, 4]))
+    np.testing.assert_allclose(written[order], reference.boxes, atol=1e-3)  # and in map coordinates
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".vrt")]

@@ -19,8 +19,9 @@ MODEL = os.path.join(SHARED_DATA, "models-more", "dummy_recognition_model.onnx")
 def test_each_tile_scores_its_similarity_to_the_query(tmp_path, ortho_path):
     query = str(tmp_path / "query.tif")
     gdal.Translate(query, ortho_path, srcWin=[224, 224, 224, 224], bandList=[1, 2, 3])  # one tile of the grid
+    native = gdal.Open(ortho_path).GetGeoTransform()[1]  # the raster's own grid, not the model's 3 cm
     result = recognize(ortho_path, MODEL, query, str(tmp_path / "similar.tif"), bands=[1, 2, 3], scale=1 / 255,
-                       overlap=0, window="boxcar")
+                       overlap=0, window="boxcar", resolution=native)
     similarity = read_all(result.output)[0][0]
     assert similarity.shape == (841, 1243) and result.tiles == 4 * 6  # 224 px tiles, the last ones shifted back
     session = ort.InferenceSession(MODEL, providers=["CPUExecutionProvider"])
@@ -43,3 +44,10 @@ def test_recognition_needs_a_recognition_model(tmp_path, ortho_path):
 
     with pytest.raises(PatchworkError, match="is a recognition model"):
         classify(ortho_path, MODEL, str(tmp_path / "x.tif"), bands=[1, 2, 3])
+
+
+def test_the_models_resolution_is_the_default_grid(tmp_path, ortho_path):
+    query = str(tmp_path / "query.tif")
+    gdal.Translate(query, ortho_path, srcWin=[224, 224, 224, 224], bandList=[1, 2, 3])
+    result = recognize(ortho_path, MODEL, query, str(tmp_path / "similar.tif"), bands=[1, 2, 3], scale=1 / 255)
+    assert read_all(result.output)[1][1] == pytest.approx(0.03, rel=1e-12)  # its metadata: 3 cm per pixel

@@ -543,6 +543,7 @@ def test_the_classify_tab_runs_a_recognition_model_with_its_query(dock, tmp_path
     dock.tile_size.setValue(dock.tile_size.minimum())
     assert dock.check_model() and "runs Recognize" in dock.model_info.text() and dock.query_file.isEnabled()
     dock.query_file.setFilePath(query)
+    dock.resolution.setText(repr(gdal.Open(ortho_path).GetGeoTransform()[1]))  # its grid, not the model's 3 cm
     dock.classified_file.setFilePath(str(tmp_path / "similar.tif"))
     dock.run_classify()
     assert dock.run is not None, dock.message.text()

@@ -188,7 +188,8 @@ def test_recognize_through_processing(patchwork_provider, tmp_path, ortho_path):
     gdal.Translate(query, ortho_path, format="PNG", srcWin=[224, 224, 224, 224], bandList=[1, 2, 3])
     model = os.path.join(SHARED_DATA, "models-more", "dummy_recognition_model.onnx")
     done = run("recognize", {"INPUT": ortho_path, "MODEL": model, "QUERY": query, "BANDS": "1,2,3",
-                             "SCALE": 1 / 255, "OVERLAP": 0, "WINDOW": "boxcar", "OUTPUT": str(tmp_path / "s.tif")})
+                             "SCALE": 1 / 255, "OVERLAP": 0, "WINDOW": "boxcar", "OUTPUT": str(tmp_path / "s.tif"),
+                             "RESOLUTION": gdal.Open(ortho_path).GetGeoTransform()[1]})  # its grid, not 3 cm
     similarity = gdal.Open(done["OUTPUT"]).ReadAsArray()
     assert done["TILES"] == 24 and similarity[224:448, 224:448] == pytest.approx(1.0, abs=1e-5)
     assert similarity.max() == pytest.approx(1.0, abs=1e-5) and similarity.min() < 0.99
