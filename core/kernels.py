@@ -66,7 +66,7 @@ def below(rng: np.random.Generator, n: int) -> int:
 def standard_normal(rng: np.random.Generator, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
     """N(0, 1) noise by the Box–Muller transform on the generator's raw bits.
 
-    2.5–4x faster than `Generator.standard_normal` for float32 on this kind of CPU: one 64-bit draw gives two
+    About 2.5x faster than `Generator.standard_normal` for float32 on this machine: one 64-bit draw gives two
     uniforms of 23 bits (so the tails stop at 5.6 σ), and numpy's log, sqrt, cos and sin are vectorised.
     """
     n = int(np.prod(shape))
