@@ -31,6 +31,7 @@ from .paths import check_outputs
 from .postprocess import store_default_style
 from .progress import Feedback, SilentFeedback, check_cancelled
 from .raster import RasterSource, no_crs_warning
+from .web import XyzSource, remove_xyz_raster, web_raster
 from .writer import remove_file, replace_file, require_writable_folder
 
 EDGE_PX = 1.0  # a box reaching this close to a shared tile edge counts as cut there
@@ -107,7 +108,7 @@ def _cut(rows: np.ndarray, tile: Window, height: int, width: int) -> np.ndarray:
 
 @reports_errors
 def detect(
-    raster: str,
+    raster: str | XyzSource,
     model: Model | str,
     output: str,
     *,
@@ -128,7 +129,8 @@ def detect(
     """Detect objects in `raster` with a YOLO-style ONNX `model`, tile by tile, into the GeoPackage `output`.
 
     Args:
-        raster: The raster to search (a GDAL-readable path).
+        raster: The raster to search (a GDAL-readable path), or an XYZ tile service (XyzSource), read as classify
+            reads one: at the zoom of `resolution` or the model's, over its extent or the mask's.
         model: A detector (.onnx with Deepness's model_type Detector, or YOLO box outputs).
         output: The GeoPackage of boxes to write (layer "detections": class, name, score).
         bands: The input bands fed to the model, 1-based, in its order (default: all).
@@ -162,7 +164,8 @@ def detect(
     if not output.lower().endswith(".gpkg"):
         raise PatchworkError(f"OUTPUT: '{os.path.basename(output)}' — detections are written as a GeoPackage: give "
                              "it a .gpkg name.")
-    check_outputs({"OUTPUT": output}, {"INPUT": raster, "MODEL": model if isinstance(model, str) else None})
+    check_outputs({"OUTPUT": output}, {"INPUT": raster if isinstance(raster, str) else None,
+                                       "MODEL": model if isinstance(model, str) else None})
     require_writable_folder(os.path.dirname(os.path.abspath(output)) or ".", "OUTPUT")
     if isinstance(model, str):
         require_model_file(model)
@@ -188,6 +191,14 @@ def detect(
     for role, value in (("CONFIDENCE", confidence), ("IOU", iou)):
         if not 0.0 <= value <= 1.0:
             raise PatchworkError(f"{role}: {value} is not between 0 and 1.")
+    if isinstance(raster, XyzSource):
+        vrt = web_raster(raster, info, resolution, mask, tile_size, output, None if check_only else feedback)
+        try:
+            return detect(vrt, model, output, bands=bands, scale=scale, offset=offset, tile_size=tile_size,
+                          overlap=overlap, confidence=confidence, iou=iou, batch_size=batch_size, mask=mask,
+                          resolution=resolution, device=device, feedback=feedback, check_only=check_only)
+        finally:
+            remove_xyz_raster(vrt)
     target = target_resolution(raster, info, resolution)
     if target is not None:  # detect on the model's grid: the boxes are map coordinates, whatever the grid
         vrt = resampled_vrt(raster, target, output)

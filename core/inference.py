@@ -869,36 +869,13 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
 
 def _classify_web(arguments: dict, feedback: Feedback) -> ClassifyResult | None:
     """Classify an XYZ service at one zoom level over its extent (or the mask's), through a temporary VRT."""
-    from osgeo import osr
+    from .web import remove_xyz_raster, web_raster
 
-    from .web import WEB_MERCATOR_HALF, remove_xyz_raster, xyz_raster, zoom_for, zoom_resolution
-
-    source: XyzSource = arguments["raster"]
     model = arguments["model"]
     info = (load_model(model, arguments["trust_model"]) if isinstance(model, str) else model).info
-    if arguments["resolution"]:
-        zoom = zoom_for(arguments["resolution"], source.max_zoom)
-    elif info.resolution_cm:
-        zoom = zoom_for(info.resolution_cm / 100.0, source.max_zoom)
-    else:
-        zoom = source.max_zoom
-    extent = source.extent
-    if extent is None and arguments["mask"] is not None:
-        mercator = osr.SpatialReference()
-        mercator.ImportFromEPSG(3857)
-        xmin, xmax, ymin, ymax = arguments["mask"].transformed(mercator.ExportToWkt()).union.GetEnvelope()
-        # a tile more on each side: the pixels inside the mask see the context they would see in a file
-        pad = int(arguments["tile_size"] or info.tile_size or info.default_tile_size) * zoom_resolution(zoom)
-        extent = (xmin - pad, ymin - pad, xmax + pad, ymax + pad)
-    if extent is None:
-        raise PatchworkError("EXTENT: a web tile layer covers the world: give an EXTENT or a MASK to read.")
-    extent = (max(extent[0], -WEB_MERCATOR_HALF), max(extent[1], -WEB_MERCATOR_HALF),
-              min(extent[2], WEB_MERCATOR_HALF), min(extent[3], WEB_MERCATOR_HALF))
-    vrt = xyz_raster(source.url, zoom, extent, arguments["output"], source.bands)
+    vrt = web_raster(arguments["raster"], info, arguments["resolution"], arguments["mask"], arguments["tile_size"],
+                     arguments["output"], None if arguments["check_only"] else feedback)
     try:
-        if not arguments["check_only"]:
-            feedback.info(f"Web tiles at zoom {zoom} ({zoom_resolution(zoom):.3f} m per pixel in EPSG:3857) over "
-                          f"{extent[0]:.1f}, {extent[1]:.1f} – {extent[2]:.1f}, {extent[3]:.1f}")
         return classify(**dict(arguments, raster=vrt, feedback=feedback))
     finally:
         remove_xyz_raster(vrt)

@@ -104,3 +104,36 @@ class XyzSource:
 
     def __repr__(self) -> str:
         return f"XyzSource({self.url!r}, max_zoom={self.max_zoom})"
+
+
+def web_raster(source: XyzSource, info, resolution: float | None, mask, tile_size: int | None, beside: str,
+               feedback=None) -> str:
+    """The VRT a run reads an XYZ service through (see xyz_raster); the caller removes it (remove_xyz_raster).
+
+    The zoom level is the one closest to `resolution` (metres of EPSG:3857), else to the model's resolution
+    metadata, else the service's largest; the area is the source's extent, else the mask's box and a tile around
+    it (for context).
+    """
+    from osgeo import osr
+
+    if resolution:
+        zoom = zoom_for(resolution, source.max_zoom)
+    elif info.resolution_cm:
+        zoom = zoom_for(info.resolution_cm / 100.0, source.max_zoom)
+    else:
+        zoom = source.max_zoom
+    extent = source.extent
+    if extent is None and mask is not None:
+        mercator = osr.SpatialReference()
+        mercator.ImportFromEPSG(3857)
+        xmin, xmax, ymin, ymax = mask.transformed(mercator.ExportToWkt()).union.GetEnvelope()
+        pad = int(tile_size or info.tile_size or info.default_tile_size) * zoom_resolution(zoom)
+        extent = (xmin - pad, ymin - pad, xmax + pad, ymax + pad)
+    if extent is None:
+        raise PatchworkError("EXTENT: a web tile layer covers the world: give an EXTENT or a MASK to read.")
+    extent = (max(extent[0], -WEB_MERCATOR_HALF), max(extent[1], -WEB_MERCATOR_HALF),
+              min(extent[2], WEB_MERCATOR_HALF), min(extent[3], WEB_MERCATOR_HALF))
+    if feedback is not None:
+        feedback.info(f"Web tiles at zoom {zoom} ({zoom_resolution(zoom):.3f} m per pixel in EPSG:3857) over "
+                      f"{extent[0]:.1f}, {extent[1]:.1f} – {extent[2]:.1f}, {extent[3]:.1f}")
+    return xyz_raster(source.url, zoom, extent, beside, source.bands)

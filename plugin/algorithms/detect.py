@@ -4,6 +4,7 @@ from __future__ import annotations
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
+    QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
@@ -14,7 +15,7 @@ from qgis.core import (
 from ...core import budget
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
-from .classify import band_list, optional_int
+from .classify import WEB_MERCATOR, band_list, optional_int, web_source
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm
 
 
@@ -26,9 +27,11 @@ class DetectAlgorithm(PatchworkAlgorithm):
     INPUT, MODEL, BANDS, MASK = "INPUT", "MODEL", "BANDS", "MASK"
     SCALE, OFFSET, TILE_SIZE, OVERLAP = "SCALE", "OFFSET", "TILE_SIZE", "OVERLAP"
     CONFIDENCE, IOU, BATCH_SIZE, OUTPUT, DETECTIONS = "CONFIDENCE", "IOU", "BATCH_SIZE", "OUTPUT", "DETECTIONS"
-    RESOLUTION = "RESOLUTION"
+    RESOLUTION, EXTENT = "RESOLUTION", "EXTENT"
     parameter_help = {
-        INPUT: "The raster to search (a file raster).",
+        INPUT: "The raster to search: a file raster, or an XYZ tile layer (read at the zoom level of RESOLUTION or "
+               "the model's, over EXTENT or the MASK).",
+        EXTENT: "For a web tile layer: the area to read (else the MASK's); file rasters are read whole.",
         MODEL: "A YOLO-style ONNX detector: Deepness's model_type Detector, or boxes as [batch, boxes, 5 + classes] "
                "(YOLOv5/v7) or [batch, 4 + classes, boxes] (YOLOv8/v11).",
         BANDS: "The input bands fed to the model, in the model's order; empty: all.",
@@ -65,6 +68,8 @@ class DetectAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.MASK, self.tr("Search only inside (mask polygons)"), [qgis_enums.SOURCE_VECTOR_POLYGON],
             optional=True))
+        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Area to read (web tile layers)"),
+                                                       optional=True))
         self.addParameter(number(self.RESOLUTION, self.tr("Pixel size the model runs at (empty: the model's)"),
                                  qgis_enums.DOUBLE, None, optional=True, minValue=0.0))
         self.addParameter(number(self.SCALE, self.tr("Scale input values by"), qgis_enums.DOUBLE, 1.0))
@@ -89,14 +94,18 @@ class DetectAlgorithm(PatchworkAlgorithm):
     def core_call(self, parameters, context) -> CoreCall:
         from ...core.detection import detect
 
-        raster = self.file_raster(parameters, self.INPUT, context)
+        raster = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        web = web_source(raster, self.parameterAsExtent(parameters, self.EXTENT, context, WEB_MERCATOR)
+                         if parameters.get(self.EXTENT) else None)
+        if web is None:
+            raster = self.file_raster(parameters, self.INPUT, context)
         mask = self.mask_polygons(parameters, "MASK", raster.crs(), context)
 
         def optional_float(name):
             value = parameters.get(name)
             return None if value is None or value == "" else self.parameterAsDouble(parameters, name, context)
 
-        return CoreCall(detect, (raster.source(), self.parameterAsFile(parameters, self.MODEL, context),
+        return CoreCall(detect, (web or raster.source(), self.parameterAsFile(parameters, self.MODEL, context),
                                  self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
             bands=band_list(self, parameters, self.BANDS, context),
             scale=self.parameterAsDouble(parameters, self.SCALE, context),

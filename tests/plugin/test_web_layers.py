@@ -96,3 +96,36 @@ def test_a_wms_layer_is_rendered_by_qgis_at_resolution_and_classifies_like_its_g
         assert not [name for name in os.listdir(tmp_path) if ".rendered." in name]
     finally:
         server.close()
+
+
+def test_detect_on_an_xyz_layer_finds_the_boxes_of_the_geotiff_inside_the_mask(patchwork_provider, tmp_path,
+                                                                                tiles):
+    from tests.onnx_models import cell_detector
+
+    aligned, server = tiles
+    layer = QgsRasterLayer(f"type=xyz&url={server.url}&zmin=0&zmax=15", "naip tiles", "wms")
+    gt = gdal.Open(aligned).GetGeoTransform()
+    corners = [(100, 100), (1300, 100), (1300, 1000), (100, 1000)]  # most of the scene, in pixels of the GeoTIFF
+    wkt = "POLYGON((" + ", ".join(f"{gt[0] + c * gt[1]} {gt[3] + r * gt[5]}" for c, r in [*corners, corners[0]]) + "))"
+    mask = QgsVectorLayer("Polygon?crs=EPSG:3857", "mask", "memory")
+    feature = QgsFeature()
+    feature.setGeometry(QgsGeometry.fromWkt(wkt))
+    mask.dataProvider().addFeatures([feature])
+    model = cell_detector(str(tmp_path / "cells.onnx"))
+    settings = {"MODEL": model, "BANDS": "1,2,3", "SCALE": 1 / 255, "TILE_SIZE": 128, "OVERLAP": 64, "MASK": mask}
+    web = run("detect", {"INPUT": layer, **settings, "OUTPUT": str(tmp_path / "web.gpkg")})
+    # The web layer is read over the mask's box and a tile (128 px) around it, and the detector's cells start at
+    # that area's corner: the reference is the GeoTIFF clipped to the same area.
+    clip = str(tmp_path / "clip.tif")
+    gdal.Translate(clip, aligned, srcWin=[100 - 128, 100 - 128, 1200 + 256, 900 + 256])
+    file = run("detect", {"INPUT": clip, **settings, "OUTPUT": str(tmp_path / "file.gpkg")})
+
+    def boxes(path):
+        ds = __import__("osgeo.ogr", fromlist=["ogr"]).Open(path)
+        found = sorted(tuple(round(v, 3) for v in (*f.GetGeometryRef().GetEnvelope(), f.GetField("score")))
+                       for f in ds.GetLayerByName("detections"))
+        ds = None
+        return found
+
+    assert web["DETECTIONS"] == file["DETECTIONS"] > 5
+    assert boxes(web["OUTPUT"]) == boxes(file["OUTPUT"])  # the same boxes, in map coordinates
