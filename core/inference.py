@@ -308,8 +308,9 @@ class OutputMask:
         outside = ~inside
         main = result.main.copy()
         if info.task == "classification":
-            main[outside] = class_nodata(info.class_values)[1]
-            covered = int((main != class_nodata(info.class_values)[1]).sum())
+            nodata = class_nodata(info.class_values)[1]
+            main[outside] = nodata
+            covered = int((main != nodata).sum())
         else:
             main[:, outside] = np.nan
             covered = int((~np.isnan(main[0])).sum())
@@ -721,7 +722,7 @@ def classify(
             feedback.info(f"Segments of fewer than {min_segment} px will take their largest neighbour's class.")
         writers = MapWriter(outputs, src.width, src.height, src.geotransform, src.crs_wkt, info, output,
                             probabilities, aggregation, log=feedback.info, cog=output_format == "COG",
-                            min_segment=min_segment)
+                            min_segment=min_segment, count_areas=min_segment < 2)  # (merging changes the counts)
         computed = executor.map(job, [b for b in blocks if b.index not in journal.done and b.index not in skipped],
                                 progress.poll)
         outputs.callback(progress.cancelled.set)  # an error or cancel stops the workers at their next tile
@@ -751,7 +752,7 @@ def classify(
     style = writers.write_style()
     areas = polygons = None
     if info.task == "classification":  # counted as written, or read back after small segments were merged
-        areas = writers.counter.areas(info.class_values, info.class_names) if min_segment < 2 else \
+        areas = writers.counter.areas(info.class_values, info.class_names) if writers.counter else \
             class_areas(output, info.class_values, info.class_names, feedback)
         feedback.info("Area per class: " + "; ".join(area_summary(areas) or ["no classified pixels"]))
         if area_table:
@@ -769,10 +770,10 @@ RESAMPLED_TOLERANCE = 1e-3  # relative: a pixel size within 0.1% of the raster's
 
 def target_resolution(raster: str, info: ModelInfo, resolution: float | None) -> float | None:
     """The pixel size to resample the raster to, or None to run on its own grid."""
+    if resolution is None and info.resolution_cm is None:
+        return None  # (without opening the raster: the usual case)
     with RasterSource(raster) as src:
         gt, srs_wkt = src.geotransform, src.crs_wkt
-    if resolution is None and info.resolution_cm is None:
-        return None
     if resolution is None:  # Deepness's metadata: cm per pixel, meaningful on a grid in metres
         from osgeo import osr
 
@@ -947,7 +948,8 @@ class MapWriter:
 
     def __init__(self, stack: ExitStack, width: int, height: int, geotransform, crs_wkt: str, info: ModelInfo,
                  output: str, probabilities: str | None = None, aggregation: str = "hardvote",
-                 log: Log | None = None, cog: bool = False, min_segment: int = 0) -> None:
+                 log: Log | None = None, cog: bool = False, min_segment: int = 0,
+                 count_areas: bool = False) -> None:
         self.info, self.output = info, output
         gt, crs, k = geotransform, crs_wkt, info.n_outputs
         self.probabilities = None
@@ -957,7 +959,8 @@ class MapWriter:
         if info.task == "classification":
             dtype, nodata = class_nodata(info.class_values)
             sieve = partial(sieve_in_place, min_pixels=min_segment) if min_segment >= 2 else None
-            self.counter = AreaCounter(gt, crs, height, info.class_values, nodata)
+            if count_areas:
+                self.counter = AreaCounter(gt, crs, height, info.class_values, nodata)
             self.main = stack.enter_context(GeoTiffWriter(output, width, height, 1, dtype, gt, crs, nodata,
                                                           log=log, cog_overviews="MODE" if cog else None,
                                                           before_commit=sieve))

@@ -121,15 +121,12 @@ def superresolve(
         with GeoTiffWriter(output, width, height, channels, np.float32, finer_geotransform(src.geotransform, k),
                            src.crs_wkt, float("nan"), log=feedback.info) as writer:
             writer.set_band_descriptions(info.output_names)
-            strip_top, sums, weight, covered = 0, None, None, None
+            # The output rows from strip_top down that tiles still add to (empty until the first row of tiles).
+            strip_top = 0
+            sums, weight, covered = np.zeros((channels, 0, width)), np.zeros((0, width)), np.zeros((0, width), bool)
             done = 0
             for i, r in enumerate(rows):
                 bottom = min(r + tile, src.height)  # this row of tiles reaches input rows [r, bottom)
-                if sums is None:
-                    strip_top = r
-                    sums = np.zeros((channels, (tile + r - strip_top) * k, width))
-                    weight = np.zeros(((tile + r - strip_top) * k, width))
-                    covered = np.zeros(((tile + r - strip_top) * k, width), bool)
                 need = (bottom - strip_top) * k
                 if need > weight.shape[0]:  # grow the strip down to this row of tiles' bottom
                     extra = need - weight.shape[0]

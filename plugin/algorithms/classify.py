@@ -68,6 +68,25 @@ def optional_int(parameters, name: str) -> int | None:
     return None if value is None or value == "" else int(value)
 
 
+def optional_float(algorithm, parameters, name: str, context) -> float | None:
+    """An optional decimal left empty (None, or '' from the command line) means 'the model's default'."""
+    value = parameters.get(name)
+    return None if value is None or value == "" else algorithm.parameterAsDouble(parameters, name, context)
+
+
+def raster_input(algorithm, parameters, context):
+    """The INPUT layer, and what the core reads of it: an XYZ layer's XyzSource (over EXTENT), else the path of a
+    file raster (any other layer is refused by file_raster)."""
+    layer = algorithm.parameterAsRasterLayer(parameters, "INPUT", context)
+    extent = parameters.get("EXTENT")
+    web = web_source(layer, algorithm.parameterAsExtent(parameters, "EXTENT", context, WEB_MERCATOR)
+                     if extent else None)
+    if web is not None:
+        return layer, web
+    layer = algorithm.file_raster(parameters, "INPUT", context)
+    return layer, layer.source()
+
+
 class ClassifyAlgorithm(PatchworkAlgorithm):
     ID = f"{PROVIDER_ID}:classify"
     group_name = "Inference"
@@ -172,13 +191,9 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
     def core_call(self, parameters, context) -> CoreCall:
         from ...core.inference import classify
 
-        raster = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        web = web_source(raster, self.parameterAsExtent(parameters, self.EXTENT, context, WEB_MERCATOR)
-                         if parameters.get(self.EXTENT) else None)
-        if web is None:
-            raster = self.file_raster(parameters, self.INPUT, context)
+        raster, source = raster_input(self, parameters, context)
         mask = self.mask_polygons(parameters, "MASK", raster.crs(), context)
-        return CoreCall(classify, (web or raster.source(), self.parameterAsFile(parameters, self.MODEL, context),
+        return CoreCall(classify, (source, self.parameterAsFile(parameters, self.MODEL, context),
                                    self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
             bands=band_list(self, parameters, self.BANDS, context),
             scale=self.parameterAsDouble(parameters, self.SCALE, context),
@@ -194,8 +209,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             vector_output=self.parameterAsOutputLayer(parameters, self.OUTPUT_VECTOR, context) or None,
             area_table=self.parameterAsFileOutput(parameters, self.OUTPUT_AREAS, context) or None,
             mask=mask,
-            resolution=None if parameters.get(self.RESOLUTION) in (None, "") else
-            self.parameterAsDouble(parameters, self.RESOLUTION, context),
+            resolution=optional_float(self, parameters, self.RESOLUTION, context),
             output_grid=self.word(parameters, self.OUTPUT_GRID, context),
             **self.scale_arguments(parameters, context, cluster=True)))
 

@@ -15,7 +15,7 @@ from qgis.core import (
 from ...core import budget
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
-from .classify import WEB_MERCATOR, band_list, optional_int, web_source
+from .classify import band_list, optional_float, optional_int, raster_input
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm
 
 
@@ -94,26 +94,18 @@ class DetectAlgorithm(PatchworkAlgorithm):
     def core_call(self, parameters, context) -> CoreCall:
         from ...core.detection import detect
 
-        raster = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        web = web_source(raster, self.parameterAsExtent(parameters, self.EXTENT, context, WEB_MERCATOR)
-                         if parameters.get(self.EXTENT) else None)
-        if web is None:
-            raster = self.file_raster(parameters, self.INPUT, context)
+        raster, source = raster_input(self, parameters, context)
         mask = self.mask_polygons(parameters, "MASK", raster.crs(), context)
-
-        def optional_float(name):
-            value = parameters.get(name)
-            return None if value is None or value == "" else self.parameterAsDouble(parameters, name, context)
-
-        return CoreCall(detect, (web or raster.source(), self.parameterAsFile(parameters, self.MODEL, context),
+        return CoreCall(detect, (source, self.parameterAsFile(parameters, self.MODEL, context),
                                  self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
             bands=band_list(self, parameters, self.BANDS, context),
             scale=self.parameterAsDouble(parameters, self.SCALE, context),
             offset=self.parameterAsDouble(parameters, self.OFFSET, context),
             tile_size=optional_int(parameters, self.TILE_SIZE), overlap=optional_int(parameters, self.OVERLAP),
-            confidence=optional_float(self.CONFIDENCE), iou=optional_float(self.IOU),
+            confidence=optional_float(self, parameters, self.CONFIDENCE, context),
+            iou=optional_float(self, parameters, self.IOU, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context), mask=mask,
-            resolution=optional_float(self.RESOLUTION),
+            resolution=optional_float(self, parameters, self.RESOLUTION, context),
             device=self.word(parameters, self.DEVICE, context)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name

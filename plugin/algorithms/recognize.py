@@ -14,7 +14,7 @@ from qgis.core import (
 from ...core import budget, stitching
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
-from .classify import band_list, optional_int
+from .classify import band_list, optional_float, optional_int
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
 
 
@@ -94,8 +94,7 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
             tile_size=optional_int(parameters, self.TILE_SIZE), overlap=optional_int(parameters, self.OVERLAP),
             window=self.word(parameters, self.WINDOW, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context), mask=mask,
-            resolution=None if parameters.get(self.RESOLUTION) in (None, "") else
-            self.parameterAsDouble(parameters, self.RESOLUTION, context),
+            resolution=optional_float(self, parameters, self.RESOLUTION, context),
             device=self.word(parameters, self.DEVICE, context)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
