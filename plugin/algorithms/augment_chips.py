@@ -76,7 +76,7 @@ class AugmentChipsAlgorithm(PatchworkAlgorithm):
             workers=self.parameterAsInt(parameters, self.WORKERS, context)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
-        call = self.core_call(parameters, context)
+        call = self.call
         result, index_path = self.run_call(call, feedback), call.args[3]
         feedback.pushInfo(self.tr("{} augmented chips written to {} ({:.1f} s)").format(
             result.chip_count, result.out_dir, result.seconds))

@@ -230,51 +230,71 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
                                   "the layer's units).")
         return True, ""
 
-    def _rendered(self, parameters, context, output: str, feedback) -> str:
-        """The area of a web map layer rendered by QGIS to a GeoTIFF beside `output` (removed after the run)."""
+    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+        """A web map layer: what to render, and the MASK's polygons, are read here on the main thread; the
+        rendering itself and the core's parameters (from the rendered file) wait for processAlgorithm."""
+        self.render = None
+        if not self._needs_rendering(parameters, context):
+            return super().prepareAlgorithm(parameters, context, feedback)
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        self.render = self._render_plan(parameters, context, layer)
+        self.render["output"] = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        self.render["mask"] = self.mask_polygons(parameters, self.MASK, layer.crs(), context)
+        return True
+
+    def _render_plan(self, parameters, context, layer) -> dict:
+        """The area of a web map layer to render, on the grid of RESOLUTION, and a copy of its data provider
+        (which, unlike the layer, may be used on the worker thread)."""
         import math
 
-        from qgis.core import QgsRasterFileWriter, QgsRasterPipe
-
-        from ...core.partials import owned_name
-
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if parameters.get(self.EXTENT):
             extent = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
         else:
-            extent = self.parameterAsSource(parameters, self.MASK, context).sourceExtent()
             from qgis.core import QgsCoordinateTransform
 
             source = self.parameterAsSource(parameters, self.MASK, context)
             extent = QgsCoordinateTransform(source.sourceCrs(), layer.crs(), context.transformContext()) \
-                .transformBoundingBox(extent)
+                .transformBoundingBox(source.sourceExtent())
         size = self.parameterAsDouble(parameters, self.RESOLUTION, context)
         cols, rows = (math.ceil(side / size - 1e-6) for side in (extent.width(), extent.height()))
         extent = QgsRectangle(extent.xMinimum(), extent.yMaximum() - rows * size, extent.xMinimum() + cols * size,
                               extent.yMaximum())
+        return {"provider": layer.dataProvider().clone(), "name": layer.name(), "crs": layer.crs(), "size": size,
+                "cols": cols, "rows": rows, "extent": extent, "transform_context": context.transformContext()}
+
+    def _rendered(self, plan: dict, output: str, feedback) -> str:
+        """The planned area of a web map layer rendered by QGIS to a GeoTIFF beside `output` (removed after the
+        run)."""
+        from qgis.core import QgsRasterFileWriter, QgsRasterPipe
+
+        from ...core.partials import owned_name
+
         path = owned_name(os.path.splitext(output)[0] + ".rendered.tif")
         feedback.pushInfo(self.tr("Rendering '{}' at {:g} per pixel ({} x {} px) for the run").format(
-            layer.name(), size, cols, rows))
+            plan["name"], plan["size"], plan["cols"], plan["rows"]))
         pipe = QgsRasterPipe()
-        pipe.set(layer.dataProvider().clone())
+        pipe.set(plan["provider"])
         writer = QgsRasterFileWriter(path)
         writer.setOutputFormat("GTiff")
-        error = writer.writeRaster(pipe, cols, rows, extent, layer.crs(), context.transformContext())
+        error = writer.writeRaster(pipe, plan["cols"], plan["rows"], plan["extent"], plan["crs"],
+                                   plan["transform_context"])
         if error != 0 or not os.path.exists(path):
             if os.path.exists(path):
                 os.remove(path)
             raise QgsProcessingException(self.tr("INPUT: QGIS could not render '{}' (error {}).").format(
-                layer.name(), error))
+                plan["name"], error))
         return path
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
         rendered = None
-        if self._needs_rendering(parameters, context):
-            output_path = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-            rendered = self._rendered(parameters, context, output_path, feedback)
-            parameters = {**parameters, self.INPUT: rendered, self.RESOLUTION: None, self.EXTENT: None}
+        if self.render is None:
+            call = self.call
+        else:  # the core reads the rendered file: a file path, no project layer, so read here
+            rendered = self._rendered(self.render, self.render["output"], feedback)
+            call = self.read_parameters({**parameters, self.INPUT: rendered, self.EXTENT: None, self.RESOLUTION: None,
+                                         self.MASK: None, self.OUTPUT: self.render["output"]}, context, feedback)
+            call.kwargs.update(mask=self.render["mask"])
         try:
-            call = self.core_call(parameters, context)
             result = self.run_call(call, feedback)
         finally:
             if rendered and os.path.exists(rendered):

@@ -253,6 +253,22 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
         """The core function this algorithm runs and its arguments, read from `parameters` (no feedback)."""
         raise NotImplementedError
 
+    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
+        """Reads every parameter, layers and their features included, into `self.call`. QGIS calls this on the
+        main thread; processAlgorithm may run on a worker thread, where reading a project's layers can crash
+        QGIS (it did, in the panel's background runs)."""
+        self.call = self.read_parameters(parameters, context, feedback)
+        return True
+
+    def read_parameters(self, parameters, context, feedback=None) -> CoreCall:
+        """`core_call`, with any error turned into the message Processing shows."""
+        try:
+            return self.core_call(parameters, context)
+        except QgsProcessingException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the user gets a message, the log a traceback
+            raise QgsProcessingException(self.error_message(exc, feedback)) from exc
+
     def run_call(self, call: CoreCall, feedback):
         """Run a `core_call` with progress and cancel; returns the core's result."""
         return self.run_core(call.function, *call.args, **call.kwargs, feedback=ProcessingFeedback(feedback))

@@ -58,7 +58,7 @@ class CompareAlgorithm(PatchworkAlgorithm):
             report=self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context) or None))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
-        call = self.core_call(parameters, context)
+        call = self.call
         result, agreement, report = self.run_call(call, feedback), call.kwargs["agreement"], call.kwargs["report"]
         feedback.pushInfo(self.tr("Agreement {:.4%} of {:,} pixels; kappa {:.4f}").format(
             result.agreement, result.pixels, result.kappa))

@@ -109,7 +109,7 @@ class DetectAlgorithm(PatchworkAlgorithm):
             device=self.word(parameters, self.DEVICE, context)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
-        result = self.run_call(self.core_call(parameters, context), feedback)
+        result = self.run_call(self.call, feedback)
         feedback.pushInfo(self.tr("{} objects in {} tiles ({:.1f} s) → {}").format(
             len(result.boxes), result.tiles, result.seconds, result.output))
         # The GeoPackage holds its style (outlines in the class colours) as its default: QGIS loads it with it.

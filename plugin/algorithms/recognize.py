@@ -98,7 +98,7 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
             device=self.word(parameters, self.DEVICE, context)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
-        result = self.run_call(self.core_call(parameters, context), feedback)
+        result = self.run_call(self.call, feedback)
         feedback.pushInfo(self.tr("{} tiles in {:.1f} s → {}").format(result.tiles, result.seconds, result.output))
         if result.style:
             StyleFromQml.attach(context, result.output, result.style)

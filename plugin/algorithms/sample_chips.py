@@ -162,7 +162,7 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
             workers=self.parameterAsInt(parameters, self.WORKERS, context)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
-        call = self.core_call(parameters, context)
+        call = self.call
         result, index_path = self.run_call(call, feedback), call.args[4]
         feedback.pushInfo(self.tr("{} chips written to {}").format(result.chip_count, result.out_dir))
         feedback.pushInfo(result.coverage.describe())

@@ -66,7 +66,7 @@ class StitchChipsAlgorithm(PatchworkAlgorithm):
             **self.scale_arguments(parameters, context, cluster=False)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
-        call = self.core_call(parameters, context)
+        call = self.call
         result, output = self.run_call(call, feedback), call.args[1]
         feedback.pushInfo(self.tr("{} chips → {} x {} px, {:.1%} covered").format(
             result.chips, result.width, result.height, result.covered_fraction))

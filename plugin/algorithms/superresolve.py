@@ -79,7 +79,7 @@ class SuperResolveAlgorithm(PatchworkAlgorithm):
             device=self.word(parameters, self.DEVICE, context)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
-        result = self.run_call(self.core_call(parameters, context), feedback)
+        result = self.run_call(self.call, feedback)
         feedback.pushInfo(self.tr("x{}: {} x {} px from {} tiles in {:.1f} s → {}").format(
             result.scale_factor, result.width, result.height, result.tiles, result.seconds, result.output))
         return {self.OUTPUT: result.output, self.SCALE_FACTOR: result.scale_factor}

@@ -105,8 +105,8 @@ class TrainClassifierAlgorithm(PatchworkAlgorithm):
             report=self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
-        call = self.core_call(parameters, context)
-        if not call.kwargs["labels"] and self.parameterAsRasterLayer(parameters, self.LABELS, context) is not None:
+        call = self.call
+        if not call.kwargs["labels"] and parameters.get(self.LABELS) not in (None, ""):
             feedback.pushWarning(self.tr("LABELS is not used: INPUT is a chip index, whose label chips are used."))
         result = self.run_call(call, feedback)
         model, skops_copy, report = call.args[1], call.kwargs["skops_copy"], call.kwargs["report"]

@@ -551,3 +551,53 @@ def test_the_classify_tab_runs_a_recognition_model_with_its_query(dock, tmp_path
     assert ok, message
     assert dock.run.layers[0].name() == "similarity — dummy_recognition_model.onnx"
     assert gdal.Open(str(tmp_path / "similar.tif")).ReadAsArray().max() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_background_runs_read_layers_on_the_main_thread_only(dock, tmp_path, qgis_app, monkeypatch):
+    """QGIS's layers are not thread-safe: reading project layers from the run's worker thread crashed QGIS now and
+    then. Every layer and feature read happens in prepareAlgorithm, on the main thread."""
+    import threading
+
+    from qgis.core import QgsFeature, QgsGeometry, QgsPointXY, QgsVectorLayer
+
+    from patchwork.plugin.algorithms.common import PatchworkAlgorithm
+    from patchwork.ui.runner import AlgorithmRun
+
+    reads = []
+
+    def spy(name: str):
+        read = getattr(PatchworkAlgorithm, name)
+
+        def recorded(self, *args):
+            reads.append((name, threading.current_thread() is threading.main_thread()))
+            return read(self, *args)
+        return recorded
+
+    for name in ("parameterAsSource", "parameterAsLayer", "parameterAsRasterLayer", "parameterAsVectorLayer"):
+        monkeypatch.setattr(PatchworkAlgorithm, name, spy(name))
+    naip = QgsRasterLayer(os.path.join(SHARED_DATA, "naip_rgbn_5m_2019.tif"), "naip")
+    extent = naip.extent()
+    points = QgsVectorLayer(f"Point?crs={naip.crs().authid()}", "survey", "memory")
+    area = QgsVectorLayer(f"Polygon?crs={naip.crs().authid()}", "area", "memory")
+    for fx, fy in ((0.2, 0.3), (0.5, 0.5), (0.8, 0.6)):
+        feature = QgsFeature()
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(extent.xMinimum() + fx * extent.width(),
+                                                               extent.yMaximum() - fy * extent.height())))
+        points.dataProvider().addFeatures([feature])
+    feature = QgsFeature()
+    feature.setGeometry(QgsGeometry.fromRect(extent.buffered(-extent.width() / 10)))
+    area.dataProvider().addFeatures([feature])
+    QgsProject.instance().addMapLayers([naip, points, area])
+    runs = [("patchwork:samplechips", {"INPUT": naip.id(), "SAMPLER": "points", "LOCATIONS": points.id(),
+                                       "AOI": area.id(), "CHIP_SIZE": 32, "OUTPUT_DIR": str(tmp_path / "chips"),
+                                       "OUTPUT": str(tmp_path / "chips.gpkg")}),
+            ("patchwork:classify", {"INPUT": naip.id(), "MODEL": RULES, "SCALE": 1 / 255, "MASK": area.id(),
+                                    "OUTPUT": str(tmp_path / "classes.tif")})]
+    for algorithm_id, parameters in runs:
+        run = AlgorithmRun(algorithm_id, parameters)
+        run.start()
+        ok, message = wait_for(run, qgis_app)
+        assert ok, message
+    assert os.path.exists(tmp_path / "chips.gpkg") and os.path.exists(tmp_path / "classes.tif")
+    assert {name for name, _ in reads} >= {"parameterAsSource", "parameterAsRasterLayer"}
+    assert [name for name, on_main_thread in reads if not on_main_thread] == []
