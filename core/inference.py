@@ -57,9 +57,10 @@ class InputTransform:
     offset: float = 0.0
     mean: list[float] | None = None
     std: list[float] | None = None
+    zero_invalid: bool = True  # False for per-pixel models, which never see invalid pixels (nothing to hide)
 
     def apply(self, data: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """(C, h, w) raster values → model input; invalid pixels become 0, never data.
+        """(C, h, w) raster values → model input; invalid pixels become 0, never data (unless `zero_invalid`).
 
         Works in `data`'s own memory when it already has the model's type: callers hand over arrays they no
         longer need.
@@ -72,7 +73,7 @@ class InputTransform:
         if self.mean is not None:
             x -= np.asarray(self.mean, x.dtype)[:, None, None]
             x /= np.asarray(self.std, x.dtype)[:, None, None]
-        if not valid.all():
+        if self.zero_invalid and not valid.all():
             x[:, ~valid] = 0.0
         return x
 
@@ -101,8 +102,12 @@ def input_transform(src: RasterSource, info: ModelInfo, bands: list[int] | None,
     def per_band(v):
         return None if v is None else (list(v) * len(bands) if len(v) == 1 else list(v))
 
-    return InputTransform(bands, info.input_dtype, float(scale), float(offset), per_band(info.mean),
-                          per_band(info.std))
+    dtype = info.input_dtype
+    if info.widens_floats and scale == 1 and offset == 0 and info.mean is None and src.dtype.kind == "f" \
+            and src.dtype.itemsize < np.dtype(dtype).itemsize:
+        dtype = src.dtype.name  # the values as they are: the model widens them exactly itself, without a copy
+    return InputTransform(bands, dtype, float(scale), float(offset), per_band(info.mean), per_band(info.std),
+                          zero_invalid=not info.per_pixel)
 
 
 @dataclass
@@ -444,15 +449,22 @@ class BlockJob:
         b = block.window
         rows = max(1, PIXEL_CHUNK // b.width)
         parts = []
+        classes_only = self.info.task == "classification" and not self.probabilities
         for r in range(0, b.height, rows):  # transformed band by band: no block-sized copy in the model's type
-            x = self.transform.apply(data[:, r : r + rows], valid[r : r + rows])
-            part = model.predict(x[None], valid[None, r : r + rows])
+            part_valid = valid[r : r + rows]
+            x = self.transform.apply(data[:, r : r + rows], part_valid)
+            part = model.predict(x[None], part_valid[None])
             check_prediction(part, 1, min(rows, b.height - r), b.width, self.info)
-            parts.append(part[0])
             if self.progress:
                 self.progress.tiles(block.index, part.shape[-2] * b.width)
+            part = part[0]
+            if classes_only and part.ndim == 2:  # class indices → class map, in its own small type, band by band
+                part = class_map(self.info, part, part_valid)
+            parts.append(part)
         prediction = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-2)
         covered = int(valid.sum())
+        if classes_only and prediction.ndim == 2:
+            return BlockResult(block.index, block.window, prediction, None, covered, 0)
         if self.info.task != "classification":
             values = prediction.astype(np.float32)
             values[:, ~valid] = np.nan

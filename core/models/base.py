@@ -39,6 +39,7 @@ class ModelInfo:
     std: list[float] | None = None
     unit_range_input: bool = False  # the model expects values in 0..1 (the Deepness convention)
     input_dtype: str = "float32"  # what the model computes in; rules keep float64 to match numpy exactly
+    widens_floats: bool = False  # takes narrower floats as they are and computes in input_dtype itself (rules)
     min_segment: int = 0  # segments of fewer pixels are merged into their neighbour (Deepness seg_small_segment)
     scale_factor: int = 1  # a super-resolution model's output pixels per input pixel, along each axis
     resolution_cm: float | None = None  # the ground pixel size the model was trained at (Deepness `resolution`)

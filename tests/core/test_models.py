@@ -57,6 +57,38 @@ def test_shipped_rules_model_equals_the_seed_expression_on_sentinel2(s2_pixels):
     assert set(np.unique(expected)) == {0, 1, 2}  # the scene really has all three classes
 
 
+def test_rules_model_on_float32_planes_computes_as_on_their_float64_copy(tmp_path, s2_path, s2_pixels):
+    """float32 rasters reach the rules model as they are (no float64 copy of every band); it must classify exactly as
+    on float64 copies, thresholds included: the float32 nearest to 0.3 is above 0.3."""
+    from osgeo import gdal
+
+    from patchwork.core.inference import input_transform
+    from patchwork.core.raster import RasterSource
+    from patchwork.core.tiling import Window
+
+    rule = {"bands": ["b1", "b2"], "classes": [{"value": 0}, {"value": 1}], "default_class": 0,
+            "rules": [{"class": 1, "when": [{"band": "b1", "op": ">", "value": 0.3}]}], "format": "patchwork-rules"}
+    (tmp_path / "band.json").write_text(json.dumps(rule))
+    at_threshold = np.array([[0.3, np.nextafter(np.float32(0.3), np.float32(0)), 0.2999999], [0, 0, 0]], np.float32)
+    reflectance, _pixels = s2_pixels
+    for model, x in ((load_model(RULES), reflectance.astype(np.float32).reshape(4, -1)),
+                     (load_model(str(tmp_path / "band.json")), at_threshold)):
+        expected = model.predict_planes(x.astype(np.float64))
+        np.testing.assert_array_equal(model.predict_planes(x), expected)
+        valid = np.ones((1, 1, x.shape[1]), bool)
+        valid[0, 0, :2] = False  # invalid pixels: class index 0, as every per-pixel model gives them
+        np.testing.assert_array_equal(model.predict(x[None, :, None, :], valid).ravel(),
+                                      np.where(valid.ravel(), expected, 0))
+    assert list(load_model(str(tmp_path / "band.json")).predict_planes(at_threshold)) == [1, 0, 0]
+    scene = str(tmp_path / "float32.tif")
+    gdal.Translate(scene, s2_path, outputType=gdal.GDT_Float32)
+    with RasterSource(scene) as src:
+        data, valid = src.read(Window(0, 0, 8, 8))
+        as_they_are = input_transform(src, load_model(RULES).info, None, 1.0, 0.0)
+        scaled = input_transform(src, load_model(RULES).info, None, 1e-4, 0.0)
+    assert as_they_are.apply(data, valid) is data and scaled.apply(data.copy(), valid).dtype == np.float64
+
+
 def test_rules_model_errors_name_the_problem(tmp_path):
     spec = json.load(open(RULES))
     spec["rules"][0]["when"][0]["index"] = "evi"
