@@ -142,10 +142,10 @@ def floors(scene: str, model_path: str, tile: int | None, bands: list[int] | Non
     return compute, time.perf_counter() - start
 
 
-def bench_one_worker(folder: str, sizes: list[int], repeats: int) -> list[float]:
+def bench_one_worker(folder: str, sizes: list[int], repeats: int) -> tuple[list[float], list[float]]:
     print("One worker against its floors (same blocks, same pixels; compute floor = the model's calls alone, "
           "I/O floor = GDAL read + class map write); tiled uncompressed 4 x float32 GeoTIFFs")
-    ratios = []
+    ratios, machine_ratios = [], []
     for size in sizes:
         scene = real_scene(folder, size)
         cases = [("rules (numpy)", RULES, None, None),
@@ -157,10 +157,14 @@ def bench_one_worker(folder: str, sizes: list[int], repeats: int) -> list[float]
             run, result = best_of(repeats, partial(classify, scene, model, os.path.join(folder, "out.tif"),
                                                    tile_size=tile, overlap=0, bands=bands, workers=1))
             ratios.append(run / compute)
+            # No run on this machine can beat the model's own time, nor the floors' work spread over every core.
+            machine = max(compute, (compute + io) / available_cores())
+            machine_ratios.append(run / machine)
             print(f"  {size:>5}²  {label:<34} classify {run:7.2f} s | compute floor {compute:7.2f} s → "
-                  f"{run / compute:4.2f}x | I/O floor {io:6.2f} s → {run / io:5.2f}x | floors summed "
-                  f"{run / (compute + io):4.2f}x | {result.blocks} blocks")
-    return ratios
+                  f"{run / compute:4.2f}x | I/O floor {io:6.2f} s → {run / io:5.2f}x | machine floor "
+                  f"max(compute, floors summed / {available_cores()} cores) {machine:6.2f} s → {run / machine:4.2f}x"
+                  f" | {result.blocks} blocks")
+    return ratios, machine_ratios
 
 
 def bench_parallel(folder: str, repeats: int) -> tuple[float, float, float]:
@@ -281,7 +285,7 @@ def run(quick: bool, repeats: int) -> list[str]:
     """Run the inference benchmarks; returns the verdict lines."""
     folder = tempfile.mkdtemp(prefix="patchwork-bench-")
     try:
-        ratios = bench_one_worker(folder, [4096] if quick else [4096, 16384], 1 if quick else repeats)
+        ratios, machine_ratios = bench_one_worker(folder, [4096] if quick else [4096, 16384], 1 if quick else repeats)
         two_vs_one, dask_vs_two, deep = bench_parallel(folder, 1 if quick else repeats)
         chips, one_vs_gdal, two_vs_gdal = bench_chip_writing(folder, 1 if quick else repeats)
         peaks = bench_memory(folder, quick)
@@ -292,7 +296,9 @@ def run(quick: bool, repeats: int) -> list[str]:
         return "meets" if ok else "MISSES"
 
     return [
-        f"one worker vs compute floor: worst {max(ratios):.2f}x ({verdict(max(ratios) <= 1.3)} the ≤1.3x target)",
+        f"one worker vs compute floor: worst {max(ratios):.2f}x ({verdict(max(ratios) <= 1.3)} the ≤1.3x target); vs "
+        f"this machine's floor (the compute floor, or both floors' work spread over its cores): worst "
+        f"{max(machine_ratios):.2f}x",
         f"WORKERS=2 vs 1: {two_vs_one:.2f}x the time ({verdict(two_vs_one <= 0.6)} the ≤0.6x target); Dask "
         f"LocalCluster vs WORKERS=2: {dask_vs_two:.2f}x ({verdict(dask_vs_two <= 1.3)} the ≤1.3x target); Deepness "
         f"8000² WORKERS=2 vs 1: {deep:.2f}x",
