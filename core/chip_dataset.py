@@ -70,7 +70,7 @@ class ChipDataset:
         if self.standardization is not None:
             mean, std = self.standardization
             image = (image.astype(np.float32) - mean) / std
-            image[:, ~valid] = 0.0
+            np.copyto(image, 0.0, where=~valid)
         item = {"image": image, "valid": valid,
                 "geotransform": np.asarray(sample.geotransform, np.float64), "crs_wkt": sample.crs_wkt,
                 "chip_id": int(record["chip_id"])}

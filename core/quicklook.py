@@ -35,7 +35,7 @@ def render_quicklook(raster: str, windows: list[Window], path: str, bands: tuple
         if np.issubdtype(data.dtype, np.floating):
             valid &= ~np.isnan(data).any(axis=0)
         rgb = np.stack([stretch(data[i], valid) for i in range(3)])
-        rgb[:, ~valid] = 0
+        np.copyto(rgb, 0, where=~valid)
     for win in windows:
         r0, c0 = int(win.row_off * scale), int(win.col_off * scale)
         r1, c1 = int(np.ceil(win.row_end * scale)) - 1, int(np.ceil(win.col_end * scale)) - 1

@@ -158,7 +158,7 @@ def superresolve(
                 final = ((rows[i + 1] if i + 1 < len(rows) else src.height) - strip_top) * k
                 with np.errstate(invalid="ignore", divide="ignore"):
                     values = (sums[:, :final] / weight[:final]).astype(np.float32)
-                values[:, ~covered[:final]] = np.nan
+                np.copyto(values, np.nan, where=~covered[:final])
                 writer.write_block(values, strip_top * k, 0)
                 sums, weight, covered = sums[:, final:], weight[final:], covered[final:]
                 strip_top += final // k
