@@ -736,7 +736,7 @@ def classify(
                             probabilities, aggregation, log=feedback.info, cog=output_format == "COG",
                             min_segment=min_segment, count_areas=min_segment < 2)  # (merging changes the counts)
         computed = executor.map(job, [b for b in blocks if b.index not in journal.done and b.index not in skipped],
-                                progress.poll)
+                                progress.poll, item_pixels=side * side)
         outputs.callback(progress.cancelled.set)  # an error or cancel stops the workers at their next tile
         outputs.callback(computed.close)  # … and what has not started
         predicted = resumed = 0

@@ -181,7 +181,7 @@ def stitch_chips(
         stack.callback(executor.close)
         writer = MapWriter(stack, width, height, gt, crs, info, output, aggregation=aggregation, log=feedback.info,
                            cog=output_format == "COG")
-        results = executor.map(job, blocks, lambda: check_cancelled(feedback))
+        results = executor.map(job, blocks, lambda: check_cancelled(feedback), item_pixels=side * side)
         stack.callback(results.close)
         for i, result in enumerate(results):
             check_cancelled(feedback)

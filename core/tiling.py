@@ -21,9 +21,7 @@ from .geometry import Window
 from .sampling import regular_anchors
 
 DEFAULT_BLOCK_PX = 2048  # a block's side, before it snaps to the tile grid
-# Per-pixel models (no tiles cross blocks): as fast as 1024 px on local threads, and each Dask task costs a scheduler
-# round trip, which 2048 px blocks bring from 1.14–1.27x to 1.03–1.06x of local WORKERS=2 (rules, 8192²).
-PIXEL_BLOCK_PX = 2048
+PIXEL_BLOCK_PX = 1024  # per-pixel models: no tiles cross blocks, so smaller blocks only pipeline better
 BLOCK_ACCUMULATOR_BYTES = 256 * 1024**2  # float64 sums of one block stay below this
 
 

@@ -322,6 +322,25 @@ def test_dask_workers_with_malloc_trimming_get_a_note(dask_cluster):
     assert len(notes) == 1 and "MALLOC_TRIM_THRESHOLD_=65536" in notes[0] and "README" in notes[0]
 
 
+def test_dask_tasks_compute_a_few_consecutive_small_blocks_each_and_give_them_back_in_order(dask_cluster,
+                                                                                            monkeypatch):
+    """Each Dask task costs a scheduler round trip: small blocks go a few to a task, still in order, and every worker
+    still gets tasks."""
+    from patchwork.core.executors import TASK_PIXELS, DaskExecutor
+
+    executor = DaskExecutor(dask_cluster)
+    tasks = []
+    submit = dask_cluster.submit
+    monkeypatch.setattr(dask_cluster, "submit", lambda *a, **k: tasks.append(len(a[2])) or submit(*a, **k))
+    assert list(executor.map(abs, range(-40, 0), item_pixels=TASK_PIXELS // 4)) == list(range(40, 0, -1))
+    assert tasks == [4] * 10  # 1024² blocks: four to a task
+    tasks.clear()
+    assert list(executor.map(abs, range(-8, 0), item_pixels=64 * 64)) == list(range(8, 0, -1))
+    assert tasks == [2] * 4  # tiny blocks: still two tasks per worker
+    tasks.clear()
+    assert list(executor.map(abs, range(-3, 0), item_pixels=TASK_PIXELS)) == [3, 2, 1] and tasks == [1] * 3
+
+
 def test_dask_scheduler_errors_are_clear(tmp_path, s2_path, monkeypatch):
     from patchwork.core import executors
     from patchwork.core.models import load_model
