@@ -9,7 +9,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputMultipleLayers,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
@@ -30,17 +29,6 @@ from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, St
 WINDOWS = list(stitching.WINDOWS)  # an index or the word on the command line: 0 boxcar, 1 hann, 2 triangular
 AGGREGATIONS = list(stitching.AGGREGATIONS)  # 0 hardvote, 1 softvote, 2 mean
 MODEL_FILTER = "Models (*.onnx *.skops *.json *.joblib *.pkl *.pickle);;All files (*.*)"
-
-
-def band_list(algorithm, parameters, name: str, context) -> list[int] | None:
-    """Bands as picked in the dialog (a list) or typed on the command line ('1,2,3')."""
-    value = parameters.get(name)
-    if isinstance(value, str):
-        try:
-            return [int(part) for part in value.replace(";", ",").split(",") if part.strip()] or None
-        except ValueError as exc:
-            raise QgsProcessingException(f"{name}: '{value}' is not a list of band numbers like 1,2,3.") from exc
-    return algorithm.parameterAsInts(parameters, name, context) or None
 
 
 WEB_MERCATOR = QgsCoordinateReferenceSystem("EPSG:3857")
@@ -91,8 +79,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
     ID = f"{PROVIDER_ID}:classify"
     group_name = "Inference"
     # Its parameters' and outputs' names, spelled once (the panel and scripts use these too).
-    INPUT, MODEL, BANDS = "INPUT", "MODEL", "BANDS"
-    SCALE, OFFSET, TILE_SIZE = "SCALE", "OFFSET", "TILE_SIZE"
+    INPUT, MODEL, TILE_SIZE = "INPUT", "MODEL", "TILE_SIZE"
     OVERLAP, WINDOW, AGGREGATION = "OVERLAP", "WINDOW", "AGGREGATION"
     BATCH_SIZE, TRUST_MODEL, OUTPUT = "BATCH_SIZE", "TRUST_MODEL", "OUTPUT"
     OUTPUT_PROBABILITIES, TILES, BLOCKS = "OUTPUT_PROBABILITIES", "TILES", "BLOCKS"
@@ -105,7 +92,6 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         EXTENT: "For a web tile layer: the area to read (else the MASK's); file rasters are read whole.",
         MODEL: "An ONNX model (Deepness's included), a skops file, a rules model (.json) or, if trusted, a "
                "pickle.",
-        BANDS: "The input bands fed to the model, in the model's order; empty: all.",
         MASK: "Polygons (any CRS): only pixels inside are classified, the rest is nodata; tiles that reach no "
               "pixel inside are not computed.",
         RESOLUTION: "The pixel size the model runs at, in the raster's units: the input is read resampled to it "
@@ -113,9 +99,8 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
                     "pixel), else the raster's own.",
         OUTPUT_GRID: "model: the outputs on the resampled grid; input: brought back to the raster's grid (nearest "
                      "for classes, average for values).",
-        SCALE: "Input values are multiplied by this: 0.0001 for Sentinel-2 digital numbers, 1/255 for 8-bit "
-               "imagery and Deepness models.",
-        OFFSET: "…then this is added.",
+        PatchworkAlgorithm.SCALE: "Input values are multiplied by this: 0.0001 for Sentinel-2 digital numbers, "
+                                  "1/255 for 8-bit imagery and Deepness models.",
         TILE_SIZE: "The side of the tiles fed to the model; empty: the model's own.",
         OVERLAP: "How much neighbouring tiles overlap; empty: the model's own, else 0.",
         WINDOW: "How overlapping tiles are weighted: equally (boxcar), or more at their centres (hann, "
@@ -146,9 +131,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             self.MODEL, self.tr("Model (.onnx, .skops, .json rules; .joblib/.pkl only if trusted)"),
             qgis_enums.FILE, fileFilter=MODEL_FILTER,
             defaultValue=resource_path("models", "ndvi_ndwi_rules.json")))
-        self.addParameter(QgsProcessingParameterBand(
-            self.BANDS, self.tr("Bands fed to the model, in its order (default: all)"), None, self.INPUT,
-            optional=True, allowMultiple=True))
+        self.add_model_input_parameters()
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.MASK, self.tr("Classify only inside (mask polygons)"), [qgis_enums.SOURCE_VECTOR_POLYGON],
             optional=True))
@@ -158,8 +141,6 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
                                  qgis_enums.DOUBLE, None, optional=True, minValue=0.0))
         self.addParameter(EnumParameter(self.OUTPUT_GRID, self.tr("Grid of the outputs"), ["model", "input"],
                                         optional=True))
-        self.addParameter(number(self.SCALE, self.tr("Scale input values by"), qgis_enums.DOUBLE, 1.0))
-        self.addParameter(number(self.OFFSET, self.tr("Then add to input values"), qgis_enums.DOUBLE, 0.0))
         self.addParameter(number(self.TILE_SIZE, self.tr("Tile size (px; empty: the model's)"), qgis_enums.INTEGER,
                                  None, optional=True, minValue=1, maxValue=budget.MAX_TILE_SIZE))
         self.addParameter(number(self.OVERLAP, self.tr("Overlap between tiles (px; empty: the model's, else 0)"),
@@ -195,9 +176,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         mask = self.mask_polygons(parameters, "MASK", raster.crs(), context)
         return CoreCall(classify, (source, self.parameterAsFile(parameters, self.MODEL, context),
                                    self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
-            bands=band_list(self, parameters, self.BANDS, context),
-            scale=self.parameterAsDouble(parameters, self.SCALE, context),
-            offset=self.parameterAsDouble(parameters, self.OFFSET, context),
+            **self.model_input_arguments(parameters, context),
             tile_size=optional_int(parameters, self.TILE_SIZE),
             overlap=optional_int(parameters, self.OVERLAP),
             window=self.word(parameters, self.WINDOW, context),

@@ -14,6 +14,7 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
@@ -125,17 +126,32 @@ class CoreCall(NamedTuple):
     kwargs: dict
 
 
+def band_list(algorithm, parameters, name: str, context) -> list[int] | None:
+    """Bands as picked in the dialog (a list) or typed on the command line ('1,2,3')."""
+    value = parameters.get(name)
+    if isinstance(value, str):
+        try:
+            return [int(part) for part in value.replace(";", ",").split(",") if part.strip()] or None
+        except ValueError as exc:
+            raise QgsProcessingException(f"{name}: '{value}' is not a list of band numbers like 1,2,3.") from exc
+    return algorithm.parameterAsInts(parameters, name, context) or None
+
+
 class PatchworkAlgorithm(QgsProcessingAlgorithm):
     """Base class: translation, icon, help from resources/help/<name>.html, checks before the run."""
 
     group_name = "Chips"
     required_packages: tuple[str, ...] = ()  # optional packages it cannot run without (canExecute)
-    # The names of the parameters add_scale_parameters adds, spelled once.
+    # The names of the parameters add_scale_parameters and add_model_input_parameters add, spelled once.
     WORKERS, DEVICE, DASK_SCHEDULER = "WORKERS", "DEVICE", "DASK_SCHEDULER"
     RESUME, OUTPUT_FORMAT = "RESUME", "OUTPUT_FORMAT"
+    BANDS, SCALE, OFFSET = "BANDS", "SCALE", "OFFSET"
     # One sentence per parameter: the Toolbox dialog's tooltips, the panel's tooltips and `qgis_process help`.
     parameter_help: dict[str, str] = {}
     shared_help = {
+        BANDS: "The input bands fed to the model, in the model's order; empty: all.",
+        SCALE: "Input values are multiplied by this: 1/255 for 8-bit imagery and Deepness models.",
+        OFFSET: "…then this is added.",
         WORKERS: "Blocks or chip files handled at once, on threads of this computer; 0 uses every core. The "
                  "result is the same for any number.",
         DEVICE: "Where ONNX models compute: auto takes a GPU when onnxruntime has one (CUDA, DirectML, CoreML), "
@@ -201,6 +217,22 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
 
         wkts, crs_wkt, _values = geometries_in_crs(source, crs, context.transformContext())
         return self.run_core(Aoi, wkts, crs_wkt, name)
+
+    def add_model_input_parameters(self) -> None:
+        """BANDS, SCALE and OFFSET: which bands of INPUT a model sees and how their values are mapped."""
+        self.addParameter(QgsProcessingParameterBand(
+            self.BANDS, self.tr("Bands fed to the model, in its order (default: all)"), None, "INPUT",
+            optional=True, allowMultiple=True))
+        self.addParameter(QgsProcessingParameterNumber(self.SCALE, self.tr("Scale input values by"),
+                                                       qgis_enums.DOUBLE, 1.0))
+        self.addParameter(QgsProcessingParameterNumber(self.OFFSET, self.tr("Then add to input values"),
+                                                       qgis_enums.DOUBLE, 0.0))
+
+    def model_input_arguments(self, parameters, context) -> dict:
+        """The core's keyword arguments for the parameters `add_model_input_parameters` added."""
+        return {"bands": band_list(self, parameters, self.BANDS, context),
+                "scale": self.parameterAsDouble(parameters, self.SCALE, context),
+                "offset": self.parameterAsDouble(parameters, self.OFFSET, context)}
 
     def add_workers_parameter(self) -> None:
         """WORKERS (advanced, optional: models and scripts saved before it existed keep working)."""

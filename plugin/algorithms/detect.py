@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessingOutputNumber,
-    QgsProcessingParameterBand,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
@@ -15,7 +14,7 @@ from qgis.core import (
 from ...core import budget
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
-from .classify import band_list, optional_float, optional_int, raster_input
+from .classify import optional_float, optional_int, raster_input
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm
 
 
@@ -24,8 +23,8 @@ class DetectAlgorithm(PatchworkAlgorithm):
     group_name = "Inference"
     required_packages = ("onnxruntime",)
     # Its parameters' and outputs' names, spelled once (the panel and scripts use these too).
-    INPUT, MODEL, BANDS, MASK = "INPUT", "MODEL", "BANDS", "MASK"
-    SCALE, OFFSET, TILE_SIZE, OVERLAP = "SCALE", "OFFSET", "TILE_SIZE", "OVERLAP"
+    INPUT, MODEL, MASK = "INPUT", "MODEL", "MASK"
+    TILE_SIZE, OVERLAP = "TILE_SIZE", "OVERLAP"
     CONFIDENCE, IOU, BATCH_SIZE, OUTPUT, DETECTIONS = "CONFIDENCE", "IOU", "BATCH_SIZE", "OUTPUT", "DETECTIONS"
     RESOLUTION, EXTENT = "RESOLUTION", "EXTENT"
     parameter_help = {
@@ -34,12 +33,9 @@ class DetectAlgorithm(PatchworkAlgorithm):
         EXTENT: "For a web tile layer: the area to read (else the MASK's); file rasters are read whole.",
         MODEL: "A YOLO-style ONNX detector: Deepness's model_type Detector, or boxes as [batch, boxes, 5 + classes] "
                "(YOLOv5/v7) or [batch, 4 + classes, boxes] (YOLOv8/v11).",
-        BANDS: "The input bands fed to the model, in the model's order; empty: all.",
         MASK: "Polygons (any CRS): only boxes whose centre lies inside are kept; tiles that miss them are skipped.",
         RESOLUTION: "The pixel size the detector runs at, in the raster's units (the raster is read resampled to it); "
                     "empty: the model's resolution metadata (cm per pixel), else the raster's own.",
-        SCALE: "Input values are multiplied by this: 1/255 for 8-bit imagery and Deepness models.",
-        OFFSET: "…then this is added.",
         TILE_SIZE: "The side of the tiles fed to the model; empty: the model's own, else 640. A multiple of the "
                    "model's stride.",
         OVERLAP: "How much neighbouring tiles overlap; larger than the objects, so that each lies whole in a tile "
@@ -62,9 +58,7 @@ class DetectAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input raster")))
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, self.tr("Detector (.onnx)"), qgis_enums.FILE, fileFilter="ONNX models (*.onnx)"))
-        self.addParameter(QgsProcessingParameterBand(
-            self.BANDS, self.tr("Bands fed to the model, in its order (default: all)"), None, self.INPUT,
-            optional=True, allowMultiple=True))
+        self.add_model_input_parameters()
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.MASK, self.tr("Search only inside (mask polygons)"), [qgis_enums.SOURCE_VECTOR_POLYGON],
             optional=True))
@@ -72,8 +66,6 @@ class DetectAlgorithm(PatchworkAlgorithm):
                                                        optional=True))
         self.addParameter(number(self.RESOLUTION, self.tr("Pixel size the model runs at (empty: the model's)"),
                                  qgis_enums.DOUBLE, None, optional=True, minValue=0.0))
-        self.addParameter(number(self.SCALE, self.tr("Scale input values by"), qgis_enums.DOUBLE, 1.0))
-        self.addParameter(number(self.OFFSET, self.tr("Then add to input values"), qgis_enums.DOUBLE, 0.0))
         self.addParameter(number(self.TILE_SIZE, self.tr("Tile size (px; empty: the model's)"), qgis_enums.INTEGER,
                                  None, optional=True, minValue=1, maxValue=budget.MAX_TILE_SIZE))
         self.addParameter(number(self.OVERLAP, self.tr("Overlap between tiles (px; empty: the model's)"),
@@ -98,9 +90,7 @@ class DetectAlgorithm(PatchworkAlgorithm):
         mask = self.mask_polygons(parameters, "MASK", raster.crs(), context)
         return CoreCall(detect, (source, self.parameterAsFile(parameters, self.MODEL, context),
                                  self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
-            bands=band_list(self, parameters, self.BANDS, context),
-            scale=self.parameterAsDouble(parameters, self.SCALE, context),
-            offset=self.parameterAsDouble(parameters, self.OFFSET, context),
+            **self.model_input_arguments(parameters, context),
             tile_size=optional_int(parameters, self.TILE_SIZE), overlap=optional_int(parameters, self.OVERLAP),
             confidence=optional_float(self, parameters, self.CONFIDENCE, context),
             iou=optional_float(self, parameters, self.IOU, context),

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessingOutputNumber,
-    QgsProcessingParameterBand,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
@@ -14,7 +13,7 @@ from qgis.core import (
 from ...core import budget, stitching
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
-from .classify import band_list, optional_float, optional_int
+from .classify import optional_float, optional_int
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
 
 
@@ -22,8 +21,8 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
     ID = f"{PROVIDER_ID}:recognize"
     group_name = "Inference"
     required_packages = ("onnxruntime",)
-    INPUT, MODEL, QUERY, BANDS, MASK = "INPUT", "MODEL", "QUERY", "BANDS", "MASK"
-    SCALE, OFFSET, TILE_SIZE, OVERLAP, WINDOW = "SCALE", "OFFSET", "TILE_SIZE", "OVERLAP", "WINDOW"
+    INPUT, MODEL, QUERY, MASK = "INPUT", "MODEL", "QUERY", "MASK"
+    TILE_SIZE, OVERLAP, WINDOW = "TILE_SIZE", "OVERLAP", "WINDOW"
     BATCH_SIZE, OUTPUT, TILES, RESOLUTION = "BATCH_SIZE", "OUTPUT", "TILES", "RESOLUTION"
     parameter_help = {
         INPUT: "The raster to search (a file raster).",
@@ -31,12 +30,9 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
                "Recognition).",
         QUERY: "An image of what is looked for (any raster GDAL reads: a PNG, a GeoTIFF clip), resampled to the "
                "model's tile; the same bands, scale and offset as the input.",
-        BANDS: "The input bands fed to the model, in the model's order; empty: all.",
         MASK: "Polygons (any CRS): only pixels inside are scored, the rest is nodata.",
         RESOLUTION: "The pixel size the model runs at, in the raster's units (the map is on that grid); empty: the "
                     "model's resolution metadata (cm per pixel), else the raster's own.",
-        SCALE: "Input values are multiplied by this: 1/255 for 8-bit imagery and Deepness models.",
-        OFFSET: "…then this is added.",
         TILE_SIZE: "The side of the tiles fed to the model; empty: the model's own.",
         OVERLAP: "How much neighbouring tiles overlap; empty: the model's own, else 0.",
         WINDOW: "How overlapping tiles' scores are blended: equally (boxcar), or more at their centres (hann, "
@@ -57,16 +53,12 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, self.tr("Recognition model (.onnx)"), qgis_enums.FILE, fileFilter="ONNX models (*.onnx)"))
         self.addParameter(QgsProcessingParameterFile(self.QUERY, self.tr("Query image"), qgis_enums.FILE))
-        self.addParameter(QgsProcessingParameterBand(
-            self.BANDS, self.tr("Bands fed to the model, in its order (default: all)"), None, self.INPUT,
-            optional=True, allowMultiple=True))
+        self.add_model_input_parameters()
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.MASK, self.tr("Score only inside (mask polygons)"), [qgis_enums.SOURCE_VECTOR_POLYGON],
             optional=True))
         self.addParameter(number(self.RESOLUTION, self.tr("Pixel size the model runs at (empty: the model's)"),
                                  qgis_enums.DOUBLE, None, optional=True, minValue=0.0))
-        self.addParameter(number(self.SCALE, self.tr("Scale input values by"), qgis_enums.DOUBLE, 1.0))
-        self.addParameter(number(self.OFFSET, self.tr("Then add to input values"), qgis_enums.DOUBLE, 0.0))
         self.addParameter(number(self.TILE_SIZE, self.tr("Tile size (px; empty: the model's)"), qgis_enums.INTEGER,
                                  None, optional=True, minValue=1, maxValue=budget.MAX_TILE_SIZE))
         self.addParameter(number(self.OVERLAP, self.tr("Overlap between tiles (px; empty: the model's)"),
@@ -88,9 +80,7 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
         return CoreCall(recognize, (raster.source(), self.parameterAsFile(parameters, self.MODEL, context),
                                     self.parameterAsFile(parameters, self.QUERY, context),
                                     self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
-            bands=band_list(self, parameters, self.BANDS, context),
-            scale=self.parameterAsDouble(parameters, self.SCALE, context),
-            offset=self.parameterAsDouble(parameters, self.OFFSET, context),
+            **self.model_input_arguments(parameters, context),
             tile_size=optional_int(parameters, self.TILE_SIZE), overlap=optional_int(parameters, self.OVERLAP),
             window=self.word(parameters, self.WINDOW, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context), mask=mask,

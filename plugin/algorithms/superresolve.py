@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessingOutputNumber,
-    QgsProcessingParameterBand,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -13,7 +12,7 @@ from qgis.core import (
 from ...core import budget, stitching
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
-from .classify import band_list, optional_int
+from .classify import optional_int
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm
 
 
@@ -21,15 +20,12 @@ class SuperResolveAlgorithm(PatchworkAlgorithm):
     ID = f"{PROVIDER_ID}:superresolve"
     group_name = "Inference"
     required_packages = ("onnxruntime",)
-    INPUT, MODEL, BANDS, SCALE, OFFSET = "INPUT", "MODEL", "BANDS", "SCALE", "OFFSET"
+    INPUT, MODEL = "INPUT", "MODEL"
     OVERLAP, WINDOW, BATCH_SIZE, OUTPUT, SCALE_FACTOR = "OVERLAP", "WINDOW", "BATCH_SIZE", "OUTPUT", "SCALE_FACTOR"
     parameter_help = {
         INPUT: "The raster to enhance (a file raster).",
         MODEL: "A super-resolution ONNX model: Deepness's model_type Superresolution, or an output k times larger "
                "than its input.",
-        BANDS: "The input bands fed to the model, in the model's order; empty: all.",
-        SCALE: "Input values are multiplied by this: 1/255 for 8-bit imagery and Deepness models.",
-        OFFSET: "…then this is added.",
         OVERLAP: "Input pixels neighbouring tiles share, blended by the window; empty: the model's tiles_overlap, "
                  "else 0.",
         WINDOW: "How overlapping tiles are weighted: equally (boxcar), or more at their centres (hann, triangular).",
@@ -49,11 +45,7 @@ class SuperResolveAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Input raster")))
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, self.tr("Super-resolution model (.onnx)"), qgis_enums.FILE, fileFilter="ONNX models (*.onnx)"))
-        self.addParameter(QgsProcessingParameterBand(
-            self.BANDS, self.tr("Bands fed to the model, in its order (default: all)"), None, self.INPUT,
-            optional=True, allowMultiple=True))
-        self.addParameter(number(self.SCALE, self.tr("Scale input values by"), qgis_enums.DOUBLE, 1.0))
-        self.addParameter(number(self.OFFSET, self.tr("Then add to input values"), qgis_enums.DOUBLE, 0.0))
+        self.add_model_input_parameters()
         self.addParameter(number(self.OVERLAP, self.tr("Overlap between tiles (px; empty: the model's)"),
                                  qgis_enums.INTEGER, None, optional=True, minValue=0))
         self.addParameter(EnumParameter(self.WINDOW, self.tr("Blending window"), list(stitching.WINDOWS),
@@ -71,9 +63,7 @@ class SuperResolveAlgorithm(PatchworkAlgorithm):
         raster = self.file_raster(parameters, self.INPUT, context)
         return CoreCall(superresolve, (raster.source(), self.parameterAsFile(parameters, self.MODEL, context),
                                        self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
-            bands=band_list(self, parameters, self.BANDS, context),
-            scale=self.parameterAsDouble(parameters, self.SCALE, context),
-            offset=self.parameterAsDouble(parameters, self.OFFSET, context),
+            **self.model_input_arguments(parameters, context),
             overlap=optional_int(parameters, self.OVERLAP), window=self.word(parameters, self.WINDOW, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             device=self.word(parameters, self.DEVICE, context)))

@@ -21,7 +21,7 @@ from patchwork.core.inference import full_scene_prediction
 from tests.conftest import REPO, SHARED_DATA, files_under
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
-CLASSIFY_PARAMETERS = ["INPUT", "MODEL", "BANDS", "MASK", "EXTENT", "RESOLUTION", "OUTPUT_GRID", "SCALE", "OFFSET",
+CLASSIFY_PARAMETERS = ["INPUT", "MODEL", "BANDS", "SCALE", "OFFSET", "MASK", "EXTENT", "RESOLUTION", "OUTPUT_GRID",
                        "TILE_SIZE", "OVERLAP", "WINDOW", "AGGREGATION", "BATCH_SIZE", "TRUST_MODEL", "MIN_SEGMENT",
                        "WORKERS", "DEVICE", "DASK_SCHEDULER", "RESUME", "OUTPUT_FORMAT", "OUTPUT",
                        "OUTPUT_PROBABILITIES", "OUTPUT_VECTOR", "OUTPUT_AREAS"]
