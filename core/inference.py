@@ -16,6 +16,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
@@ -734,6 +735,7 @@ def classify(
             feedback.info(f"Segments of fewer than {min_segment} px will take their largest neighbour's class.")
         writers = MapWriter(outputs, src.width, src.height, src.geotransform, src.crs_wkt, info, output,
                             probabilities, aggregation, log=feedback.info, cog=output_format == "COG",
+                            cancelled=feedback.is_cancelled,
                             min_segment=min_segment, count_areas=min_segment < 2)  # (merging changes the counts)
         computed = executor.map(job, [b for b in blocks if b.index not in journal.done and b.index not in skipped],
                                 progress.poll, item_pixels=side * side)
@@ -961,8 +963,10 @@ class MapWriter:
     def __init__(self, stack: ExitStack, width: int, height: int, geotransform, crs_wkt: str, info: ModelInfo,
                  output: str, probabilities: str | None = None, aggregation: str = "hardvote",
                  log: Log | None = None, cog: bool = False, min_segment: int = 0,
-                 count_areas: bool = False) -> None:
+                 cancelled: Callable[[], bool] | None = None, count_areas: bool = False) -> None:
         self.info, self.output = info, output
+        self.files: list[GeoTiffWriter] = []
+        stack.push(self._all_or_none)  # first: a writer whose creation fails still has the earlier ones removed
         gt, crs, k = geotransform, crs_wkt, info.n_outputs
         self.probabilities = None
         self.counter: AreaCounter | None = None  # classes' pixels and areas, as the blocks are written
@@ -973,22 +977,49 @@ class MapWriter:
             sieve = partial(sieve_in_place, min_pixels=min_segment) if min_segment >= 2 else None
             if count_areas:
                 self.counter = AreaCounter(gt, crs, height, info.class_values, nodata)
-            self.main = stack.enter_context(GeoTiffWriter(output, width, height, 1, dtype, gt, crs, nodata,
-                                                          log=log, cog_overviews="MODE" if cog else None,
-                                                          before_commit=sieve))
+            self.main = self._file(GeoTiffWriter(output, width, height, 1, dtype, gt, crs, nodata, log=log,
+                                                 cog_overviews="MODE" if cog else None, before_commit=sieve,
+                                                 cancelled=cancelled))
             self.colours = class_colours(info.n_classes, info.class_colors)
             apply_colour_table(self.main.dataset.GetRasterBand(1), info.class_values, info.class_names, self.colours)
             self.main.set_band_descriptions(["class"])
             if probabilities:
-                self.probabilities = stack.enter_context(GeoTiffWriter(
+                self.probabilities = self._file(GeoTiffWriter(
                     probabilities, width, height, k, np.float32, gt, crs, float("nan"), log=log,
-                    cog_overviews=averaged))
+                    cog_overviews=averaged, cancelled=cancelled))
                 kind = "P" if aggregation == "softvote" else "vote share"
                 self.probabilities.set_band_descriptions([f"{kind}({name})" for name in info.class_names])
         else:
-            self.main = stack.enter_context(GeoTiffWriter(output, width, height, k, np.float32, gt, crs,
-                                                          float("nan"), log=log, cog_overviews=averaged))
+            self.main = self._file(GeoTiffWriter(output, width, height, k, np.float32, gt, crs, float("nan"),
+                                                 log=log, cog_overviews=averaged, cancelled=cancelled))
             self.main.set_band_descriptions(info.output_names)
+
+    def _file(self, writer: GeoTiffWriter) -> GeoTiffWriter:
+        self.files.append(writer)
+        return writer
+
+    def _all_or_none(self, exc_type, _exc, _tb) -> bool:
+        """At the end of the run: every file finished before any is renamed onto its path.
+
+        Finishing is closing, checking, sieving and the COG rewrite: an error or a cancel in one of the files leaves
+        none of them, and replaces no earlier file.
+        """
+        if exc_type is not None:
+            self._abort_all()
+            return False
+        try:
+            for writer in self.files:
+                writer.finish()
+        except BaseException:
+            self._abort_all()
+            raise
+        for writer in self.files:
+            writer.publish()
+        return False
+
+    def _abort_all(self) -> None:
+        for writer in self.files:
+            writer.abort()
 
     def write(self, result: BlockResult) -> None:
         """Write one finished block into the outputs."""

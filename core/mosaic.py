@@ -180,7 +180,7 @@ def stitch_chips(
     with ExitStack() as stack:
         stack.callback(executor.close)
         writer = MapWriter(stack, width, height, gt, crs, info, output, aggregation=aggregation, log=feedback.info,
-                           cog=output_format == "COG")
+                           cog=output_format == "COG", cancelled=feedback.is_cancelled)
         results = executor.map(job, blocks, lambda: check_cancelled(feedback), item_pixels=side * side)
         stack.callback(results.close)
         for i, result in enumerate(results):

@@ -18,7 +18,7 @@ import numpy as np
 from osgeo import gdal, gdal_array
 
 from .budget import free_disk_bytes
-from .errors import DISK_FULL_TEXT, PatchworkError, one_line
+from .errors import DISK_FULL_TEXT, Cancelled, PatchworkError, one_line
 from .gdal_errors import checked, gdal_failures, open_raster, opened
 from .geometry import GeoTransform
 from .partials import Log, OutputLock, owned_name, sweep_debris
@@ -132,6 +132,7 @@ class GeoTiffWriter:
         colours: list[int] | None = None,
         in_staged_folder: bool = False,
         before_commit: Callable[[str], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> None:
         """Create the temporary file.
 
@@ -141,8 +142,11 @@ class GeoTiffWriter:
         StagedFolder this run owns, where no dead run can have left debris: the folder is not swept for it (a
         sweep lists the folder, which made writing n chips cost n² directory entries). `before_commit`: a last step
         on the complete temporary file (e.g. removing small segments), before it is renamed onto `path`.
+        `cancelled`: asked during the COG rewrite, which takes a while on large outputs; True stops it, removes
+        everything and raises Cancelled.
         """
         self.before_commit = before_commit
+        self.cancelled = cancelled
         self.path = path
         self.cog_overviews = cog_overviews
         self.width, self.height = width, height
@@ -230,6 +234,14 @@ class GeoTiffWriter:
 
     def commit(self) -> str:
         """Close the temporary file, check GDAL wrote all of it, and rename it onto `path`."""
+        self.finish()
+        return self.publish()
+
+    def finish(self) -> None:
+        """Everything but the rename: close and check the temporary file, then `before_commit` and the COG rewrite.
+
+        On any failure the temporary file is removed and the error raised.
+        """
         failures: list[str] = []
         try:
             checked(self.dataset.FlushCache)
@@ -251,11 +263,18 @@ class GeoTiffWriter:
                 self.abort()
                 raise
         if not failures and self.cog_overviews:
-            failures += self._to_cog()
+            try:
+                failures += self._to_cog()
+            except BaseException:  # a cancel: the temporary file goes too
+                self.abort()
+                raise
         if failures:
             error = self._write_error(failures)
             self.abort()
             raise error
+
+    def publish(self) -> str:
+        """Rename the finished temporary file onto `path`."""
         try:
             replace_file(self.tmp_path, self.path)
         except BaseException:
@@ -275,11 +294,22 @@ class GeoTiffWriter:
         cog = owned_name(self.path)
         options = ["COMPRESS=DEFLATE", f"LEVEL={DEFLATE_LEVEL}", f"PREDICTOR={self.predictor}",
                    f"BLOCKSIZE={self.block}", f"OVERVIEW_RESAMPLING={self.cog_overviews}", "BIGTIFF=IF_SAFER"]
+        asked, stopped = self.cancelled, []
+
+        def going_on(_complete, _message, _data) -> int:  # GDAL's progress callback: 0 stops it
+            if asked is not None and asked():
+                stopped.append(True)
+                return 0
+            return 1
+
         try:
             with gdal_failures() as failures:
-                made = gdal.Translate(cog, self.tmp_path, format="COG", creationOptions=options)
+                made = gdal.Translate(cog, self.tmp_path, format="COG", creationOptions=options, callback=going_on)
                 done = made is not None
                 made = None  # closing writes it
+            if stopped:
+                remove_file(cog)
+                raise Cancelled("cancelled by the user while the COG was written")
             if failures or not done:
                 remove_file(cog)
                 return [f"the COG copy failed ({'; '.join(failures) or 'no dataset'})"]

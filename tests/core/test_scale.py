@@ -247,6 +247,46 @@ def test_cog_output_passes_gdal_validation_with_overviews_and_keeps_the_palette(
     assert np.isclose(half, 0.25, atol=0.01).any() and np.isclose(half, 0.5, atol=0.01).any()
 
 
+@pytest.mark.parametrize("cancelled_in", ["classes.tif", "p.tif"])
+def test_cancel_while_the_cog_is_written_leaves_the_earlier_outputs_untouched_and_no_debris(tmp_path, naip_path,
+                                                                                            cancelled_in):
+    """The COG rewrite of a large output takes a while: Cancel is heard there too. Every output is finished before
+    any is renamed, so a cancel in the second file's rewrite leaves the first one's earlier file too."""
+    from patchwork.core.errors import Cancelled
+
+    out, probabilities = str(tmp_path / "classes.tif"), str(tmp_path / "p.tif")
+    for path in (out, probabilities):
+        with open(path, "wb") as fh:
+            fh.write(b"an earlier output")
+
+    class CancelInCog:
+        asked_in_cog = False
+
+        def set_progress(self, percent):
+            pass
+
+        def info(self, message):
+            pass
+
+        def is_cancelled(self):
+            frame = sys._getframe(1)
+            if frame.f_code.co_name != "going_on":  # only GDAL's progress callback during the COG rewrite
+                return False
+            while frame.f_code.co_name != "_to_cog":  # up to the writer whose file GDAL is rewriting
+                frame = frame.f_back
+            self.asked_in_cog |= os.path.basename(frame.f_locals["self"].path) == cancelled_in
+            return self.asked_in_cog
+
+    feedback = CancelInCog()
+    with pytest.raises(Cancelled):
+        classify(naip_path, RULES, out, bands=[3, 2, 1, 4], scale=1 / 255, probabilities=probabilities,
+                 aggregation="softvote", output_format="COG", feedback=feedback)
+    assert feedback.asked_in_cog
+    assert files_under(str(tmp_path)) == ["classes.tif", "p.tif"]
+    for path in (out, probabilities):
+        assert open(path, "rb").read() == b"an earlier output"
+
+
 @pytest.mark.parametrize("device, available, expected, warned", [
     ("cpu", ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CPUExecutionProvider"], False),
     ("cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"], ["CUDAExecutionProvider", "CPUExecutionProvider"],
