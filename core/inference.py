@@ -36,7 +36,7 @@ from .palette import apply_colour_table, categorized_qml, class_colours, write_q
 from .partials import Log, OutputLock
 from .paths import check_outputs
 from .postprocess import AreaCounter, area_summary, class_areas, polygonize, sieve_in_place, write_area_table
-from .progress import Feedback, SilentFeedback
+from .progress import Feedback, GdalCancel, SilentFeedback
 from .raster import RasterSource, no_crs_warning
 from .stitching import AGGREGATIONS, WINDOWS, BlockAccumulator, Finished, check_choice, first_argmax, tile_weights
 from .tiling import Block, TileGrid, block_side, plan_blocks
@@ -833,7 +833,7 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
     from osgeo import gdal
 
     from .partials import owned_name
-    from .writer import remove_file, replace_file
+    from .writer import creation_options, remove_file, replace_file
 
     raster, output = arguments["raster"], arguments["output"]
     with RasterSource(raster) as src:
@@ -856,19 +856,31 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
             if run[key]:
                 run[key] = owned_name(run[key])
                 made.append(run[key])
-        result = classify(**run)
-        for key, resampling in (("output", "near" if result.info.task == "classification" else "average"),
-                                ("probabilities", "average")):
+        result = classify(**dict(run, output_format="GTiff"))  # a COG is made as the maps come back
+        classes = result.info.task == "classification"
+        cog = arguments["output_format"] == "COG"
+        back_on_input = []  # (brought back, final path): renamed only once every output is back, all or none
+        map_type = class_nodata(result.info.class_values)[0] if classes else np.float32
+        going_on = GdalCancel(feedback.is_cancelled)
+        for key, resampling, dtype, overviews in (
+                ("output", "near" if classes else "average", map_type, "MODE" if classes else "AVERAGE"),
+                ("probabilities", "average", np.float32, "AVERAGE")):
             if not arguments[key]:
                 continue
             temporary = owned_name(arguments[key])
             made.append(temporary)
-            back = gdal.Warp(temporary, run[key], xRes=native, yRes=native, outputBounds=bounds,
-                             resampleAlg=resampling, creationOptions=["TILED=YES", "COMPRESS=DEFLATE"])
+            back = gdal.Warp(temporary, run[key], format="COG" if cog else "GTiff", xRes=native, yRes=native,
+                             outputBounds=bounds, resampleAlg=resampling,
+                             creationOptions=creation_options(dtype, 512, overviews if cog else None),
+                             callback=going_on)
             if back is None:
+                if going_on.stopped:
+                    raise Cancelled("cancelled by the user while the maps were brought back to the input grid")
                 raise PatchworkError(f"OUTPUT: GDAL could not bring the map back to the input grid ({run[key]}).")
             back = None
-            replace_file(temporary, arguments[key])
+            back_on_input.append((temporary, arguments[key]))
+        for temporary, final in back_on_input:
+            replace_file(temporary, final)
         if result.info.task == "classification":
             from .palette import class_colours
 

@@ -5,6 +5,7 @@ and Python users can pass nothing (silent) or their own object with these three 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from .errors import Cancelled
@@ -42,3 +43,21 @@ def check_cancelled(feedback: Feedback) -> None:
     """Raise Cancelled when the user asked to stop."""
     if feedback.is_cancelled():
         raise Cancelled("cancelled by the user")
+
+
+class GdalCancel:
+    """GDAL's progress callback (`callback=` of Translate, Warp, …) that stops GDAL when `cancelled()` says so.
+
+    GDAL then returns no dataset; `stopped` tells a cancel from a failure.
+    """
+
+    def __init__(self, cancelled: Callable[[], bool] | None) -> None:
+        self.cancelled = cancelled
+        self.stopped = False
+
+    def __call__(self, complete: float, message: str, data: object) -> int:
+        """1: go on; 0: stop."""
+        if self.cancelled is not None and self.cancelled():
+            self.stopped = True
+            return 0
+        return 1

@@ -23,6 +23,7 @@ from .gdal_errors import checked, gdal_failures, open_raster, opened
 from .geometry import GeoTransform
 from .partials import Log, OutputLock, owned_name, sweep_debris
 from .paths import check_outputs
+from .progress import GdalCancel
 
 GEOTIFF_EXTENSIONS = (".tif", ".tiff")
 
@@ -109,6 +110,20 @@ def _gdal_type(dtype: np.dtype) -> int:
     return gdal_array.NumericTypeCodeToGDALTypeCode(np.dtype(dtype))
 
 
+def creation_options(dtype: np.dtype, block: int, cog_overviews: str | None = None) -> list[str]:
+    """How Patchwork's rasters are stored: tiled, DEFLATE with the predictor for `dtype`.
+
+    With `cog_overviews` (e.g. "MODE" for classes), options of GDAL's COG driver, whose overviews it makes so;
+    else a plain GeoTIFF's.
+    """
+    predictor = "3" if np.issubdtype(np.dtype(dtype), np.floating) else "2"
+    if cog_overviews:
+        return ["COMPRESS=DEFLATE", f"LEVEL={DEFLATE_LEVEL}", f"PREDICTOR={predictor}", f"BLOCKSIZE={block}",
+                f"OVERVIEW_RESAMPLING={cog_overviews}", "BIGTIFF=IF_SAFER"]
+    return ["TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}", "COMPRESS=DEFLATE", f"ZLEVEL={DEFLATE_LEVEL}",
+            f"PREDICTOR={predictor}", "BIGTIFF=IF_SAFER"]
+
+
 class GeoTiffWriter:
     """Streams windows into a tiled, compressed GeoTIFF at a temporary name; `commit()` renames it.
 
@@ -154,12 +169,8 @@ class GeoTiffWriter:
         dtype = np.dtype(dtype)
         self.block = block = min(block_size, 16 * math.ceil(max(width, height) / 16))
         self.waiting: dict[tuple[int, int], tuple[np.ndarray, int]] = {}  # file tiles written in part
-        self.predictor = predictor = "3" if np.issubdtype(dtype, np.floating) else "2"
-        options = [
-            "TILED=YES", f"BLOCKXSIZE={block}", f"BLOCKYSIZE={block}", "COMPRESS=DEFLATE",
-            f"ZLEVEL={DEFLATE_LEVEL}", f"PREDICTOR={predictor}", "BIGTIFF=IF_SAFER",
-            *photometric(count, dtype, colours),
-        ]
+        self.dtype = dtype
+        options = [*creation_options(dtype, block), *photometric(count, dtype, colours)]
         try:
             os.makedirs(os.path.dirname(self.tmp_path), exist_ok=True)
             driver = gdal.GetDriverByName("GTiff")
@@ -292,22 +303,14 @@ class GeoTiffWriter:
     def _to_cog(self) -> list[str]:
         """Rewrite the finished temporary file as a COG (GDAL's COG driver: tiles, overviews, layout) in place."""
         cog = owned_name(self.path)
-        options = ["COMPRESS=DEFLATE", f"LEVEL={DEFLATE_LEVEL}", f"PREDICTOR={self.predictor}",
-                   f"BLOCKSIZE={self.block}", f"OVERVIEW_RESAMPLING={self.cog_overviews}", "BIGTIFF=IF_SAFER"]
-        asked, stopped = self.cancelled, []
-
-        def going_on(_complete, _message, _data) -> int:  # GDAL's progress callback: 0 stops it
-            if asked is not None and asked():
-                stopped.append(True)
-                return 0
-            return 1
-
+        options = creation_options(self.dtype, self.block, self.cog_overviews)
+        going_on = GdalCancel(self.cancelled)
         try:
             with gdal_failures() as failures:
                 made = gdal.Translate(cog, self.tmp_path, format="COG", creationOptions=options, callback=going_on)
                 done = made is not None
                 made = None  # closing writes it
-            if stopped:
+            if going_on.stopped:
                 remove_file(cog)
                 raise Cancelled("cancelled by the user while the COG was written")
             if failures or not done:

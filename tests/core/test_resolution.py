@@ -3,6 +3,7 @@ GDAL-warped copy at that resolution, and can be brought back to the input grid."
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -60,3 +61,44 @@ def test_resolution_errors(tmp_path, s2_path):
         classify(s2_path, RULES, str(tmp_path / "x.tif"), resolution=-1)
     with pytest.raises(PatchworkError, match="OUTPUT_GRID"):
         classify(s2_path, RULES, str(tmp_path / "x.tif"), output_grid="raster")
+
+
+def test_maps_brought_back_to_the_input_grid_are_cogs_when_asked_and_all_or_none_on_cancel(tmp_path, s2_path):
+    from osgeo_utils.samples.validate_cloud_optimized_geotiff import validate
+
+    from patchwork.core.errors import Cancelled
+
+    gt = gdal.Open(s2_path).GetGeoTransform()
+    out, probabilities = str(tmp_path / "back.tif"), str(tmp_path / "p.tif")
+    classify(s2_path, RULES, out, scale=1e-4, resolution=2 * gt[1], output_grid="input", probabilities=probabilities,
+             aggregation="softvote", output_format="COG")
+    for path in (out, probabilities):
+        _warnings, errors, _details = validate(path, full_check=True)
+        assert errors == [] and gdal.Open(path).GetGeoTransform() == gt
+    assert gdal.Open(out).GetRasterBand(1).GetColorTable() is not None
+    earlier = {path: open(path, "rb").read() for path in (out, probabilities)}
+
+    class CancelWhileBack:  # Cancel pressed half way through bringing the second map back
+        def __init__(self):
+            self.warps, self.done = 0, 1.0
+
+        def set_progress(self, percent):
+            pass
+
+        def info(self, message):
+            pass
+
+        def is_cancelled(self):
+            caller = sys._getframe(1)
+            if caller.f_code.co_name != "__call__":  # only GDAL's progress callback (GdalCancel) as maps come back
+                return False
+            done = caller.f_locals["complete"]
+            self.warps += done < self.done  # progress starting again: the next map
+            self.done = done
+            return self.warps == 2 and done > 0.5
+
+    with pytest.raises(Cancelled):
+        classify(s2_path, RULES, out, scale=1e-4, resolution=2 * gt[1], output_grid="input",
+                 probabilities=probabilities, aggregation="softvote", feedback=CancelWhileBack())
+    assert {path: open(path, "rb").read() for path in (out, probabilities)} == earlier
+    assert sorted(files_under(str(tmp_path))) == ["back.qml", "back.tif", "p.tif"]

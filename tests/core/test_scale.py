@@ -270,7 +270,7 @@ def test_cancel_while_the_cog_is_written_leaves_the_earlier_outputs_untouched_an
 
         def is_cancelled(self):
             frame = sys._getframe(1)
-            if frame.f_code.co_name != "going_on":  # only GDAL's progress callback during the COG rewrite
+            if frame.f_code.co_name != "__call__":  # only GDAL's progress callback (GdalCancel) in a COG rewrite
                 return False
             while frame.f_code.co_name != "_to_cog":  # up to the writer whose file GDAL is rewriting
                 frame = frame.f_back
