@@ -113,8 +113,8 @@ def _gdal_type(dtype: np.dtype) -> int:
 def creation_options(dtype: np.dtype, block: int, cog_overviews: str | None = None) -> list[str]:
     """How Patchwork's rasters are stored: tiled, DEFLATE with the predictor for `dtype`.
 
-    With `cog_overviews` (e.g. "MODE" for classes), options of GDAL's COG driver, whose overviews it makes so;
-    else a plain GeoTIFF's.
+    With `cog_overviews` (a GDAL resampling, e.g. "MODE" for classes): the options of GDAL's COG driver, whose
+    overviews are made with that resampling; else those of a plain tiled GeoTIFF.
     """
     predictor = "3" if np.issubdtype(np.dtype(dtype), np.floating) else "2"
     if cog_overviews:
