@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -83,6 +84,31 @@ class CancelAfter:
 
     def info(self, message):
         pass
+
+
+class CancelInGdal:
+    """A core Feedback on which Cancel is pressed during one of GDAL's long calls (a COG rewrite, a warp).
+
+    `is_cancelled` answers True only when GDAL's progress callback (core.progress.GdalCancel) asks, from the moment
+    `when(frame)` is true for that callback's frame (its locals: `complete`, 0..1), and stays True after.
+    """
+
+    def __init__(self, when) -> None:
+        self.when = when
+        self.pressed = False
+
+    def set_progress(self, percent):
+        pass
+
+    def info(self, message):
+        pass
+
+    def is_cancelled(self):
+        frame = sys._getframe(1)
+        if frame.f_code.co_name != "__call__":  # not GDAL's callback: the run itself asks, and goes on
+            return False
+        self.pressed = self.pressed or bool(self.when(frame))
+        return self.pressed
 
 
 @pytest.fixture(scope="session", autouse=True)

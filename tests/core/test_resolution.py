@@ -3,7 +3,6 @@ GDAL-warped copy at that resolution, and can be brought back to the input grid."
 from __future__ import annotations
 
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ from osgeo import gdal
 
 from patchwork.core.errors import PatchworkError
 from patchwork.core.inference import classify
-from tests.conftest import REPO, SHARED_DATA, files_under, read_all
+from tests.conftest import REPO, SHARED_DATA, CancelInGdal, files_under, read_all
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
 
@@ -78,27 +77,17 @@ def test_maps_brought_back_to_the_input_grid_are_cogs_when_asked_and_all_or_none
     assert gdal.Open(out).GetRasterBand(1).GetColorTable() is not None
     earlier = {path: open(path, "rb").read() for path in (out, probabilities)}
 
-    class CancelWhileBack:  # Cancel pressed half way through bringing the second map back
-        def __init__(self):
-            self.warps, self.done = 0, 1.0
+    progress = {"maps": 0, "done": 1.0}
 
-        def set_progress(self, percent):
-            pass
-
-        def info(self, message):
-            pass
-
-        def is_cancelled(self):
-            caller = sys._getframe(1)
-            if caller.f_code.co_name != "__call__":  # only GDAL's progress callback (GdalCancel) as maps come back
-                return False
-            done = caller.f_locals["complete"]
-            self.warps += done < self.done  # progress starting again: the next map
-            self.done = done
-            return self.warps == 2 and done > 0.5
+    def half_way_through_the_second_map(frame) -> bool:
+        done = frame.f_locals["complete"]
+        progress["maps"] += done < progress["done"]  # progress starting again: the next map
+        progress["done"] = done
+        return progress["maps"] == 2 and done > 0.5
 
     with pytest.raises(Cancelled):
         classify(s2_path, RULES, out, scale=1e-4, resolution=2 * gt[1], output_grid="input",
-                 probabilities=probabilities, aggregation="softvote", feedback=CancelWhileBack())
+                 probabilities=probabilities, aggregation="softvote",
+                 feedback=CancelInGdal(half_way_through_the_second_map))
     assert {path: open(path, "rb").read() for path in (out, probabilities)} == earlier
     assert sorted(files_under(str(tmp_path))) == ["back.qml", "back.tif", "p.tif"]

@@ -19,7 +19,7 @@ from patchwork.core.models.onnx import execution_providers
 from patchwork.core.mosaic import stitch_chips
 from patchwork.core.tiling import TileGrid, block_side, plan_blocks
 from patchwork.core.writer import GeoTiffWriter
-from tests.conftest import REPO, SHARED_DATA, files_under
+from tests.conftest import REPO, SHARED_DATA, CancelInGdal, files_under
 from tests.onnx_models import free_spatial_dims_file
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
@@ -259,29 +259,16 @@ def test_cancel_while_the_cog_is_written_leaves_the_earlier_outputs_untouched_an
         with open(path, "wb") as fh:
             fh.write(b"an earlier output")
 
-    class CancelInCog:
-        asked_in_cog = False
+    def rewriting_it(frame) -> bool:
+        while frame.f_code.co_name != "_to_cog":  # up to the writer whose file GDAL is rewriting
+            frame = frame.f_back
+        return os.path.basename(frame.f_locals["self"].path) == cancelled_in
 
-        def set_progress(self, percent):
-            pass
-
-        def info(self, message):
-            pass
-
-        def is_cancelled(self):
-            frame = sys._getframe(1)
-            if frame.f_code.co_name != "__call__":  # only GDAL's progress callback (GdalCancel) in a COG rewrite
-                return False
-            while frame.f_code.co_name != "_to_cog":  # up to the writer whose file GDAL is rewriting
-                frame = frame.f_back
-            self.asked_in_cog |= os.path.basename(frame.f_locals["self"].path) == cancelled_in
-            return self.asked_in_cog
-
-    feedback = CancelInCog()
+    feedback = CancelInGdal(rewriting_it)
     with pytest.raises(Cancelled):
         classify(naip_path, RULES, out, bands=[3, 2, 1, 4], scale=1 / 255, probabilities=probabilities,
                  aggregation="softvote", output_format="COG", feedback=feedback)
-    assert feedback.asked_in_cog
+    assert feedback.pressed
     assert files_under(str(tmp_path)) == ["classes.tif", "p.tif"]
     for path in (out, probabilities):
         assert open(path, "rb").read() == b"an earlier output"
