@@ -191,12 +191,17 @@ def detect(
     for role, value in (("CONFIDENCE", confidence), ("IOU", iou)):
         if not 0.0 <= value <= 1.0:
             raise PatchworkError(f"{role}: {value} is not between 0 and 1.")
+
+    def detect_through(vrt: str, vrt_resolution: float | None) -> DetectResult | None:
+        """This run on a VRT of the raster (the loaded model and the settings as checked above)."""
+        return detect(vrt, model, output, bands=bands, scale=scale, offset=offset, tile_size=tile_size,
+                      overlap=overlap, confidence=confidence, iou=iou, batch_size=batch_size, mask=mask,
+                      resolution=vrt_resolution, device=device, feedback=feedback, check_only=check_only)
+
     if isinstance(raster, XyzSource):
         vrt = web_raster(raster, info, resolution, mask, tile_size, output, None if check_only else feedback)
         try:
-            return detect(vrt, model, output, bands=bands, scale=scale, offset=offset, tile_size=tile_size,
-                          overlap=overlap, confidence=confidence, iou=iou, batch_size=batch_size, mask=mask,
-                          resolution=resolution, device=device, feedback=feedback, check_only=check_only)
+            return detect_through(vrt, resolution)
         finally:
             remove_xyz_raster(vrt)
     target = target_resolution(raster, info, resolution)
@@ -205,9 +210,7 @@ def detect(
         try:
             if not check_only:
                 feedback.info(f"Input resampled to {target:g} per pixel, the detector's resolution.")
-            return detect(vrt, model, output, bands=bands, scale=scale, offset=offset, tile_size=tile_size,
-                          overlap=overlap, confidence=confidence, iou=iou, batch_size=batch_size, mask=mask,
-                          resolution=target, device=device, feedback=feedback, check_only=check_only)
+            return detect_through(vrt, target)
         finally:
             remove_file(vrt)
     with RasterSource(raster) as src:

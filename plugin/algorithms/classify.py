@@ -241,14 +241,14 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         return {"provider": layer.dataProvider().clone(), "name": layer.name(), "crs": layer.crs(), "size": size,
                 "cols": cols, "rows": rows, "extent": extent, "transform_context": context.transformContext()}
 
-    def _rendered(self, plan: dict, output: str, feedback) -> str:
-        """The planned area of a web map layer rendered by QGIS to a GeoTIFF beside `output` (removed after the
-        run)."""
+    def _rendered(self, plan: dict, feedback) -> str:
+        """The planned area of a web map layer rendered by QGIS to a GeoTIFF beside the run's output (removed after
+        the run)."""
         from qgis.core import QgsRasterFileWriter, QgsRasterPipe
 
         from ...core.partials import owned_name
 
-        path = owned_name(os.path.splitext(output)[0] + ".rendered.tif")
+        path = owned_name(os.path.splitext(plan["output"])[0] + ".rendered.tif")
         feedback.pushInfo(self.tr("Rendering '{}' at {:g} per pixel ({} x {} px) for the run").format(
             plan["name"], plan["size"], plan["cols"], plan["rows"]))
         pipe = QgsRasterPipe()
@@ -269,7 +269,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         if self.render is None:
             call = self.call
         else:  # the core reads the rendered file: a file path, no project layer, so read here
-            rendered = self._rendered(self.render, self.render["output"], feedback)
+            rendered = self._rendered(self.render, feedback)
             call = self.read_parameters({**parameters, self.INPUT: rendered, self.EXTENT: None, self.RESOLUTION: None,
                                          self.MASK: None, self.OUTPUT: self.render["output"]}, context, feedback)
             call.kwargs.update(mask=self.render["mask"])
