@@ -8,6 +8,7 @@ import numpy as np
 from ..dependencies import require
 from ..errors import PatchworkError
 from .base import ModelInfo, PixelModel, default_class_names, value_names
+from .skops_checks import audit_schema, check_fitted_values
 
 PICKLE_EXTENSIONS = (".pkl", ".pickle", ".joblib")
 
@@ -50,26 +51,12 @@ def allowed_skops_types() -> frozenset[str]:
     return frozenset(estimators) | SKLEARN_SUPPORT_TYPES
 
 
-def skops_types_to_refuse(path: str) -> tuple[list[str], list[str]]:
-    """(types in the file skops does not trust by itself, those of them Patchwork refuses too).
-
-    Reads only the file's schema: nothing in it is created.
-    """
-    require("scikit-learn", "scikit-learn models")
-    require("skops", ".skops models")
-    import skops.io as sio
-
-    try:
-        untrusted = sio.get_untrusted_types(file=path)
-    except Exception as exc:  # noqa: BLE001 - skops raises zipfile/JSON/KeyError on corrupt files
-        raise PatchworkError(f"MODEL: '{path}' is not a readable .skops file ({exc}). Save it again with "
-                             "skops.io.dump.") from exc
-    allowed = allowed_skops_types()
-    return untrusted, [t for t in untrusted if t not in allowed]
-
-
 def load_estimator(path: str, trust: bool):
-    """Load a fitted estimator from .skops (types checked first) or .pkl/.pickle/.joblib (only with `trust`)."""
+    """Load a fitted estimator from .skops or .pkl/.pickle/.joblib (only with `trust`).
+
+    An untrusted .skops file is checked twice: its schema, read as JSON, before skops builds anything
+    (`audit_schema`), and the built estimator's arrays before anything predicts with it (`check_fitted_values`).
+    """
     ext = os.path.splitext(path)[1].lower()
     if ext in PICKLE_EXTENSIONS:
         if not trust:
@@ -85,19 +72,25 @@ def load_estimator(path: str, trust: bool):
             return joblib.load(path)
         except Exception as exc:  # noqa: BLE001 - a broken pickle can raise anything
             raise PatchworkError(f"MODEL: cannot load '{path}' as a pickled model ({exc}).") from exc
-    untrusted, refused = skops_types_to_refuse(path)
-    if refused and not trust:
+    require("scikit-learn", "scikit-learn models")
+    require("skops", ".skops models")
+    name = os.path.basename(path)
+    refused = [] if trust else audit_schema(path, allowed_skops_types())
+    if refused:
         raise PatchworkError(
-            f"MODEL: '{os.path.basename(path)}' names types that are not parts of a scikit-learn model "
+            f"MODEL: '{name}' names types that are not parts of a scikit-learn model "
             f"({', '.join(refused[:8])}). Creating them could run code from the file, so it was not loaded. "
             "Tick 'Trust this model file' (TRUST_MODEL=true) only if you trust where the file came from."
         )
     import skops.io as sio
 
-    try:
-        return sio.load(path, trusted=untrusted)
+    try:  # every type named is now an allowed one (or the user trusts the file): asking skops is safe
+        estimator = sio.load(path, trusted=sio.get_untrusted_types(file=path))
     except Exception as exc:  # noqa: BLE001
         raise PatchworkError(f"MODEL: cannot load '{path}' with skops ({exc}).") from exc
+    if not trust:
+        check_fitted_values(estimator, name)
+    return estimator
 
 
 def _single_threaded(estimator):
