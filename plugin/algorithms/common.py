@@ -28,6 +28,8 @@ from ...core.models.onnx import DEVICES
 from .. import qgis_enums
 from ..resources import help_text, resource_path
 
+# Parameter types whose value is read from a file a run's outputs must not replace.
+_FILE_INPUT_TYPES = ("raster", "vector", "source", "layer", "multilayer", "file", "meshLayer", "pointcloud")
 PROVIDER_ID = "patchwork"  # algorithm ids are patchwork:<name>
 OUTPUT_FORMAT_NAMES = ["GeoTIFF", "Cloud-optimised GeoTIFF (COG)"]  # shown for OUTPUT_FORMATS (0 GTiff, 1 COG)
 
@@ -295,6 +297,7 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
     def read_parameters(self, parameters, context, feedback=None) -> CoreCall:
         """`core_call`, with any error turned into the message Processing shows."""
         try:
+            self.check_outputs_spare_inputs(parameters, context)
             return self.core_call(parameters, context)
         except QgsProcessingException:
             raise
@@ -317,6 +320,7 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
         if not ok:
             return ok, message
         try:
+            self.check_outputs_spare_inputs(parameters, context)
             call = self.core_call(parameters, context)
             call.function(*call.args, **call.kwargs, check_only=True)
         except Exception as exc:  # noqa: BLE001 - every refusal becomes the message the run would give
@@ -363,6 +367,51 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
             raise
         except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - the user gets a message, the log a traceback
             raise QgsProcessingException(self.error_message(exc, feedback)) from exc
+
+    def check_outputs_spare_inputs(self, parameters, context) -> None:
+        """Refuse a run where an output file is a file a layer or file parameter reads: the one place that knows
+        every input layer (a MASK, LOCATIONS points, a QUERY image), whatever the core is told."""
+        from ...core.paths import check_outputs
+
+        outputs, inputs = {}, {}
+        for definition in self.parameterDefinitions():
+            name = definition.name()
+            if definition.isDestination():
+                outputs[name] = self.destination_path(parameters, definition)
+            elif definition.type() in _FILE_INPUT_TYPES:
+                inputs[name] = self.input_files(parameters, definition, context)
+        check_outputs(outputs, inputs)
+
+    @staticmethod
+    def destination_path(parameters, definition) -> str | None:
+        """The file an output parameter names, read without asking QGIS to create or load anything."""
+        value = parameters.get(definition.name(), definition.defaultValue())
+        if definition.type() == "folderDestination" or value is None:
+            return None
+        sink = getattr(value, "sink", None)  # QgsProcessingOutputLayerDefinition
+        if sink is not None:
+            value = sink.staticValue()
+        text = str(value or "")
+        return None if not text or text == "TEMPORARY_OUTPUT" or text.startswith(("memory:", "ogr:", "postgres"))\
+            else text
+
+    def input_files(self, parameters, definition, context) -> list[str]:
+        """The local files behind an input parameter: its layer(s)' sources, or its file."""
+        from ...core.paths import file_of_source
+
+        name = definition.name()
+        if parameters.get(name) in (None, ""):
+            return []
+        if definition.type() == "file":
+            paths = [self.parameterAsFile(parameters, name, context)]
+        elif definition.type() == "multilayer":
+            paths = [layer.source() for layer in self.parameterAsLayerList(parameters, name, context)]
+        else:
+            layer = self.parameterAsLayer(parameters, name, context)
+            value = parameters.get(name)
+            paths = [layer.source() if layer is not None else str(getattr(getattr(value, "source", None),
+                                                                          "staticValue", lambda: value)())]
+        return [p for p in (file_of_source(path or "") for path in paths) if p and os.path.exists(p)]
 
     def layer_file(self, parameters, name: str, context) -> str | None:
         """The local file behind a layer parameter (for the check that no output overwrites it)."""

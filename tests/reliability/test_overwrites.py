@@ -22,7 +22,9 @@ def run(env, algorithm, **parameters):
 
 
 def snapshot(*paths):
-    return {str(p): open(p, "rb").read() for p in paths}
+    from pathlib import Path
+
+    return {str(p): Path(p).read_bytes() for p in paths}
 
 
 def test_classify_output_naming_the_model_is_refused(tmp_path, s2_path, qgis_env):  # noqa: F811

@@ -31,7 +31,8 @@ def payload_module(tmp_path, monkeypatch):
     """An importable module that leaves a marker file when imported."""
     marker = tmp_path / "imported"
     (tmp_path / "mods").mkdir()
-    (tmp_path / "mods" / f"{PAYLOAD}.py").write_text(f"with open({str(marker)!r}, 'w') as f:\n    f.write('imported')\n")
+    source = f"with open({str(marker)!r}, 'w') as f:\n    f.write('imported')\n"
+    (tmp_path / "mods" / f"{PAYLOAD}.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path / "mods"))
     monkeypatch.delitem(sys.modules, PAYLOAD, raising=False)
     return marker
