@@ -54,7 +54,6 @@ INDEX_FIELDS: list[tuple[str, int]] = [
 
 
 MANIFEST = "dataset.json"
-DATASET_MEMBERS = ("images", "labels", MANIFEST, "index.gpkg")
 
 
 @dataclass
@@ -465,9 +464,7 @@ class DatasetOutput:
 
     def commit(self) -> None:
         """Move the staged dataset and its index into place."""
-        self.staged.commit()
-        if not self.in_folder:
-            replace_file(self.index_tmp, self.index_path)
+        self.staged.commit(None if self.in_folder else lambda: replace_file(self.index_tmp, self.index_path))
 
     def abort(self) -> None:
         """Remove everything staged; the earlier dataset, if any, is untouched."""
@@ -479,7 +476,8 @@ def existing_dataset(out_dir: str, overwrite: bool) -> bool:
     """Whether `out_dir` holds a chip dataset to replace; refuses a folder that cannot be one's.
 
     A new or empty folder is fine. A folder with a dataset is replaced only with `overwrite`, and only
-    when it holds nothing but that dataset (replacing it must not delete anybody's other files).
+    when it holds nothing but a dataset Patchwork wrote, recognised by its content (`foreign_entries`):
+    replacing it must not delete anybody's other files.
     """
     if not os.path.isdir(out_dir):
         return False
@@ -494,21 +492,60 @@ def existing_dataset(out_dir: str, overwrite: bool) -> bool:
     try:
         with open(manifest_path, encoding="utf-8") as fh:
             manifest = json.load(fh)
-        count, index = manifest.get("chip_count", "?"), os.path.basename(str(manifest.get("index", "")))
-    except (OSError, ValueError, AttributeError):
-        count, index = "?", ""
+    except (OSError, ValueError):
+        manifest = None
+    count = manifest.get("chip_count", "?") if isinstance(manifest, dict) else "?"
     if not overwrite:
         raise PatchworkError(f"OUTPUT_DIR: '{out_dir}' already holds a chip dataset ({count} chips). Tick "
                              "'Replace an existing dataset' (OVERWRITE=true) to replace it as a whole, or choose "
                              "another folder.")
-    own = set(DATASET_MEMBERS) | {index}
-    foreign = [e for e in entries if e not in own and not any(e == m + s for m in own for s in
-                                                               ("-wal", "-shm", ".aux.xml"))]
+    foreign = foreign_entries(out_dir, manifest)
     if foreign:
-        raise PatchworkError(f"OUTPUT_DIR: OVERWRITE replaces the whole folder '{out_dir}', and it also holds "
-                             f"{', '.join(foreign[:5])}, which are not part of the chip dataset. Move them out, or "
-                             "choose another folder.")
+        raise PatchworkError(f"OUTPUT_DIR: OVERWRITE replaces the whole folder '{out_dir}', and it holds "
+                             f"{', '.join(foreign[:5])}{', …' if len(foreign) > 5 else ''}, which Patchwork's chip "
+                             "dataset there does not list. Nothing was deleted. Move them out, or choose another "
+                             "folder.")
     return True
+
+
+_SIDECARS = ("-wal", "-shm", "-journal", ".aux.xml")
+
+
+def foreign_entries(out_dir: str, manifest) -> list[str]:
+    """What in `out_dir` is not part of the Patchwork dataset its manifest describes ([] when it is all ours).
+
+    A dataset is Patchwork's when its manifest has Patchwork's keys, names an index that is a plain .gpkg file in
+    the folder (or a file elsewhere), and that index lists every chip in images/ and labels/. Anything else (a
+    COCO dataset's photos, a note in images/, a sibling named as the index) is foreign.
+    """
+    if not isinstance(manifest, dict) or not {"config", "chip_count", "index"} <= set(manifest):
+        return [f"{MANIFEST} (not the manifest of a Patchwork chip dataset)"]
+    index = str(manifest["index"])
+    in_folder = os.path.dirname(os.path.abspath(index)) == os.path.abspath(out_dir) or os.sep not in index
+    index_name = os.path.basename(index)
+    index_path = os.path.join(out_dir, index_name) if in_folder else index
+    if not index_name.lower().endswith(".gpkg") or not os.path.isfile(index_path) or os.path.islink(index_path):
+        return [f"{MANIFEST} (its index '{index}' is not a chip index file)"]
+    try:
+        records = read_index(index_path)
+    except PatchworkError:
+        return [f"{index_name} (not a chip index)"]
+    listed = {folder: {os.path.basename(str(r.get(field) or "")) for r in records}
+              for folder, field in (("images", "image_path"), ("labels", "label_path"))}
+    own = {MANIFEST, "images", "labels"} | ({index_name} if in_folder else set())
+    foreign = [e for e in sorted(os.listdir(out_dir)) if e not in own and not _is_sidecar(e, own)]
+    for folder, names in listed.items():
+        path = os.path.join(out_dir, folder)
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+            foreign.append(folder)
+        elif os.path.isdir(path):
+            foreign += [f"{folder}/{e}" for e in sorted(os.listdir(path))
+                        if not (e in names or _is_sidecar(e, names)) or not os.path.isfile(os.path.join(path, e))]
+    return foreign
+
+
+def _is_sidecar(entry: str, owners) -> bool:
+    return any(entry == owner + suffix for owner in owners for suffix in _SIDECARS)
 
 
 def write_index(path: str, crs_wkt: str, records: list[dict], fields: list[tuple[str, int]] = INDEX_FIELDS) -> None:

@@ -418,8 +418,14 @@ class StagedFolder:
         """Where that file ends up."""
         return os.path.join(self.target, relative)
 
-    def commit(self) -> None:
-        """Move the staged folder into place (an earlier dataset replaced as a whole)."""
+    def commit(self, also: Callable[[], None] | None = None) -> None:
+        """Move the staged folder into place (an earlier dataset replaced as a whole).
+
+        `also` commits the run's other outputs (an index outside the folder) while the earlier folder is still
+        kept aside: if it fails, the earlier folder is put back and the new one returned to staging for
+        `abort()`, so a run's outputs land all or none.
+        """
+        aside = None
         try:
             if os.path.isdir(self.target) and not os.listdir(self.target):
                 os.rmdir(self.target)
@@ -429,10 +435,17 @@ class StagedFolder:
                                          "replaced. Run again with a new folder.")
                 aside = owned_name(self.target, "replaced")
                 os.rename(self.target, aside)
-                os.rename(self.staging, self.target)
+            os.rename(self.staging, self.target)
+            try:
+                if also is not None:
+                    also()
+            except BaseException:
+                os.rename(self.target, self.staging)
+                if aside is not None:
+                    os.rename(aside, self.target)
+                raise
+            if aside is not None:
                 shutil.rmtree(aside, ignore_errors=True)
-            else:
-                os.rename(self.staging, self.target)
         except OSError as exc:
             raise PatchworkError(
                 f"{self.role}: cannot move the new files into '{self.target}' ({exc.strerror}). Close layers or "

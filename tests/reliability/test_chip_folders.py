@@ -45,7 +45,7 @@ def test_folders_that_are_not_a_dataset_are_never_emptied(tmp_path, naip_path):
     mixed = tmp_path / "mixed"
     sample_chips(naip_path, RandomSampler(2), 64, str(mixed))
     (mixed / "notes.txt").write_text("mine")
-    with pytest.raises(PatchworkError, match="also holds notes.txt"):
+    with pytest.raises(PatchworkError, match="holds notes.txt, which Patchwork.s chip dataset there does not list"):
         sample_chips(naip_path, RandomSampler(2), 64, str(mixed), overwrite=True)
     assert (other / "thesis.docx").read_text() == "years of work" and (mixed / "notes.txt").read_text() == "mine"
 
@@ -79,3 +79,63 @@ def test_a_stale_lock_is_reported_and_taken_over_a_foreign_one_explained(tmp_pat
     with pytest.raises(PatchworkError, match="locked by a Patchwork run on the machine 'another-machine'.*delete"):
         sample_chips(naip_path, RandomSampler(2), 64, str(tmp_path / "chips"), overwrite=True)
     lock.unlink()
+
+
+def _coco_like(folder) -> dict:
+    """A dataset Patchwork did not write, laid out like one: dataset.json, images/, labels/."""
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    (folder / "images" / "IMG_0001.jpg").write_bytes(b"a photo")
+    (folder / "labels" / "IMG_0001.json").write_text("{}")
+    (folder / "dataset.json").write_text(json.dumps({"info": {"description": "COCO"}, "images": [],
+                                                     "annotations": []}))
+    return {f: (folder / f).read_bytes() for f in files_under(str(folder))}
+
+
+def test_overwrite_never_deletes_a_folder_patchwork_did_not_write(tmp_path, naip_path):
+    """#29 item 4: a COCO-style folder, a manifest naming a sibling as its index, a note inside images/."""
+    coco = tmp_path / "coco"
+    before = _coco_like(coco)
+    with pytest.raises(PatchworkError, match="not the manifest of a Patchwork chip dataset.*Nothing was deleted"):
+        sample_chips(naip_path, RandomSampler(2), 64, str(coco), overwrite=True)
+    assert {f: (coco / f).read_bytes() for f in files_under(str(coco))} == before
+
+    documents = tmp_path / "Documents"
+    documents.mkdir()
+    (documents / "letter.txt").write_text("keep me")
+    pointing = tmp_path / "pointing"
+    pointing.mkdir()
+    (pointing / "dataset.json").write_text(json.dumps({"config": {}, "chip_count": 0, "index": "Documents"}))
+    os.symlink(documents, pointing / "Documents")
+    with pytest.raises(PatchworkError, match="is not a chip index file"):
+        sample_chips(naip_path, RandomSampler(2), 64, str(pointing), overwrite=True)
+    (pointing / "dataset.json").write_text(json.dumps({"config": {}, "chip_count": 0, "index": str(documents)}))
+    with pytest.raises(PatchworkError, match="is not a chip index file"):
+        sample_chips(naip_path, RandomSampler(2), 64, str(pointing), overwrite=True)
+    assert (documents / "letter.txt").read_text() == "keep me"
+
+    real = tmp_path / "real"
+    sample_chips(naip_path, RandomSampler(3, seed=1), 64, str(real))
+    (real / "images" / "notes.txt").write_text("field notes")
+    with pytest.raises(PatchworkError, match="holds images/notes.txt"):
+        sample_chips(naip_path, RandomSampler(2), 64, str(real), overwrite=True)
+    assert (real / "images" / "notes.txt").read_text() == "field notes"
+    (real / "images" / "notes.txt").unlink()
+    assert sample_chips(naip_path, RandomSampler(2), 64, str(real), overwrite=True).chip_count == 2
+
+
+def test_an_index_that_cannot_be_renamed_keeps_the_earlier_dataset_and_index(tmp_path, naip_path, monkeypatch):
+    """#29 item 5: with the index outside the chip folder, the earlier dataset was deleted before the index was
+    renamed; a failure there lost both. Now the folder swap waits for the index."""
+    from patchwork.core import dataset
+
+    out, index = tmp_path / "chips", tmp_path / "index.gpkg"
+    sample_chips(naip_path, RandomSampler(6, seed=1), 64, str(out), str(index))
+    before = {f: (tmp_path / f).read_bytes() for f in files_under(str(tmp_path))}
+
+    def fail(src, dst):
+        raise PatchworkError(f"OUTPUT: cannot rename onto '{dst}' (simulated)")
+    monkeypatch.setattr(dataset, "replace_file", fail)
+    with pytest.raises(PatchworkError, match="simulated"):
+        sample_chips(naip_path, RandomSampler(2, seed=2), 64, str(out), str(index), overwrite=True)
+    assert {f: (tmp_path / f).read_bytes() for f in files_under(str(tmp_path))} == before
