@@ -32,7 +32,7 @@ from .geometry import Window
 from .journal import BlockJournal, BlockResult, file_digest
 from .models import Model, ModelInfo, load_model
 from .models.base import require_model_file
-from .palette import apply_colour_table, categorized_qml, class_colours, write_qml
+from .palette import apply_colour_table, categorized_qml, class_colours, paletted_qml, qml_path, write_qml
 from .partials import Log, OutputLock
 from .paths import check_outputs
 from .postprocess import AreaCounter, area_summary, class_areas, polygonize, sieve_in_place, write_area_table
@@ -42,7 +42,15 @@ from .stitching import AGGREGATIONS, WINDOWS, BlockAccumulator, Finished, check_
 from .tiling import Block, TileGrid, block_side, plan_blocks
 from .version import PATCHWORK_VERSION
 from .web import XyzSource
-from .writer import GeoTiffWriter, require_raster_outputs, require_writable_folder
+from .writer import (
+    DerivedFile,
+    GeoTiffWriter,
+    publish_all,
+    publish_together,
+    require_raster_outputs,
+    require_writable_folder,
+    write_text,
+)
 
 OUTPUT_FORMATS: tuple[str, ...] = ("GTiff", "COG")
 PIXEL_CHUNK = 1 << 18  # pixels per call of a per-pixel model: progress and cancel are heard between calls
@@ -762,21 +770,47 @@ def classify(
         if getattr(model, "one_at_a_time", False):
             feedback.info(f"The model's graph takes one tile per call although its input says any batch: "
                           f"BATCH_SIZE {batch_size} was lowered to 1 (set BATCH_SIZE=1 to skip the first try).")
+        side = ClassMapSideOutputs(writers, area_table, vector_output, feedback)  # committed with the maps
     journal.remove()
-    style = writers.write_style()
-    areas = polygons = None
-    if info.task == "classification":  # counted as written, or read back after small segments were merged
-        areas = writers.counter.areas(info.class_values, info.class_names) if writers.counter else \
-            class_areas(output, info.class_values, info.class_names, feedback)
+    areas = side.areas(output)
+    if areas is not None:
         feedback.info("Area per class: " + "; ".join(area_summary(areas) or ["no classified pixels"]))
+    if side.polygons is not None:
+        feedback.info(f"{side.polygons.result:,} polygons written to '{vector_output}'.")
+    return ClassifyResult(output, probabilities, side.style, info, tile, overlap, predicted,
+                          time.perf_counter() - started, len(blocks), resumed, executor.description, areas,
+                          side.polygons.result if side.polygons else None)
+
+
+class ClassMapSideOutputs:
+    """A class map's style, area table and polygons, made from the finished map and renamed with it (all or none).
+
+    The areas are counted as the blocks were written, or read back from the map when small segments were merged.
+    """
+
+    def __init__(self, writers: MapWriter, area_table: str | None, vector_output: str | None,
+                 feedback: Feedback) -> None:
+        self.writers, self.feedback, self._areas = writers, feedback, None
+        self.style, self.polygons = writers.style, None
+        info = writers.info
+        if info.task != "classification":
+            return
         if area_table:
-            write_area_table(area_table, areas)
+            writers.derive(area_table, lambda class_map, temporary: write_area_table(temporary,
+                                                                                     self.areas(class_map)))
         if vector_output:
-            polygons = polygonize(output, vector_output, info.class_values, info.class_names, feedback,
-                                  categorized_qml(info.class_values, info.class_names, writers.colours))
-            feedback.info(f"{polygons:,} polygons written to '{vector_output}'.")
-    return ClassifyResult(output, probabilities, style, info, tile, overlap, predicted, time.perf_counter() - started,
-                          len(blocks), resumed, executor.description, areas, polygons)
+            self.polygons = writers.derive(vector_output, lambda class_map, temporary: polygonize(
+                class_map, temporary, info.class_values, info.class_names, feedback,
+                categorized_qml(info.class_values, info.class_names, writers.colours)))
+
+    def areas(self, class_map: str) -> list | None:
+        """The area per class (None for values), counted once."""
+        info = self.writers.info
+        if self._areas is None and info.task == "classification":
+            counter = self.writers.counter
+            self._areas = counter.areas(info.class_values, info.class_names) if counter else \
+                class_areas(class_map, info.class_values, info.class_names, self.feedback)
+        return self._areas
 
 
 RESAMPLED_TOLERANCE = 1e-3  # relative: a pixel size within 0.1% of the raster's (not quite square ones too) is its own
@@ -919,14 +953,15 @@ def head_output(path: str | None, head_name: str) -> str | None:
 def _every_head(arguments: dict, heads: list[str], feedback: Feedback) -> ClassifyResult | None:
     """Classify with each head of a multi-head model; the first head's result, the others' in `other_heads`."""
     results = []
-    for index, name in enumerate(heads):
-        run = dict(arguments, head=index, feedback=feedback)
-        if index:
-            for key in ("output", "probabilities", "vector_output", "area_table"):
-                run[key] = head_output(run[key], name)
-        if not arguments["check_only"]:
-            feedback.info(f"Output head {index + 1} of {len(heads)}, '{name}' → {run['output']}")
-        results.append(classify(**run))
+    with publish_together():  # no head's maps replace earlier ones until every head's are finished
+        for index, name in enumerate(heads):
+            run = dict(arguments, head=index, feedback=feedback)
+            if index:
+                for key in ("output", "probabilities", "vector_output", "area_table"):
+                    run[key] = head_output(run[key], name)
+            if not arguments["check_only"]:
+                feedback.info(f"Output head {index + 1} of {len(heads)}, '{name}' → {run['output']}")
+            results.append(classify(**run))
     if arguments["check_only"]:
         return None
     results[0].other_heads = results[1:]
@@ -978,6 +1013,8 @@ class MapWriter:
                  cancelled: Callable[[], bool] | None = None, count_areas: bool = False) -> None:
         self.info, self.output = info, output
         self.files: list[GeoTiffWriter] = []
+        self.derived: list[DerivedFile] = []
+        self.style: str | None = None  # the class map's .qml
         stack.push(self._all_or_none)  # first: a writer whose creation fails still has the earlier ones removed
         gt, crs, k = geotransform, crs_wkt, info.n_outputs
         self.probabilities = None
@@ -994,6 +1031,8 @@ class MapWriter:
                                                  cancelled=cancelled))
             self.colours = class_colours(info.n_classes, info.class_colors)
             apply_colour_table(self.main.dataset.GetRasterBand(1), info.class_values, info.class_names, self.colours)
+            self.style = self.derive(qml_path(output), lambda _map, temporary: write_text(
+                temporary, paletted_qml(info.class_values, info.class_names, self.colours))).path
             self.main.set_band_descriptions(["class"])
             if probabilities:
                 self.probabilities = self._file(GeoTiffWriter(
@@ -1022,16 +1061,23 @@ class MapWriter:
         try:
             for writer in self.files:
                 writer.finish()
+            for made in self.derived:  # from the finished maps, still under their temporary names
+                made.finish()
         except BaseException:
             self._abort_all()
             raise
-        for writer in self.files:
-            writer.publish()
+        publish_all([*self.files, *self.derived])
         return False
 
     def _abort_all(self) -> None:
-        for writer in self.files:
-            writer.abort()
+        for output in [*self.files, *self.derived]:
+            output.abort()
+
+    def derive(self, path: str, make: Callable[[str, str], object]) -> DerivedFile:
+        """A file made from the finished class map, committed with the maps: `make(class_map, temporary_path)`."""
+        made = DerivedFile(path, lambda temporary: make(self.main.tmp_path, temporary))
+        self.derived.append(made)
+        return made
 
     def write(self, result: BlockResult) -> None:
         """Write one finished block into the outputs."""
@@ -1043,11 +1089,6 @@ class MapWriter:
         if self.probabilities is not None:
             self.probabilities.write_block(result.probabilities, w.row_off, w.col_off)
 
-    def write_style(self) -> str | None:
-        """The class map's .qml (after the rasters are in place)."""
-        if self.info.task != "classification":
-            return None
-        return write_qml(self.output, self.info.class_values, self.info.class_names, self.colours)
 
 
 def full_scene_prediction(raster: str, model: Model | str, *, bands: list[int] | None = None, scale: float = 1.0,

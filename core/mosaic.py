@@ -188,7 +188,7 @@ def stitch_chips(
             writer.write(result)
             feedback.set_progress(100.0 * (i + 1) / len(blocks))
         check_cancelled(feedback)
-    return StitchResult(output, len(layout), width, height, writer.covered / (width * height), writer.write_style(),
+    return StitchResult(output, len(layout), width, height, writer.covered / (width * height), writer.style,
                         time.perf_counter() - started)
 
 

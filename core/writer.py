@@ -12,7 +12,9 @@ import math
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import numpy as np
 from osgeo import gdal, gdal_array
@@ -375,6 +377,81 @@ def write_geotiff(path: str, array: np.ndarray, geotransform: GeoTransform, crs_
         if band_descriptions:
             writer.set_band_descriptions(band_descriptions)
     return path
+
+
+def write_text(path: str, text: str) -> str:
+    """`text` into the file `path` (UTF-8)."""
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        fh.write(text)
+    return path
+
+
+class DerivedFile:
+    """A file made from a run's finished maps (polygons, an area table, a style), committed with them.
+
+    `make(temporary_path)` writes it under a temporary name once the maps are finished; it is renamed only when
+    every output of the run is ready (see `MapWriter`), and removed if any fails.
+    """
+
+    def __init__(self, path: str, make: Callable[[str], object]) -> None:
+        self.path, self.make = path, make
+        self.tmp_path = temporary_sibling(path)
+        self.result = None
+
+    def finish(self) -> None:
+        """Make the file under its temporary name."""
+        try:
+            self.result = self.make(self.tmp_path)
+        except BaseException:
+            remove_file(self.tmp_path)
+            raise
+
+    def publish(self) -> str:
+        """Rename it onto its path."""
+        try:
+            replace_file(self.tmp_path, self.path)
+        except BaseException:
+            remove_file(self.tmp_path)
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Throw it away."""
+        remove_file(self.tmp_path)
+
+
+# Finished outputs waiting for the rest of a larger run (every head of a multi-head model) before any is renamed.
+_waiting: ContextVar[list | None] = ContextVar("patchwork_waiting_outputs", default=None)
+
+
+@contextmanager
+def publish_together() -> Iterator[None]:
+    """Several runs' outputs land all or none.
+
+    Runs inside this block finish their outputs but rename none; at its end all are renamed, or on an error or a
+    cancel all are removed.
+    """
+    waiting: list = []
+    token = _waiting.set(waiting)
+    try:
+        yield
+    except BaseException:
+        for output in waiting:
+            output.abort()
+        raise
+    finally:
+        _waiting.reset(token)
+    publish_all(waiting)
+
+
+def publish_all(outputs: list) -> None:
+    """Rename every finished output onto its path (or, inside `publish_together`, leave them for its end)."""
+    waiting = _waiting.get()
+    if waiting is not None:
+        waiting.extend(outputs)
+        return
+    for output in outputs:
+        output.publish()
 
 
 class StagedFolder:
