@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ from osgeo import ogr
 
 from .aoi import Aoi
 from .budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range
-from .errors import PatchworkError, reports_errors
+from .errors import Cancelled, PatchworkError, reports_errors
 from .gdal_errors import checked, opened
 from .geometry import Window
 from .inference import input_transform, resampled_vrt, target_resolution
@@ -34,6 +35,7 @@ from .raster import RasterSource, no_crs_warning
 from .web import XyzSource, remove_xyz_raster, web_raster
 from .writer import remove_file, replace_file, require_writable_folder
 
+MAX_CANDIDATE_BOXES = 2_000_000  # boxes above the score merged by NMS (a few seconds of work when they are spread out)
 EDGE_PX = 1.0  # a box reaching this close to a shared tile edge counts as cut there
 
 
@@ -58,10 +60,12 @@ def tile_starts(length: int, tile: int, step: int) -> list[int]:
     return starts
 
 
-def non_maximum_suppression(boxes: np.ndarray, iou: float) -> np.ndarray:
+def non_maximum_suppression(boxes: np.ndarray, iou: float, cancelled: Callable[[], bool] | None = None) -> np.ndarray:
     """The boxes (x0, y0, x1, y1, score, class rows) kept by greedy NMS per class, highest score first.
 
-    Ties in score are broken by position, so the result does not depend on the order tiles came in.
+    Ties in score are broken by position, so the result does not depend on the order tiles came in. Each kept box
+    is compared only with the boxes whose x range can reach it (found by bisection in x order), so far-apart boxes
+    cost no comparisons; `cancelled` is asked every few hundred boxes.
     """
     if len(boxes) == 0:
         return boxes
@@ -72,14 +76,20 @@ def non_maximum_suppression(boxes: np.ndarray, iou: float) -> np.ndarray:
         group = boxes[boxes[:, 5] == cls]
         x0, y0, x1, y1 = group[:, 0], group[:, 1], group[:, 2], group[:, 3]
         areas = np.maximum(x1 - x0, 0) * np.maximum(y1 - y0, 0)
+        by_x = np.argsort(x0, kind="stable")
+        sorted_x0 = x0[by_x]
+        widest = float(np.max(x1 - x0))
         alive = np.ones(len(group), bool)
         for i in range(len(group)):
+            if i % 256 == 0 and cancelled is not None and cancelled():
+                raise Cancelled("cancelled by the user while overlapping boxes were merged")
             if not alive[i]:
                 continue
             kept.append(group[i])
-            rest = np.flatnonzero(alive[i + 1 :]) + i + 1
+            near = by_x[np.searchsorted(sorted_x0, x0[i] - widest):np.searchsorted(sorted_x0, x1[i])]
+            rest = near[(near > i) & alive[near]]
             if len(rest) == 0:
-                break
+                continue
             w = np.clip(np.minimum(x1[i], x1[rest]) - np.maximum(x0[i], x0[rest]), 0, None)
             h = np.clip(np.minimum(y1[i], y1[rest]) - np.maximum(y0[i], y0[rest]), 0, None)
             inter = w * h
@@ -88,6 +98,14 @@ def non_maximum_suppression(boxes: np.ndarray, iou: float) -> np.ndarray:
             alive[rest[overlap > iou]] = False
     kept = np.array(kept)
     return kept[np.lexsort((kept[:, 1], kept[:, 0], -kept[:, 4]))]
+
+
+def usable_boxes(rows: np.ndarray, n_classes: int) -> np.ndarray:
+    """Which of a model's boxes are boxes: finite corners and score, x1 > x0 and y1 > y0, a class it has."""
+    finite = np.all(np.isfinite(rows[:, :6]), axis=1)
+    with np.errstate(invalid="ignore"):
+        return finite & (rows[:, 2] > rows[:, 0]) & (rows[:, 3] > rows[:, 1]) & (rows[:, 5] >= 0) \
+            & (rows[:, 5] < n_classes) & (rows[:, 5] == np.round(rows[:, 5]))
 
 
 def _cut(rows: np.ndarray, tile: Window, height: int, width: int) -> np.ndarray:
@@ -233,19 +251,30 @@ def detect(
         feedback.info(f"Detector '{info.name}' ({model.layout.upper()} boxes, {len(info.class_names)} classes): "
                       f"{len(windows)} tiles of {tile} px, overlap {overlap} px; scores ≥ {confidence:g}, NMS IoU "
                       f"{iou:g}; computing on {model.device}")
-        found = []
+        found, unusable = [], 0
         for start in range(0, len(windows), batch_size):
             check_cancelled(feedback)
             batch = windows[start : start + batch_size]
             pixels = [src.read(w, transform.bands) for w in batch]
             tiles = np.stack([transform.apply(data, valid) for data, valid in pixels])
             for window, rows_ in zip(batch, model.boxes(tiles)):
+                usable = usable_boxes(rows_, len(info.class_names))
+                unusable += int(np.count_nonzero(~usable))
+                rows_ = rows_[usable]
                 rows_ = rows_[rows_[:, 4] >= confidence]
                 rows_[:, [0, 2]] += window.col_off
                 rows_[:, [1, 3]] += window.row_off
                 found.append(rows_[~_cut(rows_, window, src.height, src.width)])
             feedback.set_progress(90.0 * min(start + batch_size, len(windows)) / max(len(windows), 1))
-        boxes = non_maximum_suppression(np.concatenate(found) if found else np.zeros((0, 6)), iou)
+        if unusable:
+            feedback.info(f"{unusable:,} boxes the model gave were dropped: a corner or score that is not a finite "
+                          "number, no width or height (or flipped corners), or a class the model does not have.")
+        candidates = int(sum(len(f) for f in found))
+        if candidates > MAX_CANDIDATE_BOXES:
+            raise PatchworkError(f"CONFIDENCE: {candidates:,} boxes score ≥ {confidence:g}, more than the "
+                                 f"{MAX_CANDIDATE_BOXES:,} Patchwork merges; raise CONFIDENCE.")
+        boxes = non_maximum_suppression(np.concatenate(found) if found else np.zeros((0, 6)), iou,
+                                        feedback.is_cancelled)
         if mask is not None and len(boxes):
             centres = Window(0, 0, src.height, src.width)
             inside = mask.inside_mask(src.geotransform, centres)

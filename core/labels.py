@@ -143,11 +143,18 @@ def _class_table(values: Sequence, background: int | None, colours: dict,
         classes = [LabelClass(i, names.get(i) or f"class {i}", colours.get(i)) for i in found]
     elif all(isinstance(v, str) for v in present):
         names = sorted(set(present))
-        number = {name: i for i, name in enumerate(names)}
+        free_ids = MAX_CLASS_ID + 1 - (background is not None and 0 <= background <= MAX_CLASS_ID)
+        if len(names) > free_ids:
+            raise PatchworkError(f"LABEL_FIELD: the class field holds {len(names):,} different texts; a label raster "
+                                 f"holds at most {free_ids:,} classes. Is it a name or id field rather than the "
+                                 "class? Pick the field that holds the class.")
+        # Categories are numbered 0, 1, … in name order, skipping the background's id (else every pixel under no
+        # polygon would be the category numbered like it).
+        number = dict(zip(names, (i for i in range(MAX_CLASS_ID + 1) if i != background)))
         ids = [number.get(v) for v in values]
-        classes = [LabelClass(i, name, colours.get(name)) for i, name in enumerate(names)]
-        if background is not None and background not in number.values():
-            classes.append(LabelClass(background, "background"))
+        classes = [LabelClass(number[name], name, colours.get(name)) for name in names]
+        if background is not None:
+            classes = sorted([*classes, LabelClass(background, "background")], key=lambda c: c.id)
     else:
         raise PatchworkError("LABEL_FIELD: the class field must hold whole numbers or text, not "
                              f"{type(present[0]).__name__} values.")

@@ -227,6 +227,14 @@ class _StitchJob:
             weights = weights[r0 - w.row_off : r1 - w.row_off, c0 - w.col_off : c1 - w.col_off]
             if self.aggregation == "hardvote":
                 values = np.where(valid, data[0].astype(np.int64), -1)  # int64 first: numpy 2 would wrap -1 in uint8
+                beyond = values[(values >= self.channels) | (values < -1)]
+                if beyond.size:  # such a value votes for no class: its pixels would silently become nodata
+                    value = int(beyond.max()) if beyond.max() >= self.channels else int(beyond.min())
+                    fix = f"Set N_CLASSES to at least {value + 1}" if value > 0 else "Give the chips class ids from 0"
+                    raise PatchworkError(
+                        f"N_CLASSES: the chip '{os.path.basename(chip.path)}' holds class {value}, but "
+                        f"N_CLASSES={self.channels} means classes 0 to {self.channels - 1}. {fix} (or mark that value "
+                        "as the chips' nodata).")
             else:
                 values = data.astype(np.float64)
             acc.add(r0, c0, values, weights, valid)

@@ -41,6 +41,11 @@ class RasterSource:
             raise PatchworkError(f"{role}: '{self.path}' has no raster bands.")
         band = ds.GetRasterBand(1)
         self.dtype: np.dtype = numpy_dtype(band.DataType)
+        if np.issubdtype(self.dtype, np.complexfloating):  # reading it as real numbers would drop the imaginary part
+            ds = self.dataset = None
+            raise PatchworkError(f"{role}: '{os.path.basename(self.path)}' has complex-valued bands "
+                                 f"({gdal.GetDataTypeName(band.DataType)}), which Patchwork does not read. Make real "
+                                 "bands first (e.g. amplitude and phase with the Raster Calculator or gdal_calc).")
         self.geotransform: GeoTransform = tuple(ds.GetGeoTransform())
         self.crs_wkt: str = ds.GetProjection() or ""
         self.nodata: list[float | None] = [ds.GetRasterBand(b).GetNoDataValue() for b in range(1, self.count + 1)]

@@ -27,13 +27,22 @@ class SimilarityModel(Model):
 
     def __init__(self, embedder: Model, query: np.ndarray) -> None:
         self.embedder = embedder
-        self.query = query / np.linalg.norm(query)
+        norm = float(np.linalg.norm(query)) if np.all(np.isfinite(query)) else float("nan")
+        if not norm > 0:
+            raise PatchworkError(f"QUERY: the model '{embedder.info.name}' gives the query image an embedding that is "
+                                 f"{'all zeros' if norm == 0 else 'not a finite number'}, so nothing can be compared "
+                                 "with it. Check SCALE, OFFSET and BANDS, or the model.")
+        self.query = query / norm
         self.info = dataclasses.replace(embedder.info, task="regression", output_names=["similarity"])
         self.device, self.device_warning = embedder.device, embedder.device_warning
 
     def predict(self, batch: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """(N, 1, h, w): each tile's similarity, the same over all its pixels."""
         vectors = self.embedder.embed(batch)
+        if not np.all(np.isfinite(vectors)):  # a similarity of 0 would be read as "unlike the query"
+            raise PatchworkError(f"MODEL: '{self.embedder.info.name}' gave a tile an embedding that is not a finite "
+                                 "number; no similarity can be computed there. Check SCALE, OFFSET and BANDS, or the "
+                                 "model.")
         norms = np.linalg.norm(vectors, axis=1)
         similarity = np.divide(vectors @ self.query, norms, out=np.zeros(len(vectors)), where=norms > 0)
         return np.broadcast_to(similarity.astype(np.float32)[:, None, None, None],

@@ -140,6 +140,10 @@ def superresolve(
                     pixels = [src.read(w, transform.bands) for w in batch]
                     x = np.stack([transform.apply(data, valid) for data, valid in pixels])
                     predictions = model.predict(x, np.stack([valid for _, valid in pixels]))
+                    if not np.all(np.isfinite(predictions)):  # else a raster of NaN, which reads as nodata
+                        raise PatchworkError(f"MODEL: '{info.name}' gave values that are not finite numbers for the "
+                                             f"tiles at row {batch[0].row_off}. Check SCALE, OFFSET and BANDS, or the "
+                                             "model.")
                     for w, (_, valid), prediction in zip(batch, pixels, predictions):
                         flags = (w.row_off == 0, w.row_off + tile >= src.height, w.col_off == 0,
                                  w.col_off + tile >= src.width)

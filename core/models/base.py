@@ -47,6 +47,12 @@ class ModelInfo:
     heads: list[str] = field(default_factory=list)  # the output heads of a model with several (their names)
     head: int = 0  # the head this model gives
 
+    def __post_init__(self) -> None:
+        duplicated = sorted({v for v in self.class_values if self.class_values.count(v) > 1})
+        if duplicated:  # two classes of one value would be one class in the map, silently
+            raise PatchworkError(f"MODEL: '{self.name}' gives several classes the value "
+                                 f"{', '.join(map(str, duplicated))}; each class needs its own value.")
+
     @property
     def n_classes(self) -> int:
         """Classes of a classifier (0 for a regression model)."""
@@ -56,6 +62,27 @@ class ModelInfo:
     def n_outputs(self) -> int:
         """Planes the model gives per pixel: classes, or regression outputs."""
         return self.n_classes if self.task == "classification" else len(self.output_names)
+
+
+def whole_class_values(raw, where: str) -> list[int]:
+    """Class values as a model file gives them: distinct whole numbers (1.5 or "a" is refused, not rounded)."""
+    values = []
+    for value in raw:
+        number = value
+        if isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                number = None
+        if isinstance(number, bool) or not isinstance(number, (int, float, np.integer, np.floating)) \
+                or not float(number).is_integer():
+            raise PatchworkError(f"MODEL: {where} gives the class value {value!r}; class values are whole numbers.")
+        values.append(int(number))
+    duplicated = sorted({v for v in values if values.count(v) > 1})
+    if duplicated:
+        raise PatchworkError(f"MODEL: {where} gives several classes the value {', '.join(map(str, duplicated))}; "
+                             "each class needs its own value.")
+    return values
 
 
 class Model:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..dependencies import install_hint, require
 from ..errors import PatchworkError, one_line
-from .base import Model, ModelInfo, PixelModel, default_class_names, value_names
+from .base import Model, ModelInfo, PixelModel, default_class_names, value_names, whole_class_values
 
 
 def _onnxruntime():
@@ -374,7 +374,8 @@ class OnnxImageModel(Model):
             if count is None:
                 raise PatchworkError(f"MODEL: '{name}' has a free number of output classes and no class_names "
                                      "metadata; add class_names so Patchwork knows the classes.")
-            info.class_values = [int(v) for v in meta.get("patchwork:class_values", range(count))]
+            info.class_values = whole_class_values(meta.get("patchwork:class_values", range(count)),
+                                                   f"'{info.name}' (patchwork:class_values)")
             info.class_names = names or default_class_names(info.class_values)
         self.info = info
 
@@ -486,7 +487,8 @@ class OnnxPixelModel(PixelModel):
                 if count is None:
                     raise PatchworkError(f"MODEL: '{name}' does not say how many classes it has; add class_names "
                                          "metadata or export its probabilities.")
-                values = [int(v) for v in meta.get("patchwork:class_values", range(count))]
+                values = whole_class_values(meta.get("patchwork:class_values", range(count)),
+                                            f"'{info.name}' (patchwork:class_values)")
             info.class_values, info.class_names = values, names or default_class_names(values)
             colours = meta.get("patchwork:class_colors")
             if isinstance(colours, list) and len(colours) == len(values):

@@ -15,7 +15,7 @@ import re
 import numpy as np
 
 from ..errors import PatchworkError
-from .base import ModelInfo, PixelModel, default_class_names
+from .base import ModelInfo, PixelModel, default_class_names, whole_class_values
 
 OPERATORS = {">": np.greater, ">=": np.greater_equal, "<": np.less, "<=": np.less_equal,
              "==": np.equal, "!=": np.not_equal}
@@ -36,6 +36,7 @@ class RulesModel(PixelModel):
             self.epsilon: dict[str, float] = {
                 key: float(definition.get("epsilon", 0.0)) for key, definition in spec.get("indices", {}).items()
             }
+            whole_class_values([c["value"] for c in spec["classes"]], where)  # 1.5 or two of one value: refused
             classes = sorted(spec["classes"], key=lambda c: int(c["value"]))
             values = [int(c["value"]) for c in classes]
             self.default = values.index(int(spec["default_class"]))
