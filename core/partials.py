@@ -8,6 +8,7 @@ and pid; a lock whose owner died is reported and taken over.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -16,6 +17,11 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
+
+try:
+    import fcntl  # POSIX: locks the kernel drops when their process dies
+except ImportError:  # Windows
+    fcntl = None
 
 from .errors import PatchworkError
 
@@ -104,7 +110,13 @@ def sweep_debris(target: str, log: Log | None = None) -> list[str]:
 
 
 class OutputLock:
-    """One run at a time per target: `.<name>.lock` beside it, holding the owner's host, pid and start."""
+    """One run at a time per target: `.<name>.lock` beside it, holding the owner's host, pid and start.
+
+    On POSIX systems the lock is the kernel's `flock` on that file, held while the run's process lives: a dead
+    run's lock is free at once, and taking it over is atomic (racing runs get one holder). The file's content only
+    names the owner for messages. Where `flock` does not exist (Windows), the file is created exclusively and a
+    dead owner's file is removed first.
+    """
 
     def __init__(self, target: str, role: str, log: Log | None = None) -> None:
         self.target = os.path.abspath(target)
@@ -113,51 +125,136 @@ class OutputLock:
         self.role = role
         self.log = log
         self.held = False
+        self.fd: int | None = None
+        self.use_flock = fcntl is not None
 
     def acquire(self) -> OutputLock:
         """Take the lock, or refuse when another live run holds it (a dead run's lock is taken over)."""
         owner = {"host": HOST, "pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-        for _attempt in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                self._take_over_if_stale()
-                continue
-            with os.fdopen(fd, "w") as fh:
-                json.dump(owner, fh)
-            self.held = True
+        for _attempt in range(20):
+            taken = self._take_flock() if self.use_flock else self._take_exclusive()
+            if taken is None:
+                continue  # the file changed under us (a holder released it): try again
+            fd, previous = taken
+            if previous and previous.get("pid") != os.getpid() and self.log:
+                pid = previous.get("pid")
+                who = f"a run that died (pid {pid})" if pid else "a run Patchwork cannot name"
+                self.log(f"'{os.path.basename(self.path)}' was left by {who}; taking it over.")
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            os.write(fd, json.dumps(owner).encode())
+            self.fd, self.held = fd, True
+            if not self.use_flock:  # nothing to keep open: the file is the lock
+                os.close(fd)
+                self.fd = None
             return self
         raise PatchworkError(f"{self.role}: cannot lock '{self.target}' (another run keeps taking it). Try again.")
 
-    def _take_over_if_stale(self) -> None:
+    def _take_flock(self) -> tuple[int, dict] | None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            with open(self.path, encoding="utf-8") as fh:
-                owner = json.load(fh)
-            host, pid = str(owner["host"]), int(owner["pid"])
-        except (OSError, ValueError, KeyError, TypeError):
-            host, pid = "?", -1
-        if host == HOST and pid > 0 and pid_alive(pid):
-            raise PatchworkError(
-                f"{self.role}: another Patchwork run (pid {pid}, started {owner.get('started', '?')}) is writing "
-                f"'{self.target}'. Wait for it to finish, or choose another folder."
-            )
-        if host not in (HOST, "?"):
-            raise PatchworkError(
-                f"{self.role}: '{self.target}' is locked by a Patchwork run on the machine '{host}' (pid {pid}). "
-                f"If that run is over, delete '{self.path}' and run again; otherwise choose another folder."
-            )
-        if self.log:
-            self.log(f"'{os.path.basename(self.path)}' was left by a run that died (pid {pid}); taking it over.")
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            owner = _read_owner(fd)
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):  # a live process holds it
+                raise self._held_by(owner, live=True) from None
+            self.use_flock = False  # a filesystem without flock (some network shares): the file alone
+            if not owner:
+                os.remove(self.path)  # the empty file just created here
+            return None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+        except FileNotFoundError:
+            same = False
+        if not same:  # the holder removed the file as it released it: lock the new one
+            os.close(fd)
+            return None
+        previous = _read_owner(fd)
+        refusal = self._refusal(previous)
+        if refusal is not None:
+            os.close(fd)
+            raise refusal
+        return fd, previous
+
+    def _take_exclusive(self) -> tuple[int, dict] | None:
+        try:
+            return os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644), {}
+        except FileExistsError:
+            pass
+        try:
+            with open(self.path, "rb") as fh:
+                previous = _parse_owner(fh.read())
+        except OSError:
+            return None
+        refusal = self._refusal(previous) or (self._held_by(previous, live=True)
+                                              if pid_alive_or_unknown(previous.get("pid")) else None)
+        if refusal is not None:
+            raise refusal
         try:
             os.remove(self.path)
         except FileNotFoundError:
             pass
+        return None
+
+    def _refusal(self, owner: dict) -> PatchworkError | None:
+        """Why a lock file nobody holds may still not be taken over: another machine's, or a live process's."""
+        if not owner or owner.get("host") == "?":  # nobody holds it and nobody can be named: free to take
+            return None
+        if owner.get("host") != HOST:
+            return self._held_by(owner, live=False)
+        pid = owner.get("pid")
+        if pid is not None and pid != os.getpid() and self.use_flock and pid_alive(pid):
+            return PatchworkError(
+                f"{self.role}: '{self.path}' names the running process {pid}, which is not a Patchwork run writing "
+                f"'{self.target}' now (it holds no lock on it). If no Patchwork run is writing there, delete "
+                f"'{self.path}' and run again.")
+        return None
+
+    def _held_by(self, owner: dict, live: bool) -> PatchworkError:
+        host, pid = owner.get("host", "?"), owner.get("pid", "?")
+        if host not in (HOST, "?") and not live:
+            return PatchworkError(
+                f"{self.role}: '{self.target}' is locked by a Patchwork run on the machine '{host}' (pid {pid}). "
+                f"If that run is over, delete '{self.path}' and run again; otherwise choose another folder.")
+        return PatchworkError(
+            f"{self.role}: another Patchwork run (pid {pid}, started {owner.get('started', '?')}) is writing "
+            f"'{self.target}'. Wait for it to finish, or choose another folder.")
 
     def release(self) -> None:
-        """Give the lock back."""
+        """Give the lock back (the file goes first, so a run waiting for it locks a fresh one)."""
         if self.held:
             try:
                 os.remove(self.path)
             except FileNotFoundError:
                 pass
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
             self.held = False
+
+
+def _parse_owner(data: bytes) -> dict:
+    """A lock file's owner ({} when it is empty or unreadable); a pid only when it is a plausible one."""
+    if not data.strip():
+        return {}
+    try:
+        owner = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        owner = None
+    if not isinstance(owner, dict):
+        return {"host": "?", "pid": None}
+    pid = owner.get("pid")
+    owner["pid"] = pid if isinstance(pid, int) and 0 < pid < 2**31 else None
+    owner["host"] = str(owner.get("host", "?"))
+    return owner
+
+
+def _read_owner(fd: int) -> dict:
+    os.lseek(fd, 0, os.SEEK_SET)
+    return _parse_owner(os.read(fd, 4096))
+
+
+def pid_alive_or_unknown(pid: int | None) -> bool:
+    """Whether a lock's pid runs here (an unreadable pid counts as gone)."""
+    return pid is not None and pid_alive(pid)
