@@ -18,7 +18,7 @@ from osgeo import ogr
 
 from .augment import Augmentation, Compose, Mixing, Sample, check_donor, chip_seed, load_pipeline, nodata_mask
 from .budget import MAX_COPIES, require_disk, require_int_range
-from .dataset import INDEX_FIELDS, DatasetOutput, FileWriters, read_index, write_index
+from .dataset import CHIP_DRIVERS, INDEX_FIELDS, DatasetOutput, FileWriters, read_index, write_index
 from .errors import PatchworkError, reports_errors
 from .executors import resolve_workers
 from .gdal_errors import open_vector, opened
@@ -65,14 +65,14 @@ def check_chip_file(src: RasterSource, record: dict, crs_wkt: str | None = None)
 
 def _read_chip(record: dict, crs_wkt: str | None = None) -> tuple[Sample, tuple[list[str], list[int]]]:
     """The chip as a Sample, and its bands' descriptions and colour interpretations (kept in augmented copies)."""
-    with RasterSource(record["image_path"], "INPUT") as src:
+    with RasterSource(record["image_path"], "INPUT", CHIP_DRIVERS) as src:
         check_chip_file(src, record, crs_wkt)
         image, _ = src.read(Window(0, 0, src.height, src.width))
         sample = Sample(image, None, src.geotransform, src.nodata[0], None, src.crs_wkt,
                         tuple(src.band_descriptions), src.metadata)
         bands = (src.band_descriptions, src.colours)
     if record.get("label_path"):
-        with RasterSource(record["label_path"], "INPUT") as lbl:
+        with RasterSource(record["label_path"], "INPUT", CHIP_DRIVERS) as lbl:
             check_chip_file(lbl, record, crs_wkt)
             label, _ = lbl.read(Window(0, 0, lbl.height, lbl.width))
             sample = sample.replace(label=label[0] if label.shape[0] == 1 else label, label_nodata=lbl.nodata[0])
@@ -163,7 +163,7 @@ def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_
     check_outputs({"OUTPUT": index_path}, {"INPUT": index, "PIPELINE": pipeline_file, "INPUT chip": chip_files},
                   {"OUTPUT_DIR": out_dir})
     require_writable_folder(out_dir, "OUTPUT_DIR")
-    with RasterSource(records[0]["image_path"], "INPUT") as first:
+    with RasterSource(records[0]["image_path"], "INPUT", CHIP_DRIVERS) as first:
         pixel_bytes = first.count * first.dtype.itemsize + (1 if records[0].get("label_path") else 0)
     chip_bytes = sum(r["height"] * r["width"] for r in records) * pixel_bytes  # uncompressed: an upper bound
     require_disk(out_dir, chip_bytes * copies, "OUTPUT_DIR", f"{len(records):,} chips × {copies} copies",

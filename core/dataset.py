@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -583,8 +584,45 @@ def read_manifest(index: str) -> dict:
     path = os.path.join(os.path.dirname(os.path.abspath(index)), MANIFEST)
     if not os.path.exists(path):
         return {}
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            manifest = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise PatchworkError(f"INPUT: the chip dataset's '{path}' cannot be read ({one_line(exc)}). Restore it, or "
+                             "sample the chips again.") from exc
+    if not isinstance(manifest, dict):
+        raise PatchworkError(f"INPUT: the chip dataset's '{path}' is not a dataset manifest (a JSON object). "
+                             "Restore it, or sample the chips again.")
+    return manifest
+
+
+CHIP_DRIVERS = ["GTiff"]  # chips are GeoTIFF files; GDAL would open a VRT (which can read any file) named .tif
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def chip_file(path: str | None, index: str, chip_id) -> str | None:
+    """Where a chip of the index `index` is, checked before anything is opened.
+
+    A GeoTIFF in the index's folder (a relative path is resolved there, never against the working folder) or in a
+    chip dataset's images/ or labels/ folder. A tampered index naming other files (`/etc/...`, `/vsicurl/...`, a
+    URL) is refused.
+    """
+    if not path:
+        return None
+    text = str(path)
+    if text.startswith("/vsi") or _URL.match(text):
+        raise PatchworkError(f"INPUT: chip {chip_id} of '{index}' names '{text}', which is not a file in the chip "
+                             "dataset. Sample the chips again.")
+    folder = os.path.dirname(os.path.abspath(index))
+    resolved = os.path.realpath(text if os.path.isabs(text) else os.path.join(folder, text))
+    parent = os.path.dirname(resolved)
+    in_dataset = os.path.basename(parent) in ("images", "labels") and \
+        os.path.isfile(os.path.join(os.path.dirname(parent), MANIFEST))
+    inside_index_folder = os.path.commonpath([resolved, os.path.realpath(folder)]) == os.path.realpath(folder)
+    if not resolved.lower().endswith((".tif", ".tiff")) or not (in_dataset or inside_index_folder):
+        raise PatchworkError(f"INPUT: chip {chip_id} of '{index}' names '{text}', which is not a GeoTIFF chip of a "
+                             "chip dataset. The index was changed after sampling; sample the chips again.")
+    return resolved
 
 
 def read_index(path: str) -> list[dict]:
@@ -605,6 +643,12 @@ def read_index(path: str) -> list[dict]:
     rows = []
     for f in layer:
         row = {name: f.GetField(name) for name in names}
-        row["footprint_wkt"] = f.GetGeometryRef().ExportToWkt()
+        geometry = f.GetGeometryRef()
+        if geometry is None:
+            raise PatchworkError(f"INPUT: chip {row.get('chip_id')} of '{path}' has no footprint: the index was "
+                                 "changed after sampling; sample the chips again.")
+        row["footprint_wkt"] = geometry.ExportToWkt()
+        for key in ("image_path", "label_path"):
+            row[key] = chip_file(row[key], path, row["chip_id"])
         rows.append(row)
     return sorted(rows, key=lambda r: r["chip_id"])

@@ -24,15 +24,17 @@ def default_fill(dtype: np.dtype) -> float:
 class RasterSource:
     """A raster opened for windowed reads. Pixels outside the raster read as the fill value."""
 
-    def __init__(self, path: str, role: str = "INPUT") -> None:
+    def __init__(self, path: str, role: str = "INPUT", drivers: list[str] | None = None) -> None:
+        """Open `path`; `drivers` limits the GDAL drivers that may read it (chips: GeoTIFF only, never a VRT)."""
         self.path = str(path)
         self.role = role
         if not os.path.exists(self.path) and not self.path.startswith("/vsi"):
             raise PatchworkError(f"{role}: no raster at '{self.path}'. Check the path.")
         try:
-            self.dataset = open_raster(self.path)
+            self.dataset = open_raster(self.path, drivers)
         except RuntimeError as exc:
-            raise PatchworkError(f"{role}: GDAL cannot open '{self.path}' as a raster ({one_line(exc)}).") from exc
+            kind = f"a {' or '.join(drivers)} raster" if drivers else "a raster"
+            raise PatchworkError(f"{role}: GDAL cannot open '{self.path}' as {kind} ({one_line(exc)}).") from exc
         ds = self.dataset
         self.width: int = ds.RasterXSize
         self.height: int = ds.RasterYSize

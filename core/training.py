@@ -17,7 +17,7 @@ import numpy as np
 
 from .augmented import read_chip
 from .compare import confusion_matrix, count_pairs
-from .dataset import read_index, read_manifest
+from .dataset import CHIP_DRIVERS, read_index, read_manifest
 from .dependencies import require
 from .errors import PatchworkError, reports_errors
 from .geometry import Window
@@ -135,7 +135,7 @@ def pixels_from_index(index: str, feedback: Feedback) -> PixelSet:
         window = Window(record["row_off"], record["col_off"], record["height"], record["width"])
         out.add(x, y, window, record.get("source_chip_id", record["chip_id"]))
         feedback.set_progress(30.0 * (i + 1) / len(with_labels))
-    with RasterSource(with_labels[0]["image_path"]) as src:
+    with RasterSource(with_labels[0]["image_path"], "INPUT", CHIP_DRIVERS) as src:
         out.band_names = src.band_descriptions
     out.class_names = _label_classes(index)
     out.band_statistics = read_manifest(index).get("band_statistics") or []
