@@ -27,13 +27,13 @@ from .labels import traditional_srs
 from .models import load_model
 from .models.base import Model, require_model_file
 from .palette import categorized_qml, class_colours
-from .partials import owned_name
+from .partials import Log
 from .paths import check_outputs
 from .postprocess import store_default_style
 from .progress import Feedback, SilentFeedback, check_cancelled
 from .raster import RasterSource, no_crs_warning
 from .web import XyzSource, remove_xyz_raster, web_raster
-from .writer import remove_file, replace_file, require_writable_folder
+from .writer import remove_file, replace_file, require_writable_folder, temporary_sibling
 
 MAX_CANDIDATE_BOXES = 2_000_000  # boxes above the score merged by NMS (a few seconds of work when they are spread out)
 EDGE_PX = 1.0  # a box reaching this close to a shared tile edge counts as cut there
@@ -283,7 +283,7 @@ def detect(
             boxes = boxes[inside[r, c]]
         check_cancelled(feedback)
         write_detections(output, boxes, src.geotransform, src.crs_wkt, info.class_names,
-                         class_colours(len(info.class_names), info.class_colors))
+                         class_colours(len(info.class_names), info.class_colors), feedback.info)
     counts = np.bincount(boxes[:, 5].astype(int), minlength=len(info.class_names)) if len(boxes) else \
         np.zeros(len(info.class_names), int)
     feedback.info("Detections: " + "; ".join(f"{n}: {k}" for n, k in zip(info.class_names, counts)))
@@ -292,10 +292,13 @@ def detect(
 
 
 def write_detections(path: str, boxes: np.ndarray, geotransform, crs_wkt: str, names: list[str],
-                     colours: list[str]) -> str:
-    """The boxes as polygons in the raster's CRS (layer "detections": class, name, score), atomically."""
+                     colours: list[str], log: Log | None = None) -> str:
+    """The boxes as polygons in the raster's CRS (layer "detections": class, name, score), atomically.
+
+    What killed runs left for `path` is removed first (and logged).
+    """
     gt = geotransform
-    temporary = owned_name(path)
+    temporary = temporary_sibling(path, log)
     try:
         ds = opened(ogr.GetDriverByName("GPKG").CreateDataSource, temporary)
         layer = opened(ds.CreateLayer, "detections", traditional_srs(crs_wkt) if crs_wkt else None, ogr.wkbPolygon)

@@ -866,7 +866,7 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
     """Classify through a warped VRT at `target` px size; the outputs there, or brought back to the input grid."""
     from osgeo import gdal
 
-    from .partials import owned_name
+    from .partials import owned_name, sweep_debris
     from .writer import creation_options, remove_file, replace_file
 
     raster, output = arguments["raster"], arguments["output"]
@@ -876,6 +876,10 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
     bounds = (gt[0], gt[3] + gt[5] * height, gt[0] + gt[1] * width, gt[3])
     require_raster_outputs({"OUTPUT": output, "OUTPUT_PROBABILITIES": arguments["probabilities"]},
                            {"INPUT": raster})
+    if not arguments["check_only"]:  # what killed runs left: the VRT, the model grid's maps and their temporaries
+        for path in (output, arguments["probabilities"]):
+            if path:
+                sweep_debris(path, feedback.info)
     vrt = resampled_vrt(raster, target, output)
     made = []
     try:

@@ -93,8 +93,8 @@ def sweep_debris(target: str, log: Log | None = None) -> list[str]:
     removed = []
     for entry in entries:
         match = _OWNED.match(entry)
-        if (match is None or match["host"] != HOST or pid_alive(int(match["pid"]))
-                or (match["stem"], match["ext"][: len(ext)]) not in ((stem, ext), (name, ""))):
+        if match is None or match["host"] != HOST or pid_alive(int(match["pid"])) \
+                or not _debris_of(match, stem, ext, name):
             continue
         path = os.path.join(folder, entry)
         if match["kind"] == "replaced" and not os.path.lexists(target):
@@ -107,6 +107,18 @@ def sweep_debris(target: str, log: Log | None = None) -> list[str]:
         if log:
             log(message)
     return removed
+
+
+def _debris_of(match: re.Match, stem: str, ext: str, name: str) -> bool:
+    """Whether an owned name belongs to the target `name`.
+
+    Its own temporaries, sidecars named after it (`.classes.input.partial-….vrt`) and temporaries of temporaries
+    (`..classes.partial-….partial-….tif`).
+    """
+    base = re.split(r"\.(?:partial|replaced)-", match["stem"].lstrip("."), maxsplit=1)[0]
+    if (base, match["ext"][: len(ext)]) in ((stem, ext), (name, "")):
+        return True
+    return base.startswith(stem + ".")  # a sidecar: classes.input.vrt
 
 
 class OutputLock:

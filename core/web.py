@@ -30,6 +30,9 @@ def zoom_for(resolution: float, most: int = 22) -> int:
     return max(0, min(most, round(math.log2(zoom_resolution(0) / resolution))))
 
 
+HTTP_TIMEOUT_S = 15  # a tile server that does not answer fails the run after this, so Cancel is heard
+
+
 def xyz_description(url: str, zoom: int, bands: int = 4) -> str:
     """GDAL's WMS XML for an XYZ service; `url` has {z}, {x} and {y} (or ${z}…) placeholders."""
     template = url
@@ -45,6 +48,7 @@ def xyz_description(url: str, zoom: int, bands: int = 4) -> str:
         "<Projection>EPSG:3857</Projection>"
         f"<BlockSizeX>{TILE}</BlockSizeX><BlockSizeY>{TILE}</BlockSizeY><BandsCount>{bands}</BandsCount>"
         "<ZeroBlockHttpCodes>204,404</ZeroBlockHttpCodes><MaxConnections>4</MaxConnections>"
+        f"<Timeout>{HTTP_TIMEOUT_S}</Timeout>"  # per request, this service only (GDAL's default waits 300 s)
         "</GDAL_WMS>"
     )
 

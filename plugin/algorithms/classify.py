@@ -276,8 +276,10 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         try:
             result = self.run_call(call, feedback)
         finally:
-            if rendered and os.path.exists(rendered):
-                os.remove(rendered)
+            if rendered:
+                from ...core.writer import remove_file
+
+                remove_file(rendered)  # and the .aux.xml GDAL writes beside it while the run reads it
         output, probabilities = result.output, result.probabilities
         resumed = self.tr(" ({} taken from the earlier run)").format(result.blocks_resumed) if result.blocks_resumed \
             else ""

@@ -93,7 +93,7 @@ def test_a_wms_layer_is_rendered_by_qgis_at_resolution_and_classifies_like_its_g
         assert (web_map.RasterXSize, web_map.RasterYSize) == (600, 400) and server.requests
         expected = gdal.Open(file["OUTPUT"]).ReadAsArray(200, 150, 600, 400)
         np.testing.assert_array_equal(web_map.ReadAsArray(), expected)  # QGIS rendered the same pixels
-        assert not [name for name in os.listdir(tmp_path) if ".rendered." in name]
+        assert not [name for name in os.listdir(tmp_path) if ".rendered." in name or name.startswith(".")]
     finally:
         server.close()
 
@@ -129,3 +129,45 @@ def test_detect_on_an_xyz_layer_finds_the_boxes_of_the_geotiff_inside_the_mask(p
 
     assert web["DETECTIONS"] == file["DETECTIONS"] > 5
     assert boxes(web["OUTPUT"]) == boxes(file["OUTPUT"])  # the same boxes, in map coordinates
+
+
+def test_a_tile_server_that_never_answers_ends_the_run_and_cancel_is_heard(patchwork_provider, tmp_path):
+    """#29 item 7: GDAL waited 300 s for each tile of a hung server, past Cancel and SIGINT."""
+    import http.server
+    import threading
+    import time
+
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    from patchwork.core.web import HTTP_TIMEOUT_S
+
+    stop = threading.Event()
+
+    class Hang(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            stop.wait(120)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hang)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/{{z}}/{{x}}/{{y}}.png"
+    layer = QgsRasterLayer(f"type=xyz&url={url}&zmin=0&zmax=15", "hung tiles", "wms")
+    model = conv_model(str(tmp_path / "rgb.onnx"), np.eye(3, dtype=np.float32).reshape(3, 3, 1, 1), softmax=True)
+    feedback = QgsProcessingFeedback()
+    threading.Timer(2.0, feedback.cancel).start()
+    started = time.monotonic()
+    try:
+        import processing
+
+        with pytest.raises(QgsProcessingException, match="Cancelled|cannot read the tile service|tile"):
+            processing.run("patchwork:classify", {
+                "INPUT": layer, "MODEL": model, "BANDS": "1,2,3", "SCALE": 1 / 255, "TILE_SIZE": 128,
+                "EXTENT": "-8800000,-8799000,4900000,4901000 [EPSG:3857]", "OUTPUT": str(tmp_path / "x.tif")},
+                feedback=feedback)
+        assert time.monotonic() - started < HTTP_TIMEOUT_S + 20
+    finally:
+        stop.set()
+        server.shutdown()
+    assert [name for name in os.listdir(tmp_path) if name != "rgb.onnx"] == []

@@ -107,3 +107,35 @@ def test_a_dataset_moved_aside_by_a_run_that_died_is_put_back(tmp_path, naip_pat
     os.rename(out, aside)  # where a replacing run that died between its two renames leaves the old dataset
     sample_chips(naip_path, RandomSampler(3), 64, str(out), overwrite=True)
     assert not os.path.exists(aside) and files_under(str(out)) == before
+
+
+def test_a_killed_resampled_run_leaves_nothing_the_rerun_does_not_remove(tmp_path, big_scene, s2_path,
+                                                                          qgis_env):  # noqa: F811
+    """#29 item 7: RESOLUTION + OUTPUT_GRID=input writes nested temporaries (the model grid's maps, a VRT)."""
+    out = tmp_path / "classes.tif"
+    pixel = gdal.Open(s2_path).GetGeoTransform()[1]
+    common = [f"MODEL={RULES}", "SCALE=0.0001", f"RESOLUTION={2 * pixel}", "OUTPUT_GRID=input",
+              f"OUTPUT={out}", f"OUTPUT_PROBABILITIES={tmp_path / 'p.tif'}"]
+    code, _, _ = run_and_signal(qgis_env, tmp_path, ".classes.partial-", signal.SIGKILL, "patchwork:classify",
+                                f"INPUT={big_scene}", "TILE_SIZE=128", *common)
+    assert code == -signal.SIGKILL and [f for f in os.listdir(tmp_path) if f.startswith(".")]
+    again = qgis_process(qgis_env, "run", "patchwork:classify", "--", f"INPUT={s2_path}", *common)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [f for f in files_under(str(tmp_path)) if os.path.basename(f).startswith(".")] == []
+
+
+def test_a_killed_detect_run_leaves_nothing_the_rerun_does_not_remove(tmp_path, ortho_path, qgis_env):  # noqa: F811
+    from tests.onnx_models import cell_detector
+
+    model = cell_detector(str(tmp_path / "cells.onnx"), "v8")
+    big = str(tmp_path / "big.vrt")
+    gdal.BuildVRT(big, [ortho_path] * 1)
+    out = tmp_path / "boxes.gpkg"
+    common = [f"MODEL={model}", "BANDS=1,2,3", f"SCALE={1 / 255}", "TILE_SIZE=64", "OVERLAP=0", f"OUTPUT={out}"]
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = owned_name(str(out)).replace(f"-{os.getpid()}-", f"-{dead.pid}-")
+    open(left, "wb").write(b"half a GeoPackage")  # what a killed detect run leaves
+    done = qgis_process(qgis_env, "run", "patchwork:detect", "--", f"INPUT={ortho_path}", *common)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not os.path.exists(left) and "left by a run that died" in done.stdout
