@@ -167,6 +167,7 @@ def sample_chips(
     stream = itertools.chain([] if first is None else [first], batches)
     require_writable_folder(out_dir, "OUTPUT_DIR")
     most = len(drawn) if drawn is not None else _most_chips(src.height, src.width, chip_size, boundary, sampler)
+    require_useful_overlap(most, chip_size, src.height, src.width, sampler)
     label_bytes = lbl.dtype.itemsize if lbl else (vector.dtype.itemsize if vector else 0)
     chip_bytes = chip_size * chip_size * (src.count * src.dtype.itemsize + label_bytes)
     require_disk(out_dir, most * (chip_bytes + 4096), "OUTPUT_DIR", f"{most:,} chips of {human(chip_bytes)}",
@@ -266,6 +267,26 @@ def _label_strips(src: RasterSource, lbl: RasterSource | None, vector: VectorLab
         else:
             labels = vector.rasterize(window_geotransform(src.geotransform, window), window.height, window.width)
             yield row, labels, labels != vector.nodata
+
+
+MAX_COVER = 16  # chips a drawing sampler may lay over each pixel on average: beyond, they are near-copies
+
+
+def require_useful_overlap(chips: int, chip: int, height: int, width: int, sampler: Sampler) -> None:
+    """Refuse a COUNT that would cover every pixel more than MAX_COVER times.
+
+    Near-copies of the same windows fill the disk (every window of a small raster, gigabytes) and teach a model
+    nothing more.
+    """
+    if getattr(sampler, "points", None) is not None or not getattr(sampler, "limit", 0):
+        return  # grids and chips on given locations are what the user laid out
+    cover = chips * chip * chip / max(1, height * width)
+    if cover > MAX_COVER:
+        useful = int(MAX_COVER * height * width / (chip * chip))
+        raise PatchworkError(f"COUNT: {sampler.limit:,} asks for {chips:,} chips of {chip} px on this {width} x "
+                             f"{height} px raster, which would cover "
+                             f"each pixel {cover:.0f} times on average, mostly with near-copies of the same windows. "
+                             f"Lower COUNT to at most {useful:,}, or use a smaller CHIP_SIZE.")
 
 
 def _most_chips(height: int, width: int, chip: int, boundary: str, sampler: Sampler) -> int:

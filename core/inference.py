@@ -12,6 +12,7 @@ result depends only on the tile grid, never on the blocks or the workers.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -195,7 +196,12 @@ def check_prediction(prediction, count: int, height: int, width: int, info: Mode
 
 def _memory_needed(src: RasterSource, info: ModelInfo, n_bands: int, grid: TileGrid | None, blocks: list[Block],
                    batch: int, in_flight: int) -> int:
-    """Bytes alive at once: per block in flight its input, tiles, sums and outputs; the writer's waiting tiles."""
+    """Bytes alive at once: per block in flight its input, tiles, sums and outputs; the writer's waiting tiles.
+
+    No more blocks are in flight than there are, and no batch holds more tiles than the grid has.
+    """
+    in_flight = min(in_flight, len(blocks))
+    batch = min(batch, grid.count) if grid else batch
     item = np.dtype(info.input_dtype).itemsize
     k = max(info.n_outputs, 1)
     area = max(b.window.height * b.window.width for b in blocks)
@@ -813,6 +819,7 @@ class ClassMapSideOutputs:
         return self._areas
 
 
+MAX_RESAMPLED_PIXELS = 4e9  # a raster resampled for a model: 4 × 10⁹ px (a 63,000 px square) at most
 RESAMPLED_TOLERANCE = 1e-3  # relative: a pixel size within 0.1% of the raster's (not quite square ones too) is its own
 
 
@@ -852,6 +859,12 @@ def resampled_vrt(raster: str, target: float, beside: str) -> str:
 
     with RasterSource(raster) as src:
         gt, width, height = src.geotransform, src.width, src.height
+    cols, rows = math.ceil(abs(gt[1]) * width / target), math.ceil(abs(gt[5]) * height / target)
+    if cols * rows > MAX_RESAMPLED_PIXELS:
+        raise PatchworkError(f"RESOLUTION: {target:g} per pixel makes the {width:,} x {height:,} px raster "
+                             f"{cols:,} x {rows:,} px ({cols * rows:.1e} px) on the model's grid, more than the "
+                             f"{MAX_RESAMPLED_PIXELS:.0e} px Patchwork resamples to. Choose a coarser RESOLUTION, or "
+                             "clip the raster (or set a MASK) first.")
     bounds = (gt[0], gt[3] + gt[5] * height, gt[0] + gt[1] * width, gt[3])
     vrt = owned_name(os.path.splitext(beside)[0] + ".input.vrt")
     warped = gdal.Warp(vrt, raster, format="VRT", xRes=target, yRes=target, outputBounds=bounds,

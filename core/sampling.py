@@ -537,18 +537,22 @@ class StratifiedSampler(ClassSampler):
         return wanted
 
 
-def points_along_lines(wkt_lines, spacing: float, geotransform) -> list[list[float]]:
+def points_along_lines(wkt_lines, spacing: float, geotransform,
+                       raster_size: tuple[int, int] | None = None) -> list[list[float]]:
     """[row, col] pixel positions every `spacing` pixels along each line (from its start), for a PointSampler.
 
     Lines are WKT in the raster's CRS; spacing is measured in pixels of its north-up grid (square pixels assumed
-    along the line: map distance = spacing × pixel width).
+    along the line: map distance = spacing × pixel width). With `raster_size` (height, width), only the positions
+    on the raster are kept, computed a chunk at a time: a line far longer than the raster costs no memory.
+    Positions are OGR's (`Value`), computed the way it does.
     """
     from osgeo import ogr
 
     if not spacing > 0:
         raise PatchworkError(f"SPACING must be > 0 px, got {spacing}")
     step = spacing * abs(geotransform[1])
-    xy = []
+    rows_cols: list[np.ndarray] = []
+    kept = 0
     for wkt in wkt_lines:
         geom = ogr.CreateGeometryFromWkt(wkt)
         if geom is None or geom.IsEmpty():
@@ -558,10 +562,50 @@ def points_along_lines(wkt_lines, spacing: float, geotransform) -> list[list[flo
         for part in parts:
             if ogr.GT_Flatten(part.GetGeometryType()) != ogr.wkbLineString:
                 raise PatchworkError(f"LINES: lines are needed, got a {part.GetGeometryName()}.")
-            for distance in np.arange(0.0, part.Length() + 1e-9 * step, step):
-                point = part.Value(float(distance))
-                xy.append((point.GetX(), point.GetY()))
-    return PointSampler.from_map_points(xy, geotransform).points
+            for chunk in _positions_along(np.asarray(part.GetPoints(), dtype=np.float64)[:, :2], step):
+                pixels = _map_to_pixels(chunk, geotransform)
+                if raster_size is not None:
+                    height, width = raster_size
+                    pixels = pixels[(pixels[:, 0] >= 0) & (pixels[:, 0] < height) & (pixels[:, 1] >= 0)
+                                    & (pixels[:, 1] < width)]
+                kept += len(pixels)
+                if kept > MAX_CHIPS:
+                    raise PatchworkError(f"SPACING: the lines give more than {MAX_CHIPS:,} chip centres on the "
+                                         "raster; raise SPACING or sample in several runs.")
+                rows_cols.append(pixels)
+    return np.concatenate(rows_cols).tolist() if rows_cols else []
+
+
+_CHUNK = 65_536  # positions computed at once along a line
+
+
+def _positions_along(coords: np.ndarray, step: float) -> Iterator[np.ndarray]:
+    """(x, y) every `step` along a polyline from its start, a chunk at a time, as OGR's LineString.Value gives."""
+    if len(coords) == 0:
+        return
+    dx, dy = np.diff(coords[:, 0]), np.diff(coords[:, 1])
+    segment = np.sqrt(dx * dx + dy * dy)
+    start = np.concatenate([[0.0], np.cumsum(segment)])  # each vertex's distance from the start (summed in order)
+    length = start[-1]
+    count = len(np.arange(0.0, length + 1e-9 * step, step))  # the distances the sampler always took
+    for first in range(0, count, _CHUNK):
+        distance = np.arange(first, min(first + _CHUNK, count), dtype=np.float64) * step
+        if len(segment) == 0:
+            yield np.repeat(coords[:1], len(distance), axis=0)
+            continue
+        i = np.clip(np.searchsorted(start, distance, side="right") - 1, 0, len(segment) - 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratio = np.where(segment[i] > 0, (distance - start[i]) / segment[i], 0.0)
+        xy = coords[i] * (1 - ratio)[:, None] + coords[i + 1] * ratio[:, None]
+        beyond = distance >= length  # past the end: the end point, as OGR gives it
+        xy[beyond] = coords[-1]
+        yield xy
+
+
+def _map_to_pixels(xy: np.ndarray, geotransform) -> np.ndarray:
+    """Map (x, y) → pixel (row, col) on a north-up grid, as PointSampler.from_map_points places them."""
+    x0, px, _, y0, _, py = geotransform
+    return np.stack([(xy[:, 1] - y0) / py, (xy[:, 0] - x0) / px], axis=1)
 
 
 def sampler_from_name(name: str, *, step: int, jitter: float, min_distance: float, count: int, seed: int) -> Sampler:

@@ -33,6 +33,10 @@ BLOCK = 64  # chip size when training from a raster and a label raster
 KNN_MAX_PIXELS = 10_000
 
 
+# Settings whose size is the run's time and memory, and the most Patchwork accepts.
+SETTING_LIMITS = {"n_estimators": 10_000, "max_iter": 100_000, "n_neighbors": 1_000, "max_depth": 1_000}
+
+
 def make_estimator(name: str, parameters: dict | None, seed: int, scale_inside: bool = True):
     """A scikit-learn classifier by name; `parameters` must be settings it knows.
 
@@ -64,6 +68,11 @@ def make_estimator(name: str, parameters: dict | None, seed: int, scale_inside: 
         if unknown:
             raise PatchworkError(f"PARAMETERS: {name} has no setting {', '.join(unknown)}; it has "
                                  f"{', '.join(sorted(k for k in known if '__' not in k))}.")
+        for key, most in SETTING_LIMITS.items():  # scikit-learn takes 10⁸ trees and would run for days
+            value = parameters.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > most:
+                raise PatchworkError(f"PARAMETERS: {key} {value:,} is more than Patchwork trains ({most:,}); a "
+                                     f"{name} rarely gains past a few hundred. Lower it.")
         try:
             estimator.set_params(**parameters)
             validate = getattr(estimator, "_validate_params", None)  # scikit-learn ≥ 1.2 checks types and ranges

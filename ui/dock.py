@@ -344,7 +344,8 @@ class PatchworkDock(QgsDockWidget):
             if locations is None or raster is None:
                 raise PatchworkError(tr("LOCATIONS: choose the layer of {} to centre chips on.").format(name))
             wkts, _crs, _values = geometries_in_crs(locations, raster.crs(), QgsProject.instance().transformContext())
-            return location_sampler(name, wkts, raster_geotransform(raster), self.spacing.value())
+            return location_sampler(name, wkts, raster_geotransform(raster), self.spacing.value(),
+                                    (raster.height(), raster.width()))
         return sampler_from_name(name, step=self.step.value(), jitter=self.jitter.value(),
                                  min_distance=self.min_distance.value(), count=self.count.value(),
                                  seed=self.seed.value())

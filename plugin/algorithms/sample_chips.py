@@ -182,7 +182,8 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
                 name, self.tr("points") if name == "points" else self.tr("lines")))
         wkts, _crs, _values = self._geometries_in_raster_crs(source, raster, context)
         spacing = self.parameterAsDouble(parameters, self.SPACING, context)
-        return self.run_core(location_sampler, name, wkts, raster_geotransform(raster), spacing)
+        return self.run_core(location_sampler, name, wkts, raster_geotransform(raster), spacing,
+                             (raster.height(), raster.width()))
 
     def _labels(self, parameters, raster, context):
         """A label raster's path, VectorLabels from a polygon layer in the raster's CRS, or None."""
@@ -231,13 +232,13 @@ def geometries_in_crs(source, target, transform_context, field: str | None = Non
     return wkts, crs.toWkt(), values
 
 
-def location_sampler(name: str, wkts: list[str], geotransform, spacing: float):
-    """The points sampler on point WKTs, or the lines sampler on line WKTs every `spacing` px."""
+def location_sampler(name: str, wkts: list[str], geotransform, spacing: float, raster_size: tuple[int, int]):
+    """The points sampler on point WKTs, or the lines sampler on line WKTs every `spacing` px (on the raster)."""
     from ...core.sampling import PointSampler, points_along_lines
 
     if name == "points":
         return PointSampler.from_map_wkt(wkts, geotransform)
-    return PointSampler(points_along_lines(wkts, spacing, geotransform))
+    return PointSampler(points_along_lines(wkts, spacing, geotransform, raster_size))
 
 
 def raster_geotransform(layer) -> tuple:

@@ -75,6 +75,69 @@ def test_memory_estimate_refuses_before_any_write(tmp_path, s2_path, monkeypatch
 
 
 def test_disk_estimate_refuses_before_any_write(small_disk, naip_path):  # noqa: F811
-    with pytest.raises(PatchworkError, match=r"OUTPUT_DIR: 5,000 chips of 16\.0 KB would need up to .* free.*Lower"):
-        sample_chips(naip_path, RandomSampler(5000), 64, str(small_disk / "chips"))
+    with pytest.raises(PatchworkError, match=r"OUTPUT_DIR: 2,000 chips of 16\.0 KB would need up to .* free.*Lower"):
+        sample_chips(naip_path, RandomSampler(2000), 64, str(small_disk / "chips"))
     assert os.listdir(small_disk) == []
+
+
+def test_a_line_far_longer_than_the_raster_costs_no_memory_and_keeps_the_points_on_it(naip_path):
+    """#29 item 10: a 50,000 km line took 4.8 GB while the parameters were checked."""
+    import tracemalloc
+
+    from osgeo import ogr
+
+    from patchwork.core import RasterSource
+    from patchwork.core.sampling import points_along_lines
+
+    with RasterSource(naip_path) as src:
+        gt, size = src.geotransform, (src.height, src.width)
+    y = gt[3] + 100.5 * gt[5]
+    line = ogr.Geometry(ogr.wkbLineString)
+    line.AddPoint_2D(gt[0] - 25_000_000, y)  # 50,000 km, crossing the raster once
+    line.AddPoint_2D(gt[0] + 25_000_000, y)
+    tracemalloc.start()  # numpy's arrays are counted too
+    try:
+        points = points_along_lines([line.ExportToWkt()], 10, gt, size)
+        peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
+    assert peak_mb < 100, peak_mb  # 5 million positions along the line, a chunk at a time
+    assert 0 < len(points) <= size[1] // 10 + 1
+    assert all(0 <= c < size[1] and r == pytest.approx(100.5) for r, c in points)
+    with pytest.raises(PatchworkError, match="SPACING: the lines give more than 1,000,000"):
+        points_along_lines([line.ExportToWkt()], 10, gt)  # without the raster's size: every point counts
+
+
+def test_a_count_that_would_lay_chips_on_every_window_of_a_small_raster_is_refused(tmp_path, naip_path):
+    """#29 item 10: COUNT ≤ 10⁶ let a random sampler write every window of a small raster (5.9 GB in 12 min)."""
+    small = str(tmp_path / "small.tif")
+    gdal.Translate(small, naip_path, srcWin=[0, 0, 300, 200])
+    with pytest.raises(PatchworkError,
+                       match=r"COUNT: 1,000,000 asks for 52,725 chips of 16 px .* each pixel 225 times.*at most 3,750"):
+        sample_chips(small, RandomSampler(1_000_000), 16, str(tmp_path / "chips"))
+    assert not os.path.exists(tmp_path / "chips")
+    assert sample_chips(small, RandomSampler(3_750, seed=1), 16, str(tmp_path / "chips")).chip_count == 3_750
+
+
+def test_settings_that_would_train_for_days_are_refused():
+    from patchwork.core.training import make_estimator
+
+    with pytest.raises(PatchworkError, match="n_estimators 100,000,000 is more than Patchwork trains"):
+        make_estimator("random_forest", {"n_estimators": 10**8}, 0)
+    assert make_estimator("random_forest", {"n_estimators": 500}, 0).n_estimators == 500
+
+
+def test_a_resolution_that_would_make_a_raster_of_10_to_the_11_pixels_is_refused(tmp_path, s2_path):
+    pixel = gdal.Open(s2_path).GetGeoTransform()[1]
+    rules = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
+    with pytest.raises(PatchworkError, match=r"RESOLUTION: .* px \(.*e\+1[0-9] px\) on the model's grid.*coarser"):
+        classify(s2_path, rules, str(tmp_path / "x.tif"), scale=1e-4, resolution=pixel / 500)
+    assert files_under(str(tmp_path)) == []
+
+
+def test_one_big_tile_on_a_one_tile_raster_is_not_refused_for_memory(tmp_path, s2_path):
+    """A 5000 px tile on a raster smaller than it was refused as needing tens of GB: batches of tiles that do not
+    exist were counted."""
+    model = conv_model(str(tmp_path / "conv.onnx"), np.ones((3, 4, 1, 1), np.float32), softmax=True)
+    result = classify(s2_path, model, str(tmp_path / "x.tif"), tile_size=5000, batch_size=64)
+    assert result.tiles == 1
