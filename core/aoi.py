@@ -26,10 +26,15 @@ class Aoi:
         self.crs_wkt = crs_wkt
         self.role = role
         self.union = ogr.Geometry(ogr.wkbMultiPolygon)
-        for wkt in wkt_geometries:
+        for number, wkt in enumerate(wkt_geometries, 1):
             geom = checked(ogr.CreateGeometryFromWkt, wkt)
             if geom is None or geom.IsEmpty():
                 continue
+            if not geom.IsValid():  # else GEOS gives no intersection, which read as "does not overlap the raster"
+                raise PatchworkError(
+                    f"{role}: polygon {number} of the layer is not a valid polygon (its outline crosses or touches "
+                    "itself). Repair the layer first: Processing ▸ Vector geometry ▸ Fix geometries "
+                    "(native:fixgeometries), then use the fixed layer.")
             flat = ogr.GT_Flatten(geom.GetGeometryType())
             if flat == ogr.wkbPolygon:
                 self.union.AddGeometry(geom)
@@ -42,6 +47,8 @@ class Aoi:
                 )
         if self.union.IsEmpty():
             raise PatchworkError(f"{role}: the layer has no polygons. Draw or select at least one polygon.")
+        if self.union.GetGeometryCount() > 1 and not self.union.IsValid():  # valid polygons that overlap each other
+            self.union = self.union.UnionCascaded()
         # Only the datasource is kept: a Python reference to its layer could outlive it (OGR segfaults).
         self._source = opened(ogr.GetDriverByName("Memory").CreateDataSource, "aoi")
         srs = traditional_srs(crs_wkt) if crs_wkt else None

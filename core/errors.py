@@ -19,7 +19,7 @@ class Cancelled(Exception):  # noqa: N818 - reads better than CancelledError at 
 
 DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 # How operating systems and GDAL word a full disk (GDAL: "Free disk space available is ...").
-DISK_FULL_TEXT = re.compile(r"no space|disk full|free disk space|not enough space|quota", re.IGNORECASE)
+DISK_FULL_TEXT = re.compile(r"no space|disk (is )?full|free disk space|not enough space|quota", re.IGNORECASE)
 
 
 def one_line(exc: BaseException) -> str:

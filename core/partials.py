@@ -9,6 +9,7 @@ and pid; a lock whose owner died is reported and taken over.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -36,11 +37,28 @@ def owner_tag() -> str:
     return f"{HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
+NAME_MAX = 255  # bytes in a file name on the filesystems QGIS runs on
+# What owned_name adds to a stem, and room for GDAL's ".aux.xml" beside it.
+_TAG_BYTES = 1 + len(".replaced-") + len(HOST.encode()) + 1 + 10 + 1 + 8 + len(".aux.xml")
+
+
+def owned_stem(stem: str, ext: str) -> str:
+    """`stem` as owned names carry it: shortened (its start, "~" and a hash of it) when the name would not fit."""
+    room = NAME_MAX - _TAG_BYTES - len(ext.encode())
+    if len(stem.encode()) <= room:
+        return stem
+    digest = hashlib.sha1(stem.encode()).hexdigest()[:8]
+    return stem.encode()[: max(room - 9, 1)].decode("utf-8", "ignore") + "~" + digest
+
+
 def owned_name(target: str, kind: str = "partial") -> str:
-    """A hidden sibling of `target` (same folder, so a rename is atomic) with its extension kept."""
+    """A hidden sibling of `target` (same folder, so a rename is atomic) with its extension kept.
+
+    A long name's stem is shortened so the sibling still fits in a file name (255 bytes).
+    """
     folder, name = os.path.split(os.path.abspath(target))
     stem, ext = os.path.splitext(name)
-    return os.path.join(folder, f".{stem}.{kind}-{owner_tag()}{ext}")
+    return os.path.join(folder, f".{owned_stem(stem, ext)}.{kind}-{owner_tag()}{ext}")
 
 
 def pid_alive(pid: int) -> bool:
@@ -116,7 +134,8 @@ def _debris_of(match: re.Match, stem: str, ext: str, name: str) -> bool:
     (`..classes.partial-….partial-….tif`).
     """
     base = re.split(r"\.(?:partial|replaced)-", match["stem"].lstrip("."), maxsplit=1)[0]
-    if (base, match["ext"][: len(ext)]) in ((stem, ext), (name, "")):
+    if (base, match["ext"][: len(ext)]) in ((stem, ext), (name, ""), (owned_stem(stem, ext), ext),
+                                            (owned_stem(name, ""), "")):
         return True
     return base.startswith(stem + ".")  # a sidecar: classes.input.vrt
 
@@ -133,7 +152,7 @@ class OutputLock:
     def __init__(self, target: str, role: str, log: Log | None = None) -> None:
         self.target = os.path.abspath(target)
         folder, name = os.path.split(self.target)
-        self.path = os.path.join(folder, f".{name}.lock")
+        self.path = os.path.join(folder, f".{owned_stem(name, '.lock')}.lock")
         self.role = role
         self.log = log
         self.held = False

@@ -43,6 +43,8 @@ class RasterSource:
             raise PatchworkError(f"{role}: '{self.path}' has no raster bands.")
         band = ds.GetRasterBand(1)
         self.dtype: np.dtype = numpy_dtype(band.DataType)
+        if band.GetMetadataItem("PIXELTYPE", "IMAGE_STRUCTURE") == "SIGNEDBYTE":  # GDAL < 3.7's signed bytes
+            self.dtype = np.dtype(np.int8)
         if np.issubdtype(self.dtype, np.complexfloating):  # reading it as real numbers would drop the imaginary part
             ds = self.dataset = None
             raise PatchworkError(f"{role}: '{os.path.basename(self.path)}' has complex-valued bands "

@@ -173,6 +173,8 @@ class GeoTiffWriter:
         self.waiting: dict[tuple[int, int], tuple[np.ndarray, int]] = {}  # file tiles written in part
         self.dtype = dtype
         options = [*creation_options(dtype, block), *photometric(count, dtype, colours)]
+        if dtype == np.int8 and not hasattr(gdal, "GDT_Int8"):  # GDAL < 3.7 stores signed bytes as tagged Byte
+            options.append("PIXELTYPE=SIGNEDBYTE")
         try:
             os.makedirs(os.path.dirname(self.tmp_path), exist_ok=True)
             driver = gdal.GetDriverByName("GTiff")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import os
 import re
 
@@ -24,6 +25,21 @@ from .base import Model, ModelInfo, PixelModel, default_class_names, value_names
 
 def _onnxruntime():
     return require("onnxruntime", "ONNX models")
+
+
+def _meta_int(meta: dict, key: str, default: int, low: int, high: int, name: str) -> int:
+    """A whole-number metadata value within [low, high] (empty: `default`), else a message naming the key."""
+    value = meta.get(key)
+    if value in (None, ""):
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and number.is_integer() and low <= number <= high):
+        raise PatchworkError(f"MODEL: '{name}' has {key} = {str(value)[:40]!r} in its metadata; it must be a whole "
+                             f"number from {low:,} to {high:,}. Fix the model's metadata.")
+    return int(number)
 
 
 def _parse(value: str):
@@ -127,7 +143,11 @@ def load_onnx(path: str, device: str = "cpu", threads: int | None = None, head: 
             ) from exc
         raise PatchworkError(f"MODEL: '{name}' is not a valid ONNX model ({text}). "
                              "Export it again, or check the file was copied completely.") from exc
-    meta = {key: _parse(value) for key, value in session.get_modelmeta().custom_metadata_map.items()}
+    try:
+        meta = {key: _parse(value) for key, value in session.get_modelmeta().custom_metadata_map.items()}
+    except UnicodeDecodeError as exc:
+        raise PatchworkError(f"MODEL: '{name}' has metadata that is not UTF-8 text ({exc.reason} at byte "
+                             f"{exc.start}); write its metadata as UTF-8 (Deepness's format is JSON text).") from exc
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise PatchworkError(f"MODEL: '{name}' takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
@@ -274,7 +294,7 @@ class OnnxDetector(Model):
         if count is None or count < 1 or (names and len(names) != count):
             raise PatchworkError(f"MODEL: '{name}' gives boxes of shape {out.shape}, which hold {count} class scores "
                                  f"as {self.layout.upper()}, but its class_names has {len(names or [])}.")
-        self.stride = int(meta.get("patchwork:stride", 32))
+        self.stride = _meta_int(meta, "patchwork:stride", 32, 1, 4096, name)
         tile = height or _fixed(meta.get("tile_size", meta.get("tiles_size"))) or 640
         info = ModelInfo(name=name, task="detection", n_bands=channels, tile_size=height, default_tile_size=tile,
                          default_overlap=round(tile * float(meta.get("tiles_overlap", 15)) / 100), batch_size=batch,
@@ -348,7 +368,7 @@ class OnnxImageModel(Model):
             batch_size=batch, unit_range_input=True, input_dtype=_input_dtype(inp, name),
         )
         _read_input_metadata(meta, info)
-        info.min_segment = int(meta.get("seg_small_segment", 0) or 0)
+        info.min_segment = _meta_int(meta, "seg_small_segment", 0, 0, 2**31 - 1, name)
         info.heads, info.head = [o.name for o in outputs], head
         if model_type == "Superresolution":
             info.task, info.scale_factor = "superresolution", int(factor)

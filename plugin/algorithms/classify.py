@@ -22,6 +22,7 @@ from qgis.core import (
 )
 
 from ...core import budget, stitching
+from ...core.inference import MAX_RESAMPLED_PIXELS
 from .. import qgis_enums
 from ..resources import resource_path
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
@@ -207,6 +208,11 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         if parameters.get(self.RESOLUTION) in (None, ""):
             return False, self.tr("RESOLUTION: QGIS renders a web map layer at a pixel size: give RESOLUTION (in "
                                   "the layer's units).")
+        try:
+            self._render_plan(parameters, context, self.parameterAsRasterLayer(parameters, self.INPUT, context),
+                              copy_provider=False)
+        except QgsProcessingException as exc:
+            return False, str(exc)
         return True, ""
 
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
@@ -221,7 +227,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         self.render["mask"] = self.mask_polygons(parameters, self.MASK, layer.crs(), context)
         return True
 
-    def _render_plan(self, parameters, context, layer) -> dict:
+    def _render_plan(self, parameters, context, layer, copy_provider: bool = True) -> dict:
         """The area of a web map layer to render, on the grid of RESOLUTION, and a copy of its data provider
         (which, unlike the layer, may be used on the worker thread)."""
         import math
@@ -235,10 +241,19 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             extent = QgsCoordinateTransform(source.sourceCrs(), layer.crs(), context.transformContext()) \
                 .transformBoundingBox(source.sourceExtent())
         size = self.parameterAsDouble(parameters, self.RESOLUTION, context)
+        if not math.isfinite(size) or size <= 0:
+            raise QgsProcessingException(self.tr("RESOLUTION: the pixel size to render '{}' at must be a positive "
+                                                 "number, not {:g}.").format(layer.name(), size))
         cols, rows = (math.ceil(side / size - 1e-6) for side in (extent.width(), extent.height()))
+        if cols * rows > MAX_RESAMPLED_PIXELS:
+            raise QgsProcessingException(self.tr(
+                "RESOLUTION: {:g} per pixel makes {:,} x {:,} px to render from '{}', more than the {:.0e} px "
+                "Patchwork reads; choose a coarser RESOLUTION or a smaller EXTENT.").format(
+                size, cols, rows, layer.name(), MAX_RESAMPLED_PIXELS))
         extent = QgsRectangle(extent.xMinimum(), extent.yMaximum() - rows * size, extent.xMinimum() + cols * size,
                               extent.yMaximum())
-        return {"provider": layer.dataProvider().clone(), "name": layer.name(), "crs": layer.crs(), "size": size,
+        provider = layer.dataProvider().clone() if copy_provider else None
+        return {"provider": provider, "name": layer.name(), "crs": layer.crs(), "size": size,
                 "cols": cols, "rows": rows, "extent": extent, "transform_context": context.transformContext()}
 
     def _rendered(self, plan: dict, feedback) -> str:

@@ -171,3 +171,34 @@ def test_a_tile_server_that_never_answers_ends_the_run_and_cancel_is_heard(patch
         stop.set()
         server.shutdown()
     assert [name for name in os.listdir(tmp_path) if name != "rgb.onnx"] == []
+
+
+@pytest.mark.parametrize("resolution", [0, -5, 1e-9])
+def test_a_wms_resolution_that_is_not_a_pixel_size_is_a_message(patchwork_provider, tmp_path, naip_path, resolution):
+    """#29 item 11: RESOLUTION 0, −5 or 1e-9 on a WMS layer ended in an unexpected error."""
+    from urllib.parse import quote
+
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingException, QgsProject
+
+    from tests.tiles import WmsServer
+
+    aligned = cut_tiles(naip_path, str(tmp_path / "tiles"), 15)
+    server = WmsServer(aligned)
+    try:
+        layer = QgsRasterLayer(f"crs=EPSG:3857&format=image/png&layers=scene&styles=&url={quote(server.url)}",
+                               "scene (WMS)", "wms")
+        gt = gdal.Open(aligned).GetGeoTransform()
+        extent = f"{gt[0]},{gt[0] + 600 * gt[1]},{gt[3] + 400 * gt[5]},{gt[3]} [EPSG:3857]"
+        model = conv_model(str(tmp_path / "rgb.onnx"), np.ones((3, 3, 1, 1), np.float32), softmax=True)
+        params = {"INPUT": layer, "MODEL": model, "BANDS": "1,2,3", "EXTENT": extent, "RESOLUTION": resolution,
+                  "OUTPUT": str(tmp_path / "x.tif")}
+        context = QgsProcessingContext()
+        context.setProject(QgsProject.instance())
+        ok, message = QgsApplication.processingRegistry().algorithmById("patchwork:classify") \
+            .checkParameterValues(params, context)
+        assert not ok and message.startswith("RESOLUTION:") and "scene (WMS)" in message
+        with pytest.raises(QgsProcessingException, match="RESOLUTION:"):
+            run("classify", params)
+    finally:
+        server.close()
+    assert not (tmp_path / "x.tif").exists()
