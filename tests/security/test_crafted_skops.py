@@ -141,7 +141,7 @@ def test_estimators_patchwork_cannot_check_need_trust(tmp_path):
 
     x = np.random.default_rng(2).random((80, 3))
     path = str(tmp_path / "svc.skops")
-    sio.dump(SVC(probability=True).fit(x, (x[:, 0] > 0.5).astype(int)), path)
+    sio.dump(SVC().fit(x, (x[:, 0] > 0.5).astype(int)), path)
     with pytest.raises(PatchworkError, match="holds a SVC.*TRUST_MODEL=true"):
         load_model(path)
     assert load_model(path, trust=True).info.n_classes == 2
