@@ -182,6 +182,10 @@ def sample_chips(
     feedback.info(f"Sampler: {type(sampler).__name__} {config_text[:200]}{'…' if len(config_text) > 200 else ''}")
     for note in sampler.notes(src.height, src.width):
         feedback.info(note)
+    polygon_classes = [c for c in vector.classes if c.name != "background"] if vector else []
+    if vector and vector.count > 2 and len(polygon_classes) == vector.count:
+        feedback.info(f"Warning: each of the {vector.count} label polygons has a class of its own: is the class field "
+                      "an id (such as fid) rather than the class? Pick the field that holds the class.")
     output = DatasetOutput(out_dir, index_path, overwrite=overwrite, log=feedback.info)
     writer = _ChipWriter(src, lbl, output.staged, boundary, sampler, resolve_workers(workers), vector)
     try:

@@ -9,7 +9,7 @@ import json
 import os
 
 from qgis.core import QgsApplication, QgsProject, QgsVectorLayer
-from qgis.gui import QgsDockWidget, QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
+from qgis.gui import QgsCollapsibleGroupBox, QgsDockWidget, QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import QCoreApplication, QTimer
 from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
@@ -19,6 +19,7 @@ from qgis.PyQt.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -29,6 +30,7 @@ from qgis.PyQt.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -63,7 +65,7 @@ from .preview import (
     stretch_limits,
     thumbnail,
 )
-from .runner import TEMPORARY, AlgorithmRun, announce, new_model_path, temporary_output
+from .runner import TEMPORARY, AlgorithmRun, announce, announce_failure, new_model_path, readable, temporary_output
 
 SETTINGS_SCOPE = "Patchwork"
 
@@ -149,6 +151,51 @@ def combo_for(algorithm, name: str) -> QComboBox:
     return box
 
 
+def scrolled(content: QWidget, *pinned: QWidget) -> QWidget:
+    """A tab: its form in a scroll area (so the panel fits a laptop screen) and `pinned` (the run button) below it,
+    always in view."""
+    page = QWidget()
+    layout = QVBoxLayout(page)
+    layout.setContentsMargins(0, 0, 0, 0)
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setWidget(content)
+    layout.addWidget(scroll, 1)
+    for widget in pinned:
+        layout.addWidget(widget)
+    return page
+
+
+def advanced_group(tip: str) -> tuple[QgsCollapsibleGroupBox, QFormLayout]:
+    """A collapsed "Advanced" group, as QGIS's Processing dialogs have, for settings most runs leave alone."""
+    group = QgsCollapsibleGroupBox(tr("Advanced"))
+    group.setToolTip(tip)
+    form = form_layout()
+    group.setLayout(form)
+    group.setCollapsed(True)
+    return group, form
+
+
+CLASS_FIELD_WORDS = ("class", "label", "type", "category", "landcover", "land_cover", "lc", "code")
+
+
+def default_class_field(layer: QgsVectorLayer) -> str:
+    """The field most likely to hold label polygons' class: the categorized style's, else one named like a class,
+    else the first that is not the layer's key (a GeoPackage's fid gives every polygon its own "class")."""
+    names = layer.fields().names()
+    renderer = layer.renderer()
+    if renderer is not None and renderer.type() == "categorizedSymbol" and renderer.classAttribute() in names:
+        return renderer.classAttribute()
+    for word in CLASS_FIELD_WORDS:
+        for name in names:
+            if name.lower() == word or name.lower().startswith(word + "_") or name.lower().endswith("_" + word):
+                return name
+    keys = {names[i] for i in layer.primaryKeyAttributes()} | {"fid", "id", "ogc_fid", "objectid", "gid"}
+    others = [name for name in names if name.lower() not in keys and name not in keys]
+    return (others or names or [""])[0]
+
+
 def unset(box: QSpinBox) -> bool:
     """True when a spin box made with `default_words` shows them (the parameter is left to its default)."""
     return box.value() == box.minimum() and bool(box.specialValueText())
@@ -171,6 +218,8 @@ class PatchworkDock(QgsDockWidget):
         self.preview_outline = ChipFootprints(self.canvas, QColor(0, 200, 255))  # the chip being augmented
         self.augmentation_preview = AugmentationPreview()
         self.run: AlgorithmRun | None = None
+        self.notice = None  # Patchwork's last message in QGIS's message bar
+        self.restoring = False  # settings being read back: a model chosen then keeps the remembered input settings
         self.preview_timer = QTimer(self)
         self.preview_timer.setSingleShot(True)
         self.preview_timer.setInterval(250)  # redraw once the user stops changing values
@@ -213,8 +262,10 @@ class PatchworkDock(QgsDockWidget):
     # -- Sample -------------------------------------------------------------------------------
 
     def _sample_tab(self) -> QWidget:
-        tab, form = QWidget(), form_layout()
-        tab.setLayout(form)
+        content, form = QWidget(), form_layout()
+        content.setLayout(form)
+        self.sample_advanced, advanced = advanced_group(tr("Where chips may lie, edges and nodata: most runs leave "
+                                                           "these alone"))
         self.raster_combo = QgsMapLayerComboBox()
         self.raster_combo.setFilters(qgis_enums.RASTER_LAYERS)
         self.raster_combo.setToolTip(tip_of(Sample, Sample.INPUT))
@@ -258,22 +309,24 @@ class PatchworkDock(QgsDockWidget):
         self.sample_button = QPushButton(tr("Sample chips"))
         self.sample_button.setToolTip(tr("Run Patchwork ▸ Sample chips with these settings"))
         self.sample_button.clicked.connect(self.run_sample)
+        rare = (self.aoi_combo, self.background, self.boundary, self.max_nodata, self.seed)
         for name, widget in ((Sample.INPUT, self.raster_combo), (Sample.LABELS, self.labels_combo),
-                             (Sample.LABEL_FIELD, self.label_field), (Sample.BACKGROUND, self.background),
-                             (Sample.AOI, self.aoi_combo), (Sample.SAMPLER, self.sampler_combo),
+                             (Sample.LABEL_FIELD, self.label_field), (Sample.SAMPLER, self.sampler_combo),
                              (Sample.LOCATIONS, self.locations_combo), (Sample.SPACING, self.spacing),
                              (Sample.CHIP_SIZE, self.chip_size), (Sample.STEP, self.step), (Sample.JITTER, self.jitter),
                              (Sample.MIN_DISTANCE, self.min_distance), (Sample.COUNT, self.count),
-                             (Sample.SEED, self.seed), (Sample.BOUNDARY, self.boundary),
-                             (Sample.MAX_NODATA, self.max_nodata), (Sample.OUTPUT_DIR, self.chip_folder)):
-            form.addRow(label_of(Sample, name), widget)
+                             (Sample.OUTPUT_DIR, self.chip_folder), (Sample.AOI, self.aoi_combo),
+                             (Sample.BACKGROUND, self.background), (Sample.BOUNDARY, self.boundary),
+                             (Sample.MAX_NODATA, self.max_nodata), (Sample.SEED, self.seed)):
+            (advanced if widget in rare else form).addRow(label_of(Sample, name), widget)
             if widget is self.background:
-                form.addRow(self.all_touched)
+                advanced.addRow(self.all_touched)
+        form.addRow(self.sample_advanced)
         form.addRow(self.live_preview)
-        form.addRow(self.sample_button)
         self.sampler_combo.currentTextChanged.connect(self._sampler_changed)
         self._sampler_changed(self.sampler_combo.currentText())
         self.labels_combo.layerChanged.connect(self._labels_changed)
+        self.label_field.fieldChanged.connect(self._label_field_changed)
         self._labels_changed(None)
         for signal in (self.raster_combo.layerChanged, self.sampler_combo.currentIndexChanged,
                        self.labels_combo.layerChanged, self.label_field.fieldChanged, self.all_touched.toggled,
@@ -283,7 +336,7 @@ class PatchworkDock(QgsDockWidget):
                        self.min_distance.valueChanged, self.count.valueChanged, self.seed.valueChanged,
                        self.boundary.currentIndexChanged, self.live_preview.toggled):
             signal.connect(self.schedule_chip_preview)
-        return tab
+        return scrolled(content, self.sample_button)
 
     def _sampler_changed(self, name: str) -> None:
         """Only the settings the chosen sampler uses can be edited."""
@@ -298,11 +351,21 @@ class PatchworkDock(QgsDockWidget):
         """Label polygons bring their class field and rasterising options; a label raster needs none."""
         polygons = isinstance(layer, QgsVectorLayer)
         self.label_field.setLayer(layer if polygons else None)
-        if polygons and not self.label_field.currentField():
-            numeric = [f.name() for f in layer.fields() if f.isNumeric()]
-            self.label_field.setField(numeric[0] if numeric else layer.fields().names()[0])
+        if polygons:
+            self.label_field.setField(default_class_field(layer))
         for widget in (self.label_field, self.all_touched, self.background):
             widget.setEnabled(polygons)
+
+    def _label_field_changed(self, field: str) -> None:
+        """Say so when the class field gives every polygon its own class: an id, not a class, most likely."""
+        layer = self.labels_combo.currentLayer()
+        if not isinstance(layer, QgsVectorLayer) or not field or layer.fields().indexOf(field) < 0:
+            return
+        count = layer.featureCount()
+        classes = len(layer.uniqueValues(layer.fields().indexOf(field)))
+        if count > 2 and classes == count:
+            self.show_message(tr("'{}' gives each of the {} polygons its own class: is it an id rather than the "
+                                 "class? Pick the field that holds the class.").format(field, count), error=True)
 
     def sample_labels(self):
         """The labels as the sampler reads them: a label raster's path, VectorLabels, or None."""
@@ -318,7 +381,11 @@ class PatchworkDock(QgsDockWidget):
 
     def _tab_changed(self, index: int) -> None:
         """Chip footprints belong to the Sample tab, the augmented chip's outline to Augment: each leaves the map
-        with its tab (and with the panel) and the footprints come back with theirs."""
+        with its tab (and with the panel) and the footprints come back with theirs. The status line and progress
+        bar speak of the tab they were set on: they clear when another tab shows (not during a run)."""
+        if self.run is None or not self.run.running:
+            self.show_message("")
+            self.progress.setValue(0)
         if self.tabs.widget(index) is not self.augment_page:
             self.preview_outline.clear()
         if self.tabs.widget(index) is self.sample_page:
@@ -429,8 +496,8 @@ class PatchworkDock(QgsDockWidget):
     # -- Augment ------------------------------------------------------------------------------
 
     def _augment_tab(self) -> QWidget:
-        tab = QWidget()
-        layout = QVBoxLayout(tab)
+        content = QWidget()
+        layout = QVBoxLayout(content)
         presets = QHBoxLayout()
         self.preset_combo = _combo(preset_names(), tr("Start from a shipped pipeline"))
         load_preset = QPushButton(tr("Use preset"))
@@ -449,6 +516,7 @@ class PatchworkDock(QgsDockWidget):
         layout.addWidget(self.op_list)
         self.pipeline_edit = QPlainTextEdit()
         self.pipeline_edit.setToolTip(tr("The pipeline as JSON: edit the parameters of each op here"))
+        self.pipeline_edit.setMinimumHeight(160)
         layout.addWidget(self.pipeline_edit)
         files = QHBoxLayout()
         for text, tip, slot in ((tr("Load…"), tr("Load a pipeline from a .json file"), self.load_pipeline_file),
@@ -491,9 +559,10 @@ class PatchworkDock(QgsDockWidget):
         self.augment_button.clicked.connect(self.run_augment)
         for button in (self.preview_button, reroll, self.augment_button):
             buttons.addWidget(button)
-        layout.addLayout(buttons)
+        pinned = QWidget()
+        pinned.setLayout(buttons)
         self.set_pipeline(load_pipeline("default"))
-        return tab
+        return scrolled(content, pinned)
 
     def set_pipeline(self, pipeline) -> None:
         self.pipeline_edit.setPlainText(json.dumps(pipeline.to_config(), indent=2))
@@ -586,9 +655,8 @@ class PatchworkDock(QgsDockWidget):
         self.train_button.setToolTip(tr("Run Patchwork ▸ Train pixel classifier; the model then appears in Classify"))
         self.train_button.clicked.connect(lambda: self.start_run(Train.ID, self.train_form.values()))
         layout.addWidget(self.train_form)
-        layout.addWidget(self.train_button)
         layout.addStretch()
-        return tab
+        return scrolled(tab, self.train_button)
 
     def _compare_tab(self) -> QWidget:
         tab = QWidget()
@@ -598,15 +666,16 @@ class PatchworkDock(QgsDockWidget):
         self.compare_button.setToolTip(tr("Run Patchwork ▸ Compare classifications"))
         self.compare_button.clicked.connect(lambda: self.start_run(Compare.ID, self.compare_form.values()))
         layout.addWidget(self.compare_form)
-        layout.addWidget(self.compare_button)
         layout.addStretch()
-        return tab
+        return scrolled(tab, self.compare_button)
 
     # -- Classify -----------------------------------------------------------------------------
 
     def _classify_tab(self) -> QWidget:
-        tab, form = QWidget(), form_layout()
-        tab.setLayout(form)
+        content, form = QWidget(), form_layout()
+        content.setLayout(form)
+        self.classify_advanced, advanced = advanced_group(tr("Tiles, blending, the output grid and small segments: "
+                                                             "the model's own values unless you set them"))
         self.classify_raster = QgsMapLayerComboBox()
         self.classify_raster.setFilters(qgis_enums.RASTER_LAYERS)
         self.classify_raster.setToolTip(tip_of(Classify, Classify.INPUT))
@@ -671,18 +740,36 @@ class PatchworkDock(QgsDockWidget):
                              (Classify.MIN_SEGMENT, self.min_segment), (Classify.OUTPUT, self.classified_file),
                              (Classify.OUTPUT_VECTOR, self.polygons_file), (Classify.OUTPUT_AREAS, self.areas_file)):
             algorithm = Recognize if widget is self.query_file else Classify
-            form.addRow(label_of(algorithm, name) if name else "", widget)
-        form.addRow(self.classify_button)
-        self.model_file.fileChanged.connect(self.check_model)
+            rare = widget in (self.output_grid, self.tile_size, self.overlap, self.window_combo,
+                              self.aggregation_combo, self.min_segment)
+            (advanced if rare else form).addRow(label_of(algorithm, name) if name else "", widget)
+        form.addRow(self.classify_advanced)
+        self.model_file.fileChanged.connect(self._model_changed)
         self.trust_model.toggled.connect(self.check_model)
         self.classify_raster.layerChanged.connect(self.check_model)
         self.classify_bands.editingFinished.connect(self.check_model)
         self.check_model()
-        return tab
+        return scrolled(content, self.classify_button)
 
     def band_list(self) -> list[int] | None:
         text = self.classify_bands.text().strip()
         return [int(b) for b in text.replace(";", ",").split(",") if b.strip()] if text else None
+
+    def _model_changed(self, *_args) -> None:
+        """A new model brings its own input settings: the last model's SCALE, OFFSET and bands do not carry over
+        (1/255 left from a Deepness model turned a 0–255 forest's map into one class)."""
+        from ..core.models import load_model
+
+        try:
+            info = load_model(self.model_file.filePath(), self.trust_model.isChecked()).info
+        except (PatchworkError, ValueError):
+            info = None
+        if info is not None and not self.restoring:
+            scale, offset = info.suggested_input()
+            self.scale.setValue(scale)
+            self.offset.setValue(offset)
+            self.classify_bands.clear()
+        self.check_model()
 
     def check_model(self, *_args) -> bool:
         """Load the model now and say what it is, or what is wrong with it, before any run."""
@@ -698,6 +785,12 @@ class PatchworkDock(QgsDockWidget):
                      tr("classes: {}").format(", ".join(info.class_names)) if info.class_names else "",
                      tr("tile {} px (fixed)").format(info.tile_size) if info.tile_size else
                      tr("tile: any size (default {} px)").format(info.default_tile_size)]
+            if info.band_names:
+                lines.append(tr("expects bands: {} (in this order; set Bands to the raster's bands that hold them)")
+                             .format(", ".join(info.band_names)))
+            expects = tr("; the model expects 0–1") if info.unit_range_input else ""
+            lines.append(tr("input: raster values × {:g} + {:g}{}").format(self.scale.value(), self.offset.value(),
+                                                                           expects))
             if info.task == "detection":
                 lines.append(tr("a detector: Classify runs Detect objects and writes its boxes to the polygons file"))
             if info.task == "recognition":
@@ -808,8 +901,8 @@ class PatchworkDock(QgsDockWidget):
     # -- Stitch -------------------------------------------------------------------------------
 
     def _stitch_tab(self) -> QWidget:
-        tab, form = QWidget(), form_layout()
-        tab.setLayout(form)
+        content, form = QWidget(), form_layout()
+        content.setLayout(form)
         self.stitch_folder = QgsFileWidget()
         self.stitch_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
         self.stitch_folder.setToolTip(tip_of(Stitch, Stitch.INPUT))
@@ -833,8 +926,7 @@ class PatchworkDock(QgsDockWidget):
                              (Stitch.AGGREGATION, self.stitch_aggregation), (Stitch.N_CLASSES, self.n_classes),
                              (Stitch.REFERENCE, self.reference), (Stitch.OUTPUT, self.mosaic_file)):
             form.addRow(label_of(Stitch, name), widget)
-        form.addRow(self.stitch_button)
-        return tab
+        return scrolled(content, self.stitch_button)
 
     def run_stitch(self) -> None:
         folder, output = self.stitch_folder.filePath(), self.mosaic_file.filePath() or TEMPORARY
@@ -859,13 +951,14 @@ class PatchworkDock(QgsDockWidget):
         run = AlgorithmRun(algorithm_id, parameters)
         ok, message = run.check()  # the run's own checks, before anything starts: the same words as the Toolbox
         if not ok:
-            self.show_message(message, error=True)
+            self.report_failure(run, readable(message, run.algorithm), message)
             return None
         self.run = run
         self.run.progress.connect(lambda value: self.progress.setValue(int(value)))
         self.run.finished.connect(self._run_finished)
         self.progress.setValue(0)
         self.cancel_button.setEnabled(True)
+        self.set_run_buttons_enabled(False)  # one run at a time: the buttons say so
         self.show_message(tr("Running {}…").format(self.run.algorithm.displayName()))
         self.run.start()
         return self.run
@@ -876,16 +969,48 @@ class PatchworkDock(QgsDockWidget):
 
     def _run_finished(self, ok: bool, results: dict, message: str) -> None:
         self.cancel_button.setEnabled(False)
+        self.set_run_buttons_enabled(True)
+        if not ok and self.run.feedback.isCanceled():  # the user's own wish: said, not raised as a failure
+            self.progress.setValue(0)
+            self.show_message(message)
+            self.set_notice(None)
+            return
         if not ok:
             self.progress.setValue(0)
-            self.show_message(message or tr("The run failed; see the log."), error=True)
+            self.report_failure(self.run, message or tr("The run failed; see the log."), self.run.feedback.textLog())
             return
         self.progress.setValue(100)
         summary = self.run.summary()
         self.show_message(summary)
         self.hand_on(self.run.algorithm_id, results)
         report = results.get(Train.OUTPUT_REPORT) or results.get(Compare.OUTPUT_HTML)
-        announce(self.iface, summary, self.run.layers, report)
+        layers = self.run.layers
+        # After QGIS's own "Task complete" notice for the task, so that Patchwork's (its layer, its report) is on top.
+        QTimer.singleShot(0, lambda: self.set_notice(announce(self.iface, summary, layers, report)))
+
+    def report_failure(self, run: AlgorithmRun, text: str, details: str) -> None:
+        """A failure in the status line and, at Critical level, in QGIS's message bar (the log behind Details)."""
+        self.show_message(text, error=True)
+        self.set_notice(announce_failure(self.iface, tr("{} failed: {}").format(run.algorithm.displayName(), text),
+                                         details))
+
+    def set_notice(self, item) -> None:
+        """Patchwork's message in QGIS's bar: the one of the last run only (an older "Done" must not resurface)."""
+        if self.notice is not None:
+            try:
+                self.iface.messageBar().popWidget(self.notice)
+            except RuntimeError:  # QGIS already deleted it (closed, or timed out)
+                pass
+        self.notice = item
+
+    def run_buttons(self) -> list[QPushButton]:
+        """Every button that starts a run."""
+        return [self.sample_button, self.augment_button, self.train_button, self.classify_button,
+                self.compare_button, self.stitch_button]
+
+    def set_run_buttons_enabled(self, enabled: bool) -> None:
+        for button in self.run_buttons():
+            button.setEnabled(enabled)
 
     def hand_on(self, algorithm_id: str, results: dict) -> None:
         """Each tab's output becomes the next tab's input: chips → Train, model → Classify, map → Compare."""
@@ -940,13 +1065,17 @@ class PatchworkDock(QgsDockWidget):
 
     def restore_settings(self, *_args) -> None:
         project = QgsProject.instance()
-        for name, (_getter, setter) in self._settings().items():
-            text, found = project.readEntry(SETTINGS_SCOPE, name, "")
-            if found and text:
-                try:
-                    setter(json.loads(text))
-                except (ValueError, TypeError):
-                    continue
+        self.restoring = True  # the remembered model comes with its remembered SCALE, OFFSET and bands
+        try:
+            for name, (_getter, setter) in self._settings().items():
+                text, found = project.readEntry(SETTINGS_SCOPE, name, "")
+                if found and text:
+                    try:
+                        setter(json.loads(text))
+                    except (ValueError, TypeError):
+                        continue
+        finally:
+            self.restoring = False
 
     def cleanup(self) -> None:
         """Everything the panel put on the canvas or in the project goes; a run in progress is cancelled."""

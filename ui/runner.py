@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from qgis.core import (
     Qgis,
@@ -16,7 +17,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication, QObject, QUrl, pyqtSignal
 from qgis.PyQt.QtGui import QDesktopServices
-from qgis.PyQt.QtWidgets import QPushButton
+from qgis.PyQt.QtWidgets import QMessageBox, QPushButton
 
 from ..plugin.algorithms.augment_chips import AugmentChipsAlgorithm as Augment
 from ..plugin.algorithms.classify import ClassifyAlgorithm as Classify
@@ -60,10 +61,11 @@ def new_model_path() -> str:
     return path
 
 
-def announce(iface, text: str, layers: list, report: str | None = None) -> None:
-    """A finished run in QGIS's message bar, with a button to the new layer and, if any, to the report."""
+def announce(iface, text: str, layers: list, report: str | None = None):
+    """A finished run in QGIS's message bar, with a button to the new layer and, if any, to the report; returns
+    the message (None without a message bar)."""
     if iface is None or not hasattr(iface, "messageBar"):
-        return
+        return None
     bar = iface.messageBar()
     item = bar.createMessage("Patchwork", text)
     if layers:
@@ -81,6 +83,39 @@ def announce(iface, text: str, layers: list, report: str | None = None) -> None:
         open_report.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(report)))
         item.layout().addWidget(open_report)
     bar.pushWidget(item, Qgis.MessageLevel.Success, 8)
+    return item
+
+
+def readable(message: str, algorithm) -> str:
+    """A run's message as the panel says it: a leading parameter id (VALIDATION_FRACTION:) becomes its label
+    ("Validation fraction:"), as the user saw it on the form."""
+    match = re.match(r"([A-Z][A-Z0-9_]+):", message or "")
+    definition = algorithm.parameterDefinition(match.group(1)) if match and algorithm is not None else None
+    if definition is None:
+        return message
+    return f"{definition.description()}:{message[match.end():]}"
+
+
+def announce_failure(iface, text: str, details: str):
+    """A failed run in QGIS's message bar, at Critical level (it stays until closed), with the log behind Details;
+    returns the message (None without a message bar)."""
+    if iface is None or not hasattr(iface, "messageBar"):
+        return None
+    bar = iface.messageBar()
+    item = bar.createMessage("Patchwork", text)
+    if details:
+        button = QPushButton(QCoreApplication.translate("Patchwork", "Details"))
+
+        def show() -> None:
+            box = QMessageBox(QMessageBox.Icon.Critical, "Patchwork", text, QMessageBox.StandardButton.Close,
+                              iface.mainWindow() if hasattr(iface, "mainWindow") else None)
+            box.setDetailedText(details)
+            box.exec()
+
+        button.clicked.connect(show)
+        item.layout().addWidget(button)
+    bar.pushWidget(item, Qgis.MessageLevel.Critical, 0)
+    return item
 
 
 class AlgorithmRun(QObject):
@@ -127,6 +162,7 @@ class AlgorithmRun(QObject):
         self.task = None
         self.results = dict(results or {})
         message = self.feedback.last_error or ("Cancelled: nothing was written." if self.feedback.isCanceled() else "")
+        message = readable(message, self.algorithm)
         if ok:
             self.layers = self._add_layers(results)
         self.finished.emit(bool(ok), dict(results or {}), message)

@@ -38,6 +38,8 @@ class ModelInfo:
     mean: list[float] | None = None  # standardisation after SCALE/OFFSET: (x - mean) / std
     std: list[float] | None = None
     unit_range_input: bool = False  # the model expects values in 0..1 (the Deepness convention)
+    input_scale: float | None = None  # the SCALE and OFFSET the model was trained with, when it says (Patchwork's)
+    input_offset: float | None = None
     input_dtype: str = "float32"  # what the model computes in; rules keep float64 to match numpy exactly
     widens_floats: bool = False  # takes narrower floats as they are and computes in input_dtype itself (rules)
     min_segment: int = 0  # segments of fewer pixels are merged into their neighbour (Deepness seg_small_segment)
@@ -52,6 +54,12 @@ class ModelInfo:
         if duplicated:  # two classes of one value would be one class in the map, silently
             raise PatchworkError(f"MODEL: '{self.name}' gives several classes the value "
                                  f"{', '.join(map(str, duplicated))}; each class needs its own value.")
+
+    def suggested_input(self) -> tuple[float, float]:
+        """The SCALE and OFFSET to feed this model: its own, else 1/255 for Deepness's 0–1 models, else (1, 0)."""
+        if self.input_scale is not None:
+            return self.input_scale, self.input_offset or 0.0
+        return (1 / 255 if self.unit_range_input else 1.0), 0.0
 
     @property
     def n_classes(self) -> int:

@@ -84,6 +84,12 @@ def _read_input_metadata(meta: dict, info: ModelInfo) -> None:
         info.mean, info.std = [float(v) for v in np.atleast_1d(mean)], [float(v) for v in np.atleast_1d(std)]
     if meta.get("resolution") is not None:
         info.resolution_cm = float(meta["resolution"])
+    if meta.get("patchwork:input_scale") is not None:  # what a model Patchwork trained was fed
+        info.input_scale = float(meta["patchwork:input_scale"])
+        info.input_offset = float(meta.get("patchwork:input_offset") or 0.0)
+    names = meta.get("patchwork:band_names")
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        info.band_names = list(names)
 
 
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")

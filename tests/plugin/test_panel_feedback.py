@@ -1,0 +1,147 @@
+"""Failures are loud, defaults are right (#27, items 2 and 3): a failed run reaches QGIS's message bar at Critical
+level in the words of the form, one run at a time, and label polygons default to their class field, never `fid`."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from osgeo import ogr, osr
+from qgis.core import Qgis, QgsCategorizedSymbolRenderer, QgsProject, QgsVectorLayer
+
+from patchwork.core.errors import PatchworkError
+from tests.plugin.test_dock import wait_for
+
+
+@pytest.fixture
+def dock(qgis_app, qgis_iface, patchwork_provider):
+    from patchwork.ui.dock import PatchworkDock
+
+    qgis_iface.messageBar().clearWidgets()
+    panel = PatchworkDock(qgis_iface)
+    yield panel
+    panel.cleanup()
+    QgsProject.instance().removeAllMapLayers()
+
+
+def critical_texts(iface) -> list[str]:
+    return [item.text() for item in iface.messageBar().items() if item.level() == Qgis.MessageLevel.Critical]
+
+
+def test_a_refused_run_is_critical_in_the_message_bar_with_the_parameters_label(dock, qgis_iface, tmp_path,
+                                                                                   s2_path):
+    from qgis.core import QgsRasterLayer
+
+    from patchwork.plugin.algorithms.classify import ClassifyAlgorithm as Classify
+
+    layer = QgsRasterLayer(s2_path, "s2")
+    QgsProject.instance().addMapLayer(layer)
+    dock.classify_raster.setLayer(layer)
+    dock.model_file.setFilePath(str(tmp_path / "missing.onnx"))
+    dock.classified_file.setFilePath(str(tmp_path / "classes.tif"))
+    dock.run_classify()
+    texts = critical_texts(qgis_iface)
+    algorithm = Classify()
+    algorithm.initAlgorithm()
+    words = algorithm.parameterDefinition("MODEL").description()
+    assert texts and any(words in text for text in texts), texts
+    assert not any("MODEL:" in text for text in texts)
+    assert dock.message.text().startswith(words) or words in dock.message.text()
+
+
+def test_a_run_that_fails_while_running_is_critical_buttons_wait_and_the_tab_change_clears_it(
+        dock, qgis_iface, qgis_app, s2_path, tmp_path, monkeypatch):
+    from qgis.core import QgsRasterLayer
+
+    from patchwork.core import dataset
+    from patchwork.plugin.algorithms.sample_chips import SampleChipsAlgorithm as Sample
+
+    layer = QgsRasterLayer(s2_path, "s2")
+    QgsProject.instance().addMapLayer(layer)
+    dock.raster_combo.setLayer(layer)
+    dock.chip_folder.setFilePath(str(tmp_path / "chips"))
+
+    def slow_failure(*args, **kwargs):
+        time.sleep(0.5)
+        raise PatchworkError("COUNT: the disk went away (simulated)")
+    monkeypatch.setattr(dataset, "_cut_chips", slow_failure)
+    dock.run_sample()
+    assert not any(button.isEnabled() for button in dock.run_buttons())  # one run at a time, and it shows
+    ok, _message = wait_for(dock.run, qgis_app)
+    assert not ok and all(button.isEnabled() for button in dock.run_buttons())
+    algorithm = Sample()
+    algorithm.initAlgorithm()
+    words = algorithm.parameterDefinition("COUNT").description()
+    texts = critical_texts(qgis_iface)
+    assert any(f"{words}: the disk went away" in text for text in texts), texts
+    assert dock.message.text().startswith(f"{words}: the disk went away")
+    dock.tabs.setCurrentIndex(3)
+    assert dock.message.text() == "" and dock.progress.value() == 0
+
+
+def polygons_gpkg(path: str, fields: dict, rows: list[dict]) -> QgsVectorLayer:
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(path)
+    layer = ds.CreateLayer("labels", srs, ogr.wkbPolygon)
+    for name, kind in fields.items():
+        layer.CreateField(ogr.FieldDefn(name, kind))
+    for i, row in enumerate(rows):
+        feature = ogr.Feature(layer.GetLayerDefn())
+        for name, value in row.items():
+            feature.SetField(name, value)
+        x = 500000 + 100 * i
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(f"POLYGON(({x} 0,{x + 50} 0,{x + 50} 50,{x} 50,{x} 0))"))
+        layer.CreateFeature(feature)
+    ds = None
+    return QgsVectorLayer(path, os.path.basename(path), "ogr")
+
+
+def test_the_class_field_defaults_to_the_class_never_the_key(dock, tmp_path):
+    rows = [{"area": 1.5 * i, "landcover": ["water", "crop"][i % 2], "name": f"parcel {i}"} for i in range(11)]
+    named = polygons_gpkg(str(tmp_path / "named.gpkg"), {"area": ogr.OFTReal, "name": ogr.OFTString,
+                                                        "landcover": ogr.OFTString}, rows)
+    assert named.fields().names()[0] == "fid"
+    QgsProject.instance().addMapLayer(named)
+    dock.labels_combo.setLayer(named)
+    assert dock.label_field.currentField() == "landcover"
+
+    styled = polygons_gpkg(str(tmp_path / "styled.gpkg"), {"area": ogr.OFTReal, "kind": ogr.OFTString},
+                           [{"area": 1.0, "kind": "a"}, {"area": 2.0, "kind": "b"}, {"area": 3.0, "kind": "a"}])
+    styled.setRenderer(QgsCategorizedSymbolRenderer("kind", []))
+    QgsProject.instance().addMapLayer(styled)
+    dock.labels_combo.setLayer(styled)
+    assert dock.label_field.currentField() == "kind"  # what the user styled by
+
+    bare = polygons_gpkg(str(tmp_path / "bare.gpkg"), {"value": ogr.OFTInteger},
+                         [{"value": i % 3} for i in range(6)])
+    QgsProject.instance().addMapLayer(bare)
+    dock.labels_combo.setLayer(bare)
+    assert dock.label_field.currentField() == "value"  # not fid
+
+    dock.labels_combo.setLayer(named)
+    dock.label_field.setField("name")  # a different value on each of the 11 polygons
+    assert "each of the 11 polygons its own class" in dock.message.text()
+
+
+def test_a_new_model_brings_its_own_scale_offset_and_bands(dock, tmp_path):
+    """#27 item 5: 1/255 left from a Deepness model turned a 0–255 forest's map into one class."""
+    from tests.conftest import SHARED_DATA
+
+    deepness = os.path.join(SHARED_DATA, "models", "one_output_softmax_bsx2x512x512.onnx")
+    dock.model_file.setFilePath(deepness)
+    assert dock.scale.value() == pytest.approx(1 / 255, rel=1e-6)
+    dock.classify_bands.setText("1,2,3")
+    from onnx import TensorProto, helper
+
+    from tests.onnx_models import save_model
+
+    forest = str(tmp_path / "forest.onnx")  # a per-pixel model with the input metadata Patchwork's trainer writes
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "pixels",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])])
+    save_model(graph, {"patchwork:input_scale": 1.0, "patchwork:input_offset": 0.0,
+                       "patchwork:band_names": ["blue", "green", "red", "nir"]}, forest)
+    dock.model_file.setFilePath(forest)
+    assert dock.scale.value() == 1.0 and dock.offset.value() == 0.0 and dock.classify_bands.text() == ""
+    assert "expects bands: blue, green, red, nir" in dock.model_info.text()
