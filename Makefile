@@ -40,9 +40,11 @@ bench: bootstrap
 lint: bootstrap
 	$(VENV)/bin/ruff check .
 
-# A real QGIS window (under Xvfb when there is no display) drives the panel; PNGs go to docs/.
+# A real QGIS window (under Xvfb when there is no display) drives the panel on a 1920x1080 and a 1366x768 screen;
+# PNGs go to docs/ and docs/1366x768/.
 screenshots: bootstrap
-	bash scripts/screenshots.sh docs .build/screenshots.json
+	PATCHWORK_SCREEN=1920x1080 bash scripts/screenshots.sh docs .build/screenshots.json
+	PATCHWORK_SCREEN=1366x768 bash scripts/screenshots.sh docs/1366x768 .build/screenshots-1366x768.json
 
 # Regenerates the shipped modeler model (sample → augment → train → classify) from its script.
 workflow-model: bootstrap

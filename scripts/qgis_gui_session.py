@@ -2,7 +2,7 @@
 
 Started by scripts/screenshots.sh (`make screenshots`, and the GUI test). Environment:
 PATCHWORK_SHOTS (folder for the PNGs), PATCHWORK_RESULT (JSON of what was checked),
-PATCHWORK_SCENE (raster to use), PATCHWORK_WORK (scratch folder).
+PATCHWORK_SCENE (raster to use), PATCHWORK_WORK (scratch folder), PATCHWORK_SCREEN (the screen, e.g. 1366x768).
 """
 import json
 import os
@@ -17,6 +17,7 @@ SHOTS = os.environ["PATCHWORK_SHOTS"]
 RESULT = os.environ["PATCHWORK_RESULT"]
 SCENE = os.environ["PATCHWORK_SCENE"]
 WORK = os.environ["PATCHWORK_WORK"]
+SCREEN = tuple(int(v) for v in os.environ.get("PATCHWORK_SCREEN", "1920x1080").split("x"))
 iface = qgis.utils.iface
 result = {"steps": []}
 
@@ -30,10 +31,15 @@ qgis.utils.showException = record_exception
 
 
 def save(name, widget=None):
+    """A dialog as it is; the main window as the screen shows it (what lies past the screen's edge is not seen)."""
+    from qgis.PyQt.QtGui import QGuiApplication
+
     os.makedirs(SHOTS, exist_ok=True)
     path = os.path.join(SHOTS, name)
-    (widget or iface.mainWindow()).grab().save(path)
+    (widget.grab() if widget is not None else QGuiApplication.primaryScreen().grabWindow(0)).save(path)
     result.setdefault("shots", []).append(path)
+    window = iface.mainWindow().frameGeometry()
+    result.setdefault("window_sizes", {})[name] = [window.width(), window.height()]
 
 
 def panel():
@@ -70,7 +76,7 @@ def step_start():
     from patchwork.core.inference import classify
     from patchwork.plugin.resources import resource_path
 
-    iface.mainWindow().resize(1500, 950)
+    iface.mainWindow().setGeometry(0, 0, *SCREEN)  # the whole screen, as a maximised window (Xvfb has no manager)
     result["canvas_items_before"] = canvas_items()
     qgis.utils.updateAvailablePlugins()  # QGIS started with --noplugins: let it find ours (QGIS_PLUGINPATH)
     qgis.utils.loadPlugin("patchwork")

@@ -10,7 +10,7 @@ import os
 
 from qgis.core import QgsApplication, QgsProject, QgsVectorLayer
 from qgis.gui import QgsCollapsibleGroupBox, QgsDockWidget, QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
-from qgis.PyQt.QtCore import QCoreApplication, QTimer
+from qgis.PyQt.QtCore import QCoreApplication, Qt, QTimer
 from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
@@ -26,6 +26,7 @@ from qgis.PyQt.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMainWindow,
     QMessageBox,
     QPlainTextEdit,
     QProgressBar,
@@ -117,6 +118,7 @@ def label_of(algorithm, name: str) -> QLabel:
     """The parameter's description as the field's label."""
     label = QLabel(definition(algorithm, name).description())
     label.setToolTip(tip_of(algorithm, name))
+    label.setWordWrap(True)  # a long label wraps in a narrow panel instead of widening it
     return label
 
 
@@ -160,6 +162,7 @@ def scrolled(content: QWidget, *pinned: QWidget) -> QWidget:
     scroll = QScrollArea()
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the form follows the panel's width
     scroll.setWidget(content)
     layout.addWidget(scroll, 1)
     for widget in pinned:
@@ -219,6 +222,7 @@ class PatchworkDock(QgsDockWidget):
         self.augmentation_preview = AugmentationPreview()
         self.run: AlgorithmRun | None = None
         self.notice = None  # Patchwork's last message in QGIS's message bar
+        self.widened = False  # widened to its tab titles once (widen_to_tabs)
         self.restoring = False  # settings being read back: a model chosen then keeps the remembered input settings
         self.preview_timer = QTimer(self)
         self.preview_timer.setSingleShot(True)
@@ -399,10 +403,22 @@ class PatchworkDock(QgsDockWidget):
         another), its canvas items go; when it is shown again the Sample tab's footprints come back."""
         if visible:
             self.schedule_chip_preview()
+            self.widen_to_tabs()
         else:
             self.preview_timer.stop()
             self.footprints.clear()
             self.preview_outline.clear()
+
+    def widen_to_tabs(self) -> None:
+        """Once, when first shown docked: as wide as its six tab titles (else the last ones hide behind arrows),
+        never more than about a third of the window."""
+        window = self.parentWidget()
+        if self.widened or self.isFloating() or not isinstance(window, QMainWindow):
+            return
+        self.widened = True
+        wanted = min(self.tabs.tabBar().sizeHint().width() + 32, int(window.width() * 0.36))
+        if self.width() < wanted:
+            window.resizeDocks([self], [wanted], Qt.Orientation.Horizontal)
 
     def sampler(self):
         name = self.sampler_combo.currentText()
@@ -686,7 +702,8 @@ class PatchworkDock(QgsDockWidget):
         self.model_info = QLabel()
         self.model_info.setWordWrap(True)
         self.model_info.setToolTip(tr("What the model says about itself, and any problem found"))
-        self.trust_model = QCheckBox(definition(Classify, Classify.TRUST_MODEL).description())
+        # The box says the short part; the reason is in its tooltip (a long box text would widen the narrow panel).
+        self.trust_model = QCheckBox(definition(Classify, Classify.TRUST_MODEL).description().split(" (")[0])
         self.trust_model.setToolTip(tip_of(Classify, Classify.TRUST_MODEL))
         self.classify_bands = QLineEdit()
         self.classify_bands.setPlaceholderText(tr("all, or e.g. 1,2,3"))
@@ -785,7 +802,7 @@ class PatchworkDock(QgsDockWidget):
                      tr("classes: {}").format(", ".join(info.class_names)) if info.class_names else "",
                      tr("tile {} px (fixed)").format(info.tile_size) if info.tile_size else
                      tr("tile: any size (default {} px)").format(info.default_tile_size)]
-            if info.band_names:
+            if any(info.band_names or []):
                 lines.append(tr("expects bands: {} (in this order; set Bands to the raster's bands that hold them)")
                              .format(", ".join(info.band_names)))
             expects = tr("; the model expects 0–1") if info.unit_range_input else ""

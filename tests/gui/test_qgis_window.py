@@ -74,6 +74,8 @@ def test_screenshots_show_the_panel(session):
     assert names == sorted(["patchwork_augment_gallery.png", "patchwork_augment_preview.png", "patchwork_classify.png",
                             "patchwork_classify_scale_parameters.png", "patchwork_compare.png",
                             "patchwork_sample_preview.png", "patchwork_stitch.png", "patchwork_train.png", *helps])
+    # QGIS's window stays on the 1920×1080 screen with the panel open on every tab (it grew to 1298 px high before)
+    assert {tuple(size) for size in result["window_sizes"].values()} == {(1920, 1080)}, result["window_sizes"]
     shown = " | ".join(result["classify_advanced"])  # the advanced group, opened in the real dialog
     for label in ("Worker threads (not set or 0: every core)", "Device for ONNX models", "Dask scheduler address",
                   "Resumable", "Output format"):
