@@ -179,11 +179,30 @@ class AlgorithmRun(QObject):
                     f"pixels, kappa {results.get(Compare.KAPPA, 0):.3f}")
         return f"Done: {names}" if names else "Done"
 
+    def input_name(self) -> str:
+        """The input as the user knows it: its layer's name in the project, else its file's name."""
+        value = self.parameters.get("INPUT")
+        if hasattr(value, "name"):
+            return value.name()
+        path = os.path.normpath(str(value or ""))
+        for layer in self.project.mapLayers().values():
+            if os.path.normpath(layer.source().split("|")[0]) == path:
+                return layer.name()
+        return os.path.splitext(os.path.basename(path))[0]
+
     def layer_title(self, name: str, path: str) -> str:
-        """Layer names that say what they are: 'chips (poisson, 94)', 'classes — forest.onnx'."""
+        """Layer names that say what they are and of what: 'chips (poisson, 94)', 'classes — forest.onnx on
+        Sentinel-2', a second head's 'classes (water) — two_heads.onnx on ortho'."""
         results, parameters = self.results, self.parameters
         model = os.path.basename(str(parameters.get(Classify.MODEL, "")))
+        if model and "INPUT" in parameters:
+            model = f"{model} on {self.input_name()}"
         key = (self.algorithm_id, name)
+        if key == (Classify.ID, Classify.OTHER_HEADS):  # <output>_<head>.tif: the head's name is in the file's
+            first = os.path.splitext(os.path.basename(str(results.get(Classify.OUTPUT, ""))))[0]
+            head = os.path.splitext(os.path.basename(path))[0]
+            head = head[len(first) + 1:] if head.startswith(first + "_") else head
+            return f"classes ({head}) — {model}"
         if key == (Sample.ID, Sample.OUTPUT):
             return f"chips ({self._choice(Sample.SAMPLER)}, {results.get(Sample.CHIP_COUNT)})"
         titles = {

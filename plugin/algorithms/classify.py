@@ -313,9 +313,11 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         outputs[self.OTHER_HEADS] = [head.output for head in result.other_heads]
         for head in result.other_heads:  # a multi-head model: every head is a map, loaded with the first one's
             feedback.pushInfo(self.tr("Output head '{}' → {}").format(head.info.heads[head.info.head], head.output))
-            if context.willLoadLayerOnCompletion(output):
+            if context.willLoadLayerOnCompletion(output):  # named by its head, not by a temporary file's name
+                name = self.tr("classes ({}) — {}").format(head.info.heads[head.info.head],
+                                                            os.path.basename(call.args[1]))  # (source, model, …)
                 context.addLayerToLoadOnCompletion(head.output, QgsProcessingContext.LayerDetails(
-                    os.path.splitext(os.path.basename(head.output))[0], context.project(), self.OUTPUT))
+                    name, context.project(), self.OUTPUT))
                 if head.style:
                     StyleFromQml.attach(context, head.output, head.style)
         return outputs

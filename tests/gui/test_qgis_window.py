@@ -43,7 +43,8 @@ def test_the_whole_chain_runs_from_the_panel_in_a_real_qgis_window(session):
     assert result["train_input_handed_on"]
     assert result["train_message"].startswith("Model trained, validation accuracy"), result["messages"]
     assert result["model_in_classify"].endswith("forest.onnx")  # the trained model appears in Classify
-    assert result["classified_layers"] == ["classes — forest.onnx"] and result["class_renderer"] == "paletted"
+    assert result["classified_layers"] == ["classes — forest.onnx on Sentinel-2 (B, G, R, NIR)"]
+    assert result["class_renderer"] == "paletted"
     assert result["compare_message"].startswith("Agreement ") and result["compare_layers"] == ["agreement"]
     agreement = float(re.match(r"Agreement (\d+\.\d)%", result["compare_message"]).group(1))
     assert agreement > 90, result["compare_message"]

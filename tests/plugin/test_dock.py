@@ -179,11 +179,12 @@ def test_classify_run_adds_a_class_map_with_names(dock, s2_layer, tmp_path, qgis
     dock.run_classify()
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
-    layer = QgsProject.instance().mapLayersByName("classes — ndvi_ndwi_rules.json")[0]
+    layer = dock.run.layers[0]
+    assert layer.name() == "classes — ndvi_ndwi_rules.json on s2"
     assert layer.renderer().type() == "paletted"
     assert [c.label for c in layer.renderer().classes()] == ["water", "bare land / scrub", "vegetation"]
     assert dock.compare_form.values()["INPUT"] in (layer.id(), layer.source(), layer)  # handed on to Compare
-    polygons = QgsProject.instance().mapLayersByName("class polygons — ndvi_ndwi_rules.json")[0]
+    polygons = QgsProject.instance().mapLayersByName("class polygons — ndvi_ndwi_rules.json on s2")[0]
     assert polygons.renderer().type() == "categorizedSymbol" and polygons.featureCount() > 10
     assert [c.label() for c in polygons.renderer().categories()] == ["water", "bare land / scrub", "vegetation"]
     assert (tmp_path / "areas.csv").read_text().startswith("class,name,pixels,hectares,percent")
@@ -199,7 +200,7 @@ def test_outputs_left_empty_go_to_temporary_files_as_in_qgis_dialogs(dock, s2_la
     assert ok, message
     path = dock.run.results["OUTPUT"]
     assert os.path.exists(path) and os.path.dirname(os.path.dirname(path)).startswith(tempfile.gettempdir())
-    assert dock.message.text() == "Done: classes — ndvi_ndwi_rules.json"
+    assert dock.message.text() == "Done: classes — ndvi_ndwi_rules.json on s2"
 
 
 def test_cancel_stops_the_run_within_a_second_and_leaves_nothing(dock, tmp_path, qgis_app, example_path):
@@ -324,7 +325,7 @@ def test_the_whole_chain_runs_from_the_panel_alone(dock, s2_layer, tmp_path, qgi
     dock.classified_file.setFilePath(str(tmp_path / "classes.tif"))
     dock.run_classify()
     assert wait_for(dock.run, qgis_app)[0]
-    assert dock.run.layers[0].name() == "classes — forest.onnx"
+    assert dock.run.layers[0].name() == "classes — forest.onnx on s2"
     dock.compare_form.set_value("REFERENCE", labels)
     dock.compare_button.click()
     ok, message = wait_for(dock.run, qgis_app)
@@ -485,7 +486,7 @@ def test_the_classify_tab_runs_a_detector_as_detect_objects(dock, tmp_path, qgis
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
     layer = dock.run.layers[0]
-    assert layer.name().startswith("detections — cells.onnx (") and layer.featureCount() > 50
+    assert layer.name().startswith("detections — cells.onnx on ortho (") and layer.featureCount() > 50
     assert layer.renderer().type() == "categorizedSymbol"
 
 
@@ -507,7 +508,7 @@ def test_the_classify_tab_runs_a_super_resolution_model(dock, tmp_path, qgis_app
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
     result = dock.run.layers[0]
-    assert result.name() == "super-resolved x2 — dummy_superresolution_model.onnx"
+    assert result.name() == "super-resolved x2 — dummy_superresolution_model.onnx on small"
     assert (result.width(), result.height()) == (192, 160)
 
 
@@ -548,7 +549,7 @@ def test_the_classify_tab_runs_a_recognition_model_with_its_query(dock, tmp_path
     assert dock.run is not None, dock.message.text()
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
-    assert dock.run.layers[0].name() == "similarity — dummy_recognition_model.onnx"
+    assert dock.run.layers[0].name() == "similarity — dummy_recognition_model.onnx on ortho"
     assert gdal.Open(str(tmp_path / "similar.tif")).ReadAsArray().max() == pytest.approx(1.0, abs=1e-4)
 
 

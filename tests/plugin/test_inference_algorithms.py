@@ -90,6 +90,7 @@ def test_classify_output_is_styled_with_class_names_when_loaded(patchwork_provid
     # The model's second output head is a map too, loaded and styled with its own classes.
     second = str(tmp_path / "coffee_tea_output2.tif")
     assert results["OTHER_HEADS"] == [second] and context.willLoadLayerOnCompletion(second)
+    assert context.layerToLoadOnCompletionDetails(second).name.startswith("classes (output2) — ")  # #27 item 8
     head_layer = QgsProcessingUtils.mapLayerFromString(second, context)
     context.layerToLoadOnCompletionDetails(second).postProcessor().postProcessLayer(head_layer, context,
                                                                                      QgsProcessingFeedback())

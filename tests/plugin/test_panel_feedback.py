@@ -145,3 +145,32 @@ def test_a_new_model_brings_its_own_scale_offset_and_bands(dock, tmp_path):
     dock.model_file.setFilePath(forest)
     assert dock.scale.value() == 1.0 and dock.offset.value() == 0.0 and dock.classify_bands.text() == ""
     assert "expects bands: blue, green, red, nir" in dock.model_info.text()
+
+
+def test_maps_are_named_by_model_and_input_and_heads_by_their_names(dock, qgis_app, tmp_path, ortho_path):
+    """#27 item 8: two maps of one model were both 'classes — model.onnx'; a second head was 'OUTPUT_output2'."""
+    import numpy as np
+    from osgeo import gdal
+    from qgis.core import QgsRasterLayer
+
+    from tests.onnx_models import two_head_model
+
+    names = []
+    for name, window in (("west", [0, 0, 256, 256]), ("east", [256, 0, 256, 256])):
+        path = str(tmp_path / f"{name}.tif")
+        gdal.Translate(path, ortho_path, srcWin=window, bandList=[1, 2, 3])
+        layer = QgsRasterLayer(path, name)
+        QgsProject.instance().addMapLayer(layer)
+        rgb = np.eye(3, dtype=np.float32).reshape(3, 3, 1, 1)
+        model = two_head_model(str(tmp_path / "two.onnx"), rgb[:2], rgb,
+                               {"model_type": "Segmentor", "class_names": [{"0": "bare", "1": "green"},
+                                                                           {"0": "dry", "1": "wet", "2": "open"}]})
+        dock.classify_raster.setLayer(layer)
+        dock.model_file.setFilePath(model)
+        dock.classified_file.setFilePath("")
+        dock.run_classify()
+        ok, message = wait_for(dock.run, qgis_app)
+        assert ok, message
+        names.append([layer.name() for layer in dock.run.layers])
+    assert names == [["classes — two.onnx on west", "classes (water) — two.onnx on west"],
+                     ["classes — two.onnx on east", "classes (water) — two.onnx on east"]]
