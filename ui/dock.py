@@ -710,7 +710,12 @@ class PatchworkDock(QgsDockWidget):
         self.classify_bands.setToolTip(tip_of(Classify, Classify.BANDS))
         self.query_file = QgsFileWidget()  # what a recognition model looks for
         self.query_file.setToolTip(tip_of(Recognize, Recognize.QUERY))
-        self.query_file.setEnabled(False)
+        self.confidence = QLineEdit()  # a detector's own fields
+        self.confidence.setPlaceholderText(tr("the model's"))
+        self.confidence.setToolTip(tip_of(Detect, Detect.CONFIDENCE))
+        self.iou = QLineEdit()
+        self.iou.setPlaceholderText(tr("the model's"))
+        self.iou.setToolTip(tip_of(Detect, Detect.IOU))
         self.classify_mask = QgsMapLayerComboBox()
         self.classify_mask.setFilters(qgis_enums.POLYGON_LAYERS)
         self.classify_mask.setAllowEmptyLayer(True)
@@ -746,9 +751,11 @@ class PatchworkDock(QgsDockWidget):
         self.classify_button = QPushButton(tr("Classify"))
         self.classify_button.setToolTip(tr("Run Patchwork ▸ Classify raster (tiled)"))
         self.classify_button.clicked.connect(self.run_classify)
+        self.task_rows: dict = {}  # widget → its form: rows shown only for the tasks that use them
         for name, widget in ((Classify.INPUT, self.classify_raster), (Classify.MODEL, self.model_file),
                              ("", self.model_info), ("", self.trust_model), (Classify.BANDS, self.classify_bands),
-                             (Recognize.QUERY, self.query_file),
+                             (Recognize.QUERY, self.query_file), (Detect.CONFIDENCE, self.confidence),
+                             (Detect.IOU, self.iou),
                              (Classify.MASK, self.classify_mask), (Classify.RESOLUTION, self.resolution),
                              (Classify.OUTPUT_GRID, self.output_grid),
                              (Classify.SCALE, self.scale), (Classify.OFFSET, self.offset),
@@ -756,10 +763,11 @@ class PatchworkDock(QgsDockWidget):
                              (Classify.WINDOW, self.window_combo), (Classify.AGGREGATION, self.aggregation_combo),
                              (Classify.MIN_SEGMENT, self.min_segment), (Classify.OUTPUT, self.classified_file),
                              (Classify.OUTPUT_VECTOR, self.polygons_file), (Classify.OUTPUT_AREAS, self.areas_file)):
-            algorithm = Recognize if widget is self.query_file else Classify
+            algorithm = {self.query_file: Recognize, self.confidence: Detect, self.iou: Detect}.get(widget, Classify)
             rare = widget in (self.output_grid, self.tile_size, self.overlap, self.window_combo,
                               self.aggregation_combo, self.min_segment)
             (advanced if rare else form).addRow(label_of(algorithm, name) if name else "", widget)
+            self.task_rows[widget] = advanced if rare else form
         form.addRow(self.classify_advanced)
         self.model_file.fileChanged.connect(self._model_changed)
         self.trust_model.toggled.connect(self.check_model)
@@ -813,7 +821,7 @@ class PatchworkDock(QgsDockWidget):
             if info.task == "recognition":
                 lines.append(tr("a recognition model: Classify runs Recognize, which maps the similarity to the "
                                 "query image"))
-            self.query_file.setEnabled(info.task == "recognition")
+            self.show_task_fields(info.task)
             if info.task == "superresolution":
                 lines.append(tr("x{} super-resolution: Classify runs Super-resolve raster into the output file").format(
                     info.scale_factor))
@@ -826,7 +834,30 @@ class PatchworkDock(QgsDockWidget):
         except (PatchworkError, ValueError) as exc:
             self.model_info.setText(str(exc))
             self.model_info.setStyleSheet("color: #b00000")
+            self.show_task_fields(None)
             return False
+
+    # The Classify tab's rows each task hides (the rest it uses); a detector's and a recognition model's own rows are
+    # hidden for the others.
+    TASK_HIDES = {
+        "classification": ("query_file", "confidence", "iou"),
+        "regression": ("query_file", "confidence", "iou", "min_segment", "polygons_file", "areas_file"),
+        "detection": ("query_file", "window_combo", "aggregation_combo", "min_segment", "areas_file",
+                      "classified_file", "output_grid"),
+        "recognition": ("confidence", "iou", "aggregation_combo", "min_segment", "polygons_file", "areas_file"),
+        "superresolution": ("query_file", "confidence", "iou", "aggregation_combo", "min_segment", "polygons_file",
+                            "areas_file", "classify_mask", "resolution", "output_grid", "tile_size"),
+    }
+
+    def show_task_fields(self, task: str | None) -> None:
+        """Each model's task shows its own fields: a detector its score and overlap thresholds and no class-map
+        settings, a recognition model its query image; with no model yet, the classification form."""
+        hidden = {getattr(self, name) for name in self.TASK_HIDES.get(task or "classification", ())}
+        for widget, form in self.task_rows.items():
+            label = form.labelForField(widget)
+            widget.setVisible(widget not in hidden)
+            if label is not None:
+                label.setVisible(widget not in hidden)
 
     def run_classify(self) -> None:
         raster = _file_source(self.classify_raster.currentLayer())
@@ -911,6 +942,9 @@ class PatchworkDock(QgsDockWidget):
         for name, box in ((Detect.TILE_SIZE, self.tile_size), (Detect.OVERLAP, self.overlap)):
             if not unset(box):
                 parameters[name] = box.value()
+        for name, field in ((Detect.CONFIDENCE, self.confidence), (Detect.IOU, self.iou)):
+            if field.text().strip():
+                parameters[name] = field.text().strip().replace(",", ".")
         if self.classify_mask.currentLayer() is not None:
             parameters[Detect.MASK] = self.classify_mask.currentLayer()
         self.start_run(Detect.ID, parameters)

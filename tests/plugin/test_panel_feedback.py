@@ -174,3 +174,20 @@ def test_maps_are_named_by_model_and_input_and_heads_by_their_names(dock, qgis_a
         names.append([layer.name() for layer in dock.run.layers])
     assert names == [["classes — two.onnx on west", "classes (water) — two.onnx on west"],
                      ["classes — two.onnx on east", "classes (water) — two.onnx on east"]]
+
+
+def test_each_models_task_shows_its_own_fields(dock, tmp_path):
+    """#27 item 9: a detector kept the classification form (window, aggregation, areas did nothing) and had no
+    confidence or IoU; the query image sat greyed out without a word."""
+    from tests.conftest import REPO, SHARED_DATA
+    from tests.onnx_models import cell_detector
+
+    dock.model_file.setFilePath(cell_detector(str(tmp_path / "cells.onnx"), "v8"))
+    assert not dock.confidence.isHidden() and not dock.iou.isHidden()
+    assert dock.window_combo.isHidden() and dock.areas_file.isHidden() and dock.query_file.isHidden()
+    assert dock.task_rows[dock.areas_file].labelForField(dock.areas_file).isHidden()  # the label goes with it
+    dock.model_file.setFilePath(os.path.join(SHARED_DATA, "models-more", "dummy_recognition_model.onnx"))
+    assert not dock.query_file.isHidden() and dock.confidence.isHidden()
+    dock.model_file.setFilePath(os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json"))
+    assert dock.query_file.isHidden() and dock.confidence.isHidden()
+    assert not dock.window_combo.isHidden() and not dock.areas_file.isHidden()
