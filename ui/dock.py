@@ -408,6 +408,7 @@ class PatchworkDock(QgsDockWidget):
             self.preview_timer.stop()
             self.footprints.clear()
             self.preview_outline.clear()
+            self.augmentation_preview.clear()  # the preview layers are the panel's, not the project's
 
     def widen_to_tabs(self) -> None:
         """Once, when first shown docked: as wide as its six tab titles (else the last ones hide behind arrows),
@@ -545,8 +546,10 @@ class PatchworkDock(QgsDockWidget):
         form = form_layout()
         self.draws = _spin(1, 12, 4, tr("How many augmented draws to preview"))
         self.preview_seed = _spin(0, 2**31 - 1, 1, tr("Seed of the first draw; Re-roll moves it on"))
-        self.display_bands = QLineEdit("3,2,1")
-        self.display_bands.setToolTip(tr("Bands shown as red, green, blue in the previews"))
+        self.display_bands = QLineEdit()
+        self.display_bands.setPlaceholderText(tr("the layer's, e.g. 3,2,1"))
+        self.display_bands.setToolTip(tr("Bands shown as red, green, blue in the previews; empty: the bands the raster "
+                                         "layer shows as red, green and blue"))
         self.copies = spin_for(Augment, Augment.COPIES)
         self.index_combo = QgsMapLayerComboBox()
         self.index_combo.setFilters(qgis_enums.POLYGON_LAYERS)
@@ -607,13 +610,18 @@ class PatchworkDock(QgsDockWidget):
             self.guarded(lambda: open(path, "w", encoding="utf-8").write(json.dumps(self.pipeline().to_config(),
                                                                                      indent=2)))
 
-    def bands_for_display(self, count: int) -> tuple[int, int, int]:
+    def bands_for_display(self, count: int, layer=None) -> tuple[int, int, int]:
+        """The bands typed in Display bands, else those the layer's renderer shows as red, green and blue (a NAIP
+        layer's 1,2,3 is not false colour), else 1,2,3 (one band: grey)."""
         try:
-            bands = tuple(int(b) for b in self.display_bands.text().split(","))
+            bands = tuple(int(b) for b in self.display_bands.text().split(",")) if self.display_bands.text() else ()
         except ValueError:
             bands = ()
+        renderer = layer.renderer() if layer is not None else None
+        if len(bands) != 3 and renderer is not None and hasattr(renderer, "redBand"):
+            bands = (renderer.redBand(), renderer.greenBand(), renderer.blueBand())
         if len(bands) != 3 or not all(1 <= b <= count for b in bands):
-            bands = (3, 2, 1) if count >= 3 else (1, 1, 1)
+            bands = (1, 2, 3) if count >= 3 else (1, 1, 1)
         return bands
 
     def preview_augmentation(self) -> list:
@@ -631,10 +639,11 @@ class PatchworkDock(QgsDockWidget):
             window = chip_at(raster, self.canvas, layer.crs(), self.chip_size.value())
             original = read_sample(raster, window)  # refuses a raster without CRS before anything is drawn
             self.preview_outline.show(raster, [window], layer.crs())
-            bands = self.bands_for_display(original.image.shape[0])
+            bands = self.bands_for_display(original.image.shape[0], layer)
             samples = self.augmentation_preview.show(original, pipeline, self.draws.value(),
                                                      self.preview_seed.value(), bands)
             self.gallery = GalleryDialog(samples, bands, self.preview_seed.value(), self)
+            self.gallery.finished.connect(lambda _result: self.augmentation_preview.clear())  # its layers go with it
             self.gallery.show()
             self.show_message(tr("{} draws of the chip at rows {}–{}, columns {}–{}").format(
                 len(samples) - 1, window.row_off, window.row_end, window.col_off, window.col_end))
@@ -647,6 +656,7 @@ class PatchworkDock(QgsDockWidget):
         self.preview_augmentation()
 
     def run_augment(self) -> None:
+        self.augmentation_preview.clear()  # the run's chips replace the preview's
         index = _file_source(self.index_combo.currentLayer())
         if index is None:
             self.show_message(tr("Choose a chip index first."), error=True)
@@ -1149,7 +1159,7 @@ class GalleryDialog(QDialog):
         super().__init__(parent)
         self.setObjectName("PatchworkGallery")
         self.setWindowTitle(tr("Augmentation preview"))
-        limits = stretch_limits(samples[0], bands)
+        limits = stretch_limits(samples, bands)
         grid = QGridLayout(self)
         for i, sample in enumerate(samples):
             picture = QLabel()

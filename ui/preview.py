@@ -110,13 +110,20 @@ def read_sample(raster: str, window: Window) -> Sample:
         return Sample(image, None, window_geotransform(src.geotransform, window), src.nodata[0], None, src.crs_wkt)
 
 
-def stretch_limits(sample: Sample, bands: tuple[int, int, int]) -> list[tuple[float, float]]:
-    """2–98 % limits per display band, from the original chip, shared by every draw."""
+def stretch_limits(samples: list[Sample], bands: tuple[int, int, int]) -> list[tuple[float, float]]:
+    """1–99 % limits per display band over the original chip and all its draws, shared by every picture.
+
+    One stretch for all keeps them comparable; taken from the original alone it saturated any draw brighter or
+    darker than it (a ±10 % jitter looked like white or black).
+    """
     limits = []
     for b in bands:
-        values = sample.image[b - 1].astype(np.float64)
-        data = values[np.isfinite(values)] if sample.nodata is None else values[values != sample.nodata]
-        lo, hi = np.percentile(data, [2, 98]) if data.size else (0.0, 1.0)
+        parts = []
+        for sample in samples:
+            values = sample.image[b - 1].astype(np.float64).ravel()
+            parts.append(values[np.isfinite(values)] if sample.nodata is None else values[values != sample.nodata])
+        data = np.concatenate(parts) if parts else np.zeros(0)
+        lo, hi = np.percentile(data, [1, 99]) if data.size else (0.0, 1.0)
         limits.append((float(lo), float(hi) if hi > lo else float(lo) + 1.0))
     return limits
 
@@ -146,7 +153,7 @@ class AugmentationPreview:
              bands: tuple[int, int, int]) -> list[Sample]:
         self.clear()
         self.samples = [original] + [pipeline(original, seed=seed + i) for i in range(draws)]
-        limits = stretch_limits(original, bands)
+        limits = stretch_limits(self.samples, bands)
         group = self.project.layerTreeRoot().insertGroup(0, PREVIEW_GROUP)
         for i, sample in enumerate(self.samples):
             name = "original chip" if i == 0 else f"draw {i} (seed {seed + i - 1})"

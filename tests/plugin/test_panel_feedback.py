@@ -191,3 +191,42 @@ def test_each_models_task_shows_its_own_fields(dock, tmp_path):
     dock.model_file.setFilePath(os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json"))
     assert dock.query_file.isHidden() and dock.confidence.isHidden()
     assert not dock.window_combo.isHidden() and not dock.areas_file.isHidden()
+
+
+def test_the_augmentation_preview_stretches_all_draws_alike_in_the_layers_bands_and_leaves_with_the_gallery(
+        dock, qgis_app, s2_path):
+    """#27 item 7: draws were stretched by the original chip alone (a ±10 % change looked saturated), shown in
+    bands 3,2,1 whatever the layer showed, and their layers stayed in the project."""
+    import numpy as np
+    from qgis.core import QgsRasterLayer
+
+    from patchwork.core.augment import BrightnessJitter, Compose, Sample
+    from patchwork.ui.preview import stretch_limits
+
+    image = np.tile(np.arange(101, dtype=np.float32), (1, 101, 1))
+    original = Sample(image, None, (0, 1, 0, 0, 0, -1), None)
+    brighter = original.replace(image=image * 1.1)
+    (lo, hi), = stretch_limits([original, brighter], (1,))
+    assert lo < 2 and 100 < hi < 110  # the brighter draw is inside the stretch, not clipped at the original's top
+
+    layer = QgsRasterLayer(s2_path, "s2")
+    QgsProject.instance().addMapLayer(layer)
+    renderer = layer.renderer()
+    renderer.setRedBand(3)
+    renderer.setGreenBand(2)
+    renderer.setBlueBand(1)
+    assert dock.bands_for_display(4, layer) == (3, 2, 1)
+    renderer.setRedBand(1)
+    renderer.setBlueBand(3)
+    assert dock.bands_for_display(4, layer) == (1, 2, 3)  # what the layer shows, not false colour
+    dock.display_bands.setText("4,3,2")
+    assert dock.bands_for_display(4, layer) == (4, 3, 2)
+
+    dock.raster_combo.setLayer(layer)
+    dock.set_pipeline(Compose([BrightnessJitter((0.9, 1.1))]))
+    assert len(dock.preview_augmentation()) == 5
+    assert QgsProject.instance().layerTreeRoot().findGroup("Patchwork preview") is not None
+    dock.gallery.close()
+    qgis_app.processEvents()
+    assert QgsProject.instance().layerTreeRoot().findGroup("Patchwork preview") is None
+    assert not QgsProject.instance().mapLayersByName("original chip")
