@@ -201,6 +201,10 @@ def sample_chips(
                 "Raise MAX_NODATA, enlarge the AOI, or use a smaller CHIP_SIZE."
             )
         cover = coverage(windows, src.height, src.width)
+        feedback.info(f"Overlap: a covered pixel lies in {cover.chips_per_pixel:.1f} chips on average, in {cover.most} "
+                      "at most." + (" Many chips are near-copies of each other: they add little to training and "
+                                    "leave few chips apart for validation; sample fewer chips, smaller ones, or "
+                                    "label more places." if cover.chips_per_pixel > 4 else ""))
         config = {
             "sampler": sampler.to_config(), "chip_size": int(chip_size), "boundary": boundary,
             "max_nodata": max_nodata, "source": os.path.abspath(source),
@@ -210,7 +214,8 @@ def sample_chips(
         write_index(output.index_tmp, src.crs_wkt, records)
         band_statistics = stats.to_dicts()
         manifest = {"config": config, "chip_count": len(records), "index": output.index_path,
-                    "coverage": cover.fraction, "candidates_tried": tried, "rejected": rejected,
+                    "coverage": cover.fraction, "chips_per_covered_pixel": round(cover.chips_per_pixel, 3),
+                    "most_chips_on_a_pixel": cover.most, "candidates_tried": tried, "rejected": rejected,
                     "band_statistics": band_statistics}
         if vector:
             manifest["classes"] = [{"id": c.id, "name": c.name, "colour": c.colour} for c in vector.classes]

@@ -636,6 +636,13 @@ class Coverage:
     total: int
     bottom_rows: int  # rows at the bottom no chip reaches
     right_cols: int  # columns at the right no chip reaches
+    chip_pixels: int = 0  # the chips' pixels on the raster, counted once per chip
+    most: int = 0  # the most chips over one pixel
+
+    @property
+    def chips_per_pixel(self) -> float:
+        """How many chips cover a covered pixel, on average (1: no overlap)."""
+        return self.chip_pixels / self.covered if self.covered else 0.0
 
     @property
     def fraction(self) -> float:
@@ -656,20 +663,27 @@ class Coverage:
 
 
 def coverage(windows: list[Window], height: int, width: int, strip: int = 1024) -> Coverage:
-    """Exact count of raster pixels inside at least one window, in strips of rows (O(strip·width) memory)."""
+    """Exact count of raster pixels inside at least one window, and of how many windows lie over them.
+
+    In strips of rows: O(strip·width) memory, at most 64 MB of counts however wide the raster.
+    """
     if not windows:
         return Coverage(0, height * width, height, width)
+    strip = max(1, min(strip, (1 << 24) // max(width, 1)))
     arr = np.array([(w.row_off, w.col_off, w.row_end, w.col_end) for w in windows], dtype=np.int64)
     arr[:, [0, 2]] = np.clip(arr[:, [0, 2]], 0, height)
     arr[:, [1, 3]] = np.clip(arr[:, [1, 3]], 0, width)
-    covered = 0
+    covered = most = 0
     for s0 in range(0, height, strip):
         s1 = min(s0 + strip, height)
         hits = arr[(arr[:, 0] < s1) & (arr[:, 2] > s0)]
         if not len(hits):
             continue
-        mask = np.zeros((s1 - s0, width), dtype=bool)
+        counts = np.zeros((s1 - s0, width), dtype=np.int32)
         for r0, c0, r1, c1 in hits:
-            mask[max(r0 - s0, 0) : min(r1 - s0, s1 - s0), c0:c1] = True
-        covered += int(mask.sum())
-    return Coverage(covered, height * width, int(height - arr[:, 2].max()), int(width - arr[:, 3].max()))
+            counts[max(r0 - s0, 0) : min(r1 - s0, s1 - s0), c0:c1] += 1
+        covered += int(np.count_nonzero(counts))
+        most = max(most, int(counts.max()))
+    chip_pixels = int(((arr[:, 2] - arr[:, 0]) * (arr[:, 3] - arr[:, 1])).sum())
+    return Coverage(covered, height * width, int(height - arr[:, 2].max()), int(width - arr[:, 3].max()),
+                    chip_pixels, most)

@@ -1,6 +1,7 @@
 """Training a pixel classifier on real Sentinel-2 chips labelled by the rules model, and its ONNX export."""
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -69,15 +70,16 @@ def test_exported_onnx_predicts_what_scikit_learn_predicts(s2_chips, s2_path, es
 
 
 def test_validation_chips_are_held_out_whole_and_subsampling_keeps_proportions(s2_chips):
+    """Overlapping chips and augmented copies form patches held out whole: none is left out of training."""
     root, _, index = s2_chips
     augmented = augment_chips(index, "geometric", str(root / "augmented-split"), copies=3, seed=2)
     pixels = pixels_from_index(augmented.index_path, SilentFeedback())
     train, val = split_by_chip(pixels, 0.25, np.random.default_rng(0))
-    sources = len(set(pixels.groups))
-    assert len({pixels.groups[i] for i in val}) == round(0.25 * sources)  # a quarter of the source chips ...
-    assert not {pixels.groups[i] for i in train} & {pixels.groups[i] for i in val}  # ... with all their copies
+    share = sum(len(pixels.labels[i]) for i in val) / sum(len(y) for y in pixels.labels)
+    assert 0.25 <= share < 0.4  # about a quarter of the labelled pixels, in whole patches
+    assert not {pixels.groups[i] for i in train} & {pixels.groups[i] for i in val}  # source chips with their copies
     assert not any(pixels.windows[t].overlaps(pixels.windows[v]) for t in train for v in val)  # apart on the ground
-    assert len(train) + len(val) < len(pixels.groups)  # Poisson chips 24 px wide, ≥ 24 px apart: some touch
+    assert sorted(train + val) == [i for i, y in enumerate(pixels.labels) if len(y)]  # no chip left out
     y = np.repeat([0, 1, 2], [9000, 900, 100])
     keep = stratified_subsample(y, 1000, np.random.default_rng(0))
     assert np.bincount(y[keep]).tolist() == [900, 90, 10]
@@ -209,3 +211,34 @@ def test_standardised_training_carries_the_datasets_band_statistics_to_classify(
     plain = str(tmp_path / "plain.onnx")
     train_classifier(index, plain, estimator="logistic_regression", seed=2)
     assert load_model(plain).info.mean is None  # without STANDARDIZE the scaler stays inside the graph
+
+
+def test_chips_piled_on_small_hand_drawn_polygons_still_train(tmp_path, naip_path):
+    """#27 item 4: balanced sampling's chips pile onto small polygons; the old split held out random chips, dropped
+    every training chip that touched one, and its advice (lower VALIDATION_FRACTION) failed at 0.1 as well."""
+    from patchwork.core import RasterSource
+    from patchwork.core.labels import VectorLabels
+    from patchwork.core.sampling import BalancedSampler
+
+    with RasterSource(naip_path) as src:
+        gt, crs = src.geotransform, src.crs_wkt
+    squares, classes = [], []
+    for i, (row, col) in enumerate([(60, 60), (60, 400), (300, 200), (300, 600), (500, 100), (500, 700)]):
+        x, y, d = gt[0] + col * gt[1], gt[3] + row * gt[5], 25 * gt[1]  # 25 px polygons, as drawn by hand
+        squares.append(f"POLYGON(({x} {y},{x + d} {y},{x + d} {y - d},{x} {y - d},{x} {y}))")
+        classes.append(["water", "field", "forest"][i % 3])
+    chips = sample_chips(naip_path, BalancedSampler(100, seed=1), 32, str(tmp_path / "chips"),
+                         labels=VectorLabels(squares, classes, crs))
+    manifest = json.loads((tmp_path / "chips" / "dataset.json").read_text())  # the overlap, reported at sampling
+    assert manifest["chips_per_covered_pixel"] > 4 and manifest["most_chips_on_a_pixel"] > 20
+    for fraction in (0.1, 0.25):
+        result = train_classifier(chips.index_path, str(tmp_path / f"m{fraction}.onnx"), validation_fraction=fraction)
+        assert result.validation_pixels > 0 and result.train_pixels > 0 and result.accuracy is not None
+    x, y, d = gt[0] + 300 * gt[1], gt[3] + 300 * gt[5], 12 * gt[1]  # two small polygons side by side: one patch
+    pair = [f"POLYGON(({x} {y},{x + d} {y},{x + d} {y - d},{x} {y - d},{x} {y}))",
+            f"POLYGON(({x + d} {y},{x + 2 * d} {y},{x + 2 * d} {y - d},{x + d} {y - d},{x + d} {y}))"]
+    one_patch = sample_chips(naip_path, BalancedSampler(20, seed=1), 32, str(tmp_path / "one"),
+                             labels=VectorLabels(pair, ["water", "field"], crs))
+    with pytest.raises(PatchworkError, match="overlap one another.*more places.*VALIDATION_FRACTION to 0"):
+        train_classifier(one_patch.index_path, str(tmp_path / "one.onnx"))
+    assert train_classifier(one_patch.index_path, str(tmp_path / "one.onnx"), validation_fraction=0).accuracy is None
