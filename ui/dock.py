@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 
-from qgis.core import QgsApplication, QgsProject, QgsVectorLayer
+from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.gui import QgsCollapsibleGroupBox, QgsDockWidget, QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import QCoreApplication, Qt, QTimer
 from qgis.PyQt.QtGui import QColor
@@ -223,6 +223,7 @@ class PatchworkDock(QgsDockWidget):
         self.run: AlgorithmRun | None = None
         self.notice = None  # Patchwork's last message in QGIS's message bar
         self.widened = False  # widened to its tab titles once (widen_to_tabs)
+        self.started = False  # set to the active raster layer once (start_on_the_active_layer)
         self.restoring = False  # settings being read back: a model chosen then keeps the remembered input settings
         self.preview_timer = QTimer(self)
         self.preview_timer.setSingleShot(True)
@@ -402,6 +403,7 @@ class PatchworkDock(QgsDockWidget):
         """However the panel is closed (its toolbar button, menu entry, close box, a tabbed dock hidden behind
         another), its canvas items go; when it is shown again the Sample tab's footprints come back."""
         if visible:
+            self.start_on_the_active_layer()
             self.schedule_chip_preview()
             self.widen_to_tabs()
         else:
@@ -409,6 +411,16 @@ class PatchworkDock(QgsDockWidget):
             self.footprints.clear()
             self.preview_outline.clear()
             self.augmentation_preview.clear()  # the preview layers are the panel's, not the project's
+
+    def start_on_the_active_layer(self) -> None:
+        """Once, when first shown: the rasters to sample and classify are the active layer, not the first one."""
+        if self.started:
+            return
+        self.started = True
+        active = self.iface.activeLayer() if hasattr(self.iface, "activeLayer") else None
+        if isinstance(active, QgsRasterLayer):
+            self.raster_combo.setLayer(active)
+            self.classify_raster.setLayer(active)
 
     def widen_to_tabs(self) -> None:
         """Once, when first shown docked: as wide as its six tab titles (else the last ones hide behind arrows),
@@ -676,13 +688,19 @@ class PatchworkDock(QgsDockWidget):
         tab = QWidget()
         layout = QVBoxLayout(tab)
         self.train_form = AlgorithmForm(Train.ID, self.canvas)
-        self.train_form.set_value(Train.OUTPUT_MODEL, new_model_path())  # kept: a model is not a temporary file
+        self.set_new_model_path()  # kept: a model is not a temporary file, nor is its report
         self.train_button = QPushButton(tr("Train"))
         self.train_button.setToolTip(tr("Run Patchwork ▸ Train pixel classifier; the model then appears in Classify"))
         self.train_button.clicked.connect(lambda: self.start_run(Train.ID, self.train_form.values()))
         layout.addWidget(self.train_form)
         layout.addStretch()
         return scrolled(tab, self.train_button)
+
+    def set_new_model_path(self) -> None:
+        """A new model's file, and its training report beside it (a temporary report was lost with the session)."""
+        model = new_model_path()
+        self.train_form.set_value(Train.OUTPUT_MODEL, model)
+        self.train_form.set_value(Train.OUTPUT_REPORT, os.path.splitext(model)[0] + "_report.html")
 
     def _compare_tab(self) -> QWidget:
         tab = QWidget()
@@ -813,8 +831,16 @@ class PatchworkDock(QgsDockWidget):
         path = self.model_file.filePath()
         try:
             info = load_model(path, self.trust_model.isChecked()).info
-            bands = self.band_list()
             layer = self.classify_raster.currentLayer()
+            try:
+                bands = self.band_list()
+            except ValueError:
+                raise PatchworkError(tr("Bands: '{}' is not a list of band numbers like 1,2,3.").format(
+                    self.classify_bands.text())) from None
+            missing = [b for b in bands or [] if layer is not None and not 1 <= b <= layer.bandCount()]
+            if missing:
+                raise PatchworkError(tr("Bands: '{}' has {} bands; there is no band {}.").format(
+                    layer.name(), layer.bandCount(), ", ".join(map(str, missing))))
             count = len(bands) if bands else (layer.bandCount() if layer is not None else None)
             lines = [tr("{}: {}, {} inputs").format(info.name, info.task, info.n_bands or tr("any number of")),
                      tr("classes: {}").format(", ".join(info.class_names)) if info.class_names else "",
@@ -1083,7 +1109,7 @@ class PatchworkDock(QgsDockWidget):
                 self.index_combo.setLayer(layer)  # and to Augment
         elif algorithm_id == Train.ID:
             self.model_file.setFilePath(results[Train.OUTPUT_MODEL])
-            self.train_form.set_value(Train.OUTPUT_MODEL, new_model_path())  # the next training keeps this one
+            self.set_new_model_path()  # the next training keeps this one
         elif algorithm_id == Classify.ID and self.run.layers:
             self.compare_form.set_value(Compare.INPUT, self.run.layers[0])
 

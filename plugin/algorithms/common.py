@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import traceback
@@ -199,6 +200,11 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
 
     def shortHelpString(self) -> str:  # noqa: N802 - QGIS API name
         return help_text(self.name())
+
+    def shortDescription(self) -> str:  # noqa: N802 - QGIS API name
+        """The help's first sentence, as the Toolbox shows under the algorithm's name and in its tooltip."""
+        text = re.sub(r"<[^>]+>", "", help_text(self.name())).strip()
+        return re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
 
     def file_raster(self, parameters, name: str, context):
         """The raster layer of parameter `name` (or None), which the GDAL-based core can read as a file."""

@@ -230,3 +230,30 @@ def test_the_augmentation_preview_stretches_all_draws_alike_in_the_layers_bands_
     qgis_app.processEvents()
     assert QgsProject.instance().layerTreeRoot().findGroup("Patchwork preview") is None
     assert not QgsProject.instance().mapLayersByName("original chip")
+
+
+def test_smaller_things_of_a_first_run(dock, qgis_iface, tmp_path, s2_path, naip_path):
+    """#27 item 10: the report beside the model, short descriptions in the Toolbox, the active layer first, band
+    lists checked as typed."""
+    from qgis.core import QgsApplication, QgsRasterLayer
+
+    from patchwork.plugin.algorithms.train_classifier import TrainClassifierAlgorithm as Train
+    from tests.conftest import REPO
+
+    values = dock.train_form.values()
+    assert values[Train.OUTPUT_REPORT] == os.path.splitext(values[Train.OUTPUT_MODEL])[0] + "_report.html"
+    for algorithm in QgsApplication.processingRegistry().providerById("patchwork").algorithms():
+        assert algorithm.shortDescription().endswith(".") and "<" not in algorithm.shortDescription()
+
+    first, second = QgsRasterLayer(naip_path, "naip"), QgsRasterLayer(s2_path, "s2")
+    QgsProject.instance().addMapLayers([first, second])
+    qgis_iface.setActiveLayer(second)
+    dock.started = False
+    dock.start_on_the_active_layer()
+    assert dock.raster_combo.currentLayer() is second and dock.classify_raster.currentLayer() is second
+
+    dock.model_file.setFilePath(os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json"))
+    dock.classify_bands.setText("1,2,9")
+    assert not dock.check_model() and "'s2' has 4 bands; there is no band 9" in dock.model_info.text()
+    dock.classify_bands.setText("1,two")
+    assert not dock.check_model() and "not a list of band numbers" in dock.model_info.text()
