@@ -106,6 +106,16 @@ def replace_file(tmp: str, final: str) -> None:
         os.replace(tmp + ".aux.xml", final + ".aux.xml")
 
 
+def publish_file(tmp: str, final: str) -> str:
+    """Rename a finished temporary file onto `final`; if that fails, the temporary file goes (nothing is left)."""
+    try:
+        replace_file(tmp, final)
+    except BaseException:
+        remove_file(tmp)
+        raise
+    return final
+
+
 def _gdal_type(dtype: np.dtype) -> int:
     if dtype == np.bool_:
         dtype = np.dtype(np.uint8)
@@ -290,12 +300,7 @@ class GeoTiffWriter:
 
     def publish(self) -> str:
         """Rename the finished temporary file onto `path`."""
-        try:
-            replace_file(self.tmp_path, self.path)
-        except BaseException:
-            remove_file(self.tmp_path)
-            raise
-        return self.path
+        return publish_file(self.tmp_path, self.path)
 
     def _write_error(self, failures: list[str]) -> OSError:
         """What GDAL's write failures mean: a full disk (ENOSPC, which the core explains as such), or EIO."""
@@ -410,12 +415,7 @@ class DerivedFile:
 
     def publish(self) -> str:
         """Rename it onto its path."""
-        try:
-            replace_file(self.tmp_path, self.path)
-        except BaseException:
-            remove_file(self.tmp_path)
-            raise
-        return self.path
+        return publish_file(self.tmp_path, self.path)
 
     def abort(self) -> None:
         """Throw it away."""

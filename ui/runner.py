@@ -61,29 +61,33 @@ def new_model_path() -> str:
     return path
 
 
-def announce(iface, text: str, layers: list, report: str | None = None):
-    """A finished run in QGIS's message bar, with a button to the new layer and, if any, to the report; returns
-    the message (None without a message bar)."""
+def _push(iface, text: str, level, seconds: int, buttons: list):
+    """A "Patchwork: text" message in QGIS's bar with (label, action) buttons; returns it (None without a bar)."""
     if iface is None or not hasattr(iface, "messageBar"):
         return None
-    bar = iface.messageBar()
-    item = bar.createMessage("Patchwork", text)
+    item = iface.messageBar().createMessage("Patchwork", text)
+    for label, action in buttons:
+        button = QPushButton(QCoreApplication.translate("Patchwork", label))
+        button.clicked.connect(action)
+        item.layout().addWidget(button)
+    iface.messageBar().pushWidget(item, level, seconds)
+    return item
+
+
+def announce(iface, text: str, layers: list, report: str | None = None):
+    """A finished run in QGIS's message bar, with a button to the new layer and, if any, to the report."""
+    buttons = []
     if layers:
-        show = QPushButton(QCoreApplication.translate("Patchwork", "Zoom to layer"))
         layer = layers[0]
 
         def zoom() -> None:
             iface.setActiveLayer(layer)
             iface.zoomToActiveLayer()
 
-        show.clicked.connect(zoom)
-        item.layout().addWidget(show)
+        buttons.append(("Zoom to layer", zoom))
     if report:
-        open_report = QPushButton(QCoreApplication.translate("Patchwork", "Open report"))
-        open_report.clicked.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(report)))
-        item.layout().addWidget(open_report)
-    bar.pushWidget(item, Qgis.MessageLevel.Success, 8)
-    return item
+        buttons.append(("Open report", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(report))))
+    return _push(iface, text, Qgis.MessageLevel.Success, 8, buttons)
 
 
 def readable(message: str, algorithm) -> str:
@@ -97,25 +101,14 @@ def readable(message: str, algorithm) -> str:
 
 
 def announce_failure(iface, text: str, details: str):
-    """A failed run in QGIS's message bar, at Critical level (it stays until closed), with the log behind Details;
-    returns the message (None without a message bar)."""
-    if iface is None or not hasattr(iface, "messageBar"):
-        return None
-    bar = iface.messageBar()
-    item = bar.createMessage("Patchwork", text)
-    if details:
-        button = QPushButton(QCoreApplication.translate("Patchwork", "Details"))
+    """A failed run in QGIS's message bar, at Critical level (it stays until closed), with the log behind Details."""
+    def show() -> None:
+        box = QMessageBox(QMessageBox.Icon.Critical, "Patchwork", text, QMessageBox.StandardButton.Close,
+                          iface.mainWindow() if hasattr(iface, "mainWindow") else None)
+        box.setDetailedText(details)
+        box.exec()
 
-        def show() -> None:
-            box = QMessageBox(QMessageBox.Icon.Critical, "Patchwork", text, QMessageBox.StandardButton.Close,
-                              iface.mainWindow() if hasattr(iface, "mainWindow") else None)
-            box.setDetailedText(details)
-            box.exec()
-
-        button.clicked.connect(show)
-        item.layout().addWidget(button)
-    bar.pushWidget(item, Qgis.MessageLevel.Critical, 0)
-    return item
+    return _push(iface, text, Qgis.MessageLevel.Critical, 0, [("Details", show)] if details else [])
 
 
 class AlgorithmRun(QObject):

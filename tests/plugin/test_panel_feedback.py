@@ -59,6 +59,10 @@ def test_a_run_that_fails_while_running_is_critical_buttons_wait_and_the_tab_cha
     layer = QgsRasterLayer(s2_path, "s2")
     QgsProject.instance().addMapLayer(layer)
     dock.raster_combo.setLayer(layer)
+    dock.labels_combo.setLayer(None)  # (settings an earlier test saved in the project are restored by a new panel)
+    dock.aoi_combo.setLayer(None)
+    dock.sampler_combo.setCurrentText("random")
+    dock.count.setValue(5)
     dock.chip_folder.setFilePath(str(tmp_path / "chips"))
 
     def slow_failure(*args, **kwargs):
@@ -66,6 +70,7 @@ def test_a_run_that_fails_while_running_is_critical_buttons_wait_and_the_tab_cha
         raise PatchworkError("COUNT: the disk went away (simulated)")
     monkeypatch.setattr(dataset, "_cut_chips", slow_failure)
     dock.run_sample()
+    assert dock.run is not None, dock.message.text()
     assert not any(button.isEnabled() for button in dock.run_buttons())  # one run at a time, and it shows
     ok, _message = wait_for(dock.run, qgis_app)
     assert not ok and all(button.isEnabled() for button in dock.run_buttons())
