@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import html
 import os
+import re
+import shutil
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +29,7 @@ class Comparison:
     matrix: np.ndarray  # pixel counts; rows: reference classes, columns: the classification's
     names: dict[int, str] = field(default_factory=dict)
     skipped: int = 0  # pixels that are nodata in either raster
+    matched: str = ""  # how the classes were matched (by name, by number), in words
 
     @property
     def pixels(self) -> int:
@@ -48,7 +53,8 @@ class Comparison:
     def to_dict(self) -> dict:
         """The comparison as JSON-ready data."""
         return {"classes": self.classes, "matrix": self.matrix.tolist(), "agreement": self.agreement,
-                "kappa": self.kappa, "pixels": self.pixels, "nodata_pixels": self.skipped}
+                "kappa": self.kappa, "pixels": self.pixels, "nodata_pixels": self.skipped,
+                "classes_matched": self.matched}
 
 
 def count_pairs(a: np.ndarray, b: np.ndarray) -> dict[tuple[int, int], int]:
@@ -73,10 +79,81 @@ def confusion_matrix(counts: dict[tuple[int, int], int], classes: list[int]) -> 
     return matrix
 
 
+_DEFAULT_NAME = re.compile(r"class -?\d+\Z")  # what a map without class names is given
+
+
+def match_by_name(reference: dict[int, str], classification: dict[int, str]) -> tuple[dict[int, int], str]:
+    """The classification's class values as the reference's, matched by class name, and what was done, in words.
+
+    Both maps must name their classes (not "class 3"); a classification class whose name the reference lacks gets a
+    value of its own (it never agrees). Without names on both, or with no name in common, classes are matched by
+    number, and the words say so.
+    """
+    own = {v: n for v, n in classification.items() if not _DEFAULT_NAME.match(n)}
+    ref = {n.strip().lower(): v for v, n in reference.items() if not _DEFAULT_NAME.match(n)}
+    if not own or not ref:
+        return {}, "Classes matched by number (a map does not name its classes)."
+    common = [v for v, n in own.items() if n.strip().lower() in ref]
+    if not common:
+        return {}, ("Warning: no class name of the classification is in the reference; classes matched by number. "
+                    "Check that the two maps classify the same things.")
+    spare = max([*reference, *classification], default=0) + 1
+    mapping = {}
+    for value, name in sorted(own.items()):
+        target = ref.get(name.strip().lower())
+        mapping[value] = target if target is not None else spare
+        spare += target is None
+    pairs = [f"'{own[v]}' {v}→{mapping[v]}" for v in sorted(own) if mapping[v] != v]
+    unmatched = [own[v] for v in sorted(own) if own[v].strip().lower() not in ref]
+    return mapping, ("Classes matched by name" + (f" ({', '.join(pairs)})" if pairs else "") + "."
+                     + (f" Not in the reference: {', '.join(unmatched)}." if unmatched else ""))
+
+
+def _translated(values: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    if not mapping:
+        return values
+    unique, inverse = np.unique(values, return_inverse=True)
+    return np.array([mapping.get(int(v), int(v)) for v in unique], dtype=np.int64)[inverse].reshape(values.shape)
+
+
+@contextmanager
+def _on_grid_of(reference: RasterSource, classification: str, names: tuple[str, str], resample: bool):
+    """`classification`, or a nearest-neighbour VRT of it on the reference's grid when `resample` is asked."""
+    with RasterSource(classification, "INPUT") as src:
+        problems = reference.grid_differences(src)
+        nodata = src.nodata[0] if src.nodata[0] is not None else float(np.iinfo(src.dtype).max) \
+            if np.issubdtype(src.dtype, np.integer) else float("nan")
+    if not problems:
+        yield classification, ""
+        return
+    if not resample:
+        raise PatchworkError(
+            f"INPUT: '{names[1]}' is not on the grid of '{names[0]}': {'; '.join(problems)}. Tick 'Resample the "
+            "classification onto the reference's grid' (RESAMPLE=true) to compare them there (nearest neighbour), "
+            "or align the rasters first.")
+    from osgeo import gdal
+
+    folder = tempfile.mkdtemp(prefix="patchwork-compare-")
+    vrt = os.path.join(folder, "on_reference_grid.vrt")
+    gt = reference.geotransform
+    bounds = (gt[0], gt[3] + gt[5] * reference.height, gt[0] + gt[1] * reference.width, gt[3])
+    try:
+        made = gdal.Warp(vrt, classification, format="VRT", outputBounds=bounds, width=reference.width,
+                         height=reference.height, dstSRS=reference.crs_wkt or None, resampleAlg="near",
+                         dstNodata=nodata)
+        if made is None:
+            raise PatchworkError(f"INPUT: GDAL could not resample '{names[1]}' onto the grid of '{names[0]}'.")
+        made = None  # noqa: F841 - closing writes the VRT
+        yield vrt, f"'{names[1]}' resampled onto the grid of '{names[0]}' (nearest neighbour) for the comparison."
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @reports_errors
 def compare_classifications(reference: str, classification: str, *, agreement: str | None = None,
                             report: str | None = None, feedback: Feedback | None = None,
-                            strip_rows: int = 512, check_only: bool = False) -> Comparison | None:
+                            strip_rows: int = 512, check_only: bool = False, resample: bool = False,
+                            names: tuple[str, str] | None = None) -> Comparison | None:
     """Compare `classification` with `reference` (same grid), pixel by pixel, streaming in strips of rows.
 
     Args:
@@ -87,17 +164,25 @@ def compare_classifications(reference: str, classification: str, *, agreement: s
         feedback: Progress, cancel and messages (default: silent).
         strip_rows: Rows read at a time.
         check_only: Make the checks a run makes before it writes, then return None.
+        resample: Compare a classification on another grid on the reference's (nearest neighbour).
+        names: What to call the reference and the classification in messages (their layers' names); default
+            their files' names.
+
+    Classes are matched by name when both maps name them (`match_by_name`), else by number; the log says which.
 
     Returns:
         The confusion matrix (reference classes as rows), agreement, kappa and class names; None with `check_only`.
 
     Raises:
-        PatchworkError: Rasters on different grids or that are not single-band integer class rasters.
+        PatchworkError: Rasters on different grids (without `resample`) or that are not single-band integer class
+            rasters.
         Cancelled: `feedback` asked to stop.
     """
     feedback = feedback or SilentFeedback()
-    with RasterSource(reference, "REFERENCE") as src_a, RasterSource(classification, "INPUT") as src_b:
-        src_a.require_same_grid(src_b)
+    names = names or (os.path.basename(reference), os.path.basename(classification))
+    with RasterSource(reference, "REFERENCE") as src_a, \
+            _on_grid_of(src_a, classification, names, resample) as (on_grid, resampled), \
+            RasterSource(on_grid, "INPUT") as src_b:
         for src in (src_a, src_b):
             if src.count != 1 or not np.issubdtype(src.dtype, np.integer):
                 raise PatchworkError(f"{src.role}: '{os.path.basename(src.path)}' is not a class raster (it has "
@@ -108,8 +193,14 @@ def compare_classifications(reference: str, classification: str, *, agreement: s
             require_writable_folder(os.path.dirname(os.path.abspath(report)), "OUTPUT_REPORT")
         if check_only:
             return None
+        if resampled:
+            feedback.info(resampled)
         if agreement and not (src_a.crs_wkt or src_b.crs_wkt):
             feedback.info(no_crs_warning(reference, "agreement map"))
+        reference_names = {v: n for v, (n, _c) in read_classes(src_a.dataset.GetRasterBand(1)).items()}
+        classification_names = {v: n for v, (n, _c) in read_classes(src_b.dataset.GetRasterBand(1)).items()}
+        mapping, how = match_by_name(reference_names, classification_names)
+        feedback.info(how)
         writer = None
         if agreement:
             writer = GeoTiffWriter(agreement, src_a.width, src_a.height, 1, np.uint8, src_a.geotransform,
@@ -125,10 +216,11 @@ def compare_classifications(reference: str, classification: str, *, agreement: s
                 data_b, valid_b = src_b.read(win)
                 valid = valid_a & valid_b
                 skipped += int((~valid).sum())
-                for key, k in count_pairs(data_a[0][valid], data_b[0][valid]).items():
+                classified = _translated(data_b[0], mapping)  # in the reference's class values
+                for key, k in count_pairs(data_a[0][valid], classified[valid]).items():
                     counts[key] = counts.get(key, 0) + k
                 if writer is not None:
-                    writer.write(np.where(valid, (data_a[0] == data_b[0]).astype(np.uint8), 255), row, 0)
+                    writer.write(np.where(valid, (data_a[0] == classified).astype(np.uint8), 255), row, 0)
                 feedback.set_progress(100.0 * (row + win.height) / src_a.height)
         except BaseException:
             if writer is not None:
@@ -137,11 +229,11 @@ def compare_classifications(reference: str, classification: str, *, agreement: s
         if writer is not None:
             writer.commit()
             write_qml(agreement, AGREEMENT_VALUES, AGREEMENT_NAMES, AGREEMENT_COLOURS)
-        names = {value: name for src in (src_b, src_a)  # the reference's names win
-                 for value, (name, _colour) in read_classes(src.dataset.GetRasterBand(1)).items()}
+    class_names = {mapping.get(v, v): n for v, n in classification_names.items()}
+    class_names.update(reference_names)  # the reference's names win
     classes = sorted({c for pair in counts for c in pair})
     matrix = confusion_matrix(counts, classes)
-    result = Comparison(classes, matrix, {c: names.get(c, f"class {c}") for c in classes}, skipped)
+    result = Comparison(classes, matrix, {c: class_names.get(c, f"class {c}") for c in classes}, skipped, how)
     if report:
         tmp = temporary_sibling(report)
         with open(tmp, "w", encoding="utf-8") as fh:
@@ -171,6 +263,7 @@ td,th{{border:1px solid #bbb;padding:4px 8px;text-align:right}} td.diag{{backgro
 <p><b>Reference</b> (rows): {e(reference)}<br><b>Classification</b> (columns): {e(classification)}</p>
 <p><b>Agreement: {result.agreement:.4%}</b> of {result.pixels:,} pixels valid in both;
 Cohen's kappa {result.kappa:.4f}; {result.skipped:,} pixels nodata in either raster were left out.</p>
+<p>{e(result.matched)}</p>
 <table><tr><th>reference \\ classification</th>{head}<th>total</th><th>agreement</th></tr>
 {''.join(rows)}
 <tr><th>total</th>{col_totals}<td>{result.pixels:,}</td><td></td></tr></table>

@@ -93,8 +93,8 @@ class RasterSource:
                 "Warp it north-up first (gdalwarp, or Processing ▸ Warp (reproject))."
             )
 
-    def require_same_grid(self, other: RasterSource) -> None:
-        """`other` (e.g. a label raster) must have this raster's size, geotransform and CRS."""
+    def grid_differences(self, other: RasterSource) -> list[str]:
+        """How `other` is not on this raster's grid: size, geotransform, CRS ([] when it is)."""
         problems = []
         if (other.width, other.height) != (self.width, self.height):
             problems.append(f"size {other.width}x{other.height} instead of {self.width}x{self.height}")
@@ -103,6 +103,11 @@ class RasterSource:
             problems.append(f"geotransform {other.geotransform} instead of {self.geotransform}")
         if other.crs_wkt and self.crs_wkt and not same_crs(other.crs_wkt, self.crs_wkt):
             problems.append("another CRS")
+        return problems
+
+    def require_same_grid(self, other: RasterSource) -> None:
+        """`other` (e.g. a label raster) must have this raster's size, geotransform and CRS."""
+        problems = self.grid_differences(other)
         if problems:
             raise PatchworkError(
                 f"{other.role} raster '{os.path.basename(other.path)}' is not on the grid of "

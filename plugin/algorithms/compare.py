@@ -6,6 +6,7 @@ import json
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
@@ -20,11 +21,14 @@ class CompareAlgorithm(PatchworkAlgorithm):
     # Its parameters' and outputs' names, spelled once (the panel and scripts use these too).
     INPUT, REFERENCE, OUTPUT = "INPUT", "REFERENCE", "OUTPUT"
     OUTPUT_HTML, AGREEMENT, KAPPA = "OUTPUT_HTML", "AGREEMENT", "KAPPA"
-    PIXELS, CONFUSION_MATRIX = "PIXELS", "CONFUSION_MATRIX"
+    PIXELS, CONFUSION_MATRIX, RESAMPLE = "PIXELS", "CONFUSION_MATRIX", "RESAMPLE"
 
     parameter_help = {
         INPUT: "The class raster to assess.",
-        REFERENCE: "The class raster taken as the truth, on the same grid.",
+        REFERENCE: "The class raster taken as the truth, on the same grid. When both maps name their classes, "
+                   "classes are matched by name (water with water, whatever their numbers), else by number.",
+        RESAMPLE: "A classification on another grid (a few metres apart, another pixel size or CRS) is compared on "
+                  "the reference's grid, resampled by nearest neighbour; without it, such a pair is refused.",
         OUTPUT: "A map of where the two agree (1), differ (0) or either is nodata.",
         OUTPUT_HTML: "An HTML report: agreement, kappa, confusion matrix.",
     }
@@ -39,6 +43,8 @@ class CompareAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Classification")))
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.REFERENCE, self.tr("Reference classification (same grid)")))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.RESAMPLE, self.tr("Resample the classification onto the reference's grid"), False, optional=True))
         self.addParameter(QgsProcessingParameterRasterDestination(
             self.OUTPUT, self.tr("Agreement map"), optional=True, createByDefault=True))
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -55,7 +61,9 @@ class CompareAlgorithm(PatchworkAlgorithm):
         classification = self.file_raster(parameters, self.INPUT, context)
         return CoreCall(compare_classifications, (reference.source(), classification.source()), dict(
             agreement=self.parameterAsOutputLayer(parameters, self.OUTPUT, context) or None,
-            report=self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context) or None))
+            report=self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context) or None,
+            resample=self.parameterAsBool(parameters, self.RESAMPLE, context),
+            names=(reference.name(), classification.name())))  # messages name layers, not (temporary) files
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
         call = self.call
