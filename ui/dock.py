@@ -1078,8 +1078,16 @@ class PatchworkDock(QgsDockWidget):
     def report_failure(self, run: AlgorithmRun, text: str, details: str) -> None:
         """A failure in the status line and, at Critical level, in QGIS's message bar (the log behind Details)."""
         self.show_message(text, error=True)
+        missing_package = "Install Python dependencies" in text  # core.dependencies' words for a missing package
         self.set_notice(announce_failure(self.iface, tr("{} failed: {}").format(run.algorithm.displayName(), text),
-                                         details))
+                                         details, self.open_installer if missing_package else None))
+
+    def open_installer(self) -> None:
+        """The installer of optional packages (the same as Raster ▸ Patchwork ▸ Install Python dependencies…)."""
+        from .installer import InstallerDialog
+
+        self.installer = InstallerDialog(self.iface.mainWindow() if hasattr(self.iface, "mainWindow") else None)
+        self.installer.show()
 
     def set_notice(self, item) -> None:
         """Patchwork's message in QGIS's bar: the one of the last run only (an older "Done" must not resurface)."""

@@ -100,15 +100,17 @@ def readable(message: str, algorithm) -> str:
     return f"{definition.description()}:{message[match.end():]}"
 
 
-def announce_failure(iface, text: str, details: str):
-    """A failed run in QGIS's message bar, at Critical level (it stays until closed), with the log behind Details."""
+def announce_failure(iface, text: str, details: str, install=None):
+    """A failed run in QGIS's message bar, at Critical level (it stays until closed), with the log behind Details
+    and, when `install` is given (a package is missing), a button that opens the installer."""
     def show() -> None:
         box = QMessageBox(QMessageBox.Icon.Critical, "Patchwork", text, QMessageBox.StandardButton.Close,
                           iface.mainWindow() if hasattr(iface, "mainWindow") else None)
         box.setDetailedText(details)
         box.exec()
 
-    return _push(iface, text, Qgis.MessageLevel.Critical, 0, [("Details", show)] if details else [])
+    buttons = ([("Install packages…", install)] if install else []) + ([("Details", show)] if details else [])
+    return _push(iface, text, Qgis.MessageLevel.Critical, 0, buttons)
 
 
 class AlgorithmRun(QObject):

@@ -262,3 +262,35 @@ def test_smaller_things_of_a_first_run(dock, qgis_iface, tmp_path, s2_path, naip
     assert not dock.check_model() and "'s2' has 4 bands; there is no band 9" in dock.model_info.text()
     dock.classify_bands.setText("1,two")
     assert not dock.check_model() and "not a list of band numbers" in dock.model_info.text()
+
+
+def test_a_missing_package_offers_the_installer(dock, qgis_iface, tmp_path, s2_path, monkeypatch):
+    """#27 item 10: the installer never offered itself when a package was missing."""
+    import numpy as np
+    import skops.io as sio
+    from qgis.core import QgsRasterLayer
+    from qgis.PyQt.QtWidgets import QPushButton
+    from sklearn.ensemble import RandomForestClassifier
+
+    from patchwork.core.dependencies import install_hint
+    from patchwork.core.models import sklearn as sklearn_models
+
+    x = np.random.default_rng(0).random((50, 4))
+    model = str(tmp_path / "forest.skops")
+    sio.dump(RandomForestClassifier(n_estimators=2).fit(x, (x[:, 0] > 0.5).astype(int)), model)
+
+    def missing(package, purpose):
+        raise PatchworkError(f"{purpose}: the Python package '{package}' is needed, and QGIS's Python does not have "
+                             f"it. {install_hint([package])}")
+    monkeypatch.setattr(sklearn_models, "require", missing)
+    layer = QgsRasterLayer(s2_path, "s2")
+    QgsProject.instance().addMapLayer(layer)
+    dock.classify_raster.setLayer(layer)
+    dock.model_file.setFilePath(model)
+    dock.run_classify()
+    item = next(i for i in qgis_iface.messageBar().items() if i.level() == Qgis.MessageLevel.Critical)
+    buttons = {b.text(): b for b in item.findChildren(QPushButton)}
+    assert "Install packages…" in buttons, list(buttons)
+    buttons["Install packages…"].click()
+    assert dock.installer.isVisible()  # the same installer as Raster ▸ Patchwork ▸ Install Python dependencies…
+    dock.installer.close()
