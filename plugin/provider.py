@@ -47,3 +47,18 @@ class PatchworkProvider(QgsProcessingProvider):
                           StitchChipsAlgorithm(),
                           CompareAlgorithm()):
             self.addAlgorithm(algorithm)
+        self.addAlgorithm(workflow_model())
+
+
+def workflow_model():
+    """The shipped modeler model (sample → augment → train → classify) as patchwork:workflow in the Toolbox; open it
+    in the graphical modeler (Edit Model…) to change a copy."""
+    from qgis.core import QgsProcessingModelAlgorithm
+
+    from .resources import resource_path
+
+    model = QgsProcessingModelAlgorithm()
+    model.fromFile(resource_path("models", "patchwork_workflow.model3"))
+    model.setName("workflow")
+    model.setGroup("Workflows")
+    return model

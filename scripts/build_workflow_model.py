@@ -5,6 +5,8 @@ Open it in the graphical modeler to change it, or run it headless:
 
     qgis_process.bin run resources/models/patchwork_workflow.model3 -- raster=scene.tif labels=labels.tif \\
         classify:classified=classes.tif train:model=model.onnx train:report=report.html
+
+(labels may be polygons too, with label_field=class). The plugin offers it in the Toolbox as patchwork:workflow.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from qgis.core import (
     QgsProcessingModelOutput,
     QgsProcessingModelParameter,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterField,
+    QgsProcessingParameterMapLayer,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
 )
@@ -63,11 +67,24 @@ def child(model, algorithm: str, child_id: str, x: float, sources: dict, outputs
 
 def build() -> QgsProcessingModelAlgorithm:
     model = QgsProcessingModelAlgorithm("Patchwork workflow: sample, augment, train, classify", "Patchwork")
-    model.setHelpContent({"ALG_DESC": "Samples labelled chips from a raster, augments them, trains a pixel "
-                                      "classifier on them and classifies the whole raster with it (tiled)."})
+    help_content = {
+        "ALG_DESC": "Samples labelled chips from a raster, augments them, trains a pixel classifier on them and "
+                    "classifies the whole raster with it (tiled).",
+        "SHORT_DESCRIPTION": "Sample, augment, train and classify in one run, from a raster and its labels.",
+        "raster": "The raster to learn from and to classify.",
+        "labels": "A raster of class ids on the raster's grid, or label polygons with a class field.",
+        "label_field": "For label polygons: the field that holds each polygon's class.",
+        "chip_size": "The side of the training chips, in pixels (also the step between them).",
+        "copies": "Augmented copies (flips and quarter turns) made of each chip.",
+        "estimator": "The scikit-learn classifier to train.",
+    }
+    model.setHelpContent(help_content)
     parameters = [
         QgsProcessingParameterRasterLayer("raster", "Raster to learn from and classify"),
-        QgsProcessingParameterRasterLayer("labels", "Label raster (class ids, same grid)"),
+        QgsProcessingParameterMapLayer("labels", "Labels: a raster of class ids on the raster's grid, or polygons",
+                                       types=[qgis_enums.SOURCE_RASTER, qgis_enums.SOURCE_VECTOR_POLYGON]),
+        QgsProcessingParameterField("label_field", "Class field of the label polygons (polygons only)",
+                                    parentLayerParameterName="labels", optional=True),
         QgsProcessingParameterNumber("chip_size", "Chip size (px)", qgis_enums.INTEGER, 32,
                                      minValue=4),
         QgsProcessingParameterNumber("copies", "Augmented copies per chip",
@@ -75,11 +92,13 @@ def build() -> QgsProcessingModelAlgorithm:
         QgsProcessingParameterEnum("estimator", "Estimator", ESTIMATORS, defaultValue=0),
     ]
     for i, parameter in enumerate(parameters):
+        parameter.setHelp(help_content[parameter.name()])
         model_parameter = QgsProcessingModelParameter(parameter.name())
         model_parameter.setPosition(QPointF(100 + 180 * i, 60))
         model.addModelParameter(parameter, model_parameter)
     child(model, "patchwork:samplechips", "sample", 150, {
         "INPUT": source("param", "raster"), "LABELS": source("param", "labels"),
+        "LABEL_FIELD": source("param", "label_field"),
         "CHIP_SIZE": source("param", "chip_size"), "STEP": source("param", "chip_size"),
         "MAX_NODATA": source("static", 0.5)})
     child(model, "patchwork:augmentchips", "augment", 400, {

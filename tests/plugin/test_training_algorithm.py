@@ -56,3 +56,19 @@ def test_workflow_model_loads_in_the_modeler_and_validates(patchwork_provider):
         "patchwork:augmentchips", "patchwork:classify", "patchwork:samplechips", "patchwork:trainclassifier"]
     assert {p.name() for p in model.parameterDefinitions()} >= {"raster", "labels", "chip_size", "copies",
                                                                "estimator", "classify:classified", "train:model"}
+
+
+def test_the_workflow_is_in_the_toolbox_and_takes_label_polygons(patchwork_provider, tmp_path, naip_path):
+    """#27 item 10: the shipped model was not offered in the Toolbox and took raster labels only."""
+    from tests.core.test_vector_labels import polygons_in_wgs84
+
+    workflow = QgsApplication.processingRegistry().algorithmById("patchwork:workflow")
+    assert workflow is not None and workflow.group() == "Workflows"
+    gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))
+    done = run("workflow", {"raster": naip_path, "labels": gpkg, "label_field": "landcover", "chip_size": 64,
+                            "copies": 1, "estimator": 0, "classify:classified": str(tmp_path / "classes.tif"),
+                            "train:model": str(tmp_path / "model.onnx"), "train:report": str(tmp_path / "r.html")})
+    assert os.path.exists(done["classify:classified"]) and os.path.exists(done["train:model"])
+    from patchwork.core.models import load_model
+
+    assert load_model(done["train:model"]).info.n_classes >= 2
