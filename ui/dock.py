@@ -331,7 +331,10 @@ class PatchworkDock(QgsDockWidget):
         self.sampler_combo.currentTextChanged.connect(self._sampler_changed)
         self._sampler_changed(self.sampler_combo.currentText())
         self.labels_combo.layerChanged.connect(self._labels_changed)
-        self.label_field.fieldChanged.connect(self._label_field_changed)
+        for signal in (self.label_field.fieldChanged, self.sampler_combo.currentTextChanged,
+                       self.chip_size.editingFinished):
+            signal.connect(self._suggest_count)
+        self.label_field.fieldChanged.connect(self._label_field_changed)  # (after: its warning is the one shown)
         self._labels_changed(None)
         for signal in (self.raster_combo.layerChanged, self.sampler_combo.currentIndexChanged,
                        self.labels_combo.layerChanged, self.label_field.fieldChanged, self.all_touched.toggled,
@@ -360,6 +363,40 @@ class PatchworkDock(QgsDockWidget):
             self.label_field.setField(default_class_field(layer))
         for widget in (self.label_field, self.all_touched, self.background):
             widget.setEnabled(polygons)
+
+    def supported_chips_per_class(self) -> int | None:
+        """How many chips per class the labelled area supports without piling them up (about 4 over each labelled
+        pixel), for the smallest class of the label polygons; None without polygons, a raster or a class field."""
+        layer, raster = self.labels_combo.currentLayer(), self.raster_combo.currentLayer()
+        field = self.label_field.currentField()
+        if not isinstance(layer, QgsVectorLayer) or raster is None or layer.fields().indexOf(field) < 0:
+            return None
+        from qgis.core import QgsCoordinateTransform
+
+        to_raster = QgsCoordinateTransform(layer.crs(), raster.crs(), QgsProject.instance())
+        pixel = raster.rasterUnitsPerPixelX() * raster.rasterUnitsPerPixelY()
+        areas: dict = {}
+        for feature in layer.getFeatures():
+            geometry = feature.geometry()
+            if geometry.isEmpty() or feature[field] is None:
+                continue
+            geometry.transform(to_raster)
+            areas[feature[field]] = areas.get(feature[field], 0.0) + geometry.area() / pixel
+        if not areas:
+            return None
+        return max(1, int(4 * min(areas.values()) / self.chip_size.value() ** 2))
+
+    def _suggest_count(self, *_args) -> None:
+        """For the class samplers on label polygons, COUNT follows what the smallest class's area supports (at most
+        100 a class): 100 chips on a small hand-drawn polygon are near-copies that leave nothing apart to validate."""
+        if self.restoring or self.sampler_combo.currentText() not in ("balanced", "stratified"):
+            return
+        supported = self.supported_chips_per_class()
+        if supported is not None:
+            self.count.setValue(min(100, supported))
+            self.show_message(tr("Chips per class set to {}: the smallest class's polygons hold room for about that "
+                                 "many {} px chips without piling them up.").format(self.count.value(),
+                                                                                   self.chip_size.value()))
 
     def _label_field_changed(self, field: str) -> None:
         """Say so when the class field gives every polygon its own class: an id, not a class, most likely."""

@@ -294,3 +294,38 @@ def test_a_missing_package_offers_the_installer(dock, qgis_iface, tmp_path, s2_p
     buttons["Install packages…"].click()
     assert dock.installer.isVisible()  # the same installer as Raster ▸ Patchwork ▸ Install Python dependencies…
     dock.installer.close()
+
+
+def test_chips_per_class_follow_what_the_labelled_area_supports(dock, tmp_path, naip_path):
+    """#27 item 4: balanced sampling's 100 chips a class piled onto small hand-drawn polygons."""
+    from qgis.core import QgsRasterLayer
+
+    from patchwork.core import RasterSource
+
+    raster = QgsRasterLayer(naip_path, "naip")
+    with RasterSource(naip_path) as src:
+        gt = src.geotransform
+        crs = src.crs_wkt
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(crs)
+    ds = ogr.GetDriverByName("GPKG").CreateDataSource(str(tmp_path / "small.gpkg"))
+    layer = ds.CreateLayer("labels", srs, ogr.wkbPolygon)
+    layer.CreateField(ogr.FieldDefn("landcover", ogr.OFTString))
+    for i, (side, name) in enumerate([(40, "water"), (40, "water"), (60, "field"), (200, "forest")]):  # sides in px
+        x, y = gt[0] + (50 + 220 * i) * gt[1], gt[3] + 100 * gt[5]
+        d = side * gt[1]
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetField("landcover", name)
+        feature.SetGeometry(ogr.CreateGeometryFromWkt(f"POLYGON(({x} {y},{x + d} {y},{x + d} {y - d},{x} {y - d},"
+                                                      f"{x} {y}))"))
+        layer.CreateFeature(feature)
+    ds = None
+    labels = QgsVectorLayer(str(tmp_path / "small.gpkg"), "hand-drawn", "ogr")
+    QgsProject.instance().addMapLayers([raster, labels])
+    dock.raster_combo.setLayer(raster)
+    dock.chip_size.setValue(32)
+    dock.sampler_combo.setCurrentText("balanced")
+    dock.labels_combo.setLayer(labels)
+    assert dock.label_field.currentField() == "landcover"
+    assert dock.count.value() == 4 * 2 * 40 * 40 // 32**2 == 12  # two 40 px water squares: ~4 chips over a pixel
+    assert "Chips per class set to 12" in dock.message.text()
