@@ -773,6 +773,14 @@ class PatchworkDock(QgsDockWidget):
         self.classify_bands = QLineEdit()
         self.classify_bands.setPlaceholderText(tr("all, or e.g. 1,2,3"))
         self.classify_bands.setToolTip(tip_of(Classify, Classify.BANDS))
+        self.pick_bands_button = QPushButton(tr("Pick…"))
+        self.pick_bands_button.setToolTip(tr("Choose the raster band for each of the model's inputs, by name"))
+        self.pick_bands_button.clicked.connect(self.pick_bands)
+        bands_row = QWidget()
+        bands_layout = QHBoxLayout(bands_row)
+        bands_layout.setContentsMargins(0, 0, 0, 0)
+        bands_layout.addWidget(self.classify_bands, 1)
+        bands_layout.addWidget(self.pick_bands_button)
         self.query_file = QgsFileWidget()  # what a recognition model looks for
         self.query_file.setToolTip(tip_of(Recognize, Recognize.QUERY))
         self.confidence = QLineEdit()  # a detector's own fields
@@ -818,7 +826,7 @@ class PatchworkDock(QgsDockWidget):
         self.classify_button.clicked.connect(self.run_classify)
         self.task_rows: dict = {}  # widget → its form: rows shown only for the tasks that use them
         for name, widget in ((Classify.INPUT, self.classify_raster), (Classify.MODEL, self.model_file),
-                             ("", self.model_info), ("", self.trust_model), (Classify.BANDS, self.classify_bands),
+                             ("", self.model_info), ("", self.trust_model), (Classify.BANDS, bands_row),
                              (Recognize.QUERY, self.query_file), (Detect.CONFIDENCE, self.confidence),
                              (Detect.IOU, self.iou),
                              (Classify.MASK, self.classify_mask), (Classify.RESOLUTION, self.resolution),
@@ -844,6 +852,33 @@ class PatchworkDock(QgsDockWidget):
     def band_list(self) -> list[int] | None:
         text = self.classify_bands.text().strip()
         return [int(b) for b in text.replace(";", ",").split(",") if b.strip()] if text else None
+
+    def pick_bands(self, *_args) -> list[int] | None:
+        """A band list per model input (named as the model names them), written into Bands; returns the bands."""
+        from ..core.models import load_model
+        from .band_picker import BandPickerDialog
+
+        layer = self.classify_raster.currentLayer()
+        try:
+            info = load_model(self.model_file.filePath(), self.trust_model.isChecked()).info
+        except (PatchworkError, ValueError) as exc:
+            self.show_message(str(exc), error=True)
+            return None
+        if layer is None or not info.n_bands:
+            self.show_message(tr("Choose a raster and a model that says how many bands it takes first."), error=True)
+            return None
+        names = list(info.band_names or []) if len(info.band_names or []) == info.n_bands else [""] * info.n_bands
+        try:
+            current = self.band_list()
+        except ValueError:
+            current = None
+        self.band_picker = BandPickerDialog(layer, names, current, self)
+        if not self.band_picker.exec():
+            return None
+        bands = self.band_picker.bands()
+        self.classify_bands.setText(",".join(map(str, bands)))
+        self.check_model()
+        return bands
 
     def _model_changed(self, *_args) -> None:
         """A new model brings its own input settings: the last model's SCALE, OFFSET and bands do not carry over

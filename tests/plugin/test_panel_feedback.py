@@ -329,3 +329,29 @@ def test_chips_per_class_follow_what_the_labelled_area_supports(dock, tmp_path, 
     assert dock.label_field.currentField() == "landcover"
     assert dock.count.value() == 4 * 2 * 40 * 40 // 32**2 == 12  # two 40 px water squares: ~4 chips over a pixel
     assert "Chips per class set to 12" in dock.message.text()
+
+
+def test_a_band_per_model_input_picked_by_name(dock, tmp_path, monkeypatch, naip_path):
+    """#27 item 5: the panel never listed which bands in which order a model expects; the rules model wants blue,
+    green, red, NIR and NAIP is red, green, blue, NIR."""
+    from osgeo import gdal
+    from qgis.core import QgsRasterLayer
+
+    from patchwork.ui.band_picker import BandPickerDialog
+    from tests.conftest import REPO
+
+    naip = str(tmp_path / "naip.tif")
+    gdal.Translate(naip, naip_path, srcWin=[0, 0, 200, 200])
+    ds = gdal.Open(naip, gdal.GA_Update)
+    for band, name in enumerate(["Red", "Green", "Blue", "NIR"], 1):
+        ds.GetRasterBand(band).SetDescription(name)
+    ds = None
+    layer = QgsRasterLayer(naip, "naip")
+    QgsProject.instance().addMapLayer(layer)
+    dock.classify_raster.setLayer(layer)
+    dock.model_file.setFilePath(os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json"))
+    monkeypatch.setattr(BandPickerDialog, "exec", lambda self: 1)  # the user accepts what the dialog proposes
+    assert dock.pick_bands() == [3, 2, 1, 4]  # blue, green, red, nir found by the bands' descriptions
+    assert dock.classify_bands.text() == "3,2,1,4" and dock.check_model()
+    labels = [dock.band_picker.layout().itemAt(1).layout().itemAt(i, 0).widget().text() for i in range(4)]
+    assert labels == ["Input 1: blue", "Input 2: green", "Input 3: red", "Input 4: nir"]
