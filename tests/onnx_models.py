@@ -168,3 +168,26 @@ def cell_detector(path: str, layout: str = "v5", stride: int = 16) -> str:
                       {"model_type": "Detector", "class_names": {"0": "dark", "1": "bright"}, "det_conf": 0.5,
                        "det_iou_thresh": 0.4, "patchwork:stride": stride,
                        "det_type": "YOLO_v5_or_v7_default" if layout == "v5" else "YOLO_ULTRALYTICS"}, path)
+
+
+def sigmoid_map_model(path: str, weights: list[np.ndarray], tile: int | None = 64, metadata: dict | None = None,
+                      keep_channel: bool = False) -> str:
+    """One sigmoid map per weights (C,) as outputs [N, H, W] (Deepness's one-class form; [N, 1, H, W] with
+    `keep_channel`), no metadata unless given: a 1x1 convolution of the input, then a sigmoid."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    channels = len(weights[0])
+    side = tile or "height"
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", channels, side, tile or "width"])
+    nodes, outputs, initializers = [], [], [numpy_helper.from_array(np.array([1], np.int64), "axes")]
+    for i, w in enumerate(weights):
+        name = f"mask{i + 1}"
+        initializers.append(numpy_helper.from_array(np.asarray(w, np.float32).reshape(1, channels, 1, 1), f"W{i}"))
+        nodes += [helper.make_node("Conv", ["input", f"W{i}"], [f"conv{i}"], kernel_shape=[1, 1]),
+                  helper.make_node("Sigmoid", [f"conv{i}"], [name if keep_channel else f"p{i}"])]
+        if not keep_channel:
+            nodes.append(helper.make_node("Squeeze", [f"p{i}", "axes"], [name]))
+        shape = ["batch", 1, side, tile or "width"] if keep_channel else ["batch", side, tile or "width"]
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+    graph = helper.make_graph(nodes, "sigmoid_maps", [inp], outputs, initializer=initializers)
+    return save_model(graph, metadata, path)

@@ -204,13 +204,26 @@ def _class_names(meta: dict, count: int | None, name: str, head: int = 0) -> lis
     return [names[i] for i in range(len(names))]
 
 
+def is_map_output(output, inp) -> bool:
+    """Whether `output` is a map [N, H, W], not boxes.
+
+    Its last two dimensions are the input tile's: the same sizes, or the same named free sizes.
+    """
+    return len(output.shape) >= 3 and len(inp.shape) == 4 and all(
+        isinstance(a, (int, str)) and a not in ("", 0) and a == b for a, b in zip(output.shape[-2:], inp.shape[-2:]))
+
+
 def is_detector(session, meta: dict) -> bool:
-    """Deepness's model_type Detector, or a float output of rank 3 (YOLO's boxes) without one."""
+    """Deepness's model_type Detector; without metadata, a float output of rank 3 (YOLO's boxes) that is not a map.
+
+    The order, as documented in the README: `model_type` metadata decides; else an output whose last two dimensions
+    equal the input tile's is a map (one sigmoid channel [N, H, W]); else a rank-3 float output is boxes.
+    """
     model_type = meta.get("model_type")
     if model_type is not None:
         return str(model_type).capitalize() == "Detector"
-    out = session.get_outputs()[0]
-    return len(out.shape) == 3 and out.type == "tensor(float)"
+    out, inp = session.get_outputs()[0], session.get_inputs()[0]
+    return len(out.shape) == 3 and out.type == "tensor(float)" and not is_map_output(out, inp)
 
 
 def _in_fixed_batches(session, input_name: str, output_name: str, batch: np.ndarray, fixed: int | None) -> np.ndarray:
@@ -358,6 +371,8 @@ class OnnxImageModel(Model):
             raise PatchworkError(f"MODEL: '{name}' is a Deepness '{model_type}' model; Patchwork runs segmentation "
                                  "(Segmentor), regression (Regressor), super-resolution and detection models.")
         self.labels_out = len(out.shape) == 3 and "int" in out.type
+        # A float [N, H, W] output is one sigmoid channel, as Deepness reads it (its [N, 1, H, W] form too).
+        self.one_channel_map = len(out.shape) == 3 and not self.labels_out
         channels_out = 1 if len(out.shape) == 3 else out_dims[1]
         margin = int(meta.get("patchwork:receptive_margin", 0))
         if height and out_dims[-1] and out_dims[-1] < height:
@@ -439,6 +454,8 @@ class OnnxImageModel(Model):
         """Run the model on a batch of tiles (in the sizes its input takes)."""
         size, m = batch.shape[-1], self.info.margin
         out = self._run(batch)
+        if self.one_channel_map:
+            out = out[:, None]  # [N, H, W] → [N, 1, H, W]
         if self.info.task == "superresolution":
             expected = size * self.info.scale_factor
             if out.shape[-2:] != (expected, expected):
