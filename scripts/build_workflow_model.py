@@ -6,7 +6,7 @@ Open it in the graphical modeler to change it, or run it headless:
     qgis_process.bin run resources/models/patchwork_workflow.model3 -- raster=scene.tif labels=labels.tif \\
         classify:classified=classes.tif train:model=model.onnx train:report=report.html
 
-(labels may be polygons too, with label_field=class). The plugin offers it in the Toolbox as patchwork:workflow.
+The plugin offers it in the Toolbox as patchwork:workflow.
 """
 from __future__ import annotations
 
@@ -21,8 +21,6 @@ from qgis.core import (
     QgsProcessingModelOutput,
     QgsProcessingModelParameter,
     QgsProcessingParameterEnum,
-    QgsProcessingParameterField,
-    QgsProcessingParameterMapLayer,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
 )
@@ -72,8 +70,7 @@ def build() -> QgsProcessingModelAlgorithm:
                     "classifies the whole raster with it (tiled).",
         "SHORT_DESCRIPTION": "Sample, augment, train and classify in one run, from a raster and its labels.",
         "raster": "The raster to learn from and to classify.",
-        "labels": "A raster of class ids on the raster's grid, or label polygons with a class field.",
-        "label_field": "For label polygons: the field that holds each polygon's class.",
+        "labels": "A raster of class ids on the raster's grid.",
         "chip_size": "The side of the training chips, in pixels (also the step between them).",
         "copies": "Augmented copies (flips and quarter turns) made of each chip.",
         "estimator": "The scikit-learn classifier to train.",
@@ -81,10 +78,9 @@ def build() -> QgsProcessingModelAlgorithm:
     model.setHelpContent(help_content)
     parameters = [
         QgsProcessingParameterRasterLayer("raster", "Raster to learn from and classify"),
-        QgsProcessingParameterMapLayer("labels", "Labels: a raster of class ids on the raster's grid, or polygons",
-                                       types=[qgis_enums.SOURCE_RASTER, qgis_enums.SOURCE_VECTOR_POLYGON]),
-        QgsProcessingParameterField("label_field", "Class field of the label polygons (polygons only)",
-                                    parentLayerParameterName="labels", optional=True),
+        # A label raster only: a map-layer input with a field input under it (for label polygons) crashes QGIS 3.22
+        # when the model's dialog opens (QgsProcessingFieldWidgetWrapper::setParentLayerWrapperValue).
+        QgsProcessingParameterRasterLayer("labels", "Label raster (class ids, same grid)"),
         QgsProcessingParameterNumber("chip_size", "Chip size (px)", qgis_enums.INTEGER, 32,
                                      minValue=4),
         QgsProcessingParameterNumber("copies", "Augmented copies per chip",
@@ -98,7 +94,6 @@ def build() -> QgsProcessingModelAlgorithm:
         model.addModelParameter(parameter, model_parameter)
     child(model, "patchwork:samplechips", "sample", 150, {
         "INPUT": source("param", "raster"), "LABELS": source("param", "labels"),
-        "LABEL_FIELD": source("param", "label_field"),
         "CHIP_SIZE": source("param", "chip_size"), "STEP": source("param", "chip_size"),
         "MAX_NODATA": source("static", 0.5)})
     child(model, "patchwork:augmentchips", "augment", 400, {

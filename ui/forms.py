@@ -31,6 +31,8 @@ class AlgorithmForm(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         main, advanced = QFormLayout(), QFormLayout()
+        for form in (main, advanced):  # each label above its field: the panel is narrow (fields beside were cut off)
+            form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
         layout.addLayout(main)
         self.advanced_group = QgsCollapsibleGroupBox(self.tr("Advanced parameters"))
         self.advanced_group.setLayout(advanced)
@@ -44,6 +46,8 @@ class AlgorithmForm(QWidget):
             wrapper.setWidgetContext(widget_context)
             widget = wrapper.createWrappedWidget(self.context)
             label = wrapper.createWrappedLabel()
+            if label is not None:
+                label.setWordWrap(True)
             if definition.isDestination():  # the panel adds every output to the project: no "open it" box
                 for box in widget.findChildren(QCheckBox):
                     box.hide()

@@ -58,17 +58,16 @@ def test_workflow_model_loads_in_the_modeler_and_validates(patchwork_provider):
                                                                "estimator", "classify:classified", "train:model"}
 
 
-def test_the_workflow_is_in_the_toolbox_and_takes_label_polygons(patchwork_provider, tmp_path, naip_path):
-    """#27 item 10: the shipped model was not offered in the Toolbox and took raster labels only."""
-    from tests.core.test_vector_labels import polygons_in_wgs84
+def test_the_workflow_is_in_the_toolbox(patchwork_provider, tmp_path, s2_path):
+    """#27 item 10: the shipped model was not offered in the Toolbox."""
+    from patchwork.core.models import load_model
 
     workflow = QgsApplication.processingRegistry().algorithmById("patchwork:workflow")
     assert workflow is not None and workflow.group() == "Workflows"
-    gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))
-    done = run("workflow", {"raster": naip_path, "labels": gpkg, "label_field": "landcover", "chip_size": 64,
-                            "copies": 1, "estimator": 0, "classify:classified": str(tmp_path / "classes.tif"),
+    assert workflow.shortDescription().endswith(".")
+    labels = run("classify", {"INPUT": s2_path, "MODEL": RULES, "SCALE": 0.0001,
+                              "OUTPUT": str(tmp_path / "rules.tif")})["OUTPUT"]
+    done = run("workflow", {"raster": s2_path, "labels": labels, "chip_size": 32, "copies": 1, "estimator": 0,
+                            "classify:classified": str(tmp_path / "classes.tif"),
                             "train:model": str(tmp_path / "model.onnx"), "train:report": str(tmp_path / "r.html")})
-    assert os.path.exists(done["classify:classified"]) and os.path.exists(done["train:model"])
-    from patchwork.core.models import load_model
-
-    assert load_model(done["train:model"]).info.n_classes >= 2
+    assert os.path.exists(done["classify:classified"]) and load_model(done["train:model"]).info.n_classes == 3
