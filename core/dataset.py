@@ -648,7 +648,10 @@ def chip_file(path: str | None, index: str, chip_id) -> str | None:
     parent = os.path.dirname(resolved)
     in_dataset = os.path.basename(parent) in ("images", "labels") and \
         os.path.isfile(os.path.join(os.path.dirname(parent), MANIFEST))
-    inside_index_folder = os.path.commonpath([resolved, os.path.realpath(folder)]) == os.path.realpath(folder)
+    try:
+        inside_index_folder = os.path.commonpath([resolved, os.path.realpath(folder)]) == os.path.realpath(folder)
+    except ValueError:  # another drive (Windows)
+        inside_index_folder = False
     if not resolved.lower().endswith((".tif", ".tiff")) or not (in_dataset or inside_index_folder):
         raise PatchworkError(f"INPUT: chip {chip_id} of '{index}' names '{text}', which is not a GeoTIFF chip of a "
                              "chip dataset. The index was changed after sampling; sample the chips again.")
