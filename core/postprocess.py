@@ -171,8 +171,13 @@ def polygonize(class_map: str, output: str, class_values: list[int], class_names
             feedback.set_progress(100.0 * done)
             return 0 if feedback.is_cancelled() else 1
 
-        with gdal_failures() as failures:
-            code = gdal.Polygonize(band, band.GetMaskBand(), layer, 0, ["8CONNECTED=8"], callback=progress)
+        try:
+            with gdal_failures() as failures:
+                code = gdal.Polygonize(band, band.GetMaskBand(), layer, 0, ["8CONNECTED=8"], callback=progress)
+        except RuntimeError as exc:  # with GDAL's exceptions on, a stop asked by the callback is "User terminated"
+            check_cancelled(feedback)
+            raise PatchworkError(f"OUTPUT_VECTOR: GDAL could not polygonize the class map ({one_line(exc)}).") \
+                from exc
         check_cancelled(feedback)
         if code != 0 or failures:
             raise PatchworkError(f"OUTPUT_VECTOR: GDAL could not polygonize the class map "

@@ -46,10 +46,11 @@ class RasterSource:
         if band.GetMetadataItem("PIXELTYPE", "IMAGE_STRUCTURE") == "SIGNEDBYTE":  # GDAL < 3.7's signed bytes
             self.dtype = np.dtype(np.int8)
         if np.issubdtype(self.dtype, np.complexfloating):  # reading it as real numbers would drop the imaginary part
-            ds = self.dataset = None
-            raise PatchworkError(f"{role}: '{os.path.basename(self.path)}' has complex-valued bands "
-                                 f"({gdal.GetDataTypeName(band.DataType)}), which Patchwork does not read. Make real "
-                                 "bands first (e.g. amplitude and phase with the Raster Calculator or gdal_calc).")
+            kind = gdal.GetDataTypeName(band.DataType)
+            band = ds = self.dataset = None
+            raise PatchworkError(f"{role}: '{os.path.basename(self.path)}' has complex-valued bands ({kind}), which "
+                                 "Patchwork does not read. Make real bands first (e.g. amplitude and phase with the "
+                                 "Raster Calculator or gdal_calc).")
         self.geotransform: GeoTransform = tuple(ds.GetGeoTransform())
         self.crs_wkt: str = ds.GetProjection() or ""
         self.nodata: list[float | None] = [ds.GetRasterBand(b).GetNoDataValue() for b in range(1, self.count + 1)]

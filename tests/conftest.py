@@ -1,6 +1,7 @@
 """Fixtures shared by every test layer: the real rasters in ../shared/data and helpers."""
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -136,3 +137,14 @@ def patchwork_provider(qgis_app, qgis_processing):
     plugin.initProcessing()
     yield plugin.provider
     plugin.unload()
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """Collect the session's cyclic garbage after the last test, before pytest-qgis calls exitQgis().
+
+    Left to the collector's own time (pytest's summary, after exitQgis), QGIS objects held in cycles (panels, their
+    connected lambdas) were freed after QGIS had gone, and Python crashed (SIGSEGV) after some combinations of test
+    files (tests/security with tests/reliability/test_all_outputs_or_none.py: 2 of 2 runs).
+    """
+    if nextitem is None:
+        gc.collect()

@@ -21,13 +21,16 @@ import numpy as np
 
 from ..errors import PatchworkError
 
-# The node loaders whose constructors read JSON and arrays only. Not here, so refused: LossNode (imports the module
-# the file names while being built), FunctionNode, MethodNode, PartialNode, OperatorFuncNode (callables),
-# ReduceNode variants of other packages, and any loader a later skops adds.
+# The node loaders whose constructors read JSON and arrays only. Not here, so refused: LossNode for any type but an
+# allow-listed loss (it imports the module the file names while being built), FunctionNode, MethodNode, PartialNode,
+# OperatorFuncNode (callables), ReduceNode variants of other packages, and any loader a later skops adds.
 SAFE_LOADERS = frozenset({
     "DictNode", "ListNode", "TupleNode", "SetNode", "JsonNode", "NdArrayNode", "DTypeNode", "ObjectNode",
     "RandomStateNode", "TreeNode", "TypeNode", "BytesNode", "BytearrayNode", "SliceNode", "DefaultDictNode",
 })
+# Loaders that import the module a node names while being built: allowed only for the allow-listed types (newer
+# skops writes scikit-learn's losses through LossNode); checked here before skops builds anything.
+TYPED_LOADERS = frozenset({"LossNode"})
 _PLAIN_TYPES = frozenset(f"builtins.{name}" for name in (
     "dict", "list", "tuple", "set", "str", "int", "float", "bool", "NoneType", "bytes", "bytearray", "slice",
 )) | {"collections.defaultdict", "numpy.ndarray", "numpy.dtype", "numpy.random.mtrand.RandomState",
@@ -76,7 +79,7 @@ def audit_schema(path: str, allowed_types: frozenset[str]) -> list[str]:
         loader, module, name = node.get("__loader__"), node.get("__module__"), node.get("__class__")
         if not all(isinstance(v, str) for v in (loader, module, name)) or not _NAME.match(f"{module}.{name}"):
             refused.add(f"a malformed node ({str(loader)[:40]})")
-        elif loader not in SAFE_LOADERS:
+        elif loader not in SAFE_LOADERS and not (loader in TYPED_LOADERS and f"{module}.{name}" in allowed_types):
             refused.add(f"{module}.{name} (through skops's {loader})")
         elif f"{module}.{name}" not in allowed:
             refused.add(f"{module}.{name}")
