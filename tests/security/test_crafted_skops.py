@@ -149,3 +149,25 @@ def test_estimators_patchwork_cannot_check_need_trust(tmp_path):
     with pytest.raises(PatchworkError, match="holds a SVC.*TRUST_MODEL=true"):
         load_model(path)
     assert load_model(path, trust=True).info.n_classes == 2
+
+
+def test_loss_nodes_pass_only_for_allow_listed_losses(tmp_path):
+    """Newer skops writes a fitted gradient boosting's loss through LossNode, which imports the module it names:
+    the audit lets it through for scikit-learn's own losses only."""
+    import json
+    import zipfile
+
+    from patchwork.core.models.skops_checks import audit_schema
+    from patchwork.core.models.sklearn import allowed_skops_types
+
+    def schema_with(module: str, name: str) -> str:
+        path = str(tmp_path / f"{name}.skops")
+        node = {"__class__": name, "__module__": module, "__loader__": "LossNode", "content": {}}
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("schema.json", json.dumps({"__class__": "dict", "__module__": "builtins",
+                                                        "__loader__": "DictNode", "content": {"loss": node},
+                                                        "protocol": 2}))
+        return path
+    allowed = allowed_skops_types()
+    assert audit_schema(schema_with("sklearn._loss._loss", "CyHalfMultinomialLoss"), allowed) == []
+    assert audit_schema(schema_with("os", "system"), allowed) == ["os.system (through skops's LossNode)"]
