@@ -157,8 +157,8 @@ def test_loss_nodes_pass_only_for_allow_listed_losses(tmp_path):
     import json
     import zipfile
 
-    from patchwork.core.models.skops_checks import audit_schema
     from patchwork.core.models.sklearn import allowed_skops_types
+    from patchwork.core.models.skops_checks import audit_schema
 
     def schema_with(module: str, name: str) -> str:
         path = str(tmp_path / f"{name}.skops")
