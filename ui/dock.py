@@ -369,7 +369,8 @@ class PatchworkDock(QgsDockWidget):
         pixel), for the smallest class of the label polygons; None without polygons, a raster or a class field."""
         layer, raster = self.labels_combo.currentLayer(), self.raster_combo.currentLayer()
         field = self.label_field.currentField()
-        if not isinstance(layer, QgsVectorLayer) or raster is None or layer.fields().indexOf(field) < 0:
+        if not isinstance(layer, QgsVectorLayer) or raster is None or layer.fields().indexOf(field) < 0 \
+                or layer.featureCount() > 50_000:  # (hand-drawn labels are few; a large layer is not read here)
             return None
         from qgis.core import QgsCoordinateTransform
 
