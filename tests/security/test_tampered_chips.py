@@ -33,20 +33,22 @@ def set_image_path(index: str, chip_id: int, value: str) -> None:
 
 
 def test_a_chip_replaced_by_a_vrt_reading_another_file_is_refused(tmp_path, chips):
-    secret = tmp_path / "secret.txt"
-    secret.write_bytes(b"password=hunter2 " * 200)
     first = read_index(chips.index_path)[0]
+    secret = os.path.join(os.path.dirname(first["image_path"]), "secret.txt")  # beside it: GDAL ≥ 3.11 allows only
+    with open(secret, "wb") as fh:                                              # such raw sources by default
+        fh.write(b"password=hunter2 " * 200)
     chip = gdal.Open(first["image_path"])
     vrt = (f'<VRTDataset rasterXSize="32" rasterYSize="32"><SRS>{chip.GetProjection()}</SRS>'
            f'<GeoTransform>{", ".join(map(repr, chip.GetGeoTransform()))}</GeoTransform>'
            + "".join(f'<VRTRasterBand dataType="Byte" band="{b}" subClass="VRTRawRasterBand">'
-                     f'<SourceFilename relativetoVRT="0">{secret}</SourceFilename><ImageOffset>0</ImageOffset>'
+                     '<SourceFilename relativetoVRT="1">secret.txt</SourceFilename><ImageOffset>0</ImageOffset>'
                      '<PixelOffset>1</PixelOffset><LineOffset>32</LineOffset></VRTRasterBand>' for b in range(1, 5))
            + "</VRTDataset>")
     chip = None
-    assert gdal.Open(vrt) is not None  # GDAL would read it: a real exfiltration
     with open(first["image_path"], "w") as fh:
         fh.write(vrt)
+    leaked = gdal.Open(first["image_path"]).ReadAsArray()  # GDAL reads it (a .tif name, a VRT inside): a real leak
+    assert bytes(leaked[0].ravel()[:8]) == b"password"
     with pytest.raises(PatchworkError, match="cannot open .* as a GTiff raster"):
         ChipDataset(chips.index_path)[0]
     with pytest.raises(PatchworkError, match="as a GTiff raster"):
