@@ -137,12 +137,7 @@ def sample_chips(
                   {"OUTPUT_DIR": out_dir})
     src = RasterSource(source, "INPUT")
     src.require_georeferenced()
-    lbl = vector = None
-    if isinstance(labels, VectorLabels):
-        vector = labels.transformed(src.crs_wkt)
-    elif labels:
-        lbl = RasterSource(labels, "LABELS")
-        src.require_same_grid(lbl)
+    lbl, vector = open_labels(labels, src)
     aoi_box = None
     if aoi is not None:
         aoi = aoi.transformed(src.crs_wkt)
@@ -151,15 +146,7 @@ def sample_chips(
     # before anything is created on disk.
     drawn = None
     if getattr(sampler, "needs_labels", False):  # chips chosen by the label class at their centre
-        if lbl is None and vector is None:
-            raise PatchworkError(f"SAMPLER: the {type(sampler).__name__} chooses chips by their label class: give "
-                                 "LABELS (a label raster or label polygons).")
-        drawn, notes = np.zeros((0, 2), np.int64), []
-        if not check_only:  # (reading every label pixel is the run's work, not the parameter check's)
-            drawn, notes = sampler.candidates_from_labels(src.height, src.width, chip_size, boundary,
-                                                          _label_strips(src, lbl, vector, feedback), aoi_box)
-        for note in notes:
-            feedback.info(note)
+        drawn = _drawn_by_class(sampler, src, lbl, vector, chip_size, boundary, aoi_box, feedback, check_only)
         batches = iter([drawn])
     else:
         batches = sampler.candidates(src.height, src.width, chip_size, boundary, aoi_box)
@@ -182,10 +169,8 @@ def sample_chips(
     feedback.info(f"Sampler: {type(sampler).__name__} {config_text[:200]}{'…' if len(config_text) > 200 else ''}")
     for note in sampler.notes(src.height, src.width):
         feedback.info(note)
-    polygon_classes = [c for c in vector.classes if c.name != "background"] if vector else []
-    if vector and vector.count > 2 and len(polygon_classes) == vector.count:
-        feedback.info(f"Warning: each of the {vector.count} label polygons has a class of its own: is the class field "
-                      "an id (such as fid) rather than the class? Pick the field that holds the class.")
+    if vector:
+        _warn_if_classes_are_ids(vector, feedback)
     output = DatasetOutput(out_dir, index_path, overwrite=overwrite, log=feedback.info)
     writer = _ChipWriter(src, lbl, output.staged, boundary, sampler, resolve_workers(workers), vector)
     try:
@@ -248,11 +233,8 @@ def class_sampled_windows(source: str, sampler: Sampler, chip: int, boundary: st
     As sample_chips draws them, before the nodata filter: for previews.
     """
     with RasterSource(source, "INPUT") as src:
-        vector = labels.transformed(src.crs_wkt) if isinstance(labels, VectorLabels) else None
-        lbl = None if vector is not None else RasterSource(labels, "LABELS")
+        lbl, vector = open_labels(labels, src)
         try:
-            if lbl is not None:
-                src.require_same_grid(lbl)
             anchors, notes = sampler.candidates_from_labels(
                 src.height, src.width, chip, boundary, _label_strips(src, lbl, vector, feedback or SilentFeedback()))
         finally:
@@ -276,6 +258,48 @@ def _label_strips(src: RasterSource, lbl: RasterSource | None, vector: VectorLab
         else:
             labels = vector.rasterize(window_geotransform(src.geotransform, window), window.height, window.width)
             yield row, labels, labels != vector.nodata
+
+
+def open_labels(labels: str | VectorLabels | None, src: RasterSource) -> tuple[RasterSource | None,
+                                                                             VectorLabels | None]:
+    """(label raster on `src`'s grid, or label polygons in its CRS): one of them, or neither."""
+    if isinstance(labels, VectorLabels):
+        return None, labels.transformed(src.crs_wkt)
+    if not labels:
+        return None, None
+    lbl = RasterSource(labels, "LABELS")
+    try:
+        src.require_same_grid(lbl)
+    except PatchworkError:
+        lbl.close()
+        raise
+    return lbl, None
+
+
+def _warn_if_classes_are_ids(vector: VectorLabels, feedback: Feedback) -> None:
+    """Say so when each label polygon has a class of its own: the class field is most likely an id."""
+    polygon_classes = [c for c in vector.classes if c.name != "background"]
+    if vector.count > 2 and len(polygon_classes) == vector.count:
+        feedback.info(f"Warning: each of the {vector.count} label polygons has a class of its own: is the class field "
+                      "an id (such as fid) rather than the class? Pick the field that holds the class.")
+
+
+def _drawn_by_class(sampler: Sampler, src: RasterSource, lbl: RasterSource | None, vector: VectorLabels | None,
+                    chip_size: int, boundary: str, aoi_box, feedback: Feedback, check_only: bool) -> np.ndarray:
+    """A class sampler's chip anchors, drawn from the labels.
+
+    None in a parameter check: reading every label pixel is the run's work.
+    """
+    if lbl is None and vector is None:
+        raise PatchworkError(f"SAMPLER: the {type(sampler).__name__} chooses chips by their label class: give "
+                             "LABELS (a label raster or label polygons).")
+    if check_only:
+        return np.zeros((0, 2), np.int64)
+    drawn, notes = sampler.candidates_from_labels(src.height, src.width, chip_size, boundary,
+                                                  _label_strips(src, lbl, vector, feedback), aoi_box)
+    for note in notes:
+        feedback.info(note)
+    return drawn
 
 
 MAX_COVER = 16  # chips a drawing sampler may lay over each pixel on average: beyond, they are near-copies

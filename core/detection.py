@@ -124,6 +124,30 @@ def _cut(rows: np.ndarray, tile: Window, height: int, width: int) -> np.ndarray:
     return cut
 
 
+def _checked_settings(model, tile_size: int | None, overlap: int | None, confidence: float | None,
+                      iou: float | None) -> tuple[int, int, float, float]:
+    """The tile, overlap, score and IoU thresholds a run uses (given, else the model's), checked."""
+    info = model.info
+    stride = model.stride
+    tile = int(tile_size or info.tile_size or info.default_tile_size)
+    require_int_range("TILE_SIZE", tile, stride, MAX_TILE_SIZE)
+    if info.tile_size and tile != info.tile_size:
+        raise PatchworkError(f"TILE_SIZE: '{info.name}' takes {info.tile_size} px tiles only; set TILE_SIZE to "
+                             f"{info.tile_size} or leave it empty.")
+    if tile % stride:
+        raise PatchworkError(f"TILE_SIZE: {tile} px is not a multiple of the model's stride ({stride} px).")
+    overlap = info.default_overlap if overlap is None else int(overlap)
+    overlap -= overlap % stride  # tiles keep the model's cells where a whole-raster call has them
+    if not 0 <= overlap < tile:
+        raise PatchworkError(f"OVERLAP: {overlap} px must be at least 0 and below the tile size ({tile} px).")
+    confidence = model.confidence if confidence is None else float(confidence)
+    iou = model.iou if iou is None else float(iou)
+    for role, value in (("CONFIDENCE", confidence), ("IOU", iou)):
+        if not 0.0 <= value <= 1.0:
+            raise PatchworkError(f"{role}: {value} is not between 0 and 1.")
+    return tile, overlap, confidence, iou
+
+
 @reports_errors
 def detect(
     raster: str | XyzSource,
@@ -192,23 +216,7 @@ def detect(
     if info.task != "detection":
         raise PatchworkError(f"MODEL: '{info.name}' is a {info.task} model, not a detector: use Classify raster "
                              "(patchwork:classify) for it.")
-    stride = model.stride
-    tile = int(tile_size or info.tile_size or info.default_tile_size)
-    require_int_range("TILE_SIZE", tile, stride, MAX_TILE_SIZE)
-    if info.tile_size and tile != info.tile_size:
-        raise PatchworkError(f"TILE_SIZE: '{info.name}' takes {info.tile_size} px tiles only; set TILE_SIZE to "
-                             f"{info.tile_size} or leave it empty.")
-    if tile % stride:
-        raise PatchworkError(f"TILE_SIZE: {tile} px is not a multiple of the model's stride ({stride} px).")
-    overlap = info.default_overlap if overlap is None else int(overlap)
-    overlap -= overlap % stride  # tiles keep the model's cells where a whole-raster call has them
-    if not 0 <= overlap < tile:
-        raise PatchworkError(f"OVERLAP: {overlap} px must be at least 0 and below the tile size ({tile} px).")
-    confidence = model.confidence if confidence is None else float(confidence)
-    iou = model.iou if iou is None else float(iou)
-    for role, value in (("CONFIDENCE", confidence), ("IOU", iou)):
-        if not 0.0 <= value <= 1.0:
-            raise PatchworkError(f"{role}: {value} is not between 0 and 1.")
+    tile, overlap, confidence, iou = _checked_settings(model, tile_size, overlap, confidence, iou)
 
     def detect_through(vrt: str, vrt_resolution: float | None) -> DetectResult | None:
         """This run on a VRT of the raster (the loaded model and the settings as checked above)."""
@@ -251,36 +259,10 @@ def detect(
         feedback.info(f"Detector '{info.name}' ({model.layout.upper()} boxes, {len(info.class_names)} classes): "
                       f"{len(windows)} tiles of {tile} px, overlap {overlap} px; scores ≥ {confidence:g}, NMS IoU "
                       f"{iou:g}; computing on {model.device}")
-        found, unusable = [], 0
-        for start in range(0, len(windows), batch_size):
-            check_cancelled(feedback)
-            batch = windows[start : start + batch_size]
-            pixels = [src.read(w, transform.bands) for w in batch]
-            tiles = np.stack([transform.apply(data, valid) for data, valid in pixels])
-            for window, rows_ in zip(batch, model.boxes(tiles)):
-                usable = usable_boxes(rows_, len(info.class_names))
-                unusable += int(np.count_nonzero(~usable))
-                rows_ = rows_[usable]
-                rows_ = rows_[rows_[:, 4] >= confidence]
-                rows_[:, [0, 2]] += window.col_off
-                rows_[:, [1, 3]] += window.row_off
-                found.append(rows_[~_cut(rows_, window, src.height, src.width)])
-            feedback.set_progress(90.0 * min(start + batch_size, len(windows)) / max(len(windows), 1))
-        if unusable:
-            feedback.info(f"{unusable:,} boxes the model gave were dropped: a corner or score that is not a finite "
-                          "number, no width or height (or flipped corners), or a class the model does not have.")
-        candidates = int(sum(len(f) for f in found))
-        if candidates > MAX_CANDIDATE_BOXES:
-            raise PatchworkError(f"CONFIDENCE: {candidates:,} boxes score ≥ {confidence:g}, more than the "
-                                 f"{MAX_CANDIDATE_BOXES:,} Patchwork merges; raise CONFIDENCE.")
-        boxes = non_maximum_suppression(np.concatenate(found) if found else np.zeros((0, 6)), iou,
-                                        feedback.is_cancelled)
+        candidates = _boxes_of_tiles(src, model, transform, windows, batch_size, confidence, feedback)
+        boxes = non_maximum_suppression(candidates, iou, feedback.is_cancelled)
         if mask is not None and len(boxes):
-            centres = Window(0, 0, src.height, src.width)
-            inside = mask.inside_mask(src.geotransform, centres)
-            r = np.clip(((boxes[:, 1] + boxes[:, 3]) / 2).astype(int), 0, src.height - 1)
-            c = np.clip(((boxes[:, 0] + boxes[:, 2]) / 2).astype(int), 0, src.width - 1)
-            boxes = boxes[inside[r, c]]
+            boxes = boxes[_centres_inside(mask, src, boxes)]
         check_cancelled(feedback)
         write_detections(output, boxes, src.geotransform, src.crs_wkt, info.class_names,
                          class_colours(len(info.class_names), info.class_colors), feedback.info)
@@ -289,6 +271,43 @@ def detect(
     feedback.info("Detections: " + "; ".join(f"{n}: {k}" for n, k in zip(info.class_names, counts)))
     feedback.set_progress(100)
     return DetectResult(output, boxes, info.class_names, len(windows), tile, overlap, time.perf_counter() - started)
+
+
+def _boxes_of_tiles(src: RasterSource, model, transform, windows: list[Window], batch_size: int,
+                    confidence: float, feedback: Feedback) -> np.ndarray:
+    """Every tile's usable boxes scoring ≥ `confidence`, in raster pixels, less those cut at a shared tile edge."""
+    found, unusable = [], 0
+    n_classes = len(model.info.class_names)
+    for start in range(0, len(windows), batch_size):
+        check_cancelled(feedback)
+        batch = windows[start : start + batch_size]
+        pixels = [src.read(w, transform.bands) for w in batch]
+        tiles = np.stack([transform.apply(data, valid) for data, valid in pixels])
+        for window, rows in zip(batch, model.boxes(tiles)):
+            usable = usable_boxes(rows, n_classes)
+            unusable += int(np.count_nonzero(~usable))
+            rows = rows[usable]
+            rows = rows[rows[:, 4] >= confidence]
+            rows[:, [0, 2]] += window.col_off
+            rows[:, [1, 3]] += window.row_off
+            found.append(rows[~_cut(rows, window, src.height, src.width)])
+        feedback.set_progress(90.0 * min(start + batch_size, len(windows)) / max(len(windows), 1))
+    if unusable:
+        feedback.info(f"{unusable:,} boxes the model gave were dropped: a corner or score that is not a finite "
+                      "number, no width or height (or flipped corners), or a class the model does not have.")
+    candidates = int(sum(len(f) for f in found))
+    if candidates > MAX_CANDIDATE_BOXES:
+        raise PatchworkError(f"CONFIDENCE: {candidates:,} boxes score ≥ {confidence:g}, more than the "
+                             f"{MAX_CANDIDATE_BOXES:,} Patchwork merges; raise CONFIDENCE.")
+    return np.concatenate(found) if found else np.zeros((0, 6))
+
+
+def _centres_inside(mask: Aoi, src: RasterSource, boxes: np.ndarray) -> np.ndarray:
+    """Which boxes have their centre pixel inside the mask."""
+    inside = mask.inside_mask(src.geotransform, Window(0, 0, src.height, src.width))
+    r = np.clip(((boxes[:, 1] + boxes[:, 3]) / 2).astype(int), 0, src.height - 1)
+    c = np.clip(((boxes[:, 0] + boxes[:, 2]) / 2).astype(int), 0, src.width - 1)
+    return inside[r, c]
 
 
 def write_detections(path: str, boxes: np.ndarray, geotransform, crs_wkt: str, names: list[str],

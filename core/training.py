@@ -339,6 +339,41 @@ class TrainResult:
     standardized_with: str | None = None  # where the standardisation figures came from; None: raw values
 
 
+def require_trainable_classes(pixels: PixelSet) -> None:
+    """The labelled pixels hold at least two classes, with ids 0 or more and two pixels a class on average."""
+    all_labels = np.concatenate(pixels.labels) if pixels.labels else np.zeros(0, np.int64)
+    classes = np.unique(all_labels)
+    if len(classes) < 2:
+        raise PatchworkError(f"INPUT: the labels hold {'no class' if not len(classes) else 'one class only'} "
+                             f"({classes.tolist()}); a classifier needs at least two.")
+    if len(all_labels) < 2 * len(classes):
+        raise PatchworkError(f"INPUT: only {len(all_labels)} labelled pixels for {len(classes)} classes; sample "
+                             "more or larger chips.")
+    if classes.min() < 0:
+        raise PatchworkError(f"INPUT: class ids must be 0 or more to make a class map, got {classes.tolist()}")
+
+
+def _estimator_settings(parameters: dict | str | None) -> dict | None:
+    """PARAMETERS as a dict (given as one, or as JSON text; empty: None)."""
+    if isinstance(parameters, str):
+        try:
+            parameters = json.loads(parameters) if parameters.strip() else None
+        except json.JSONDecodeError as exc:
+            raise PatchworkError(f"PARAMETERS: not valid JSON ({exc}); e.g. {{\"n_estimators\": 200}}") from exc
+    if parameters is not None and not isinstance(parameters, dict):
+        raise PatchworkError('PARAMETERS: give a JSON object of estimator settings, e.g. {"n_estimators": 200}')
+    return parameters
+
+
+def _check_run_settings(validation_fraction: float, max_pixels: int, output_model: str) -> None:
+    if not 0.0 <= validation_fraction < 1.0:
+        raise PatchworkError(f"VALIDATION_FRACTION is between 0 and 1 (exclusive), got {validation_fraction}")
+    if max_pixels < 1:
+        raise PatchworkError(f"MAX_PIXELS must be at least 1, got {max_pixels}")
+    if not output_model.lower().endswith(".onnx"):
+        raise PatchworkError(f"OUTPUT_MODEL: give the model an .onnx name, not '{output_model}'")
+
+
 @reports_errors
 def train_classifier(
     source: str,
@@ -390,19 +425,8 @@ def train_classifier(
     """
     feedback = feedback or SilentFeedback()
     started = time.perf_counter()
-    if isinstance(parameters, str):
-        try:
-            parameters = json.loads(parameters) if parameters.strip() else None
-        except json.JSONDecodeError as exc:
-            raise PatchworkError(f"PARAMETERS: not valid JSON ({exc}); e.g. {{\"n_estimators\": 200}}") from exc
-    if parameters is not None and not isinstance(parameters, dict):
-        raise PatchworkError('PARAMETERS: give a JSON object of estimator settings, e.g. {"n_estimators": 200}')
-    if not 0.0 <= validation_fraction < 1.0:
-        raise PatchworkError(f"VALIDATION_FRACTION is between 0 and 1 (exclusive), got {validation_fraction}")
-    if max_pixels < 1:
-        raise PatchworkError(f"MAX_PIXELS must be at least 1, got {max_pixels}")
-    if not output_model.lower().endswith(".onnx"):
-        raise PatchworkError(f"OUTPUT_MODEL: give the model an .onnx name, not '{output_model}'")
+    parameters = _estimator_settings(parameters)
+    _check_run_settings(validation_fraction, max_pixels, output_model)
     check_seed(seed)
     inputs = {"INPUT": source, "LABELS": labels}
     if not labels:
@@ -421,16 +445,7 @@ def train_classifier(
         return None
 
     pixels = pixels_from_rasters(source, labels, feedback) if labels else pixels_from_index(source, feedback)
-    all_labels = np.concatenate(pixels.labels) if pixels.labels else np.zeros(0, np.int64)
-    classes = np.unique(all_labels)
-    if len(classes) < 2:
-        raise PatchworkError(f"INPUT: the labels hold {'no class' if not len(classes) else 'one class only'} "
-                             f"({classes.tolist()}); a classifier needs at least two.")
-    if len(all_labels) < 2 * len(classes):
-        raise PatchworkError(f"INPUT: only {len(all_labels)} labelled pixels for {len(classes)} classes; sample "
-                             "more or larger chips.")
-    if classes.min() < 0:
-        raise PatchworkError(f"INPUT: class ids must be 0 or more to make a class map, got {classes.tolist()}")
+    require_trainable_classes(pixels)
     rng = np.random.default_rng(seed)
     train_chips, val_chips = split_by_chip(pixels, validation_fraction, rng)
     x_train = np.concatenate([pixels.features[i] for i in train_chips])
