@@ -224,6 +224,7 @@ class PatchworkDock(QgsDockWidget):
         self.notice = None  # Patchwork's last message in QGIS's message bar
         self.widened = False  # widened to its tab titles once (widen_to_tabs)
         self.started = False  # set to the active raster layer once (start_on_the_active_layer)
+        self.loaded_model_key = self.loaded_model_info = None  # the model's info, loaded once (chosen_model_info)
         self.restoring = False  # settings being read back: a model chosen then keeps the remembered input settings
         self.preview_timer = QTimer(self)
         self.preview_timer.setSingleShot(True)
@@ -856,12 +857,11 @@ class PatchworkDock(QgsDockWidget):
 
     def pick_bands(self, *_args) -> list[int] | None:
         """A band list per model input (named as the model names them), written into Bands; returns the bands."""
-        from ..core.models import load_model
         from .band_picker import BandPickerDialog
 
         layer = self.classify_raster.currentLayer()
         try:
-            info = load_model(self.model_file.filePath(), self.trust_model.isChecked()).info
+            info = self.chosen_model_info()
         except (PatchworkError, ValueError) as exc:
             self.show_message(str(exc), error=True)
             return None
@@ -884,10 +884,8 @@ class PatchworkDock(QgsDockWidget):
     def _model_changed(self, *_args) -> None:
         """A new model brings its own input settings: the last model's SCALE, OFFSET and bands do not carry over
         (1/255 left from a Deepness model turned a 0–255 forest's map into one class)."""
-        from ..core.models import load_model
-
         try:
-            info = load_model(self.model_file.filePath(), self.trust_model.isChecked()).info
+            info = self.chosen_model_info()
         except (PatchworkError, ValueError):
             info = None
         if info is not None and not self.restoring:
@@ -897,13 +895,26 @@ class PatchworkDock(QgsDockWidget):
             self.classify_bands.clear()
         self.check_model()
 
-    def check_model(self, *_args) -> bool:
-        """Load the model now and say what it is, or what is wrong with it, before any run."""
+    def chosen_model_info(self):
+        """What the chosen model says about itself, loaded once per file, trust and file version (every check of the
+        tab asks: picking a model, a raster, bands, running)."""
         from ..core.models import load_model
 
-        path = self.model_file.filePath()
+        path, trust = self.model_file.filePath(), self.trust_model.isChecked()
         try:
-            info = load_model(path, self.trust_model.isChecked()).info
+            stat = os.stat(path)
+            key = (path, trust, stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            key = None  # load_model says what is wrong with the path
+        if key is None or key != self.loaded_model_key:
+            self.loaded_model_info = load_model(path, trust).info
+            self.loaded_model_key = key
+        return self.loaded_model_info
+
+    def check_model(self, *_args) -> bool:
+        """Load the model now and say what it is, or what is wrong with it, before any run."""
+        try:
+            info = self.chosen_model_info()
             layer = self.classify_raster.currentLayer()
             try:
                 bands = self.band_list()
@@ -1034,10 +1045,8 @@ class PatchworkDock(QgsDockWidget):
         self.start_run(Classify.ID, parameters)
 
     def _model_task(self) -> str | None:
-        from ..core.models import load_model
-
         try:
-            return load_model(self.model_file.filePath(), self.trust_model.isChecked()).info.task
+            return self.chosen_model_info().task
         except (PatchworkError, ValueError):
             return None  # the run itself says what is wrong
 
