@@ -634,9 +634,15 @@ def write_index(path: str, crs_wkt: str, records: list[dict], fields: list[tuple
 
 
 def read_manifest(index: str) -> dict:
-    """The dataset.json beside a chip index (how it was made, band statistics, classes), or {} without one."""
+    """The dataset.json of a chip index (how it was made, band statistics, classes), or {} without one.
+
+    Beside the index, or in the chip folder of an index written elsewhere (Processing's temporary OUTPUT): there
+    only when that manifest names this index, so another dataset's classes are never taken.
+    """
     path = os.path.join(os.path.dirname(os.path.abspath(index)), MANIFEST)
     if not os.path.exists(path):
+        path = _manifest_of_chip_folder(index)
+    if not path:
         return {}
     try:
         with open(path, encoding="utf-8") as fh:
@@ -648,6 +654,30 @@ def read_manifest(index: str) -> dict:
         raise PatchworkError(f"INPUT: the chip dataset's '{path}' is not a dataset manifest (a JSON object). "
                              "Restore it, or sample the chips again.")
     return manifest
+
+
+def _manifest_of_chip_folder(index: str) -> str | None:
+    """The manifest of the chip folder an index's first chip lies in, when that manifest names the index."""
+    try:
+        ds = open_vector(index)
+    except RuntimeError:
+        return None
+    layer = ds.GetLayerByName(INDEX_LAYER) or ds.GetLayer(0)
+    names = [] if layer is None else [layer.GetLayerDefn().GetFieldDefn(i).GetName()
+                                      for i in range(layer.GetLayerDefn().GetFieldCount())]
+    feature = layer.GetNextFeature() if "image_path" in names else None
+    image = feature.GetField("image_path") if feature is not None else None
+    ds = None
+    if not image or not os.path.isabs(str(image)):
+        return None
+    path = os.path.join(os.path.dirname(os.path.dirname(str(image))), MANIFEST)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            named = json.load(fh).get("index")
+    except (OSError, ValueError, AttributeError):
+        return None
+    same = isinstance(named, str) and os.path.exists(named) and os.path.samefile(named, index)
+    return path if same else None
 
 
 CHIP_DRIVERS = ["GTiff"]  # chips are GeoTIFF files; GDAL would open a VRT (which can read any file) named .tif

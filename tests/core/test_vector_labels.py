@@ -106,16 +106,24 @@ def test_a_background_class_and_bad_fields_are_handled(tmp_path, naip_path):
         VectorLabels(["POINT (1 2)"], [1], "")
 
 
-def test_a_model_trained_on_polygon_labels_names_its_classes_after_them(tmp_path, naip_path):
-    """The class table goes from the polygons through (augmented) chips into the trained model."""
+@pytest.mark.parametrize("index_elsewhere", [False, True])
+def test_a_model_trained_on_polygon_labels_names_its_classes_after_them(tmp_path, naip_path, index_elsewhere):
+    """The class table goes from the polygons through (augmented) chips into the trained model, also when the
+    indexes are written outside their chip folders (Processing's temporary OUTPUT: the shipped workflow model
+    trained "class 0, class 1, class 2" from named polygons)."""
     from patchwork.core.augmented import augment_chips
     from patchwork.core.models import load_model
     from patchwork.core.training import train_classifier
 
     gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))
     labels = VectorLabels.from_file(gpkg, "landcover", colours={"water": "#2c7bb6"})
-    chips = sample_chips(naip_path, RegularSampler(step=96), 96, str(tmp_path / "chips"), labels=labels)
-    augmented = augment_chips(chips.index_path, "geometric", str(tmp_path / "augmented"), copies=1)
+    elsewhere = tmp_path / "indexes"
+    elsewhere.mkdir()
+    chips = sample_chips(naip_path, RegularSampler(step=96), 96, str(tmp_path / "chips"), labels=labels,
+                         index_path=str(elsewhere / "chips.gpkg") if index_elsewhere else None)
+    augmented = augment_chips(chips.index_path, "geometric", str(tmp_path / "augmented"), copies=1,
+                              index_path=str(elsewhere / "augmented.gpkg") if index_elsewhere else None)
+    assert (os.path.dirname(augmented.index_path) == str(elsewhere)) == index_elsewhere
     model = str(tmp_path / "model.onnx")
     train_classifier(augmented.index_path, model, parameters={"n_estimators": 10})
     info = load_model(model).info
@@ -135,3 +143,20 @@ def test_each_run_counts_chips_and_label_pixels_per_class(tmp_path, naip_path):
     assert result.class_counts == {"chips_per_class": expected_chips, "label_pixels": expected_pixels}
     manifest = json.load(open(os.path.join(result.out_dir, "dataset.json")))
     assert manifest["label_pixels"] == expected_pixels and manifest["chips_per_class"] == expected_chips
+
+
+def test_an_index_elsewhere_takes_only_the_manifest_that_names_it(tmp_path, naip_path):
+    """The chip folder's dataset.json belongs to an index written elsewhere only when it names that index: a copy
+    of the index (whose chips are the same files) gets no classes rather than another dataset's."""
+    import shutil
+
+    from patchwork.core.dataset import read_manifest
+
+    gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))
+    index = str(tmp_path / "chips.gpkg")
+    sample_chips(naip_path, RegularSampler(step=192), 96, str(tmp_path / "chips"), index_path=index,
+                 labels=VectorLabels.from_file(gpkg, "landcover"))
+    assert [c["name"] for c in read_manifest(index)["classes"]] == sorted(CATEGORIES) and \
+        not os.path.exists(tmp_path / "dataset.json")
+    shutil.copy(index, tmp_path / "copy.gpkg")
+    assert read_manifest(str(tmp_path / "copy.gpkg")) == {}
