@@ -47,18 +47,32 @@ class PatchworkProvider(QgsProcessingProvider):
                           StitchChipsAlgorithm(),
                           CompareAlgorithm()):
             self.addAlgorithm(algorithm)
-        self.addAlgorithm(workflow_model())
+        self.addAlgorithm(workflow_model("patchwork_workflow.model3", "workflow"))
+        self.addAlgorithm(workflow_model("patchwork_workflow_polygons.model3", "workflowpolygons"))
 
 
-def workflow_model():
-    """The shipped modeler model (sample → augment → train → classify) as patchwork:workflow in the Toolbox; open it
-    in the graphical modeler (Edit Model…) to change a copy."""
+def workflow_model(file_name: str, name: str):
+    """A shipped modeler model (sample → augment → train → classify) as patchwork:<name> in the Toolbox; open it in
+    the graphical modeler (Edit Model…) to change a copy. One takes a label raster, one label polygons."""
     from qgis.core import QgsProcessingModelAlgorithm
 
     from .resources import resource_path
 
-    model = QgsProcessingModelAlgorithm()
-    model.fromFile(resource_path("models", "patchwork_workflow.model3"))
-    model.setName("workflow")
-    model.setGroup("Workflows")
-    return model
+    class ShippedModel(QgsProcessingModelAlgorithm):
+        """The model under a short id (patchwork:workflow) that shows its own title: a model's name is both."""
+
+        def displayName(self) -> str:  # noqa: N802 - QGIS API name
+            return self.title
+
+        def createInstance(self):  # noqa: N802 - QGIS API name
+            return load()
+
+    def load():
+        model = ShippedModel()
+        model.fromFile(resource_path("models", file_name))
+        model.title = model.name()
+        model.setName(name)
+        model.setGroup("Workflows")
+        return model
+
+    return load()

@@ -1,12 +1,18 @@
-"""Writes resources/models/patchwork_workflow.model3: sample → augment → train → classify as one model.
+"""Writes the shipped modeler models: sample → augment → train → classify as one model, in two forms.
 
-Run with PyQGIS (`make workflow-model`); the .model3 is committed so users get it with the plugin.
-Open it in the graphical modeler to change it, or run it headless:
+- resources/models/patchwork_workflow.model3 (patchwork:workflow): labels as a raster of class ids;
+- resources/models/patchwork_workflow_polygons.model3 (patchwork:workflowpolygons): labels as polygons with a
+  class field. Two models, not one with a map-layer input: a map-layer model input with a field input under it
+  crashes QGIS 3.22 when the model's dialog opens (QgsProcessingFieldWidgetWrapper::setParentLayerWrapperValue);
+  a vector-layer input is the field widget's usual parent.
+
+Run with PyQGIS (`make workflow-model`); the .model3 files are committed so users get them with the plugin.
+Open one in the graphical modeler to change it, or run it headless:
 
     qgis_process.bin run resources/models/patchwork_workflow.model3 -- raster=scene.tif labels=labels.tif \\
         classify:classified=classes.tif train:model=model.onnx train:report=report.html
-
-The plugin offers it in the Toolbox as patchwork:workflow.
+    qgis_process.bin run resources/models/patchwork_workflow_polygons.model3 -- raster=scene.tif \\
+        labels=polygons.gpkg label_field=class classify:classified=classes.tif train:model=model.onnx
 """
 from __future__ import annotations
 
@@ -21,15 +27,18 @@ from qgis.core import (
     QgsProcessingModelOutput,
     QgsProcessingModelParameter,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterField,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterVectorLayer,
 )
 from qgis.PyQt.QtCore import QPointF
 
 from patchwork.plugin import qgis_enums
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET = os.path.join(REPO, "resources", "models", "patchwork_workflow.model3")
+TARGETS = {False: os.path.join(REPO, "resources", "models", "patchwork_workflow.model3"),
+           True: os.path.join(REPO, "resources", "models", "patchwork_workflow_polygons.model3")}
 ESTIMATORS = ["random_forest", "extra_trees", "gradient_boosting", "logistic_regression", "knn", "mlp"]
 
 
@@ -63,14 +72,34 @@ def child(model, algorithm: str, child_id: str, x: float, sources: dict, outputs
     return step
 
 
-def build() -> QgsProcessingModelAlgorithm:
-    model = QgsProcessingModelAlgorithm("Patchwork workflow: sample, augment, train, classify", "Patchwork")
+def label_inputs(polygons: bool) -> tuple[list, dict, dict]:
+    """The model's label inputs, their help, and what they feed into samplechips."""
+    if not polygons:
+        return ([QgsProcessingParameterRasterLayer("labels", "Label raster (class ids, same grid)")],
+                {"labels": "A raster of class ids on the raster's grid."},
+                {"LABELS": source("param", "labels")})
+    return ([QgsProcessingParameterVectorLayer("labels", "Label polygons", [qgis_enums.SOURCE_VECTOR_POLYGON]),
+             QgsProcessingParameterField("label_field", "Class field of the label polygons",
+                                         parentLayerParameterName="labels")],
+            {"labels": "Polygons drawn over the raster, each with its class in a field; pixels outside every "
+                       "polygon are not labelled.",
+             "label_field": "The field that holds each polygon's class: whole numbers (the ids) or text (class "
+                            "names, numbered in sorted order)."},
+            {"LABELS": source("param", "labels"), "LABEL_FIELD": source("param", "label_field")})
+
+
+def build(polygons: bool) -> QgsProcessingModelAlgorithm:
+    kind = "label polygons" if polygons else "a label raster"
+    name = "Patchwork workflow from label polygons" if polygons else "Patchwork workflow: sample, augment, train, " \
+        "classify"
+    model = QgsProcessingModelAlgorithm(name, "Patchwork")
+    labels, labels_help, labels_sources = label_inputs(polygons)
     help_content = {
-        "ALG_DESC": "Samples labelled chips from a raster, augments them, trains a pixel classifier on them and "
-                    "classifies the whole raster with it (tiled).",
-        "SHORT_DESCRIPTION": "Sample, augment, train and classify in one run, from a raster and its labels.",
+        "ALG_DESC": f"Samples labelled chips from a raster and {kind}, augments them, trains a pixel classifier on "
+                    "them and classifies the whole raster with it (tiled).",
+        "SHORT_DESCRIPTION": f"Sample, augment, train and classify in one run, from a raster and {kind}.",
         "raster": "The raster to learn from and to classify.",
-        "labels": "A raster of class ids on the raster's grid.",
+        **labels_help,
         "chip_size": "The side of the training chips, in pixels (also the step between them).",
         "copies": "Augmented copies (flips and quarter turns) made of each chip.",
         "estimator": "The scikit-learn classifier to train.",
@@ -78,9 +107,7 @@ def build() -> QgsProcessingModelAlgorithm:
     model.setHelpContent(help_content)
     parameters = [
         QgsProcessingParameterRasterLayer("raster", "Raster to learn from and classify"),
-        # A label raster only: a map-layer input with a field input under it (for label polygons) crashes QGIS 3.22
-        # when the model's dialog opens (QgsProcessingFieldWidgetWrapper::setParentLayerWrapperValue).
-        QgsProcessingParameterRasterLayer("labels", "Label raster (class ids, same grid)"),
+        *labels,
         QgsProcessingParameterNumber("chip_size", "Chip size (px)", qgis_enums.INTEGER, 32,
                                      minValue=4),
         QgsProcessingParameterNumber("copies", "Augmented copies per chip",
@@ -93,7 +120,7 @@ def build() -> QgsProcessingModelAlgorithm:
         model_parameter.setPosition(QPointF(100 + 180 * i, 60))
         model.addModelParameter(parameter, model_parameter)
     child(model, "patchwork:samplechips", "sample", 150, {
-        "INPUT": source("param", "raster"), "LABELS": source("param", "labels"),
+        "INPUT": source("param", "raster"), **labels_sources,
         "CHIP_SIZE": source("param", "chip_size"), "STEP": source("param", "chip_size"),
         "MAX_NODATA": source("static", 0.5)})
     child(model, "patchwork:augmentchips", "augment", 400, {
@@ -113,6 +140,26 @@ def build() -> QgsProcessingModelAlgorithm:
     return model
 
 
+def with_parameter_order(path: str, names: list[str]) -> None:
+    """Adds the dialog's field order (raster, labels, then the settings) to a written model.
+
+    QGIS 3.26+ reads `parameterOrder`; 3.22 (which writes the file here) has no setter for it (it writes the key
+    empty and ignores it) and lists the inputs alphabetically, the raster last.
+    """
+    import xml.etree.ElementTree as ET
+
+    order = ["raster", "labels", "label_field", "chip_size", "copies", "estimator"]
+    tree = ET.parse(path)
+    root = tree.getroot()  # <Option type="Map"> of the model
+    for empty in root.findall("Option[@name='parameterOrder']"):  # 3.22 writes the key, always empty
+        root.remove(empty)
+    entry = ET.SubElement(root, "Option", {"type": "StringList", "name": "parameterOrder"})
+    for name in sorted(names, key=order.index):
+        ET.SubElement(entry, "Option", {"type": "QString", "value": name})
+    ET.indent(tree, "  ")
+    tree.write(path, encoding="unicode")
+
+
 def main() -> int:
     app = QgsApplication([], False)
     app.initQgis()
@@ -124,15 +171,17 @@ def main() -> int:
 
     plugin = patchwork.classFactory(None)  # kept alive: its provider must stay registered
     plugin.initProcessing()
-    model = build()
-    ok, problems = model.validate()
-    if not ok:
-        print("model does not validate:", problems)
-        return 1
-    if not model.toFile(TARGET):
-        print(f"cannot write {TARGET}")
-        return 1
-    print(TARGET)
+    for polygons, target in TARGETS.items():
+        model = build(polygons)
+        ok, problems = model.validate()
+        if not ok:
+            print("model does not validate:", problems)
+            return 1
+        if not model.toFile(target):
+            print(f"cannot write {target}")
+            return 1
+        with_parameter_order(target, [p.name() for p in model.parameterDefinitions() if not p.isDestination()])
+        print(target)
     return 0
 
 

@@ -209,6 +209,25 @@ def test_workflow_model_runs_end_to_end(qgis_env, tmp_path, s2_path):
     assert compare_classifications(labels, classes).agreement >= 0.95
 
 
+def test_workflow_model_from_label_polygons_runs_end_to_end(qgis_env, tmp_path, naip_path):
+    """The shipped polygon workflow as the README runs it: the classes come out named after the text field."""
+    from patchwork.core.models import load_model
+    from tests.core.test_vector_labels import CATEGORIES, polygons_in_wgs84
+
+    gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))
+    model = os.path.join(REPO, "resources", "models", "patchwork_workflow_polygons.model3")
+    classes, onnx_model = str(tmp_path / "classes.tif"), str(tmp_path / "model.onnx")
+    done = qgis_process(qgis_env, "run", model, "--json", "--", f"raster={naip_path}", f"labels={gpkg}",
+                        "label_field=landcover", f"classify:classified={classes}", f"train:model={onnx_model}",
+                        f"train:report={tmp_path / 'report.html'}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert load_model(onnx_model).info.class_names == sorted(CATEGORIES)
+    from patchwork.core.palette import read_classes
+
+    classified = gdal.Open(classes)  # kept: a band outlives no dataset
+    assert [name for name, _ in read_classes(classified.GetRasterBand(1)).values()] == sorted(CATEGORIES)
+
+
 def test_label_polygons_from_the_command_line(qgis_env, tmp_path, naip_path):
     from tests.core.test_vector_labels import polygons_in_wgs84, rasterized
 

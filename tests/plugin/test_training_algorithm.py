@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from osgeo import gdal
 from qgis.core import QgsApplication, QgsProcessingException, QgsProcessingFeedback, QgsProcessingModelAlgorithm
 
 from tests.conftest import REPO
@@ -71,3 +72,42 @@ def test_the_workflow_is_in_the_toolbox(patchwork_provider, tmp_path, s2_path):
                             "classify:classified": str(tmp_path / "classes.tif"),
                             "train:model": str(tmp_path / "model.onnx"), "train:report": str(tmp_path / "r.html")})
     assert os.path.exists(done["classify:classified"]) and load_model(done["train:model"]).info.n_classes == 3
+
+
+def test_the_workflow_from_label_polygons_is_in_the_toolbox(patchwork_provider, tmp_path, naip_path):
+    """#27 item 10: the shipped workflow took raster labels only; hand-drawn polygons are what users have."""
+    from patchwork.core.models import load_model
+    from tests.core.test_vector_labels import CATEGORIES, polygons_in_wgs84
+
+    workflow = QgsApplication.processingRegistry().algorithmById("patchwork:workflowpolygons")
+    assert workflow is not None and workflow.group() == "Workflows" and "polygons" in workflow.shortDescription()
+    field = workflow.parameterDefinition("label_field")
+    assert field.parentLayerParameterName() == "labels"
+    gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))
+    done = run("workflowpolygons", {"raster": naip_path, "labels": gpkg, "label_field": "landcover",
+                                    "chip_size": 32, "copies": 1, "estimator": 0,
+                                    "classify:classified": str(tmp_path / "classes.tif"),
+                                    "train:model": str(tmp_path / "model.onnx"),
+                                    "train:report": str(tmp_path / "r.html")})
+    info = load_model(done["train:model"]).info
+    assert sorted(info.class_names) == sorted(CATEGORIES)  # the field's text classes, by name
+    classes, scene = gdal.Open(done["classify:classified"]), gdal.Open(naip_path)
+    assert (classes.RasterXSize, classes.RasterYSize) == (scene.RasterXSize, scene.RasterYSize)
+
+
+def test_the_shipped_workflows_show_their_titles_and_ask_for_the_raster_first(patchwork_provider):
+    """Their ids stay short for qgis_process; the Toolbox and the dialog show the model's title. QGIS 3.26+ reads
+    the field order from the file (3.22 orders a model's inputs by name)."""
+    from qgis.core import Qgis
+
+    registry = QgsApplication.processingRegistry()
+    titles = {name: registry.algorithmById(f"patchwork:{name}") for name in ("workflow", "workflowpolygons")}
+    assert titles["workflow"].displayName() == "Patchwork workflow: sample, augment, train, classify"
+    assert titles["workflowpolygons"].displayName() == "Patchwork workflow from label polygons"
+    copy = titles["workflowpolygons"].create()
+    assert copy.id() == "patchwork:workflowpolygons" and copy.displayName() == titles["workflowpolygons"].displayName()
+    inputs = [p.name() for p in copy.parameterDefinitions() if not p.isDestination()]
+    if Qgis.QGIS_VERSION_INT >= 32600:
+        assert inputs == ["raster", "labels", "label_field", "chip_size", "copies", "estimator"]
+    else:
+        assert sorted(inputs) == sorted(["raster", "labels", "label_field", "chip_size", "copies", "estimator"])
