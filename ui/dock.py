@@ -826,7 +826,8 @@ class PatchworkDock(QgsDockWidget):
         self.classify_button = QPushButton(tr("Classify"))
         self.classify_button.setToolTip(tr("Run Patchwork ▸ Classify raster (tiled)"))
         self.classify_button.clicked.connect(self.run_classify)
-        self.task_rows: dict = {}  # widget → its form: rows shown only for the tasks that use them
+        # Each form's rows in order, (label, field): show_task_fields shows only the rows of the model's task
+        self.task_forms: dict = {form: [], advanced: []}
         for name, widget in ((Classify.INPUT, self.classify_raster), (Classify.MODEL, self.model_file),
                              ("", self.model_info), ("", self.trust_model), (Classify.BANDS, bands_row),
                              (Recognize.QUERY, self.query_file), (Detect.CONFIDENCE, self.confidence),
@@ -841,9 +842,11 @@ class PatchworkDock(QgsDockWidget):
             algorithm = {self.query_file: Recognize, self.confidence: Detect, self.iou: Detect}.get(widget, Classify)
             rare = widget in (self.output_grid, self.tile_size, self.overlap, self.window_combo,
                               self.aggregation_combo, self.min_segment)
-            (advanced if rare else form).addRow(label_of(algorithm, name) if name else "", widget)
-            self.task_rows[widget] = advanced if rare else form
+            in_form = advanced if rare else form
+            in_form.addRow(label_of(algorithm, name) if name else "", widget)
+            self.task_forms[in_form].append((in_form.labelForField(widget), widget))
         form.addRow(self.classify_advanced)
+        self.task_forms[form].append((None, self.classify_advanced))
         self.model_file.fileChanged.connect(self._model_changed)
         self.trust_model.toggled.connect(self.check_model)
         self.classify_raster.layerChanged.connect(self.check_model)
@@ -973,11 +976,18 @@ class PatchworkDock(QgsDockWidget):
         """Each model's task shows its own fields: a detector its score and overlap thresholds and no class-map
         settings, a recognition model its query image; with no model yet, the classification form."""
         hidden = {getattr(self, name) for name in self.TASK_HIDES.get(task or "classification", ())}
-        for widget, form in self.task_rows.items():
-            label = form.labelForField(widget)
-            widget.setVisible(widget not in hidden)
-            if label is not None:
-                label.setVisible(widget not in hidden)
+        # Rows are taken out of the form, not only hidden: Qt 5's QFormLayout keeps the spacing of hidden rows,
+        # which left a gap in the middle of the form.
+        for form, rows in self.task_forms.items():
+            while form.rowCount():
+                form.takeRow(0)
+            for label, widget in rows:
+                shown = widget not in hidden
+                widget.setVisible(shown)
+                if label is not None:
+                    label.setVisible(shown)
+                if shown:
+                    form.addRow(label, widget) if label is not None else form.addRow(widget)
 
     def run_classify(self) -> None:
         raster = _file_source(self.classify_raster.currentLayer())

@@ -8,6 +8,8 @@ import time
 import pytest
 from osgeo import ogr, osr
 from qgis.core import Qgis, QgsCategorizedSymbolRenderer, QgsProject, QgsVectorLayer
+from qgis.PyQt.QtCore import QPoint
+from qgis.PyQt.QtWidgets import QApplication
 
 from patchwork.core.errors import PatchworkError
 from tests.plugin.test_dock import wait_for
@@ -190,12 +192,22 @@ def test_each_models_task_shows_its_own_fields(dock, tmp_path):
     dock.model_file.setFilePath(cell_detector(str(tmp_path / "cells.onnx"), "v8"))
     assert not dock.confidence.isHidden() and not dock.iou.isHidden()
     assert dock.window_combo.isHidden() and dock.areas_file.isHidden() and dock.query_file.isHidden()
-    assert dock.task_rows[dock.areas_file].labelForField(dock.areas_file).isHidden()  # the label goes with it
+    labels = {widget: label for rows in dock.task_forms.values() for label, widget in rows}
+    assert labels[dock.areas_file].isHidden()  # the label goes with it
+    form = next(form for form, rows in dock.task_forms.items() if (labels[dock.areas_file], dock.areas_file) in rows)
+    assert form.getWidgetPosition(dock.areas_file)[0] == -1  # out of the form: Qt 5 kept a hidden row's spacing
     dock.model_file.setFilePath(os.path.join(SHARED_DATA, "models-more", "dummy_recognition_model.onnx"))
     assert not dock.query_file.isHidden() and dock.confidence.isHidden()
     dock.model_file.setFilePath(os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json"))
     assert dock.query_file.isHidden() and dock.confidence.isHidden()
     assert not dock.window_combo.isHidden() and not dock.areas_file.isHidden()
+    # and no gap where the detector's and the recognition model's rows were: the mask's label follows the bands
+    dock.show()
+    QApplication.processEvents()
+    bands = dock.classify_bands.parentWidget()
+    gap = labels[dock.classify_mask].mapTo(dock, QPoint(0, 0)).y() - bands.mapTo(dock, QPoint(0, bands.height())).y()
+    assert 0 <= gap <= 2 * form.verticalSpacing() + 2, gap
+    dock.hide()
 
 
 def test_the_augmentation_preview_stretches_all_draws_alike_in_the_layers_bands_and_leaves_with_the_gallery(
