@@ -4,15 +4,10 @@ Example:
     from patchwork.core import sample_chips, RegularSampler
     result = sample_chips("scene.tif", RegularSampler(step=256), 256, "chips/")
 """
-from .aoi import Aoi
-from .chip_dataset import ChipDataset
 from .config import from_config
-from .dataset import SampleResult, read_index, sample_chips
-from .errors import Cancelled, PatchworkError
-from .geometry import Window, pixel_to_world, window_geotransform
-from .progress import Feedback, SilentFeedback
-from .raster import RasterSource
-from .sampling import (
+from .data.chip_dataset import ChipDataset
+from .data.dataset import SampleResult, read_index, sample_chips
+from .data.sampling import (
     BOUNDARIES,
     SAMPLER_NAMES,
     Coverage,
@@ -24,7 +19,12 @@ from .sampling import (
     coverage,
     sampler_from_name,
 )
-from .writer import GeoTiffWriter, write_geotiff
+from .errors import Cancelled, PatchworkError
+from .geometry import Window, pixel_to_world, window_geotransform
+from .io.aoi import Aoi
+from .io.raster import RasterSource
+from .io.writer import GeoTiffWriter, write_geotiff
+from .progress import Feedback, SilentFeedback
 
 __all__ = [
     "Aoi", "BOUNDARIES", "Cancelled", "ChipDataset", "Coverage", "Feedback", "GeoTiffWriter", "JitteredSampler",

@@ -16,7 +16,7 @@ import bench_inference
 import numpy as np
 from bench_inference import best_of
 
-from patchwork.core.sampling import Region, poisson_disk
+from patchwork.core.data.sampling import Region, poisson_disk
 
 
 def bench_poisson(size: int, radius: float, repeats: int) -> float:

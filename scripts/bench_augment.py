@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 
-from patchwork.core import augment as pw
-from patchwork.core import kernels
+from patchwork.core.data import augment as pw
+from patchwork.core.data import kernels
 
 GEOTRANSFORM = (500000.0, 10.0, 0.0, 4800000.0, 0.0, -10.0)
 

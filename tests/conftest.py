@@ -44,7 +44,7 @@ def naip_path() -> str:
 @pytest.fixture(scope="session")
 def example_path(tmp_path_factory) -> str:
     """The built-in example scene (600 x 800, 4 bands, nodata wedge at the bottom left)."""
-    from patchwork.core.example import write_example_scene
+    from patchwork.core.io.example import write_example_scene
 
     return write_example_scene(str(tmp_path_factory.mktemp("example") / "example_scene.tif"))
 

@@ -9,7 +9,7 @@ import threading
 import numpy as np
 from osgeo import gdal
 
-from patchwork.core.web import TILE, WEB_MERCATOR_HALF, zoom_resolution
+from patchwork.core.io.web import TILE, WEB_MERCATOR_HALF, zoom_resolution
 
 
 def cut_tiles(raster: str, folder: str, zoom: int) -> str:

@@ -38,10 +38,10 @@ from qgis.PyQt.QtWidgets import (
     QWidget,
 )
 
-from ..core.augment import AUGMENTATIONS, Compose, load_pipeline, preset_names
-from ..core.dataset import MANIFEST, class_sampled_windows
+from ..core.data.augment import AUGMENTATIONS, Compose, load_pipeline, preset_names
+from ..core.data.dataset import MANIFEST, class_sampled_windows
+from ..core.data.sampling import sampler_from_name
 from ..core.errors import PatchworkError
-from ..core.sampling import sampler_from_name
 from ..plugin import qgis_enums
 from ..plugin.algorithms.augment_chips import AugmentChipsAlgorithm as Augment
 from ..plugin.algorithms.classify import ClassifyAlgorithm as Classify

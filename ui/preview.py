@@ -19,11 +19,11 @@ from qgis.gui import QgsRubberBand
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QColor, QImage, QPixmap
 
-from ..core.augment import Augmentation, Sample
+from ..core.data.augment import Augmentation, Sample
+from ..core.data.sampling import Sampler
 from ..core.geometry import Window, footprint, window_geotransform
-from ..core.raster import RasterSource
-from ..core.sampling import Sampler
-from ..core.writer import write_geotiff
+from ..core.io.raster import RasterSource
+from ..core.io.writer import write_geotiff
 from ..plugin import qgis_enums
 
 MAX_PREVIEW_CHIPS = 5000  # beyond this the preview draws the first ones only

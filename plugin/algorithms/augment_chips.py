@@ -59,7 +59,7 @@ class AugmentChipsAlgorithm(PatchworkAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.CHIP_COUNT, self.tr("Number of augmented chips")))
 
     def core_call(self, parameters, context) -> CoreCall:
-        from ...core.augmented import augment_chips
+        from ...core.tasks.augment_chips import augment_chips
 
         layer = self.parameterAsVectorLayer(parameters, self.INPUT, context)
         path = layer.source().split("|")[0] if layer is not None else ""

@@ -21,8 +21,9 @@ from qgis.core import (
     QgsRectangle,
 )
 
-from ...core import budget, stitching
-from ...core.inference import MAX_RESAMPLED_PIXELS
+from ...core import budget
+from ...core.engine import stitching
+from ...core.engine.inference import MAX_RESAMPLED_PIXELS
 from .. import qgis_enums
 from ..resources import resource_path
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
@@ -39,7 +40,7 @@ def web_source(layer, extent: QgsRectangle | None):
     """An XYZ tile layer as the core's XyzSource (its URL and largest zoom; `extent` in EPSG:3857), else None."""
     from urllib.parse import parse_qs
 
-    from ...core.web import XyzSource
+    from ...core.io.web import XyzSource
 
     if layer is None or layer.providerType() != "wms":
         return None
@@ -171,7 +172,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             self.OTHER_HEADS, self.tr("Maps of the model's other output heads (beside OUTPUT, named after them)")))
 
     def core_call(self, parameters, context) -> CoreCall:
-        from ...core.inference import classify
+        from ...core.engine.inference import classify
 
         raster, source = raster_input(self, parameters, context)
         mask = self.mask_polygons(parameters, "MASK", raster.crs(), context)
@@ -261,7 +262,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         the run)."""
         from qgis.core import QgsRasterFileWriter, QgsRasterPipe
 
-        from ...core.partials import owned_name
+        from ...core.io.partials import owned_name
 
         path = owned_name(os.path.splitext(plan["output"])[0] + ".rendered.tif")
         feedback.pushInfo(self.tr("Rendering '{}' at {:g} per pixel ({} x {} px) for the run").format(
@@ -292,7 +293,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             result = self.run_call(call, feedback)
         finally:
             if rendered:
-                from ...core.writer import remove_file
+                from ...core.io.writer import remove_file
 
                 remove_file(rendered)  # and the .aux.xml GDAL writes beside it while the run reads it
         output, probabilities = result.output, result.probabilities

@@ -24,7 +24,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
-from ...core.inference import OUTPUT_FORMATS
+from ...core.engine.inference import OUTPUT_FORMATS
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
 from ..resources import help_text, resource_path
@@ -220,7 +220,7 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
         source = self.parameterAsSource(parameters, name, context)
         if source is None:
             return None
-        from ...core.aoi import Aoi
+        from ...core.io.aoi import Aoi
         from .sample_chips import geometries_in_crs
 
         wkts, crs_wkt, _values = geometries_in_crs(source, crs, context.transformContext())
@@ -377,7 +377,7 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
     def check_outputs_spare_inputs(self, parameters, context) -> None:
         """Refuse a run where an output file is a file a layer or file parameter reads: the one place that knows
         every input layer (a MASK, LOCATIONS points, a QUERY image), whatever the core is told."""
-        from ...core.paths import check_outputs
+        from ...core.io.paths import check_outputs
 
         outputs, inputs = {}, {}
         for definition in self.parameterDefinitions():
@@ -403,7 +403,7 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
 
     def input_files(self, parameters, definition, context) -> list[str]:
         """The local files behind an input parameter: its layer(s)' sources, or its file."""
-        from ...core.paths import file_of_source
+        from ...core.io.paths import file_of_source
 
         name = definition.name()
         if parameters.get(name) in (None, ""):
@@ -421,7 +421,7 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
 
     def layer_file(self, parameters, name: str, context) -> str | None:
         """The local file behind a layer parameter (for the check that no output overwrites it)."""
-        from ...core.paths import file_of_source
+        from ...core.io.paths import file_of_source
 
         value = parameters.get(name)
         if value is None or value == "":

@@ -55,7 +55,7 @@ class CompareAlgorithm(PatchworkAlgorithm):
         self.addOutput(QgsProcessingOutputString(self.CONFUSION_MATRIX, self.tr("Confusion matrix (JSON)")))
 
     def core_call(self, parameters, context) -> CoreCall:
-        from ...core.compare import compare_classifications
+        from ...core.tasks.compare import compare_classifications
 
         reference = self.file_raster(parameters, self.REFERENCE, context)
         classification = self.file_raster(parameters, self.INPUT, context)
@@ -73,7 +73,7 @@ class CompareAlgorithm(PatchworkAlgorithm):
         outputs = {self.AGREEMENT: result.agreement, self.KAPPA: result.kappa, self.PIXELS: result.pixels,
                    self.CONFUSION_MATRIX: json.dumps(result.to_dict())}
         if agreement:
-            from ...core.palette import qml_path
+            from ...core.io.palette import qml_path
 
             StyleFromQml.attach(context, agreement, qml_path(agreement))
             outputs[self.OUTPUT] = agreement

@@ -84,7 +84,7 @@ class DetectAlgorithm(PatchworkAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.DETECTIONS, self.tr("Number of objects found")))
 
     def core_call(self, parameters, context) -> CoreCall:
-        from ...core.detection import detect
+        from ...core.tasks.detect import detect
 
         raster, source = raster_input(self, parameters, context)
         mask = self.mask_polygons(parameters, "MASK", raster.crs(), context)

@@ -10,7 +10,8 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ...core import budget, stitching
+from ...core import budget
+from ...core.engine import stitching
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
 from .classify import optional_float, optional_int
@@ -73,7 +74,7 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.TILES, self.tr("Number of model tiles")))
 
     def core_call(self, parameters, context) -> CoreCall:
-        from ...core.recognition import recognize
+        from ...core.tasks.recognize import recognize
 
         raster = self.file_raster(parameters, self.INPUT, context)
         mask = self.mask_polygons(parameters, "MASK", raster.crs(), context)

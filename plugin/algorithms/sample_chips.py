@@ -20,7 +20,8 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from ...core import budget, sampling
+from ...core import budget
+from ...core.data import sampling
 from .. import qgis_enums
 from ..resources import resource_path
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
@@ -127,9 +128,9 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
             self.CLASS_COUNTS, self.tr("Chips per class (of their centre pixel) and label pixels per class (JSON)")))
 
     def core_call(self, parameters, context) -> CoreCall:
-        from ...core.aoi import Aoi
-        from ...core.dataset import sample_chips
-        from ...core.sampling import sampler_from_name
+        from ...core.data.dataset import sample_chips
+        from ...core.data.sampling import sampler_from_name
+        from ...core.io.aoi import Aoi
 
         raster = self.file_raster(parameters, self.INPUT, context)
         labels = self._labels(parameters, raster, context)
@@ -234,7 +235,7 @@ def geometries_in_crs(source, target, transform_context, field: str | None = Non
 
 def location_sampler(name: str, wkts: list[str], geotransform, spacing: float, raster_size: tuple[int, int]):
     """The points sampler on point WKTs, or the lines sampler on line WKTs every `spacing` px (on the raster)."""
-    from ...core.sampling import PointSampler, points_along_lines
+    from ...core.data.sampling import PointSampler, points_along_lines
 
     if name == "points":
         return PointSampler.from_map_wkt(wkts, geotransform)
@@ -252,7 +253,7 @@ def vector_labels(layer, field: str, raster_crs, transform_context, all_touched:
                   background: int | None = None):
     """VectorLabels of a polygon layer's `field`, in the raster's CRS, with its categorized style's names and
     colours (the Sample algorithm's and the panel's)."""
-    from ...core.labels import VectorLabels
+    from ...core.io.labels import VectorLabels
 
     wkts, crs_wkt, values = geometries_in_crs(layer, raster_crs, transform_context, field)
     colours, names = categories(layer, field)

@@ -54,7 +54,7 @@ class StitchChipsAlgorithm(PatchworkAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.COVERAGE, self.tr("Fraction of the mosaic covered by chips")))
 
     def core_call(self, parameters, context) -> CoreCall:
-        from ...core.mosaic import stitch_chips
+        from ...core.tasks.stitch_chips import stitch_chips
 
         reference = self.file_raster(parameters, self.REFERENCE, context)
         return CoreCall(stitch_chips, (self.parameterAsFile(parameters, self.INPUT, context),

@@ -9,7 +9,8 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
 )
 
-from ...core import budget, stitching
+from ...core import budget
+from ...core.engine import stitching
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
 from .classify import optional_int
@@ -58,7 +59,7 @@ class SuperResolveAlgorithm(PatchworkAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.SCALE_FACTOR, self.tr("Scale factor")))
 
     def core_call(self, parameters, context) -> CoreCall:
-        from ...core.superres import superresolve
+        from ...core.tasks.superresolve import superresolve
 
         raster = self.file_raster(parameters, self.INPUT, context)
         return CoreCall(superresolve, (raster.source(), self.parameterAsFile(parameters, self.MODEL, context),

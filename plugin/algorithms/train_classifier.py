@@ -14,7 +14,7 @@ from qgis.core import (
     QgsRasterLayer,
 )
 
-from ...core.training import ESTIMATORS
+from ...core.tasks.train_classifier import ESTIMATORS
 from .. import qgis_enums
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm
 
@@ -81,7 +81,7 @@ class TrainClassifierAlgorithm(PatchworkAlgorithm):
         self.addOutput(QgsProcessingOutputString(self.CLASSES, self.tr("Class ids (comma-separated)")))
 
     def core_call(self, parameters, context) -> CoreCall:
-        from ...core.training import train_classifier
+        from ...core.tasks.train_classifier import train_classifier
 
         layer = self.parameterAsLayer(parameters, self.INPUT, context)
         labels = self.file_raster(parameters, self.LABELS, context)

@@ -13,9 +13,9 @@ from osgeo import gdal
 from scipy.spatial import cKDTree
 
 from patchwork.core import read_index
-from patchwork.core.compare import compare_classifications
-from patchwork.core.inference import classify, full_scene_prediction
-from patchwork.core.writer import write_geotiff
+from patchwork.core.engine.inference import classify, full_scene_prediction
+from patchwork.core.io.writer import write_geotiff
+from patchwork.core.tasks.compare import compare_classifications
 from tests.conftest import REPO, SHARED_DATA, files_under, read_all
 from tests.onnx_models import free_spatial_dims
 
@@ -222,7 +222,7 @@ def test_workflow_model_from_label_polygons_runs_end_to_end(qgis_env, tmp_path, 
                         f"train:report={tmp_path / 'report.html'}")
     assert done.returncode == 0, done.stdout + done.stderr
     assert load_model(onnx_model).info.class_names == sorted(CATEGORIES)
-    from patchwork.core.palette import read_classes
+    from patchwork.core.io.palette import read_classes
 
     classified = gdal.Open(classes)  # kept: a band outlives no dataset
     assert [name for name, _ in read_classes(classified.GetRasterBand(1)).values()] == sorted(CATEGORIES)

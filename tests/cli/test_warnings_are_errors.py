@@ -12,7 +12,7 @@ PROBE = """
 import runpy, warnings
 runpy.run_path({startup!r})
 import qgis.utils  # already imported: its simplefilter("default") does not run again
-for module, expected in (("patchwork.core.raster", True), ("patchwork", True), ("numpy", False)):
+for module, expected in (("patchwork.core.io.raster", True), ("patchwork", True), ("numpy", False)):
     try:
         warnings.warn_explicit("probe", DeprecationWarning, "probe.py", 1, module=module)
         raised = False

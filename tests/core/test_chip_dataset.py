@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from patchwork.core import ChipDataset, RegularSampler, sample_chips
+from patchwork.core.engine.inference import classify
 from patchwork.core.errors import PatchworkError
-from patchwork.core.inference import classify
 from tests.conftest import REPO
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
+from patchwork.core.engine.inference import classify, full_scene_prediction
 from patchwork.core.errors import Cancelled, PatchworkError
-from patchwork.core.inference import classify, full_scene_prediction
 from tests.conftest import REPO, SHARED_DATA, CancelAfter, files_under, read_all
 from tests.onnx_models import batch_one_inside, conv_model, free_spatial_dims, two_head_model
 
@@ -72,8 +72,8 @@ def test_class_map_carries_palette_names_and_style(tmp_path, s2_path):
 
 
 def test_class_names_travel_inside_the_geotiff_without_its_side_car(tmp_path, s2_path):
-    from patchwork.core.compare import compare_classifications
-    from patchwork.core.palette import read_classes
+    from patchwork.core.io.palette import read_classes
+    from patchwork.core.tasks.compare import compare_classifications
 
     out = str(tmp_path / "classes.tif")  # the tests run with GDAL_PAM_ENABLED=NO: no .aux.xml is written
     classify(s2_path, RULES, out, scale=1e-4)

@@ -25,7 +25,7 @@ from patchwork.core import (
     write_geotiff,
 )
 from patchwork.core.geometry import footprint
-from patchwork.core.raster import same_crs
+from patchwork.core.io.raster import same_crs
 from tests.conftest import REPO, CancelAfter, files_under, read_all
 
 
@@ -247,7 +247,7 @@ def test_index_elsewhere_and_dataset_manifest(tmp_path, s2_path):
 
 
 def test_core_imports_without_qt_or_qgis():
-    code = ("import sys, patchwork.core, patchwork.core.example, patchwork.core.quicklook; "
+    code = ("import sys, patchwork.core, patchwork.core.io.example, patchwork.core.io.quicklook; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('qgis', 'PyQt5', 'PyQt6', 'sip')]; "
             "assert not bad, bad; print('ok')")
     env = dict(os.environ, PYTHONPATH=os.path.join(REPO, ".build", "pkgroot"))
@@ -265,7 +265,7 @@ def test_unwritable_index_folder_leaves_no_staging_behind(tmp_path, s2_path):
 
 def test_four_band_byte_chips_are_not_tagged_alpha_unless_the_source_band_was(tmp_path, naip_path, ortho_path):
     """GDAL makes any 4 byte bands RGB + alpha by default: NAIP's near-infrared band would read as transparency."""
-    from patchwork.core.augmented import augment_chips
+    from patchwork.core.tasks.augment_chips import augment_chips
 
     def tags(path):
         ds = gdal.Open(path)
@@ -286,7 +286,7 @@ def test_four_band_byte_chips_are_not_tagged_alpha_unless_the_source_band_was(tm
 
 def test_writing_chips_does_not_list_their_folder_per_chip(tmp_path, naip_path, monkeypatch):
     """A sweep for dead runs' debris lists a folder: once per output, not once per chip (n chips cost n² names)."""
-    from patchwork.core import partials
+    from patchwork.core.io import partials
 
     listed = []
     real_listdir = os.listdir

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from patchwork.core.inference import classify
+from patchwork.core.engine.inference import classify
 from patchwork.core.models import load_model
 from tests.onnx_models import sigmoid_map_model
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 from osgeo import gdal
 
-from patchwork.core.gdal_errors import checked
+from patchwork.core.io.gdal_errors import checked
 from tests.conftest import REPO
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
@@ -26,7 +26,7 @@ def state():
 before = state()
 
 from patchwork.core import Aoi, PatchworkError, RegularSampler, RasterSource, read_index, sample_chips
-from patchwork.core.inference import classify
+from patchwork.core.engine.inference import classify
 
 out, raster, rules = sys.argv[2], sys.argv[3], sys.argv[4]
 imported = state()

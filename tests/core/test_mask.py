@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
 
-from patchwork.core.aoi import Aoi
+from patchwork.core.engine.inference import classify
 from patchwork.core.errors import PatchworkError
-from patchwork.core.inference import classify
+from patchwork.core.io.aoi import Aoi
 from tests.conftest import REPO, SHARED_DATA, files_under, read_all
 from tests.onnx_models import free_spatial_dims_file
 

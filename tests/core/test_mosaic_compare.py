@@ -9,12 +9,12 @@ import pytest
 from osgeo import gdal
 
 from patchwork.core import RegularSampler, sample_chips
-from patchwork.core.compare import compare_classifications
+from patchwork.core.engine.inference import classify
 from patchwork.core.errors import Cancelled, PatchworkError
-from patchwork.core.example import example_scene
-from patchwork.core.inference import classify
-from patchwork.core.mosaic import stitch_chips
-from patchwork.core.writer import write_geotiff
+from patchwork.core.io.example import example_scene
+from patchwork.core.io.writer import write_geotiff
+from patchwork.core.tasks.compare import compare_classifications
+from patchwork.core.tasks.stitch_chips import stitch_chips
 from tests.conftest import REPO, CancelAfter, read_all
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")

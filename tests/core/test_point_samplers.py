@@ -6,8 +6,8 @@ import pytest
 from osgeo import gdal, ogr, osr
 
 from patchwork.core import read_index, sample_chips
-from patchwork.core.raster import RasterSource
-from patchwork.core.sampling import PointSampler, points_along_lines
+from patchwork.core.data.sampling import PointSampler, points_along_lines
+from patchwork.core.io.raster import RasterSource
 
 
 def to_wgs84(src: RasterSource):

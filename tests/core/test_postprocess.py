@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from osgeo import gdal, ogr
 
+from patchwork.core.engine.inference import classify
+from patchwork.core.engine.postprocess import class_areas
 from patchwork.core.errors import PatchworkError
-from patchwork.core.inference import classify
-from patchwork.core.postprocess import class_areas
 from tests.conftest import REPO, files_under, read_all
 from tests.onnx_models import conv_model
 
@@ -88,7 +88,7 @@ def test_areas_on_a_projected_grid_are_pixels_times_their_size(tmp_path, s2_path
     assert [a.hectares for a in areas] == pytest.approx((counts * 100 / 10_000).tolist(), rel=1e-12)
     total = sum(a.hectares for a in geographic.areas)
     assert sum(a.hectares for a in areas) == pytest.approx(total, rel=0.01)  # the same ground, other pixels
-    from patchwork.core.postprocess import polygonize
+    from patchwork.core.engine.postprocess import polygonize
 
     assert polygonize(utm, str(tmp_path / "utm.gpkg"), [0, 1, 2], names) > 10
     vector = ogr.Open(str(tmp_path / "utm.gpkg"))

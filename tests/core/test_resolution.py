@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
+from patchwork.core.engine.inference import classify
 from patchwork.core.errors import PatchworkError
-from patchwork.core.inference import classify
 from tests.conftest import REPO, SHARED_DATA, CancelInGdal, files_under, read_all
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")

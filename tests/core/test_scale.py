@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
+from patchwork.core.engine.inference import classify
+from patchwork.core.engine.journal import journal_folder
+from patchwork.core.engine.tiling import TileGrid, block_side, plan_blocks
 from patchwork.core.errors import PatchworkError
-from patchwork.core.inference import classify
-from patchwork.core.journal import journal_folder
+from patchwork.core.io.writer import GeoTiffWriter
 from patchwork.core.models.onnx import execution_providers
-from patchwork.core.mosaic import stitch_chips
-from patchwork.core.tiling import TileGrid, block_side, plan_blocks
-from patchwork.core.writer import GeoTiffWriter
+from patchwork.core.tasks.stitch_chips import stitch_chips
 from tests.conftest import REPO, SHARED_DATA, CancelInGdal, files_under
 from tests.onnx_models import free_spatial_dims_file
 
@@ -127,7 +127,7 @@ def test_stitched_mosaic_is_identical_for_any_number_of_workers(tmp_path, exampl
 
 KILL_AT_HALF = textwrap.dedent("""
     import os, signal, sys
-    from patchwork.core.inference import classify
+    from patchwork.core.engine.inference import classify
 
     class KillAtHalf:
         def set_progress(self, percent):
@@ -338,7 +338,7 @@ def test_block_writes_assemble_whole_file_tiles(tmp_path):
 
 
 def test_dask_workers_with_malloc_trimming_get_a_note(dask_cluster):
-    from patchwork.core.executors import DaskExecutor
+    from patchwork.core.engine.executors import DaskExecutor
 
     assert DaskExecutor(dask_cluster).notes == []  # started as the README advises
     dask_cluster.run(lambda: os.environ.__setitem__("MALLOC_TRIM_THRESHOLD_", "65536"))  # Dask's nanny default
@@ -353,7 +353,7 @@ def test_dask_tasks_compute_a_few_consecutive_small_blocks_each_and_give_them_ba
                                                                                             monkeypatch):
     """Each Dask task costs a scheduler round trip: small blocks go a few to a task, still in order, and every worker
     still gets tasks."""
-    from patchwork.core.executors import TASK_PIXELS, DaskExecutor
+    from patchwork.core.engine.executors import TASK_PIXELS, DaskExecutor
 
     executor = DaskExecutor(dask_cluster)
     tasks = []
@@ -369,7 +369,7 @@ def test_dask_tasks_compute_a_few_consecutive_small_blocks_each_and_give_them_ba
 
 
 def test_dask_scheduler_errors_are_clear(tmp_path, s2_path, monkeypatch):
-    from patchwork.core import executors
+    from patchwork.core.engine import executors
     from patchwork.core.models import load_model
 
     monkeypatch.setattr(executors, "CONNECT_TIMEOUT", 2)
@@ -382,7 +382,7 @@ def test_dask_scheduler_errors_are_clear(tmp_path, s2_path, monkeypatch):
 
 def test_chip_files_are_identical_for_any_number_of_writer_threads(tmp_path, naip_path):
     from patchwork.core import RegularSampler, sample_chips
-    from patchwork.core.augmented import augment_chips
+    from patchwork.core.tasks.augment_chips import augment_chips
 
     folders = {}
     for workers in (1, 2):
@@ -420,8 +420,8 @@ def test_a_gpu_that_fails_to_start_falls_back_to_the_cpu_with_a_warning(monkeypa
 
 
 def test_an_unreadable_journal_entry_is_computed_and_saved_again(tmp_path):
+    from patchwork.core.engine.journal import BlockJournal, BlockResult
     from patchwork.core.geometry import Window
-    from patchwork.core.journal import BlockJournal, BlockResult
 
     out, run, window = str(tmp_path / "c.tif"), {"model": "m"}, Window(0, 0, 2, 2)
     block = BlockResult(3, window, np.arange(4, dtype=np.uint8).reshape(2, 2), None, 4, 1)

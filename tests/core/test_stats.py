@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from patchwork.core import RegularSampler, read_index, sample_chips
-from patchwork.core.augmented import augment_chips
+from patchwork.core.data.stats import BandStatistics
 from patchwork.core.geometry import Window
-from patchwork.core.raster import RasterSource
-from patchwork.core.stats import BandStatistics
+from patchwork.core.io.raster import RasterSource
+from patchwork.core.tasks.augment_chips import augment_chips
 
 
 def chip_pixels(index: str) -> np.ndarray:
@@ -54,7 +54,7 @@ def test_float_chip_statistics_equal_numpy_and_augmented_datasets_carry_theirs(t
 
 
 def test_sampled_percentiles_are_close_and_the_same_every_time(monkeypatch):
-    from patchwork.core import stats as stats_module
+    from patchwork.core.data import stats as stats_module
 
     monkeypatch.setattr(stats_module, "SAMPLE_SIZE", 20_000)
     rng = np.random.default_rng(3)

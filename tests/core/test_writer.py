@@ -6,7 +6,7 @@ import pytest
 from osgeo import gdal
 
 from patchwork.core import GeoTiffWriter
-from patchwork.core.writer import StagedFolder
+from patchwork.core.io.writer import StagedFolder
 from tests.conftest import files_under
 
 GT = (500000.0, 10.0, 0.0, 4800000.0, 0.0, -10.0)

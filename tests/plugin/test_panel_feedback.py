@@ -55,7 +55,7 @@ def test_a_run_that_fails_while_running_is_critical_buttons_wait_and_the_tab_cha
         dock, qgis_iface, qgis_app, s2_path, tmp_path, monkeypatch):
     from qgis.core import QgsRasterLayer
 
-    from patchwork.core import dataset
+    from patchwork.core.data import dataset
     from patchwork.plugin.algorithms.sample_chips import SampleChipsAlgorithm as Sample
 
     layer = QgsRasterLayer(s2_path, "s2")
@@ -217,7 +217,7 @@ def test_the_augmentation_preview_stretches_all_draws_alike_in_the_layers_bands_
     import numpy as np
     from qgis.core import QgsRasterLayer
 
-    from patchwork.core.augment import BrightnessJitter, Compose, Sample
+    from patchwork.core.data.augment import BrightnessJitter, Compose, Sample
     from patchwork.ui.preview import stretch_limits
 
     image = np.tile(np.arange(101, dtype=np.float32), (1, 101, 1))

@@ -139,7 +139,7 @@ def test_a_tile_server_that_never_answers_ends_the_run_and_cancel_is_heard(patch
 
     from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
-    from patchwork.core.web import HTTP_TIMEOUT_S
+    from patchwork.core.io.web import HTTP_TIMEOUT_S
 
     stop = threading.Event()
 

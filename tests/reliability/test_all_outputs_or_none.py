@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
+from patchwork.core.engine.inference import classify
 from patchwork.core.errors import Cancelled, PatchworkError
-from patchwork.core.inference import classify
 from tests.conftest import REPO, files_under
 from tests.onnx_models import two_head_model
 
@@ -20,7 +20,7 @@ def contents(folder) -> dict:
 
 
 def test_a_failure_in_the_polygons_replaces_no_map(tmp_path, s2_path, monkeypatch):
-    from patchwork.core import inference
+    from patchwork.core.engine import inference
 
     out = tmp_path / "out"
     out.mkdir()
@@ -65,7 +65,7 @@ def test_a_cancel_while_polygonizing_replaces_no_map(tmp_path, s2_path):
 
 
 def test_a_failing_second_head_leaves_the_first_heads_earlier_maps(tmp_path, ortho_path, monkeypatch):
-    from patchwork.core import inference
+    from patchwork.core.engine import inference
 
     rgb = np.eye(3, dtype=np.float32).reshape(3, 3, 1, 1) * 20
     model = two_head_model(str(tmp_path / "two.onnx"), rgb[:2], rgb,

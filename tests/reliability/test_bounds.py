@@ -8,9 +8,9 @@ import pytest
 from osgeo import gdal
 
 from patchwork.core import RandomSampler, budget, sample_chips
-from patchwork.core.augmented import augment_chips
+from patchwork.core.engine.inference import classify
 from patchwork.core.errors import PatchworkError
-from patchwork.core.inference import classify
+from patchwork.core.tasks.augment_chips import augment_chips
 from tests.cli.test_qgis_process import qgis_env, qgis_process  # noqa: F401 - fixture
 from tests.conftest import REPO, files_under
 from tests.hostile import small_disk  # noqa: F401 - fixture
@@ -87,7 +87,7 @@ def test_a_line_far_longer_than_the_raster_costs_no_memory_and_keeps_the_points_
     from osgeo import ogr
 
     from patchwork.core import RasterSource
-    from patchwork.core.sampling import points_along_lines
+    from patchwork.core.data.sampling import points_along_lines
 
     with RasterSource(naip_path) as src:
         gt, size = src.geotransform, (src.height, src.width)
@@ -120,7 +120,7 @@ def test_a_count_that_would_lay_chips_on_every_window_of_a_small_raster_is_refus
 
 
 def test_settings_that_would_train_for_days_are_refused():
-    from patchwork.core.training import make_estimator
+    from patchwork.core.tasks.train_classifier import make_estimator
 
     with pytest.raises(PatchworkError, match="n_estimators 100,000,000 is more than Patchwork trains"):
         make_estimator("random_forest", {"n_estimators": 10**8}, 0)

@@ -11,8 +11,8 @@ import pytest
 from osgeo import gdal
 
 from patchwork.core import RandomSampler, sample_chips
-from patchwork.core.inference import classify
-from patchwork.core.partials import owned_name
+from patchwork.core.engine.inference import classify
+from patchwork.core.io.partials import owned_name
 from tests.cli.test_qgis_process import QGIS_PROCESS, qgis_env, qgis_process  # noqa: F401 - fixture
 from tests.conftest import REPO, files_under
 from tests.hostile import start_qgis_process, wait_for_entry

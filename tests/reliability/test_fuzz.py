@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 from osgeo import gdal
 
 from patchwork.core import read_index, sample_chips
-from patchwork.core.augmented import augment_chips
+from patchwork.core.data.sampling import sampler_from_name
+from patchwork.core.engine.inference import classify
 from patchwork.core.errors import PatchworkError
-from patchwork.core.inference import classify
-from patchwork.core.mosaic import stitch_chips
-from patchwork.core.sampling import sampler_from_name
-from patchwork.core.training import train_classifier
+from patchwork.core.tasks.augment_chips import augment_chips
+from patchwork.core.tasks.stitch_chips import stitch_chips
+from patchwork.core.tasks.train_classifier import train_classifier
 from tests.conftest import REPO, files_under
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")

@@ -11,12 +11,12 @@ import time
 import pytest
 
 from patchwork.core.errors import PatchworkError
-from patchwork.core.partials import OutputLock
+from patchwork.core.io.partials import OutputLock
 
 RACER = """
 import os, sys, time
 from patchwork.core.errors import PatchworkError
-from patchwork.core.partials import OutputLock
+from patchwork.core.io.partials import OutputLock
 target, journal, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
 while time.time() < start:
     pass
@@ -103,7 +103,7 @@ def test_a_held_lock_refuses_a_second_run_in_the_same_process(tmp_path):
 def test_a_filesystem_without_flock_still_gets_one_holder(tmp_path, monkeypatch):
     import errno
 
-    from patchwork.core import partials
+    from patchwork.core.io import partials
 
     def no_locks(fd, operation):
         raise OSError(errno.ENOLCK, "No locks available")

@@ -10,13 +10,13 @@ import pytest
 from osgeo import gdal
 
 from patchwork.core import RandomSampler, read_index, sample_chips
-from patchwork.core.augmented import augment_chips
+from patchwork.core.engine.inference import classify
 from patchwork.core.errors import PatchworkError
-from patchwork.core.inference import classify
+from patchwork.core.io.writer import write_geotiff
 from patchwork.core.models import load_model
 from patchwork.core.models.base import Model, ModelInfo
-from patchwork.core.training import train_classifier
-from patchwork.core.writer import write_geotiff
+from patchwork.core.tasks.augment_chips import augment_chips
+from patchwork.core.tasks.train_classifier import train_classifier
 from tests.conftest import REPO, files_under, read_all
 from tests.hostile import small_disk  # noqa: F401 - fixture
 from tests.onnx_models import conv_model
@@ -210,7 +210,7 @@ def test_processing_turns_an_unexpected_error_into_a_message_and_logs_the_traceb
 
 def test_a_240_character_output_name_is_written_and_swept(tmp_path, s2_path):
     """#29 item 11: the hidden sibling of a long name passed 255 bytes and the run said the name was too long."""
-    from patchwork.core.partials import owned_name
+    from patchwork.core.io.partials import owned_name
 
     rules = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
     name = "classes_" + "x" * 228 + ".tif"
@@ -228,7 +228,7 @@ def test_sqlite_disk_full_is_a_disk_full_message():
 
 
 def test_a_self_intersecting_mask_is_named_not_called_outside_the_raster(tmp_path, s2_path):
-    from patchwork.core.aoi import Aoi
+    from patchwork.core.io.aoi import Aoi
 
     gt = gdal.Open(s2_path).GetGeoTransform()
     x, y, d = gt[0] + 10 * gt[1], gt[3] + 10 * gt[5], 50 * gt[1]

@@ -8,9 +8,9 @@ import shutil
 import pytest
 
 from patchwork.core import RandomSampler, sample_chips
-from patchwork.core.augmented import augment_chips
+from patchwork.core.engine.inference import classify
 from patchwork.core.errors import PatchworkError
-from patchwork.core.inference import classify
+from patchwork.core.tasks.augment_chips import augment_chips
 from tests.cli.test_qgis_process import qgis_env, qgis_process  # noqa: F401 - fixture
 from tests.conftest import REPO
 

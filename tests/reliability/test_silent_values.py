@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
+from patchwork.core.engine.inference import classify
 from patchwork.core.errors import PatchworkError
-from patchwork.core.inference import classify
-from patchwork.core.labels import VectorLabels
+from patchwork.core.io.labels import VectorLabels
 from patchwork.core.models import load_model
 from tests.conftest import REPO, SHARED_DATA, files_under
 from tests.onnx_models import conv_model
@@ -37,7 +37,7 @@ def test_text_classes_never_share_the_background_id():
 
 def test_unlabelled_pixels_are_background_not_the_first_category(tmp_path, naip_path):
     from patchwork.core import RandomSampler, read_index, sample_chips
-    from patchwork.core.raster import RasterSource
+    from patchwork.core.io.raster import RasterSource
 
     with RasterSource(naip_path) as src:
         gt, crs = src.geotransform, src.crs_wkt
@@ -50,7 +50,7 @@ def test_unlabelled_pixels_are_background_not_the_first_category(tmp_path, naip_
 
 
 def test_stitching_votes_beyond_n_classes_is_refused(tmp_path, naip_path):
-    from patchwork.core.mosaic import stitch_chips
+    from patchwork.core.tasks.stitch_chips import stitch_chips
 
     folder = tmp_path / "chips"
     folder.mkdir()
@@ -84,7 +84,7 @@ def test_class_values_that_would_merge_or_round_are_refused(tmp_path, values, me
 
 
 def test_boxes_that_are_not_boxes_are_dropped():
-    from patchwork.core.detection import usable_boxes
+    from patchwork.core.tasks.detect import usable_boxes
 
     rows = np.array([[0, 0, 5, 5, 0.9, 0], [np.nan, 0, 5, 5, 0.9, 0], [0, 0, np.inf, 5, 0.9, 0],
                      [5, 0, 0, 5, 0.9, 0], [0, 3, 5, 3, 0.9, 0], [0, 0, 5, 5, np.nan, 0], [0, 0, 5, 5, 0.9, 7],
@@ -93,8 +93,8 @@ def test_boxes_that_are_not_boxes_are_dropped():
 
 
 def test_nms_keeps_exactly_what_the_all_pairs_greedy_kept_and_hears_cancel():
-    from patchwork.core.detection import non_maximum_suppression
     from patchwork.core.errors import Cancelled
+    from patchwork.core.tasks.detect import non_maximum_suppression
 
     rng = np.random.default_rng(3)
     corner = rng.random((3000, 2)) * 2000
@@ -125,7 +125,7 @@ def test_nms_keeps_exactly_what_the_all_pairs_greedy_kept_and_hears_cancel():
 
 
 def test_a_nan_embedding_is_refused_not_read_as_unlike(tmp_path, ortho_path):
-    from patchwork.core.recognition import recognize
+    from patchwork.core.tasks.recognize import recognize
 
     model = load_model(os.path.join(SHARED_DATA, "models-more", "dummy_recognition_model.onnx"))
     query = str(tmp_path / "query.tif")
@@ -139,7 +139,7 @@ def test_a_nan_embedding_is_refused_not_read_as_unlike(tmp_path, ortho_path):
 
 
 def test_a_nan_super_resolution_is_refused(tmp_path, ortho_path):
-    from patchwork.core.superres import superresolve
+    from patchwork.core.tasks.superresolve import superresolve
 
     small = str(tmp_path / "small.tif")
     gdal.Translate(small, ortho_path, srcWin=[0, 0, 96, 80], bandList=[1, 2, 3])

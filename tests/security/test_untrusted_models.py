@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
+from patchwork.core.engine.inference import classify
 from patchwork.core.errors import PatchworkError
-from patchwork.core.inference import classify
 from patchwork.core.models import load_model
 from patchwork.core.models.sklearn import SKLEARN_SUPPORT_TYPES, allowed_skops_types
 from tests.cli.test_qgis_process import qgis_env, qgis_process  # noqa: F401 - fixture
@@ -68,7 +68,7 @@ def test_allowlist_names_classes_only_never_builtins_or_callables():
 def test_every_estimator_patchwork_trains_loads_from_skops_without_trust(tmp_path, estimator):
     import skops.io as sio
 
-    from patchwork.core.training import make_estimator
+    from patchwork.core.tasks.train_classifier import make_estimator
 
     rng = np.random.default_rng(0)
     x = rng.random((300, 4)).astype(np.float32)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from osgeo import gdal, ogr, osr
 
-from .errors import PatchworkError
+from ..errors import PatchworkError
+from ..geometry import GeoTransform
 from .gdal_errors import checked, opened
-from .geometry import GeoTransform
 from .palette import class_colours
 from .raster import same_crs
 from .vectors import read_features, traditional_srs

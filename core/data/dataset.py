@@ -23,20 +23,17 @@ from dataclasses import dataclass, field
 import numpy as np
 from osgeo import ogr, osr
 
-from .aoi import Aoi
-from .budget import MAX_CHIP_SIZE, human, require_disk, require_int_range
-from .errors import PatchworkError, one_line, reports_errors
-from .executors import resolve_workers
-from .gdal_errors import checked, open_vector, opened
-from .geometry import Window, footprint, window_geotransform
-from .labels import VectorLabels
-from .partials import Log, sweep_debris
-from .paths import check_outputs
-from .progress import Feedback, SilentFeedback, check_cancelled
-from .raster import RasterSource, default_fill
-from .sampling import Coverage, Sampler, check_boundary, coverage
-from .stats import BandStatistics
-from .writer import (
+from ..budget import MAX_CHIP_SIZE, human, require_disk, require_int_range
+from ..engine.executors import resolve_workers
+from ..errors import PatchworkError, one_line, reports_errors
+from ..geometry import Window, footprint, window_geotransform
+from ..io.aoi import Aoi
+from ..io.gdal_errors import checked, open_vector, opened
+from ..io.labels import VectorLabels
+from ..io.partials import Log, sweep_debris
+from ..io.paths import check_outputs
+from ..io.raster import RasterSource, default_fill
+from ..io.writer import (
     StagedFolder,
     remove_file,
     replace_file,
@@ -44,6 +41,9 @@ from .writer import (
     temporary_sibling,
     write_geotiff,
 )
+from ..progress import Feedback, SilentFeedback, check_cancelled
+from .sampling import Coverage, Sampler, check_boundary, coverage
+from .stats import BandStatistics
 
 INDEX_LAYER = "chips"
 INDEX_FIELDS: list[tuple[str, int]] = [

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 
-from .errors import PatchworkError
+from ..errors import PatchworkError
 
 Paths = Mapping[str, "str | Iterable[str] | None"]
 

@@ -15,18 +15,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .budget import require_int_range, require_memory
-from .errors import PatchworkError, reports_errors
-from .executors import AHEAD_PER_WORKER, make_executor
-from .geometry import GeoTransform, Window
-from .inference import MAX_CLASS_VALUE, OUTPUT_FORMATS, MapWriter, finished_block
-from .journal import BlockResult
-from .models.base import ModelInfo, default_class_names, value_names
-from .progress import Feedback, SilentFeedback, check_cancelled
-from .raster import RasterSource, same_crs
-from .stitching import AGGREGATIONS, WINDOWS, BlockAccumulator, check_choice, tile_weights
-from .tiling import Block, block_side, plan_blocks
-from .writer import require_raster_outputs
+from ..budget import require_int_range, require_memory
+from ..engine.executors import AHEAD_PER_WORKER, make_executor
+from ..engine.inference import MAX_CLASS_VALUE, OUTPUT_FORMATS, MapWriter, finished_block
+from ..engine.journal import BlockResult
+from ..engine.stitching import AGGREGATIONS, WINDOWS, BlockAccumulator, check_choice, tile_weights
+from ..engine.tiling import Block, block_side, plan_blocks
+from ..errors import PatchworkError, reports_errors
+from ..geometry import GeoTransform, Window
+from ..io.raster import RasterSource, same_crs
+from ..io.writer import require_raster_outputs
+from ..models.base import ModelInfo, default_class_names, value_names
+from ..progress import Feedback, SilentFeedback, check_cancelled
 
 
 @dataclass

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import Window
-from .partials import Log, sweep_debris
+from ..geometry import Window
+from ..io.partials import Log, sweep_debris
 
 RUN_FILE = "run.json"
 

@@ -15,18 +15,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .augmented import read_chip
+from ..data.dataset import CHIP_DRIVERS, read_index, read_manifest
+from ..data.sampling import check_seed
+from ..dependencies import require
+from ..errors import PatchworkError, reports_errors
+from ..geometry import Window
+from ..io.palette import read_classes
+from ..io.paths import check_outputs
+from ..io.raster import RasterSource
+from ..io.writer import remove_file, replace_file, require_writable_folder, temporary_sibling
+from ..progress import Feedback, SilentFeedback, check_cancelled
+from .augment_chips import read_chip
 from .compare import confusion_matrix, count_pairs
-from .dataset import CHIP_DRIVERS, read_index, read_manifest
-from .dependencies import require
-from .errors import PatchworkError, reports_errors
-from .geometry import Window
-from .palette import read_classes
-from .paths import check_outputs
-from .progress import Feedback, SilentFeedback, check_cancelled
-from .raster import RasterSource
-from .sampling import check_seed
-from .writer import remove_file, replace_file, require_writable_folder, temporary_sibling
 
 ESTIMATORS = ("random_forest", "extra_trees", "gradient_boosting", "logistic_regression", "knn", "mlp")
 BLOCK = 64  # chip size when training from a raster and a label raster

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 from osgeo import gdal
 
+from ..geometry import Window
 from .gdal_errors import checked, opened
-from .geometry import Window
 from .raster import RasterSource
 from .writer import remove_file, replace_file, temporary_sibling
 

@@ -11,8 +11,8 @@ from typing import Literal
 
 import numpy as np
 
-from .errors import PatchworkError
-from .geometry import Window
+from ..errors import PatchworkError
+from ..geometry import Window
 
 WINDOWS: tuple[str, ...] = ("boxcar", "hann", "triangular")
 AGGREGATIONS: tuple[str, ...] = ("hardvote", "softvote", "mean")

@@ -15,17 +15,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range
-from .errors import PatchworkError, reports_errors
-from .geometry import Window
-from .inference import input_transform
-from .models import load_model
-from .models.base import Model, require_model_file
-from .progress import Feedback, SilentFeedback, check_cancelled
-from .raster import RasterSource, no_crs_warning
-from .stitching import WINDOWS, check_choice, tile_weights
-from .tiling import TileGrid
-from .writer import GeoTiffWriter, require_raster_outputs
+from ..budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range
+from ..engine.inference import input_transform
+from ..engine.stitching import WINDOWS, check_choice, tile_weights
+from ..engine.tiling import TileGrid
+from ..errors import PatchworkError, reports_errors
+from ..geometry import Window
+from ..io.raster import RasterSource, no_crs_warning
+from ..io.writer import GeoTiffWriter, require_raster_outputs
+from ..models import load_model
+from ..models.base import Model, require_model_file
+from ..progress import Feedback, SilentFeedback, check_cancelled
 
 
 @dataclass

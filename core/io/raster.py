@@ -6,9 +6,9 @@ import os
 import numpy as np
 from osgeo import gdal, gdal_array, osr
 
-from .errors import PatchworkError, one_line
+from ..errors import PatchworkError, one_line
+from ..geometry import GeoTransform, Window, footprint, is_north_up
 from .gdal_errors import checked, open_raster
-from .geometry import GeoTransform, Window, footprint, is_north_up
 
 
 def numpy_dtype(gdal_type: int) -> np.dtype:

@@ -19,13 +19,13 @@ from contextvars import ContextVar
 import numpy as np
 from osgeo import gdal, gdal_array
 
-from .budget import free_disk_bytes
-from .errors import DISK_FULL_TEXT, Cancelled, PatchworkError, one_line
+from ..budget import free_disk_bytes
+from ..errors import DISK_FULL_TEXT, Cancelled, PatchworkError, one_line
+from ..geometry import GeoTransform
+from ..progress import GdalCancel
 from .gdal_errors import checked, gdal_failures, open_raster, opened
-from .geometry import GeoTransform
 from .partials import Log, OutputLock, owned_name, sweep_debris
 from .paths import check_outputs
-from .progress import GdalCancel
 
 GEOTIFF_EXTENSIONS = (".tif", ".tiff")
 

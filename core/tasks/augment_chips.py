@@ -16,19 +16,19 @@ from dataclasses import dataclass
 import numpy as np
 from osgeo import ogr
 
-from .augment import Augmentation, Compose, Mixing, Sample, check_donor, chip_seed, load_pipeline, nodata_mask
-from .budget import MAX_COPIES, require_disk, require_int_range
-from .dataset import CHIP_DRIVERS, INDEX_FIELDS, DatasetOutput, FileWriters, read_index, write_index
-from .errors import PatchworkError, reports_errors
-from .executors import resolve_workers
-from .gdal_errors import open_vector, opened
-from .geometry import Window, footprint
-from .paths import check_outputs
-from .progress import Feedback, SilentFeedback, check_cancelled
-from .raster import RasterSource, same_crs
-from .sampling import check_seed
-from .stats import BandStatistics
-from .writer import require_writable_folder
+from ..budget import MAX_COPIES, require_disk, require_int_range
+from ..data.augment import Augmentation, Compose, Mixing, Sample, check_donor, chip_seed, load_pipeline, nodata_mask
+from ..data.dataset import CHIP_DRIVERS, INDEX_FIELDS, DatasetOutput, FileWriters, read_index, write_index
+from ..data.sampling import check_seed
+from ..data.stats import BandStatistics
+from ..engine.executors import resolve_workers
+from ..errors import PatchworkError, reports_errors
+from ..geometry import Window, footprint
+from ..io.gdal_errors import open_vector, opened
+from ..io.paths import check_outputs
+from ..io.raster import RasterSource, same_crs
+from ..io.writer import require_writable_folder
+from ..progress import Feedback, SilentFeedback, check_cancelled
 
 AUGMENTED_FIELDS = INDEX_FIELDS + [
     ("source_chip_id", ogr.OFTInteger), ("copy", ogr.OFTInteger), ("augmentation", ogr.OFTString),

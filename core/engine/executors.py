@@ -18,8 +18,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout  # TimeoutError itself from Python 3.11
 from typing import Any
 
-from .dependencies import require
-from .errors import PatchworkError, one_line
+from ..dependencies import require
+from ..errors import PatchworkError, one_line
 
 AHEAD_PER_WORKER = 2  # blocks submitted per worker before the first is written: bounds memory
 # A Dask task computes about this many output pixels: each task costs a scheduler round trip (on a 2-core machine the

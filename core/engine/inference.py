@@ -25,25 +25,16 @@ from typing import Any
 
 import numpy as np
 
-from .aoi import Aoi
-from .budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_disk, require_int_range, require_memory
-from .errors import Cancelled, PatchworkError, reports_errors
-from .executors import AHEAD_PER_WORKER, make_executor, resolve_workers
-from .geometry import Window
-from .journal import BlockJournal, BlockResult, file_digest
-from .models import Model, ModelInfo, load_model
-from .models.base import require_model_file
-from .palette import apply_colour_table, categorized_qml, class_colours, paletted_qml, qml_path, write_qml
-from .partials import Log, OutputLock
-from .paths import check_outputs
-from .postprocess import AreaCounter, area_summary, class_areas, polygonize, sieve_in_place, write_area_table
-from .progress import Feedback, GdalCancel, SilentFeedback
-from .raster import RasterSource, no_crs_warning
-from .stitching import AGGREGATIONS, WINDOWS, BlockAccumulator, Finished, check_choice, first_argmax, tile_weights
-from .tiling import Block, TileGrid, block_side, plan_blocks
-from .version import PATCHWORK_VERSION
-from .web import XyzSource
-from .writer import (
+from ..budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_disk, require_int_range, require_memory
+from ..errors import Cancelled, PatchworkError, reports_errors
+from ..geometry import Window
+from ..io.aoi import Aoi
+from ..io.palette import apply_colour_table, categorized_qml, class_colours, paletted_qml, qml_path, write_qml
+from ..io.partials import Log, OutputLock
+from ..io.paths import check_outputs
+from ..io.raster import RasterSource, no_crs_warning
+from ..io.web import XyzSource
+from ..io.writer import (
     DerivedFile,
     GeoTiffWriter,
     publish_all,
@@ -52,6 +43,15 @@ from .writer import (
     require_writable_folder,
     write_text,
 )
+from ..models import Model, ModelInfo, load_model
+from ..models.base import require_model_file
+from ..progress import Feedback, GdalCancel, SilentFeedback
+from ..version import PATCHWORK_VERSION
+from .executors import AHEAD_PER_WORKER, make_executor, resolve_workers
+from .journal import BlockJournal, BlockResult, file_digest
+from .postprocess import AreaCounter, area_summary, class_areas, polygonize, sieve_in_place, write_area_table
+from .stitching import AGGREGATIONS, WINDOWS, BlockAccumulator, Finished, check_choice, first_argmax, tile_weights
+from .tiling import Block, TileGrid, block_side, plan_blocks
 
 OUTPUT_FORMATS: tuple[str, ...] = ("GTiff", "COG")
 PIXEL_CHUNK = 1 << 18  # pixels per call of a per-pixel model: progress and cancel are heard between calls
@@ -855,7 +855,7 @@ def resampled_vrt(raster: str, target: float, beside: str) -> str:
     """
     from osgeo import gdal
 
-    from .partials import owned_name
+    from ..io.partials import owned_name
 
     with RasterSource(raster) as src:
         gt, width, height = src.geotransform, src.width, src.height
@@ -879,8 +879,8 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
     """Classify through a warped VRT at `target` px size; the outputs there, or brought back to the input grid."""
     from osgeo import gdal
 
-    from .partials import owned_name, sweep_debris
-    from .writer import creation_options, remove_file, replace_file
+    from ..io.partials import owned_name, sweep_debris
+    from ..io.writer import creation_options, remove_file, replace_file
 
     raster, output = arguments["raster"], arguments["output"]
     with RasterSource(raster) as src:
@@ -933,7 +933,7 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
         for temporary, final in back_on_input:
             replace_file(temporary, final)
         if result.info.task == "classification":
-            from .palette import class_colours
+            from ..io.palette import class_colours
 
             result.style = write_qml(output, result.info.class_values, result.info.class_names,
                                      class_colours(result.info.n_classes, result.info.class_colors))
@@ -947,7 +947,7 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
 
 def _classify_web(arguments: dict, feedback: Feedback) -> ClassifyResult | None:
     """Classify an XYZ service at one zoom level over its extent (or the mask's), through a temporary VRT."""
-    from .web import remove_xyz_raster, web_raster
+    from ..io.web import remove_xyz_raster, web_raster
 
     model = arguments["model"]
     info = (load_model(model, arguments["trust_model"]) if isinstance(model, str) else model).info

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from osgeo import osr
 
-from .errors import PatchworkError, one_line
+from ..errors import PatchworkError, one_line
 from .gdal_errors import checked, open_vector
 
 

@@ -24,7 +24,7 @@ try:
 except ImportError:  # Windows
     fcntl = None
 
-from .errors import PatchworkError
+from ..errors import PatchworkError
 
 HOST = re.sub(r"[^A-Za-z0-9_.]", "_", socket.gethostname()) or "localhost"
 _OWNED = re.compile(r"^\.(?P<stem>.+?)\.(?P<kind>partial|replaced)-(?P<host>.+)-(?P<pid>\d+)-[0-9a-f]{8}(?P<ext>.*)$")

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 import numpy as np
 from osgeo import gdal, ogr, osr
 
-from .errors import PatchworkError
+from ..errors import PatchworkError
+from ..geometry import GeoTransform, Window, window_geotransform
 from .gdal_errors import checked, opened
-from .geometry import GeoTransform, Window, window_geotransform
 from .raster import same_crs
 from .vectors import read_features, traditional_srs
 

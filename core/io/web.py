@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape
 
 from osgeo import gdal
 
-from .errors import PatchworkError, one_line
+from ..errors import PatchworkError, one_line
 from .gdal_errors import opened
 from .partials import owned_name
 

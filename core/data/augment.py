@@ -28,11 +28,11 @@ from typing import Any
 
 import numpy as np
 
-from .config import Configurable, from_config, stamped
-from .errors import PatchworkError
-from .geometry import GeoTransform, compose_geotransform
+from ..config import Configurable, from_config, stamped
+from ..errors import PatchworkError
+from ..geometry import GeoTransform, compose_geotransform
+from ..io.raster import same_crs
 from .kernels import below, flip_columns, flip_rows, lookup, lookup_levels, seeded, standard_normal
-from .raster import same_crs
 
 
 @dataclass(frozen=True)
@@ -855,7 +855,8 @@ AUGMENTATIONS = (RandomFlip, RandomRotate90, RandomCrop, RandomShift, Brightness
                  MixUp, Compose)
 
 
-PRESETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources", "augmentations")
+PRESETS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "resources",
+                       "augmentations")
 
 
 def preset_names() -> list[str]:

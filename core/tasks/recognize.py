@@ -12,14 +12,14 @@ import dataclasses
 import numpy as np
 from osgeo import gdal
 
-from .aoi import Aoi
-from .errors import PatchworkError, reports_errors
-from .gdal_errors import opened
-from .inference import ClassifyResult, classify, input_transform
-from .models import load_model
-from .models.base import Model, require_model_file
-from .progress import Feedback
-from .raster import RasterSource
+from ..engine.inference import ClassifyResult, classify, input_transform
+from ..errors import PatchworkError, reports_errors
+from ..io.aoi import Aoi
+from ..io.gdal_errors import opened
+from ..io.raster import RasterSource
+from ..models import load_model
+from ..models.base import Model, require_model_file
+from ..progress import Feedback
 
 
 class SimilarityModel(Model):

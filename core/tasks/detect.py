@@ -17,23 +17,23 @@ from dataclasses import dataclass
 import numpy as np
 from osgeo import ogr
 
-from .aoi import Aoi
-from .budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range
-from .errors import Cancelled, PatchworkError, reports_errors
-from .gdal_errors import checked, opened
-from .geometry import Window
-from .inference import input_transform, resampled_vrt, target_resolution
-from .labels import traditional_srs
-from .models import load_model
-from .models.base import Model, require_model_file
-from .palette import categorized_qml, class_colours
-from .partials import Log
-from .paths import check_outputs
-from .postprocess import store_default_style
-from .progress import Feedback, SilentFeedback, check_cancelled
-from .raster import RasterSource, no_crs_warning
-from .web import XyzSource, remove_xyz_raster, web_raster
-from .writer import remove_file, replace_file, require_writable_folder, temporary_sibling
+from ..budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range
+from ..engine.inference import input_transform, resampled_vrt, target_resolution
+from ..engine.postprocess import store_default_style
+from ..errors import Cancelled, PatchworkError, reports_errors
+from ..geometry import Window
+from ..io.aoi import Aoi
+from ..io.gdal_errors import checked, opened
+from ..io.labels import traditional_srs
+from ..io.palette import categorized_qml, class_colours
+from ..io.partials import Log
+from ..io.paths import check_outputs
+from ..io.raster import RasterSource, no_crs_warning
+from ..io.web import XyzSource, remove_xyz_raster, web_raster
+from ..io.writer import remove_file, replace_file, require_writable_folder, temporary_sibling
+from ..models import load_model
+from ..models.base import Model, require_model_file
+from ..progress import Feedback, SilentFeedback, check_cancelled
 
 MAX_CANDIDATE_BOXES = 2_000_000  # boxes above the score merged by NMS (a few seconds of work when they are spread out)
 EDGE_PX = 1.0  # a box reaching this close to a shared tile edge counts as cut there

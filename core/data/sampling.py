@@ -20,10 +20,10 @@ from typing import Literal
 
 import numpy as np
 
-from .budget import MAX_CHIP_SIZE, MAX_CHIPS, MAX_SEED, require_int_range
-from .config import Configurable
-from .errors import PatchworkError
-from .geometry import Window
+from ..budget import MAX_CHIP_SIZE, MAX_CHIPS, MAX_SEED, require_int_range
+from ..config import Configurable
+from ..errors import PatchworkError
+from ..geometry import Window
 from .stats import reservoir
 
 Boundary = Literal["shift", "pad", "drop"]

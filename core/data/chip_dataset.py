@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import PatchworkError
+from ..tasks.augment_chips import ChipPool, index_crs_wkt, read_chip, valid_pixels
 from .augment import Augmentation, Compose, Mixing, chip_seed, load_pipeline
-from .augmented import ChipPool, index_crs_wkt, read_chip, valid_pixels
 from .dataset import read_index, read_manifest
-from .errors import PatchworkError
 
 
 class ChipDataset:

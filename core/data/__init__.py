@@ -1,0 +1,1 @@
+"""Training data: samplers, augmentations, chip datasets and their statistics."""

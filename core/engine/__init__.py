@@ -1,0 +1,1 @@
+"""The inference engine every task shares: tiles, blocks, executors, journal, stitching."""
