@@ -153,6 +153,31 @@ def combo_for(algorithm, name: str) -> QComboBox:
     return box
 
 
+class WrappedLabel(QLabel):
+    """A word-wrapped label that always has the height of its lines at its width.
+
+    In a QFormLayout of wrapped rows Qt 5 sizes such a label from its previous text (the model's description lost its
+    last lines whenever it grew); the label asks for its height itself.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setWordWrap(True)
+
+    def _fit(self) -> None:
+        needed = self.heightForWidth(self.width())
+        if needed > 0 and needed != self.minimumHeight():
+            self.setMinimumHeight(needed)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt API name
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API name
+        super().resizeEvent(event)
+        self._fit()
+
+
 def scrolled(content: QWidget, *pinned: QWidget) -> QWidget:
     """A tab: its form in a scroll area (so the panel fits a laptop screen) and `pinned` (the run button) below it,
     always in view."""
@@ -766,8 +791,7 @@ class PatchworkDock(QgsDockWidget):
         self.model_file.setFilter(tr("Models (*.onnx *.skops *.json *.joblib *.pkl *.pickle)"))
         self.model_file.setFilePath(definition(Classify, Classify.MODEL).defaultValue())
         self.model_file.setToolTip(tip_of(Classify, Classify.MODEL))
-        self.model_info = QLabel()
-        self.model_info.setWordWrap(True)
+        self.model_info = WrappedLabel()
         self.model_info.setToolTip(tr("What the model says about itself, and any problem found"))
         # The box says the short part; the reason is in its tooltip (a long box text would widen the narrow panel).
         self.trust_model = QCheckBox(definition(Classify, Classify.TRUST_MODEL).description().split(" (")[0])
@@ -976,6 +1000,9 @@ class PatchworkDock(QgsDockWidget):
         """Each model's task shows its own fields: a detector its score and overlap thresholds and no class-map
         settings, a recognition model its query image; with no model yet, the classification form."""
         hidden = {getattr(self, name) for name in self.TASK_HIDES.get(task or "classification", ())}
+        if hidden == getattr(self, "_hidden_rows", None):
+            return
+        self._hidden_rows = hidden
         # Rows are taken out of the form, not only hidden: Qt 5's QFormLayout keeps the spacing of hidden rows,
         # which left a gap in the middle of the form.
         for form, rows in self.task_forms.items():
@@ -988,6 +1015,7 @@ class PatchworkDock(QgsDockWidget):
                     label.setVisible(shown)
                 if shown:
                     form.addRow(label, widget) if label is not None else form.addRow(widget)
+            form.invalidate()
 
     def run_classify(self) -> None:
         raster = _file_source(self.classify_raster.currentLayer())

@@ -2,6 +2,8 @@
 the run button, progress, Cancel and the status line stay in view at 1366×768."""
 from __future__ import annotations
 
+import os
+
 import pytest
 from qgis.core import QgsProject
 from qgis.PyQt.QtCore import QPoint, Qt
@@ -59,3 +61,23 @@ def test_rare_settings_start_collapsed_and_the_model_info_is_never_clipped(docke
     qgis_app.processEvents()
     info = panel.model_info
     assert info.height() >= info.heightForWidth(info.width()) - 1  # every line of it, scrolled to when needed
+
+
+def test_the_model_info_is_not_clipped_after_the_model_changes(docked, qgis_app, tmp_path):
+    """Qt 5's form sized the description from its previous text: after a detector and back, its last lines were cut
+    (121 px shown of 141)."""
+    from tests.conftest import REPO
+    from tests.onnx_models import cell_detector
+
+    _, panel = docked
+    panel.tabs.setCurrentIndex(3)
+    info = panel.model_info
+    for model in (cell_detector(str(tmp_path / "cells.onnx"), "v8"),
+                  os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")):
+        panel.model_file.setFilePath(model)
+        qgis_app.processEvents()
+        assert info.height() >= info.heightForWidth(info.width()) - 1
+    for repeats in (12, 13, 3):
+        info.setText("the model takes 3 bands but would get 4. " * repeats)
+        qgis_app.processEvents()
+        assert info.height() >= info.heightForWidth(info.width()) - 1, repeats
