@@ -1,10 +1,38 @@
 """Patchwork's engine: numpy and GDAL only, no Qt and no QGIS.
 
+Every task's entry point, the model and pipeline loaders, the samplers, the augmentations and the errors are
+here; import from `patchwork.core`, not from the modules below it (their layout may change). The layers:
+`errors`, `geometry`, `progress`, `config`, `budget` (the ground floor) < `io/` (rasters, vectors, outputs)
+< `models/` < `engine/` (tiles, blocks, executors, stitching) and `data/` (samplers, augmentations, chips)
+< `tasks/` (one module per Processing algorithm).
+
 Example:
     from patchwork.core import sample_chips, RegularSampler
     result = sample_chips("scene.tif", RegularSampler(step=256), 256, "chips/")
 """
 from .config import from_config
+from .data.augment import (
+    AtmosphericHaze,
+    Augmentation,
+    BandDropout,
+    BandJitter,
+    BrightnessJitter,
+    Compose,
+    ContrastJitter,
+    CutMix,
+    GaussianNoise,
+    MixUp,
+    RandomCrop,
+    RandomFlip,
+    RandomRotate90,
+    RandomShift,
+    Sample,
+    SimulatedClouds,
+    SpeckleNoise,
+    SunAngleJitter,
+    load_pipeline,
+    preset_names,
+)
 from .data.chip_dataset import ChipDataset
 from .data.dataset import SampleResult, read_index, sample_chips
 from .data.sampling import (
@@ -22,14 +50,36 @@ from .data.sampling import (
 from .errors import Cancelled, PatchworkError
 from .geometry import Window, pixel_to_world, window_geotransform
 from .io.aoi import Aoi
+from .io.labels import VectorLabels
 from .io.raster import RasterSource
+from .io.web import XyzSource
 from .io.writer import GeoTiffWriter, write_geotiff
+from .models import Model, ModelInfo, load_model
 from .progress import Feedback, SilentFeedback
+from .tasks.augment_chips import augment_chips
+from .tasks.classify import ClassifyResult, classify
+from .tasks.compare import compare_classifications
+from .tasks.detect import detect
+from .tasks.recognize import recognize
+from .tasks.stitch_chips import stitch_chips
+from .tasks.superresolve import superresolve
+from .tasks.train_classifier import train_classifier
 
 __all__ = [
-    "Aoi", "BOUNDARIES", "Cancelled", "ChipDataset", "Coverage", "Feedback", "GeoTiffWriter", "JitteredSampler",
-    "PatchworkError", "PoissonDiskSampler", "RandomSampler", "RasterSource", "RegularSampler",
-    "SAMPLER_NAMES", "SampleResult", "Sampler", "SilentFeedback", "Window", "coverage", "from_config",
-    "pixel_to_world", "read_index", "sample_chips", "sampler_from_name", "window_geotransform",
-    "write_geotiff",
+    # tasks: one per Processing algorithm
+    "augment_chips", "classify", "compare_classifications", "detect", "recognize", "sample_chips", "stitch_chips",
+    "superresolve", "train_classifier",
+    # what they take and give
+    "Aoi", "ChipDataset", "ClassifyResult", "Feedback", "GeoTiffWriter", "Model", "ModelInfo", "RasterSource",
+    "SampleResult", "SilentFeedback", "VectorLabels", "Window", "XyzSource", "from_config", "load_model",
+    "load_pipeline", "pixel_to_world", "preset_names", "read_index", "window_geotransform", "write_geotiff",
+    # samplers
+    "BOUNDARIES", "SAMPLER_NAMES", "Coverage", "JitteredSampler", "PoissonDiskSampler", "RandomSampler",
+    "RegularSampler", "Sampler", "coverage", "sampler_from_name",
+    # augmentations
+    "AtmosphericHaze", "Augmentation", "BandDropout", "BandJitter", "BrightnessJitter", "Compose", "ContrastJitter",
+    "CutMix", "GaussianNoise", "MixUp", "RandomCrop", "RandomFlip", "RandomRotate90", "RandomShift", "Sample",
+    "SimulatedClouds", "SpeckleNoise", "SunAngleJitter",
+    # errors
+    "Cancelled", "PatchworkError",
 ]

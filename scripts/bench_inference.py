@@ -23,13 +23,12 @@ from functools import partial
 import numpy as np
 from osgeo import gdal
 
+from patchwork.core import GeoTiffWriter, RasterSource, classify, load_model
+from patchwork.core.engine.blocks import PIXEL_CHUNK
 from patchwork.core.engine.executors import available_cores
-from patchwork.core.engine.inference import PIXEL_CHUNK, classify, input_transform
+from patchwork.core.engine.model_input import input_transform
 from patchwork.core.engine.tiling import TileGrid, block_side, plan_blocks
 from patchwork.core.io.example import write_example_scene
-from patchwork.core.io.raster import RasterSource
-from patchwork.core.io.writer import GeoTiffWriter
-from patchwork.core.models import load_model
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(REPO, "..", "shared", "data")
@@ -251,7 +250,7 @@ def bench_chip_writing(folder: str, repeats: int) -> tuple[float, float, float]:
 
 def peak_memory(raster: str, out: str) -> tuple[float, float]:
     """(peak RSS in GB, seconds) of a child process classifying `raster` with the rules model, default GDAL cache."""
-    code = (f"import time\nfrom patchwork.core.engine.inference import classify\nt = time.perf_counter()\n"
+    code = (f"import time\nfrom patchwork.core import classify\nt = time.perf_counter()\n"
             f"classify({raster!r}, {RULES!r}, {out!r}, tile_size=512, overlap=64, window='hann', "
             f"aggregation='softvote')\nprint(time.perf_counter() - t, {PEAK})\n")
     env = {k: v for k, v in os.environ.items() if k != "GDAL_CACHEMAX"}
@@ -261,7 +260,7 @@ def peak_memory(raster: str, out: str) -> tuple[float, float]:
 
 
 def bench_memory(folder: str, quick: bool) -> list[float]:
-    baseline = subprocess.run([sys.executable, "-c", f"import patchwork.core.engine.inference; print({PEAK})"],
+    baseline = subprocess.run([sys.executable, "-c", f"import patchwork.core; print({PEAK})"],
                               capture_output=True, text=True, check=True)
     tile = write_example_scene(os.path.join(folder, "mem_tile.tif"), height=1000, width=1000)
     wide = 50_000 if quick else 200_000

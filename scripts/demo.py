@@ -16,16 +16,20 @@ import sys
 
 import numpy as np
 
-from patchwork.core import PoissonDiskSampler, sample_chips
-from patchwork.core.engine.inference import classify, full_scene_prediction
-from patchwork.core.geometry import Window
+from patchwork.core import (
+    PoissonDiskSampler,
+    RasterSource,
+    Window,
+    augment_chips,
+    classify,
+    compare_classifications,
+    sample_chips,
+    train_classifier,
+    write_geotiff,
+)
+from patchwork.core.engine.blocks import full_scene_prediction
 from patchwork.core.io.example import example_scene, write_example_scene
 from patchwork.core.io.quicklook import render_class_map, render_quicklook
-from patchwork.core.io.raster import RasterSource
-from patchwork.core.io.writer import write_geotiff
-from patchwork.core.tasks.augment_chips import augment_chips
-from patchwork.core.tasks.compare import compare_classifications
-from patchwork.core.tasks.train_classifier import train_classifier
 
 RESOURCES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources")
 RULES = os.path.join(RESOURCES, "models", "ndvi_ndwi_rules.json")

@@ -73,7 +73,7 @@ def after_run(next_step, tries=None):
 
 
 def step_start():
-    from patchwork.core.engine.inference import classify
+    from patchwork.core import classify
     from patchwork.plugin.resources import resource_path
 
     iface.mainWindow().setGeometry(0, 0, *SCREEN)  # the whole screen, as a maximised window (Xvfb has no manager)
@@ -126,7 +126,7 @@ def step_augment_preview():
     dock.tabs.setCurrentWidget(dock.augment_page)
     dock.chip_size.setValue(64)
     dock.draws.setValue(4)
-    from patchwork.core.data.augment import load_pipeline
+    from patchwork.core import load_pipeline
 
     dock.set_pipeline(load_pipeline("default"))
     result["augmented_samples"] = len(dock.preview_augmentation())
@@ -147,7 +147,7 @@ def step_augment_shot():
     dock.gallery.close()
     dock.augmentation_preview.clear()
     iface.zoomToActiveLayer()
-    from patchwork.core.data.augment import load_pipeline
+    from patchwork.core import load_pipeline
 
     dock.set_pipeline(load_pipeline("geometric"))
     dock.augment_folder.setFilePath(os.path.join(WORK, "augmented"))

@@ -18,7 +18,7 @@ import numpy as np
 from osgeo import ogr
 
 from ..budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range
-from ..engine.inference import input_transform, resampled_vrt, target_resolution
+from ..engine.model_input import input_transform, resampled_vrt, target_resolution
 from ..engine.postprocess import store_default_style
 from ..errors import Cancelled, PatchworkError, reports_errors
 from ..geometry import Window

@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 from osgeo import gdal
 
-from ..engine.inference import ClassifyResult, classify, input_transform
+from ..engine.model_input import input_transform
 from ..errors import PatchworkError, reports_errors
 from ..io.aoi import Aoi
 from ..io.gdal_errors import opened
@@ -20,6 +20,7 @@ from ..io.raster import RasterSource
 from ..models import load_model
 from ..models.base import Model, require_model_file
 from ..progress import Feedback
+from ..tasks.classify import ClassifyResult, classify
 
 
 class SimilarityModel(Model):

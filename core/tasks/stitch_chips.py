@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..budget import require_int_range, require_memory
+from ..engine.blocks import MAX_CLASS_VALUE, finished_block
 from ..engine.executors import AHEAD_PER_WORKER, make_executor
-from ..engine.inference import MAX_CLASS_VALUE, OUTPUT_FORMATS, MapWriter, finished_block
 from ..engine.journal import BlockResult
+from ..engine.map_writer import OUTPUT_FORMATS, MapWriter
 from ..engine.stitching import AGGREGATIONS, WINDOWS, BlockAccumulator, check_choice, tile_weights
 from ..engine.tiling import Block, block_side, plan_blocks
 from ..errors import PatchworkError, reports_errors

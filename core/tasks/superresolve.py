@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range
-from ..engine.inference import input_transform
+from ..engine.model_input import input_transform
 from ..engine.stitching import WINDOWS, check_choice, tile_weights
 from ..engine.tiling import TileGrid
 from ..errors import PatchworkError, reports_errors

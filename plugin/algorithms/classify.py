@@ -23,7 +23,7 @@ from qgis.core import (
 
 from ...core import budget
 from ...core.engine import stitching
-from ...core.engine.inference import MAX_RESAMPLED_PIXELS
+from ...core.engine.model_input import MAX_RESAMPLED_PIXELS
 from .. import qgis_enums
 from ..resources import resource_path
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
@@ -172,7 +172,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             self.OTHER_HEADS, self.tr("Maps of the model's other output heads (beside OUTPUT, named after them)")))
 
     def core_call(self, parameters, context) -> CoreCall:
-        from ...core.engine.inference import classify
+        from ...core.tasks.classify import classify
 
         raster, source = raster_input(self, parameters, context)
         mask = self.mask_polygons(parameters, "MASK", raster.crs(), context)

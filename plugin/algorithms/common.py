@@ -24,7 +24,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
-from ...core.engine.inference import OUTPUT_FORMATS
+from ...core.engine.map_writer import OUTPUT_FORMATS
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
 from ..resources import help_text, resource_path

@@ -12,10 +12,8 @@ import pytest
 from osgeo import gdal
 from scipy.spatial import cKDTree
 
-from patchwork.core import read_index
-from patchwork.core.engine.inference import classify, full_scene_prediction
-from patchwork.core.io.writer import write_geotiff
-from patchwork.core.tasks.compare import compare_classifications
+from patchwork.core import classify, compare_classifications, read_index, write_geotiff
+from patchwork.core.engine.blocks import full_scene_prediction
 from tests.conftest import REPO, SHARED_DATA, files_under, read_all
 from tests.onnx_models import free_spatial_dims
 
@@ -211,7 +209,7 @@ def test_workflow_model_runs_end_to_end(qgis_env, tmp_path, s2_path):
 
 def test_workflow_model_from_label_polygons_runs_end_to_end(qgis_env, tmp_path, naip_path):
     """The shipped polygon workflow as the README runs it: the classes come out named after the text field."""
-    from patchwork.core.models import load_model
+    from patchwork.core import load_model
     from tests.core.test_vector_labels import CATEGORIES, polygons_in_wgs84
 
     gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))

@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from patchwork.core import RegularSampler, read_index, sample_chips
-from patchwork.core.config import from_config
-from patchwork.core.data.augment import (
+from patchwork.core import (
     AtmosphericHaze,
     BandDropout,
     BrightnessJitter,
@@ -20,19 +18,24 @@ from patchwork.core.data.augment import (
     CutMix,
     GaussianNoise,
     MixUp,
+    PatchworkError,
     RandomCrop,
     RandomFlip,
     RandomRotate90,
     RandomShift,
+    RegularSampler,
     Sample,
     SimulatedClouds,
     SpeckleNoise,
+    augment_chips,
+    classify,
+    from_config,
     load_pipeline,
+    read_index,
+    sample_chips,
 )
 from patchwork.core.data.kernels import seeded
-from patchwork.core.engine.inference import classify
-from patchwork.core.errors import PatchworkError
-from patchwork.core.tasks.augment_chips import augment_chips, read_chip
+from patchwork.core.tasks.augment_chips import read_chip
 from tests.conftest import REPO, read_all
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
@@ -236,7 +239,7 @@ def test_augment_errors_leave_nothing(tmp_path, naip_dataset):
 
 
 def test_band_jitter_permutes_bands_within_groups_by_name_or_index():
-    from patchwork.core.data.augment import BandJitter, Sample
+    from patchwork.core import BandJitter, Sample
 
     image = np.stack([np.full((4, 4), v, np.float32) for v in (10, 20, 30, 40, 50)])
     sample = Sample(image, np.zeros((4, 4), np.uint8), (0, 1, 0, 0, 0, -1), band_names=("b", "g", "r", "n", "s"))
@@ -258,9 +261,7 @@ def test_band_jitter_permutes_bands_within_groups_by_name_or_index():
 
 
 def test_sun_angle_jitter_scales_by_the_cosine_ratio_from_config_or_chip_metadata(tmp_path, s2_path):
-    from patchwork.core import RegularSampler, read_index, sample_chips
-    from patchwork.core.data.augment import Sample, SunAngleJitter
-    from patchwork.core.io.writer import write_geotiff
+    from patchwork.core import RegularSampler, Sample, SunAngleJitter, read_index, sample_chips, write_geotiff
     from patchwork.core.tasks.augment_chips import read_chip
 
     image = np.full((2, 3, 3), 0.5, np.float32)

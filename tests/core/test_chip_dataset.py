@@ -10,9 +10,7 @@ from multiprocessing import get_context
 import numpy as np
 import pytest
 
-from patchwork.core import ChipDataset, RegularSampler, sample_chips
-from patchwork.core.engine.inference import classify
-from patchwork.core.errors import PatchworkError
+from patchwork.core import ChipDataset, PatchworkError, RegularSampler, classify, sample_chips
 from tests.conftest import REPO
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
@@ -57,7 +55,7 @@ def test_items_are_arrays_a_default_collate_stacks(index):
     batch = {key: np.stack([dataset[i][key] for i in range(4)]) for key in ("image", "label", "valid")}
     assert batch["image"].shape == (4, 4, 48, 48)
     # labels move with the image: every label pixel is still the rules' class of its image pixel
-    from patchwork.core.models import load_model
+    from patchwork.core import load_model
 
     rules = load_model(RULES)
     pixels = (item["image"].reshape(4, -1).T * 1e-4).astype(np.float64)

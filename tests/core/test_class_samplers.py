@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from patchwork.core import read_index, sample_chips
-from patchwork.core.data.sampling import BalancedSampler, RegularSampler, StratifiedSampler
-from patchwork.core.engine.inference import classify
-from patchwork.core.errors import PatchworkError
+from patchwork.core import PatchworkError, RegularSampler, classify, read_index, sample_chips
+from patchwork.core.data.sampling import BalancedSampler, StratifiedSampler
 from tests.conftest import REPO
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
@@ -41,7 +39,7 @@ def test_balanced_gives_count_chips_per_class_or_all_a_class_has(tmp_path, s2_pa
 
 
 def test_a_class_with_too_few_centres_gives_what_it_has_and_says_so(tmp_path, s2_path, labels):
-    from patchwork.core.io.writer import write_geotiff
+    from patchwork.core import write_geotiff
 
     source = gdal.Open(labels)
     rare = source.ReadAsArray()

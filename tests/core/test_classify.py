@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from patchwork.core.engine.inference import classify, full_scene_prediction
-from patchwork.core.errors import Cancelled, PatchworkError
+from patchwork.core import Cancelled, PatchworkError, classify
+from patchwork.core.engine.blocks import full_scene_prediction
 from tests.conftest import REPO, SHARED_DATA, CancelAfter, files_under, read_all
 from tests.onnx_models import batch_one_inside, conv_model, free_spatial_dims, two_head_model
 
@@ -72,8 +72,8 @@ def test_class_map_carries_palette_names_and_style(tmp_path, s2_path):
 
 
 def test_class_names_travel_inside_the_geotiff_without_its_side_car(tmp_path, s2_path):
+    from patchwork.core import compare_classifications
     from patchwork.core.io.palette import read_classes
-    from patchwork.core.tasks.compare import compare_classifications
 
     out = str(tmp_path / "classes.tif")  # the tests run with GDAL_PAM_ENABLED=NO: no .aux.xml is written
     classify(s2_path, RULES, out, scale=1e-4)
@@ -120,7 +120,7 @@ def test_deepness_models_on_the_orthophoto_tiled_equal_one_full_scene_call(tmp_p
 
 
 def test_every_head_of_a_two_head_model_is_a_map_equal_to_its_full_scene_call(tmp_path, ortho_path):
-    from patchwork.core.models import load_model
+    from patchwork.core import load_model
 
     rgb = np.eye(3, dtype=np.float32).reshape(3, 3, 1, 1) * 20  # a class per colour: the strongest band wins
     model_path = two_head_model(str(tmp_path / "two.onnx"), rgb[:2], rgb,
@@ -155,7 +155,7 @@ def test_every_head_of_a_two_head_model_is_a_map_equal_to_its_full_scene_call(tm
 
 
 def test_models_that_fix_their_batch_run_with_any_batch_size_and_say_so(tmp_path, ortho_path):
-    from patchwork.core.progress import SilentFeedback
+    from patchwork.core import SilentFeedback
 
     class Log(SilentFeedback):
         def __init__(self):

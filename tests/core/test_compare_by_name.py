@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from patchwork.core.engine.inference import classify
-from patchwork.core.errors import PatchworkError
-from patchwork.core.io.writer import write_geotiff
-from patchwork.core.tasks.compare import compare_classifications, match_by_name
+from patchwork.core import PatchworkError, classify, compare_classifications, write_geotiff
+from patchwork.core.tasks.compare import match_by_name
 from tests.conftest import REPO
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")

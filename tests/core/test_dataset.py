@@ -265,7 +265,7 @@ def test_unwritable_index_folder_leaves_no_staging_behind(tmp_path, s2_path):
 
 def test_four_band_byte_chips_are_not_tagged_alpha_unless_the_source_band_was(tmp_path, naip_path, ortho_path):
     """GDAL makes any 4 byte bands RGB + alpha by default: NAIP's near-infrared band would read as transparency."""
-    from patchwork.core.tasks.augment_chips import augment_chips
+    from patchwork.core import augment_chips
 
     def tags(path):
         ds = gdal.Open(path)

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from patchwork.core.engine.inference import classify
-from patchwork.core.models import load_model
+from patchwork.core import classify, load_model
 from tests.onnx_models import sigmoid_map_model
 
 GREEN_OVER_RED = np.array([-8.0, 8.0, 0.0])  # p = sigmoid(8·(green − red)), on values 0–1

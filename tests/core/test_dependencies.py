@@ -4,9 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from patchwork.core import dependencies
-from patchwork.core.errors import PatchworkError
-from patchwork.core.models import load_model
+from patchwork.core import PatchworkError, dependencies, load_model
 from tests.onnx_models import conv_model
 
 

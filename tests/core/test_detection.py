@@ -8,12 +8,9 @@ import numpy as np
 import pytest
 from osgeo import gdal, ogr
 
-from patchwork.core.engine.inference import input_transform
-from patchwork.core.errors import PatchworkError
-from patchwork.core.geometry import Window
-from patchwork.core.io.raster import RasterSource
-from patchwork.core.models import load_model
-from patchwork.core.tasks.detect import detect, non_maximum_suppression
+from patchwork.core import PatchworkError, RasterSource, Window, detect, load_model
+from patchwork.core.engine.model_input import input_transform
+from patchwork.core.tasks.detect import non_maximum_suppression
 from tests.conftest import SHARED_DATA, files_under
 from tests.onnx_models import cell_detector
 
@@ -77,14 +74,14 @@ def test_detection_errors_are_clear_and_write_nothing(tmp_path, ortho_path):
     with pytest.raises(PatchworkError, match="takes 3 bands but it would get 4"):
         detect(ortho_path, model_path, str(tmp_path / "x.gpkg"))
     with pytest.raises(PatchworkError, match="is a detector"):
-        from patchwork.core.engine.inference import classify
+        from patchwork.core import classify
 
         classify(ortho_path, model_path, str(tmp_path / "x.tif"), bands=[1, 2, 3])
     assert files_under(str(tmp_path)) == before
 
 
 def test_a_mask_keeps_the_boxes_whose_centre_is_inside(tmp_path, ortho_path):
-    from patchwork.core.io.aoi import Aoi
+    from patchwork.core import Aoi
 
     model_path = cell_detector(str(tmp_path / "cells.onnx"))
     everywhere = detect(ortho_path, model_path, str(tmp_path / "all.gpkg"), bands=[1, 2, 3], scale=1 / 255,

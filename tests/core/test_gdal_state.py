@@ -26,7 +26,7 @@ def state():
 before = state()
 
 from patchwork.core import Aoi, PatchworkError, RegularSampler, RasterSource, read_index, sample_chips
-from patchwork.core.engine.inference import classify
+from patchwork.core import classify
 
 out, raster, rules = sys.argv[2], sys.argv[3], sys.argv[4]
 imported = state()

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
+from patchwork.core import BandDropout, BrightnessJitter, ContrastJitter, GaussianNoise, SunAngleJitter
 from patchwork.core.data import augment, kernels
-from patchwork.core.data.augment import BandDropout, BrightnessJitter, ContrastJitter, GaussianNoise, SunAngleJitter
 
 
 @pytest.fixture(scope="module")

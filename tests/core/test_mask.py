@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
 
-from patchwork.core.engine.inference import classify
-from patchwork.core.errors import PatchworkError
-from patchwork.core.io.aoi import Aoi
+from patchwork.core import Aoi, PatchworkError, classify
 from tests.conftest import REPO, SHARED_DATA, files_under, read_all
 from tests.onnx_models import free_spatial_dims_file
 

@@ -8,8 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from patchwork.core.errors import PatchworkError
-from patchwork.core.models import load_model
+from patchwork.core import PatchworkError, load_model
 from tests.conftest import REPO, read_all
 from tests.onnx_models import conv_model
 
@@ -62,9 +61,8 @@ def test_rules_model_on_float32_planes_computes_as_on_their_float64_copy(tmp_pat
     on float64 copies, thresholds included: the float32 nearest to 0.3 is above 0.3."""
     from osgeo import gdal
 
-    from patchwork.core.engine.inference import input_transform
-    from patchwork.core.engine.tiling import Window
-    from patchwork.core.io.raster import RasterSource
+    from patchwork.core import RasterSource, Window
+    from patchwork.core.engine.model_input import input_transform
 
     rule = {"bands": ["b1", "b2"], "classes": [{"value": 0}, {"value": 1}], "default_class": 0,
             "rules": [{"class": 1, "when": [{"band": "b1", "op": ">", "value": 0.3}]}], "format": "patchwork-rules"}

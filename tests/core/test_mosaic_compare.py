@@ -8,13 +8,17 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from patchwork.core import RegularSampler, sample_chips
-from patchwork.core.engine.inference import classify
-from patchwork.core.errors import Cancelled, PatchworkError
+from patchwork.core import (
+    Cancelled,
+    PatchworkError,
+    RegularSampler,
+    classify,
+    compare_classifications,
+    sample_chips,
+    stitch_chips,
+    write_geotiff,
+)
 from patchwork.core.io.example import example_scene
-from patchwork.core.io.writer import write_geotiff
-from patchwork.core.tasks.compare import compare_classifications
-from patchwork.core.tasks.stitch_chips import stitch_chips
 from tests.conftest import REPO, CancelAfter, read_all
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")

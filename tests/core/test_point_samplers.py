@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
 
-from patchwork.core import read_index, sample_chips
+from patchwork.core import RasterSource, read_index, sample_chips
 from patchwork.core.data.sampling import PointSampler, points_along_lines
-from patchwork.core.io.raster import RasterSource
 
 
 def to_wgs84(src: RasterSource):

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from osgeo import gdal, ogr
 
-from patchwork.core.engine.inference import classify
+from patchwork.core import PatchworkError, classify
 from patchwork.core.engine.postprocess import class_areas
-from patchwork.core.errors import PatchworkError
 from tests.conftest import REPO, files_under, read_all
 from tests.onnx_models import conv_model
 

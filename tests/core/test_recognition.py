@@ -9,8 +9,7 @@ import onnxruntime as ort
 import pytest
 from osgeo import gdal
 
-from patchwork.core.errors import PatchworkError
-from patchwork.core.tasks.recognize import recognize
+from patchwork.core import PatchworkError, recognize
 from tests.conftest import SHARED_DATA, read_all
 
 MODEL = os.path.join(SHARED_DATA, "models-more", "dummy_recognition_model.onnx")
@@ -40,7 +39,7 @@ def test_recognition_needs_a_recognition_model(tmp_path, ortho_path):
     segmentation = os.path.join(SHARED_DATA, "models", "one_output_softmax_bsx2x512x512.onnx")
     with pytest.raises(PatchworkError, match="not a recognition one"):
         recognize(ortho_path, segmentation, ortho_path, str(tmp_path / "x.tif"), bands=[1, 2, 3])
-    from patchwork.core.engine.inference import classify
+    from patchwork.core import classify
 
     with pytest.raises(PatchworkError, match="is a recognition model"):
         classify(ortho_path, MODEL, str(tmp_path / "x.tif"), bands=[1, 2, 3])

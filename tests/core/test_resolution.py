@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from patchwork.core.engine.inference import classify
-from patchwork.core.errors import PatchworkError
+from patchwork.core import PatchworkError, classify
 from tests.conftest import REPO, SHARED_DATA, CancelInGdal, files_under, read_all
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
@@ -65,7 +64,7 @@ def test_resolution_errors(tmp_path, s2_path):
 def test_maps_brought_back_to_the_input_grid_are_cogs_when_asked_and_all_or_none_on_cancel(tmp_path, s2_path):
     from osgeo_utils.samples.validate_cloud_optimized_geotiff import validate
 
-    from patchwork.core.errors import Cancelled
+    from patchwork.core import Cancelled
 
     gt = gdal.Open(s2_path).GetGeoTransform()
     out, probabilities = str(tmp_path / "back.tif"), str(tmp_path / "p.tif")

@@ -12,13 +12,10 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from patchwork.core.engine.inference import classify
+from patchwork.core import GeoTiffWriter, PatchworkError, classify, stitch_chips
 from patchwork.core.engine.journal import journal_folder
 from patchwork.core.engine.tiling import TileGrid, block_side, plan_blocks
-from patchwork.core.errors import PatchworkError
-from patchwork.core.io.writer import GeoTiffWriter
 from patchwork.core.models.onnx import execution_providers
-from patchwork.core.tasks.stitch_chips import stitch_chips
 from tests.conftest import REPO, SHARED_DATA, CancelInGdal, files_under
 from tests.onnx_models import free_spatial_dims_file
 
@@ -38,7 +35,7 @@ def forest_onnx(tmp_path_factory, s2_path):
     from skl2onnx import to_onnx
     from sklearn.ensemble import RandomForestClassifier
 
-    from patchwork.core.models import load_model
+    from patchwork.core import load_model
 
     data = gdal.Open(s2_path).ReadAsArray().astype(np.float32) * np.float32(1e-4)
     pixels = data.reshape(4, -1).T
@@ -127,7 +124,7 @@ def test_stitched_mosaic_is_identical_for_any_number_of_workers(tmp_path, exampl
 
 KILL_AT_HALF = textwrap.dedent("""
     import os, signal, sys
-    from patchwork.core.engine.inference import classify
+    from patchwork.core import classify
 
     class KillAtHalf:
         def set_progress(self, percent):
@@ -252,7 +249,7 @@ def test_cancel_while_the_cog_is_written_leaves_the_earlier_outputs_untouched_an
                                                                                             cancelled_in):
     """The COG rewrite of a large output takes a while: Cancel is heard there too. Every output is finished before
     any is renamed, so a cancel in the second file's rewrite leaves the first one's earlier file too."""
-    from patchwork.core.errors import Cancelled
+    from patchwork.core import Cancelled
 
     out, probabilities = str(tmp_path / "classes.tif"), str(tmp_path / "p.tif")
     for path in (out, probabilities):
@@ -369,8 +366,8 @@ def test_dask_tasks_compute_a_few_consecutive_small_blocks_each_and_give_them_ba
 
 
 def test_dask_scheduler_errors_are_clear(tmp_path, s2_path, monkeypatch):
+    from patchwork.core import load_model
     from patchwork.core.engine import executors
-    from patchwork.core.models import load_model
 
     monkeypatch.setattr(executors, "CONNECT_TIMEOUT", 2)
     with pytest.raises(PatchworkError, match="DASK_SCHEDULER: a model given as a Python object cannot be sent"):
@@ -381,8 +378,7 @@ def test_dask_scheduler_errors_are_clear(tmp_path, s2_path, monkeypatch):
 
 
 def test_chip_files_are_identical_for_any_number_of_writer_threads(tmp_path, naip_path):
-    from patchwork.core import RegularSampler, sample_chips
-    from patchwork.core.tasks.augment_chips import augment_chips
+    from patchwork.core import RegularSampler, augment_chips, sample_chips
 
     folders = {}
     for workers in (1, 2):
@@ -420,8 +416,8 @@ def test_a_gpu_that_fails_to_start_falls_back_to_the_cpu_with_a_warning(monkeypa
 
 
 def test_an_unreadable_journal_entry_is_computed_and_saved_again(tmp_path):
+    from patchwork.core import Window
     from patchwork.core.engine.journal import BlockJournal, BlockResult
-    from patchwork.core.geometry import Window
 
     out, run, window = str(tmp_path / "c.tif"), {"model": "m"}, Window(0, 0, 2, 2)
     block = BlockResult(3, window, np.arange(4, dtype=np.uint8).reshape(2, 2), None, 4, 1)

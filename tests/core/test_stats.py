@@ -7,11 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from patchwork.core import RegularSampler, read_index, sample_chips
+from patchwork.core import RasterSource, RegularSampler, Window, augment_chips, read_index, sample_chips
 from patchwork.core.data.stats import BandStatistics
-from patchwork.core.geometry import Window
-from patchwork.core.io.raster import RasterSource
-from patchwork.core.tasks.augment_chips import augment_chips
 
 
 def chip_pixels(index: str) -> np.ndarray:

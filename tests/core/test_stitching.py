@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from patchwork.core import Window
 from patchwork.core.engine.stitching import BlockAccumulator, first_argmax, taper, tile_weights
-from patchwork.core.geometry import Window
 
 
 @pytest.mark.parametrize("window", ["boxcar", "hann", "triangular"])

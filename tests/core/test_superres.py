@@ -9,8 +9,7 @@ import onnxruntime as ort
 import pytest
 from osgeo import gdal
 
-from patchwork.core.errors import PatchworkError
-from patchwork.core.tasks.superresolve import superresolve
+from patchwork.core import PatchworkError, superresolve
 from tests.conftest import SHARED_DATA, files_under, read_all
 
 MODEL = os.path.join(SHARED_DATA, "models-more", "dummy_superresolution_model.onnx")

@@ -8,21 +8,21 @@ import time
 import numpy as np
 import pytest
 
-from patchwork.core import PoissonDiskSampler, RegularSampler, sample_chips
-from patchwork.core.engine.inference import classify
-from patchwork.core.errors import Cancelled, PatchworkError
-from patchwork.core.io.writer import write_geotiff
-from patchwork.core.models import load_model
-from patchwork.core.progress import SilentFeedback
-from patchwork.core.tasks.augment_chips import augment_chips
-from patchwork.core.tasks.compare import compare_classifications
-from patchwork.core.tasks.train_classifier import (
-    fit_reporting,
-    pixels_from_index,
-    split_by_chip,
-    stratified_subsample,
+from patchwork.core import (
+    Cancelled,
+    PatchworkError,
+    PoissonDiskSampler,
+    RegularSampler,
+    SilentFeedback,
+    augment_chips,
+    classify,
+    compare_classifications,
+    load_model,
+    sample_chips,
     train_classifier,
+    write_geotiff,
 )
+from patchwork.core.tasks.train_classifier import fit_reporting, pixels_from_index, split_by_chip, stratified_subsample
 from tests.conftest import REPO, read_all
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
@@ -216,9 +216,8 @@ def test_standardised_training_carries_the_datasets_band_statistics_to_classify(
 def test_chips_piled_on_small_hand_drawn_polygons_still_train(tmp_path, naip_path):
     """#27 item 4: balanced sampling's chips pile onto small polygons; the old split held out random chips, dropped
     every training chip that touched one, and its advice (lower VALIDATION_FRACTION) failed at 0.1 as well."""
-    from patchwork.core import RasterSource
+    from patchwork.core import RasterSource, VectorLabels
     from patchwork.core.data.sampling import BalancedSampler
-    from patchwork.core.io.labels import VectorLabels
 
     with RasterSource(naip_path) as src:
         gt, crs = src.geotransform, src.crs_wkt

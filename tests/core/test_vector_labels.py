@@ -8,10 +8,7 @@ import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
 
-from patchwork.core import RegularSampler, read_index, sample_chips
-from patchwork.core.errors import PatchworkError
-from patchwork.core.io.labels import VectorLabels
-from patchwork.core.io.raster import RasterSource
+from patchwork.core import PatchworkError, RasterSource, RegularSampler, VectorLabels, read_index, sample_chips
 
 CATEGORIES = ["water", "crop", "forest"]
 
@@ -111,9 +108,7 @@ def test_a_model_trained_on_polygon_labels_names_its_classes_after_them(tmp_path
     """The class table goes from the polygons through (augmented) chips into the trained model, also when the
     indexes are written outside their chip folders (Processing's temporary OUTPUT: the shipped workflow model
     trained "class 0, class 1, class 2" from named polygons)."""
-    from patchwork.core.models import load_model
-    from patchwork.core.tasks.augment_chips import augment_chips
-    from patchwork.core.tasks.train_classifier import train_classifier
+    from patchwork.core import augment_chips, load_model, train_classifier
 
     gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))
     labels = VectorLabels.from_file(gpkg, "landcover", colours={"water": "#2c7bb6"})

@@ -12,7 +12,7 @@ from osgeo import gdal
 from qgis.core import QgsProject, QgsRasterLayer
 from qgis.PyQt.QtWidgets import QLabel, QPushButton
 
-from patchwork.core.data.augment import load_pipeline
+from patchwork.core import load_pipeline
 from tests.conftest import REPO, SHARED_DATA
 from tests.onnx_models import conv_model
 
@@ -290,7 +290,7 @@ def test_a_folder_holding_a_chip_dataset_is_replaced_only_when_the_user_agrees(d
 
 def test_the_whole_chain_runs_from_the_panel_alone(dock, s2_layer, tmp_path, qgis_app, qgis_iface):
     """Sample → Augment → Train → Classify → Compare, each tab handing its output to the next."""
-    from patchwork.core.engine.inference import classify
+    from patchwork.core import classify
 
     labels_path = str(tmp_path / "labels.tif")
     classify(s2_layer.source(), RULES, labels_path, scale=1e-4)
@@ -341,7 +341,7 @@ def test_the_whole_chain_runs_from_the_panel_alone(dock, s2_layer, tmp_path, qgi
 
 
 def test_a_raster_without_crs_is_refused_by_the_previews_as_by_the_sampler(dock, s2_path, tmp_path, qgis_iface):
-    from patchwork.core.io.writer import write_geotiff
+    from patchwork.core import write_geotiff
 
     source = gdal.Open(s2_path)
     path = write_geotiff(str(tmp_path / "no_crs.tif"), source.ReadAsArray(), source.GetGeoTransform(), "")

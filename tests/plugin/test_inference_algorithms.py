@@ -17,7 +17,7 @@ from qgis.core import (
     QgsRasterLayer,
 )
 
-from patchwork.core.engine.inference import full_scene_prediction
+from patchwork.core.engine.blocks import full_scene_prediction
 from tests.conftest import REPO, SHARED_DATA, files_under
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
@@ -153,7 +153,7 @@ def test_classify_inside_a_mask_layer_in_another_crs(patchwork_provider, tmp_pat
 def test_detect_writes_boxes_styled_by_class(patchwork_provider, tmp_path, ortho_path):
     from qgis.core import QgsVectorLayer
 
-    from patchwork.core.tasks.detect import detect
+    from patchwork.core import detect
     from tests.onnx_models import cell_detector
 
     model = cell_detector(str(tmp_path / "cells.onnx"), "v8")

@@ -11,7 +11,7 @@ from qgis.core import Qgis, QgsCategorizedSymbolRenderer, QgsProject, QgsVectorL
 from qgis.PyQt.QtCore import QPoint
 from qgis.PyQt.QtWidgets import QApplication
 
-from patchwork.core.errors import PatchworkError
+from patchwork.core import PatchworkError
 from tests.plugin.test_dock import wait_for
 
 
@@ -217,7 +217,7 @@ def test_the_augmentation_preview_stretches_all_draws_alike_in_the_layers_bands_
     import numpy as np
     from qgis.core import QgsRasterLayer
 
-    from patchwork.core.data.augment import BrightnessJitter, Compose, Sample
+    from patchwork.core import BrightnessJitter, Compose, Sample
     from patchwork.ui.preview import stretch_limits
 
     image = np.tile(np.arange(101, dtype=np.float32), (1, 101, 1))

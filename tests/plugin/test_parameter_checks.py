@@ -15,8 +15,7 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsApplication, QgsProcessingContext, QgsProject
 
-from patchwork.core.errors import PatchworkError
-from patchwork.core.io.writer import write_geotiff
+from patchwork.core import PatchworkError, write_geotiff
 from tests.conftest import REPO, SHARED_DATA, files_under
 from tests.onnx_models import cell_detector
 
@@ -175,10 +174,7 @@ def test_choices_take_words_in_processing_run_and_keep_them_when_qgis_copies_the
 
 
 def test_rasters_without_crs_are_refused_where_chips_need_a_place_and_warned_about_elsewhere(work, s2_path):
-    from patchwork.core import RegularSampler, sample_chips
-    from patchwork.core.engine.inference import classify
-    from patchwork.core.tasks.compare import compare_classifications
-    from patchwork.core.tasks.stitch_chips import stitch_chips
+    from patchwork.core import RegularSampler, classify, compare_classifications, sample_chips, stitch_chips
 
     class Said:  # a core Feedback that keeps what the runs say
         messages: list[str] = []

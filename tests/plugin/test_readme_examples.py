@@ -7,7 +7,7 @@ import re
 import numpy as np
 from osgeo import gdal
 
-from patchwork.core.engine.inference import classify
+from patchwork.core import classify
 from tests.conftest import REPO
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")

@@ -119,8 +119,7 @@ def test_label_polygons_with_a_categorized_style_give_named_coloured_label_chips
     from qgis.core import QgsCategorizedSymbolRenderer, QgsProject, QgsRendererCategory, QgsSymbol, QgsVectorLayer
     from qgis.PyQt.QtGui import QColor
 
-    from patchwork.core import RegularSampler, sample_chips
-    from patchwork.core.io.labels import VectorLabels
+    from patchwork.core import RegularSampler, VectorLabels, sample_chips
     from tests.core.test_vector_labels import polygons_in_wgs84
 
     gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))
@@ -165,7 +164,7 @@ def test_points_sampler_centres_chips_on_a_point_layer_in_another_crs(patchwork_
     point; a point outside the raster is reported."""
     from osgeo import ogr, osr
 
-    from patchwork.core.io.raster import RasterSource
+    from patchwork.core import RasterSource
     from tests.core.test_point_samplers import to_wgs84
 
     with RasterSource(naip_path) as src:
@@ -197,7 +196,7 @@ def test_points_sampler_centres_chips_on_a_point_layer_in_another_crs(patchwork_
 
 
 def test_balanced_sampler_from_processing_and_its_check(patchwork_provider, tmp_path, s2_path):
-    from patchwork.core.engine.inference import classify
+    from patchwork.core import classify
     from tests.conftest import REPO
 
     labels = classify(s2_path, f"{REPO}/resources/models/ndvi_ndwi_rules.json", str(tmp_path / "labels.tif"),

@@ -38,7 +38,7 @@ def test_train_from_raster_and_labels_then_classify(patchwork_provider, tmp_path
     assert not (tmp_path / "x.onnx").exists()
     standardised = run("trainclassifier", {"INPUT": s2_path, "LABELS": labels, "ESTIMATOR": "mlp",
                                            "STANDARDIZE": True, "OUTPUT_MODEL": str(tmp_path / "mlp.onnx")})
-    from patchwork.core.models import load_model
+    from patchwork.core import load_model
 
     info = load_model(standardised["OUTPUT_MODEL"]).info  # from the training pixels: a raster has no dataset.json
     assert len(info.mean) == 4 and all(s > 0 for s in info.std)
@@ -61,7 +61,7 @@ def test_workflow_model_loads_in_the_modeler_and_validates(patchwork_provider):
 
 def test_the_workflow_is_in_the_toolbox(patchwork_provider, tmp_path, s2_path):
     """#27 item 10: the shipped model was not offered in the Toolbox."""
-    from patchwork.core.models import load_model
+    from patchwork.core import load_model
 
     workflow = QgsApplication.processingRegistry().algorithmById("patchwork:workflow")
     assert workflow is not None and workflow.group() == "Workflows"
@@ -76,7 +76,7 @@ def test_the_workflow_is_in_the_toolbox(patchwork_provider, tmp_path, s2_path):
 
 def test_the_workflow_from_label_polygons_is_in_the_toolbox(patchwork_provider, tmp_path, naip_path):
     """#27 item 10: the shipped workflow took raster labels only; hand-drawn polygons are what users have."""
-    from patchwork.core.models import load_model
+    from patchwork.core import load_model
     from tests.core.test_vector_labels import CATEGORIES, polygons_in_wgs84
 
     workflow = QgsApplication.processingRegistry().algorithmById("patchwork:workflowpolygons")

@@ -7,8 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from patchwork.core.engine.inference import classify
-from patchwork.core.errors import Cancelled, PatchworkError
+from patchwork.core import Cancelled, PatchworkError, classify
 from tests.conftest import REPO, files_under
 from tests.onnx_models import two_head_model
 
@@ -20,7 +19,7 @@ def contents(folder) -> dict:
 
 
 def test_a_failure_in_the_polygons_replaces_no_map(tmp_path, s2_path, monkeypatch):
-    from patchwork.core.engine import inference
+    from patchwork.core.engine import map_writer
 
     out = tmp_path / "out"
     out.mkdir()
@@ -33,7 +32,7 @@ def test_a_failure_in_the_polygons_replaces_no_map(tmp_path, s2_path, monkeypatc
     def fails(class_map, output, *args, **kwargs):
         assert os.path.exists(class_map) and not class_map.endswith("classes.tif")  # the finished temporary map
         raise PatchworkError("OUTPUT_VECTOR: the disk is full (simulated)")
-    monkeypatch.setattr(inference, "polygonize", fails)
+    monkeypatch.setattr(map_writer, "polygonize", fails)
     with pytest.raises(PatchworkError, match="simulated"):
         classify(s2_path, RULES, scale=0.0001, offset=0.05, **paths)  # another map than the earlier one
     assert contents(out) == before  # every earlier output byte for byte, no debris
@@ -65,7 +64,7 @@ def test_a_cancel_while_polygonizing_replaces_no_map(tmp_path, s2_path):
 
 
 def test_a_failing_second_head_leaves_the_first_heads_earlier_maps(tmp_path, ortho_path, monkeypatch):
-    from patchwork.core.engine import inference
+    from patchwork.core.engine import map_writer
 
     rgb = np.eye(3, dtype=np.float32).reshape(3, 3, 1, 1) * 20
     model = two_head_model(str(tmp_path / "two.onnx"), rgb[:2], rgb,
@@ -79,12 +78,12 @@ def test_a_failing_second_head_leaves_the_first_heads_earlier_maps(tmp_path, ort
     before = contents(out)
     assert {"map.tif", "map_water.tif", "p.tif", "p_water.tif"} <= set(before)
 
-    real = inference.MapWriter.write
+    real = map_writer.MapWriter.write
     def second_head_fails(self, result):  # noqa: E306
         if self.output.endswith("map_water.tif"):
             raise PatchworkError("OUTPUT: the second head failed (simulated)")
         return real(self, result)
-    monkeypatch.setattr(inference.MapWriter, "write", second_head_fails)
+    monkeypatch.setattr(map_writer.MapWriter, "write", second_head_fails)
     with pytest.raises(PatchworkError, match="second head failed"):
         classify(ortho_path, model, str(out / "map.tif"), scale=1 / 200, **arguments)
     assert contents(out) == before  # the first head's new maps were not renamed either

@@ -7,10 +7,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from patchwork.core import RandomSampler, budget, sample_chips
-from patchwork.core.engine.inference import classify
-from patchwork.core.errors import PatchworkError
-from patchwork.core.tasks.augment_chips import augment_chips
+from patchwork.core import PatchworkError, RandomSampler, augment_chips, budget, classify, sample_chips
 from tests.cli.test_qgis_process import qgis_env, qgis_process  # noqa: F401 - fixture
 from tests.conftest import REPO, files_under
 from tests.hostile import small_disk  # noqa: F401 - fixture

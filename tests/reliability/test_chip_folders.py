@@ -10,8 +10,7 @@ import sys
 import pytest
 from osgeo import gdal
 
-from patchwork.core import RandomSampler, RegularSampler, read_index, sample_chips
-from patchwork.core.errors import PatchworkError
+from patchwork.core import PatchworkError, RandomSampler, RegularSampler, read_index, sample_chips
 from tests.cli.test_qgis_process import qgis_env, qgis_process  # noqa: F401 - fixture
 from tests.conftest import files_under
 from tests.hostile import start_qgis_process, wait_for_entry

@@ -10,8 +10,7 @@ import time
 import pytest
 from osgeo import gdal
 
-from patchwork.core import RandomSampler, sample_chips
-from patchwork.core.engine.inference import classify
+from patchwork.core import RandomSampler, classify, sample_chips
 from patchwork.core.io.partials import owned_name
 from tests.cli.test_qgis_process import QGIS_PROCESS, qgis_env, qgis_process  # noqa: F401 - fixture
 from tests.conftest import REPO, files_under

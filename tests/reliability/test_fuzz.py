@@ -13,13 +13,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from osgeo import gdal
 
-from patchwork.core import read_index, sample_chips
-from patchwork.core.data.sampling import sampler_from_name
-from patchwork.core.engine.inference import classify
-from patchwork.core.errors import PatchworkError
-from patchwork.core.tasks.augment_chips import augment_chips
-from patchwork.core.tasks.stitch_chips import stitch_chips
-from patchwork.core.tasks.train_classifier import train_classifier
+from patchwork.core import (
+    PatchworkError,
+    augment_chips,
+    classify,
+    read_index,
+    sample_chips,
+    sampler_from_name,
+    stitch_chips,
+    train_classifier,
+)
 from tests.conftest import REPO, files_under
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")

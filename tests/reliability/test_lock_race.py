@@ -10,12 +10,12 @@ import time
 
 import pytest
 
-from patchwork.core.errors import PatchworkError
+from patchwork.core import PatchworkError
 from patchwork.core.io.partials import OutputLock
 
 RACER = """
 import os, sys, time
-from patchwork.core.errors import PatchworkError
+from patchwork.core import PatchworkError
 from patchwork.core.io.partials import OutputLock
 target, journal, start = sys.argv[1], sys.argv[2], float(sys.argv[3])
 while time.time() < start:

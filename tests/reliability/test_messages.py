@@ -9,14 +9,19 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from patchwork.core import RandomSampler, read_index, sample_chips
-from patchwork.core.engine.inference import classify
-from patchwork.core.errors import PatchworkError
-from patchwork.core.io.writer import write_geotiff
-from patchwork.core.models import load_model
-from patchwork.core.models.base import Model, ModelInfo
-from patchwork.core.tasks.augment_chips import augment_chips
-from patchwork.core.tasks.train_classifier import train_classifier
+from patchwork.core import (
+    Model,
+    ModelInfo,
+    PatchworkError,
+    RandomSampler,
+    augment_chips,
+    classify,
+    load_model,
+    read_index,
+    sample_chips,
+    train_classifier,
+    write_geotiff,
+)
 from tests.conftest import REPO, files_under, read_all
 from tests.hostile import small_disk  # noqa: F401 - fixture
 from tests.onnx_models import conv_model
@@ -228,7 +233,7 @@ def test_sqlite_disk_full_is_a_disk_full_message():
 
 
 def test_a_self_intersecting_mask_is_named_not_called_outside_the_raster(tmp_path, s2_path):
-    from patchwork.core.io.aoi import Aoi
+    from patchwork.core import Aoi
 
     gt = gdal.Open(s2_path).GetGeoTransform()
     x, y, d = gt[0] + 10 * gt[1], gt[3] + 10 * gt[5], 50 * gt[1]

@@ -7,10 +7,7 @@ import shutil
 
 import pytest
 
-from patchwork.core import RandomSampler, sample_chips
-from patchwork.core.engine.inference import classify
-from patchwork.core.errors import PatchworkError
-from patchwork.core.tasks.augment_chips import augment_chips
+from patchwork.core import PatchworkError, RandomSampler, augment_chips, classify, sample_chips
 from tests.cli.test_qgis_process import qgis_env, qgis_process  # noqa: F401 - fixture
 from tests.conftest import REPO
 

@@ -8,10 +8,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from patchwork.core.engine.inference import classify
-from patchwork.core.errors import PatchworkError
-from patchwork.core.io.labels import VectorLabels
-from patchwork.core.models import load_model
+from patchwork.core import PatchworkError, VectorLabels, classify, load_model
 from tests.conftest import REPO, SHARED_DATA, files_under
 from tests.onnx_models import conv_model
 
@@ -36,8 +33,7 @@ def test_text_classes_never_share_the_background_id():
 
 
 def test_unlabelled_pixels_are_background_not_the_first_category(tmp_path, naip_path):
-    from patchwork.core import RandomSampler, read_index, sample_chips
-    from patchwork.core.io.raster import RasterSource
+    from patchwork.core import RandomSampler, RasterSource, read_index, sample_chips
 
     with RasterSource(naip_path) as src:
         gt, crs = src.geotransform, src.crs_wkt
@@ -50,7 +46,7 @@ def test_unlabelled_pixels_are_background_not_the_first_category(tmp_path, naip_
 
 
 def test_stitching_votes_beyond_n_classes_is_refused(tmp_path, naip_path):
-    from patchwork.core.tasks.stitch_chips import stitch_chips
+    from patchwork.core import stitch_chips
 
     folder = tmp_path / "chips"
     folder.mkdir()
@@ -93,7 +89,7 @@ def test_boxes_that_are_not_boxes_are_dropped():
 
 
 def test_nms_keeps_exactly_what_the_all_pairs_greedy_kept_and_hears_cancel():
-    from patchwork.core.errors import Cancelled
+    from patchwork.core import Cancelled
     from patchwork.core.tasks.detect import non_maximum_suppression
 
     rng = np.random.default_rng(3)
@@ -125,7 +121,7 @@ def test_nms_keeps_exactly_what_the_all_pairs_greedy_kept_and_hears_cancel():
 
 
 def test_a_nan_embedding_is_refused_not_read_as_unlike(tmp_path, ortho_path):
-    from patchwork.core.tasks.recognize import recognize
+    from patchwork.core import recognize
 
     model = load_model(os.path.join(SHARED_DATA, "models-more", "dummy_recognition_model.onnx"))
     query = str(tmp_path / "query.tif")
@@ -139,7 +135,7 @@ def test_a_nan_embedding_is_refused_not_read_as_unlike(tmp_path, ortho_path):
 
 
 def test_a_nan_super_resolution_is_refused(tmp_path, ortho_path):
-    from patchwork.core.tasks.superresolve import superresolve
+    from patchwork.core import superresolve
 
     small = str(tmp_path / "small.tif")
     gdal.Translate(small, ortho_path, srcWin=[0, 0, 96, 80], bandList=[1, 2, 3])

@@ -8,8 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from patchwork.core.errors import PatchworkError
-from patchwork.core.models import load_model
+from patchwork.core import PatchworkError, load_model
 from tests.hostile import crafted_tree_skops, import_payload_skops
 
 PAYLOAD = "patchwork_test_payload_module"

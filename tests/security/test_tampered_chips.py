@@ -10,10 +10,7 @@ import numpy as np
 import pytest
 from osgeo import gdal, ogr
 
-from patchwork.core import RandomSampler, read_index, sample_chips
-from patchwork.core.data.chip_dataset import ChipDataset
-from patchwork.core.errors import PatchworkError
-from patchwork.core.tasks.augment_chips import augment_chips
+from patchwork.core import ChipDataset, PatchworkError, RandomSampler, augment_chips, read_index, sample_chips
 from tests.conftest import files_under
 
 
@@ -100,9 +97,7 @@ def test_paths_outside_the_dataset_are_refused_and_relative_ones_resolve_beside_
 
 @pytest.mark.parametrize("content", ["{broken", "[1, 2]"])
 def test_a_damaged_manifest_is_a_message_not_a_traceback(tmp_path, naip_path, content):
-    from patchwork.core.io.labels import VectorLabels
-    from patchwork.core.io.raster import RasterSource
-    from patchwork.core.tasks.train_classifier import train_classifier
+    from patchwork.core import RasterSource, VectorLabels, train_classifier
 
     with RasterSource(naip_path) as src:
         gt, crs = src.geotransform, src.crs_wkt

@@ -7,9 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from patchwork.core.engine.inference import classify
-from patchwork.core.errors import PatchworkError
-from patchwork.core.models import load_model
+from patchwork.core import PatchworkError, classify, load_model
 from patchwork.core.models.sklearn import SKLEARN_SUPPORT_TYPES, allowed_skops_types
 from tests.cli.test_qgis_process import qgis_env, qgis_process  # noqa: F401 - fixture
 from tests.conftest import files_under
