@@ -2,6 +2,6 @@
 
 
 def classFactory(iface):  # noqa: N802 - the name QGIS looks for
-    from .plugin.plugin import PatchworkPlugin
+    from .ui.plugin import PatchworkPlugin
 
     return PatchworkPlugin(iface)

@@ -34,9 +34,8 @@ from .data.augment import (
     preset_names,
 )
 from .data.chip_dataset import ChipDataset
-from .data.dataset import SampleResult, read_index, sample_chips
+from .data.chips import read_index
 from .data.sampling import (
-    BOUNDARIES,
     SAMPLER_NAMES,
     Coverage,
     JitteredSampler,
@@ -48,7 +47,7 @@ from .data.sampling import (
     sampler_from_name,
 )
 from .errors import Cancelled, PatchworkError
-from .geometry import Window, pixel_to_world, window_geotransform
+from .geometry import BOUNDARIES, Window, pixel_to_world, window_geotransform
 from .io.aoi import Aoi
 from .io.labels import VectorLabels
 from .io.raster import RasterSource
@@ -61,6 +60,7 @@ from .tasks.classify import ClassifyResult, classify
 from .tasks.compare import compare_classifications
 from .tasks.detect import detect
 from .tasks.recognize import recognize
+from .tasks.sample_chips import SampleResult, sample_chips
 from .tasks.stitch_chips import stitch_chips
 from .tasks.superresolve import superresolve
 from .tasks.train_classifier import train_classifier

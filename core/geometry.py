@@ -1,11 +1,17 @@
-"""Pixel windows and the geotransforms of the chips cut from them.
+"""Pixel windows, the geotransforms of the chips cut from them, and the rules at the raster's edge.
 
 Geotransforms are GDAL's 6-tuples: x = gt[0] + col*gt[1] + row*gt[2], y = gt[3] + col*gt[4] + row*gt[5],
 with (col, row) the pixel *corner* coordinates, so pixel (r, c) has its centre at (c + 0.5, r + 0.5).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from .errors import PatchworkError
 
 GeoTransform = tuple[float, float, float, float, float, float]
 
@@ -89,3 +95,44 @@ def compose_geotransform(gt: GeoTransform, pixel_map: GeoTransform) -> GeoTransf
     c0, c1, c2, r0, r1, r2 = pixel_map
     return (x0 + a * c0 + b * r0, a * c1 + b * r1, a * c2 + b * r2,
             y0 + d * c0 + e * r0, d * c1 + e * r1, d * c2 + e * r2)
+
+
+# The boundary rules: what happens where a chip or tile reaches past the raster's edge (see data/sampling.py).
+Boundary = Literal["shift", "pad", "drop"]
+BOUNDARIES: tuple[str, ...] = ("shift", "pad", "drop")
+
+
+def check_boundary(boundary: str) -> None:
+    """Refuse an edge rule that is not one of BOUNDARIES."""
+    if boundary not in BOUNDARIES:
+        raise PatchworkError(f"unknown boundary mode '{boundary}'; use one of {', '.join(BOUNDARIES)}")
+
+
+def _check_fits(extent: int, size: int, boundary: str, axis: str) -> None:
+    if size > extent and boundary != "pad":
+        raise PatchworkError(
+            f"the chip ({size} px) is larger than the raster's {axis} ({extent} px). "
+            "Use a smaller CHIP_SIZE, or BOUNDARY=pad to pad chips with nodata."
+        )
+
+
+def anchor_range(extent: int, size: int, boundary: str, axis: str = "height") -> tuple[int, int]:
+    """Inclusive range of anchors for stochastic samplers along one axis."""
+    check_boundary(boundary)
+    _check_fits(extent, size, boundary, axis)
+    if boundary == "pad":
+        return -(size // 2), extent - 1 - size // 2
+    return 0, extent - size
+
+
+def regular_anchors(extent: int, size: int, step: int, boundary: str, axis: str = "height") -> np.ndarray:
+    """Anchors 0, step, 2·step, … along one axis, with the boundary rule at the far edge."""
+    check_boundary(boundary)
+    _check_fits(extent, size, boundary, axis)
+    if boundary == "drop":
+        return np.arange((extent - size) // step + 1, dtype=np.int64) * step
+    if boundary == "shift":
+        anchors = np.arange(0, extent - size + 1, step, dtype=np.int64)
+        return anchors if anchors[-1] == extent - size else np.append(anchors, extent - size)
+    n = 1 if extent <= size else math.ceil((extent - size) / step) + 1
+    return np.arange(n, dtype=np.int64) * step

@@ -39,9 +39,10 @@ from qgis.PyQt.QtWidgets import (
 )
 
 from ..core.data.augment import AUGMENTATIONS, Compose, load_pipeline, preset_names
-from ..core.data.dataset import MANIFEST, class_sampled_windows
+from ..core.data.chips import MANIFEST
 from ..core.data.sampling import sampler_from_name
 from ..core.errors import PatchworkError
+from ..core.tasks.sample_chips import class_sampled_windows
 from ..plugin import qgis_enums
 from ..plugin.algorithms.augment_chips import AugmentChipsAlgorithm as Augment
 from ..plugin.algorithms.classify import ClassifyAlgorithm as Classify
@@ -49,10 +50,10 @@ from ..plugin.algorithms.compare import CompareAlgorithm as Compare
 from ..plugin.algorithms.detect import DetectAlgorithm as Detect
 from ..plugin.algorithms.recognize import RecognizeAlgorithm as Recognize
 from ..plugin.algorithms.sample_chips import SampleChipsAlgorithm as Sample
-from ..plugin.algorithms.sample_chips import geometries_in_crs, location_sampler, raster_geotransform, vector_labels
 from ..plugin.algorithms.stitch_chips import StitchChipsAlgorithm as Stitch
 from ..plugin.algorithms.superresolve import SuperResolveAlgorithm as SuperResolve
 from ..plugin.algorithms.train_classifier import TrainClassifierAlgorithm as Train
+from ..plugin.layers import geometries_in_crs, location_sampler, raster_geotransform, vector_labels
 from ..plugin.resources import resource_path
 from .forms import AlgorithmForm
 from .preview import (

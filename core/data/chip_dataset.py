@@ -8,9 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import PatchworkError
-from ..tasks.augment_chips import ChipPool, index_crs_wkt, read_chip, valid_pixels
 from .augment import Augmentation, Compose, Mixing, chip_seed, load_pipeline
-from .dataset import read_index, read_manifest
+from .chips import ChipPool, index_crs_wkt, read_chip, read_index, read_manifest, valid_pixels
 
 
 class ChipDataset:

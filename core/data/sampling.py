@@ -16,57 +16,17 @@ import dataclasses
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
 from ..budget import MAX_CHIP_SIZE, MAX_CHIPS, MAX_SEED, require_int_range
 from ..config import Configurable
 from ..errors import PatchworkError
-from ..geometry import Window
+from ..geometry import Window, anchor_range, regular_anchors
 from .stats import reservoir
-
-Boundary = Literal["shift", "pad", "drop"]
-BOUNDARIES: tuple[str, ...] = ("shift", "pad", "drop")
 
 # Candidate anchors, shape (n, 2): rows in column 0, columns in column 1.
 Anchors = np.ndarray
-
-
-def check_boundary(boundary: str) -> None:
-    """Refuse an edge rule that is not one of BOUNDARIES."""
-    if boundary not in BOUNDARIES:
-        raise PatchworkError(f"unknown boundary mode '{boundary}'; use one of {', '.join(BOUNDARIES)}")
-
-
-def _check_fits(extent: int, size: int, boundary: str, axis: str) -> None:
-    if size > extent and boundary != "pad":
-        raise PatchworkError(
-            f"the chip ({size} px) is larger than the raster's {axis} ({extent} px). "
-            "Use a smaller CHIP_SIZE, or BOUNDARY=pad to pad chips with nodata."
-        )
-
-
-def anchor_range(extent: int, size: int, boundary: str, axis: str = "height") -> tuple[int, int]:
-    """Inclusive range of anchors for stochastic samplers along one axis."""
-    check_boundary(boundary)
-    _check_fits(extent, size, boundary, axis)
-    if boundary == "pad":
-        return -(size // 2), extent - 1 - size // 2
-    return 0, extent - size
-
-
-def regular_anchors(extent: int, size: int, step: int, boundary: str, axis: str = "height") -> np.ndarray:
-    """Anchors 0, step, 2·step, … along one axis, with the boundary rule at the far edge."""
-    check_boundary(boundary)
-    _check_fits(extent, size, boundary, axis)
-    if boundary == "drop":
-        return np.arange((extent - size) // step + 1, dtype=np.int64) * step
-    if boundary == "shift":
-        anchors = np.arange(0, extent - size + 1, step, dtype=np.int64)
-        return anchors if anchors[-1] == extent - size else np.append(anchors, extent - size)
-    n = 1 if extent <= size else math.ceil((extent - size) / step) + 1
-    return np.arange(n, dtype=np.int64) * step
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,7 @@ from osgeo import gdal, ogr, osr
 
 from ..errors import PatchworkError, one_line
 from ..io.gdal_errors import checked, gdal_failures, open_raster, opened
-from ..io.partials import owned_name
-from ..io.writer import remove_file, replace_file
+from ..io.partials import owned_name, remove_file, replace_file
 from ..progress import Feedback, SilentFeedback, check_cancelled
 
 AUTHALIC_RADIUS_M = 6_371_007.2  # the sphere of the WGS 84 ellipsoid's area

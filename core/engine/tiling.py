@@ -17,8 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data.sampling import regular_anchors
-from ..geometry import Window
+from ..geometry import Window, regular_anchors
 
 DEFAULT_BLOCK_PX = 2048  # a block's side, before it snaps to the tile grid
 PIXEL_BLOCK_PX = 1024  # per-pixel models: no tiles cross blocks, so smaller blocks only pipeline better

@@ -11,7 +11,7 @@ from xml.sax.saxutils import quoteattr
 from osgeo import gdal
 
 from .gdal_errors import checked
-from .writer import replace_file, temporary_sibling
+from .partials import replace_file, temporary_sibling
 
 # Distinct, colour-blind-friendly colours (Okabe–Ito, then Tableau) for classes without their own.
 DEFAULT_COLOURS = [

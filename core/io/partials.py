@@ -127,6 +127,41 @@ def sweep_debris(target: str, log: Log | None = None) -> list[str]:
     return removed
 
 
+
+def temporary_sibling(path: str, log: Log | None = None) -> str:
+    """A hidden name owned by this process in the same folder (so the final rename is atomic), same extension.
+
+    Partial files that dead runs left for the same `path` are removed first (and logged).
+    """
+    sweep_debris(path, log)
+    return owned_name(path)
+
+
+def remove_file(path: str) -> None:
+    """Remove a file (and its .aux.xml side-car) if they are there."""
+    for p in (path, path + ".aux.xml"):
+        if os.path.exists(p):
+            os.remove(p)
+
+
+def replace_file(tmp: str, final: str) -> None:
+    """Move `tmp` (and its .aux.xml, e.g. category names) onto `final`."""
+    remove_file(final + ".aux.xml")  # stale statistics of an earlier output must not survive
+    os.replace(tmp, final)
+    if os.path.exists(tmp + ".aux.xml"):
+        os.replace(tmp + ".aux.xml", final + ".aux.xml")
+
+
+def publish_file(tmp: str, final: str) -> str:
+    """Rename a finished temporary file onto `final`; if that fails, the temporary file goes (nothing is left)."""
+    try:
+        replace_file(tmp, final)
+    except BaseException:
+        remove_file(tmp)
+        raise
+    return final
+
+
 def _debris_of(match: re.Match, stem: str, ext: str, name: str) -> bool:
     """Whether an owned name belongs to the target `name`.
 

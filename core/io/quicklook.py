@@ -6,8 +6,8 @@ from osgeo import gdal
 
 from ..geometry import Window
 from .gdal_errors import checked, opened
+from .partials import remove_file, replace_file, temporary_sibling
 from .raster import RasterSource
-from .writer import remove_file, replace_file, temporary_sibling
 
 
 def stretch(band: np.ndarray, valid: np.ndarray, low: float = 2, high: float = 98) -> np.ndarray:

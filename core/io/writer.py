@@ -24,7 +24,16 @@ from ..errors import DISK_FULL_TEXT, Cancelled, PatchworkError, one_line
 from ..geometry import GeoTransform
 from ..progress import GdalCancel
 from .gdal_errors import checked, gdal_failures, open_raster, opened
-from .partials import Log, OutputLock, owned_name, sweep_debris
+from .partials import (
+    Log,
+    OutputLock,
+    owned_name,
+    publish_file,
+    remove_file,
+    replace_file,
+    sweep_debris,
+    temporary_sibling,
+)
 from .paths import check_outputs
 
 GEOTIFF_EXTENSIONS = (".tif", ".tiff")
@@ -49,15 +58,6 @@ def photometric(count: int, dtype: np.dtype, colours: list[int] | None) -> list[
     if np.dtype(dtype) == np.uint8 and colours in (RGB, [*RGB, gdal.GCI_AlphaBand]):
         return ["PHOTOMETRIC=RGB", *(["ALPHA=YES"] if len(colours) == 4 else [])]
     return ["PHOTOMETRIC=MINISBLACK"]
-
-
-def temporary_sibling(path: str, log: Log | None = None) -> str:
-    """A hidden name owned by this process in the same folder (so the final rename is atomic), same extension.
-
-    Partial files that dead runs left for the same `path` are removed first (and logged).
-    """
-    sweep_debris(path, log)
-    return owned_name(path)
 
 
 def require_geotiff_name(path: str, role: str) -> None:
@@ -89,31 +89,6 @@ def require_raster_outputs(outputs: dict[str, str | None], inputs: dict[str, str
         if path:
             require_geotiff_name(path, role)
             require_writable_folder(os.path.dirname(os.path.abspath(path)) or ".", role)
-
-
-def remove_file(path: str) -> None:
-    """Remove a file (and its .aux.xml side-car) if they are there."""
-    for p in (path, path + ".aux.xml"):
-        if os.path.exists(p):
-            os.remove(p)
-
-
-def replace_file(tmp: str, final: str) -> None:
-    """Move `tmp` (and its .aux.xml, e.g. category names) onto `final`."""
-    remove_file(final + ".aux.xml")  # stale statistics of an earlier output must not survive
-    os.replace(tmp, final)
-    if os.path.exists(tmp + ".aux.xml"):
-        os.replace(tmp + ".aux.xml", final + ".aux.xml")
-
-
-def publish_file(tmp: str, final: str) -> str:
-    """Rename a finished temporary file onto `final`; if that fails, the temporary file goes (nothing is left)."""
-    try:
-        replace_file(tmp, final)
-    except BaseException:
-        remove_file(tmp)
-        raise
-    return final
 
 
 def _gdal_type(dtype: np.dtype) -> int:

@@ -13,20 +13,29 @@ import os
 import time
 from dataclasses import dataclass
 
-import numpy as np
 from osgeo import ogr
 
 from ..budget import MAX_COPIES, require_disk, require_int_range
-from ..data.augment import Augmentation, Compose, Mixing, Sample, check_donor, chip_seed, load_pipeline, nodata_mask
-from ..data.dataset import CHIP_DRIVERS, INDEX_FIELDS, DatasetOutput, FileWriters, read_index, write_index
+from ..data.augment import Augmentation, Compose, Mixing, Sample, chip_seed, load_pipeline
+from ..data.chips import (
+    CHIP_DRIVERS,
+    INDEX_FIELDS,
+    ChipPool,
+    DatasetOutput,
+    FileWriters,
+    _nodata_fraction,
+    index_crs_wkt,
+    read_chip_and_bands,
+    read_index,
+    valid_pixels,
+    write_index,
+)
 from ..data.sampling import check_seed
 from ..data.stats import BandStatistics
 from ..engine.executors import resolve_workers
 from ..errors import PatchworkError, reports_errors
-from ..geometry import Window, footprint
-from ..io.gdal_errors import open_vector, opened
 from ..io.paths import check_outputs
-from ..io.raster import RasterSource, same_crs
+from ..io.raster import RasterSource
 from ..io.writer import require_writable_folder
 from ..progress import Feedback, SilentFeedback, check_cancelled
 
@@ -36,71 +45,6 @@ AUGMENTED_FIELDS = INDEX_FIELDS + [
 ]
 
 
-def read_chip(record: dict) -> Sample:
-    """One chip of an index as a Sample (image, label, geotransform, nodata, CRS)."""
-    return _read_chip(record)[0]
-
-
-def check_chip_file(src: RasterSource, record: dict, crs_wkt: str | None = None) -> None:
-    """A chip file must be what its index row says: its size, its footprint on the ground, the index's CRS."""
-    name = os.path.basename(src.path)
-    problems = []
-    if (src.height, src.width) != (record["height"], record["width"]):
-        problems.append(f"it is {src.width}x{src.height} px, the index says {record['width']}x{record['height']}")
-    elif record.get("footprint_wkt"):
-        ring = footprint(src.geotransform, src.height, src.width)
-        expected = opened(ogr.CreateGeometryFromWkt, record["footprint_wkt"])
-        actual = opened(ogr.CreateGeometryFromWkt, "POLYGON ((" + ", ".join(f"{x!r} {y!r}" for x, y in ring) + "))")
-        gt = src.geotransform
-        pixel_area = abs(gt[1] * gt[5] - gt[2] * gt[4])
-        if expected.SymmetricDifference(actual).Area() > 0.01 * pixel_area:  # off by more than 1% of a pixel
-            problems.append("its georeferencing is not the footprint the index holds")
-    if crs_wkt and src.crs_wkt and not same_crs(src.crs_wkt, crs_wkt):
-        problems.append("its CRS is not the index's")
-    if problems:
-        raise PatchworkError(f"INPUT: chip {record['chip_id']} ('{name}') does not match its index row: "
-                             f"{'; '.join(problems)}. The index or the chip folder was changed after sampling; "
-                             "sample the chips again.")
-
-
-def _read_chip(record: dict, crs_wkt: str | None = None) -> tuple[Sample, tuple[list[str], list[int]]]:
-    """The chip as a Sample, and its bands' descriptions and colour interpretations (kept in augmented copies)."""
-    with RasterSource(record["image_path"], "INPUT", CHIP_DRIVERS) as src:
-        check_chip_file(src, record, crs_wkt)
-        image, _ = src.read(Window(0, 0, src.height, src.width))
-        sample = Sample(image, None, src.geotransform, src.nodata[0], None, src.crs_wkt,
-                        tuple(src.band_descriptions), src.metadata)
-        bands = (src.band_descriptions, src.colours)
-    if record.get("label_path"):
-        with RasterSource(record["label_path"], "INPUT", CHIP_DRIVERS) as lbl:
-            check_chip_file(lbl, record, crs_wkt)
-            label, _ = lbl.read(Window(0, 0, lbl.height, lbl.width))
-            sample = sample.replace(label=label[0] if label.shape[0] == 1 else label, label_nodata=lbl.nodata[0])
-    return sample, bands
-
-
-class ChipPool:
-    """The chips of an index as donors for CutMix and MixUp, read from disk when drawn."""
-
-    def __init__(self, records: list[dict]) -> None:
-        self.records = records
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int) -> Sample:
-        return read_chip(self.records[i])
-
-    def check(self, op: str) -> None:
-        """Donors must share a size (from the index) and bands, CRS and pixel size (from two chips)."""
-        sizes = {(r["height"], r["width"]) for r in self.records}
-        if len(sizes) > 1:
-            raise PatchworkError(f"{op}: the chips have different sizes {sorted(sizes)}; donors must all be the "
-                                 "same size (sample them with one CHIP_SIZE).")
-        if len(self.records) > 1:
-            check_donor(self[0], self[len(self) - 1], op)
-
-
 @dataclass
 class AugmentResult:
     """What augment_chips wrote: chip count, folder, index and time taken."""
@@ -108,20 +52,6 @@ class AugmentResult:
     out_dir: str
     index_path: str
     seconds: float
-
-
-def valid_pixels(sample: Sample) -> np.ndarray:
-    """Pixels that are data in every band: not the nodata value, not NaN."""
-    invalid = nodata_mask(sample.image, sample.nodata)
-    valid = np.ones(sample.image.shape[1:], bool) if invalid is None else ~invalid.any(axis=0)
-    if np.issubdtype(sample.image.dtype, np.floating):
-        valid &= np.isfinite(sample.image).all(axis=0)
-    return valid
-
-
-def _nodata_fraction(sample: Sample) -> float:
-    invalid = nodata_mask(sample.image, sample.nodata)
-    return 0.0 if invalid is None else float(invalid.any(axis=0).mean())
 
 
 @reports_errors
@@ -175,7 +105,7 @@ def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_
     config_json = json.dumps(config)
     index_crs = index_crs_wkt(index)
     if check_only:
-        pipeline(_read_chip(records[0], index_crs)[0], seed=chip_seed(seed, records[0]["chip_id"], 0))
+        pipeline(read_chip_and_bands(records[0], index_crs)[0], seed=chip_seed(seed, records[0]["chip_id"], 0))
         return None
     files = FileWriters(resolve_workers(workers))
     output = DatasetOutput(out_dir, index_path, overwrite=overwrite, log=feedback.info)
@@ -184,7 +114,7 @@ def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_
     try:
         total = len(records) * copies
         for i, record in enumerate(records):
-            chip, bands = _read_chip(record, index_crs)
+            chip, bands = read_chip_and_bands(record, index_crs)
             crs = crs or chip.crs_wkt
             for copy in range(copies):
                 check_cancelled(feedback)
@@ -209,13 +139,6 @@ def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_
         output.abort()
         raise
     return AugmentResult(len(out_records), output.out_dir, output.index_path, time.perf_counter() - started)
-
-
-def index_crs_wkt(index: str) -> str:
-    """The CRS of a chip index as WKT ('' when it has none)."""
-    ds = open_vector(index)
-    srs = ds.GetLayer(0).GetSpatialRef()
-    return srs.ExportToWkt() if srs is not None else ""
 
 
 def _write_copy(files: FileWriters, output: DatasetOutput, record: dict, bands: tuple[list[str], list[int]],

@@ -51,11 +51,7 @@ from ..io.partials import OutputLock
 from ..io.paths import check_outputs
 from ..io.raster import RasterSource, no_crs_warning
 from ..io.web import XyzSource
-from ..io.writer import (
-    publish_together,
-    require_raster_outputs,
-    require_writable_folder,
-)
+from ..io.writer import publish_together, require_raster_outputs, require_writable_folder
 from ..models import Model, ModelInfo, load_model
 from ..models.base import require_model_file
 from ..progress import Feedback, GdalCancel, SilentFeedback
@@ -462,8 +458,8 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
     """Classify through a warped VRT at `target` px size; the outputs there, or brought back to the input grid."""
     from osgeo import gdal
 
-    from ..io.partials import owned_name, sweep_debris
-    from ..io.writer import creation_options, remove_file, replace_file
+    from ..io.partials import owned_name, remove_file, replace_file, sweep_debris
+    from ..io.writer import creation_options
 
     raster, output = arguments["raster"], arguments["output"]
     with RasterSource(raster) as src:

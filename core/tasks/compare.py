@@ -14,9 +14,10 @@ import numpy as np
 from ..errors import PatchworkError, reports_errors
 from ..geometry import Window
 from ..io.palette import apply_colour_table, read_classes, write_qml
+from ..io.partials import replace_file, temporary_sibling
 from ..io.paths import check_outputs
 from ..io.raster import RasterSource, no_crs_warning
-from ..io.writer import GeoTiffWriter, replace_file, require_raster_outputs, require_writable_folder, temporary_sibling
+from ..io.writer import GeoTiffWriter, require_raster_outputs, require_writable_folder
 from ..progress import Feedback, SilentFeedback, check_cancelled
 
 AGREEMENT_VALUES, AGREEMENT_NAMES, AGREEMENT_COLOURS = [0, 1], ["differ", "agree"], ["#d7191c", "#a6d96a"]

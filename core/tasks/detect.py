@@ -26,11 +26,11 @@ from ..io.aoi import Aoi
 from ..io.gdal_errors import checked, opened
 from ..io.labels import traditional_srs
 from ..io.palette import categorized_qml, class_colours
-from ..io.partials import Log
+from ..io.partials import Log, remove_file, replace_file, temporary_sibling
 from ..io.paths import check_outputs
 from ..io.raster import RasterSource, no_crs_warning
 from ..io.web import XyzSource, remove_xyz_raster, web_raster
-from ..io.writer import remove_file, replace_file, require_writable_folder, temporary_sibling
+from ..io.writer import require_writable_folder
 from ..models import load_model
 from ..models.base import Model, require_model_file
 from ..progress import Feedback, SilentFeedback, check_cancelled

@@ -15,17 +15,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.dataset import CHIP_DRIVERS, read_index, read_manifest
+from ..data.chips import CHIP_DRIVERS, read_chip, read_index, read_manifest
 from ..data.sampling import check_seed
 from ..dependencies import require
 from ..errors import PatchworkError, reports_errors
 from ..geometry import Window
 from ..io.palette import read_classes
+from ..io.partials import remove_file, replace_file, temporary_sibling
 from ..io.paths import check_outputs
 from ..io.raster import RasterSource
-from ..io.writer import remove_file, replace_file, require_writable_folder, temporary_sibling
+from ..io.writer import require_writable_folder
 from ..progress import Feedback, SilentFeedback, check_cancelled
-from .augment_chips import read_chip
 from .compare import confusion_matrix, count_pairs
 
 ESTIMATORS = ("random_forest", "extra_trees", "gradient_boosting", "logistic_regression", "knn", "mlp")

@@ -293,7 +293,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             result = self.run_call(call, feedback)
         finally:
             if rendered:
-                from ...core.io.writer import remove_file
+                from ...core.io.partials import remove_file
 
                 remove_file(rendered)  # and the .aux.xml GDAL writes beside it while the run reads it
         output, probabilities = result.output, result.probabilities

@@ -221,7 +221,7 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
         if source is None:
             return None
         from ...core.io.aoi import Aoi
-        from .sample_chips import geometries_in_crs
+        from ..layers import geometries_in_crs
 
         wkts, crs_wkt, _values = geometries_in_crs(source, crs, context.transformContext())
         return self.run_core(Aoi, wkts, crs_wkt, name)

@@ -4,8 +4,6 @@ from __future__ import annotations
 import json
 
 from qgis.core import (
-    NULL,
-    QgsCoordinateTransform,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -20,15 +18,15 @@ from qgis.core import (
     QgsVectorLayer,
 )
 
-from ...core import budget
-from ...core.data import sampling
+from ...core import budget, geometry
 from .. import qgis_enums
+from ..layers import geometries_in_crs, location_sampler, raster_geotransform, vector_labels
 from ..resources import resource_path
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
 
 # An index or the word on the command line. 4 and 5 centre chips on LOCATIONS; 6 and 7 choose them by LABELS class.
 SAMPLERS = ["regular", "jittered", "poisson", "random", "points", "lines", "balanced", "stratified"]
-BOUNDARIES = list(sampling.BOUNDARIES)  # 0 shift, 1 pad, 2 drop
+BOUNDARIES = list(geometry.BOUNDARIES)  # 0 shift, 1 pad, 2 drop
 
 
 class SampleChipsAlgorithm(PatchworkAlgorithm):
@@ -128,9 +126,9 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
             self.CLASS_COUNTS, self.tr("Chips per class (of their centre pixel) and label pixels per class (JSON)")))
 
     def core_call(self, parameters, context) -> CoreCall:
-        from ...core.data.dataset import sample_chips
         from ...core.data.sampling import sampler_from_name
         from ...core.io.aoi import Aoi
+        from ...core.tasks.sample_chips import sample_chips
 
         raster = self.file_raster(parameters, self.INPUT, context)
         labels = self._labels(parameters, raster, context)
@@ -209,68 +207,3 @@ class SampleChipsAlgorithm(PatchworkAlgorithm):
 
     def _geometries_in_raster_crs(self, source, raster, context, field: str | None = None):
         return geometries_in_crs(source, raster.crs(), context.transformContext(), field)
-
-
-def geometries_in_crs(source, target, transform_context, field: str | None = None):
-    """A layer's or feature source's geometries as WKT in CRS `target` (when valid), that CRS as WKT, and each
-    feature's `field` value."""
-    source_crs = source.crs() if isinstance(source, QgsVectorLayer) else source.sourceCrs()
-    transform = None
-    if target.isValid() and source_crs.isValid() and source_crs != target:
-        transform = QgsCoordinateTransform(source_crs, target, transform_context)
-    wkts, values = [], []
-    for feature in source.getFeatures():
-        geom = feature.geometry()
-        if geom.isNull():
-            continue
-        if transform is not None:
-            geom.transform(transform)
-        wkts.append(geom.asWkt(17))
-        if field:
-            value = feature[field]
-            values.append(None if value is None or value == NULL else value)
-    crs = target if target.isValid() else source_crs
-    return wkts, crs.toWkt(), values
-
-
-def location_sampler(name: str, wkts: list[str], geotransform, spacing: float, raster_size: tuple[int, int]):
-    """The points sampler on point WKTs, or the lines sampler on line WKTs every `spacing` px (on the raster)."""
-    from ...core.data.sampling import PointSampler, points_along_lines
-
-    if name == "points":
-        return PointSampler.from_map_wkt(wkts, geotransform)
-    return PointSampler(points_along_lines(wkts, spacing, geotransform, raster_size))
-
-
-def raster_geotransform(layer) -> tuple:
-    """A north-up raster layer's GDAL geotransform, from its extent and size."""
-    extent = layer.extent()
-    return (extent.xMinimum(), layer.rasterUnitsPerPixelX(), 0.0, extent.yMaximum(), 0.0,
-            -layer.rasterUnitsPerPixelY())
-
-
-def vector_labels(layer, field: str, raster_crs, transform_context, all_touched: bool = False,
-                  background: int | None = None):
-    """VectorLabels of a polygon layer's `field`, in the raster's CRS, with its categorized style's names and
-    colours (the Sample algorithm's and the panel's)."""
-    from ...core.io.labels import VectorLabels
-
-    wkts, crs_wkt, values = geometries_in_crs(layer, raster_crs, transform_context, field)
-    colours, names = categories(layer, field)
-    return VectorLabels(wkts, values, crs_wkt, all_touched=all_touched, background=background, colours=colours,
-                        names=names)
-
-
-def categories(layer, field: str) -> tuple[dict, dict]:
-    """Colours and legend names by class value, when the layer has a categorized style on `field`."""
-    renderer = layer.renderer()
-    if renderer is None or renderer.type() != "categorizedSymbol" or renderer.classAttribute() != field:
-        return {}, {}
-    colours, names = {}, {}
-    for category in renderer.categories():
-        value = category.value()
-        if category.symbol() is not None:
-            colours[value] = category.symbol().color().name()
-        if category.label():
-            names[value] = category.label()
-    return colours, names

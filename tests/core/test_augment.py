@@ -34,8 +34,8 @@ from patchwork.core import (
     read_index,
     sample_chips,
 )
+from patchwork.core.data.chips import read_chip
 from patchwork.core.data.kernels import seeded
-from patchwork.core.tasks.augment_chips import read_chip
 from tests.conftest import REPO, read_all
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
@@ -262,7 +262,7 @@ def test_band_jitter_permutes_bands_within_groups_by_name_or_index():
 
 def test_sun_angle_jitter_scales_by_the_cosine_ratio_from_config_or_chip_metadata(tmp_path, s2_path):
     from patchwork.core import RegularSampler, Sample, SunAngleJitter, read_index, sample_chips, write_geotiff
-    from patchwork.core.tasks.augment_chips import read_chip
+    from patchwork.core.data.chips import read_chip
 
     image = np.full((2, 3, 3), 0.5, np.float32)
     image[0, 0, 0] = -9999

@@ -19,7 +19,7 @@ from patchwork.core import (
     coverage,
     from_config,
 )
-from patchwork.core.data.sampling import regular_anchors
+from patchwork.core.geometry import regular_anchors
 
 
 def anchors(sampler, height, width, chip, boundary="shift", touching=None) -> np.ndarray:

@@ -145,7 +145,7 @@ def test_an_index_elsewhere_takes_only_the_manifest_that_names_it(tmp_path, naip
     of the index (whose chips are the same files) gets no classes rather than another dataset's."""
     import shutil
 
-    from patchwork.core.data.dataset import read_manifest
+    from patchwork.core.data.chips import read_manifest
 
     gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))
     index = str(tmp_path / "chips.gpkg")

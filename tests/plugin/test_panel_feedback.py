@@ -55,7 +55,7 @@ def test_a_run_that_fails_while_running_is_critical_buttons_wait_and_the_tab_cha
         dock, qgis_iface, qgis_app, s2_path, tmp_path, monkeypatch):
     from qgis.core import QgsRasterLayer
 
-    from patchwork.core.data import dataset
+    from patchwork.core.tasks import sample_chips as sample_task
     from patchwork.plugin.algorithms.sample_chips import SampleChipsAlgorithm as Sample
 
     layer = QgsRasterLayer(s2_path, "s2")
@@ -70,7 +70,7 @@ def test_a_run_that_fails_while_running_is_critical_buttons_wait_and_the_tab_cha
     def slow_failure(*args, **kwargs):
         time.sleep(0.5)
         raise PatchworkError("COUNT: the disk went away (simulated)")
-    monkeypatch.setattr(dataset, "_cut_chips", slow_failure)
+    monkeypatch.setattr(sample_task, "_cut_chips", slow_failure)
     dock.run_sample()
     assert dock.run is not None, dock.message.text()
     assert not any(button.isEnabled() for button in dock.run_buttons())  # one run at a time, and it shows

@@ -126,7 +126,7 @@ def test_overwrite_never_deletes_a_folder_patchwork_did_not_write(tmp_path, naip
 def test_an_index_that_cannot_be_renamed_keeps_the_earlier_dataset_and_index(tmp_path, naip_path, monkeypatch):
     """#29 item 5: with the index outside the chip folder, the earlier dataset was deleted before the index was
     renamed; a failure there lost both. Now the folder swap waits for the index."""
-    from patchwork.core.data import dataset
+    from patchwork.core.data import chips
 
     out, index = tmp_path / "chips", tmp_path / "index.gpkg"
     sample_chips(naip_path, RandomSampler(6, seed=1), 64, str(out), str(index))
@@ -134,7 +134,7 @@ def test_an_index_that_cannot_be_renamed_keeps_the_earlier_dataset_and_index(tmp
 
     def fail(src, dst):
         raise PatchworkError(f"OUTPUT: cannot rename onto '{dst}' (simulated)")
-    monkeypatch.setattr(dataset, "replace_file", fail)
+    monkeypatch.setattr(chips, "replace_file", fail)
     with pytest.raises(PatchworkError, match="simulated"):
         sample_chips(naip_path, RandomSampler(2, seed=2), 64, str(out), str(index), overwrite=True)
     assert {f: (tmp_path / f).read_bytes() for f in files_under(str(tmp_path))} == before

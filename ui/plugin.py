@@ -1,9 +1,10 @@
-"""The plugin object QGIS creates through classFactory."""
+"""The plugin object QGIS creates through classFactory: it registers the Processing provider (also for
+qgis_process), and in the QGIS window adds the panel, its toolbar button and the package installer."""
 from __future__ import annotations
 
 from qgis.core import QgsApplication
 
-from .provider import PatchworkProvider
+from ..plugin.provider import PatchworkProvider
 
 
 class PatchworkPlugin:
@@ -14,7 +15,7 @@ class PatchworkPlugin:
         self.action = None
         self.installer_action = None
         self.dock = None
-        from ..ui.installer import activate
+        from .installer import activate
 
         activate()  # packages the installer put in the profile become importable (also for qgis_process)
 
@@ -31,8 +32,8 @@ class PatchworkPlugin:
         from qgis.PyQt.QtGui import QIcon
         from qgis.PyQt.QtWidgets import QAction
 
-        from ..ui.dock import PatchworkDock
-        from .resources import resource_path
+        from .dock import PatchworkDock
+        from ..plugin.resources import resource_path
 
         self.initProcessing()
         self.dock = PatchworkDock(self.iface, self.iface.mainWindow())
@@ -57,7 +58,7 @@ class PatchworkPlugin:
         self.iface.addPluginToRasterMenu(self.menu_name(), self.installer_action)
 
     def open_installer(self) -> None:
-        from ..ui.installer import InstallerDialog
+        from .installer import InstallerDialog
 
         self.installer = InstallerDialog(self.iface.mainWindow())
         self.installer.show()
