@@ -12,29 +12,30 @@ Example:
 """
 from .config import from_config
 from .data.augment import (
-    AtmosphericHaze,
     Augmentation,
-    BandDropout,
-    BandJitter,
-    BrightnessJitter,
     Compose,
-    ContrastJitter,
-    CutMix,
-    GaussianNoise,
-    MixUp,
     RandomCrop,
     RandomFlip,
     RandomRotate90,
     RandomShift,
     Sample,
-    SimulatedClouds,
-    SpeckleNoise,
-    SunAngleJitter,
     load_pipeline,
     preset_names,
 )
 from .data.chip_dataset import ChipDataset
 from .data.chips import read_index
+from .data.mixing import CutMix, MixUp
+from .data.radiometric import (
+    AtmosphericHaze,
+    BandDropout,
+    BandJitter,
+    BrightnessJitter,
+    ContrastJitter,
+    GaussianNoise,
+    SimulatedClouds,
+    SpeckleNoise,
+    SunAngleJitter,
+)
 from .data.sampling import (
     SAMPLER_NAMES,
     Coverage,

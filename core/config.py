@@ -16,7 +16,7 @@ from .version import PATCHWORK_VERSION
 
 CONFIG_FORMAT = 1
 # The modules whose classes configs name, imported on first use: `import patchwork.core` is enough.
-_CONFIGURABLE_MODULES = ("data.sampling", "data.augment")
+_CONFIGURABLE_MODULES = ("data.sampling", "data.augment", "data.radiometric", "data.mixing")
 _CLASSES: dict[str, type] = {}
 _BASES: dict[str, type] = {}
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import PatchworkError
-from .augment import Augmentation, Compose, Mixing, chip_seed, load_pipeline
+from .augment import Augmentation, Compose, chip_seed, load_pipeline
 from .chips import ChipPool, index_crs_wkt, read_chip, read_index, read_manifest, valid_pixels
+from .mixing import Mixing
 
 
 class ChipDataset:

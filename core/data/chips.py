@@ -29,7 +29,8 @@ from ..io.gdal_errors import checked, open_vector, opened
 from ..io.partials import Log, remove_file, replace_file, sweep_debris, temporary_sibling
 from ..io.raster import RasterSource, same_crs
 from ..io.writer import StagedFolder, require_writable_folder, write_geotiff
-from .augment import Sample, check_donor, nodata_mask
+from .augment import Sample, nodata_mask
+from .mixing import check_donor
 
 INDEX_LAYER = "chips"
 INDEX_FIELDS: list[tuple[str, int]] = [

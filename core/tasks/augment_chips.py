@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from osgeo import ogr
 
 from ..budget import MAX_COPIES, require_disk, require_int_range
-from ..data.augment import Augmentation, Compose, Mixing, Sample, chip_seed, load_pipeline
+from ..data.augment import Augmentation, Compose, Sample, chip_seed, load_pipeline
 from ..data.chips import (
     CHIP_DRIVERS,
     INDEX_FIELDS,
@@ -30,6 +30,7 @@ from ..data.chips import (
     valid_pixels,
     write_index,
 )
+from ..data.mixing import Mixing
 from ..data.sampling import check_seed
 from ..data.stats import BandStatistics
 from ..engine.executors import resolve_workers
