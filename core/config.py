@@ -7,7 +7,6 @@ must understand (a config without it is format 1); `patchwork` says which versio
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 from typing import Any
 
@@ -87,5 +86,7 @@ def stamped(name: str, params: dict[str, Any]) -> dict[str, Any]:
 def registered() -> dict[str, type]:
     """Every class a config can name, by name."""
     for module in _CONFIGURABLE_MODULES:
-        importlib.import_module(f".{module}", __package__)
+        # Through __import__, not importlib: QGIS unloads a plugin's modules by what its import hook saw, and a
+        # module left behind keeps the classes of the plugin's earlier load (a reloaded panel refused its pipeline)
+        __import__(f"{__package__}.{module}")
     return dict(_CLASSES)

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from patchwork.core.data import augment as pw
+import patchwork.core as pw
 from patchwork.core.data import kernels
 
 GEOTRANSFORM = (500000.0, 10.0, 0.0, 4800000.0, 0.0, -10.0)

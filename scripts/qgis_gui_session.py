@@ -99,7 +99,7 @@ def step_start():
     result["dock_visible"] = bool(dock and dock.isVisible())
     dock.raster_combo.setLayer(layer)
     dock.labels_combo.setLayer(labels)
-    dock.classify_raster.setLayer(layer)
+    dock.classify.classify_raster.setLayer(layer)
     dock.sampler_combo.setCurrentText("poisson")
     dock.chip_size.setValue(24)
     dock.min_distance.setValue(30)
@@ -171,11 +171,11 @@ def step_train():
 def step_train_shot():
     dock = panel()
     result["train_message"] = dock.message.text()
-    result["model_in_classify"] = dock.model_file.filePath()
+    result["model_in_classify"] = dock.classify.model_file.filePath()
     save("patchwork_train.png")
     dock.tabs.setCurrentWidget(dock.classify_page)
-    dock.classified_file.setFilePath(os.path.join(WORK, "s2_classes.tif"))
-    dock.run_classify()
+    dock.classify.classified_file.setFilePath(os.path.join(WORK, "s2_classes.tif"))
+    dock.classify.run_classify()
     result["steps"].append("classify started")
     after_run(step_classify_shot)
 

@@ -8,18 +8,14 @@ from __future__ import annotations
 import json
 import os
 
-from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsVectorLayer
-from qgis.gui import QgsCollapsibleGroupBox, QgsDockWidget, QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
-from qgis.PyQt.QtCore import QCoreApplication, Qt, QTimer
+from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
+from qgis.gui import QgsDockWidget, QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
+from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QDialog,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
-    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -31,14 +27,13 @@ from qgis.PyQt.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QScrollArea,
-    QSpinBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from ..core.data.augment import AUGMENTATIONS, Compose, load_pipeline, preset_names
+from .. import core
+from ..core.data.augment import Compose, load_pipeline, preset_names
 from ..core.data.chips import MANIFEST
 from ..core.data.sampling import sampler_from_name
 from ..core.errors import PatchworkError
@@ -47,11 +42,8 @@ from ..plugin import qgis_enums
 from ..plugin.algorithms.augment_chips import AugmentChipsAlgorithm as Augment
 from ..plugin.algorithms.classify import ClassifyAlgorithm as Classify
 from ..plugin.algorithms.compare import CompareAlgorithm as Compare
-from ..plugin.algorithms.detect import DetectAlgorithm as Detect
-from ..plugin.algorithms.recognize import RecognizeAlgorithm as Recognize
 from ..plugin.algorithms.sample_chips import SampleChipsAlgorithm as Sample
 from ..plugin.algorithms.stitch_chips import StitchChipsAlgorithm as Stitch
-from ..plugin.algorithms.superresolve import SuperResolveAlgorithm as SuperResolve
 from ..plugin.algorithms.train_classifier import TrainClassifierAlgorithm as Train
 from ..plugin.layers import geometries_in_crs, location_sampler, raster_geotransform, vector_labels
 from ..plugin.resources import resource_path
@@ -68,173 +60,34 @@ from .preview import (
     thumbnail,
 )
 from .runner import TEMPORARY, AlgorithmRun, announce, announce_failure, new_model_path, readable, temporary_output
+from .tabs.classify import ClassifyTab
+from .widgets import (
+    advanced_group,
+    combo_box,
+    combo_for,
+    default_class_field,
+    definition,
+    double_for,
+    file_source,
+    form_layout,
+    label_of,
+    scrolled,
+    spin_box,
+    spin_for,
+    tip_of,
+    tr,
+    unset,
+)
 
 SETTINGS_SCOPE = "Patchwork"
 
 
-def tr(text: str) -> str:
-    return QCoreApplication.translate("PatchworkDock", text)
+# The ops the Augment tab offers, in its list's order.
+AUGMENTATIONS = (core.RandomFlip, core.RandomRotate90, core.RandomCrop, core.RandomShift, core.BrightnessJitter,
+                 core.ContrastJitter, core.GaussianNoise, core.SpeckleNoise, core.BandDropout, core.BandJitter,
+                 core.SunAngleJitter, core.AtmosphericHaze, core.SimulatedClouds, core.CutMix, core.MixUp, core.Compose)
 
 
-def _spin(low: int, high: int, value: int, tip: str, suffix: str = "") -> QSpinBox:
-    box = QSpinBox()
-    box.setRange(low, high)
-    box.setValue(value)
-    box.setSuffix(suffix)
-    box.setToolTip(tip)
-    return box
-
-
-def _double(low: float, high: float, value: float, step: float, tip: str, decimals: int = 3) -> QDoubleSpinBox:
-    box = QDoubleSpinBox()
-    box.setDecimals(decimals)
-    box.setRange(low, high)
-    box.setSingleStep(step)
-    box.setValue(value)
-    box.setToolTip(tip)
-    return box
-
-
-def _combo(items, tip: str) -> QComboBox:
-    box = QComboBox()
-    box.addItems(list(items))
-    box.setToolTip(tip)
-    return box
-
-
-# Fields of an algorithm's parameters: range, default, choices and tooltip come from its definition, never retyped.
-INT_LIMIT = 2**31 - 1
-
-
-def definition(algorithm, name: str):
-    """The definition of parameter `name` of an algorithm class, as registered."""
-    return QgsApplication.processingRegistry().algorithmById(algorithm.ID).parameterDefinition(name)
-
-
-def tip_of(algorithm, name: str) -> str:
-    return definition(algorithm, name).help()
-
-
-def label_of(algorithm, name: str) -> QLabel:
-    """The parameter's description as the field's label."""
-    label = QLabel(definition(algorithm, name).description())
-    label.setToolTip(tip_of(algorithm, name))
-    label.setWordWrap(True)  # a long label wraps in a narrow panel instead of widening it
-    return label
-
-
-def form_layout() -> QFormLayout:
-    """A form with each label above its field, as in QGIS's Processing dialogs (the panel is narrow)."""
-    form = QFormLayout()
-    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapAllRows)
-    return form
-
-
-def spin_for(algorithm, name: str, suffix: str = "", default_words: str | None = None) -> QSpinBox:
-    """A whole-number field; with `default_words`, one below the lowest value means "not set" and says so."""
-    d = definition(algorithm, name)
-    low = int(max(d.minimum(), -INT_LIMIT))
-    low = low - 1 if default_words else low
-    box = _spin(low, int(min(d.maximum(), INT_LIMIT)), low if d.defaultValue() is None else int(d.defaultValue()),
-                d.help(), suffix)
-    if default_words:
-        box.setSpecialValueText(default_words)
-    return box
-
-
-def double_for(algorithm, name: str, step: float, decimals: int = 3) -> QDoubleSpinBox:
-    d = definition(algorithm, name)
-    return _double(max(d.minimum(), -1e9), min(d.maximum(), 1e9), float(d.defaultValue()), step, d.help(), decimals)
-
-
-def combo_for(algorithm, name: str) -> QComboBox:
-    d = definition(algorithm, name)
-    box = _combo(d.options(), d.help())
-    box.setCurrentIndex(int(d.defaultValue() or 0))
-    return box
-
-
-class WrappedLabel(QLabel):
-    """A word-wrapped label that always has the height of its lines at its width.
-
-    In a QFormLayout of wrapped rows Qt 5 sizes such a label from its previous text (the model's description lost its
-    last lines whenever it grew); the label asks for its height itself.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setWordWrap(True)
-
-    def _fit(self) -> None:
-        needed = self.heightForWidth(self.width())
-        if needed > 0 and needed != self.minimumHeight():
-            self.setMinimumHeight(needed)
-
-    def setText(self, text: str) -> None:  # noqa: N802 - Qt API name
-        super().setText(text)
-        self._fit()
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API name
-        super().resizeEvent(event)
-        self._fit()
-
-
-def scrolled(content: QWidget, *pinned: QWidget) -> QWidget:
-    """A tab: its form in a scroll area (so the panel fits a laptop screen) and `pinned` (the run button) below it,
-    always in view."""
-    page = QWidget()
-    layout = QVBoxLayout(page)
-    layout.setContentsMargins(0, 0, 0, 0)
-    scroll = QScrollArea()
-    scroll.setWidgetResizable(True)
-    scroll.setFrameShape(QFrame.Shape.NoFrame)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # the form follows the panel's width
-    scroll.setWidget(content)
-    layout.addWidget(scroll, 1)
-    for widget in pinned:
-        layout.addWidget(widget)
-    return page
-
-
-def advanced_group(tip: str) -> tuple[QgsCollapsibleGroupBox, QFormLayout]:
-    """A collapsed "Advanced" group, as QGIS's Processing dialogs have, for settings most runs leave alone."""
-    group = QgsCollapsibleGroupBox(tr("Advanced"))
-    group.setToolTip(tip)
-    form = form_layout()
-    group.setLayout(form)
-    group.setCollapsed(True)
-    return group, form
-
-
-CLASS_FIELD_WORDS = ("class", "label", "type", "category", "landcover", "land_cover", "lc", "code")
-
-
-def default_class_field(layer: QgsVectorLayer) -> str:
-    """The field most likely to hold label polygons' class: the categorized style's, else one named like a class,
-    else the first that is not the layer's key (a GeoPackage's fid gives every polygon its own "class")."""
-    names = layer.fields().names()
-    renderer = layer.renderer()
-    if renderer is not None and renderer.type() == "categorizedSymbol" and renderer.classAttribute() in names:
-        return renderer.classAttribute()
-    for word in CLASS_FIELD_WORDS:
-        for name in names:
-            if name.lower() == word or name.lower().startswith(word + "_") or name.lower().endswith("_" + word):
-                return name
-    keys = {names[i] for i in layer.primaryKeyAttributes()} | {"fid", "id", "ogc_fid", "objectid", "gid"}
-    others = [name for name in names if name.lower() not in keys and name not in keys]
-    return (others or names or [""])[0]
-
-
-def unset(box: QSpinBox) -> bool:
-    """True when a spin box made with `default_words` shows them (the parameter is left to its default)."""
-    return box.value() == box.minimum() and bool(box.specialValueText())
-
-
-def _file_source(layer) -> str | None:
-    """The file behind a layer the core can read (GDAL/OGR file layers), else None."""
-    if layer is None:
-        return None
-    return layer.source().split("|")[0] if layer.providerType() in ("gdal", "ogr") else None
 
 
 class PatchworkDock(QgsDockWidget):
@@ -250,7 +103,6 @@ class PatchworkDock(QgsDockWidget):
         self.notice = None  # Patchwork's last message in QGIS's message bar
         self.widened = False  # widened to its tab titles once (widen_to_tabs)
         self.started = False  # set to the active raster layer once (start_on_the_active_layer)
-        self.loaded_model_key = self.loaded_model_info = None  # the model's info, loaded once (chosen_model_info)
         self.restoring = False  # settings being read back: a model chosen then keeps the remembered input settings
         self.preview_timer = QTimer(self)
         self.preview_timer.setSingleShot(True)
@@ -263,7 +115,10 @@ class PatchworkDock(QgsDockWidget):
         self.sample_page = self._sample_tab()
         self.augment_page = self._augment_tab()
         self.train_page = self._train_tab()
-        self.classify_page = self._classify_tab()
+        self.classify = ClassifyTab()
+        self.classify.run_requested.connect(self.start_run)
+        self.classify.message_shown.connect(self.show_message)
+        self.classify_page = self.classify
         self.compare_page = self._compare_tab()
         self.stitch_page = self._stitch_tab()
         for page, title in ((self.sample_page, tr("Sample")), (self.augment_page, tr("Augment")),
@@ -441,7 +296,7 @@ class PatchworkDock(QgsDockWidget):
         """The labels as the sampler reads them: a label raster's path, VectorLabels, or None."""
         layer, raster = self.labels_combo.currentLayer(), self.raster_combo.currentLayer()
         if not isinstance(layer, QgsVectorLayer):
-            return _file_source(layer) if layer else None
+            return file_source(layer) if layer else None
         if not self.label_field.currentField():
             raise PatchworkError(tr("LABEL_FIELD: choose the field of '{}' that holds the classes.").format(
                 layer.name()))
@@ -485,7 +340,7 @@ class PatchworkDock(QgsDockWidget):
         active = self.iface.activeLayer() if hasattr(self.iface, "activeLayer") else None
         if isinstance(active, QgsRasterLayer):
             self.raster_combo.setLayer(active)
-            self.classify_raster.setLayer(active)
+            self.classify.classify_raster.setLayer(active)
 
     def widen_to_tabs(self) -> None:
         """Once, when first shown docked: as wide as its six tab titles (else the last ones hide behind arrows),
@@ -522,7 +377,7 @@ class PatchworkDock(QgsDockWidget):
     def preview_chips(self) -> int:
         """Draw the sampler's candidate chips on the canvas; returns how many."""
         layer = self.raster_combo.currentLayer()
-        raster = _file_source(layer)
+        raster = file_source(layer)
         if raster is None:
             self.footprints.clear()
             return 0
@@ -552,7 +407,7 @@ class PatchworkDock(QgsDockWidget):
         return len(windows)
 
     def run_sample(self) -> None:
-        raster = _file_source(self.raster_combo.currentLayer())
+        raster = file_source(self.raster_combo.currentLayer())
         if raster is None:
             self.show_message(tr("Choose a file raster first."), error=True)
             return
@@ -560,7 +415,7 @@ class PatchworkDock(QgsDockWidget):
         labels = self.labels_combo.currentLayer()
         polygons = isinstance(labels, QgsVectorLayer)
         parameters = {
-            Sample.INPUT: raster, Sample.LABELS: labels if polygons else (_file_source(labels) if labels else None),
+            Sample.INPUT: raster, Sample.LABELS: labels if polygons else (file_source(labels) if labels else None),
             Sample.LABEL_FIELD: self.label_field.currentField() if polygons else None,
             Sample.ALL_TOUCHED: self.all_touched.isChecked() if polygons else None,
             Sample.BACKGROUND: self.background.value() if polygons and not unset(self.background) else None,
@@ -593,7 +448,7 @@ class PatchworkDock(QgsDockWidget):
         content = QWidget()
         layout = QVBoxLayout(content)
         presets = QHBoxLayout()
-        self.preset_combo = _combo(preset_names(), tr("Start from a shipped pipeline"))
+        self.preset_combo = combo_box(preset_names(), tr("Start from a shipped pipeline"))
         load_preset = QPushButton(tr("Use preset"))
         load_preset.setToolTip(tr("Replace the pipeline below with the chosen preset"))
         load_preset.clicked.connect(lambda: self.set_pipeline(load_pipeline(self.preset_combo.currentText())))
@@ -621,8 +476,8 @@ class PatchworkDock(QgsDockWidget):
             files.addWidget(button)
         layout.addLayout(files)
         form = form_layout()
-        self.draws = _spin(1, 12, 4, tr("How many augmented draws to preview"))
-        self.preview_seed = _spin(0, 2**31 - 1, 1, tr("Seed of the first draw; Re-roll moves it on"))
+        self.draws = spin_box(1, 12, 4, tr("How many augmented draws to preview"))
+        self.preview_seed = spin_box(0, 2**31 - 1, 1, tr("Seed of the first draw; Re-roll moves it on"))
         self.display_bands = QLineEdit()
         self.display_bands.setPlaceholderText(tr("the layer's, e.g. 3,2,1"))
         self.display_bands.setToolTip(tr("Bands shown as red, green, blue in the previews; empty: the bands the raster "
@@ -704,7 +559,7 @@ class PatchworkDock(QgsDockWidget):
     def preview_augmentation(self) -> list:
         """Augment the chip under the map centre; returns the samples shown (original first)."""
         layer = self.raster_combo.currentLayer()
-        raster = _file_source(layer)
+        raster = file_source(layer)
         if raster is None:
             self.show_message(tr("Choose a raster on the Sample tab first."), error=True)
             return []
@@ -734,7 +589,7 @@ class PatchworkDock(QgsDockWidget):
 
     def run_augment(self) -> None:
         self.augmentation_preview.clear()  # the run's chips replace the preview's
-        index = _file_source(self.index_combo.currentLayer())
+        index = file_source(self.index_combo.currentLayer())
         if index is None:
             self.show_message(tr("Choose a chip index first."), error=True)
             return
@@ -778,334 +633,6 @@ class PatchworkDock(QgsDockWidget):
         layout.addStretch()
         return scrolled(tab, self.compare_button)
 
-    # -- Classify -----------------------------------------------------------------------------
-
-    def _classify_tab(self) -> QWidget:
-        content, form = QWidget(), form_layout()
-        content.setLayout(form)
-        self.classify_advanced, advanced = advanced_group(tr("Tiles, blending, the output grid and small segments: "
-                                                             "the model's own values unless you set them"))
-        self.classify_raster = QgsMapLayerComboBox()
-        self.classify_raster.setFilters(qgis_enums.RASTER_LAYERS)
-        self.classify_raster.setToolTip(tip_of(Classify, Classify.INPUT))
-        self.model_file = QgsFileWidget()
-        self.model_file.setFilter(tr("Models (*.onnx *.skops *.json *.joblib *.pkl *.pickle)"))
-        self.model_file.setFilePath(definition(Classify, Classify.MODEL).defaultValue())
-        self.model_file.setToolTip(tip_of(Classify, Classify.MODEL))
-        self.model_info = WrappedLabel()
-        self.model_info.setToolTip(tr("What the model says about itself, and any problem found"))
-        # The box says the short part; the reason is in its tooltip (a long box text would widen the narrow panel).
-        self.trust_model = QCheckBox(definition(Classify, Classify.TRUST_MODEL).description().split(" (")[0])
-        self.trust_model.setToolTip(tip_of(Classify, Classify.TRUST_MODEL))
-        self.classify_bands = QLineEdit()
-        self.classify_bands.setPlaceholderText(tr("all, or e.g. 1,2,3"))
-        self.classify_bands.setToolTip(tip_of(Classify, Classify.BANDS))
-        self.pick_bands_button = QPushButton(tr("Pick…"))
-        self.pick_bands_button.setToolTip(tr("Choose the raster band for each of the model's inputs, by name"))
-        self.pick_bands_button.clicked.connect(self.pick_bands)
-        bands_row = QWidget()
-        bands_layout = QHBoxLayout(bands_row)
-        bands_layout.setContentsMargins(0, 0, 0, 0)
-        bands_layout.addWidget(self.classify_bands, 1)
-        bands_layout.addWidget(self.pick_bands_button)
-        self.query_file = QgsFileWidget()  # what a recognition model looks for
-        self.query_file.setToolTip(tip_of(Recognize, Recognize.QUERY))
-        self.confidence = QLineEdit()  # a detector's own fields
-        self.confidence.setPlaceholderText(tr("the model's"))
-        self.confidence.setToolTip(tip_of(Detect, Detect.CONFIDENCE))
-        self.iou = QLineEdit()
-        self.iou.setPlaceholderText(tr("the model's"))
-        self.iou.setToolTip(tip_of(Detect, Detect.IOU))
-        self.classify_mask = QgsMapLayerComboBox()
-        self.classify_mask.setFilters(qgis_enums.POLYGON_LAYERS)
-        self.classify_mask.setAllowEmptyLayer(True)
-        self.classify_mask.setLayer(None)
-        self.classify_mask.setToolTip(tip_of(Classify, Classify.MASK))
-        self.resolution = QLineEdit()
-        self.resolution.setPlaceholderText(tr("the model's, else the raster's"))
-        self.resolution.setToolTip(tip_of(Classify, Classify.RESOLUTION))
-        self.output_grid = combo_for(Classify, Classify.OUTPUT_GRID)
-        self.scale = double_for(Classify, Classify.SCALE, 0.1, 8)
-        self.offset = double_for(Classify, Classify.OFFSET, 0.1, 6)
-        # Left empty, these take the model's value: the field shows the words, not a number that means it.
-        self.tile_size = spin_for(Classify, Classify.TILE_SIZE, " px", tr("the model's"))
-        self.overlap = spin_for(Classify, Classify.OVERLAP, " px", tr("the model's"))
-        self.window_combo = combo_for(Classify, Classify.WINDOW)
-        self.aggregation_combo = combo_for(Classify, Classify.AGGREGATION)
-        self.classified_file = QgsFileWidget()
-        self.classified_file.lineEdit().setPlaceholderText(tr("[Save to temporary file]"))  # as QGIS's dialogs say
-        self.classified_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
-        self.classified_file.setFilter(tr("GeoTIFF (*.tif)"))
-        self.classified_file.setToolTip(tip_of(Classify, Classify.OUTPUT))
-        self.min_segment = spin_for(Classify, Classify.MIN_SEGMENT, " px", tr("the model's"))
-        self.polygons_file = QgsFileWidget()
-        self.polygons_file.lineEdit().setPlaceholderText(tr("[Skip output]"))
-        self.polygons_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
-        self.polygons_file.setFilter(tr("GeoPackage (*.gpkg)"))
-        self.polygons_file.setToolTip(tip_of(Classify, Classify.OUTPUT_VECTOR))
-        self.areas_file = QgsFileWidget()
-        self.areas_file.lineEdit().setPlaceholderText(tr("[Skip output]"))
-        self.areas_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
-        self.areas_file.setFilter(tr("CSV (*.csv)"))
-        self.areas_file.setToolTip(tip_of(Classify, Classify.OUTPUT_AREAS))
-        self.classify_button = QPushButton(tr("Classify"))
-        self.classify_button.setToolTip(tr("Run Patchwork ▸ Classify raster (tiled)"))
-        self.classify_button.clicked.connect(self.run_classify)
-        # Each form's rows in order, (label, field): show_task_fields shows only the rows of the model's task
-        self.task_forms: dict = {form: [], advanced: []}
-        for name, widget in ((Classify.INPUT, self.classify_raster), (Classify.MODEL, self.model_file),
-                             ("", self.model_info), ("", self.trust_model), (Classify.BANDS, bands_row),
-                             (Recognize.QUERY, self.query_file), (Detect.CONFIDENCE, self.confidence),
-                             (Detect.IOU, self.iou),
-                             (Classify.MASK, self.classify_mask), (Classify.RESOLUTION, self.resolution),
-                             (Classify.OUTPUT_GRID, self.output_grid),
-                             (Classify.SCALE, self.scale), (Classify.OFFSET, self.offset),
-                             (Classify.TILE_SIZE, self.tile_size), (Classify.OVERLAP, self.overlap),
-                             (Classify.WINDOW, self.window_combo), (Classify.AGGREGATION, self.aggregation_combo),
-                             (Classify.MIN_SEGMENT, self.min_segment), (Classify.OUTPUT, self.classified_file),
-                             (Classify.OUTPUT_VECTOR, self.polygons_file), (Classify.OUTPUT_AREAS, self.areas_file)):
-            algorithm = {self.query_file: Recognize, self.confidence: Detect, self.iou: Detect}.get(widget, Classify)
-            rare = widget in (self.output_grid, self.tile_size, self.overlap, self.window_combo,
-                              self.aggregation_combo, self.min_segment)
-            in_form = advanced if rare else form
-            in_form.addRow(label_of(algorithm, name) if name else "", widget)
-            self.task_forms[in_form].append((in_form.labelForField(widget), widget))
-        form.addRow(self.classify_advanced)
-        self.task_forms[form].append((None, self.classify_advanced))
-        self.model_file.fileChanged.connect(self._model_changed)
-        self.trust_model.toggled.connect(self.check_model)
-        self.classify_raster.layerChanged.connect(self.check_model)
-        self.classify_bands.editingFinished.connect(self.check_model)
-        self.check_model()
-        return scrolled(content, self.classify_button)
-
-    def band_list(self) -> list[int] | None:
-        text = self.classify_bands.text().strip()
-        return [int(b) for b in text.replace(";", ",").split(",") if b.strip()] if text else None
-
-    def pick_bands(self, *_args) -> list[int] | None:
-        """A band list per model input (named as the model names them), written into Bands; returns the bands."""
-        from .band_picker import BandPickerDialog
-
-        layer = self.classify_raster.currentLayer()
-        try:
-            info = self.chosen_model_info()
-        except (PatchworkError, ValueError) as exc:
-            self.show_message(str(exc), error=True)
-            return None
-        if layer is None or not info.n_bands:
-            self.show_message(tr("Choose a raster and a model that says how many bands it takes first."), error=True)
-            return None
-        names = list(info.band_names or []) if len(info.band_names or []) == info.n_bands else [""] * info.n_bands
-        try:
-            current = self.band_list()
-        except ValueError:
-            current = None
-        self.band_picker = BandPickerDialog(layer, names, current, self)
-        if not self.band_picker.exec():
-            return None
-        bands = self.band_picker.bands()
-        self.classify_bands.setText(",".join(map(str, bands)))
-        self.check_model()
-        return bands
-
-    def _model_changed(self, *_args) -> None:
-        """A new model brings its own input settings: the last model's SCALE, OFFSET and bands do not carry over
-        (1/255 left from a Deepness model turned a 0–255 forest's map into one class)."""
-        try:
-            info = self.chosen_model_info()
-        except (PatchworkError, ValueError):
-            info = None
-        if info is not None and not self.restoring:
-            scale, offset = info.suggested_input()
-            self.scale.setValue(scale)
-            self.offset.setValue(offset)
-            self.classify_bands.clear()
-        self.check_model()
-
-    def chosen_model_info(self):
-        """What the chosen model says about itself, loaded once per file, trust and file version (every check of the
-        tab asks: picking a model, a raster, bands, running)."""
-        from ..core.models import load_model
-
-        path, trust = self.model_file.filePath(), self.trust_model.isChecked()
-        try:
-            stat = os.stat(path)
-            key = (path, trust, stat.st_mtime_ns, stat.st_size)
-        except OSError:
-            key = None  # load_model says what is wrong with the path
-        if key is None or key != self.loaded_model_key:
-            self.loaded_model_info = load_model(path, trust).info
-            self.loaded_model_key = key
-        return self.loaded_model_info
-
-    def check_model(self, *_args) -> bool:
-        """Load the model now and say what it is, or what is wrong with it, before any run."""
-        try:
-            info = self.chosen_model_info()
-            layer = self.classify_raster.currentLayer()
-            try:
-                bands = self.band_list()
-            except ValueError:
-                raise PatchworkError(tr("Bands: '{}' is not a list of band numbers like 1,2,3.").format(
-                    self.classify_bands.text())) from None
-            missing = [b for b in bands or [] if layer is not None and not 1 <= b <= layer.bandCount()]
-            if missing:
-                raise PatchworkError(tr("Bands: '{}' has {} bands; there is no band {}.").format(
-                    layer.name(), layer.bandCount(), ", ".join(map(str, missing))))
-            count = len(bands) if bands else (layer.bandCount() if layer is not None else None)
-            lines = [tr("{}: {}, {} inputs").format(info.name, info.task, info.n_bands or tr("any number of")),
-                     tr("classes: {}").format(", ".join(info.class_names)) if info.class_names else "",
-                     tr("tile {} px (fixed)").format(info.tile_size) if info.tile_size else
-                     tr("tile: any size (default {} px)").format(info.default_tile_size)]
-            if any(info.band_names or []):
-                lines.append(tr("expects bands: {} (in this order; set Bands to the raster's bands that hold them)")
-                             .format(", ".join(info.band_names)))
-            expects = tr("; the model expects 0–1") if info.unit_range_input else ""
-            lines.append(tr("input: raster values × {:g} + {:g}{}").format(self.scale.value(), self.offset.value(),
-                                                                           expects))
-            if info.task == "detection":
-                lines.append(tr("a detector: Classify runs Detect objects and writes its boxes to the polygons file"))
-            if info.task == "recognition":
-                lines.append(tr("a recognition model: Classify runs Recognize, which maps the similarity to the "
-                                "query image"))
-            self.show_task_fields(info.task)
-            if info.task == "superresolution":
-                lines.append(tr("x{} super-resolution: Classify runs Super-resolve raster into the output file").format(
-                    info.scale_factor))
-            ok = not (info.n_bands and count and count != info.n_bands)
-            if not ok:
-                lines.append(tr("⚠ the model takes {} bands but would get {}: set Bands").format(info.n_bands, count))
-            self.model_info.setText("\n".join(line for line in lines if line))
-            self.model_info.setStyleSheet("" if ok else "color: #b00000")
-            return ok
-        except (PatchworkError, ValueError) as exc:
-            self.model_info.setText(str(exc))
-            self.model_info.setStyleSheet("color: #b00000")
-            self.show_task_fields(None)
-            return False
-
-    # The Classify tab's rows each task hides (the rest it uses); a detector's and a recognition model's own rows are
-    # hidden for the others.
-    TASK_HIDES = {
-        "classification": ("query_file", "confidence", "iou"),
-        "regression": ("query_file", "confidence", "iou", "min_segment", "polygons_file", "areas_file"),
-        "detection": ("query_file", "window_combo", "aggregation_combo", "min_segment", "areas_file",
-                      "classified_file", "output_grid"),
-        "recognition": ("confidence", "iou", "aggregation_combo", "min_segment", "polygons_file", "areas_file"),
-        "superresolution": ("query_file", "confidence", "iou", "aggregation_combo", "min_segment", "polygons_file",
-                            "areas_file", "classify_mask", "resolution", "output_grid", "tile_size"),
-    }
-
-    def show_task_fields(self, task: str | None) -> None:
-        """Each model's task shows its own fields: a detector its score and overlap thresholds and no class-map
-        settings, a recognition model its query image; with no model yet, the classification form."""
-        hidden = {getattr(self, name) for name in self.TASK_HIDES.get(task or "classification", ())}
-        if hidden == getattr(self, "_hidden_rows", None):
-            return
-        self._hidden_rows = hidden
-        # Rows are taken out of the form, not only hidden: Qt 5's QFormLayout keeps the spacing of hidden rows,
-        # which left a gap in the middle of the form.
-        for form, rows in self.task_forms.items():
-            while form.rowCount():
-                form.takeRow(0)
-            for label, widget in rows:
-                shown = widget not in hidden
-                widget.setVisible(shown)
-                if label is not None:
-                    label.setVisible(shown)
-                if shown:
-                    form.addRow(label, widget) if label is not None else form.addRow(widget)
-            form.invalidate()
-
-    def run_classify(self) -> None:
-        raster = _file_source(self.classify_raster.currentLayer())
-        if raster is None:
-            self.show_message(tr("Choose a file raster first."), error=True)
-            return
-        task = self._model_task()
-        if task == "detection":  # boxes, not a map: the same tab runs Detect objects
-            self.run_detect(raster)
-            return
-        if task == "recognition":  # a similarity map to a query image: the same tab runs Recognize
-            parameters = {Recognize.INPUT: raster, Recognize.MODEL: self.model_file.filePath(),
-                          Recognize.QUERY: self.query_file.filePath(), Recognize.SCALE: self.scale.value(),
-                          Recognize.OFFSET: self.offset.value(), Recognize.WINDOW: self.window_combo.currentIndex(),
-                          Recognize.OUTPUT: self.classified_file.filePath() or TEMPORARY}
-            if self.band_list():
-                parameters[Recognize.BANDS] = ",".join(map(str, self.band_list()))
-            for name, box in ((Recognize.TILE_SIZE, self.tile_size), (Recognize.OVERLAP, self.overlap)):
-                if not unset(box):
-                    parameters[name] = box.value()
-            if self.classify_mask.currentLayer() is not None:
-                parameters[Recognize.MASK] = self.classify_mask.currentLayer()
-            if self.resolution.text().strip():
-                parameters[Recognize.RESOLUTION] = self.resolution.text().replace(",", ".")
-            self.start_run(Recognize.ID, parameters)
-            return
-        if task == "superresolution":  # a finer grid: the same tab runs Super-resolve raster
-            parameters = {SuperResolve.INPUT: raster, SuperResolve.MODEL: self.model_file.filePath(),
-                          SuperResolve.SCALE: self.scale.value(), SuperResolve.OFFSET: self.offset.value(),
-                          SuperResolve.WINDOW: self.window_combo.currentIndex(),
-                          SuperResolve.OUTPUT: self.classified_file.filePath() or TEMPORARY}
-            if self.band_list():
-                parameters[SuperResolve.BANDS] = ",".join(map(str, self.band_list()))
-            if not unset(self.overlap):
-                parameters[SuperResolve.OVERLAP] = self.overlap.value()
-            self.start_run(SuperResolve.ID, parameters)
-            return
-        output = self.classified_file.filePath() or TEMPORARY
-        parameters = {Classify.INPUT: raster, Classify.MODEL: self.model_file.filePath(),
-                      Classify.SCALE: self.scale.value(), Classify.OFFSET: self.offset.value(),
-                      Classify.WINDOW: self.window_combo.currentIndex(),
-                      Classify.AGGREGATION: self.aggregation_combo.currentIndex(),
-                      Classify.TRUST_MODEL: self.trust_model.isChecked(), Classify.OUTPUT: output}
-        if self.band_list():
-            parameters[Classify.BANDS] = ",".join(map(str, self.band_list()))
-        if not unset(self.tile_size):
-            parameters[Classify.TILE_SIZE] = self.tile_size.value()
-        if not unset(self.overlap):
-            parameters[Classify.OVERLAP] = self.overlap.value()
-        if not unset(self.min_segment):
-            parameters[Classify.MIN_SEGMENT] = self.min_segment.value()
-        if self.classify_mask.currentLayer() is not None:
-            parameters[Classify.MASK] = self.classify_mask.currentLayer()
-        if self.resolution.text().strip():
-            try:
-                parameters[Classify.RESOLUTION] = float(self.resolution.text().replace(",", "."))
-            except ValueError:
-                self.show_message(tr("RESOLUTION: '{}' is not a number; leave it empty for the model's.").format(
-                    self.resolution.text()), error=True)
-                return
-            parameters[Classify.OUTPUT_GRID] = self.output_grid.currentIndex()
-        for name, widget in ((Classify.OUTPUT_VECTOR, self.polygons_file), (Classify.OUTPUT_AREAS, self.areas_file)):
-            if widget.filePath():
-                parameters[name] = widget.filePath()
-        self.start_run(Classify.ID, parameters)
-
-    def _model_task(self) -> str | None:
-        try:
-            return self.chosen_model_info().task
-        except (PatchworkError, ValueError):
-            return None  # the run itself says what is wrong
-
-    def run_detect(self, raster: str) -> None:
-        """The Classify tab's settings as a Detect objects run; the boxes go to the polygons file."""
-        parameters = {Detect.INPUT: raster, Detect.MODEL: self.model_file.filePath(),
-                      Detect.SCALE: self.scale.value(), Detect.OFFSET: self.offset.value(),
-                      Detect.OUTPUT: self.polygons_file.filePath() or TEMPORARY}
-        if self.band_list():
-            parameters[Detect.BANDS] = ",".join(map(str, self.band_list()))
-        for name, box in ((Detect.TILE_SIZE, self.tile_size), (Detect.OVERLAP, self.overlap)):
-            if not unset(box):
-                parameters[name] = box.value()
-        for name, field in ((Detect.CONFIDENCE, self.confidence), (Detect.IOU, self.iou)):
-            if field.text().strip():
-                parameters[name] = field.text().strip().replace(",", ".")
-        if self.classify_mask.currentLayer() is not None:
-            parameters[Detect.MASK] = self.classify_mask.currentLayer()
-        self.start_run(Detect.ID, parameters)
-
     # -- Stitch -------------------------------------------------------------------------------
 
     def _stitch_tab(self) -> QWidget:
@@ -1144,7 +671,7 @@ class PatchworkDock(QgsDockWidget):
         parameters = {Stitch.INPUT: folder, Stitch.WINDOW: self.stitch_window.currentIndex(),
                       Stitch.AGGREGATION: self.stitch_aggregation.currentIndex(),
                       Stitch.N_CLASSES: self.n_classes.value(), Stitch.OUTPUT: output}
-        reference = _file_source(self.reference.currentLayer())
+        reference = file_source(self.reference.currentLayer())
         if reference:
             parameters[Stitch.REFERENCE] = reference
         self.start_run(Stitch.ID, parameters)
@@ -1221,7 +748,7 @@ class PatchworkDock(QgsDockWidget):
 
     def run_buttons(self) -> list[QPushButton]:
         """Every button that starts a run."""
-        return [self.sample_button, self.augment_button, self.train_button, self.classify_button,
+        return [self.sample_button, self.augment_button, self.train_button, self.classify.classify_button,
                 self.compare_button, self.stitch_button]
 
     def set_run_buttons_enabled(self, enabled: bool) -> None:
@@ -1237,7 +764,7 @@ class PatchworkDock(QgsDockWidget):
             if layer is not None and algorithm_id == Sample.ID:
                 self.index_combo.setLayer(layer)  # and to Augment
         elif algorithm_id == Train.ID:
-            self.model_file.setFilePath(results[Train.OUTPUT_MODEL])
+            self.classify.model_file.setFilePath(results[Train.OUTPUT_MODEL])
             self.set_new_model_path()  # the next training keeps this one
         elif algorithm_id == Classify.ID and self.run.layers:
             self.compare_form.set_value(Compare.INPUT, self.run.layers[0])
@@ -1257,15 +784,15 @@ class PatchworkDock(QgsDockWidget):
     def _settings(self) -> dict:
         """Widgets whose values are kept per project: name → (getter, setter)."""
         spins = {"chip_size": self.chip_size, "step": self.step, "count": self.count, "seed": self.seed,
-                 "draws": self.draws, "copies": self.copies, "tile_size": self.tile_size, "overlap": self.overlap,
-                 "n_classes": self.n_classes}
+                 "draws": self.draws, "copies": self.copies, "tile_size": self.classify.tile_size,
+                 "overlap": self.classify.overlap, "n_classes": self.n_classes}
         doubles = {"jitter": self.jitter, "min_distance": self.min_distance, "max_nodata": self.max_nodata,
-                   "scale": self.scale, "offset": self.offset}
-        combos = {"sampler": self.sampler_combo, "boundary": self.boundary, "window": self.window_combo,
-                  "aggregation": self.aggregation_combo}
-        texts = {"model": (self.model_file.filePath, self.model_file.setFilePath),
+                   "scale": self.classify.scale, "offset": self.classify.offset}
+        combos = {"sampler": self.sampler_combo, "boundary": self.boundary, "window": self.classify.window_combo,
+                  "aggregation": self.classify.aggregation_combo}
+        texts = {"model": (self.classify.model_file.filePath, self.classify.model_file.setFilePath),
                  "pipeline": (self.pipeline_edit.toPlainText, self.pipeline_edit.setPlainText),
-                 "bands": (self.classify_bands.text, self.classify_bands.setText),
+                 "bands": (self.classify.classify_bands.text, self.classify.classify_bands.setText),
                  "chip_folder": (self.chip_folder.filePath, self.chip_folder.setFilePath)}
         settings = {name: (w.value, lambda v, w=w: w.setValue(int(v))) for name, w in spins.items()}
         settings.update({name: (w.value, lambda v, w=w: w.setValue(float(v))) for name, w in doubles.items()})
@@ -1281,7 +808,8 @@ class PatchworkDock(QgsDockWidget):
 
     def restore_settings(self, *_args) -> None:
         project = QgsProject.instance()
-        self.restoring = True  # the remembered model comes with its remembered SCALE, OFFSET and bands
+        # the remembered model comes with its remembered SCALE, OFFSET and bands
+        self.restoring = self.classify.restoring = True
         try:
             for name, (_getter, setter) in self._settings().items():
                 text, found = project.readEntry(SETTINGS_SCOPE, name, "")
@@ -1291,7 +819,7 @@ class PatchworkDock(QgsDockWidget):
                     except (ValueError, TypeError):
                         continue
         finally:
-            self.restoring = False
+            self.restoring = self.classify.restoring = False
 
     def cleanup(self) -> None:
         """Everything the panel put on the canvas or in the project goes; a run in progress is cancelled."""

@@ -32,8 +32,8 @@ class PatchworkPlugin:
         from qgis.PyQt.QtGui import QIcon
         from qgis.PyQt.QtWidgets import QAction
 
-        from .dock import PatchworkDock
         from ..plugin.resources import resource_path
+        from .dock import PatchworkDock
 
         self.initProcessing()
         self.dock = PatchworkDock(self.iface, self.iface.mainWindow())

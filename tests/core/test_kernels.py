@@ -10,7 +10,7 @@ import pytest
 from osgeo import gdal
 
 from patchwork.core import BandDropout, BrightnessJitter, ContrastJitter, GaussianNoise, SunAngleJitter
-from patchwork.core.data import augment, kernels
+from patchwork.core.data import kernels, radiometric
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_8bit_tables_give_the_bytes_of_computing_every_pixel(op, nodata, naip_ch
     for seed in range(6):
         tabled = op(image, nodata=nodata, seed=seed).image
         with monkeypatch.context() as per_pixel:
-            per_pixel.setattr(augment, "lookup_levels", lambda dtype: None)
+            per_pixel.setattr(radiometric, "lookup_levels", lambda dtype: None)
             computed = op(image, nodata=nodata, seed=seed).image
         assert tabled.dtype == np.uint8
         np.testing.assert_array_equal(tabled, computed)

@@ -140,26 +140,27 @@ def test_sample_run_in_the_background_adds_the_styled_index(dock, s2_layer, tmp_
 def test_model_picker_explains_problems_before_the_run(dock, tmp_path, ortho_path):
     ortho = QgsRasterLayer(ortho_path, "ortho")
     QgsProject.instance().addMapLayer(ortho)
-    dock.classify_raster.setLayer(ortho)
-    dock.model_file.setFilePath(os.path.join(SHARED_DATA, "models", "two_outputs_softmax_bsx2x512x512.onnx"))
-    assert not dock.check_model()
-    assert "takes 3 bands but would get 4" in dock.model_info.text() and "Coffee, Tea" in dock.model_info.text()
-    dock.classify_bands.setText("1,2,3")
-    assert dock.check_model() and "tile 512 px (fixed)" in dock.model_info.text()
+    dock.classify.classify_raster.setLayer(ortho)
+    dock.classify.model_file.setFilePath(os.path.join(SHARED_DATA, "models", "two_outputs_softmax_bsx2x512x512.onnx"))
+    assert not dock.classify.check_model()
+    shown = dock.classify.model_info.text()
+    assert "takes 3 bands but would get 4" in shown and "Coffee, Tea" in shown
+    dock.classify.classify_bands.setText("1,2,3")
+    assert dock.classify.check_model() and "tile 512 px (fixed)" in dock.classify.model_info.text()
     pickled = tmp_path / "model.pkl"
     pickled.write_bytes(b"\x80\x04K\x01.")
-    dock.model_file.setFilePath(str(pickled))
-    assert not dock.check_model() and "TRUST_MODEL" in dock.model_info.text()
+    dock.classify.model_file.setFilePath(str(pickled))
+    assert not dock.classify.check_model() and "TRUST_MODEL" in dock.classify.model_info.text()
 
 
 def test_a_run_the_algorithm_would_refuse_does_not_start(dock, tmp_path, ortho_path):
     """The panel asks the algorithm's checkParameterValues first: the Toolbox's words, no task, no file."""
     ortho = QgsRasterLayer(ortho_path, "ortho")
     QgsProject.instance().addMapLayer(ortho)
-    dock.classify_raster.setLayer(ortho)
-    dock.model_file.setFilePath(os.path.join(SHARED_DATA, "models", "two_outputs_softmax_bsx2x512x512.onnx"))
-    dock.classified_file.setFilePath(str(tmp_path / "classes.tif"))
-    dock.run_classify()  # four bands for a three-band model
+    dock.classify.classify_raster.setLayer(ortho)
+    dock.classify.model_file.setFilePath(os.path.join(SHARED_DATA, "models", "two_outputs_softmax_bsx2x512x512.onnx"))
+    dock.classify.classified_file.setFilePath(str(tmp_path / "classes.tif"))
+    dock.classify.run_classify()  # four bands for a three-band model
     assert dock.run is None
     bands = dock.message.text()  # the message names the field as the form labels it, not its id
     assert bands.startswith("Bands fed to the model, in its order (default: all): the model")
@@ -168,15 +169,15 @@ def test_a_run_the_algorithm_would_refuse_does_not_start(dock, tmp_path, ortho_p
 
 
 def test_classify_run_adds_a_class_map_with_names(dock, s2_layer, tmp_path, qgis_app):
-    dock.classify_raster.setLayer(s2_layer)
-    dock.model_file.setFilePath(RULES)
-    dock.scale.setValue(0.0001)
-    dock.tile_size.setValue(128)
-    dock.classified_file.setFilePath(str(tmp_path / "classes.tif"))
-    dock.min_segment.setValue(9)
-    dock.polygons_file.setFilePath(str(tmp_path / "classes.gpkg"))
-    dock.areas_file.setFilePath(str(tmp_path / "areas.csv"))
-    dock.run_classify()
+    dock.classify.classify_raster.setLayer(s2_layer)
+    dock.classify.model_file.setFilePath(RULES)
+    dock.classify.scale.setValue(0.0001)
+    dock.classify.tile_size.setValue(128)
+    dock.classify.classified_file.setFilePath(str(tmp_path / "classes.tif"))
+    dock.classify.min_segment.setValue(9)
+    dock.classify.polygons_file.setFilePath(str(tmp_path / "classes.gpkg"))
+    dock.classify.areas_file.setFilePath(str(tmp_path / "areas.csv"))
+    dock.classify.run_classify()
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
     layer = dock.run.layers[0]
@@ -191,11 +192,11 @@ def test_classify_run_adds_a_class_map_with_names(dock, s2_layer, tmp_path, qgis
 
 
 def test_outputs_left_empty_go_to_temporary_files_as_in_qgis_dialogs(dock, s2_layer, qgis_app):
-    dock.classify_raster.setLayer(s2_layer)
-    dock.model_file.setFilePath(RULES)
-    dock.scale.setValue(0.0001)
-    dock.classified_file.setFilePath("")
-    dock.run_classify()
+    dock.classify.classify_raster.setLayer(s2_layer)
+    dock.classify.model_file.setFilePath(RULES)
+    dock.classify.scale.setValue(0.0001)
+    dock.classify.classified_file.setFilePath("")
+    dock.classify.run_classify()
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
     path = dock.run.results["OUTPUT"]
@@ -206,12 +207,12 @@ def test_outputs_left_empty_go_to_temporary_files_as_in_qgis_dialogs(dock, s2_la
 def test_cancel_stops_the_run_within_a_second_and_leaves_nothing(dock, tmp_path, qgis_app, example_path):
     layer = QgsRasterLayer(example_path, "example")
     QgsProject.instance().addMapLayer(layer)
-    dock.classify_raster.setLayer(layer)
+    dock.classify.classify_raster.setLayer(layer)
     # An image model in tiles of 8 px, one per call: a long run (a per-pixel model would not use tiles).
     model = conv_model(str(tmp_path / "conv.onnx"), np.ones((2, 4, 1, 1), np.float32), softmax=True)
-    dock.model_file.setFilePath(model)
-    dock.tile_size.setValue(16)
-    dock.classified_file.setFilePath(str(tmp_path / "out" / "classes.tif"))
+    dock.classify.model_file.setFilePath(model)
+    dock.classify.tile_size.setValue(16)
+    dock.classify.classified_file.setFilePath(str(tmp_path / "out" / "classes.tif"))
     run = dock.start_run("patchwork:classify", {"INPUT": example_path, "MODEL": model, "TILE_SIZE": 8,
                                                 "BATCH_SIZE": 1, "WORKERS": 1,
                                                 "OUTPUT": str(tmp_path / "out" / "classes.tif")})
@@ -231,12 +232,12 @@ def test_settings_are_remembered_per_project(dock, qgis_iface):
 
     dock.chip_size.setValue(96)
     dock.sampler_combo.setCurrentText("jittered")
-    dock.scale.setValue(0.0001)
+    dock.classify.scale.setValue(0.0001)
     dock.save_settings()
     again = PatchworkDock(qgis_iface)
     try:
         assert again.chip_size.value() == 96 and again.sampler_combo.currentText() == "jittered"
-        assert again.scale.value() == pytest.approx(0.0001)
+        assert again.classify.scale.value() == pytest.approx(0.0001)
     finally:
         again.cleanup()
         QgsProject.instance().removeEntry("Patchwork", "/")
@@ -319,11 +320,11 @@ def test_the_whole_chain_runs_from_the_panel_alone(dock, s2_layer, tmp_path, qgi
     dock.train_button.click()
     ok, message = wait_for(dock.run, qgis_app, timeout=120)
     assert ok, message
-    assert dock.model_file.filePath() == str(tmp_path / "forest.onnx")  # the model appears in Classify
+    assert dock.classify.model_file.filePath() == str(tmp_path / "forest.onnx")  # the model appears in Classify
     assert dock.message.text().startswith("Model trained, validation accuracy")
-    dock.classify_raster.setLayer(s2_layer)
-    dock.classified_file.setFilePath(str(tmp_path / "classes.tif"))
-    dock.run_classify()
+    dock.classify.classify_raster.setLayer(s2_layer)
+    dock.classify.classified_file.setFilePath(str(tmp_path / "classes.tif"))
+    dock.classify.run_classify()
     assert wait_for(dock.run, qgis_app)[0]
     assert dock.run.layers[0].name() == "classes — forest.onnx on s2"
     dock.compare_form.set_value("REFERENCE", labels)
@@ -381,9 +382,10 @@ def test_each_parameter_is_defined_once_and_the_panel_reads_it(qgis_iface, patch
         assert [dock.boundary.itemText(i) for i in range(dock.boundary.count())] == \
             sample.parameterDefinition("BOUNDARY").options()
         classify = registry.algorithmById("patchwork:classify")
-        assert dock.scale.toolTip() == classify.parameterDefinition("SCALE").help()
-        assert dock.tile_size.text() == dock.overlap.text() == "the model's"  # a sentinel reads as words
-        assert dock.tile_size.maximum() == classify.parameterDefinition("TILE_SIZE").maximum()
+        assert dock.classify.scale.toolTip() == classify.parameterDefinition("SCALE").help()
+        tab = dock.classify
+        assert tab.tile_size.text() == tab.overlap.text() == "the model's"  # a sentinel reads as words
+        assert dock.classify.tile_size.maximum() == classify.parameterDefinition("TILE_SIZE").maximum()
         train = dock.train_form.widget("VALIDATION_FRACTION")
         assert registry.algorithmById("patchwork:trainclassifier").parameterDefinition("VALIDATION_FRACTION").help() \
             in train.toolTip()
@@ -476,15 +478,15 @@ def test_the_classify_tab_runs_a_detector_as_detect_objects(dock, tmp_path, qgis
 
     ortho = QgsRasterLayer(ortho_path, "ortho")
     QgsProject.instance().addMapLayer(ortho)
-    dock.classify_raster.setLayer(ortho)
-    dock.model_file.setFilePath(cell_detector(str(tmp_path / "cells.onnx")))
-    dock.classify_bands.setText("1,2,3")
-    dock.scale.setValue(1 / 255)
-    dock.tile_size.setValue(256)
-    dock.overlap.setValue(64)
-    assert dock.check_model() and "a detector" in dock.model_info.text()
-    dock.polygons_file.setFilePath(str(tmp_path / "boxes.gpkg"))
-    dock.run_classify()
+    dock.classify.classify_raster.setLayer(ortho)
+    dock.classify.model_file.setFilePath(cell_detector(str(tmp_path / "cells.onnx")))
+    dock.classify.classify_bands.setText("1,2,3")
+    dock.classify.scale.setValue(1 / 255)
+    dock.classify.tile_size.setValue(256)
+    dock.classify.overlap.setValue(64)
+    assert dock.classify.check_model() and "a detector" in dock.classify.model_info.text()
+    dock.classify.polygons_file.setFilePath(str(tmp_path / "boxes.gpkg"))
+    dock.classify.run_classify()
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
     layer = dock.run.layers[0]
@@ -499,13 +501,14 @@ def test_the_classify_tab_runs_a_super_resolution_model(dock, tmp_path, qgis_app
     _gdal.Translate(small, ortho_path, srcWin=[0, 0, 96, 80], bandList=[1, 2, 3])
     layer = QgsRasterLayer(small, "small")
     QgsProject.instance().addMapLayer(layer)
-    dock.classify_raster.setLayer(layer)
-    dock.model_file.setFilePath(os.path.join(SHARED_DATA, "models-more", "dummy_superresolution_model.onnx"))
-    dock.scale.setValue(1 / 255)
-    dock.overlap.setValue(dock.overlap.minimum())  # the model's (an earlier test's 64 px would be refused, clearly)
-    assert dock.check_model() and "x2 super-resolution" in dock.model_info.text()
-    dock.classified_file.setFilePath(str(tmp_path / "x2.tif"))
-    dock.run_classify()
+    dock.classify.classify_raster.setLayer(layer)
+    dock.classify.model_file.setFilePath(os.path.join(SHARED_DATA, "models-more", "dummy_superresolution_model.onnx"))
+    dock.classify.scale.setValue(1 / 255)
+    # the model's (an earlier test's 64 px would be refused, clearly)
+    dock.classify.overlap.setValue(dock.classify.overlap.minimum())
+    assert dock.classify.check_model() and "x2 super-resolution" in dock.classify.model_info.text()
+    dock.classify.classified_file.setFilePath(str(tmp_path / "x2.tif"))
+    dock.classify.run_classify()
     assert dock.run is not None, dock.message.text()
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
@@ -515,20 +518,20 @@ def test_the_classify_tab_runs_a_super_resolution_model(dock, tmp_path, qgis_app
 
 
 def test_the_classify_tab_runs_the_model_at_a_resolution(dock, s2_layer, tmp_path, qgis_app):
-    dock.classify_raster.setLayer(s2_layer)
-    dock.model_file.setFilePath(RULES)
-    dock.scale.setValue(0.0001)
-    dock.classify_bands.setText("")  # all (an earlier test's 1,2,3 is remembered in the project)
-    dock.resolution.setText(str(3 * s2_layer.rasterUnitsPerPixelX()))  # (not a half pixel at the edge)
-    dock.output_grid.setCurrentText("model")
-    dock.classified_file.setFilePath(str(tmp_path / "coarse.tif"))
-    dock.run_classify()
+    dock.classify.classify_raster.setLayer(s2_layer)
+    dock.classify.model_file.setFilePath(RULES)
+    dock.classify.scale.setValue(0.0001)
+    dock.classify.classify_bands.setText("")  # all (an earlier test's 1,2,3 is remembered in the project)
+    dock.classify.resolution.setText(str(3 * s2_layer.rasterUnitsPerPixelX()))  # (not a half pixel at the edge)
+    dock.classify.output_grid.setCurrentText("model")
+    dock.classify.classified_file.setFilePath(str(tmp_path / "coarse.tif"))
+    dock.classify.run_classify()
     assert dock.run is not None, dock.message.text()
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
     assert (dock.run.layers[0].width(), dock.run.layers[0].height()) == (114, 69)  # 343 x 206 px / 3
-    dock.resolution.setText("fine")
-    dock.run_classify()
+    dock.classify.resolution.setText("fine")
+    dock.classify.run_classify()
     assert "RESOLUTION: 'fine' is not a number" in dock.message.text()
 
 
@@ -537,17 +540,18 @@ def test_the_classify_tab_runs_a_recognition_model_with_its_query(dock, tmp_path
     gdal.Translate(query, ortho_path, srcWin=[224, 224, 224, 224], bandList=[1, 2, 3])
     ortho = QgsRasterLayer(ortho_path, "ortho")
     QgsProject.instance().addMapLayer(ortho)
-    dock.classify_raster.setLayer(ortho)
-    dock.model_file.setFilePath(os.path.join(SHARED_DATA, "models-more", "dummy_recognition_model.onnx"))
-    dock.classify_bands.setText("1,2,3")
-    dock.scale.setValue(1 / 255)
-    dock.overlap.setValue(dock.overlap.minimum())
-    dock.tile_size.setValue(dock.tile_size.minimum())
-    assert dock.check_model() and "runs Recognize" in dock.model_info.text() and dock.query_file.isEnabled()
-    dock.query_file.setFilePath(query)
-    dock.resolution.setText(repr(gdal.Open(ortho_path).GetGeoTransform()[1]))  # its grid, not the model's 3 cm
-    dock.classified_file.setFilePath(str(tmp_path / "similar.tif"))
-    dock.run_classify()
+    dock.classify.classify_raster.setLayer(ortho)
+    dock.classify.model_file.setFilePath(os.path.join(SHARED_DATA, "models-more", "dummy_recognition_model.onnx"))
+    dock.classify.classify_bands.setText("1,2,3")
+    dock.classify.scale.setValue(1 / 255)
+    dock.classify.overlap.setValue(dock.classify.overlap.minimum())
+    dock.classify.tile_size.setValue(dock.classify.tile_size.minimum())
+    tab = dock.classify
+    assert tab.check_model() and "runs Recognize" in tab.model_info.text() and tab.query_file.isEnabled()
+    dock.classify.query_file.setFilePath(query)
+    dock.classify.resolution.setText(repr(gdal.Open(ortho_path).GetGeoTransform()[1]))  # its grid, not the model's 3 cm
+    dock.classify.classified_file.setFilePath(str(tmp_path / "similar.tif"))
+    dock.classify.run_classify()
     assert dock.run is not None, dock.message.text()
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message

@@ -38,10 +38,10 @@ def test_a_refused_run_is_critical_in_the_message_bar_with_the_parameters_label(
 
     layer = QgsRasterLayer(s2_path, "s2")
     QgsProject.instance().addMapLayer(layer)
-    dock.classify_raster.setLayer(layer)
-    dock.model_file.setFilePath(str(tmp_path / "missing.onnx"))
-    dock.classified_file.setFilePath(str(tmp_path / "classes.tif"))
-    dock.run_classify()
+    dock.classify.classify_raster.setLayer(layer)
+    dock.classify.model_file.setFilePath(str(tmp_path / "missing.onnx"))
+    dock.classify.classified_file.setFilePath(str(tmp_path / "classes.tif"))
+    dock.classify.run_classify()
     texts = critical_texts(qgis_iface)
     algorithm = Classify()
     algorithm.initAlgorithm()
@@ -136,9 +136,9 @@ def test_a_new_model_brings_its_own_scale_offset_and_bands(dock, tmp_path):
     from tests.conftest import SHARED_DATA
 
     deepness = os.path.join(SHARED_DATA, "models", "one_output_softmax_bsx2x512x512.onnx")
-    dock.model_file.setFilePath(deepness)
-    assert dock.scale.value() == pytest.approx(1 / 255, rel=1e-6)
-    dock.classify_bands.setText("1,2,3")
+    dock.classify.model_file.setFilePath(deepness)
+    assert dock.classify.scale.value() == pytest.approx(1 / 255, rel=1e-6)
+    dock.classify.classify_bands.setText("1,2,3")
     from onnx import TensorProto, helper
 
     from tests.onnx_models import save_model
@@ -149,9 +149,10 @@ def test_a_new_model_brings_its_own_scale_offset_and_bands(dock, tmp_path):
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])])
     save_model(graph, {"patchwork:input_scale": 1.0, "patchwork:input_offset": 0.0,
                        "patchwork:band_names": ["blue", "green", "red", "nir"]}, forest)
-    dock.model_file.setFilePath(forest)
-    assert dock.scale.value() == 1.0 and dock.offset.value() == 0.0 and dock.classify_bands.text() == ""
-    assert "expects bands: blue, green, red, nir" in dock.model_info.text()
+    dock.classify.model_file.setFilePath(forest)
+    tab = dock.classify
+    assert tab.scale.value() == 1.0 and tab.offset.value() == 0.0 and tab.classify_bands.text() == ""
+    assert "expects bands: blue, green, red, nir" in dock.classify.model_info.text()
 
 
 def test_maps_are_named_by_model_and_input_and_heads_by_their_names(dock, qgis_app, tmp_path, ortho_path):
@@ -172,10 +173,10 @@ def test_maps_are_named_by_model_and_input_and_heads_by_their_names(dock, qgis_a
         model = two_head_model(str(tmp_path / "two.onnx"), rgb[:2], rgb,
                                {"model_type": "Segmentor", "class_names": [{"0": "bare", "1": "green"},
                                                                            {"0": "dry", "1": "wet", "2": "open"}]})
-        dock.classify_raster.setLayer(layer)
-        dock.model_file.setFilePath(model)
-        dock.classified_file.setFilePath("")
-        dock.run_classify()
+        dock.classify.classify_raster.setLayer(layer)
+        dock.classify.model_file.setFilePath(model)
+        dock.classify.classified_file.setFilePath("")
+        dock.classify.run_classify()
         ok, message = wait_for(dock.run, qgis_app)
         assert ok, message
         names.append([layer.name() for layer in dock.run.layers])
@@ -189,23 +190,24 @@ def test_each_models_task_shows_its_own_fields(dock, tmp_path):
     from tests.conftest import REPO, SHARED_DATA
     from tests.onnx_models import cell_detector
 
-    dock.model_file.setFilePath(cell_detector(str(tmp_path / "cells.onnx"), "v8"))
-    assert not dock.confidence.isHidden() and not dock.iou.isHidden()
-    assert dock.window_combo.isHidden() and dock.areas_file.isHidden() and dock.query_file.isHidden()
-    labels = {widget: label for rows in dock.task_forms.values() for label, widget in rows}
-    assert labels[dock.areas_file].isHidden()  # the label goes with it
-    form = next(form for form, rows in dock.task_forms.items() if (labels[dock.areas_file], dock.areas_file) in rows)
-    assert form.getWidgetPosition(dock.areas_file)[0] == -1  # out of the form: Qt 5 kept a hidden row's spacing
-    dock.model_file.setFilePath(os.path.join(SHARED_DATA, "models-more", "dummy_recognition_model.onnx"))
-    assert not dock.query_file.isHidden() and dock.confidence.isHidden()
-    dock.model_file.setFilePath(os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json"))
-    assert dock.query_file.isHidden() and dock.confidence.isHidden()
-    assert not dock.window_combo.isHidden() and not dock.areas_file.isHidden()
+    dock.classify.model_file.setFilePath(cell_detector(str(tmp_path / "cells.onnx"), "v8"))
+    assert not dock.classify.confidence.isHidden() and not dock.classify.iou.isHidden()
+    tab = dock.classify
+    assert tab.window_combo.isHidden() and tab.areas_file.isHidden() and tab.query_file.isHidden()
+    labels = {widget: label for rows in dock.classify.task_forms.values() for label, widget in rows}
+    assert labels[dock.classify.areas_file].isHidden()  # the label goes with it
+    form = next(form for form, rows in tab.task_forms.items() if (labels[tab.areas_file], tab.areas_file) in rows)
+    assert form.getWidgetPosition(tab.areas_file)[0] == -1  # out of the form: Qt 5 kept a hidden row's spacing
+    dock.classify.model_file.setFilePath(os.path.join(SHARED_DATA, "models-more", "dummy_recognition_model.onnx"))
+    assert not dock.classify.query_file.isHidden() and dock.classify.confidence.isHidden()
+    dock.classify.model_file.setFilePath(os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json"))
+    assert dock.classify.query_file.isHidden() and dock.classify.confidence.isHidden()
+    assert not dock.classify.window_combo.isHidden() and not dock.classify.areas_file.isHidden()
     # and no gap where the detector's and the recognition model's rows were: the mask's label follows the bands
     dock.show()
     QApplication.processEvents()
-    bands = dock.classify_bands.parentWidget()
-    gap = labels[dock.classify_mask].mapTo(dock, QPoint(0, 0)).y() - bands.mapTo(dock, QPoint(0, bands.height())).y()
+    bands = dock.classify.classify_bands.parentWidget()
+    gap = labels[tab.classify_mask].mapTo(dock, QPoint(0, 0)).y() - bands.mapTo(dock, QPoint(0, bands.height())).y()
     assert 0 <= gap <= 2 * form.verticalSpacing() + 2, gap
     dock.hide()
 
@@ -267,13 +269,13 @@ def test_smaller_things_of_a_first_run(dock, qgis_iface, tmp_path, s2_path, naip
     qgis_iface.setActiveLayer(second)
     dock.started = False
     dock.start_on_the_active_layer()
-    assert dock.raster_combo.currentLayer() is second and dock.classify_raster.currentLayer() is second
+    assert dock.raster_combo.currentLayer() is second and dock.classify.classify_raster.currentLayer() is second
 
-    dock.model_file.setFilePath(os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json"))
-    dock.classify_bands.setText("1,2,9")
-    assert not dock.check_model() and "'s2' has 4 bands; there is no band 9" in dock.model_info.text()
-    dock.classify_bands.setText("1,two")
-    assert not dock.check_model() and "not a list of band numbers" in dock.model_info.text()
+    dock.classify.model_file.setFilePath(os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json"))
+    dock.classify.classify_bands.setText("1,2,9")
+    assert not dock.classify.check_model() and "'s2' has 4 bands; there is no band 9" in dock.classify.model_info.text()
+    dock.classify.classify_bands.setText("1,two")
+    assert not dock.classify.check_model() and "not a list of band numbers" in dock.classify.model_info.text()
 
 
 def test_a_missing_package_offers_the_installer(dock, qgis_iface, tmp_path, s2_path, monkeypatch):
@@ -297,9 +299,9 @@ def test_a_missing_package_offers_the_installer(dock, qgis_iface, tmp_path, s2_p
     monkeypatch.setattr(sklearn_models, "require", missing)
     layer = QgsRasterLayer(s2_path, "s2")
     QgsProject.instance().addMapLayer(layer)
-    dock.classify_raster.setLayer(layer)
-    dock.model_file.setFilePath(model)
-    dock.run_classify()
+    dock.classify.classify_raster.setLayer(layer)
+    dock.classify.model_file.setFilePath(model)
+    dock.classify.run_classify()
     item = next(i for i in qgis_iface.messageBar().items() if i.level() == Qgis.MessageLevel.Critical)
     buttons = {b.text(): b for b in item.findChildren(QPushButton)}
     assert "Install packages…" in buttons, list(buttons)
@@ -360,10 +362,10 @@ def test_a_band_per_model_input_picked_by_name(dock, tmp_path, monkeypatch, naip
     ds = None
     layer = QgsRasterLayer(naip, "naip")
     QgsProject.instance().addMapLayer(layer)
-    dock.classify_raster.setLayer(layer)
-    dock.model_file.setFilePath(os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json"))
+    dock.classify.classify_raster.setLayer(layer)
+    dock.classify.model_file.setFilePath(os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json"))
     monkeypatch.setattr(BandPickerDialog, "exec", lambda self: 1)  # the user accepts what the dialog proposes
-    assert dock.pick_bands() == [3, 2, 1, 4]  # blue, green, red, nir found by the bands' descriptions
-    assert dock.classify_bands.text() == "3,2,1,4" and dock.check_model()
-    labels = [dock.band_picker.layout().itemAt(1).layout().itemAt(i, 0).widget().text() for i in range(4)]
+    assert dock.classify.pick_bands() == [3, 2, 1, 4]  # blue, green, red, nir found by the bands' descriptions
+    assert dock.classify.classify_bands.text() == "3,2,1,4" and dock.classify.check_model()
+    labels = [dock.classify.band_picker.layout().itemAt(1).layout().itemAt(i, 0).widget().text() for i in range(4)]
     assert labels == ["Input 1: blue", "Input 2: green", "Input 3: red", "Input 4: nir"]

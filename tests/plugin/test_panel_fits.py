@@ -40,7 +40,7 @@ def test_the_panel_needs_at_most_600_px_and_every_run_button_shows_at_1366x768(d
     window, panel = docked
     assert panel.minimumSizeHint().height() <= 600, panel.minimumSizeHint()
     assert window.height() <= 768  # the panel does not push the window past the screen
-    buttons = [panel.sample_button, panel.augment_button, panel.train_button, panel.classify_button,
+    buttons = [panel.sample_button, panel.augment_button, panel.train_button, panel.classify.classify_button,
                panel.compare_button, panel.stitch_button]
     for index, button in enumerate(buttons):
         panel.tabs.setCurrentIndex(index)
@@ -53,13 +53,13 @@ def test_the_panel_needs_at_most_600_px_and_every_run_button_shows_at_1366x768(d
 
 def test_rare_settings_start_collapsed_and_the_model_info_is_never_clipped(docked, qgis_app, tmp_path):
     window, panel = docked
-    assert panel.sample_advanced.isCollapsed() and panel.classify_advanced.isCollapsed()
-    assert not panel.tile_size.isVisible() and not panel.aoi_combo.isVisible()
+    assert panel.sample_advanced.isCollapsed() and panel.classify.classify_advanced.isCollapsed()
+    assert not panel.classify.tile_size.isVisible() and not panel.aoi_combo.isVisible()
     panel.tabs.setCurrentIndex(3)
     long = "the model takes 3 bands but would get 4. " * 12
-    panel.model_info.setText(long)
+    panel.classify.model_info.setText(long)
     qgis_app.processEvents()
-    info = panel.model_info
+    info = panel.classify.model_info
     assert info.height() >= info.heightForWidth(info.width()) - 1  # every line of it, scrolled to when needed
 
 
@@ -71,10 +71,10 @@ def test_the_model_info_is_not_clipped_after_the_model_changes(docked, qgis_app,
 
     _, panel = docked
     panel.tabs.setCurrentIndex(3)
-    info = panel.model_info
+    info = panel.classify.model_info
     for model in (cell_detector(str(tmp_path / "cells.onnx"), "v8"),
                   os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")):
-        panel.model_file.setFilePath(model)
+        panel.classify.model_file.setFilePath(model)
         qgis_app.processEvents()
         assert info.height() >= info.heightForWidth(info.width()) - 1
     for repeats in (12, 13, 3):

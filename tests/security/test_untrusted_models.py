@@ -86,10 +86,10 @@ def test_panel_model_check_runs_nothing(tmp_path, qgis_app, qgis_iface, patchwor
     path = exec_payload_skops(str(tmp_path / "evil.skops"), str(marker))
     panel = PatchworkDock(qgis_iface)
     try:
-        panel.model_file.setFilePath(path)  # picking the file is what triggers the check
+        panel.classify.model_file.setFilePath(path)  # picking the file is what triggers the check
         qgis_app.processEvents()
-        assert not panel.check_model()
-        assert "builtins.exec" in panel.model_info.text()
+        assert not panel.classify.check_model()
+        assert "builtins.exec" in panel.classify.model_info.text()
         assert not marker.exists()
     finally:
         panel.cleanup()

@@ -1,0 +1,1 @@
+"""One widget per hand-built tab of the panel; each signals the panel and never imports it."""
