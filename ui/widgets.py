@@ -101,15 +101,16 @@ def combo_for(algorithm, name: str) -> QComboBox:
 
 
 class WrappedLabel(QLabel):
-    """A word-wrapped label that always has the height of its lines at its width.
+    """A word-wrapped label at least as tall as its lines at its width.
 
-    In a QFormLayout of wrapped rows Qt 5 sizes such a label from its previous text (the model's description lost its
-    last lines whenever it grew); the label asks for its height itself.
+    In a QFormLayout of wrapped rows Qt 5 sizes such a label from its previous text: the model's description lost
+    its last lines when it grew. The label asks for its own height (the text starts at the top of the space).
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.setWordWrap(True)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
 
     def _fit(self) -> None:
         needed = self.heightForWidth(self.width())
