@@ -59,7 +59,7 @@ from .preview import (
     stretch_limits,
     thumbnail,
 )
-from .runner import TEMPORARY, AlgorithmRun, announce, announce_failure, new_model_path, readable, temporary_output
+from .runner import AlgorithmRun, announce, announce_failure, new_model_path, readable, temporary_output
 from .tabs.classify import ClassifyTab
 from .widgets import (
     advanced_group,
@@ -636,44 +636,22 @@ class PatchworkDock(QgsDockWidget):
     # -- Stitch -------------------------------------------------------------------------------
 
     def _stitch_tab(self) -> QWidget:
-        content, form = QWidget(), form_layout()
-        content.setLayout(form)
-        self.stitch_folder = QgsFileWidget()
-        self.stitch_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.stitch_folder.setToolTip(tip_of(Stitch, Stitch.INPUT))
-        self.stitch_window = combo_for(Stitch, Stitch.WINDOW)
-        self.stitch_aggregation = combo_for(Stitch, Stitch.AGGREGATION)
-        self.n_classes = spin_for(Stitch, Stitch.N_CLASSES)
-        self.reference = QgsMapLayerComboBox()
-        self.reference.setFilters(qgis_enums.RASTER_LAYERS)
-        self.reference.setAllowEmptyLayer(True)
-        self.reference.setLayer(None)
-        self.reference.setToolTip(tip_of(Stitch, Stitch.REFERENCE))
-        self.mosaic_file = QgsFileWidget()
-        self.mosaic_file.lineEdit().setPlaceholderText(tr("[Save to temporary file]"))  # as QGIS's dialogs say
-        self.mosaic_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
-        self.mosaic_file.setFilter(tr("GeoTIFF (*.tif)"))
-        self.mosaic_file.setToolTip(tip_of(Stitch, Stitch.OUTPUT))
+        """Stitch chips: QGIS's own widgets from the algorithm's definitions, like Train and Compare."""
+        tab = QWidget()
+        layout = QVBoxLayout(tab)
+        self.stitch_form = AlgorithmForm(Stitch.ID, self.canvas)
         self.stitch_button = QPushButton(tr("Stitch chips"))
         self.stitch_button.setToolTip(tr("Run Patchwork ▸ Stitch chips"))
         self.stitch_button.clicked.connect(self.run_stitch)
-        for name, widget in ((Stitch.INPUT, self.stitch_folder), (Stitch.WINDOW, self.stitch_window),
-                             (Stitch.AGGREGATION, self.stitch_aggregation), (Stitch.N_CLASSES, self.n_classes),
-                             (Stitch.REFERENCE, self.reference), (Stitch.OUTPUT, self.mosaic_file)):
-            form.addRow(label_of(Stitch, name), widget)
-        return scrolled(content, self.stitch_button)
+        layout.addWidget(self.stitch_form)
+        layout.addStretch()
+        return scrolled(tab, self.stitch_button)
 
     def run_stitch(self) -> None:
-        folder, output = self.stitch_folder.filePath(), self.mosaic_file.filePath() or TEMPORARY
-        if not folder:
+        parameters = self.stitch_form.values()
+        if not parameters.get(Stitch.INPUT):
             self.show_message(tr("Choose a chip folder first."), error=True)
             return
-        parameters = {Stitch.INPUT: folder, Stitch.WINDOW: self.stitch_window.currentIndex(),
-                      Stitch.AGGREGATION: self.stitch_aggregation.currentIndex(),
-                      Stitch.N_CLASSES: self.n_classes.value(), Stitch.OUTPUT: output}
-        reference = file_source(self.reference.currentLayer())
-        if reference:
-            parameters[Stitch.REFERENCE] = reference
         self.start_run(Stitch.ID, parameters)
 
     # -- runs, messages, settings, cleanup --------------------------------------------------------
@@ -785,7 +763,7 @@ class PatchworkDock(QgsDockWidget):
         """Widgets whose values are kept per project: name → (getter, setter)."""
         spins = {"chip_size": self.chip_size, "step": self.step, "count": self.count, "seed": self.seed,
                  "draws": self.draws, "copies": self.copies, "tile_size": self.classify.tile_size,
-                 "overlap": self.classify.overlap, "n_classes": self.n_classes}
+                 "overlap": self.classify.overlap}
         doubles = {"jitter": self.jitter, "min_distance": self.min_distance, "max_nodata": self.max_nodata,
                    "scale": self.classify.scale, "offset": self.classify.offset}
         combos = {"sampler": self.sampler_combo, "boundary": self.boundary, "window": self.classify.window_combo,
