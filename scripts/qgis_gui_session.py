@@ -205,7 +205,8 @@ def step_compare_shot():
     settle(1.5)
     save("patchwork_compare.png")
     dock.tabs.setCurrentWidget(dock.stitch_page)
-    save("patchwork_stitch.png", dock)
+    settle()  # the tab laid out (grabbed at once, its form was still wider than the panel)
+    save("patchwork_stitch.png")  # the screen: the run button, progress and status line in view
     dock.tabs.setCurrentWidget(dock.sample_page)  # footprints back on the map …
     settle()
     result["canvas_items_sample_tab_again"] = canvas_items() - result["canvas_items_before"]
