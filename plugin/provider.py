@@ -61,18 +61,21 @@ def workflow_model(file_name: str, name: str):
     class ShippedModel(QgsProcessingModelAlgorithm):
         """The model under a short id (patchwork:workflow) that shows its own title: a model's name is both."""
 
+        def __init__(self, title: str) -> None:
+            super().__init__()
+            self.title = title
+
         def displayName(self) -> str:  # noqa: N802 - QGIS API name
             return self.title
 
         def createInstance(self):  # noqa: N802 - QGIS API name
-            return load()
+            copy = ShippedModel(self.title)  # from this one in memory, as QGIS copies a model (not the file again)
+            copy.loadVariant(self.toVariant())
+            return copy
 
-    def load():
-        model = ShippedModel()
-        model.fromFile(resource_path("models", file_name))
-        model.title = model.name()
-        model.setName(name)
-        model.setGroup("Workflows")
-        return model
-
-    return load()
+    model = ShippedModel("")
+    model.fromFile(resource_path("models", file_name))
+    model.title = model.name()
+    model.setName(name)
+    model.setGroup("Workflows")
+    return model

@@ -49,6 +49,7 @@ class ClassifyTab(QWidget):
         super().__init__()
         self.restoring = False  # the panel is reading its settings back: a model chosen keeps the remembered input
         self.loaded_model_key = self.loaded_model_info = None  # the model's info, loaded once (chosen_model_info)
+        self.hidden_rows: set | None = None  # the rows show_task_fields took out of the form last
         content, form = QWidget(), form_layout()
         content.setLayout(form)
         self.classify_advanced, advanced = advanced_group(tr("Tiles, blending, the output grid and small segments: "
@@ -271,9 +272,9 @@ class ClassifyTab(QWidget):
         """Each model's task shows its own fields: a detector its score and overlap thresholds and no class-map
         settings, a recognition model its query image; with no model yet, the classification form."""
         hidden = {getattr(self, name) for name in self.TASK_HIDES.get(task or "classification", ())}
-        if hidden == getattr(self, "_hidden_rows", None):
+        if hidden == self.hidden_rows:
             return
-        self._hidden_rows = hidden
+        self.hidden_rows = hidden
         # Rows are taken out of the form, not only hidden: Qt 5's QFormLayout keeps the spacing of hidden rows,
         # which left a gap in the middle of the form.
         for form, rows in self.task_forms.items():
