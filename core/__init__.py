@@ -56,6 +56,8 @@ from .io.web import XyzSource
 from .io.writer import GeoTiffWriter, write_geotiff
 from .models import Model, ModelInfo, load_model
 from .progress import Feedback, SilentFeedback
+from .tasks.accuracy import SamplePoints, assess_accuracy
+from .tasks.accuracy_sample import draw_accuracy_sample
 from .tasks.augment_chips import augment_chips
 from .tasks.classify import ClassifyResult, classify
 from .tasks.compare import compare_classifications
@@ -68,12 +70,13 @@ from .tasks.train_classifier import train_classifier
 
 __all__ = [
     # tasks: one per Processing algorithm
-    "augment_chips", "classify", "compare_classifications", "detect", "recognize", "sample_chips", "stitch_chips",
-    "superresolve", "train_classifier",
+    "assess_accuracy", "augment_chips", "classify", "compare_classifications", "detect", "draw_accuracy_sample",
+    "recognize", "sample_chips", "stitch_chips", "superresolve", "train_classifier",
     # what they take and give
     "Aoi", "ChipDataset", "ClassifyResult", "Feedback", "GeoTiffWriter", "Model", "ModelInfo", "RasterSource",
-    "SampleResult", "SilentFeedback", "VectorLabels", "Window", "XyzSource", "from_config", "load_model",
-    "load_pipeline", "pixel_to_world", "preset_names", "read_index", "window_geotransform", "write_geotiff",
+    "SamplePoints", "SampleResult", "SilentFeedback", "VectorLabels", "Window", "XyzSource", "from_config",
+    "load_model", "load_pipeline", "pixel_to_world", "preset_names", "read_index", "window_geotransform",
+    "write_geotiff",
     # samplers
     "BOUNDARIES", "SAMPLER_NAMES", "Coverage", "JitteredSampler", "PoissonDiskSampler", "RandomSampler",
     "RegularSampler", "Sampler", "coverage", "sampler_from_name",

@@ -4,6 +4,7 @@ from __future__ import annotations
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .algorithms.accuracy import AccuracyAlgorithm, AccuracySampleAlgorithm
 from .algorithms.augment_chips import AugmentChipsAlgorithm
 from .algorithms.classify import ClassifyAlgorithm
 from .algorithms.common import PROVIDER_ID
@@ -44,8 +45,8 @@ class PatchworkProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API name
         for algorithm in (SampleChipsAlgorithm(), AugmentChipsAlgorithm(), TrainClassifierAlgorithm(),
                           ClassifyAlgorithm(), DetectAlgorithm(), SuperResolveAlgorithm(), RecognizeAlgorithm(),
-                          StitchChipsAlgorithm(),
-                          CompareAlgorithm()):
+                          StitchChipsAlgorithm(), CompareAlgorithm(), AccuracySampleAlgorithm(),
+                          AccuracyAlgorithm()):
             self.addAlgorithm(algorithm)
         self.addAlgorithm(workflow_model("patchwork_workflow.model3", "workflow"))
         self.addAlgorithm(workflow_model("patchwork_workflow_polygons.model3", "workflowpolygons"))

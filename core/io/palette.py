@@ -139,3 +139,60 @@ def write_qml(raster_path: str, values: list[int], names: list[str], colours: li
         fh.write(paletted_qml(values, names, colours))
     replace_file(tmp, path)
     return path
+
+
+def labelling_points_qml(values: list[int], names: list[str], colours: list[str], field: str,
+                         read_only: list[str]) -> str:
+    """A QGIS .qml style for points to label.
+
+    Each point is drawn in the colour of its `field` class (hollow magenta while it is empty), `field` is edited as
+    a drop-down of the class names (a value map), and the `read_only` fields are locked in the form.
+    """
+
+    def marker(i: int, fill: str, outline: str) -> str:
+        return f"""      <symbol name="{i}" type="marker" alpha="1" clip_to_extent="1" force_rhr="0">
+        <layer class="SimpleMarker" enabled="1" locked="0" pass="0">
+          <prop k="color" v="{fill}"/>
+          <prop k="name" v="circle"/>
+          <prop k="outline_color" v="{outline}"/>
+          <prop k="outline_width" v="0.6"/>
+          <prop k="size" v="3.2"/>
+        </layer>
+      </symbol>"""
+    categories = [f'      <category symbol="{i}" value="{int(v)}" label={quoteattr(n)} render="true"/>'
+                  for i, (v, n) in enumerate(zip(values, names))]
+    categories.append(f'      <category symbol="{len(values)}" value="" label="not labelled yet" render="true"/>')
+    symbols = [marker(i, f"{','.join(map(str, _rgb(c)))},255", "35,35,35,255") for i, c in enumerate(colours)]
+    symbols.append(marker(len(values), "255,255,255,0", "255,0,255,255"))  # hollow magenta: still to do
+    options = "\n".join(f'              <Option type="Map"><Option name={quoteattr(n)} type="QString" '
+                        f'value="{int(v)}"/></Option>' for v, n in zip(values, names))
+    locked = "\n".join(f'    <field name={quoteattr(name)} editable="0"/>' for name in read_only)
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.22" styleCategories="Symbology|Fields|Forms">
+  <renderer-v2 type="categorizedSymbol" attr={quoteattr(field)} enableorderby="0" forceraster="0" symbollevels="0">
+    <categories>
+{chr(10).join(categories)}
+    </categories>
+    <symbols>
+{chr(10).join(symbols)}
+    </symbols>
+  </renderer-v2>
+  <fieldConfiguration>
+    <field name={quoteattr(field)} configurationFlags="None">
+      <editWidget type="ValueMap">
+        <config>
+          <Option type="Map">
+            <Option name="map" type="List">
+{options}
+            </Option>
+          </Option>
+        </config>
+      </editWidget>
+    </field>
+  </fieldConfiguration>
+  <editable>
+{locked}
+  </editable>
+  <blendMode>0</blendMode>
+</qgis>
+"""
