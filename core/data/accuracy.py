@@ -127,7 +127,7 @@ def ratio_estimate(y: np.ndarray, x: np.ndarray, strata: np.ndarray, sizes: dict
         total_x += size * x[members].mean()
     if total_x == 0:
         return Estimate(math.nan, math.nan)
-    ratio = total_y / total_x
+    ratio = float(total_y / total_x)
     variance = 0.0
     for h, size in sizes.items():
         members = strata == h
@@ -136,7 +136,7 @@ def ratio_estimate(y: np.ndarray, x: np.ndarray, strata: np.ndarray, sizes: dict
         cov = np.cov(np.stack([yh, xh]), ddof=1)  # [[s²_y, s_xy], [s_xy, s²_x]]
         spread = cov[0, 0] + ratio**2 * cov[1, 1] - 2 * ratio * cov[0, 1]
         variance += size**2 * spread / n_h
-    return Estimate(ratio, math.sqrt(max(variance, 0.0)) / total_x)
+    return Estimate(ratio, math.sqrt(max(float(variance), 0.0)) / float(total_x))
 
 
 @dataclass

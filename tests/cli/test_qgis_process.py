@@ -267,3 +267,40 @@ def test_detect_superresolve_and_recognize_from_the_command_line(qgis_env, tmp_p
                         f"OUTPUT={tmp_path / 'similar.tif'}")
     assert done.returncode == 0, done.stdout + done.stderr
     assert gdal.Open(str(tmp_path / "similar.tif")).ReadAsArray().max() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_accuracy_sample_then_accuracy_from_the_command_line(qgis_env, tmp_path, s2_path):
+    """#24 as the README writes it: draw the sample, label it (here from a second map), assess; words for choices."""
+    from osgeo import ogr
+
+    class_map = classify(s2_path, RULES, str(tmp_path / "map.tif"), scale=1e-4).output
+    sample = str(tmp_path / "sample.gpkg")
+    drawn = qgis_process(qgis_env, "run", "patchwork:accuracysample", "--json", "--", f"INPUT={class_map}",
+                         "EXPECTED_UA=0.8,0.85,0.9", "TARGET_SE=0.02", "ALLOCATION=proportional_minimum",
+                         "MIN_PER_CLASS=40", "SEED=2", f"OUTPUT={sample}")
+    assert drawn.returncode == 0, drawn.stdout + drawn.stderr
+    assert "stratum 'water' (0)" in drawn.stdout and "Cochran's formula" in drawn.stdout
+    points = int(json.loads(drawn.stdout)["results"]["POINTS"])
+    truth = gdal.Open(class_map).ReadAsArray()
+    gt = gdal.Open(class_map).GetGeoTransform()
+    ds = ogr.Open(sample, 1)
+    layer = ds.GetLayer(0)
+    for feature in layer:  # the truth: the map, but its water in the top tenth of the scene is bare land
+        row = int((feature.GetGeometryRef().GetY() - gt[3]) // gt[5])
+        value = int(truth[row, int((feature.GetGeometryRef().GetX() - gt[0]) // gt[1])])
+        feature.SetField("reference", 1 if value == 0 and row < truth.shape[0] / 10 else value)
+        layer.SetFeature(feature)
+    ds = layer = None
+    report = str(tmp_path / "accuracy.json")
+    assessed = qgis_process(qgis_env, "run", "patchwork:accuracy", "--json", "--", f"INPUT={class_map}",
+                            f"SAMPLES={sample}", "REFERENCE_FIELD=reference", "DESIGN=map_classes",
+                            f"OUTPUT_JSON={report}", f"OUTPUT_REPORT={tmp_path / 'accuracy.html'}")
+    assert assessed.returncode == 0, assessed.stdout + assessed.stderr
+    results = json.loads(assessed.stdout)["results"]
+    figures = json.load(open(report))
+    assert float(results["OVERALL_ACCURACY"]) == pytest.approx(figures["overall_accuracy"])
+    assert int(results["POINTS_USED"]) == points
+    water = figures["classes"][0]
+    assert water["name"] == "water" and water["users_accuracy"] < 1 and water["producers_accuracy"] == 1
+    mapped_water = water["map_area_m2"]
+    assert water["area_m2"] + water["area_m2_ci"] < mapped_water  # the map overstates water, and the CI says so

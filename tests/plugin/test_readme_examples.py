@@ -41,3 +41,31 @@ def test_readme_processing_run_chain_runs_as_written(patchwork_provider, tmp_pat
     covered = stitched != mosaic.GetRasterBand(1).GetNoDataValue()
     assert covered.mean() > 0.3
     np.testing.assert_array_equal(stitched[covered], expected[covered])
+
+
+def test_readme_accuracy_example_runs_as_written(patchwork_provider, tmp_path, s2_path, monkeypatch, capsys):
+    """The accuracy example, with its labelling step done as an interpreter would: each point gets the class of a
+    second map under it."""
+    from osgeo import ogr
+
+    text = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    marker = "<!-- processing.run accuracy example"
+    code = re.search(r"```python\n(.*?)```", text[text.index(marker):], re.S).group(1)
+    draw, assess = code.split("# ... label the points in QGIS: fill each one's 'reference' field ...")
+    classify(s2_path, RULES, str(tmp_path / "classes.tif"), scale=1e-4)
+    monkeypatch.chdir(tmp_path)
+    names: dict = {}
+    exec(compile(draw, "README.md", "exec"), names)  # noqa: S102 - the README's own code
+    truth = gdal.Open("classes.tif")
+    gt, classes = truth.GetGeoTransform(), truth.ReadAsArray()
+    ds = ogr.Open(names["drawn"]["OUTPUT"], 1)
+    layer = ds.GetLayer(0)
+    for number, feature in enumerate(layer):
+        col = int((feature.GetGeometryRef().GetX() - gt[0]) // gt[1])
+        row = int((feature.GetGeometryRef().GetY() - gt[3]) // gt[5])
+        feature.SetField("reference", (int(classes[row, col]) + (number % 8 == 0)) % 3)  # one in eight is wrong
+        layer.SetFeature(feature)
+    ds = layer = None
+    exec(compile(assess, "README.md", "exec"), names)  # noqa: S102
+    assert re.search(r"overall accuracy 0\.8\d\d ± 0\.0\d\d", capsys.readouterr().out)
+    assert os.path.exists("accuracy.json") and os.path.exists("accuracy.html")
