@@ -204,6 +204,51 @@ def step_compare_shot():
     iface.mapCanvas().refreshAllLayers()
     settle(1.5)
     save("patchwork_compare.png")
+    dock.tabs.setCurrentWidget(dock.report)  # the classification was handed on to Report
+    dock.report.sample_form.set_value("TARGET_SE", 0.02)
+    dock.report.sample_form.set_value("OUTPUT", os.path.join(WORK, "accuracy_points.gpkg"))
+    dock.report.sample_button.click()
+    result["steps"].append("accuracy sample started")
+    after_run(step_report_labelling)
+
+
+def step_report_labelling():
+    """The sample opened for labelling (its table, a drop-down of class names), labelled as an interpreter would
+    (from the rules map; the forest learnt it so well that one point in ten is given the next class, for the report
+    to show intervals), then assessed."""
+    from osgeo import gdal
+    from qgis.PyQt.QtWidgets import QApplication
+
+    dock = panel()
+    result["accuracy_points"] = [layer.name() for layer in dock.run.layers]
+    points = dock.run.layers[0]
+    iface.mapCanvas().refreshAllLayers()
+    dock.report.label_button.click()
+    settle(1.5)
+    save("patchwork_report_labelling.png")
+    truth = gdal.Open(QgsProject.instance().mapLayersByName("labels (rules)")[0].source())
+    gt, classes = truth.GetGeoTransform(), truth.ReadAsArray()
+    reference = points.fields().indexOf("reference")
+    for feature in points.getFeatures():
+        point = feature.geometry().asPoint()
+        value = int(classes[int((point.y() - gt[3]) // gt[5]), int((point.x() - gt[0]) // gt[1])])
+        points.changeAttributeValue(feature.id(), reference, (value + (feature["sample_id"] % 10 == 0)) % 3)
+    result["labels_saved"] = points.commitChanges()
+    for window in QApplication.topLevelWidgets():  # the attribute table, done with
+        if window.metaObject().className() == "QgsAttributeTableDialog":
+            window.close()
+    dock.report.accuracy_form.set_value("OUTPUT_REPORT", os.path.join(WORK, "accuracy.html"))
+    dock.report.accuracy_button.click()
+    result["steps"].append("accuracy started")
+    after_run(step_report_shot)
+
+
+def step_report_shot():
+    dock = panel()
+    result["accuracy_message"] = dock.message.text()
+    iface.mapCanvas().refreshAllLayers()
+    settle(1.5)
+    save("patchwork_report.png")
     dock.tabs.setCurrentWidget(dock.stitch_page)
     settle()  # the tab laid out (grabbed at once, its form was still wider than the panel)
     save("patchwork_stitch.png")  # the screen: the run button, progress and status line in view

@@ -1,4 +1,4 @@
-"""The Patchwork dock panel: Sample, Augment, Train, Classify, Compare and Stitch, with previews on the map canvas.
+"""The Patchwork dock panel: Sample, Augment, Train, Classify, Compare, Report and Stitch, with map previews.
 
 Every run goes through the same Processing algorithms as the toolbox and `qgis_process`, in a
 background task with a progress bar and Cancel; outputs are added to the project styled.
@@ -39,6 +39,8 @@ from ..core.data.sampling import sampler_from_name
 from ..core.errors import PatchworkError
 from ..core.tasks.sample_chips import class_sampled_windows
 from ..plugin import qgis_enums
+from ..plugin.algorithms.accuracy import AccuracyAlgorithm as Accuracy
+from ..plugin.algorithms.accuracy import AccuracySampleAlgorithm as AccuracySample
 from ..plugin.algorithms.augment_chips import AugmentChipsAlgorithm as Augment
 from ..plugin.algorithms.classify import ClassifyAlgorithm as Classify
 from ..plugin.algorithms.compare import CompareAlgorithm as Compare
@@ -61,6 +63,7 @@ from .preview import (
 )
 from .runner import AlgorithmRun, announce, announce_failure, new_model_path, readable, temporary_output
 from .tabs.classify import ClassifyTab
+from .tabs.report import ReportTab
 from .widgets import (
     advanced_group,
     combo_box,
@@ -120,10 +123,15 @@ class PatchworkDock(QgsDockWidget):
         self.classify.message_shown.connect(self.show_message)
         self.classify_page = self.classify
         self.compare_page = self._compare_tab()
+        self.report = ReportTab(self.canvas)
+        self.report.run_requested.connect(self.start_run)
+        self.report.message_shown.connect(self.show_message)
+        self.report.labelling_requested.connect(self.start_labelling)
         self.stitch_page = self._stitch_tab()
         for page, title in ((self.sample_page, tr("Sample")), (self.augment_page, tr("Augment")),
                             (self.train_page, tr("Train")), (self.classify_page, tr("Classify")),
-                            (self.compare_page, tr("Compare")), (self.stitch_page, tr("Stitch"))):
+                            (self.compare_page, tr("Compare")), (self.report, tr("Report")),
+                            (self.stitch_page, tr("Stitch"))):
             self.tabs.addTab(page, title)
         layout.addWidget(self.tabs)
         self.tabs.currentChanged.connect(self._tab_changed)
@@ -696,7 +704,8 @@ class PatchworkDock(QgsDockWidget):
         summary = self.run.summary()
         self.show_message(summary)
         self.hand_on(self.run.algorithm_id, results)
-        report = results.get(Train.OUTPUT_REPORT) or results.get(Compare.OUTPUT_HTML)
+        report = results.get(Train.OUTPUT_REPORT) or results.get(Compare.OUTPUT_HTML) or \
+            results.get(Accuracy.OUTPUT_REPORT)
         layers = self.run.layers
         # After QGIS's own "Task complete" notice for the task, so that Patchwork's (its layer, its report) is on top.
         QTimer.singleShot(0, lambda: self.set_notice(announce(self.iface, summary, layers, report)))
@@ -727,14 +736,15 @@ class PatchworkDock(QgsDockWidget):
     def run_buttons(self) -> list[QPushButton]:
         """Every button that starts a run."""
         return [self.sample_button, self.augment_button, self.train_button, self.classify.classify_button,
-                self.compare_button, self.stitch_button]
+                self.compare_button, *self.report.run_buttons(), self.stitch_button]
 
     def set_run_buttons_enabled(self, enabled: bool) -> None:
         for button in self.run_buttons():
             button.setEnabled(enabled)
 
     def hand_on(self, algorithm_id: str, results: dict) -> None:
-        """Each tab's output becomes the next tab's input: chips → Train, model → Classify, map → Compare."""
+        """Each tab's output becomes the next tab's input: chips → Train, model → Classify, map → Compare and Report,
+        accuracy sample → its labelling and assessment."""
         if algorithm_id in (Sample.ID, Augment.ID):
             layer = next(iter(self.run.layers), None)
             if layer is not None:
@@ -746,6 +756,21 @@ class PatchworkDock(QgsDockWidget):
             self.set_new_model_path()  # the next training keeps this one
         elif algorithm_id == Classify.ID and self.run.layers:
             self.compare_form.set_value(Compare.INPUT, self.run.layers[0])
+            self.report.set_map(self.run.layers[0])
+        elif algorithm_id == AccuracySample.ID and self.run.layers:
+            self.report.set_sample(self.run.layers[0], self.run.parameters.get(AccuracySample.INPUT))
+
+    def start_labelling(self, layer) -> None:
+        """The accuracy sample, ready to label: the active layer, in editing, its table open (a drop-down of the
+        class names in 'reference')."""
+        if layer is None or not layer.isValid():
+            self.show_message(tr("Draw the points first (step 1)."), error=True)
+            return
+        self.iface.setActiveLayer(layer)
+        if not layer.isEditable():
+            layer.startEditing()
+        self.iface.showAttributeTable(layer)
+        self.show_message(tr("Label each point's 'reference', save the edits, then assess (step 3)."))
 
     def show_message(self, text: str, error: bool = False) -> None:
         self.message.setText(text)

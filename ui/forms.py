@@ -7,10 +7,27 @@ typed twice.
 from __future__ import annotations
 
 from qgis.core import QgsApplication, QgsProcessingContext, QgsProject
-from qgis.gui import QgsCollapsibleGroupBox, QgsGui, QgsProcessingParameterWidgetContext
+from qgis.gui import (
+    QgsCollapsibleGroupBox,
+    QgsGui,
+    QgsProcessingContextGenerator,
+    QgsProcessingParameterWidgetContext,
+)
 from qgis.PyQt.QtWidgets import QCheckBox, QFormLayout, QVBoxLayout, QWidget
 
 from ..plugin import qgis_enums
+
+
+class _ContextOf(QgsProcessingContextGenerator):
+    """Gives the widgets the form's context (with the project): without it a field list cannot find the layer its
+    parent parameter names, and stays empty, as it did for patchwork:accuracy's reference field."""
+
+    def __init__(self, context: QgsProcessingContext) -> None:
+        super().__init__()
+        self.context = context
+
+    def processingContext(self):  # noqa: N802 - QGIS API name
+        return self.context
 
 
 class AlgorithmForm(QWidget):
@@ -27,6 +44,7 @@ class AlgorithmForm(QWidget):
         widget_context.setProject(QgsProject.instance())
         if canvas is not None:
             widget_context.setMapCanvas(canvas)
+        self.context_generator = _ContextOf(self.context)  # (held: the wrappers keep only a pointer)
         self.wrappers = {}
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -44,6 +62,7 @@ class AlgorithmForm(QWidget):
                 continue
             wrapper = registry.createParameterWidgetWrapper(definition, qgis_enums.processing_standard_widgets())
             wrapper.setWidgetContext(widget_context)
+            wrapper.registerProcessingContextGenerator(self.context_generator)
             widget = wrapper.createWrappedWidget(self.context)
             label = wrapper.createWrappedLabel()
             if label is not None:

@@ -19,6 +19,8 @@ from qgis.PyQt.QtCore import QCoreApplication, QObject, QUrl, pyqtSignal
 from qgis.PyQt.QtGui import QDesktopServices
 from qgis.PyQt.QtWidgets import QMessageBox, QPushButton
 
+from ..plugin.algorithms.accuracy import AccuracyAlgorithm as Accuracy
+from ..plugin.algorithms.accuracy import AccuracySampleAlgorithm as AccuracySample
 from ..plugin.algorithms.augment_chips import AugmentChipsAlgorithm as Augment
 from ..plugin.algorithms.classify import ClassifyAlgorithm as Classify
 from ..plugin.algorithms.compare import CompareAlgorithm as Compare
@@ -35,12 +37,13 @@ LAYER_OUTPUTS = {
     Sample.ID: [(Sample.OUTPUT, "vector")],
     Augment.ID: [(Augment.OUTPUT, "vector")],
     Classify.ID: [(Classify.OUTPUT, "raster"), (Classify.OUTPUT_PROBABILITIES, "raster"),
-                  (Classify.OUTPUT_VECTOR, "polygons"), (Classify.OTHER_HEADS, "raster")],
+                  (Classify.OUTPUT_VECTOR, "styled vector"), (Classify.OTHER_HEADS, "raster")],
     Compare.ID: [(Compare.OUTPUT, "raster")],
-    Detect.ID: [(Detect.OUTPUT, "polygons")],
+    Detect.ID: [(Detect.OUTPUT, "styled vector")],
     SuperResolve.ID: [(SuperResolve.OUTPUT, "raster")],
     Recognize.ID: [(Recognize.OUTPUT, "raster")],
     Stitch.ID: [(Stitch.OUTPUT, "raster")],
+    AccuracySample.ID: [(AccuracySample.OUTPUT, "styled vector")],
 }
 TEMPORARY = "TEMPORARY_OUTPUT"  # Processing writes the output to a temporary file, as QGIS's dialogs offer
 
@@ -169,6 +172,10 @@ class AlgorithmRun(QObject):
             accuracy = results.get(Train.ACCURACY)
             quality = f", validation accuracy {accuracy:.1%}" if isinstance(accuracy, float) else ""
             return f"Model trained{quality}: {results.get(Train.OUTPUT_MODEL)}"
+        if self.algorithm_id == Accuracy.ID:
+            return (f"Overall accuracy {results.get(Accuracy.OVERALL_ACCURACY, 0):.3f} ± "
+                    f"{results.get(Accuracy.OVERALL_ACCURACY_CI, 0):.3f} (95%), from "
+                    f"{int(results.get(Accuracy.POINTS_USED, 0))} points; areas with intervals in the report")
         if self.algorithm_id == Compare.ID:
             return (f"Agreement {results.get(Compare.AGREEMENT, 0):.1%} of {int(results.get(Compare.PIXELS, 0)):,} "
                     f"pixels, kappa {results.get(Compare.KAPPA, 0):.3f}")
@@ -211,6 +218,8 @@ class AlgorithmRun(QObject):
             (Recognize.ID, Recognize.OUTPUT): f"similarity — {model}",
             (Compare.ID, Compare.OUTPUT): "agreement",
             (Stitch.ID, Stitch.OUTPUT): "mosaic",
+            (AccuracySample.ID, AccuracySample.OUTPUT):
+                f"points to label — {self.input_name()} ({results.get(AccuracySample.POINTS)})",
         }
         return titles.get(key) or os.path.splitext(os.path.basename(path))[0]
 
@@ -231,8 +240,8 @@ class AlgorithmRun(QObject):
             if kind == "vector":
                 layer = QgsVectorLayer(str(path), title, "ogr")
                 layer.loadNamedStyle(resource_path("styles", "chip_index.qml"))
-            elif kind == "polygons":
-                layer = QgsVectorLayer(str(path), title, "ogr")  # the .qml beside it is its default style
+            elif kind == "styled vector":
+                layer = QgsVectorLayer(str(path), title, "ogr")  # its default style is in the GeoPackage
             else:
                 layer = QgsRasterLayer(str(path), title)  # a class map's .qml beside it is its default style
             if layer.isValid():

@@ -142,11 +142,12 @@ def write_qml(raster_path: str, values: list[int], names: list[str], colours: li
 
 
 def labelling_points_qml(values: list[int], names: list[str], colours: list[str], field: str,
-                         read_only: list[str]) -> str:
+                         read_only: list[str], hidden: list[str]) -> str:
     """A QGIS .qml style for points to label.
 
     Each point is drawn in the colour of its `field` class (hollow magenta while it is empty), `field` is edited as
-    a drop-down of the class names (a value map), and the `read_only` fields are locked in the form.
+    a drop-down of the class names (a value map), the `read_only` fields are locked in the form, and the `hidden`
+    ones left out of the attribute table (labels given blind to the map are the better practice).
     """
 
     def marker(i: int, fill: str, outline: str) -> str:
@@ -167,8 +168,10 @@ def labelling_points_qml(values: list[int], names: list[str], colours: list[str]
     options = "\n".join(f'              <Option type="Map"><Option name={quoteattr(n)} type="QString" '
                         f'value="{int(v)}"/></Option>' for v, n in zip(values, names))
     locked = "\n".join(f'    <field name={quoteattr(name)} editable="0"/>' for name in read_only)
+    columns = "\n".join(f'      <column type="field" name={quoteattr(name)} hidden="{int(name in hidden)}" width="-1"/>'
+                        for name in [*read_only, field])
     return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
-<qgis version="3.22" styleCategories="Symbology|Fields|Forms">
+<qgis version="3.22" styleCategories="Symbology|Fields|Forms|AttributeTable">
   <renderer-v2 type="categorizedSymbol" attr={quoteattr(field)} enableorderby="0" forceraster="0" symbollevels="0">
     <categories>
 {chr(10).join(categories)}
@@ -193,6 +196,12 @@ def labelling_points_qml(values: list[int], names: list[str], colours: list[str]
   <editable>
 {locked}
   </editable>
+  <attributetableconfig actionWidgetStyle="dropDown" sortExpression="&quot;sample_id&quot;" sortOrder="0">
+    <columns>
+{columns}
+      <column type="actions" hidden="1" width="-1"/>
+    </columns>
+  </attributetableconfig>
   <blendMode>0</blendMode>
 </qgis>
 """

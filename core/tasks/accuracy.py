@@ -287,6 +287,12 @@ def assess_accuracy(class_map: str, samples: SamplePoints | str, reference_field
     labels = {c: class_names.get(c, f"class {c}") for c in assessed}
     assessment = estimate(np.array(strata_of), np.array(mapped), np.array(reference), count.stratum_sizes, assessed,
                           stratum_names)
+    for h in count.strata:
+        agreeing = [m == r for stratum, m, r in zip(strata_of, mapped, reference) if stratum == h]
+        if agreeing and all(agreeing):
+            feedback.info(f"All {len(agreeing)} points of stratum {stratum_names.get(h, h)!r} agree with the map: "
+                          "its estimated variance is 0, so the intervals leave out the errors it surely has. More "
+                          "points there give it a variance.")
     result = AccuracyReport(assessment, count, labels, design, len(reference), excluded, stratum_points,
                             geographic)
     for line in result.summary():

@@ -215,7 +215,8 @@ def _write_points(path: str, points: list[tuple[int, int, int, int]], probabilit
         palette = class_colours(len(classes))
         store_default_style(ds, LAYER, labelling_points_qml(
             classes, [names[c] for c in classes], [colours.get(c, palette[i]) for i, c in enumerate(classes)],
-            REFERENCE_FIELD, [name for name, _kind in FIELDS if name != REFERENCE_FIELD]))
+            REFERENCE_FIELD, [name for name, _kind in FIELDS if name != REFERENCE_FIELD],
+            ["map_class", "map_name", "stratum", "inclusion_probability"]))
         layer = ds = None
         replace_file(temporary, path)
     except BaseException:

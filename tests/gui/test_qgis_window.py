@@ -46,6 +46,9 @@ def test_the_whole_chain_runs_from_the_panel_in_a_real_qgis_window(session):
     assert result["classified_layers"] == ["classes — forest.onnx on Sentinel-2 (B, G, R, NIR)"]
     assert result["class_renderer"] == "paletted"
     assert result["compare_message"].startswith("Agreement ") and result["compare_layers"] == ["agreement"]
+    assert result["accuracy_points"][0].startswith("points to label — ") and result["labels_saved"]
+    assert re.match(r"Overall accuracy 0\.\d{3} ± 0\.\d{3} \(95%\), from \d+ points", result["accuracy_message"]), \
+        result["messages"]
     agreement = float(re.match(r"Agreement (\d+\.\d)%", result["compare_message"]).group(1))
     assert agreement > 90, result["compare_message"]
 
@@ -69,12 +72,14 @@ def test_unload_and_reload_leave_nothing_behind(session):
 def test_screenshots_show_the_panel(session):
     out, result = session
     names = sorted(os.path.basename(p) for p in result["shots"])
-    helps = [f"patchwork_help_{name}.png" for name in ("augmentchips", "classify", "compare", "detect", "recognize",
-                                                         "samplechips", "stitchchips", "superresolve",
-                                                         "trainclassifier", "workflow", "workflowpolygons")]
+    helps = [f"patchwork_help_{name}.png" for name in ("accuracy", "accuracysample", "augmentchips", "classify",
+                                                         "compare", "detect", "recognize", "samplechips",
+                                                         "stitchchips", "superresolve", "trainclassifier", "workflow",
+                                                         "workflowpolygons")]
     assert names == sorted(["patchwork_augment_gallery.png", "patchwork_augment_preview.png", "patchwork_classify.png",
                             "patchwork_classify_scale_parameters.png", "patchwork_compare.png",
-                            "patchwork_sample_preview.png", "patchwork_stitch.png", "patchwork_train.png", *helps])
+                            "patchwork_report.png", "patchwork_report_labelling.png", "patchwork_sample_preview.png",
+                            "patchwork_stitch.png", "patchwork_train.png", *helps])
     # QGIS's window stays on the 1920×1080 screen with the panel open on every tab (it grew to 1298 px high before)
     assert {tuple(size) for size in result["window_sizes"].values()} == {(1920, 1080)}, result["window_sizes"]
     shown = " | ".join(result["classify_advanced"])  # the advanced group, opened in the real dialog

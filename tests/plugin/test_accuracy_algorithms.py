@@ -48,6 +48,8 @@ def test_sample_opens_ready_to_label_and_the_labels_give_accuracy_and_area(class
     assert not layer.editFormConfig().readOnly(reference)
     assert layer.editFormConfig().readOnly(layer.fields().indexOf("map_class"))
     assert layer.renderer().type() == "categorizedSymbol" and layer.renderer().classAttribute() == "reference"
+    hidden = {column.name for column in layer.attributeTableConfig().columns() if column.hidden and column.name}
+    assert hidden == {"map_class", "map_name", "stratum", "inclusion_probability"}  # labelled blind to the map
     # label every point with the map's own class but one in ten moved to the next class, through QGIS's editing
     layer.startEditing()
     for number, feature in enumerate(layer.getFeatures()):

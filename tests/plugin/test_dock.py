@@ -633,3 +633,50 @@ def test_the_stitch_tab_is_the_algorithms_own_form_and_stitches_chips(dock, qgis
     # the chips cover the scene (the last row and column shifted back): the mean of the chips is the scene itself
     assert (mosaic.RasterXSize, mosaic.RasterYSize) == (scene.RasterXSize, scene.RasterYSize)
     np.testing.assert_allclose(mosaic.ReadAsArray(), scene.ReadAsArray(), atol=0.5)
+
+
+def test_the_report_tab_draws_points_opens_them_for_labelling_and_assesses_the_map(dock, s2_layer, tmp_path,
+                                                                                   qgis_app, qgis_iface):
+    """#24 in the panel: a classification hands its map to Report; step 1 draws the points, step 2 opens them in
+    editing with their table, step 3 gives accuracy and area from the labels and shows the report."""
+    from patchwork.plugin.algorithms.accuracy import AccuracyAlgorithm as Accuracy
+    from patchwork.plugin.algorithms.accuracy import AccuracySampleAlgorithm as AccuracySample
+
+    assert dock.tabs.tabText(dock.tabs.indexOf(dock.report)) == "Report"
+    dock.classify.classify_raster.setLayer(s2_layer)
+    dock.classify.model_file.setFilePath(RULES)
+    dock.classify.scale.setValue(0.0001)
+    dock.classify.classified_file.setFilePath(str(tmp_path / "classes.tif"))
+    dock.classify.run_classify()
+    ok, message = wait_for(dock.run, qgis_app)
+    assert ok, message
+    class_map = dock.run.layers[0]
+    assert dock.report.sample_form.values()[AccuracySample.INPUT] in (class_map.id(), class_map.source(), class_map)
+    dock.report.assess()
+    assert "Choose the labelled points first" in dock.message.text()
+    dock.report.sample_form.set_value(AccuracySample.TARGET_SE, 0.02)
+    dock.report.sample_form.set_value(AccuracySample.OUTPUT, str(tmp_path / "points.gpkg"))
+    dock.report.sample_button.click()
+    ok, message = wait_for(dock.run, qgis_app)
+    assert ok, message
+    points = dock.run.layers[0]
+    assert points.name().startswith("points to label — ") and points.featureCount() > 50
+    assert points.editorWidgetSetup(points.fields().indexOf("reference")).type() == "ValueMap"
+    assert dock.report.label_button.isEnabled()
+    dock.report.label_button.click()
+    assert points.isEditable() and qgis_iface.activeLayer() is points
+    truth = gdal.Open(str(tmp_path / "classes.tif"))
+    gt, classes = truth.GetGeoTransform(), truth.ReadAsArray()
+    reference = points.fields().indexOf("reference")
+    for number, feature in enumerate(points.getFeatures()):  # the interpreter: one point in five differs
+        x, y = feature.geometry().asPoint().x(), feature.geometry().asPoint().y()
+        value = int(classes[int((y - gt[3]) // gt[5]), int((x - gt[0]) // gt[1])])
+        points.changeAttributeValue(feature.id(), reference, (value + (number % 5 == 0)) % 3)
+    assert points.commitChanges()
+    dock.report.accuracy_form.set_value(Accuracy.OUTPUT_REPORT, str(tmp_path / "accuracy.html"))
+    dock.report.accuracy_button.click()
+    ok, message = wait_for(dock.run, qgis_app)
+    assert ok, message
+    assert dock.run.results[Accuracy.OVERALL_ACCURACY] == pytest.approx(0.8, abs=0.03)
+    assert dock.message.text().startswith("Overall accuracy 0.")
+    assert os.path.exists(tmp_path / "accuracy.html")

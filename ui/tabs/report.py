@@ -1,0 +1,90 @@
+"""The Report tab: a map's accuracy and area with confidence intervals, in three steps — draw points to label, label
+them on the map, assess — each step handing its result to the next."""
+from __future__ import annotations
+
+from qgis.core import QgsVectorLayer
+from qgis.PyQt.QtCore import pyqtSignal
+from qgis.PyQt.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+
+from ...plugin.algorithms.accuracy import AccuracyAlgorithm as Accuracy
+from ...plugin.algorithms.accuracy import AccuracySampleAlgorithm as AccuracySample
+from ..forms import AlgorithmForm
+from ..widgets import WrappedLabel, scrolled, tr
+
+
+def step_title(text: str) -> QLabel:
+    label = QLabel(f"<b>{text}</b>")
+    label.setWordWrap(True)
+    return label
+
+
+class ReportTab(QWidget):
+    """Signals the panel to run an algorithm (`run_requested`), to show a message (`message_shown`) and to open a
+    sample layer for labelling (`labelling_requested`); it never imports the panel."""
+
+    run_requested = pyqtSignal(str, dict)
+    message_shown = pyqtSignal(str, bool)
+    labelling_requested = pyqtSignal(object)
+
+    def __init__(self, canvas=None) -> None:
+        super().__init__()
+        self.sample_layer: QgsVectorLayer | None = None
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        layout.addWidget(step_title(tr("1. Points to label, drawn from the map")))
+        self.sample_form = AlgorithmForm(AccuracySample.ID, canvas)
+        layout.addWidget(self.sample_form)
+        self.sample_button = QPushButton(tr("Draw points"))
+        self.sample_button.setToolTip(tr("Run Patchwork ▸ Draw an accuracy sample"))
+        self.sample_button.clicked.connect(
+            lambda: self.run_requested.emit(AccuracySample.ID, self.sample_form.values()))
+        layout.addWidget(self.sample_button)
+        layout.addWidget(step_title(tr("2. Label them")))
+        how = WrappedLabel()
+        how.setText(tr("Give each point the class you see in the imagery: the 'reference' field is a list of the "
+                       "map's classes. A point stays hollow until it has one."))
+        layout.addWidget(how)
+        self.label_button = QPushButton(tr("Label the points"))
+        self.label_button.setToolTip(tr("Make the sample the active layer, start editing it and open its table"))
+        self.label_button.setEnabled(False)
+        self.label_button.clicked.connect(lambda: self.labelling_requested.emit(self.sample_layer))
+        layout.addWidget(self.label_button)
+        layout.addWidget(step_title(tr("3. Accuracy and area, with 95% intervals")))
+        self.accuracy_form = AlgorithmForm(Accuracy.ID, canvas)
+        layout.addWidget(self.accuracy_form)
+        layout.addStretch()
+        self.accuracy_button = QPushButton(tr("Assess accuracy and area"))
+        self.accuracy_button.setToolTip(tr("Run Patchwork ▸ Accuracy and area (with confidence intervals)"))
+        self.accuracy_button.clicked.connect(self.assess)
+        self.page = scrolled(content, self.accuracy_button)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.page)
+
+    def run_buttons(self) -> list[QPushButton]:
+        """The buttons that start a run."""
+        return [self.sample_button, self.accuracy_button]
+
+    def assess(self) -> None:
+        parameters = self.accuracy_form.values()
+        if not parameters.get(Accuracy.SAMPLES):
+            self.message_shown.emit(tr("Choose the labelled points first (step 1 draws them)."), True)
+            return
+        self.run_requested.emit(Accuracy.ID, parameters)
+
+    def set_map(self, layer) -> None:
+        """A new class map: the one the sample is drawn from and assessed."""
+        self.sample_form.set_value(AccuracySample.INPUT, layer)
+        self.accuracy_form.set_value(Accuracy.INPUT, layer)
+
+    def set_sample(self, layer: QgsVectorLayer, class_map) -> None:
+        """The sample just drawn: to label, then to assess against the map it was drawn from."""
+        self.sample_layer = layer
+        self.label_button.setEnabled(layer is not None)
+        self.accuracy_form.set_value(Accuracy.SAMPLES, layer)
+        if class_map:
+            self.accuracy_form.set_value(Accuracy.INPUT, class_map)
+        for name in (Accuracy.DESIGN, Accuracy.STRATA, Accuracy.AOI):  # assessed as it was drawn
+            value = self.sample_form.values().get(name)
+            if value is not None:
+                self.accuracy_form.set_value(name, value)
