@@ -62,7 +62,8 @@ def test_plugin_loads_and_explains_missing_packages(tmp_path, s2_path):
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
     assert done.returncode == 0 and lines, done.stdout[-2000:] + done.stderr[-2000:]
     result = json.loads(lines[0][len("RESULT"):])
-    assert result["algorithms"] == ["patchwork:augmentchips", "patchwork:classify", "patchwork:compare",
+    assert result["algorithms"] == ["patchwork:accuracy", "patchwork:accuracysample",  # numpy + GDAL: all they need
+                                    "patchwork:augmentchips", "patchwork:classify", "patchwork:compare",
                                     "patchwork:detect", "patchwork:recognize", "patchwork:samplechips",
                                     "patchwork:stitchchips", "patchwork:superresolve", "patchwork:trainclassifier",
                                     "patchwork:workflow", "patchwork:workflowpolygons"]
