@@ -37,7 +37,8 @@ LAYER_OUTPUTS = {
     Sample.ID: [(Sample.OUTPUT, "vector")],
     Augment.ID: [(Augment.OUTPUT, "vector")],
     Classify.ID: [(Classify.OUTPUT, "raster"), (Classify.OUTPUT_PROBABILITIES, "raster"),
-                  (Classify.OUTPUT_VECTOR, "styled vector"), (Classify.OTHER_HEADS, "raster")],
+                  (Classify.OUTPUT_VECTOR, "styled vector"), (Classify.OTHER_HEADS, "raster"),
+                  (Classify.OUTPUT_UNCERTAINTY, "raster")],
     Compare.ID: [(Compare.OUTPUT, "raster")],
     Detect.ID: [(Detect.OUTPUT, "styled vector")],
     SuperResolve.ID: [(SuperResolve.OUTPUT, "raster")],
@@ -212,6 +213,7 @@ class AlgorithmRun(QObject):
             (Classify.ID, Classify.OUTPUT): f"classes — {model}",
             (Classify.ID, Classify.OUTPUT_PROBABILITIES): f"class probabilities — {model}",
             (Classify.ID, Classify.OUTPUT_VECTOR): f"class polygons — {model}",
+            (Classify.ID, Classify.OUTPUT_UNCERTAINTY): f"uncertainty — {model}",
             (Detect.ID, Detect.OUTPUT): f"detections — {model} ({results.get(Detect.DETECTIONS)})",
             (SuperResolve.ID, SuperResolve.OUTPUT):
                 f"super-resolved x{results.get(SuperResolve.SCALE_FACTOR)} — {model}",

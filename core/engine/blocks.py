@@ -31,6 +31,7 @@ from .model_input import (
 )
 from .stitching import BlockAccumulator, Finished, first_argmax, tile_weights
 from .tiling import Block, TileGrid
+from .uncertainty import FROM_PROBABILITIES, disagreement, single_cover, variance
 
 PIXEL_CHUNK = 1 << 18  # pixels per call of a per-pixel model: progress and cancel are heard between calls
 
@@ -177,11 +178,14 @@ class OutputMask:
         else:
             main[:, outside] = np.nan
             covered = int((~np.isnan(main[0])).sum())
-        probabilities = result.probabilities
+        probabilities, uncertainty = result.probabilities, result.uncertainty
         if probabilities is not None:
             probabilities = probabilities.copy()
             probabilities[:, outside] = np.nan
-        return BlockResult(result.index, result.window, main, probabilities, covered, result.tiles)
+        if uncertainty is not None:
+            uncertainty = uncertainty.copy()
+            uncertainty[..., outside] = np.nan
+        return BlockResult(result.index, result.window, main, probabilities, covered, result.tiles, uncertainty)
 
 
 @dataclass
@@ -200,6 +204,7 @@ class BlockJob:
     model: Model | None = field(default=None, repr=False)
     progress: BlockProgress | None = field(default=None, repr=False)  # this process only: tiles done, cancel
     mask: OutputMask | None = None  # classify only inside these polygons
+    uncertainty: str | None = None  # the measure of the uncertainty map to make (see `uncertainty`), or none
 
     def __getstate__(self) -> dict:
         if self.model_file is None:
@@ -237,13 +242,15 @@ class BlockJob:
         """A block outside the mask: nodata, computed from no pixel."""
         b = block.window
         inside = np.zeros((b.height, b.width), bool)
+        uncertainty = single_cover(self.uncertainty, inside, np.full((self.info.n_outputs, *inside.shape), np.nan),
+                                   self.info.n_outputs) if self.uncertainty else None
         if self.info.task != "classification":
             return BlockResult(block.index, b, np.full((self.info.n_outputs, b.height, b.width), np.nan, np.float32),
-                               None, 0, 0)
+                               None, 0, 0, uncertainty)
         probabilities = np.full((self.info.n_outputs, b.height, b.width), np.nan, np.float32) \
             if self.probabilities else None
         return BlockResult(block.index, b, class_map(self.info, np.zeros(inside.shape, np.intp), inside),
-                           probabilities, 0, 0)
+                           probabilities, 0, 0, uncertainty)
 
     def _tiles(self, block: Block, model: Model, data: np.ndarray, valid: np.ndarray,
                inside: np.ndarray | None = None) -> BlockResult:
@@ -256,6 +263,11 @@ class BlockJob:
             labels = np.full((b.height, b.width), -1, np.int32)
         else:
             acc = BlockAccumulator(b, info.n_outputs, self.aggregation)
+        # what the uncertainty map needs besides: each tile's class (disagreement), its values squared (variance)
+        votes = BlockAccumulator(b, info.n_outputs, "hardvote") \
+            if self.uncertainty == "disagreement" and not single else None
+        squares = BlockAccumulator(b, info.n_outputs, "mean") if self.uncertainty == "variance" else None
+        ones = np.ones((size, size))
         weights: dict[tuple[bool, ...], np.ndarray] = {}
         anchors = [(r, c) for r in block.tile_rows for c in block.tile_cols]  # row-major, in every block
         predicted = 0
@@ -283,9 +295,15 @@ class BlockJob:
                 if flags not in weights:
                     weights[flags] = tile_weights(size, size, self.window, *flags)
                 acc.add(r, c, tile_values(prediction, self.aggregation, info), weights[flags], inner_valid)
+                if votes is not None:  # every tile's vote counts once
+                    votes.add(r, c, tile_values(prediction, "hardvote", info), ones, inner_valid)
+                if squares is not None:
+                    squares.add(r, c, prediction.astype(np.float64) ** 2, weights[flags], inner_valid)
         if single:
             return self._from_labels(block, labels, predicted)
-        return finished_block(block.index, acc.finish(), info, self.probabilities, predicted, self.aggregation)
+        return finished_block(block.index, acc.finish(), info, self.probabilities, predicted, self.aggregation,
+                              self.uncertainty, votes.finish() if votes else None,
+                              squares.finish() if squares else None)
 
     def _one_hot(self, labels: np.ndarray, covered: np.ndarray) -> np.ndarray:
         """Vote shares of single votes: 1 for the class voted, 0 for the others, NaN where no vote."""
@@ -294,10 +312,14 @@ class BlockJob:
         return shares
 
     def _from_labels(self, block: Block, labels: np.ndarray, predicted: int) -> BlockResult:
+        """A block of single votes: each pixel's class is its one tile's (or its one prediction's)."""
         covered = labels >= 0
-        probabilities = self._one_hot(labels, covered) if self.probabilities else None
+        shares = self._one_hot(labels, covered) if self.probabilities or self.uncertainty in FROM_PROBABILITIES \
+            else None
+        uncertainty = single_cover(self.uncertainty, covered, shares, 1) if self.uncertainty else None
         classes = class_map(self.info, np.maximum(labels, 0), covered)
-        return BlockResult(block.index, block.window, classes, probabilities, int(covered.sum()), predicted)
+        return BlockResult(block.index, block.window, classes, shares if self.probabilities else None,
+                           int(covered.sum()), predicted, uncertainty)
 
     def _pixels(self, block: Block, model: Model, data: np.ndarray, valid: np.ndarray) -> BlockResult:
         """A per-pixel model's block: what any tiling of it gives (each tile votes the same; weights cancel).
@@ -307,7 +329,7 @@ class BlockJob:
         b = block.window
         rows = max(1, PIXEL_CHUNK // b.width)
         parts = []
-        classes_only = self.info.task == "classification" and not self.probabilities
+        classes_only = self.info.task == "classification" and not self.probabilities and not self.uncertainty
         for r in range(0, b.height, rows):  # transformed band by band: no block-sized copy in the model's type
             part_valid = valid[r : r + rows]
             x = self.transform.apply(data[:, r : r + rows], part_valid)
@@ -326,18 +348,21 @@ class BlockJob:
         if self.info.task != "classification":
             values = prediction.astype(np.float32)
             np.copyto(values, np.nan, where=~valid)
-            return BlockResult(block.index, block.window, values, None, covered, 0)
+            uncertainty = single_cover(self.uncertainty, valid, None, len(values)) if self.uncertainty else None
+            return BlockResult(block.index, block.window, values, None, covered, 0, uncertainty)
         if prediction.ndim == 2:
             # np.int32(-1): with a Python -1, numpy 2 keeps uint8 labels uint8 and "no vote" would become 255
             return self._from_labels(block, np.where(valid, prediction, np.int32(-1)), 0)
         labels = decide(prediction, self.info)
-        probabilities = None
-        if self.probabilities and self.aggregation == "softvote":
-            probabilities = prediction.astype(np.float32)
-            np.copyto(probabilities, np.nan, where=~valid)
-        elif self.probabilities:
-            probabilities = self._one_hot(labels, valid)
-        return BlockResult(block.index, block.window, class_map(self.info, labels, valid), probabilities, covered, 0)
+        shares = None
+        if (self.probabilities or self.uncertainty in FROM_PROBABILITIES) and self.aggregation == "softvote":
+            shares = prediction.astype(np.float32)
+            np.copyto(shares, np.nan, where=~valid)
+        elif self.probabilities or self.uncertainty in FROM_PROBABILITIES:
+            shares = self._one_hot(labels, valid)
+        uncertainty = single_cover(self.uncertainty, valid, shares, 1) if self.uncertainty else None
+        return BlockResult(block.index, block.window, class_map(self.info, labels, valid),
+                           shares if self.probabilities else None, covered, 0, uncertainty)
 
 
 def class_map(info: ModelInfo, winners: np.ndarray, covered: np.ndarray) -> np.ndarray:
@@ -352,18 +377,27 @@ def class_map(info: ModelInfo, winners: np.ndarray, covered: np.ndarray) -> np.n
 
 
 def finished_block(index: int, done: Finished, info: ModelInfo, probabilities: bool, tiles: int = 0,
-                   aggregation: str = "hardvote") -> BlockResult:
-    """A block's sums → what is written: classes (and probabilities, vote shares), or mean values.
+                   aggregation: str = "hardvote", uncertainty: str | None = None, votes: Finished | None = None,
+                   squares: Finished | None = None) -> BlockResult:
+    """A block's sums → what is written: classes (and probabilities, vote shares), or mean values; and how sure.
 
     Votes were decided tile by tile; summed probabilities (softvote) are decided here, with the model's decision
-    weights.
+    weights. The uncertainty map's probability measures come from the very shares written as probabilities.
     """
     covered = done.covered
     if info.task != "classification":
-        return BlockResult(index, done.window, done.mean(), None, int(covered.sum()), tiles)
+        mean = done.mean()
+        return BlockResult(index, done.window, mean, None, int(covered.sum()), tiles,
+                           variance(squares, mean) if uncertainty else None)
     winners = decide(done.sums, info) if aggregation == "softvote" else done.winners()
+    shares = done.mean() if probabilities or uncertainty in FROM_PROBABILITIES else None
+    sureness = None
+    if uncertainty in FROM_PROBABILITIES:
+        sureness = single_cover(uncertainty, covered, shares, 1)
+    elif uncertainty == "disagreement":
+        sureness = disagreement(votes, winners)
     return BlockResult(index, done.window, class_map(info, winners, covered),
-                       done.mean() if probabilities else None, int(covered.sum()), tiles)
+                       shares if probabilities else None, int(covered.sum()), tiles, sureness)
 
 
 def _place(labels: np.ndarray, b: Window, r: int, c: int, tile_labels: np.ndarray, tile_valid: np.ndarray) -> None:

@@ -33,6 +33,7 @@ class BlockResult:
     probabilities: np.ndarray | None  # (K, h, w) float32
     covered: int  # pixels with data
     tiles: int  # model tiles it predicted
+    uncertainty: np.ndarray | None = None  # (h, w) float32, or (K, h, w) for values' variance
 
 
 def file_digest(path: str) -> str:
@@ -101,7 +102,8 @@ class BlockJournal:
         try:
             with np.load(self._path(index)) as saved:
                 probabilities = saved["probabilities"] if "probabilities" in saved.files else None
-                return BlockResult(index, window, saved["main"], probabilities, int(saved["covered"]), 0)
+                uncertainty = saved["uncertainty"] if "uncertainty" in saved.files else None
+                return BlockResult(index, window, saved["main"], probabilities, int(saved["covered"]), 0, uncertainty)
         except (OSError, ValueError, KeyError):
             self.done.discard(index)
             return None
@@ -113,6 +115,8 @@ class BlockJournal:
         arrays = {"main": result.main, "covered": np.int64(result.covered)}
         if result.probabilities is not None:
             arrays["probabilities"] = result.probabilities
+        if result.uncertainty is not None:
+            arrays["uncertainty"] = result.uncertainty
         self._atomic_write(f"block-{result.index}.npz", lambda fh: np.savez(fh, **arrays))
 
     def remove(self) -> None:

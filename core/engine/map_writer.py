@@ -11,7 +11,14 @@ from functools import partial
 
 import numpy as np
 
-from ..io.palette import apply_colour_table, categorized_qml, class_colours, paletted_qml, qml_path
+from ..io.palette import (
+    apply_colour_table,
+    categorized_qml,
+    class_colours,
+    paletted_qml,
+    qml_path,
+    uncertainty_qml,
+)
 from ..io.partials import Log
 from ..io.writer import (
     DerivedFile,
@@ -40,7 +47,8 @@ class MapWriter:
     def __init__(self, stack: ExitStack, width: int, height: int, geotransform, crs_wkt: str, info: ModelInfo,
                  output: str, probabilities: str | None = None, aggregation: str = "hardvote",
                  log: Log | None = None, cog: bool = False, min_segment: int = 0,
-                 cancelled: Callable[[], bool] | None = None, count_areas: bool = False) -> None:
+                 cancelled: Callable[[], bool] | None = None, count_areas: bool = False,
+                 uncertainty: str | None = None, measure: str | None = None) -> None:
         self.info, self.output = info, output
         self.files: list[GeoTiffWriter] = []
         self.derived: list[DerivedFile] = []
@@ -74,6 +82,16 @@ class MapWriter:
             self.main = self._file(GeoTiffWriter(output, width, height, k, np.float32, gt, crs, float("nan"),
                                                  log=log, cog_overviews=averaged, cancelled=cancelled))
             self.main.set_band_descriptions(info.output_names)
+        self.uncertainty = None
+        if uncertainty:  # one band (a class map's), or a variance per value band
+            bands = 1 if info.task == "classification" else k
+            self.uncertainty = self._file(GeoTiffWriter(uncertainty, width, height, bands, np.float32, gt, crs,
+                                                        float("nan"), log=log, cog_overviews=averaged,
+                                                        cancelled=cancelled))
+            self.uncertainty.set_band_descriptions(
+                [measure] if bands == 1 else [f"{measure}({name})" for name in info.output_names])
+            if info.task == "classification":  # in [0, 1]: one colour ramp reads the same on every map
+                self.derive(qml_path(uncertainty), lambda _map, temporary: write_text(temporary, uncertainty_qml()))
 
     def _file(self, writer: GeoTiffWriter) -> GeoTiffWriter:
         self.files.append(writer)
@@ -118,6 +136,8 @@ class MapWriter:
             self.counter.add(result.main, w.row_off)
         if self.probabilities is not None:
             self.probabilities.write_block(result.probabilities, w.row_off, w.col_off)
+        if self.uncertainty is not None:
+            self.uncertainty.write_block(result.uncertainty, w.row_off, w.col_off)
 
 
 class ClassMapSideOutputs:

@@ -126,6 +126,45 @@ def categorized_qml(values: list[int], names: list[str], colours: list[str], fie
 """
 
 
+UNCERTAINTY_RAMP = ((0.0, "#000004"), (0.25, "#51127c"), (0.5, "#b73779"), (0.75, "#fc8961"), (1.0, "#fcfdbf"))
+
+
+def uncertainty_qml() -> str:
+    """A QGIS .qml style for an uncertainty map in [0, 1].
+
+    Dark where the map is sure, bright where it is not (magma), with the values named in the legend.
+    """
+    items = "\n".join(f'          <item value="{v}" color="{c}" alpha="255" label="{v:g}"/>'
+                       for v, c in UNCERTAINTY_RAMP)
+    return f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
+<qgis version="3.22" styleCategories="AllStyleCategories">
+  <pipe>
+    <rasterrenderer type="singlebandpseudocolor" band="1" opacity="1" alphaBand="-1" classificationMin="0"
+                    classificationMax="1" nodataColor="">
+      <rasterTransparency/>
+      <minMaxOrigin>
+        <limits>None</limits>
+        <extent>WholeRaster</extent>
+        <statAccuracy>Estimated</statAccuracy>
+        <cumulativeCutLower>0.02</cumulativeCutLower>
+        <cumulativeCutUpper>0.98</cumulativeCutUpper>
+        <stdDevFactor>2</stdDevFactor>
+      </minMaxOrigin>
+      <rastershader>
+        <colorrampshader colorRampType="INTERPOLATED" classificationMode="1" clip="0" minimumValue="0"
+                         maximumValue="1">
+{items}
+        </colorrampshader>
+      </rastershader>
+    </rasterrenderer>
+    <brightnesscontrast brightness="0" contrast="0" gamma="1"/>
+    <rasterresampler maxOversampling="2"/>
+  </pipe>
+  <blendMode>0</blendMode>
+</qgis>
+"""
+
+
 def qml_path(raster_path: str) -> str:
     """Where QGIS looks for a raster's default style: beside it, as <name>.qml."""
     return os.path.splitext(raster_path)[0] + ".qml"
@@ -133,10 +172,19 @@ def qml_path(raster_path: str) -> str:
 
 def write_qml(raster_path: str, values: list[int], names: list[str], colours: list[str]) -> str:
     """Write `<raster>.qml` (atomically) and return its path."""
+    return _write_style(raster_path, paletted_qml(values, names, colours))
+
+
+def write_uncertainty_qml(raster_path: str) -> str:
+    """Write an uncertainty map's `<raster>.qml` (atomically) and return its path."""
+    return _write_style(raster_path, uncertainty_qml())
+
+
+def _write_style(raster_path: str, qml: str) -> str:
     path = qml_path(raster_path)
     tmp = temporary_sibling(path)
     with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(paletted_qml(values, names, colours))
+        fh.write(qml)
     replace_file(tmp, path)
     return path
 

@@ -43,10 +43,11 @@ from ..engine.stitching import (
     check_choice,
 )
 from ..engine.tiling import Block, TileGrid, block_side, plan_blocks
+from ..engine.uncertainty import UNCERTAINTIES, resolve_measure
 from ..errors import Cancelled, PatchworkError, reports_errors
 from ..geometry import Window
 from ..io.aoi import Aoi
-from ..io.palette import write_qml
+from ..io.palette import write_qml, write_uncertainty_qml
 from ..io.partials import OutputLock
 from ..io.paths import check_outputs
 from ..io.raster import RasterSource, no_crs_warning
@@ -75,6 +76,7 @@ class ClassifyResult:
     areas: list | None = None  # ClassArea per class (postprocess.py); None for values
     polygons: int | None = None  # written to the vector output
     other_heads: list = field(default_factory=list)  # the results of a multi-head model's other heads
+    uncertainty: str | None = None  # the uncertainty map written
 
 
 def _check_run(info: ModelInfo, tile: int, overlap: int, aggregation: str, probabilities: str | None) -> None:
@@ -127,6 +129,8 @@ def classify(
     mask: Aoi | None = None,
     resolution: float | None = None,
     output_grid: str = "model",
+    uncertainty: str | None = None,
+    uncertainty_measure: str = "auto",
     feedback: Feedback | None = None,
     check_only: bool = False,
 ) -> ClassifyResult | ClassifyPlan | None:
@@ -170,6 +174,9 @@ def classify(
             the model's `resolution` metadata (cm per pixel, on a raster in metres), else the raster's own.
         output_grid: "model": the outputs are on that resampled grid; "input": brought back to the raster's grid
             (nearest for classes, average for values).
+        uncertainty: A float32 map of how sure the map is of each pixel to write too (`engine.uncertainty`).
+        uncertainty_measure: "entropy", "margin", "least_confidence" or "disagreement" for a class map,
+            "variance" for values; "auto": entropy, or variance.
         feedback: Progress, cancel and messages (default: silent).
         check_only: Make every check a run makes before it writes (model, bands, tile and margin, memory) and
             return the plan (None for several heads or another grid); Processing's parameter check uses it, so both
@@ -231,6 +238,7 @@ class ClassifyPlan:
     overlap: int
     min_segment: int
     batch_size: int
+    measure: str | None  # of the uncertainty map (None: none is written)
     transform: InputTransform | None = None  # from here on: laid out on the raster
     grid: TileGrid | None = None  # None: a per-pixel model, predicted block by block
     side: int = 0  # of the blocks
@@ -267,8 +275,11 @@ def _check_settings(arguments: dict) -> None:
         require_int_range("block_size", a["block_size"], 16, 65536)
     model = a["model"]
     inputs = {"INPUT": a["raster"], "MODEL": model if isinstance(model, str) else None}
-    require_raster_outputs({"OUTPUT": a["output"], "OUTPUT_PROBABILITIES": a["probabilities"]}, inputs)
-    require_side_outputs(a["output"], a["probabilities"], a["vector_output"], a["area_table"], inputs)
+    require_raster_outputs({"OUTPUT": a["output"], "OUTPUT_PROBABILITIES": a["probabilities"],
+                            "OUTPUT_UNCERTAINTY": a["uncertainty"]}, inputs)
+    require_side_outputs(a["output"], a["probabilities"], a["vector_output"], a["area_table"], inputs,
+                         a["uncertainty"])
+    check_choice("uncertainty measure", a["uncertainty_measure"], UNCERTAINTIES)
     if a["min_segment"] is not None:
         require_int_range("MIN_SEGMENT", a["min_segment"], 0, 2**31 - 1)
 
@@ -317,7 +328,8 @@ def _planned(arguments: dict, model: Model, model_file: ModelFile | None, feedba
         overlap = 2 * info.margin
     if model.device_warning:
         feedback.info(f"Warning: {model.device_warning}")
-    return ClassifyPlan(arguments, model, model_file, tile, overlap, min_segment, a["batch_size"])
+    measure = resolve_measure(a["uncertainty_measure"], info.task) if a["uncertainty"] else None
+    return ClassifyPlan(arguments, model, model_file, tile, overlap, min_segment, a["batch_size"], measure)
 
 
 def _lay_out(plan: ClassifyPlan, src: RasterSource, feedback: Feedback) -> None:
@@ -383,7 +395,7 @@ def _write_blocks(plan: ClassifyPlan, src: RasterSource, executor, outputs: Exit
     output, probabilities = a["output"], a["probabilities"]
     progress = BlockProgress(feedback, sum(b.work for b in blocks))
     job = BlockJob(src.path, plan.transform, plan.grid, a["window"], a["aggregation"], plan.batch_size, info,
-                   bool(probabilities), plan.model_file, plan.model, progress, plan.output_mask)
+                   bool(probabilities), plan.model_file, plan.model, progress, plan.output_mask, plan.measure)
     # Blocks that reach no pixel inside the mask are nodata, computed from nothing.
     skipped = {b.index for b in blocks if not b.window.overlaps(plan.mask_box)}
     if plan.output_mask is not None:
@@ -391,17 +403,19 @@ def _write_blocks(plan: ClassifyPlan, src: RasterSource, executor, outputs: Exit
                       "map is nodata.")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     if a["resume"]:
-        _require_journal_space(src, info, output, probabilities)
+        _require_journal_space(src, info, output, probabilities, a["uncertainty"])
     lock = OutputLock(output, "OUTPUT", feedback.info).acquire()  # one run at a time writes an output
     outputs.callback(lock.release)
     journal = BlockJournal(output, _run_description(src, plan.model_file, job, output, probabilities,
-                                                    a["output_format"], plan.side), a["resume"], feedback.info)
+                                                    a["output_format"], plan.side, a["uncertainty"]),
+                           a["resume"], feedback.info)
     if plan.min_segment >= 2:
         feedback.info(f"Segments of fewer than {plan.min_segment} px will take their largest neighbour's class.")
     writers = MapWriter(outputs, src.width, src.height, src.geotransform, src.crs_wkt, info, output,
                         probabilities, a["aggregation"], log=feedback.info, cog=a["output_format"] == "COG",
                         cancelled=feedback.is_cancelled, min_segment=plan.min_segment,
-                        count_areas=plan.min_segment < 2)  # (merging changes the counts)
+                        count_areas=plan.min_segment < 2,  # (merging changes the counts)
+                        uncertainty=a["uncertainty"], measure=plan.measure)
     computed = executor.map(job, [b for b in blocks if b.index not in journal.done and b.index not in skipped],
                             progress.poll, item_pixels=plan.side * plan.side)
     outputs.callback(progress.cancelled.set)  # an error or cancel stops the workers at their next tile
@@ -431,11 +445,14 @@ def _write_blocks(plan: ClassifyPlan, src: RasterSource, executor, outputs: Exit
     return _Written(side, journal, predicted, resumed)
 
 
-def _require_journal_space(src: RasterSource, info: ModelInfo, output: str, probabilities: str | None) -> None:
+def _require_journal_space(src: RasterSource, info: ModelInfo, output: str, probabilities: str | None,
+                           uncertainty: str | None) -> None:
     """The journal keeps blocks uncompressed: that much must fit besides the outputs."""
     pixels = src.width * src.height
-    journal_bytes = pixels * (class_nodata(info.class_values)[0].itemsize if info.task == "classification"
-                              else 4 * info.n_outputs) + (pixels * 4 * info.n_outputs if probabilities else 0)
+    classes = info.task == "classification"
+    journal_bytes = pixels * (class_nodata(info.class_values)[0].itemsize if classes else 4 * info.n_outputs) \
+        + (pixels * 4 * info.n_outputs if probabilities else 0) \
+        + (pixels * 4 * (1 if classes else info.n_outputs) if uncertainty else 0)
     require_disk(output, journal_bytes, "RESUME", "the journal of finished blocks",
                  "Free some space, or run without RESUME (a crash then means starting again).")
 
@@ -449,9 +466,12 @@ def _finished(plan: ClassifyPlan, written: _Written, executor, feedback: Feedbac
         feedback.info("Area per class: " + "; ".join(area_summary(areas) or ["no classified pixels"]))
     if side.polygons is not None:
         feedback.info(f"{side.polygons.result:,} polygons written to '{a['vector_output']}'.")
+    if plan.measure:
+        feedback.info(f"Uncertainty ({plan.measure}) written to '{a['uncertainty']}'.")
     return ClassifyResult(a["output"], a["probabilities"], side.style, plan.info, plan.tile, plan.overlap,
                           written.predicted, time.perf_counter() - started, len(plan.blocks), written.resumed,
-                          executor.description, areas, side.polygons.result if side.polygons else None)
+                          executor.description, areas, side.polygons.result if side.polygons else None,
+                          uncertainty=a["uncertainty"])
 
 
 def _classify_resampled(arguments: dict, target: float, output_grid: str, feedback: Feedback) -> ClassifyResult:
@@ -466,10 +486,10 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
         gt, width, height = src.geotransform, src.width, src.height
     native = abs(gt[1])
     bounds = (gt[0], gt[3] + gt[5] * height, gt[0] + gt[1] * width, gt[3])
-    require_raster_outputs({"OUTPUT": output, "OUTPUT_PROBABILITIES": arguments["probabilities"]},
-                           {"INPUT": raster})
+    require_raster_outputs({"OUTPUT": output, "OUTPUT_PROBABILITIES": arguments["probabilities"],
+                            "OUTPUT_UNCERTAINTY": arguments["uncertainty"]}, {"INPUT": raster})
     if not arguments["check_only"]:  # what killed runs left: the VRT, the model grid's maps and their temporaries
-        for path in (output, arguments["probabilities"]):
+        for path in (output, arguments["probabilities"], arguments["uncertainty"]):
             if path:
                 sweep_debris(path, feedback.info)
     vrt = resampled_vrt(raster, target, output)
@@ -482,7 +502,7 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
         run = dict(arguments, raster=vrt, resolution=target, feedback=feedback)
         if output_grid == "model" or arguments["check_only"]:
             return classify(**run)
-        for key in ("output", "probabilities"):
+        for key in ("output", "probabilities", "uncertainty"):
             if run[key]:
                 run[key] = owned_name(run[key])
                 made.append(run[key])
@@ -494,7 +514,8 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
         going_on = GdalCancel(feedback.is_cancelled)
         for key, resampling, dtype, overviews in (
                 ("output", "near" if classes else "average", map_type, "MODE" if classes else "AVERAGE"),
-                ("probabilities", "average", np.float32, "AVERAGE")):
+                ("probabilities", "average", np.float32, "AVERAGE"),
+                ("uncertainty", "average", np.float32, "AVERAGE")):
             if not arguments[key]:
                 continue
             temporary = owned_name(arguments[key])
@@ -511,17 +532,25 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
             back_on_input.append((temporary, arguments[key]))
         for temporary, final in back_on_input:
             replace_file(temporary, final)
-        if result.info.task == "classification":
-            from ..io.palette import class_colours
-
-            result.style = write_qml(output, result.info.class_values, result.info.class_names,
-                                     class_colours(result.info.n_classes, result.info.class_colors))
-        result.output, result.probabilities = output, arguments["probabilities"]
-        return result
+        return _styled_on_input_grid(result, arguments)
     finally:
         for path in [vrt, *made]:
             remove_file(path)
             remove_file(os.path.splitext(path)[0] + ".qml")
+
+
+def _styled_on_input_grid(result: ClassifyResult, arguments: dict) -> ClassifyResult:
+    """The result of a run brought back to the input grid: at the paths asked for, with their styles there."""
+    if result.info.task == "classification":
+        from ..io.palette import class_colours
+
+        result.style = write_qml(arguments["output"], result.info.class_values, result.info.class_names,
+                                 class_colours(result.info.n_classes, result.info.class_colors))
+        if arguments["uncertainty"]:
+            write_uncertainty_qml(arguments["uncertainty"])
+    result.output, result.probabilities = arguments["output"], arguments["probabilities"]
+    result.uncertainty = arguments["uncertainty"]
+    return result
 
 
 def _classify_web(arguments: dict, feedback: Feedback) -> ClassifyResult | None:
@@ -553,7 +582,7 @@ def _every_head(arguments: dict, heads: list[str], feedback: Feedback) -> Classi
         for index, name in enumerate(heads):
             run = dict(arguments, head=index, feedback=feedback)
             if index:
-                for key in ("output", "probabilities", "vector_output", "area_table"):
+                for key in ("output", "probabilities", "vector_output", "area_table", "uncertainty"):
                     run[key] = head_output(run[key], name)
             if not arguments["check_only"]:
                 feedback.info(f"Output head {index + 1} of {len(heads)}, '{name}' → {run['output']}")
@@ -565,7 +594,7 @@ def _every_head(arguments: dict, heads: list[str], feedback: Feedback) -> Classi
 
 
 def require_side_outputs(output: str, probabilities: str | None, vector_output: str | None, area_table: str | None,
-                         inputs: dict) -> None:
+                         inputs: dict, uncertainty: str | None = None) -> None:
     """The polygons go to a GeoPackage and the areas to a CSV, neither an input nor another output."""
     if vector_output and not vector_output.lower().endswith(".gpkg"):
         raise PatchworkError(f"OUTPUT_VECTOR: '{os.path.basename(vector_output)}' — the polygons are written as a "
@@ -574,14 +603,14 @@ def require_side_outputs(output: str, probabilities: str | None, vector_output: 
         raise PatchworkError(f"OUTPUT_AREAS: '{os.path.basename(area_table)}' — the table is written as CSV: give it "
                              "a .csv name.")
     check_outputs({"OUTPUT": output, "OUTPUT_PROBABILITIES": probabilities, "OUTPUT_VECTOR": vector_output,
-                   "OUTPUT_AREAS": area_table}, inputs)
+                   "OUTPUT_AREAS": area_table, "OUTPUT_UNCERTAINTY": uncertainty}, inputs)
     for role, path in (("OUTPUT_VECTOR", vector_output), ("OUTPUT_AREAS", area_table)):
         if path:
             require_writable_folder(os.path.dirname(os.path.abspath(path)) or ".", role)
 
 
 def _run_description(src: RasterSource, model_file: ModelFile | None, job: BlockJob, output: str,
-                     probabilities: str | None, output_format: str, side: int) -> dict:
+                     probabilities: str | None, output_format: str, side: int, uncertainty: str | None) -> dict:
     """What makes two runs the same run: a journal is reused only for an identical description."""
     stat = os.stat(src.path) if os.path.exists(src.path) else None
     return {
@@ -593,4 +622,5 @@ def _run_description(src: RasterSource, model_file: ModelFile | None, job: Block
         "transform": repr(job.transform), "grid": repr(job.grid), "window": job.window,
         "aggregation": job.aggregation, "batch_size": job.batch_size, "block_side": side,
         "outputs": [os.path.abspath(p) for p in (output, probabilities) if p], "format": output_format,
+        **({"uncertainty": [job.uncertainty, os.path.abspath(uncertainty)]} if uncertainty else {}),
     }

@@ -24,6 +24,7 @@ from qgis.core import (
 from ...core import budget
 from ...core.engine import stitching
 from ...core.engine.model_input import MAX_RESAMPLED_PIXELS
+from ...core.engine.uncertainty import UNCERTAINTIES
 from .. import qgis_enums
 from ..resources import resource_path
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
@@ -87,7 +88,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
     OUTPUT_PROBABILITIES, TILES, BLOCKS = "OUTPUT_PROBABILITIES", "TILES", "BLOCKS"
     MIN_SEGMENT, OUTPUT_VECTOR, OUTPUT_AREAS = "MIN_SEGMENT", "OUTPUT_VECTOR", "OUTPUT_AREAS"
     OTHER_HEADS, MASK, RESOLUTION, OUTPUT_GRID = "OTHER_HEADS", "MASK", "RESOLUTION", "OUTPUT_GRID"
-    EXTENT = "EXTENT"
+    EXTENT, OUTPUT_UNCERTAINTY, UNCERTAINTY = "EXTENT", "OUTPUT_UNCERTAINTY", "UNCERTAINTY"
     parameter_help = {
         INPUT: "The raster to classify: a file raster, or an XYZ tile layer (read at the zoom level of RESOLUTION "
                "or the model's, over EXTENT or the MASK).",
@@ -118,6 +119,12 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         OUTPUT_VECTOR: "The class map as polygons (GeoPackage): class, name and area in m², styled by class.",
         OUTPUT_AREAS: "A table (CSV) of each class's pixels, hectares and share of the classified area; the log "
                       "always lists them.",
+        OUTPUT_UNCERTAINTY: "A map of how sure the map is of each pixel (0 sure to 1 unsure; variance for values): "
+                            "where to look, and what to label next.",
+        UNCERTAINTY: "entropy of the class probabilities (normalised to 0–1), margin 1 − (p₁ − p₂), "
+                     "least_confidence 1 − p_max, disagreement (share of overlapping tiles voting another class), "
+                     "variance across overlapping tiles (values); auto: entropy, or variance for values. The "
+                     "probabilities are those OUTPUT_PROBABILITIES writes: with hardvote, vote shares.",
     }
 
     def displayName(self) -> str:  # noqa: N802 - QGIS API name
@@ -166,6 +173,11 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_AREAS, self.tr("Area per class (CSV)"), self.tr("CSV files (*.csv)"), optional=True,
             createByDefault=False))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_UNCERTAINTY, self.tr("Uncertainty"), optional=True, createByDefault=False))
+        self.addParameter(EnumParameter(self.UNCERTAINTY, self.tr("Uncertainty measure"), UNCERTAINTIES,
+                                        optional=True))
+        self.mark_advanced(self.UNCERTAINTY)
         self.addOutput(QgsProcessingOutputNumber(self.TILES, self.tr("Number of model tiles (0: per-pixel model)")))
         self.addOutput(QgsProcessingOutputNumber(self.BLOCKS, self.tr("Number of blocks")))
         self.addOutput(QgsProcessingOutputMultipleLayers(
@@ -192,6 +204,8 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             mask=mask,
             resolution=optional_float(self, parameters, self.RESOLUTION, context),
             output_grid=self.word(parameters, self.OUTPUT_GRID, context),
+            uncertainty=self.parameterAsOutputLayer(parameters, self.OUTPUT_UNCERTAINTY, context) or None,
+            uncertainty_measure=self.word(parameters, self.UNCERTAINTY, context),
             **self.scale_arguments(parameters, context, cluster=True)))
 
     def _needs_rendering(self, parameters, context) -> bool:
@@ -306,6 +320,12 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         outputs = {self.OUTPUT: output, self.TILES: result.tiles, self.BLOCKS: result.blocks}
         if probabilities:
             outputs[self.OUTPUT_PROBABILITIES] = probabilities
+        if result.uncertainty:
+            from ...core.io.palette import qml_path
+
+            if os.path.exists(qml_path(result.uncertainty)):  # (a class map's: 0–1 on one colour ramp)
+                StyleFromQml.attach(context, result.uncertainty, qml_path(result.uncertainty))
+            outputs[self.OUTPUT_UNCERTAINTY] = result.uncertainty
         vector_output, area_table = call.kwargs["vector_output"], call.kwargs["area_table"]
         if vector_output:  # styled by class: the GeoPackage holds its default style, which QGIS loads with it
             outputs[self.OUTPUT_VECTOR] = vector_output

@@ -86,11 +86,14 @@ def test_outputs_are_byte_identical_on_1_worker_2_workers_and_a_dask_cluster(req
         raster, model = ortho_path, request.getfixturevalue("deepness_free")
         args = dict(bands=[1, 2, 3], scale=1 / 255, tile_size=256, overlap=64, window="hann", aggregation="softvote",
                     block_size=256)
+    measure = {"rules": "margin", "forest-onnx": "entropy", "deepness-hann-softvote": "disagreement"}[case]
     hashes, blocks = {}, set()
     for name, how in runs(request):
         out, probabilities = str(tmp_path / f"{name}.tif"), str(tmp_path / f"{name}-p.tif")
-        result = classify(raster, model, out, probabilities=probabilities, **args, **how)
-        hashes[name] = (digest(out), digest(probabilities))
+        uncertainty = str(tmp_path / f"{name}-u.tif")
+        result = classify(raster, model, out, probabilities=probabilities, uncertainty=uncertainty,
+                          uncertainty_measure=measure, **args, **how)
+        hashes[name] = (digest(out), digest(probabilities), digest(uncertainty))
         blocks.add(result.blocks)
         if "scheduler" in how:
             assert result.executor.startswith("Dask cluster at tcp://") and "2 workers" in result.executor
@@ -138,9 +141,10 @@ KILL_AT_HALF = textwrap.dedent("""
             pass
 
     raster, model, out, probabilities = sys.argv[1:5]
+    uncertainty = sys.argv[5] if len(sys.argv) > 5 else None
     classify(raster, model, out, probabilities=probabilities, bands=[1, 2, 3], scale=1 / 255, tile_size=256,
              overlap=64, window="hann", aggregation="softvote", block_size=256, workers=2, resume=True,
-             feedback=KillAtHalf())
+             uncertainty=uncertainty, uncertainty_measure="disagreement", feedback=KillAtHalf())
 """)
 
 
@@ -149,13 +153,16 @@ def test_run_killed_at_half_resumes_to_the_same_bytes_computing_only_what_was_lo
     args = dict(bands=[1, 2, 3], scale=1 / 255, tile_size=256, overlap=64, window="hann", aggregation="softvote",
                 block_size=256, workers=2)
     reference, reference_p = str(tmp_path / "reference.tif"), str(tmp_path / "reference-p.tif")
-    whole = classify(ortho_path, deepness_free, reference, probabilities=reference_p, **args)
+    reference_u = str(tmp_path / "reference-u.tif")
+    whole = classify(ortho_path, deepness_free, reference, probabilities=reference_p, uncertainty=reference_u,
+                     uncertainty_measure="disagreement", **args)
 
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out, probabilities = str(out_dir / "classes.tif"), str(out_dir / "probabilities.tif")
-    killed = subprocess.run([sys.executable, "-c", KILL_AT_HALF, ortho_path, deepness_free, out, probabilities],
-                            capture_output=True, text=True, env=os.environ)
+    uncertainty = str(out_dir / "uncertainty.tif")
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_HALF, ortho_path, deepness_free, out, probabilities,
+                             uncertainty], capture_output=True, text=True, env=os.environ)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not os.path.exists(out)  # the output appears only when complete
     journaled = sorted(f for f in os.listdir(journal_folder(out)) if f.startswith("block-"))
@@ -164,13 +171,16 @@ def test_run_killed_at_half_resumes_to_the_same_bytes_computing_only_what_was_lo
     messages = []
     log = type("Log", (), {"set_progress": lambda self, p: None, "is_cancelled": lambda self: False,
                            "info": lambda self, m: messages.append(m)})()
-    resumed = classify(ortho_path, deepness_free, out, probabilities=probabilities, resume=True, feedback=log, **args)
+    resumed = classify(ortho_path, deepness_free, out, probabilities=probabilities, resume=True, feedback=log,
+                       uncertainty=uncertainty, uncertainty_measure="disagreement", **args)
     assert resumed.blocks_resumed == len(journaled)
     assert resumed.blocks - resumed.blocks_resumed == whole.blocks - len(journaled)  # the rest, nothing more
     assert resumed.tiles < whole.tiles
     assert digest(out) == digest(reference) and digest(probabilities) == digest(reference_p)
+    assert digest(uncertainty) == digest(reference_u)  # the journal keeps the uncertainty of its blocks too
     assert any("RESUME" in m for m in messages) and any("died" in m for m in messages)  # debris and lock reported
-    assert files_under(str(out_dir)) == ["classes.qml", "classes.tif", "probabilities.tif"]  # no journal, no debris
+    assert files_under(str(out_dir)) == ["classes.qml", "classes.tif", "probabilities.tif", "uncertainty.qml",
+                                         "uncertainty.tif"]  # no journal, no debris
 
 
 def test_without_resume_a_dead_runs_journal_is_removed_and_the_earlier_output_kept(tmp_path, ortho_path,

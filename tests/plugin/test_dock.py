@@ -177,11 +177,14 @@ def test_classify_run_adds_a_class_map_with_names(dock, s2_layer, tmp_path, qgis
     dock.classify.min_segment.setValue(9)
     dock.classify.polygons_file.setFilePath(str(tmp_path / "classes.gpkg"))
     dock.classify.areas_file.setFilePath(str(tmp_path / "areas.csv"))
+    dock.classify.uncertainty_file.setFilePath(str(tmp_path / "uncertainty.tif"))
     dock.classify.run_classify()
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
     layer = dock.run.layers[0]
     assert layer.name() == "classes — ndvi_ndwi_rules.json on s2"
+    unsure = QgsProject.instance().mapLayersByName("uncertainty — ndvi_ndwi_rules.json on s2")[0]
+    assert unsure.renderer().type() == "singlebandpseudocolor"  # 0 sure (dark) to 1 unsure (bright)
     assert layer.renderer().type() == "paletted"
     assert [c.label for c in layer.renderer().classes()] == ["water", "bare land / scrub", "vegetation"]
     assert dock.compare_form.values()["INPUT"] in (layer.id(), layer.source(), layer)  # handed on to Compare

@@ -24,7 +24,7 @@ RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
 CLASSIFY_PARAMETERS = ["INPUT", "MODEL", "BANDS", "SCALE", "OFFSET", "MASK", "EXTENT", "RESOLUTION", "OUTPUT_GRID",
                        "TILE_SIZE", "OVERLAP", "WINDOW", "AGGREGATION", "BATCH_SIZE", "TRUST_MODEL", "MIN_SEGMENT",
                        "WORKERS", "DEVICE", "DASK_SCHEDULER", "RESUME", "OUTPUT_FORMAT", "OUTPUT",
-                       "OUTPUT_PROBABILITIES", "OUTPUT_VECTOR", "OUTPUT_AREAS"]
+                       "OUTPUT_PROBABILITIES", "OUTPUT_VECTOR", "OUTPUT_AREAS", "OUTPUT_UNCERTAINTY", "UNCERTAINTY"]
 
 
 def run(algorithm, params, feedback=None, context=None):
@@ -243,3 +243,27 @@ def test_stitch_and_compare_chain(patchwork_provider, tmp_path, example_path):
     matrix = json.loads(compared["CONFUSION_MATRIX"])
     assert matrix["classes"] == [0, 1, 2] and matrix["pixels"] == compared["PIXELS"] > 300000
     assert "100.0000%" in open(compared["OUTPUT_HTML"]).read()
+
+
+def test_classify_writes_an_uncertainty_map_styled_from_sure_to_unsure(patchwork_provider, tmp_path, s2_path):
+    """#24 item 3 through Processing: the measure as a word, the map loaded with its 0–1 colour ramp."""
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    uncertainty = str(tmp_path / "unsure.tif")
+    context.addLayerToLoadOnCompletion(uncertainty, QgsProcessingContext.LayerDetails("unsure", QgsProject.instance(),
+                                                                                      "OUTPUT_UNCERTAINTY"))
+    done = run("classify", {"INPUT": s2_path, "MODEL": RULES, "SCALE": 1e-4, "TILE_SIZE": 64, "OVERLAP": 32,
+                            "AGGREGATION": "hardvote", "OUTPUT": str(tmp_path / "c.tif"),
+                            "OUTPUT_PROBABILITIES": str(tmp_path / "p.tif"), "OUTPUT_UNCERTAINTY": uncertainty,
+                            "UNCERTAINTY": "least_confidence"}, context=context)
+    assert done["OUTPUT_UNCERTAINTY"] == uncertainty
+    shares, unsure = gdal.Open(done["OUTPUT_PROBABILITIES"]).ReadAsArray(), gdal.Open(uncertainty).ReadAsArray()
+    np.testing.assert_allclose(unsure, 1 - shares.max(axis=0), atol=1e-7)  # a per-pixel model votes the same
+    assert np.nanmax(unsure) == 0
+    assert context.layerToLoadOnCompletionDetails(uncertainty).postProcessor() is not None  # styled when loaded
+    layer = QgsRasterLayer(uncertainty, "unsure")  # the .qml beside it is its default style
+    assert layer.renderer().type() == "singlebandpseudocolor"
+    assert (layer.renderer().classificationMin(), layer.renderer().classificationMax()) == (0, 1)
+    with pytest.raises(QgsProcessingException, match="UNCERTAINTY: 'variance' does not apply to a class map"):
+        run("classify", {"INPUT": s2_path, "MODEL": RULES, "OUTPUT": str(tmp_path / "c2.tif"),
+                         "OUTPUT_UNCERTAINTY": str(tmp_path / "u2.tif"), "UNCERTAINTY": "variance"})

@@ -117,6 +117,11 @@ class ClassifyTab(QWidget):
         self.areas_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
         self.areas_file.setFilter(tr("CSV (*.csv)"))
         self.areas_file.setToolTip(tip_of(Classify, Classify.OUTPUT_AREAS))
+        self.uncertainty_file = QgsFileWidget()
+        self.uncertainty_file.lineEdit().setPlaceholderText(tr("[Skip output]"))
+        self.uncertainty_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
+        self.uncertainty_file.setFilter(tr("GeoTIFF (*.tif)"))
+        self.uncertainty_file.setToolTip(tip_of(Classify, Classify.OUTPUT_UNCERTAINTY))
         self.classify_button = QPushButton(tr("Classify"))
         self.classify_button.setToolTip(tr("Run Patchwork ▸ Classify raster (tiled)"))
         self.classify_button.clicked.connect(self.run_classify)
@@ -132,7 +137,8 @@ class ClassifyTab(QWidget):
                              (Classify.TILE_SIZE, self.tile_size), (Classify.OVERLAP, self.overlap),
                              (Classify.WINDOW, self.window_combo), (Classify.AGGREGATION, self.aggregation_combo),
                              (Classify.MIN_SEGMENT, self.min_segment), (Classify.OUTPUT, self.classified_file),
-                             (Classify.OUTPUT_VECTOR, self.polygons_file), (Classify.OUTPUT_AREAS, self.areas_file)):
+                             (Classify.OUTPUT_VECTOR, self.polygons_file), (Classify.OUTPUT_AREAS, self.areas_file),
+                             (Classify.OUTPUT_UNCERTAINTY, self.uncertainty_file)):
             algorithm = {self.query_file: Recognize, self.confidence: Detect, self.iou: Detect}.get(widget, Classify)
             rare = widget in (self.output_grid, self.tile_size, self.overlap, self.window_combo,
                               self.aggregation_combo, self.min_segment)
@@ -262,10 +268,12 @@ class ClassifyTab(QWidget):
         "classification": ("query_file", "confidence", "iou"),
         "regression": ("query_file", "confidence", "iou", "min_segment", "polygons_file", "areas_file"),
         "detection": ("query_file", "window_combo", "aggregation_combo", "min_segment", "areas_file",
-                      "classified_file", "output_grid"),
-        "recognition": ("confidence", "iou", "aggregation_combo", "min_segment", "polygons_file", "areas_file"),
+                      "classified_file", "output_grid", "uncertainty_file"),
+        "recognition": ("confidence", "iou", "aggregation_combo", "min_segment", "polygons_file", "areas_file",
+                        "uncertainty_file"),
         "superresolution": ("query_file", "confidence", "iou", "aggregation_combo", "min_segment", "polygons_file",
-                            "areas_file", "classify_mask", "resolution", "output_grid", "tile_size"),
+                            "areas_file", "classify_mask", "resolution", "output_grid", "tile_size",
+                            "uncertainty_file"),
     }
 
     def show_task_fields(self, task: str | None) -> None:
@@ -349,7 +357,8 @@ class ClassifyTab(QWidget):
                     self.resolution.text()), error=True)
                 return
             parameters[Classify.OUTPUT_GRID] = self.output_grid.currentIndex()
-        for name, widget in ((Classify.OUTPUT_VECTOR, self.polygons_file), (Classify.OUTPUT_AREAS, self.areas_file)):
+        for name, widget in ((Classify.OUTPUT_VECTOR, self.polygons_file), (Classify.OUTPUT_AREAS, self.areas_file),
+                             (Classify.OUTPUT_UNCERTAINTY, self.uncertainty_file)):
             if widget.filePath():
                 parameters[name] = widget.filePath()
         self.start_run(Classify.ID, parameters)
