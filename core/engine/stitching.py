@@ -6,6 +6,8 @@ the output (see `tiling`), so memory is O(block), never O(raster).
 """
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,7 +16,9 @@ import numpy as np
 from ..errors import PatchworkError
 from ..geometry import Window
 
-WINDOWS: tuple[str, ...] = ("boxcar", "hann", "triangular")
+WINDOWS: tuple[str, ...] = ("boxcar", "hann", "triangular", "tukey", "gaussian")
+WINDOW_PARAMETERS = {"tukey": ("alpha", 0.5), "gaussian": ("sigma", 0.5)}  # their parameter's name and default
+SMALLEST_WEIGHT = 1e-12  # what a zero of a window weighs: a pixel only it reaches keeps its value
 AGGREGATIONS: tuple[str, ...] = ("hardvote", "softvote", "mean")
 WindowName = Literal["boxcar", "hann", "triangular"]
 AggregationName = Literal["hardvote", "softvote", "mean"]
@@ -26,22 +30,80 @@ def check_choice(kind: str, value: str, choices: tuple[str, ...]) -> None:
         raise PatchworkError(f"unknown {kind} '{value}'; use one of {', '.join(choices)}")
 
 
+def parse_window(spec: str) -> tuple[str, float | None]:
+    """A window and its parameter: 'hann', or 'tukey(0.25)' / 'gaussian(0.3)' (default 0.5 each).
+
+    Raises:
+        PatchworkError: An unknown window, a parameter for a window that takes none, or one out of range.
+    """
+    match = re.fullmatch(r"\s*([a-z]+)\s*(?:\(\s*([^()]*?)\s*\))?\s*", str(spec).lower())
+    name = match.group(1) if match else str(spec)
+    if name not in WINDOWS:
+        raise PatchworkError(f"WINDOW: unknown window '{spec}'; use one of {', '.join(WINDOWS)}")
+    if match.group(2) is None:
+        return name, WINDOW_PARAMETERS.get(name, (None, None))[1]
+    if name not in WINDOW_PARAMETERS:
+        raise PatchworkError(f"WINDOW_PARAMETER: the {name} window takes no parameter; tukey takes its alpha and "
+                             "gaussian its sigma.")
+    try:
+        value = float(match.group(2))
+    except ValueError:
+        value = math.nan
+    if name == "tukey" and not 0.0 <= value <= 1.0:
+        raise PatchworkError(f"WINDOW_PARAMETER: Tukey's alpha is the tapered share of the tile, from 0 (boxcar) to "
+                             f"1 (Hann); got {match.group(2)}.")
+    if name == "gaussian" and not (math.isfinite(value) and value > 0):
+        raise PatchworkError(f"WINDOW_PARAMETER: the Gaussian's sigma (in half tiles) must be above 0; got "
+                             f"{match.group(2)}.")
+    return name, value
+
+
+def _tukey(size: int, alpha: float) -> np.ndarray:
+    """scipy.signal.windows.tukey(size, alpha, sym=False), as the seed library takes it.
+
+    The periodic form: the symmetric window of size + 1 without its last sample ([0, .5, 1, …, 1, .5] for size 8,
+    alpha 0.5).
+    """
+    if size <= 1:
+        return np.ones(size)  # (as scipy: one sample is the whole window)
+    m = size + 1
+    k = np.arange(m, dtype=np.float64)
+    if alpha <= 0:
+        weights = np.ones(m)
+    elif alpha >= 1:
+        weights = 0.5 - 0.5 * np.cos(2.0 * np.pi * k / (m - 1))
+    else:
+        width = int(np.floor(alpha * (m - 1) / 2.0))
+        weights = np.ones(m)
+        weights[: width + 1] = 0.5 * (1 + np.cos(np.pi * (-1 + 2.0 * k[: width + 1] / alpha / (m - 1))))
+        weights[m - width - 1:] = 0.5 * (1 + np.cos(np.pi * (-2.0 / alpha + 1 + 2.0 * k[m - width - 1:] / alpha
+                                                              / (m - 1))))
+    return weights[:size]
+
+
 def taper(size: int, window: str, at_start: bool = False, at_end: bool = False) -> np.ndarray:
     """1-D weights over `size` pixels, strictly positive everywhere.
 
     Hann and triangular are sampled at pixel centres, (k + 0.5) / size, so the outermost pixels get a
-    small weight instead of 0: no 0/0 where only one tile reaches. A side that lies on the raster
+    small weight instead of 0: no 0/0 where only one tile reaches. Tukey and Gaussian are the seed library's
+    formulas exactly (its periodic Tukey; its Gaussian exp(−½((k − (n − 1)/2)/σ)²) with σ = sigma·n/2), but for
+    Tukey's zero at k = 0, which weighs SMALLEST_WEIGHT. A side that lies on the raster
     border (`at_start`, `at_end`) keeps weight 1 up to the middle: no other tile covers it, so
     tapering it would only lose precision.
     """
-    check_choice("window", window, WINDOWS)
+    name, parameter = parse_window(window)
     t = (np.arange(size, dtype=np.float64) + 0.5) / size
-    if window == "boxcar":
+    if name == "boxcar":
         weights = np.ones(size)
-    elif window == "hann":
+    elif name == "hann":
         weights = np.sin(np.pi * t) ** 2  # = 0.5 - 0.5 cos(2πt)
-    else:
+    elif name == "triangular":
         weights = 1.0 - np.abs(2.0 * t - 1.0)
+    elif name == "tukey":
+        weights = np.maximum(_tukey(size, parameter), SMALLEST_WEIGHT)
+    else:
+        k = np.arange(size, dtype=np.float64)
+        weights = np.exp(-0.5 * ((k - (size - 1) / 2) / (parameter * size / 2)) ** 2)
     half = size // 2
     if at_start:
         weights[:half] = 1.0

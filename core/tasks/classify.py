@@ -39,8 +39,8 @@ from ..engine.model_input import (
 from ..engine.postprocess import area_summary
 from ..engine.stitching import (
     AGGREGATIONS,
-    WINDOWS,
     check_choice,
+    parse_window,
 )
 from ..engine.tiling import Block, TileGrid, block_side, plan_blocks
 from ..engine.uncertainty import UNCERTAINTIES, resolve_measure
@@ -265,7 +265,7 @@ class _Written:
 def _check_settings(arguments: dict) -> None:
     """The settings and outputs, checked before the model is loaded."""
     a = arguments
-    check_choice("window", a["window"], WINDOWS)
+    parse_window(a["window"])
     check_choice("aggregation", a["aggregation"], AGGREGATIONS)
     check_choice("output format", a["output_format"], OUTPUT_FORMATS)
     require_int_range("BATCH_SIZE", a["batch_size"], 1, MAX_BATCH_SIZE)

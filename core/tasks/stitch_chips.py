@@ -20,7 +20,7 @@ from ..engine.blocks import MAX_CLASS_VALUE, finished_block
 from ..engine.executors import AHEAD_PER_WORKER, make_executor
 from ..engine.journal import BlockResult
 from ..engine.map_writer import OUTPUT_FORMATS, MapWriter
-from ..engine.stitching import AGGREGATIONS, WINDOWS, BlockAccumulator, check_choice, tile_weights
+from ..engine.stitching import AGGREGATIONS, BlockAccumulator, check_choice, parse_window, tile_weights
 from ..engine.tiling import Block, block_side, plan_blocks
 from ..errors import PatchworkError, reports_errors
 from ..geometry import GeoTransform, Window
@@ -145,7 +145,7 @@ def stitch_chips(
     """
     feedback = feedback or SilentFeedback()
     started = time.perf_counter()
-    check_choice("window", window, WINDOWS)
+    parse_window(window)
     check_choice("aggregation", aggregation, AGGREGATIONS)
     check_choice("output format", output_format, OUTPUT_FORMATS)
     paths = find_chips(chips) if isinstance(chips, str) else list(chips)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range
 from ..engine.model_input import input_transform
-from ..engine.stitching import WINDOWS, check_choice, tile_weights
+from ..engine.stitching import parse_window, tile_weights
 from ..engine.tiling import TileGrid
 from ..errors import PatchworkError, reports_errors
 from ..geometry import Window
@@ -88,7 +88,7 @@ def superresolve(
     """
     feedback = feedback or SilentFeedback()
     started = time.perf_counter()
-    check_choice("window", window, WINDOWS)
+    parse_window(window)
     require_int_range("BATCH_SIZE", batch_size, 1, MAX_BATCH_SIZE)
     require_raster_outputs({"OUTPUT": output}, {"INPUT": raster, "MODEL": model if isinstance(model, str) else None})
     if isinstance(model, str):

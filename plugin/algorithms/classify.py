@@ -29,7 +29,6 @@ from .. import qgis_enums
 from ..resources import resource_path
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
 
-WINDOWS = list(stitching.WINDOWS)  # an index or the word on the command line: 0 boxcar, 1 hann, 2 triangular
 AGGREGATIONS = list(stitching.AGGREGATIONS)  # 0 hardvote, 1 softvote, 2 mean
 MODEL_FILTER = "Models (*.onnx *.skops *.json *.joblib *.pkl *.pickle);;All files (*.*)"
 
@@ -107,7 +106,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         TILE_SIZE: "The side of the tiles fed to the model; empty: the model's own.",
         OVERLAP: "How much neighbouring tiles overlap; empty: the model's own, else 0.",
         WINDOW: "How overlapping tiles are weighted: equally (boxcar), or more at their centres (hann, "
-                "triangular).",
+                "triangular, tukey, gaussian).",
         AGGREGATION: "hardvote: each tile votes its class; softvote: mean class probabilities; mean: regression "
                      "values.",
         BATCH_SIZE: "Tiles given to the model at once.",
@@ -154,7 +153,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
                                  None, optional=True, minValue=1, maxValue=budget.MAX_TILE_SIZE))
         self.addParameter(number(self.OVERLAP, self.tr("Overlap between tiles (px; empty: the model's, else 0)"),
                                  qgis_enums.INTEGER, None, optional=True, minValue=0))
-        self.addParameter(EnumParameter(self.WINDOW, self.tr("Blending window"), WINDOWS))
+        self.add_window_parameters()
         self.addParameter(EnumParameter(self.AGGREGATION, self.tr("Aggregation of overlapping tiles"), AGGREGATIONS))
         self.addParameter(number(self.BATCH_SIZE, self.tr("Tiles per model call"), qgis_enums.INTEGER, 4, minValue=1,
                                  maxValue=budget.MAX_BATCH_SIZE))
@@ -193,7 +192,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             **self.model_input_arguments(parameters, context),
             tile_size=optional_int(parameters, self.TILE_SIZE),
             overlap=optional_int(parameters, self.OVERLAP),
-            window=self.word(parameters, self.WINDOW, context),
+            window=self.window_argument(parameters, context),
             aggregation=self.word(parameters, self.AGGREGATION, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             probabilities=self.parameterAsOutputLayer(parameters, self.OUTPUT_PROBABILITIES, context) or None,

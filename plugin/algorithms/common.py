@@ -25,6 +25,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ...core.engine.map_writer import OUTPUT_FORMATS
+from ...core.engine.stitching import WINDOWS
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
 from ..resources import help_text, resource_path
@@ -148,6 +149,7 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
     # The names of the parameters add_scale_parameters and add_model_input_parameters add, spelled once.
     WORKERS, DEVICE, DASK_SCHEDULER = "WORKERS", "DEVICE", "DASK_SCHEDULER"
     RESUME, OUTPUT_FORMAT = "RESUME", "OUTPUT_FORMAT"
+    WINDOW, WINDOW_PARAMETER = "WINDOW", "WINDOW_PARAMETER"
     BANDS, SCALE, OFFSET = "BANDS", "SCALE", "OFFSET"
     # One sentence per parameter: the Toolbox dialog's tooltips, the panel's tooltips and `qgis_process help`.
     parameter_help: dict[str, str] = {}
@@ -169,6 +171,8 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
         "OVERWRITE": "Replace the chip dataset already in the chip folder, as a whole; without it, such a folder is "
                      "refused.",
         "SEED": "The same seed gives the same result.",
+        WINDOW_PARAMETER: "Tukey's alpha (the tapered share of the tile: 0 is boxcar, 1 is Hann) or the Gaussian's "
+                          "sigma (in half tiles); empty: 0.5. The other windows take none.",
     }
 
     def addParameter(self, definition, createOutput=True):  # noqa: N802, N803 - QGIS API names
@@ -241,6 +245,22 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
         return {"bands": band_list(self, parameters, self.BANDS, context),
                 "scale": self.parameterAsDouble(parameters, self.SCALE, context),
                 "offset": self.parameterAsDouble(parameters, self.OFFSET, context)}
+
+    def add_window_parameters(self, default: str = "boxcar") -> None:
+        """WINDOW (how overlapping tiles are weighted) and its WINDOW_PARAMETER (advanced, optional)."""
+        self.addParameter(EnumParameter(self.WINDOW, self.tr("Blending window"), WINDOWS,
+                                        default=list(WINDOWS).index(default)))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.WINDOW_PARAMETER, self.tr("Window parameter (Tukey's alpha, the Gaussian's sigma; empty: 0.5)"),
+            qgis_enums.DOUBLE, None, optional=True, minValue=0.0))
+        self.mark_advanced(self.WINDOW_PARAMETER)
+
+    def window_argument(self, parameters, context) -> str:
+        """The core's window: its word, with its parameter when one is given ('tukey(0.25)')."""
+        word = self.word(parameters, self.WINDOW, context)
+        if parameters.get(self.WINDOW_PARAMETER) in (None, ""):
+            return word
+        return f"{word}({self.parameterAsDouble(parameters, self.WINDOW_PARAMETER, context)!r})"
 
     def add_workers_parameter(self) -> None:
         """WORKERS (advanced, optional: models and scripts saved before it existed keep working)."""

@@ -11,7 +11,6 @@ from qgis.core import (
 )
 
 from ...core import budget
-from ...core.engine import stitching
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
 from .classify import optional_float, optional_int
@@ -37,7 +36,7 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
         TILE_SIZE: "The side of the tiles fed to the model; empty: the model's own.",
         OVERLAP: "How much neighbouring tiles overlap; empty: the model's own, else 0.",
         WINDOW: "How overlapping tiles' scores are blended: equally (boxcar), or more at their centres (hann, "
-                "triangular).",
+                "triangular, tukey, gaussian).",
         BATCH_SIZE: "Tiles given to the model at once (a model that fixes its batch keeps its own).",
         OUTPUT: "The similarity map (cosine of the embeddings, −1 to 1) on the input's grid, float32.",
     }
@@ -64,8 +63,7 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
                                  None, optional=True, minValue=1, maxValue=budget.MAX_TILE_SIZE))
         self.addParameter(number(self.OVERLAP, self.tr("Overlap between tiles (px; empty: the model's)"),
                                  qgis_enums.INTEGER, None, optional=True, minValue=0))
-        self.addParameter(EnumParameter(self.WINDOW, self.tr("Blending window"), list(stitching.WINDOWS),
-                                        default=list(stitching.WINDOWS).index("hann")))
+        self.add_window_parameters("hann")
         self.addParameter(number(self.BATCH_SIZE, self.tr("Tiles per model call"), qgis_enums.INTEGER, 4, minValue=1,
                                  maxValue=budget.MAX_BATCH_SIZE))
         self.addParameter(EnumParameter(self.DEVICE, self.tr("Device for ONNX models"), DEVICES, optional=True))
@@ -83,7 +81,7 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
                                     self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
             **self.model_input_arguments(parameters, context),
             tile_size=optional_int(parameters, self.TILE_SIZE), overlap=optional_int(parameters, self.OVERLAP),
-            window=self.word(parameters, self.WINDOW, context),
+            window=self.window_argument(parameters, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context), mask=mask,
             resolution=optional_float(self, parameters, self.RESOLUTION, context),
             device=self.word(parameters, self.DEVICE, context)))

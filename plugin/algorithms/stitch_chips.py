@@ -10,7 +10,7 @@ from qgis.core import (
 )
 
 from .. import qgis_enums
-from .classify import AGGREGATIONS, WINDOWS
+from .classify import AGGREGATIONS
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
 
 
@@ -31,7 +31,7 @@ class StitchChipsAlgorithm(PatchworkAlgorithm):
     parameter_help = {
         INPUT: "A folder of per-chip predictions (GeoTIFFs on one grid, made anywhere).",
         WINDOW: "How overlapping chips are weighted: equally (boxcar), or more at their centres (hann, "
-                "triangular).",
+                "triangular, tukey, gaussian).",
         AGGREGATION: "hardvote: chips of class ids; softvote: chips of class probabilities; mean: values.",
         N_CLASSES: "The number of classes (ids 0 to N-1), for votes.",
         REFERENCE: "A raster whose grid and extent the mosaic takes; empty: the chips' union on their own grid.",
@@ -41,7 +41,7 @@ class StitchChipsAlgorithm(PatchworkAlgorithm):
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
         self.addParameter(QgsProcessingParameterFile(
             self.INPUT, self.tr("Folder of chip predictions (GeoTIFF)"), qgis_enums.FOLDER))
-        self.addParameter(EnumParameter(self.WINDOW, self.tr("Blending window"), WINDOWS))
+        self.add_window_parameters()
         self.addParameter(EnumParameter(self.AGGREGATION, self.tr("Aggregation of overlapping chips"), AGGREGATIONS))
         self.addParameter(QgsProcessingParameterNumber(
             self.N_CLASSES, self.tr("Number of classes (class ids 0..N-1; votes only)"),
@@ -59,7 +59,7 @@ class StitchChipsAlgorithm(PatchworkAlgorithm):
         reference = self.file_raster(parameters, self.REFERENCE, context)
         return CoreCall(stitch_chips, (self.parameterAsFile(parameters, self.INPUT, context),
                                        self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
-            window=self.word(parameters, self.WINDOW, context),
+            window=self.window_argument(parameters, context),
             aggregation=self.word(parameters, self.AGGREGATION, context),
             n_classes=self.parameterAsInt(parameters, self.N_CLASSES, context),
             reference=reference.source() if reference else None,

@@ -10,7 +10,6 @@ from qgis.core import (
 )
 
 from ...core import budget
-from ...core.engine import stitching
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
 from .classify import optional_int
@@ -29,7 +28,8 @@ class SuperResolveAlgorithm(PatchworkAlgorithm):
                "than its input.",
         OVERLAP: "Input pixels neighbouring tiles share, blended by the window; empty: the model's tiles_overlap, "
                  "else 0.",
-        WINDOW: "How overlapping tiles are weighted: equally (boxcar), or more at their centres (hann, triangular).",
+        WINDOW: "How overlapping tiles are weighted: equally (boxcar), or more at their centres (hann, triangular, "
+                "tukey, gaussian).",
         BATCH_SIZE: "Tiles given to the model at once (a model that fixes its batch keeps its own).",
         OUTPUT: "A float32 raster k times finer than the input (same corner, pixels k times smaller), one band per "
                 "model output.",
@@ -49,8 +49,7 @@ class SuperResolveAlgorithm(PatchworkAlgorithm):
         self.add_model_input_parameters()
         self.addParameter(number(self.OVERLAP, self.tr("Overlap between tiles (px; empty: the model's)"),
                                  qgis_enums.INTEGER, None, optional=True, minValue=0))
-        self.addParameter(EnumParameter(self.WINDOW, self.tr("Blending window"), list(stitching.WINDOWS),
-                                        default=list(stitching.WINDOWS).index("hann")))
+        self.add_window_parameters("hann")
         self.addParameter(number(self.BATCH_SIZE, self.tr("Tiles per model call"), qgis_enums.INTEGER, 1, minValue=1,
                                  maxValue=budget.MAX_BATCH_SIZE))
         self.addParameter(EnumParameter(self.DEVICE, self.tr("Device for ONNX models"), DEVICES, optional=True))
@@ -65,7 +64,7 @@ class SuperResolveAlgorithm(PatchworkAlgorithm):
         return CoreCall(superresolve, (raster.source(), self.parameterAsFile(parameters, self.MODEL, context),
                                        self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
             **self.model_input_arguments(parameters, context),
-            overlap=optional_int(parameters, self.OVERLAP), window=self.word(parameters, self.WINDOW, context),
+            overlap=optional_int(parameters, self.OVERLAP), window=self.window_argument(parameters, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             device=self.word(parameters, self.DEVICE, context)))
 

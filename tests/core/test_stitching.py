@@ -6,8 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from patchwork.core import Window
-from patchwork.core.engine.stitching import BlockAccumulator, first_argmax, taper, tile_weights
+from patchwork.core import PatchworkError, Window
+from patchwork.core.engine.stitching import (
+    SMALLEST_WEIGHT,
+    BlockAccumulator,
+    first_argmax,
+    parse_window,
+    taper,
+    tile_weights,
+)
 
 
 @pytest.mark.parametrize("window", ["boxcar", "hann", "triangular"])
@@ -32,6 +39,37 @@ def test_hann_and_triangular_shapes():
     assert tile_weights(4, 6, "hann", True, False, False, True).shape == (4, 6)
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.25, 0.5, 0.99, 1.0])
+@pytest.mark.parametrize("size", [1, 2, 7, 8, 16, 255])
+def test_tukey_is_the_seed_librarys_periodic_tukey_with_its_zero_given_the_smallest_weight(alpha, size):
+    from scipy.signal import windows
+
+    expected = windows.tukey(size, alpha, sym=False)
+    np.testing.assert_allclose(taper(size, f"tukey({alpha})"), np.maximum(expected, SMALLEST_WEIGHT), rtol=0,
+                               atol=1e-15)
+    if size > 1 and alpha > 0:
+        assert taper(size, f"tukey({alpha})")[0] == SMALLEST_WEIGHT  # no pixel left without weight
+
+
+def test_tukey_and_gaussian_as_the_seed_library_describes_them():
+    np.testing.assert_allclose(taper(8, "tukey"), [SMALLEST_WEIGHT, 0.5, 1, 1, 1, 1, 1, 0.5], atol=1e-12)
+    np.testing.assert_array_equal(taper(8, "tukey(0)"), np.ones(8))  # alpha 0: a boxcar
+    gaussian = taper(8, "gaussian")
+    k = np.arange(8)
+    np.testing.assert_allclose(gaussian, np.exp(-0.5 * ((k - 3.5) / 2.0) ** 2))  # sigma 0.5 · 8 / 2 = 2 px
+    assert gaussian[0] == pytest.approx(0.216, abs=1e-3)
+    np.testing.assert_allclose(taper(8, "gaussian(0.25)"), np.exp(-0.5 * ((k - 3.5) / 1.0) ** 2))
+    assert (taper(8, "gaussian", at_start=True)[:4] == 1).all()  # a border side is not tapered, as for the others
+
+
+@pytest.mark.parametrize("spec, message", [("cosine", "unknown window 'cosine'"),
+                                           ("hann(0.3)", "the hann window takes no parameter"),
+                                           ("tukey(1.5)", "Tukey's alpha"), ("gaussian(0)", "sigma")])
+def test_bad_windows_are_refused_with_the_reason(spec, message):
+    with pytest.raises(PatchworkError, match=message):
+        parse_window(spec)
+
+
 def _tiles(extent: int, size: int, stride: int) -> list[int]:
     anchors = list(range(0, max(extent - size, 0) + 1, stride))
     if anchors[-1] + size < extent:
@@ -45,7 +83,7 @@ def test_blocks_reconstruct_any_field_bit_identical_to_one_block(height, width, 
     """Cut anyhow, blocks give exactly (bit for bit) what one block of the whole raster gives."""
     size = min(size, height, width)
     stride = data.draw(st.integers(1, size))
-    window = data.draw(st.sampled_from(["boxcar", "hann", "triangular"]))
+    window = data.draw(st.sampled_from(["boxcar", "hann", "triangular", "tukey", "tukey(0.9)", "gaussian(0.3)"]))
     block = data.draw(st.integers(1, max(height, width)))
     field = np.random.default_rng(height * 100 + width).normal(size=(2, height, width))
     rows, cols = _tiles(height, size, stride), _tiles(width, size, stride)

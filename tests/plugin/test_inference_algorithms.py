@@ -22,7 +22,8 @@ from tests.conftest import REPO, SHARED_DATA, files_under
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
 CLASSIFY_PARAMETERS = ["INPUT", "MODEL", "BANDS", "SCALE", "OFFSET", "MASK", "EXTENT", "RESOLUTION", "OUTPUT_GRID",
-                       "TILE_SIZE", "OVERLAP", "WINDOW", "AGGREGATION", "BATCH_SIZE", "TRUST_MODEL", "MIN_SEGMENT",
+                       "TILE_SIZE", "OVERLAP", "WINDOW", "WINDOW_PARAMETER", "AGGREGATION", "BATCH_SIZE",
+                       "TRUST_MODEL", "MIN_SEGMENT",
                        "WORKERS", "DEVICE", "DASK_SCHEDULER", "RESUME", "OUTPUT_FORMAT", "OUTPUT",
                        "OUTPUT_PROBABILITIES", "OUTPUT_VECTOR", "OUTPUT_AREAS", "OUTPUT_UNCERTAINTY", "UNCERTAINTY"]
 
@@ -39,7 +40,7 @@ def test_algorithms_are_registered_with_the_documented_parameters(patchwork_prov
     classify = registry.algorithmById("patchwork:classify")
     assert classify.displayName() == "Classify raster (tiled)"
     assert [p.name() for p in classify.parameterDefinitions()] == CLASSIFY_PARAMETERS
-    assert classify.parameterDefinition("WINDOW").options() == ["boxcar", "hann", "triangular"]
+    assert classify.parameterDefinition("WINDOW").options() == ["boxcar", "hann", "triangular", "tukey", "gaussian"]
     assert classify.parameterDefinition("AGGREGATION").options() == ["hardvote", "softvote", "mean"]
     assert classify.parameterDefinition("DEVICE").options() == ["auto", "cpu", "cuda"]
     assert classify.parameterDefinition("OUTPUT_FORMAT").options()[1].startswith("Cloud-optimised GeoTIFF")
@@ -267,3 +268,18 @@ def test_classify_writes_an_uncertainty_map_styled_from_sure_to_unsure(patchwork
     with pytest.raises(QgsProcessingException, match="UNCERTAINTY: 'variance' does not apply to a class map"):
         run("classify", {"INPUT": s2_path, "MODEL": RULES, "OUTPUT": str(tmp_path / "c2.tif"),
                          "OUTPUT_UNCERTAINTY": str(tmp_path / "u2.tif"), "UNCERTAINTY": "variance"})
+
+
+def test_tukey_and_gaussian_windows_take_their_parameter(patchwork_provider, tmp_path, s2_path):
+    """The seed library's last two windows, with alpha or sigma; a parameter for a window without one is refused."""
+    maps = []
+    for window, parameter in (("tukey", 0.25), ("gaussian", 0.3), ("boxcar", None)):
+        params = {"INPUT": s2_path, "MODEL": RULES, "SCALE": 1e-4, "TILE_SIZE": 64, "OVERLAP": 16,
+                  "WINDOW": window, "AGGREGATION": "softvote", "OUTPUT": str(tmp_path / f"{window}.tif")}
+        if parameter is not None:
+            params["WINDOW_PARAMETER"] = parameter
+        maps.append(gdal.Open(run("classify", params)["OUTPUT"]).ReadAsArray())
+    assert (maps[0] == maps[2]).all() and (maps[1] == maps[2]).all()  # a per-pixel model: any window, one map
+    with pytest.raises(QgsProcessingException, match="WINDOW_PARAMETER: the hann window takes no parameter"):
+        run("classify", {"INPUT": s2_path, "MODEL": RULES, "WINDOW": "hann", "WINDOW_PARAMETER": 0.3,
+                         "OUTPUT": str(tmp_path / "x.tif")})
