@@ -65,15 +65,16 @@ from .tasks.detect import detect
 from .tasks.recognize import recognize
 from .tasks.sample_chips import SampleResult, sample_chips
 from .tasks.stitch_chips import stitch_chips
+from .tasks.suggest_labels import Places, suggest_labels
 from .tasks.superresolve import superresolve
 from .tasks.train_classifier import train_classifier
 
 __all__ = [
     # tasks: one per Processing algorithm
     "assess_accuracy", "augment_chips", "classify", "compare_classifications", "detect", "draw_accuracy_sample",
-    "recognize", "sample_chips", "stitch_chips", "superresolve", "train_classifier",
+    "recognize", "sample_chips", "stitch_chips", "suggest_labels", "superresolve", "train_classifier",
     # what they take and give
-    "Aoi", "ChipDataset", "ClassifyResult", "Feedback", "GeoTiffWriter", "Model", "ModelInfo", "RasterSource",
+    "Aoi", "ChipDataset", "ClassifyResult", "Feedback", "Places", "GeoTiffWriter", "Model", "ModelInfo", "RasterSource",
     "SamplePoints", "SampleResult", "SilentFeedback", "VectorLabels", "Window", "XyzSource", "from_config",
     "load_model", "load_pipeline", "pixel_to_world", "preset_names", "read_index", "window_geotransform",
     "write_geotiff",

@@ -13,6 +13,7 @@ from .algorithms.detect import DetectAlgorithm
 from .algorithms.recognize import RecognizeAlgorithm
 from .algorithms.sample_chips import SampleChipsAlgorithm
 from .algorithms.stitch_chips import StitchChipsAlgorithm
+from .algorithms.suggest_labels import SuggestLabelsAlgorithm
 from .algorithms.superresolve import SuperResolveAlgorithm
 from .algorithms.train_classifier import TrainClassifierAlgorithm
 from .resources import resource_path
@@ -46,7 +47,7 @@ class PatchworkProvider(QgsProcessingProvider):
         for algorithm in (SampleChipsAlgorithm(), AugmentChipsAlgorithm(), TrainClassifierAlgorithm(),
                           ClassifyAlgorithm(), DetectAlgorithm(), SuperResolveAlgorithm(), RecognizeAlgorithm(),
                           StitchChipsAlgorithm(), CompareAlgorithm(), AccuracySampleAlgorithm(),
-                          AccuracyAlgorithm()):
+                          AccuracyAlgorithm(), SuggestLabelsAlgorithm()):
             self.addAlgorithm(algorithm)
         self.addAlgorithm(workflow_model("patchwork_workflow.model3", "workflow"))
         self.addAlgorithm(workflow_model("patchwork_workflow_polygons.model3", "workflowpolygons"))

@@ -190,15 +190,25 @@ def _write_style(raster_path: str, qml: str) -> str:
 
 
 def labelling_points_qml(values: list[int], names: list[str], colours: list[str], field: str,
-                         read_only: list[str], hidden: list[str]) -> str:
-    """A QGIS .qml style for points to label.
+                         read_only: list[str], hidden: list[str], polygons: bool = False) -> str:
+    """A QGIS .qml style for points (or, with `polygons`, squares) to label.
 
-    Each point is drawn in the colour of its `field` class (hollow magenta while it is empty), `field` is edited as
+    Each is drawn in the colour of its `field` class (hollow magenta while it is empty), `field` is edited as
     a drop-down of the class names (a value map), the `read_only` fields are locked in the form, and the `hidden`
     ones left out of the attribute table (labels given blind to the map are the better practice).
     """
 
     def marker(i: int, fill: str, outline: str) -> str:
+        if polygons:  # an outline in the class's colour: the imagery inside stays visible
+            return f"""      <symbol name="{i}" type="fill" alpha="1" clip_to_extent="1" force_rhr="0">
+        <layer class="SimpleFill" enabled="1" locked="0" pass="0">
+          <prop k="color" v="0,0,0,0"/>
+          <prop k="style" v="no"/>
+          <prop k="outline_color" v="{outline if fill.endswith(',0') else fill}"/>
+          <prop k="outline_style" v="solid"/>
+          <prop k="outline_width" v="0.8"/>
+        </layer>
+      </symbol>"""
         return f"""      <symbol name="{i}" type="marker" alpha="1" clip_to_extent="1" force_rhr="0">
         <layer class="SimpleMarker" enabled="1" locked="0" pass="0">
           <prop k="color" v="{fill}"/>

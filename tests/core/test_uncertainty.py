@@ -7,28 +7,9 @@ import pytest
 from osgeo import gdal
 
 from patchwork.core import PatchworkError, classify
-from tests.onnx_models import save_model
+from tests.onnx_models import tile_dependent_model
 
 WEIGHTS = np.random.default_rng(7).normal(0, 25, (3, 4, 3, 3)).astype(np.float32)
-
-
-def tile_dependent_model(path: str, weights: np.ndarray, softmax: bool, metadata: dict) -> str:
-    """Each tile less its own mean, then a 3x3 convolution with zero padding (softmaxed for classes): what a pixel
-    gets depends on the tile it is seen in, as with networks normalised per tile, so overlapping tiles disagree."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    k = len(weights)
-    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 4, "height", "width"])
-    out = helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", k, "height", "width"])
-    nodes = [helper.make_node("ReduceMean", ["input"], ["mean"], axes=[2, 3], keepdims=1),
-             helper.make_node("Sub", ["input", "mean"], ["centred"]),
-             helper.make_node("Conv", ["centred", "W", "B"], ["conv" if softmax else "output"], kernel_shape=[3, 3],
-                              pads=[1, 1, 1, 1])]
-    if softmax:
-        nodes.append(helper.make_node("Softmax", ["conv"], ["output"], axis=1))
-    graph = helper.make_graph(nodes, "per_tile", [inp], [out], initializer=[
-        numpy_helper.from_array(weights, "W"), numpy_helper.from_array(np.zeros(k, np.float32), "B")])
-    return save_model(graph, metadata, path)
 
 
 @pytest.fixture(scope="module")

@@ -97,3 +97,49 @@ def test_a_map_in_a_crs_without_linear_units_is_refused(patchwork_provider, tmp_
         fh.write("WKT,reference\n" + "".join(f'"POINT ({i}.5 {i}.5)",{int(i >= 10)}\n' for i in range(20)))
     message = refusal("accuracy", {"INPUT": path, "SAMPLES": points, "REFERENCE_FIELD": "reference"})
     assert "INPUT: the class map's CRS has no linear unit" in message
+
+
+def test_suggest_labels_from_classifys_uncertainty_keeps_away_from_labels_in_another_crs(class_map, tmp_path,
+                                                                                          s2_path):
+    """#24 item 4 through Processing: uncertainty from classify (soft votes of a model unsure at tile seams), places
+    away from earlier labels given in Web Mercator, balanced across classes, opened ready to label."""
+    from qgis.core import (
+        QgsCoordinateReferenceSystem,
+        QgsCoordinateTransform,
+        QgsFeature,
+        QgsGeometry,
+        QgsPointXY,
+        QgsProject,
+    )
+
+    from tests.onnx_models import tile_dependent_model
+
+    weights = np.random.default_rng(7).normal(0, 25, (3, 4, 3, 3)).astype(np.float32)
+    model = tile_dependent_model(str(tmp_path / "m.onnx"), weights, True, {})
+    classified = run("classify", {"INPUT": s2_path, "MODEL": model, "SCALE": 1e-4, "TILE_SIZE": 64, "OVERLAP": 16,
+                                  "AGGREGATION": "softvote", "OUTPUT": str(tmp_path / "c.tif"),
+                                  "OUTPUT_UNCERTAINTY": str(tmp_path / "u.tif"), "UNCERTAINTY": "margin"})
+    ds = gdal.Open(classified["OUTPUT_UNCERTAINTY"])
+    gt, unsure = ds.GetGeoTransform(), ds.ReadAsArray()
+    r, c = np.unravel_index(np.nanargmax(unsure), unsure.shape)  # the least sure pixel, labelled already
+    labelled = QgsVectorLayer("Point?crs=EPSG:3857", "labelled", "memory")
+    to_mercator = QgsCoordinateTransform(QgsCoordinateReferenceSystem("EPSG:4326"),
+                                         QgsCoordinateReferenceSystem("EPSG:3857"), QgsProject.instance())
+    feature = QgsFeature()
+    feature.setGeometry(QgsGeometry.fromPointXY(to_mercator.transform(
+        QgsPointXY(gt[0] + (c + 0.5) * gt[1], gt[3] + (r + 0.5) * gt[5]))))
+    labelled.dataProvider().addFeatures([feature])
+    QgsProject.instance().addMapLayer(labelled)
+    done = run("suggestlabels", {"INPUT": classified["OUTPUT_UNCERTAINTY"], "CLASSES": classified["OUTPUT"],
+                                 "LABELLED": labelled, "COUNT": 12, "MIN_DISTANCE": 8, "BALANCE": True,
+                                 "OUTPUT": str(tmp_path / "next.gpkg")})
+    assert done["PLACES"] == 12
+    layer = QgsVectorLayer(done["OUTPUT"], "next", "ogr")
+    assert layer.editorWidgetSetup(layer.fields().indexOf("label")).type() == "ValueMap"
+    classes = [f["predicted_class"] for f in layer.getFeatures()]
+    assert sorted(classes) == [0] * 4 + [1] * 4 + [2] * 4
+    for f in layer.getFeatures():
+        point = f.geometry().asPoint()
+        row, col = int((point.y() - gt[3]) // gt[5]), int((point.x() - gt[0]) // gt[1])
+        assert np.hypot(row - r, col - c) >= 8  # never at (or near) what is labelled
+    QgsProject.instance().removeMapLayer(labelled.id())

@@ -65,7 +65,8 @@ def test_plugin_loads_and_explains_missing_packages(tmp_path, s2_path):
     assert result["algorithms"] == ["patchwork:accuracy", "patchwork:accuracysample",  # numpy + GDAL: all they need
                                     "patchwork:augmentchips", "patchwork:classify", "patchwork:compare",
                                     "patchwork:detect", "patchwork:recognize", "patchwork:samplechips",
-                                    "patchwork:stitchchips", "patchwork:superresolve", "patchwork:trainclassifier",
+                                    "patchwork:stitchchips", "patchwork:suggestlabels", "patchwork:superresolve",
+                                    "patchwork:trainclassifier",
                                     "patchwork:workflow", "patchwork:workflowpolygons"]
     assert os.path.exists(result["rules_output"])  # numpy + GDAL are enough for rules models
     # The toolbox greys out what cannot run at all, and says why: training (classify runs rules models)

@@ -1,0 +1,275 @@
+"""patchwork:suggestlabels — where to label next: the places the map is least sure of, spread apart.
+
+From an uncertainty map (classify's OUTPUT_UNCERTAINTY), the COUNT most uncertain pixels that lie at least
+MIN_DISTANCE pixels from each other and from every place already labelled (polygons, points or lines, any CRS),
+optionally taken in turn from each predicted class. Ties are broken by a seeded order of the pixels, so the same
+SEED gives the same places. The map is read in strips: memory holds the candidates, never the map.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from osgeo import ogr, osr
+
+from ..engine.postprocess import store_default_style
+from ..errors import PatchworkError, reports_errors
+from ..geometry import Window
+from ..io.aoi import Aoi
+from ..io.gdal_errors import checked, opened
+from ..io.palette import class_colours, labelling_points_qml, read_classes
+from ..io.partials import remove_file, replace_file, temporary_sibling
+from ..io.paths import check_outputs
+from ..io.raster import RasterSource, same_crs
+from ..io.vectors import read_features, traditional_srs
+from ..io.writer import require_writable_folder
+from ..progress import Feedback, SilentFeedback, check_cancelled
+
+SHAPES = ("point", "chip")
+LAYER = "suggestions"
+LABEL_FIELD = "label"
+FIELDS = (("rank", ogr.OFTInteger), ("uncertainty", ogr.OFTReal), ("predicted_class", ogr.OFTInteger),
+          ("predicted_name", ogr.OFTString), (LABEL_FIELD, ogr.OFTInteger))
+STRIP_ROWS = 256
+
+
+@dataclass
+class Places:
+    """Places already labelled: geometries of any kind (WKT) and their CRS."""
+    wkts: Sequence[str]
+    crs_wkt: str
+
+    @classmethod
+    def from_file(cls, path: str, layer: str | None = None) -> Places:
+        """The features of a vector file."""
+        wkts, crs_wkt, _values = read_features(path, "LABELLED", layer)
+        return cls(wkts, crs_wkt)
+
+    def keep_away_zone(self, crs_wkt: str, distance: float) -> Aoi | None:
+        """Everything within `distance` (map units of `crs_wkt`) of the places, as polygons in that CRS."""
+        transform = None
+        if self.crs_wkt and crs_wkt and not same_crs(self.crs_wkt, crs_wkt):
+            transform = opened(osr.CoordinateTransformation, traditional_srs(self.crs_wkt), traditional_srs(crs_wkt))
+        zone = None
+        for wkt in self.wkts:
+            geometry = ogr.CreateGeometryFromWkt(wkt)
+            if geometry is None or geometry.IsEmpty():
+                continue
+            if transform is not None:
+                checked(geometry.Transform, transform)
+            grown = geometry.Buffer(distance, 4)
+            zone = grown if zone is None else zone.Union(grown)
+        return Aoi([zone.ExportToWkt()], crs_wkt, "LABELLED") if zone is not None and not zone.IsEmpty() else None
+
+
+@dataclass
+class Suggestions:
+    """The places suggested: where they were written, how many, and per predicted class."""
+    output: str
+    count: int
+    least_uncertainty: float  # the lowest uncertainty among them
+    per_class: dict[int, int] = field(default_factory=dict)
+
+
+def _order_keys(seed: int, row: int, cols: slice) -> np.ndarray:
+    """A seeded random key per pixel of a row, the same however the map is read: it breaks ties of uncertainty."""
+    return np.random.default_rng([seed, row]).random(cols.stop)[cols]
+
+
+def _candidates(src: RasterSource, classes: RasterSource | None, zone: Aoi | None, wanted: int, seed: int,
+                per_class: bool, feedback: Feedback) -> tuple[np.ndarray, int]:
+    """The `wanted` most uncertain pixels outside `zone` (of each class with `per_class`), and how many usable.
+
+    Rows of (uncertainty, key, row, col, predicted class or -1), most uncertain first.
+    """
+    best = np.zeros((0, 5))
+    usable = 0
+    for top in range(0, src.height, STRIP_ROWS):
+        check_cancelled(feedback)
+        win = Window(top, 0, min(STRIP_ROWS, src.height - top), src.width)
+        values, valid = src.read(win)
+        u = values[0].astype(np.float64)
+        ok = valid & np.isfinite(u)
+        if zone is not None:
+            ok &= ~zone.inside_mask(src.geotransform, win)
+        predicted = np.full(u.shape, -1.0)
+        if classes is not None:
+            class_values, class_valid = classes.read(win)
+            predicted = np.where(class_valid, class_values[0], -1).astype(np.float64)
+        rows, cols = np.nonzero(ok)
+        usable += len(rows)
+        keys = np.concatenate([_order_keys(seed, top + r, slice(0, src.width)) for r in range(win.height)]) \
+            .reshape(win.height, src.width)[rows, cols]
+        found = np.column_stack([u[rows, cols], keys, rows + top, cols, predicted[rows, cols]])
+        merged = np.concatenate([best, found])
+        merged = merged[np.lexsort((merged[:, 1], -merged[:, 0]))]  # most uncertain first; ties in seeded order
+        best = merged[_rank_in_class(merged[:, 4]) < wanted] if per_class else merged[:wanted]
+        feedback.set_progress(100.0 * (top + win.height) / src.height)
+    return best, usable
+
+
+def _rank_in_class(predicted: np.ndarray) -> np.ndarray:
+    """Each row's place among the rows of its class, in their order."""
+    ranks = np.empty(len(predicted), np.int64)
+    for k in np.unique(predicted):
+        members = np.flatnonzero(predicted == k)
+        ranks[members] = np.arange(len(members))
+    return ranks
+
+
+def _spread(candidates: np.ndarray, count: int, min_distance: float, balance: bool) -> list[int]:
+    """Indices of candidates (in order of preference) kept at least `min_distance` px apart.
+
+    With `balance`, taken in turn from each predicted class.
+    """
+    cell = max(min_distance, 1e-9)
+    grid: dict[tuple[int, int], list[tuple[float, float]]] = {}
+
+    def free(r: float, c: float) -> bool:
+        gr, gc = int(r // cell), int(c // cell)
+        return all((r - r2) ** 2 + (c - c2) ** 2 >= min_distance ** 2
+                   for dr in (-1, 0, 1) for dc in (-1, 0, 1) for r2, c2 in grid.get((gr + dr, gc + dc), ()))
+
+    queues = [np.arange(len(candidates))]
+    if balance:
+        queues = [np.flatnonzero(candidates[:, 4] == k) for k in np.unique(candidates[:, 4])]
+    positions = [0] * len(queues)
+    chosen: list[int] = []
+    while len(chosen) < count and any(p < len(q) for p, q in zip(positions, queues)):
+        for q, queue in enumerate(queues):  # one from each class in turn (one queue without balance)
+            while positions[q] < len(queue):
+                i = queue[positions[q]]
+                positions[q] += 1
+                r, c = candidates[i, 2], candidates[i, 3]
+                if free(r, c):
+                    grid.setdefault((int(r // cell), int(c // cell)), []).append((r, c))
+                    chosen.append(int(i))
+                    break
+            if len(chosen) == count:
+                break
+    return chosen
+
+
+@reports_errors
+def suggest_labels(uncertainty: str, output: str, *, count: int = 50, min_distance: float = 32,
+                   classes: str | None = None, labelled: Places | None = None, balance: bool = False,
+                   shape: str = "point", chip_size: int = 64, seed: int = 0, feedback: Feedback | None = None,
+                   check_only: bool = False) -> Suggestions | None:
+    """Write to `output` (GeoPackage) the `count` places the map is least sure of, spread apart.
+
+    Args:
+        uncertainty: An uncertainty map (band 1: larger is less sure), such as classify's OUTPUT_UNCERTAINTY.
+        output: The GeoPackage to write (layer "suggestions").
+        count: How many places.
+        min_distance: The least distance between two places, and from a place already labelled, in pixels.
+        classes: The class map on the same grid: each place's predicted class, and the label's list of classes.
+        labelled: Places already labelled (any geometry, any CRS): none is suggested within `min_distance` of them.
+        balance: Take the places in turn from each predicted class (needs `classes`).
+        shape: "point" (the pixel's centre) or "chip" (a square of `chip_size` px around it).
+        chip_size: The side of a chip, in pixels.
+        seed: Breaks ties of uncertainty; the same seed gives the same places.
+        feedback: Progress, cancel and messages.
+        check_only: Make the checks a run makes before it reads the map, then return None.
+    """
+    feedback = feedback or SilentFeedback()
+    if not output.lower().endswith(".gpkg"):
+        raise PatchworkError(f"OUTPUT: the places are written as a GeoPackage: give it a .gpkg name, not '{output}'.")
+    if shape not in SHAPES:
+        raise PatchworkError(f"SHAPE: '{shape}' is not one of {', '.join(SHAPES)}.")
+    if count < 1 or min_distance < 0 or chip_size < 1:
+        raise PatchworkError("COUNT, MIN_DISTANCE and CHIP_SIZE: give at least 1 place, a distance of 0 or more and "
+                             "a chip of at least 1 px.")
+    if balance and not classes:
+        raise PatchworkError("BALANCE: taking places in turn from each class needs the CLASSES map.")
+    check_outputs({"OUTPUT": output}, {"INPUT": uncertainty, "CLASSES": classes})
+    require_writable_folder(os.path.dirname(os.path.abspath(output)), "OUTPUT")
+    with RasterSource(uncertainty, "INPUT") as src:
+        class_src = RasterSource(classes, "CLASSES") if classes else None
+        try:
+            if class_src is not None:
+                src.require_same_grid(class_src)
+            if check_only:
+                return None
+            pixel = math.hypot(src.geotransform[1], src.geotransform[2])
+            zone = labelled.keep_away_zone(src.crs_wkt, min_distance * pixel) if labelled else None
+            wanted = count * 64
+            while True:
+                candidates, usable = _candidates(src, class_src, zone, wanted, seed, balance, feedback)
+                chosen = _spread(candidates, count, min_distance, balance)
+                if len(chosen) >= count or len(candidates) >= usable:
+                    break
+                wanted *= 8  # the closest candidates crowded each other out: look further down the list
+            names = {v: n for v, (n, _c) in read_classes(class_src.dataset.GetRasterBand(1)).items()} \
+                if class_src is not None else {}
+            colours = {v: c for v, (_n, c) in read_classes(class_src.dataset.GetRasterBand(1)).items() if c} \
+                if class_src is not None else {}
+        finally:
+            if class_src is not None:
+                class_src.close()
+        picked = candidates[chosen]
+        _write(output, picked, src.geotransform, src.crs_wkt, shape, chip_size, names, colours)
+    if len(picked) < count:
+        feedback.info(f"Only {len(picked)} places are {min_distance:g} px from each other and from the labelled "
+                      "ones; lower MIN_DISTANCE for more.")
+    per_class = {int(k): int((picked[:, 4] == k).sum()) for k in np.unique(picked[:, 4]) if k >= 0}
+    least = float(picked[:, 0].min()) if len(picked) else math.nan
+    feedback.info(f"{len(picked)} places to label, uncertainty {least:.3f} to {float(picked[:, 0].max()):.3f}"
+                  + (" — " + ", ".join(f"{names.get(k, k)}: {n}" for k, n in per_class.items()) if per_class else "")
+                  if len(picked) else "No place to suggest: the map has no pixel with an uncertainty.")
+    return Suggestions(output, len(picked), least, per_class)
+
+
+def _write(path: str, picked: np.ndarray, gt, crs_wkt: str, shape: str, chip_size: int, names: dict[int, str],
+           colours: dict[int, str]) -> None:
+    """The places, most uncertain first, with an empty label ready to fill."""
+    temporary = temporary_sibling(path)
+    try:
+        ds = opened(ogr.GetDriverByName("GPKG").CreateDataSource, temporary)
+        kind = ogr.wkbPoint if shape == "point" else ogr.wkbPolygon
+        layer = opened(ds.CreateLayer, LAYER, traditional_srs(crs_wkt) if crs_wkt else None, kind)
+        for name, field_type in FIELDS:
+            checked(layer.CreateField, ogr.FieldDefn(name, field_type))
+        checked(layer.StartTransaction)
+        half = chip_size / 2
+        for rank, (value, _key, row, col, predicted) in enumerate(picked, 1):
+            feature = ogr.Feature(layer.GetLayerDefn())
+            feature.SetField(0, rank)
+            feature.SetField(1, float(value))
+            if predicted >= 0:
+                feature.SetField(2, int(predicted))
+                feature.SetField(3, names.get(int(predicted), f"class {int(predicted)}"))
+            feature.SetFieldNull(len(FIELDS) - 1)
+            feature.SetGeometry(_place(gt, row + 0.5, col + 0.5, half if shape == "chip" else 0))
+            checked(layer.CreateFeature, feature)
+        checked(layer.CommitTransaction)
+        values = sorted(names)
+        palette = class_colours(len(values))
+        store_default_style(ds, LAYER, labelling_points_qml(
+            values, [names[v] for v in values], [colours.get(v, palette[i]) for i, v in enumerate(values)],
+            LABEL_FIELD, [name for name, _t in FIELDS if name != LABEL_FIELD], [], polygons=shape == "chip"))
+        layer = ds = None
+        replace_file(temporary, path)
+    except BaseException:
+        layer = ds = None
+        remove_file(temporary)
+        raise
+
+
+def _place(gt, row: float, col: float, half: float) -> ogr.Geometry:
+    """A pixel-centre point, or the square of side 2·`half` px around it, in map coordinates."""
+    def world(r: float, c: float) -> tuple[float, float]:
+        return gt[0] + c * gt[1] + r * gt[2], gt[3] + c * gt[4] + r * gt[5]
+
+    if not half:
+        point = ogr.Geometry(ogr.wkbPoint)
+        point.AddPoint_2D(*world(row, col))
+        return point
+    ring = ogr.Geometry(ogr.wkbLinearRing)
+    for dr, dc in ((-half, -half), (-half, half), (half, half), (half, -half), (-half, -half)):
+        ring.AddPoint_2D(*world(row + dr, col + dc))
+    polygon = ogr.Geometry(ogr.wkbPolygon)
+    polygon.AddGeometry(ring)
+    return polygon
