@@ -757,6 +757,8 @@ class PatchworkDock(QgsDockWidget):
         elif algorithm_id == Classify.ID and self.run.layers:
             self.compare_form.set_value(Compare.INPUT, self.run.layers[0])
             self.report.set_map(self.run.layers[0])
+            unsure = results.get(Classify.OUTPUT_UNCERTAINTY)
+            self.report.set_uncertainty(unsure, results.get(Classify.OUTPUT))
         elif algorithm_id == AccuracySample.ID and self.run.layers:
             self.report.set_sample(self.run.layers[0], self.run.parameters.get(AccuracySample.INPUT))
 

@@ -28,6 +28,7 @@ from ..plugin.algorithms.detect import DetectAlgorithm as Detect
 from ..plugin.algorithms.recognize import RecognizeAlgorithm as Recognize
 from ..plugin.algorithms.sample_chips import SampleChipsAlgorithm as Sample
 from ..plugin.algorithms.stitch_chips import StitchChipsAlgorithm as Stitch
+from ..plugin.algorithms.suggest_labels import SuggestLabelsAlgorithm as SuggestLabels
 from ..plugin.algorithms.superresolve import SuperResolveAlgorithm as SuperResolve
 from ..plugin.algorithms.train_classifier import TrainClassifierAlgorithm as Train
 from ..plugin.resources import resource_path
@@ -45,6 +46,7 @@ LAYER_OUTPUTS = {
     Recognize.ID: [(Recognize.OUTPUT, "raster")],
     Stitch.ID: [(Stitch.OUTPUT, "raster")],
     AccuracySample.ID: [(AccuracySample.OUTPUT, "styled vector")],
+    SuggestLabels.ID: [(SuggestLabels.OUTPUT, "styled vector")],
 }
 TEMPORARY = "TEMPORARY_OUTPUT"  # Processing writes the output to a temporary file, as QGIS's dialogs offer
 
@@ -220,6 +222,7 @@ class AlgorithmRun(QObject):
             (Recognize.ID, Recognize.OUTPUT): f"similarity — {model}",
             (Compare.ID, Compare.OUTPUT): "agreement",
             (Stitch.ID, Stitch.OUTPUT): "mosaic",
+            (SuggestLabels.ID, SuggestLabels.OUTPUT): f"label next ({results.get(SuggestLabels.PLACES)})",
             (AccuracySample.ID, AccuracySample.OUTPUT):
                 f"points to label — {self.input_name()} ({results.get(AccuracySample.POINTS)})",
         }

@@ -650,13 +650,20 @@ def test_the_report_tab_draws_points_opens_them_for_labelling_and_assesses_the_m
     dock.classify.model_file.setFilePath(RULES)
     dock.classify.scale.setValue(0.0001)
     dock.classify.classified_file.setFilePath(str(tmp_path / "classes.tif"))
+    assert not dock.report.suggest_button.isEnabled()  # nothing classified yet
+    dock.report.assess()
+    assert "Choose the labelled points first" in dock.message.text()
+    dock.classify.uncertainty_file.setFilePath(str(tmp_path / "unsure.tif"))
     dock.classify.run_classify()
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
     class_map = dock.run.layers[0]
+    assert dock.report.suggest_button.isEnabled()  # what to label next, from that run's uncertainty
+    dock.report.suggest_button.click()
+    ok, message = wait_for(dock.run, qgis_app)
+    assert ok, message
+    assert dock.run.layers[0].name() == "label next (50)"
     assert dock.report.sample_form.values()[AccuracySample.INPUT] in (class_map.id(), class_map.source(), class_map)
-    dock.report.assess()
-    assert "Choose the labelled points first" in dock.message.text()
     dock.report.sample_form.set_value(AccuracySample.TARGET_SE, 0.02)
     dock.report.sample_form.set_value(AccuracySample.OUTPUT, str(tmp_path / "points.gpkg"))
     dock.report.sample_button.click()

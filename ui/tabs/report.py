@@ -1,5 +1,6 @@
-"""The Report tab: a map's accuracy and area with confidence intervals, in three steps — draw points to label, label
-them on the map, assess — each step handing its result to the next."""
+"""The Report tab: what to label next, from the last classification's uncertainty; and a map's accuracy and area
+with confidence intervals, in three steps — draw points to label, label them on the map, assess — each step handing
+its result to the next."""
 from __future__ import annotations
 
 from qgis.core import QgsVectorLayer
@@ -8,7 +9,9 @@ from qgis.PyQt.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ...plugin.algorithms.accuracy import AccuracyAlgorithm as Accuracy
 from ...plugin.algorithms.accuracy import AccuracySampleAlgorithm as AccuracySample
+from ...plugin.algorithms.suggest_labels import SuggestLabelsAlgorithm as SuggestLabels
 from ..forms import AlgorithmForm
+from ..runner import TEMPORARY
 from ..widgets import WrappedLabel, scrolled, tr
 
 
@@ -29,8 +32,17 @@ class ReportTab(QWidget):
     def __init__(self, canvas=None) -> None:
         super().__init__()
         self.sample_layer: QgsVectorLayer | None = None
+        self.unsure = self.classes = None  # the last classification's uncertainty and class maps
         content = QWidget()
         layout = QVBoxLayout(content)
+        layout.addWidget(step_title(tr("What to label next")))
+        self.suggest_button = QPushButton(tr("Suggest places to label"))
+        self.suggest_button.setToolTip(tr("Run Patchwork ▸ Suggest what to label next on the last classification's "
+                                          "uncertainty map (write one in Classify): 50 places, least sure first, "
+                                          "32 px apart, balanced across classes"))
+        self.suggest_button.setEnabled(False)
+        self.suggest_button.clicked.connect(self.suggest)
+        layout.addWidget(self.suggest_button)
         layout.addWidget(step_title(tr("1. Points to label, drawn from the map")))
         self.sample_form = AlgorithmForm(AccuracySample.ID, canvas)
         layout.addWidget(self.sample_form)
@@ -63,7 +75,20 @@ class ReportTab(QWidget):
 
     def run_buttons(self) -> list[QPushButton]:
         """The buttons that start a run."""
-        return [self.sample_button, self.accuracy_button]
+        return [self.suggest_button, self.sample_button, self.accuracy_button]
+
+    def set_uncertainty(self, uncertainty, classes) -> None:
+        """The last classification's uncertainty map (None: it wrote none) and class map, for the suggestions."""
+        self.unsure, self.classes = uncertainty, classes
+        self.suggest_button.setEnabled(uncertainty is not None)
+
+    def suggest(self) -> None:
+        if self.unsure is None:
+            self.message_shown.emit(tr("Classify with an uncertainty map first (Classify ▸ Uncertainty)."), True)
+            return
+        self.run_requested.emit(SuggestLabels.ID, {
+            SuggestLabels.INPUT: self.unsure, SuggestLabels.CLASSES: self.classes, SuggestLabels.BALANCE: True,
+            SuggestLabels.OUTPUT: TEMPORARY})
 
     def assess(self) -> None:
         parameters = self.accuracy_form.values()
