@@ -5,6 +5,7 @@ the same square with the same radius. Both fill the space; the ratio of points p
 Augmentation: see scripts/bench_augment.py (throughput per op against albumentations).
 Tiled inference: see scripts/bench_inference.py (one worker vs its compute and I/O floors, workers and Dask,
 peak memory on a 200,000 px wide VRT and a 16,000² GeoTIFF).
+What to label next: see scripts/bench_labelling.py (accuracy curves of suggested vs random labels).
 Ratios, not absolute times, are the result: they hold across machines.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 
 import bench_augment  # sibling scripts
 import bench_inference
+import bench_labelling
 import numpy as np
 from bench_inference import best_of
 
@@ -52,6 +54,8 @@ def main() -> None:
     verdicts += bench_augment.run(args.quick, args.repeats)
     print()
     verdicts += bench_inference.run(args.quick, args.repeats)
+    print()
+    verdicts += bench_labelling.run(args.quick, args.repeats)
     print("\nSummary:\n  " + "\n  ".join(verdicts))
 
 

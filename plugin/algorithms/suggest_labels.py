@@ -10,7 +10,7 @@ from qgis.core import (
     QgsProcessingParameterVectorDestination,
 )
 
-from ...core.tasks.suggest_labels import SHAPES
+from ...core.tasks.suggest_labels import SELECTIONS, SHAPES
 from .. import qgis_enums
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm
 
@@ -21,6 +21,7 @@ class SuggestLabelsAlgorithm(PatchworkAlgorithm):
     INPUT, CLASSES, LABELLED, OUTPUT = "INPUT", "CLASSES", "LABELLED", "OUTPUT"
     COUNT, MIN_DISTANCE, BALANCE = "COUNT", "MIN_DISTANCE", "BALANCE"
     SHAPE, CHIP_SIZE, SEED, PLACES = "SHAPE", "CHIP_SIZE", "SEED", "PLACES"
+    SELECTION = "SELECTION"
 
     parameter_help = {
         INPUT: "An uncertainty map (Classify's OUTPUT_UNCERTAINTY): larger values are less sure.",
@@ -30,9 +31,11 @@ class SuggestLabelsAlgorithm(PatchworkAlgorithm):
         COUNT: "How many places to suggest.",
         MIN_DISTANCE: "The least distance between two places, and from what is labelled, in pixels.",
         BALANCE: "Take the places in turn from each predicted class (needs CLASSES).",
+        SELECTION: "weighted: drawn at random, each pixel's chance proportional to its uncertainty (beats random "
+                   "labels in make bench); least_sure: strictly the most uncertain first (often a few odd pixels).",
         SHAPE: "point: the pixel's centre; chip: a square of CHIP_SIZE pixels around it, to digitise in.",
         CHIP_SIZE: "The side of a chip, in pixels.",
-        OUTPUT: "The places (GeoPackage), least sure first, with their uncertainty, predicted class and an empty "
+        OUTPUT: "The places (GeoPackage), in the order chosen, with their uncertainty, predicted class and an empty "
                 "'label' field (a drop-down of the classes), styled to label.",
     }
 
@@ -55,13 +58,14 @@ class SuggestLabelsAlgorithm(PatchworkAlgorithm):
                                  qgis_enums.DOUBLE, 32.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterBoolean(self.BALANCE, self.tr("Balance across predicted classes"),
                                                         False))
+        self.addParameter(EnumParameter(self.SELECTION, self.tr("Selection"), SELECTIONS))
         self.addParameter(EnumParameter(self.SHAPE, self.tr("Shape"), SHAPES))
         self.addParameter(number(self.CHIP_SIZE, self.tr("Chip size (px)"), qgis_enums.INTEGER, 64, minValue=1,
                                  maxValue=100_000))
         self.addParameter(number(self.SEED, self.tr("Random seed (breaks ties)"), qgis_enums.INTEGER, 0, minValue=0))
         self.addParameter(QgsProcessingParameterVectorDestination(self.OUTPUT, self.tr("Places to label")))
         self.addOutput(QgsProcessingOutputNumber(self.PLACES, self.tr("Number of places")))
-        self.mark_advanced(self.SHAPE, self.CHIP_SIZE, self.SEED)
+        self.mark_advanced(self.SELECTION, self.SHAPE, self.CHIP_SIZE, self.SEED)
 
     def core_call(self, parameters, context) -> CoreCall:
         from ...core.tasks.suggest_labels import Places, suggest_labels
@@ -81,6 +85,7 @@ class SuggestLabelsAlgorithm(PatchworkAlgorithm):
             classes=classes.source() if classes is not None else None, labelled=places,
             balance=self.parameterAsBool(parameters, self.BALANCE, context),
             shape=self.word(parameters, self.SHAPE, context),
+            selection=self.word(parameters, self.SELECTION, context),
             chip_size=self.parameterAsInt(parameters, self.CHIP_SIZE, context),
             seed=self.parameterAsInt(parameters, self.SEED, context)))
 

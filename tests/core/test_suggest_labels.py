@@ -34,7 +34,8 @@ def pixel(gt, x: float, y: float) -> tuple[int, int]:
 
 def test_the_least_sure_places_spread_apart_most_uncertain_first(scene):
     classes, uncertainty, folder = scene
-    result = suggest_labels(uncertainty, str(folder / "s.gpkg"), count=40, min_distance=15, classes=classes, seed=3)
+    result = suggest_labels(uncertainty, str(folder / "s.gpkg"), count=40, min_distance=15, classes=classes, seed=3,
+                            selection="least_sure")
     found = places(result.output)
     ds = gdal.Open(uncertainty)
     gt, u = ds.GetGeoTransform(), ds.ReadAsArray()
@@ -50,8 +51,27 @@ def test_the_least_sure_places_spread_apart_most_uncertain_first(scene):
     assert found[0]["uncertainty"] == pytest.approx(np.nanmax(u))
     assert min(p["uncertainty"] for p in found) > np.nanpercentile(u, 90)
     again = suggest_labels(uncertainty, str(folder / "again.gpkg"), count=40, min_distance=15, classes=classes,
-                           seed=3)
+                           seed=3, selection="least_sure")
     assert [(p["x"], p["y"]) for p in places(again.output)] == [(p["x"], p["y"]) for p in found]
+
+
+def test_weighted_places_are_drawn_with_chances_proportional_to_uncertainty(scene):
+    """Efraimidis–Spirakis keys: over many draws a pixel's share follows its uncertainty; the same seed, the same
+    draw; pixels of no uncertainty are never drawn while others remain."""
+    _classes, uncertainty, folder = scene
+    u = gdal.Open(uncertainty).ReadAsArray().astype(np.float64)
+    gt = gdal.Open(uncertainty).GetGeoTransform()
+    drawn = []
+    for seed in range(30):
+        result = suggest_labels(uncertainty, str(folder / f"w{seed}.gpkg"), count=20, min_distance=0, seed=seed)
+        drawn += [u[pixel(gt, p["x"], p["y"])] for p in places(result.output)]
+    assert np.mean(drawn) > np.mean(u)  # drawn where the map is unsure …
+    assert np.mean(drawn) < np.max(u)  # … not only at its least sure pixels
+    # chances proportional to u: a draw's mean uncertainty is E[u²]/E[u] (for small draws from a large scene)
+    assert np.mean(drawn) == pytest.approx(np.mean(u ** 2) / np.mean(u), rel=0.05)
+    again = suggest_labels(uncertainty, str(folder / "w0-again.gpkg"), count=20, min_distance=0, seed=0)
+    assert [(p["x"], p["y"]) for p in places(again.output)] == [(p["x"], p["y"]) for p in places(str(folder /
+                                                                                                       "w0.gpkg"))]
 
 
 def test_balanced_places_come_from_every_class_and_none_near_what_is_labelled(scene):
@@ -98,3 +118,17 @@ def test_bad_settings_are_refused_before_anything_is_read(scene, tmp_path):
     with pytest.raises(PatchworkError, match="GeoPackage"):
         suggest_labels(uncertainty, str(tmp_path / "x.shp"))
     assert not list(tmp_path.iterdir())
+
+
+def test_labels_close_together_make_one_area_to_keep_away_from(scene):
+    """Buffers of labels closer than twice the distance overlap and touch: found by the benchmark, they were once
+    refused as an invalid polygon of the user's layer."""
+    classes, uncertainty, folder = scene
+    ds = gdal.Open(uncertainty)
+    gt = ds.GetGeoTransform()
+    row = 100
+    dense = Places([f"POINT ({gt[0] + (c + 0.5) * gt[1]} {gt[3] + (row + 0.5) * gt[5]})" for c in range(0, 348, 4)],
+                   ds.GetProjection())
+    result = suggest_labels(uncertainty, str(folder / "dense.gpkg"), count=20, min_distance=4, labelled=dense)
+    rows = [pixel(gt, p["x"], p["y"])[0] for p in places(result.output)]
+    assert result.count == 20 and all(abs(r - row) >= 4 for r in rows)
