@@ -96,16 +96,19 @@ class ModelFile:
     device: str
     digest: str  # SHA-256: a worker whose copy differs refuses to run
     head: int = 0  # the output head of a multi-head model
+    model_type: str = "auto"  # what the user said the model is (see load_model)
+    threshold: float | None = None  # a one-sigmoid model's threshold, when the user set one
 
     def load(self) -> Model:
         """The model, loaded once per worker process (the run's own process has it already, in the job)."""
-        key = (self.path, self.trust, self.device, self.digest, self.head)
+        key = (self.path, self.trust, self.device, self.digest, self.head, self.model_type, self.threshold)
         with _LOADED_LOCK:
             if key not in _LOADED:
                 if file_digest(self.path) != self.digest:
                     raise PatchworkError(f"MODEL: the file '{self.path}' on this worker is not the model the run was "
                                          "started with (another SHA-256). Give every worker the same model file.")
-                _LOADED[key] = load_model(self.path, self.trust, self.device, MODEL_THREADS, self.head)
+                _LOADED[key] = load_model(self.path, self.trust, self.device, MODEL_THREADS, self.head,
+                                          self.model_type, self.threshold)
             return _LOADED[key]
 
 

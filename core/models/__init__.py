@@ -17,7 +17,7 @@ MODEL_EXTENSIONS = (".onnx", ".skops", ".json", ".joblib", ".pkl", ".pickle")
 
 @reports_errors
 def load_model(path: str, trust: bool = False, device: str = "cpu", threads: int | None = None,
-               head: int = 0) -> Model:
+               head: int = 0, model_type: str = "auto", threshold: float | None = None) -> Model:
     """Load a model by its file extension.
 
     Args:
@@ -26,6 +26,9 @@ def load_model(path: str, trust: bool = False, device: str = "cpu", threads: int
         device: Where an ONNX model computes: "auto", "cpu" or "cuda" (a GPU that fails falls back to the CPU).
         threads: onnxruntime's intra-op threads for an ONNX model (default: onnxruntime's).
         head: The output head of an ONNX image model with several (0: the first).
+        model_type: What an ONNX model is, as Deepness's dialog lets a user say it (`MODEL_TYPES`); "auto": its
+            `model_type` metadata, else its output's shape.
+        threshold: Where a one-sigmoid model's class starts (p > threshold), in place of its `seg_thresh`.
 
     Returns:
         The model, with `info` (task, classes, bands, tile size, margin) and `predict`.
@@ -39,7 +42,10 @@ def load_model(path: str, trust: bool = False, device: str = "cpu", threads: int
     if ext == ".onnx":
         from .onnx import load_onnx
 
-        return load_onnx(path, device, threads, head)
+        return load_onnx(path, device, threads, head, model_type, threshold)
+    if model_type != "auto" or threshold is not None:
+        raise PatchworkError(f"MODEL_TYPE, THRESHOLD: they tell how to read an ONNX image model; "
+                             f"'{os.path.basename(path)}' is not one. Leave them at auto and empty.")
     if ext == ".json":
         from .rules import RulesModel
 
@@ -52,4 +58,6 @@ def load_model(path: str, trust: bool = False, device: str = "cpu", threads: int
                          f"{', '.join(MODEL_EXTENSIONS)}.")
 
 
-__all__ = ["MODEL_EXTENSIONS", "Model", "ModelInfo", "PixelModel", "load_model"]
+MODEL_TYPES = ("auto", "segmentation", "regression", "detection", "superresolution", "recognition")
+
+__all__ = ["MODEL_EXTENSIONS", "MODEL_TYPES", "Model", "ModelInfo", "PixelModel", "load_model"]

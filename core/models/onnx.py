@@ -123,11 +123,20 @@ def _session(ort, path: str, providers: list[str], threads: int | None):
     return ort.InferenceSession(path, sess_options=options, providers=providers)
 
 
-def load_onnx(path: str, device: str = "cpu", threads: int | None = None, head: int = 0) -> Model:
+DEEPNESS_TYPES = {"segmentation": "Segmentor", "regression": "Regressor", "detection": "Detector",
+                  "superresolution": "Superresolution", "recognition": "Recognition"}  # MODEL_TYPE → model_type
+
+
+def load_onnx(path: str, device: str = "cpu", threads: int | None = None, head: int = 0, model_type: str = "auto",
+              threshold: float | None = None) -> Model:
     """Load an ONNX model on DEVICE (see `execution_providers`), with `threads` intra-op threads (None: all cores).
 
     `head`: which output of an image model with several (each its own class map or values) this model gives.
+    `model_type`: "auto" (its metadata, else its shapes) or what it is (DEEPNESS_TYPES), as the user says it.
+    `threshold`: a one-sigmoid model's class starts where p > threshold (instead of its seg_thresh, or 0.5).
     """
+    if model_type != "auto" and model_type not in DEEPNESS_TYPES:
+        raise PatchworkError(f"MODEL_TYPE: '{model_type}' is not one of auto, {', '.join(DEEPNESS_TYPES)}.")
     ort = _onnxruntime()
     name = os.path.basename(path)
     providers, warning = execution_providers(device, list(ort.get_available_providers()))
@@ -154,6 +163,10 @@ def load_onnx(path: str, device: str = "cpu", threads: int | None = None, head: 
     except UnicodeDecodeError as exc:
         raise PatchworkError(f"MODEL: '{name}' has metadata that is not UTF-8 text ({exc.reason} at byte "
                              f"{exc.start}); write its metadata as UTF-8 (Deepness's format is JSON text).") from exc
+    if model_type != "auto":  # the user's word wins over the file's, as in Deepness's dialog
+        meta["model_type"] = DEEPNESS_TYPES[model_type]
+    if threshold is not None:
+        meta["patchwork:threshold"] = threshold
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise PatchworkError(f"MODEL: '{name}' takes {len(inputs)} inputs ({', '.join(i.name for i in inputs)}); "
@@ -401,24 +414,34 @@ class OnnxImageModel(Model):
             info.task = "regression"
             info.output_names = value_names(channels_out)
         else:
-            names = _class_names(meta, channels_out, name, head)
-            if channels_out == 1 and not self.labels_out:  # one sigmoid: the class vs background
-                names = ["background", names[0] if names else "class 1"]
-                channels_out = 2
-                if meta.get("seg_thresh") is not None:  # the class where p > t: argmax of (1 − p)·t, p·(1 − t)
-                    threshold = float(meta["seg_thresh"])
-                    if not 0.0 < threshold < 1.0:
-                        raise PatchworkError(f"MODEL: '{name}' has seg_thresh {threshold}; a sigmoid's threshold "
-                                             "lies between 0 and 1.")
-                    info.decision_weights = [threshold, 1.0 - threshold]
-            count = channels_out or (len(names) if names else None)
-            if count is None:
-                raise PatchworkError(f"MODEL: '{name}' has a free number of output classes and no class_names "
-                                     "metadata; add class_names so Patchwork knows the classes.")
-            info.class_values = whole_class_values(meta.get("patchwork:class_values", range(count)),
-                                                   f"'{info.name}' (patchwork:class_values)")
-            info.class_names = names or default_class_names(info.class_values)
+            self._read_classes(info, meta, name, channels_out, head)
         self.info = info
+
+    def _read_classes(self, info: ModelInfo, meta: dict, name: str, channels_out: int | None, head: int) -> None:
+        """A segmentation model's classes: its names and values, and for one sigmoid, where its class starts."""
+        names = _class_names(meta, channels_out, name, head)
+        one_sigmoid = channels_out == 1 and not self.labels_out
+        if meta.get("patchwork:threshold") is not None and not one_sigmoid:
+            raise PatchworkError(f"THRESHOLD: '{name}' gives {channels_out or 'several'} class scores, not one "
+                                 "sigmoid; a threshold applies to one-class models (class vs background). "
+                                 "Leave THRESHOLD empty.")
+        if one_sigmoid:  # one sigmoid: the class vs background
+            names = ["background", names[0] if names else "class 1"]
+            channels_out = 2
+            threshold = meta.get("patchwork:threshold", meta.get("seg_thresh"))
+            if threshold is not None:  # the class where p > t: argmax of (1 − p)·t, p·(1 − t)
+                threshold = float(threshold)
+                if not 0.0 < threshold < 1.0:
+                    raise PatchworkError(f"THRESHOLD: '{name}' would start its class at p > {threshold}; a "
+                                         "sigmoid's threshold lies between 0 and 1.")
+                info.decision_weights = [threshold, 1.0 - threshold]
+        count = channels_out or (len(names) if names else None)
+        if count is None:
+            raise PatchworkError(f"MODEL: '{name}' has a free number of output classes and no class_names "
+                                 "metadata; add class_names so Patchwork knows the classes.")
+        info.class_values = whole_class_values(meta.get("patchwork:class_values", range(count)),
+                                               f"'{info.name}' (patchwork:class_values)")
+        info.class_names = names or default_class_names(info.class_values)
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         fixed = self.info.batch_size

@@ -131,6 +131,8 @@ def classify(
     output_grid: str = "model",
     uncertainty: str | None = None,
     uncertainty_measure: str = "auto",
+    model_type: str = "auto",
+    threshold: float | None = None,
     feedback: Feedback | None = None,
     check_only: bool = False,
 ) -> ClassifyResult | ClassifyPlan | None:
@@ -177,6 +179,9 @@ def classify(
         uncertainty: A float32 map of how sure the map is of each pixel to write too (`engine.uncertainty`).
         uncertainty_measure: "entropy", "margin", "least_confidence" or "disagreement" for a class map,
             "variance" for values; "auto": entropy, or variance.
+        model_type: What an ONNX model is, as the user says it: "auto" (its metadata, else its shapes),
+            "segmentation", "regression", "detection", "superresolution" or "recognition" (Deepness's types).
+        threshold: A one-sigmoid model's class starts where p > threshold (default: its seg_thresh, else 0.5).
         feedback: Progress, cancel and messages (default: silent).
         check_only: Make every check a run makes before it writes (model, bands, tile and margin, memory) and
             return the plan (None for several heads or another grid); Processing's parameter check uses it, so both
@@ -287,14 +292,17 @@ def _check_settings(arguments: dict) -> None:
 def _loaded_model(arguments: dict) -> tuple[Model, ModelFile | None]:
     """The model, and the file it came from (what a worker loads again)."""
     model, head = arguments["model"], arguments["head"]
+    reading = arguments["model_type"], arguments["threshold"]
     if arguments["scheduler"] and not isinstance(model, str):
         raise PatchworkError(DASK_NEEDS_A_FILE)  # before any work, not when the first block is sent
     if not isinstance(model, str):
+        if reading != ("auto", None):
+            raise PatchworkError("MODEL_TYPE, THRESHOLD: they say how to read a model file; give the model's file.")
         return model, None
     require_model_file(model)
     trust, device = arguments["trust_model"], arguments["device"]
-    model_file = ModelFile(os.path.abspath(model), trust, device, file_digest(model), head or 0)
-    return load_model(model_file.path, trust, device, MODEL_THREADS, head or 0), model_file  # not kept after the run
+    model_file = ModelFile(os.path.abspath(model), trust, device, file_digest(model), head or 0, *reading)
+    return load_model(model_file.path, trust, device, MODEL_THREADS, head or 0, *reading), model_file
 
 
 def _refuse_other_tasks(info: ModelInfo) -> None:
@@ -558,7 +566,8 @@ def _classify_web(arguments: dict, feedback: Feedback) -> ClassifyResult | None:
     from ..io.web import remove_xyz_raster, web_raster
 
     model = arguments["model"]
-    info = (load_model(model, arguments["trust_model"]) if isinstance(model, str) else model).info
+    info = (load_model(model, arguments["trust_model"], model_type=arguments["model_type"],
+                       threshold=arguments["threshold"]) if isinstance(model, str) else model).info
     vrt = web_raster(arguments["raster"], info, arguments["resolution"], arguments["mask"], arguments["tile_size"],
                      arguments["output"], None if arguments["check_only"] else feedback)
     try:
@@ -623,4 +632,6 @@ def _run_description(src: RasterSource, model_file: ModelFile | None, job: Block
         "aggregation": job.aggregation, "batch_size": job.batch_size, "block_side": side,
         "outputs": [os.path.abspath(p) for p in (output, probabilities) if p], "format": output_format,
         **({"uncertainty": [job.uncertainty, os.path.abspath(uncertainty)]} if uncertainty else {}),
+        **({"reading": [model_file.model_type, model_file.threshold]}
+           if model_file and (model_file.model_type, model_file.threshold) != ("auto", None) else {}),
     }

@@ -25,6 +25,7 @@ from ...core import budget
 from ...core.engine import stitching
 from ...core.engine.model_input import MAX_RESAMPLED_PIXELS
 from ...core.engine.uncertainty import UNCERTAINTIES
+from ...core.models import MODEL_TYPES
 from .. import qgis_enums
 from ..resources import resource_path
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
@@ -88,6 +89,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
     MIN_SEGMENT, OUTPUT_VECTOR, OUTPUT_AREAS = "MIN_SEGMENT", "OUTPUT_VECTOR", "OUTPUT_AREAS"
     OTHER_HEADS, MASK, RESOLUTION, OUTPUT_GRID = "OTHER_HEADS", "MASK", "RESOLUTION", "OUTPUT_GRID"
     EXTENT, OUTPUT_UNCERTAINTY, UNCERTAINTY = "EXTENT", "OUTPUT_UNCERTAINTY", "UNCERTAINTY"
+    MODEL_TYPE, THRESHOLD = "MODEL_TYPE", "THRESHOLD"
     parameter_help = {
         INPUT: "The raster to classify: a file raster, or an XYZ tile layer (read at the zoom level of RESOLUTION "
                "or the model's, over EXTENT or the MASK).",
@@ -110,6 +112,11 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
         AGGREGATION: "hardvote: each tile votes its class; softvote: mean class probabilities; mean: regression "
                      "values.",
         BATCH_SIZE: "Tiles given to the model at once.",
+        MODEL_TYPE: "What an ONNX model is, when its metadata does not say or says it wrong (as in Deepness's "
+                    "dialog): auto reads its model_type metadata, else its output's shape; segmentation and "
+                    "regression make maps here, the others have their own algorithms.",
+        THRESHOLD: "For a model with one sigmoid output (class vs background): the class where p > THRESHOLD; "
+                   "empty: its seg_thresh metadata, else 0.5.",
         TRUST_MODEL: "Only for pickles (.pkl, .joblib) from a source you trust: loading one can run any code.",
         OUTPUT: "The class map (or values) on the input's grid.",
         OUTPUT_PROBABILITIES: "A raster of one band per class: mean probabilities (softvote) or vote shares.",
@@ -161,7 +168,12 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             self.TRUST_MODEL, self.tr("Trust this model file (needed to load pickles, which can run code)"), False))
         self.addParameter(number(self.MIN_SEGMENT, self.tr("Merge patches smaller than (px; empty: the model's)"),
                                  qgis_enums.INTEGER, None, optional=True, minValue=0))
-        self.mark_advanced(self.BATCH_SIZE, self.TRUST_MODEL, self.MIN_SEGMENT)
+        self.addParameter(EnumParameter(self.MODEL_TYPE, self.tr("Model type (ONNX; auto: from the model)"),
+                                        MODEL_TYPES, optional=True))
+        self.addParameter(number(self.THRESHOLD, self.tr("Sigmoid threshold (empty: the model's seg_thresh, else "
+                                                         "0.5)"), qgis_enums.DOUBLE, None, optional=True,
+                                 minValue=0.0, maxValue=1.0))
+        self.mark_advanced(self.BATCH_SIZE, self.TRUST_MODEL, self.MIN_SEGMENT, self.MODEL_TYPE, self.THRESHOLD)
         self.add_scale_parameters(cluster=True)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Classified")))
         self.addParameter(QgsProcessingParameterRasterDestination(
@@ -205,6 +217,8 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             output_grid=self.word(parameters, self.OUTPUT_GRID, context),
             uncertainty=self.parameterAsOutputLayer(parameters, self.OUTPUT_UNCERTAINTY, context) or None,
             uncertainty_measure=self.word(parameters, self.UNCERTAINTY, context),
+            model_type=self.word(parameters, self.MODEL_TYPE, context),
+            threshold=optional_float(self, parameters, self.THRESHOLD, context),
             **self.scale_arguments(parameters, context, cluster=True)))
 
     def _needs_rendering(self, parameters, context) -> bool:

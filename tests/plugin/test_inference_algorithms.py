@@ -23,7 +23,7 @@ from tests.conftest import REPO, SHARED_DATA, files_under
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
 CLASSIFY_PARAMETERS = ["INPUT", "MODEL", "BANDS", "SCALE", "OFFSET", "MASK", "EXTENT", "RESOLUTION", "OUTPUT_GRID",
                        "TILE_SIZE", "OVERLAP", "WINDOW", "WINDOW_PARAMETER", "AGGREGATION", "BATCH_SIZE",
-                       "TRUST_MODEL", "MIN_SEGMENT",
+                       "TRUST_MODEL", "MIN_SEGMENT", "MODEL_TYPE", "THRESHOLD",
                        "WORKERS", "DEVICE", "DASK_SCHEDULER", "RESUME", "OUTPUT_FORMAT", "OUTPUT",
                        "OUTPUT_PROBABILITIES", "OUTPUT_VECTOR", "OUTPUT_AREAS", "OUTPUT_UNCERTAINTY", "UNCERTAINTY"]
 
