@@ -39,7 +39,7 @@ LAYER_OUTPUTS = {
     Augment.ID: [(Augment.OUTPUT, "vector")],
     Classify.ID: [(Classify.OUTPUT, "raster"), (Classify.OUTPUT_PROBABILITIES, "raster"),
                   (Classify.OUTPUT_VECTOR, "styled vector"), (Classify.OTHER_HEADS, "raster"),
-                  (Classify.OUTPUT_UNCERTAINTY, "raster")],
+                  (Classify.OUTPUT_UNCERTAINTY, "raster"), (Classify.OUTPUT_AOA, "raster")],
     Compare.ID: [(Compare.OUTPUT, "raster")],
     Detect.ID: [(Detect.OUTPUT, "styled vector")],
     SuperResolve.ID: [(SuperResolve.OUTPUT, "raster")],
@@ -216,6 +216,7 @@ class AlgorithmRun(QObject):
             (Classify.ID, Classify.OUTPUT_PROBABILITIES): f"class probabilities — {model}",
             (Classify.ID, Classify.OUTPUT_VECTOR): f"class polygons — {model}",
             (Classify.ID, Classify.OUTPUT_UNCERTAINTY): f"uncertainty — {model}",
+            (Classify.ID, Classify.OUTPUT_AOA): f"area of applicability — {model}",
             (Detect.ID, Detect.OUTPUT): f"detections — {model} ({results.get(Detect.DETECTIONS)})",
             (SuperResolve.ID, SuperResolve.OUTPUT):
                 f"super-resolved x{results.get(SuperResolve.SCALE_FACTOR)} — {model}",

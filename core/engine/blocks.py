@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..data.applicability import inside as applicable
 from ..errors import Cancelled, PatchworkError
 from ..geometry import Window
 from ..io.aoi import Aoi
@@ -32,6 +33,8 @@ from .model_input import (
 from .stitching import BlockAccumulator, Finished, first_argmax, tile_weights
 from .tiling import Block, TileGrid
 from .uncertainty import FROM_PROBABILITIES, disagreement, single_cover, variance
+
+AOA_NODATA = 255  # the area-of-applicability mask: 1 inside, 0 outside, this where the map is nodata
 
 PIXEL_CHUNK = 1 << 18  # pixels per call of a per-pixel model: progress and cancel are heard between calls
 
@@ -185,7 +188,10 @@ class OutputMask:
         if uncertainty is not None:
             uncertainty = uncertainty.copy()
             uncertainty[..., outside] = np.nan
-        return BlockResult(result.index, result.window, main, probabilities, covered, result.tiles, uncertainty)
+        aoa = result.aoa
+        if aoa is not None:
+            aoa = np.where(outside, np.uint8(AOA_NODATA), aoa)
+        return BlockResult(result.index, result.window, main, probabilities, covered, result.tiles, uncertainty, aoa)
 
 
 @dataclass
@@ -205,6 +211,7 @@ class BlockJob:
     progress: BlockProgress | None = field(default=None, repr=False)  # this process only: tiles done, cancel
     mask: OutputMask | None = None  # classify only inside these polygons
     uncertainty: str | None = None  # the measure of the uncertainty map to make (see `uncertainty`), or none
+    aoa: bool = False  # make the mask of the model's area of applicability (per-pixel models trained by Patchwork)
 
     def __getstate__(self) -> dict:
         if self.model_file is None:
@@ -244,13 +251,14 @@ class BlockJob:
         inside = np.zeros((b.height, b.width), bool)
         uncertainty = single_cover(self.uncertainty, inside, np.full((self.info.n_outputs, *inside.shape), np.nan),
                                    self.info.n_outputs) if self.uncertainty else None
+        aoa = np.full(inside.shape, AOA_NODATA, np.uint8) if self.aoa else None
         if self.info.task != "classification":
             return BlockResult(block.index, b, np.full((self.info.n_outputs, b.height, b.width), np.nan, np.float32),
-                               None, 0, 0, uncertainty)
+                               None, 0, 0, uncertainty, aoa)
         probabilities = np.full((self.info.n_outputs, b.height, b.width), np.nan, np.float32) \
             if self.probabilities else None
         return BlockResult(block.index, b, class_map(self.info, np.zeros(inside.shape, np.intp), inside),
-                           probabilities, 0, 0, uncertainty)
+                           probabilities, 0, 0, uncertainty, aoa)
 
     def _tiles(self, block: Block, model: Model, data: np.ndarray, valid: np.ndarray,
                inside: np.ndarray | None = None) -> BlockResult:
@@ -330,9 +338,12 @@ class BlockJob:
         rows = max(1, PIXEL_CHUNK // b.width)
         parts = []
         classes_only = self.info.task == "classification" and not self.probabilities and not self.uncertainty
+        aoa = np.full((b.height, b.width), AOA_NODATA, np.uint8) if self.aoa else None
         for r in range(0, b.height, rows):  # transformed band by band: no block-sized copy in the model's type
             part_valid = valid[r : r + rows]
             x = self.transform.apply(data[:, r : r + rows], part_valid)
+            if aoa is not None:  # the pixels as the model takes them, against the pixels it was trained on
+                aoa[r : r + rows][part_valid] = applicable(x[:, part_valid].T, self.info.aoa)
             part = model.predict(x[None], part_valid[None])
             check_prediction(part, 1, min(rows, b.height - r), b.width, self.info)
             if self.progress:
@@ -343,16 +354,20 @@ class BlockJob:
             parts.append(part)
         prediction = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-2)
         covered = int(valid.sum())
-        if classes_only and prediction.ndim == 2:
+        if classes_only and prediction.ndim == 2 and aoa is None:
             return BlockResult(block.index, block.window, prediction, None, covered, 0)
         if self.info.task != "classification":
             values = prediction.astype(np.float32)
             np.copyto(values, np.nan, where=~valid)
             uncertainty = single_cover(self.uncertainty, valid, None, len(values)) if self.uncertainty else None
-            return BlockResult(block.index, block.window, values, None, covered, 0, uncertainty)
+            return BlockResult(block.index, block.window, values, None, covered, 0, uncertainty, aoa)
+        if classes_only and prediction.ndim == 2:
+            return BlockResult(block.index, block.window, prediction, None, covered, 0, None, aoa)
         if prediction.ndim == 2:
             # np.int32(-1): with a Python -1, numpy 2 keeps uint8 labels uint8 and "no vote" would become 255
-            return self._from_labels(block, np.where(valid, prediction, np.int32(-1)), 0)
+            result = self._from_labels(block, np.where(valid, prediction, np.int32(-1)), 0)
+            result.aoa = aoa
+            return result
         labels = decide(prediction, self.info)
         shares = None
         if (self.probabilities or self.uncertainty in FROM_PROBABILITIES) and self.aggregation == "softvote":
@@ -362,7 +377,7 @@ class BlockJob:
             shares = self._one_hot(labels, valid)
         uncertainty = single_cover(self.uncertainty, valid, shares, 1) if self.uncertainty else None
         return BlockResult(block.index, block.window, class_map(self.info, labels, valid),
-                           shares if self.probabilities else None, covered, 0, uncertainty)
+                           shares if self.probabilities else None, covered, 0, uncertainty, aoa)
 
 
 def class_map(info: ModelInfo, winners: np.ndarray, covered: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ class BlockResult:
     covered: int  # pixels with data
     tiles: int  # model tiles it predicted
     uncertainty: np.ndarray | None = None  # (h, w) float32, or (K, h, w) for values' variance
+    aoa: np.ndarray | None = None  # (h, w) uint8: 1 inside the model's area of applicability, 0 outside, 255 nodata
 
 
 def file_digest(path: str) -> str:
@@ -103,7 +104,9 @@ class BlockJournal:
             with np.load(self._path(index)) as saved:
                 probabilities = saved["probabilities"] if "probabilities" in saved.files else None
                 uncertainty = saved["uncertainty"] if "uncertainty" in saved.files else None
-                return BlockResult(index, window, saved["main"], probabilities, int(saved["covered"]), 0, uncertainty)
+                aoa = saved["aoa"] if "aoa" in saved.files else None
+                return BlockResult(index, window, saved["main"], probabilities, int(saved["covered"]), 0, uncertainty,
+                                   aoa)
         except (OSError, ValueError, KeyError):
             self.done.discard(index)
             return None
@@ -117,6 +120,8 @@ class BlockJournal:
             arrays["probabilities"] = result.probabilities
         if result.uncertainty is not None:
             arrays["uncertainty"] = result.uncertainty
+        if result.aoa is not None:
+            arrays["aoa"] = result.aoa
         self._atomic_write(f"block-{result.index}.npz", lambda fh: np.savez(fh, **arrays))
 
     def remove(self) -> None:

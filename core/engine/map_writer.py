@@ -29,12 +29,14 @@ from ..io.writer import (
 from ..models import ModelInfo
 from ..progress import Feedback
 from .blocks import (
+    AOA_NODATA,
     class_nodata,
 )
 from .journal import BlockResult
 from .postprocess import AreaCounter, class_areas, polygonize, sieve_in_place, write_area_table
 
 OUTPUT_FORMATS: tuple[str, ...] = ("GTiff", "COG")
+AOA_NAMES, AOA_COLOURS = ["outside the training data", "inside"], ["#d7191c", "#1a9641"]
 
 
 class MapWriter:
@@ -48,7 +50,7 @@ class MapWriter:
                  output: str, probabilities: str | None = None, aggregation: str = "hardvote",
                  log: Log | None = None, cog: bool = False, min_segment: int = 0,
                  cancelled: Callable[[], bool] | None = None, count_areas: bool = False,
-                 uncertainty: str | None = None, measure: str | None = None) -> None:
+                 uncertainty: str | None = None, measure: str | None = None, aoa: str | None = None) -> None:
         self.info, self.output = info, output
         self.files: list[GeoTiffWriter] = []
         self.derived: list[DerivedFile] = []
@@ -92,6 +94,14 @@ class MapWriter:
                 [measure] if bands == 1 else [f"{measure}({name})" for name in info.output_names])
             if info.task == "classification":  # in [0, 1]: one colour ramp reads the same on every map
                 self.derive(qml_path(uncertainty), lambda _map, temporary: write_text(temporary, uncertainty_qml()))
+        self.aoa = None
+        if aoa:  # 1 inside the model's area of applicability, 0 outside
+            self.aoa = self._file(GeoTiffWriter(aoa, width, height, 1, np.uint8, gt, crs, AOA_NODATA, log=log,
+                                                cog_overviews="MODE" if cog else None, cancelled=cancelled))
+            apply_colour_table(self.aoa.dataset.GetRasterBand(1), [0, 1], AOA_NAMES, AOA_COLOURS)
+            self.aoa.set_band_descriptions(["area of applicability"])
+            self.derive(qml_path(aoa), lambda _map, temporary: write_text(
+                temporary, paletted_qml([0, 1], AOA_NAMES, AOA_COLOURS)))
 
     def _file(self, writer: GeoTiffWriter) -> GeoTiffWriter:
         self.files.append(writer)
@@ -138,6 +148,8 @@ class MapWriter:
             self.probabilities.write_block(result.probabilities, w.row_off, w.col_off)
         if self.uncertainty is not None:
             self.uncertainty.write_block(result.uncertainty, w.row_off, w.col_off)
+        if self.aoa is not None:
+            self.aoa.write_block(result.aoa, w.row_off, w.col_off)
 
 
 class ClassMapSideOutputs:

@@ -508,6 +508,24 @@ class OnnxImageModel(Model):
         return _softmax(out, axis=1) if self.activation == "logits" else out
 
 
+def _area_of_applicability(aoa, n_bands: int | None, name: str) -> dict | None:
+    """The `patchwork:aoa` metadata a model trained by Patchwork carries, checked, or None."""
+    if aoa is None:
+        return None
+    keys = ("mean", "std", "weights", "points", "mean_distance", "threshold")
+    try:
+        bands = len(aoa["mean"])
+        ok = all(k in aoa for k in keys) and len(aoa["std"]) == len(aoa["weights"]) == bands \
+            and (n_bands is None or bands == n_bands) and all(len(p) == bands for p in aoa["points"]) \
+            and float(aoa["mean_distance"]) > 0 and len(aoa["points"]) > 0
+    except (TypeError, KeyError, ValueError):
+        ok = False
+    if not ok:
+        raise PatchworkError(f"MODEL: '{name}' has unreadable patchwork:aoa metadata (the area of applicability); "
+                             "train it again with patchwork:trainclassifier.")
+    return aoa
+
+
 class OnnxPixelModel(PixelModel):
     """A tabular model, one row per pixel (e.g. scikit-learn exported with skl2onnx)."""
 
@@ -559,6 +577,7 @@ class OnnxPixelModel(PixelModel):
             colours = meta.get("patchwork:class_colors")
             if isinstance(colours, list) and len(colours) == len(values):
                 info.class_colors = [str(c) for c in colours]
+        info.aoa = _area_of_applicability(meta.get("patchwork:aoa"), n_bands, name)
         self.info = info
 
     def predict_pixels(self, pixels: np.ndarray) -> np.ndarray:

@@ -77,6 +77,7 @@ class ClassifyResult:
     polygons: int | None = None  # written to the vector output
     other_heads: list = field(default_factory=list)  # the results of a multi-head model's other heads
     uncertainty: str | None = None  # the uncertainty map written
+    aoa: str | None = None  # the area-of-applicability mask written
 
 
 def _check_run(info: ModelInfo, tile: int, overlap: int, aggregation: str, probabilities: str | None) -> None:
@@ -133,6 +134,7 @@ def classify(
     uncertainty_measure: str = "auto",
     model_type: str = "auto",
     threshold: float | None = None,
+    aoa: str | None = None,
     feedback: Feedback | None = None,
     check_only: bool = False,
 ) -> ClassifyResult | ClassifyPlan | None:
@@ -182,6 +184,8 @@ def classify(
         model_type: What an ONNX model is, as the user says it: "auto" (its metadata, else its shapes),
             "segmentation", "regression", "detection", "superresolution" or "recognition" (Deepness's types).
         threshold: A one-sigmoid model's class starts where p > threshold (default: its seg_thresh, else 0.5).
+        aoa: A mask of the model's area of applicability to write too (1 inside, 0 where the pixels are unlike its
+            training pixels; `data.applicability`): per-pixel models trained by Patchwork.
         feedback: Progress, cancel and messages (default: silent).
         check_only: Make every check a run makes before it writes (model, bands, tile and margin, memory) and
             return the plan (None for several heads or another grid); Processing's parameter check uses it, so both
@@ -281,9 +285,9 @@ def _check_settings(arguments: dict) -> None:
     model = a["model"]
     inputs = {"INPUT": a["raster"], "MODEL": model if isinstance(model, str) else None}
     require_raster_outputs({"OUTPUT": a["output"], "OUTPUT_PROBABILITIES": a["probabilities"],
-                            "OUTPUT_UNCERTAINTY": a["uncertainty"]}, inputs)
+                            "OUTPUT_UNCERTAINTY": a["uncertainty"], "OUTPUT_AOA": a["aoa"]}, inputs)
     require_side_outputs(a["output"], a["probabilities"], a["vector_output"], a["area_table"], inputs,
-                         a["uncertainty"])
+                         a["uncertainty"], a["aoa"])
     check_choice("uncertainty measure", a["uncertainty_measure"], UNCERTAINTIES)
     if a["min_segment"] is not None:
         require_int_range("MIN_SEGMENT", a["min_segment"], 0, 2**31 - 1)
@@ -337,6 +341,9 @@ def _planned(arguments: dict, model: Model, model_file: ModelFile | None, feedba
     if model.device_warning:
         feedback.info(f"Warning: {model.device_warning}")
     measure = resolve_measure(a["uncertainty_measure"], info.task) if a["uncertainty"] else None
+    if a["aoa"] and info.aoa is None:
+        raise PatchworkError(f"OUTPUT_AOA: '{info.name}' carries no area of applicability; it is made for per-pixel "
+                             "models trained by Patchwork (patchwork:trainclassifier). Leave OUTPUT_AOA empty.")
     return ClassifyPlan(arguments, model, model_file, tile, overlap, min_segment, a["batch_size"], measure)
 
 
@@ -403,7 +410,8 @@ def _write_blocks(plan: ClassifyPlan, src: RasterSource, executor, outputs: Exit
     output, probabilities = a["output"], a["probabilities"]
     progress = BlockProgress(feedback, sum(b.work for b in blocks))
     job = BlockJob(src.path, plan.transform, plan.grid, a["window"], a["aggregation"], plan.batch_size, info,
-                   bool(probabilities), plan.model_file, plan.model, progress, plan.output_mask, plan.measure)
+                   bool(probabilities), plan.model_file, plan.model, progress, plan.output_mask, plan.measure,
+                   bool(a["aoa"]))
     # Blocks that reach no pixel inside the mask are nodata, computed from nothing.
     skipped = {b.index for b in blocks if not b.window.overlaps(plan.mask_box)}
     if plan.output_mask is not None:
@@ -411,11 +419,11 @@ def _write_blocks(plan: ClassifyPlan, src: RasterSource, executor, outputs: Exit
                       "map is nodata.")
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     if a["resume"]:
-        _require_journal_space(src, info, output, probabilities, a["uncertainty"])
+        _require_journal_space(src, info, output, probabilities, a["uncertainty"], a["aoa"])
     lock = OutputLock(output, "OUTPUT", feedback.info).acquire()  # one run at a time writes an output
     outputs.callback(lock.release)
     journal = BlockJournal(output, _run_description(src, plan.model_file, job, output, probabilities,
-                                                    a["output_format"], plan.side, a["uncertainty"]),
+                                                    a["output_format"], plan.side, a["uncertainty"], a["aoa"]),
                            a["resume"], feedback.info)
     if plan.min_segment >= 2:
         feedback.info(f"Segments of fewer than {plan.min_segment} px will take their largest neighbour's class.")
@@ -423,7 +431,7 @@ def _write_blocks(plan: ClassifyPlan, src: RasterSource, executor, outputs: Exit
                         probabilities, a["aggregation"], log=feedback.info, cog=a["output_format"] == "COG",
                         cancelled=feedback.is_cancelled, min_segment=plan.min_segment,
                         count_areas=plan.min_segment < 2,  # (merging changes the counts)
-                        uncertainty=a["uncertainty"], measure=plan.measure)
+                        uncertainty=a["uncertainty"], measure=plan.measure, aoa=a["aoa"])
     computed = executor.map(job, [b for b in blocks if b.index not in journal.done and b.index not in skipped],
                             progress.poll, item_pixels=plan.side * plan.side)
     outputs.callback(progress.cancelled.set)  # an error or cancel stops the workers at their next tile
@@ -454,13 +462,13 @@ def _write_blocks(plan: ClassifyPlan, src: RasterSource, executor, outputs: Exit
 
 
 def _require_journal_space(src: RasterSource, info: ModelInfo, output: str, probabilities: str | None,
-                           uncertainty: str | None) -> None:
+                           uncertainty: str | None, aoa: str | None) -> None:
     """The journal keeps blocks uncompressed: that much must fit besides the outputs."""
     pixels = src.width * src.height
     classes = info.task == "classification"
     journal_bytes = pixels * (class_nodata(info.class_values)[0].itemsize if classes else 4 * info.n_outputs) \
         + (pixels * 4 * info.n_outputs if probabilities else 0) \
-        + (pixels * 4 * (1 if classes else info.n_outputs) if uncertainty else 0)
+        + (pixels * 4 * (1 if classes else info.n_outputs) if uncertainty else 0) + (pixels if aoa else 0)
     require_disk(output, journal_bytes, "RESUME", "the journal of finished blocks",
                  "Free some space, or run without RESUME (a crash then means starting again).")
 
@@ -476,10 +484,13 @@ def _finished(plan: ClassifyPlan, written: _Written, executor, feedback: Feedbac
         feedback.info(f"{side.polygons.result:,} polygons written to '{a['vector_output']}'.")
     if plan.measure:
         feedback.info(f"Uncertainty ({plan.measure}) written to '{a['uncertainty']}'.")
+    if a["aoa"]:
+        feedback.info(f"Area of applicability written to '{a['aoa']}' (1 inside, 0 where the pixels are unlike the "
+                      "model's training pixels).")
     return ClassifyResult(a["output"], a["probabilities"], side.style, plan.info, plan.tile, plan.overlap,
                           written.predicted, time.perf_counter() - started, len(plan.blocks), written.resumed,
                           executor.description, areas, side.polygons.result if side.polygons else None,
-                          uncertainty=a["uncertainty"])
+                          uncertainty=a["uncertainty"], aoa=a["aoa"])
 
 
 def _classify_resampled(arguments: dict, target: float, output_grid: str, feedback: Feedback) -> ClassifyResult:
@@ -495,9 +506,10 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
     native = abs(gt[1])
     bounds = (gt[0], gt[3] + gt[5] * height, gt[0] + gt[1] * width, gt[3])
     require_raster_outputs({"OUTPUT": output, "OUTPUT_PROBABILITIES": arguments["probabilities"],
-                            "OUTPUT_UNCERTAINTY": arguments["uncertainty"]}, {"INPUT": raster})
+                            "OUTPUT_UNCERTAINTY": arguments["uncertainty"], "OUTPUT_AOA": arguments["aoa"]},
+                           {"INPUT": raster})
     if not arguments["check_only"]:  # what killed runs left: the VRT, the model grid's maps and their temporaries
-        for path in (output, arguments["probabilities"], arguments["uncertainty"]):
+        for path in (output, arguments["probabilities"], arguments["uncertainty"], arguments["aoa"]):
             if path:
                 sweep_debris(path, feedback.info)
     vrt = resampled_vrt(raster, target, output)
@@ -510,7 +522,7 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
         run = dict(arguments, raster=vrt, resolution=target, feedback=feedback)
         if output_grid == "model" or arguments["check_only"]:
             return classify(**run)
-        for key in ("output", "probabilities", "uncertainty"):
+        for key in ("output", "probabilities", "uncertainty", "aoa"):
             if run[key]:
                 run[key] = owned_name(run[key])
                 made.append(run[key])
@@ -523,7 +535,7 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
         for key, resampling, dtype, overviews in (
                 ("output", "near" if classes else "average", map_type, "MODE" if classes else "AVERAGE"),
                 ("probabilities", "average", np.float32, "AVERAGE"),
-                ("uncertainty", "average", np.float32, "AVERAGE")):
+                ("uncertainty", "average", np.float32, "AVERAGE"), ("aoa", "near", np.uint8, "MODE")):
             if not arguments[key]:
                 continue
             temporary = owned_name(arguments[key])
@@ -557,7 +569,7 @@ def _styled_on_input_grid(result: ClassifyResult, arguments: dict) -> ClassifyRe
         if arguments["uncertainty"]:
             write_uncertainty_qml(arguments["uncertainty"])
     result.output, result.probabilities = arguments["output"], arguments["probabilities"]
-    result.uncertainty = arguments["uncertainty"]
+    result.uncertainty, result.aoa = arguments["uncertainty"], arguments["aoa"]
     return result
 
 
@@ -591,7 +603,7 @@ def _every_head(arguments: dict, heads: list[str], feedback: Feedback) -> Classi
         for index, name in enumerate(heads):
             run = dict(arguments, head=index, feedback=feedback)
             if index:
-                for key in ("output", "probabilities", "vector_output", "area_table", "uncertainty"):
+                for key in ("output", "probabilities", "vector_output", "area_table", "uncertainty", "aoa"):
                     run[key] = head_output(run[key], name)
             if not arguments["check_only"]:
                 feedback.info(f"Output head {index + 1} of {len(heads)}, '{name}' → {run['output']}")
@@ -603,7 +615,7 @@ def _every_head(arguments: dict, heads: list[str], feedback: Feedback) -> Classi
 
 
 def require_side_outputs(output: str, probabilities: str | None, vector_output: str | None, area_table: str | None,
-                         inputs: dict, uncertainty: str | None = None) -> None:
+                         inputs: dict, uncertainty: str | None = None, aoa: str | None = None) -> None:
     """The polygons go to a GeoPackage and the areas to a CSV, neither an input nor another output."""
     if vector_output and not vector_output.lower().endswith(".gpkg"):
         raise PatchworkError(f"OUTPUT_VECTOR: '{os.path.basename(vector_output)}' — the polygons are written as a "
@@ -612,14 +624,15 @@ def require_side_outputs(output: str, probabilities: str | None, vector_output: 
         raise PatchworkError(f"OUTPUT_AREAS: '{os.path.basename(area_table)}' — the table is written as CSV: give it "
                              "a .csv name.")
     check_outputs({"OUTPUT": output, "OUTPUT_PROBABILITIES": probabilities, "OUTPUT_VECTOR": vector_output,
-                   "OUTPUT_AREAS": area_table, "OUTPUT_UNCERTAINTY": uncertainty}, inputs)
+                   "OUTPUT_AREAS": area_table, "OUTPUT_UNCERTAINTY": uncertainty, "OUTPUT_AOA": aoa}, inputs)
     for role, path in (("OUTPUT_VECTOR", vector_output), ("OUTPUT_AREAS", area_table)):
         if path:
             require_writable_folder(os.path.dirname(os.path.abspath(path)) or ".", role)
 
 
 def _run_description(src: RasterSource, model_file: ModelFile | None, job: BlockJob, output: str,
-                     probabilities: str | None, output_format: str, side: int, uncertainty: str | None) -> dict:
+                     probabilities: str | None, output_format: str, side: int, uncertainty: str | None,
+                     aoa: str | None) -> dict:
     """What makes two runs the same run: a journal is reused only for an identical description."""
     stat = os.stat(src.path) if os.path.exists(src.path) else None
     return {
@@ -632,6 +645,7 @@ def _run_description(src: RasterSource, model_file: ModelFile | None, job: Block
         "aggregation": job.aggregation, "batch_size": job.batch_size, "block_side": side,
         "outputs": [os.path.abspath(p) for p in (output, probabilities) if p], "format": output_format,
         **({"uncertainty": [job.uncertainty, os.path.abspath(uncertainty)]} if uncertainty else {}),
+        **({"aoa": os.path.abspath(aoa)} if aoa else {}),
         **({"reading": [model_file.model_type, model_file.threshold]}
            if model_file and (model_file.model_type, model_file.threshold) != ("auto", None) else {}),
     }

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..data.applicability import applicability
 from ..data.chips import CHIP_DRIVERS, read_chip, read_index, read_manifest
 from ..data.sampling import check_seed
 from ..dependencies import require
@@ -450,6 +451,7 @@ def train_classifier(
     train_chips, val_chips = split_by_chip(pixels, validation_fraction, rng)
     x_train = np.concatenate([pixels.features[i] for i in train_chips])
     y_train = np.concatenate([pixels.labels[i] for i in train_chips])
+    chip_of = np.concatenate([np.full(len(pixels.labels[i]), i) for i in train_chips])
     standardization = standardization_for(pixels, x_train, feedback) if standardize else None
     if standardization:
         x_train = standardization.apply(x_train)
@@ -458,7 +460,7 @@ def train_classifier(
                       "with each of them.")
         max_pixels = KNN_MAX_PIXELS
     keep = stratified_subsample(y_train, max_pixels, rng)
-    x_train, y_train = x_train[keep], y_train[keep]
+    x_train, y_train, chip_of = x_train[keep], y_train[keep], chip_of[keep]
     if len(np.unique(y_train)) < 2:
         raise PatchworkError("INPUT: the training chips hold one class only; lower VALIDATION_FRACTION or sample "
                              "more chips.")
@@ -476,8 +478,11 @@ def train_classifier(
     colours = [pixels.class_names.get(c, ("", None))[1] for c in fitted_classes]
     # A nearest-neighbour model holds a (pixels x training pixels) distance matrix: small batches.
     batch = 8192 if estimator == "knn" else 262144
+    aoa = applicability(x_train, _importances(model), chip_of, seed)  # where the model knows its data
+    feedback.info(f"Area of applicability: a pixel is inside when its dissimilarity to the training pixels is at "
+                  f"most {aoa['threshold']:.3f} (Meyer & Pebesma 2021; {len(aoa['points'])} training pixels kept).")
     onnx_bytes = export_onnx(model, x_train.shape[1], fitted_classes, names, pixels.band_names, batch,
-                             colours if all(colours) else None, standardization)
+                             colours if all(colours) else None, standardization, aoa)
     check_x = x_val if len(x_val) else x_train[:5000]
     agreement = onnx_agreement(onnx_bytes, model, check_x)
     accuracy = matrix = None
@@ -557,7 +562,7 @@ def _with_standardization(model, standardization: Standardization | None):
 
 def export_onnx(model, n_bands: int, classes: list[int], names: list[str], band_names: list[str],
                 max_batch_pixels: int = 262144, colours: list[str] | None = None,
-                standardization: Standardization | None = None) -> bytes:
+                standardization: Standardization | None = None, aoa: dict | None = None) -> bytes:
     """The fitted model as ONNX (float input [pixels, bands], label and probability tensors) with metadata.
 
     With a standardisation, the graph takes standardised pixels and the metadata carries the figures
@@ -584,6 +589,8 @@ def export_onnx(model, n_bands: int, classes: list[int], names: list[str], band_
     if standardization is not None:
         metadata["standardization_mean"] = [float(v) for v in standardization.mean]
         metadata["standardization_std"] = [float(v) for v in standardization.std]
+    if aoa is not None:
+        metadata["patchwork:aoa"] = aoa
     for key, value in metadata.items():
         entry = onx.metadata_props.add()
         entry.key, entry.value = key, json.dumps(value)

@@ -89,7 +89,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
     MIN_SEGMENT, OUTPUT_VECTOR, OUTPUT_AREAS = "MIN_SEGMENT", "OUTPUT_VECTOR", "OUTPUT_AREAS"
     OTHER_HEADS, MASK, RESOLUTION, OUTPUT_GRID = "OTHER_HEADS", "MASK", "RESOLUTION", "OUTPUT_GRID"
     EXTENT, OUTPUT_UNCERTAINTY, UNCERTAINTY = "EXTENT", "OUTPUT_UNCERTAINTY", "UNCERTAINTY"
-    MODEL_TYPE, THRESHOLD = "MODEL_TYPE", "THRESHOLD"
+    MODEL_TYPE, THRESHOLD, OUTPUT_AOA = "MODEL_TYPE", "THRESHOLD", "OUTPUT_AOA"
     parameter_help = {
         INPUT: "The raster to classify: a file raster, or an XYZ tile layer (read at the zoom level of RESOLUTION "
                "or the model's, over EXTENT or the MASK).",
@@ -127,6 +127,9 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
                       "always lists them.",
         OUTPUT_UNCERTAINTY: "A map of how sure the map is of each pixel (0 sure to 1 unsure; variance for values): "
                             "where to look, and what to label next.",
+        OUTPUT_AOA: "Where the model can be trusted: 1 where the pixels are like its training pixels, 0 where they "
+                    "are not (the area of applicability of Meyer & Pebesma 2021); for per-pixel models trained by "
+                    "Patchwork.",
         UNCERTAINTY: "entropy of the class probabilities (normalised to 0–1), margin 1 − (p₁ − p₂), "
                      "least_confidence 1 − p_max, disagreement (share of overlapping tiles voting another class), "
                      "variance across overlapping tiles (values); auto: entropy, or variance for values. The "
@@ -188,6 +191,8 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             self.OUTPUT_UNCERTAINTY, self.tr("Uncertainty"), optional=True, createByDefault=False))
         self.addParameter(EnumParameter(self.UNCERTAINTY, self.tr("Uncertainty measure"), UNCERTAINTIES,
                                         optional=True))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            self.OUTPUT_AOA, self.tr("Area of applicability"), optional=True, createByDefault=False))
         self.mark_advanced(self.UNCERTAINTY)
         self.addOutput(QgsProcessingOutputNumber(self.TILES, self.tr("Number of model tiles (0: per-pixel model)")))
         self.addOutput(QgsProcessingOutputNumber(self.BLOCKS, self.tr("Number of blocks")))
@@ -219,6 +224,7 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             uncertainty_measure=self.word(parameters, self.UNCERTAINTY, context),
             model_type=self.word(parameters, self.MODEL_TYPE, context),
             threshold=optional_float(self, parameters, self.THRESHOLD, context),
+            aoa=self.parameterAsOutputLayer(parameters, self.OUTPUT_AOA, context) or None,
             **self.scale_arguments(parameters, context, cluster=True)))
 
     def _needs_rendering(self, parameters, context) -> bool:
@@ -339,6 +345,11 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             if os.path.exists(qml_path(result.uncertainty)):  # (a class map's: 0–1 on one colour ramp)
                 StyleFromQml.attach(context, result.uncertainty, qml_path(result.uncertainty))
             outputs[self.OUTPUT_UNCERTAINTY] = result.uncertainty
+        if result.aoa:
+            from ...core.io.palette import qml_path
+
+            StyleFromQml.attach(context, result.aoa, qml_path(result.aoa))
+            outputs[self.OUTPUT_AOA] = result.aoa
         vector_output, area_table = call.kwargs["vector_output"], call.kwargs["area_table"]
         if vector_output:  # styled by class: the GeoPackage holds its default style, which QGIS loads with it
             outputs[self.OUTPUT_VECTOR] = vector_output

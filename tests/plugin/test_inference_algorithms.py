@@ -25,7 +25,8 @@ CLASSIFY_PARAMETERS = ["INPUT", "MODEL", "BANDS", "SCALE", "OFFSET", "MASK", "EX
                        "TILE_SIZE", "OVERLAP", "WINDOW", "WINDOW_PARAMETER", "AGGREGATION", "BATCH_SIZE",
                        "TRUST_MODEL", "MIN_SEGMENT", "MODEL_TYPE", "THRESHOLD",
                        "WORKERS", "DEVICE", "DASK_SCHEDULER", "RESUME", "OUTPUT_FORMAT", "OUTPUT",
-                       "OUTPUT_PROBABILITIES", "OUTPUT_VECTOR", "OUTPUT_AREAS", "OUTPUT_UNCERTAINTY", "UNCERTAINTY"]
+                       "OUTPUT_PROBABILITIES", "OUTPUT_VECTOR", "OUTPUT_AREAS", "OUTPUT_UNCERTAINTY", "UNCERTAINTY",
+                       "OUTPUT_AOA"]
 
 
 def run(algorithm, params, feedback=None, context=None):

@@ -30,7 +30,8 @@ def test_train_from_raster_and_labels_then_classify(patchwork_provider, tmp_path
                                       "OUTPUT_REPORT": str(tmp_path / "report.html")})
     assert trained["ACCURACY"] > 0.95 and trained["CLASSES"] == "0,1,2"
     classified = run("classify", {"INPUT": s2_path, "MODEL": trained["OUTPUT_MODEL"],
-                                  "OUTPUT": str(tmp_path / "m.tif")})
+                                  "OUTPUT": str(tmp_path / "m.tif"), "OUTPUT_AOA": str(tmp_path / "aoa.tif")})
+    assert gdal.Open(classified["OUTPUT_AOA"]).ReadAsArray().mean() > 0.9  # the scene it learnt: its own area
     compared = run("compare", {"INPUT": classified["OUTPUT"], "REFERENCE": labels})
     assert compared["AGREEMENT"] >= 0.95
     with pytest.raises(QgsProcessingException, match="LABELS: INPUT is a raster"):
