@@ -21,6 +21,7 @@ from osgeo import gdal, ogr, osr
 from ..errors import PatchworkError, one_line
 from ..io.gdal_errors import checked, gdal_failures, open_raster, opened
 from ..io.partials import owned_name, remove_file, replace_file
+from ..io.vectors import store_default_style
 from ..progress import Feedback, SilentFeedback, check_cancelled
 
 AUTHALIC_RADIUS_M = 6_371_007.2  # the sphere of the WGS 84 ellipsoid's area
@@ -204,27 +205,6 @@ def polygonize(class_map: str, output: str, class_values: list[int], class_names
         remove_file(temporary)
         raise
     return count
-
-
-def store_default_style(ds, layer_name: str, qml: str) -> None:
-    """The GeoPackage's layer_styles table, as QGIS writes it, holding `qml` as `layer_name`'s default style."""
-    styles = opened(ds.CreateLayer, "layer_styles", None, ogr.wkbNone)
-    for name, kind in (("f_table_catalog", ogr.OFTString), ("f_table_schema", ogr.OFTString),
-                       ("f_table_name", ogr.OFTString), ("f_geometry_column", ogr.OFTString),
-                       ("styleName", ogr.OFTString), ("styleQML", ogr.OFTString), ("styleSLD", ogr.OFTString),
-                       ("useAsDefault", ogr.OFTInteger), ("description", ogr.OFTString), ("owner", ogr.OFTString),
-                       ("ui", ogr.OFTString), ("update_time", ogr.OFTDateTime)):
-        field = ogr.FieldDefn(name, kind)
-        if name == "useAsDefault":
-            field.SetSubType(ogr.OFSTBoolean)
-        checked(styles.CreateField, field)
-    style = ogr.Feature(styles.GetLayerDefn())
-    for name, value in (("f_table_catalog", ""), ("f_table_schema", ""), ("f_table_name", layer_name),
-                        ("f_geometry_column", "geom"), ("styleName", layer_name), ("styleQML", qml),
-                        ("styleSLD", ""), ("useAsDefault", 1), ("description", "Patchwork: classes and their colours"),
-                        ("owner", ""), ("ui", "")):
-        style.SetField(name, value)
-    checked(styles.CreateFeature, style)
 
 
 def _area_transform(src, srs):

@@ -263,3 +263,13 @@ def labelling_points_qml(values: list[int], names: list[str], colours: list[str]
   <blendMode>0</blendMode>
 </qgis>
 """
+
+
+def labelling_style(names: dict[int, str], colours: dict[int, str], field: str, read_only: list[str],
+                    hidden: list[str], polygons: bool = False) -> str:
+    """`labelling_points_qml` for classes given as {value: name} and {value: colour} (defaults for the others)."""
+    values = sorted(names)
+    palette = class_colours(len(values))
+    return labelling_points_qml(values, [names[v] for v in values],
+                                [colours.get(v, palette[i]) for i, v in enumerate(values)], field, read_only, hidden,
+                                polygons)

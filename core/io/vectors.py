@@ -1,10 +1,16 @@
-"""Vector layers the core reads itself (AOIs and label polygons given as files) and the CRS they come in."""
+"""Vector layers: those the core reads itself, their CRS, and the styled GeoPackages it writes.
+
+Read: AOIs and label polygons given as files. Written: points to label and detections, each all or none.
+"""
 from __future__ import annotations
 
-from osgeo import osr
+from collections.abc import Iterable, Sequence
+
+from osgeo import ogr, osr
 
 from ..errors import PatchworkError, one_line
-from .gdal_errors import checked, open_vector
+from .gdal_errors import checked, open_vector, opened
+from .partials import Log, remove_file, replace_file, temporary_sibling
 
 
 def traditional_srs(wkt: str) -> osr.SpatialReference:
@@ -45,3 +51,59 @@ def read_features(path: str, role: str, layer: str | None = None,
             wkts.append(geometry.ExportToWkt())
             values.append(feature.GetField(field) if field is not None else None)
     return wkts, srs.ExportToWkt() if srs else "", values
+
+
+def store_default_style(ds, layer_name: str, qml: str) -> None:
+    """The GeoPackage's layer_styles table, as QGIS writes it, holding `qml` as `layer_name`'s default style."""
+    styles = opened(ds.CreateLayer, "layer_styles", None, ogr.wkbNone)
+    for name, kind in (("f_table_catalog", ogr.OFTString), ("f_table_schema", ogr.OFTString),
+                       ("f_table_name", ogr.OFTString), ("f_geometry_column", ogr.OFTString),
+                       ("styleName", ogr.OFTString), ("styleQML", ogr.OFTString), ("styleSLD", ogr.OFTString),
+                       ("useAsDefault", ogr.OFTInteger), ("description", ogr.OFTString), ("owner", ogr.OFTString),
+                       ("ui", ogr.OFTString), ("update_time", ogr.OFTDateTime)):
+        field = ogr.FieldDefn(name, kind)
+        if name == "useAsDefault":
+            field.SetSubType(ogr.OFSTBoolean)
+        checked(styles.CreateField, field)
+    style = ogr.Feature(styles.GetLayerDefn())
+    for name, value in (("f_table_catalog", ""), ("f_table_schema", ""), ("f_table_name", layer_name),
+                        ("f_geometry_column", "geom"), ("styleName", layer_name), ("styleQML", qml),
+                        ("styleSLD", ""), ("useAsDefault", 1), ("description", "Patchwork: classes and their colours"),
+                        ("owner", ""), ("ui", "")):
+        style.SetField(name, value)
+    checked(styles.CreateFeature, style)
+
+
+def write_styled_layer(path: str, layer_name: str, crs_wkt: str, geometry_type: int,
+                       fields: Sequence[tuple[str, int]], features: Iterable[tuple[Sequence, ogr.Geometry]],
+                       qml: str, log: Log | None = None) -> str:
+    """A GeoPackage of one layer with its features and `qml` as its default style, all or none.
+
+    `features` are (field values, None for NULL; geometry). The file is written under a temporary name and renamed
+    when complete; what killed runs left for `path` is removed first (and logged).
+    """
+    temporary = temporary_sibling(path, log)
+    try:
+        ds = opened(ogr.GetDriverByName("GPKG").CreateDataSource, temporary)
+        layer = opened(ds.CreateLayer, layer_name, traditional_srs(crs_wkt) if crs_wkt else None, geometry_type)
+        for name, kind in fields:
+            checked(layer.CreateField, ogr.FieldDefn(name, kind))
+        checked(layer.StartTransaction)
+        for values, geometry in features:
+            feature = ogr.Feature(layer.GetLayerDefn())
+            for index, value in enumerate(values):
+                if value is None:
+                    feature.SetFieldNull(index)
+                else:
+                    feature.SetField(index, value)
+            feature.SetGeometry(geometry)
+            checked(layer.CreateFeature, feature)
+        checked(layer.CommitTransaction)
+        store_default_style(ds, layer_name, qml)
+        layer = ds = None
+        replace_file(temporary, path)
+    except BaseException:
+        layer = ds = None
+        remove_file(temporary)
+        raise
+    return path

@@ -17,14 +17,11 @@ from osgeo import ogr
 
 from ..data.accuracy import allocate, cochran_sample_size
 from ..data.strata import StrataCount, StrataGrid
-from ..engine.postprocess import store_default_style
 from ..errors import PatchworkError, reports_errors
 from ..io.aoi import Aoi
-from ..io.gdal_errors import checked, opened
-from ..io.palette import class_colours, labelling_points_qml, read_classes
-from ..io.partials import remove_file, replace_file, temporary_sibling
+from ..io.palette import labelling_style, read_classes
 from ..io.paths import check_outputs
-from ..io.vectors import traditional_srs
+from ..io.vectors import write_styled_layer
 from ..io.writer import require_writable_folder
 from ..progress import Feedback, SilentFeedback
 
@@ -192,35 +189,15 @@ def _stratum_plans(count: StrataCount, shares, design: str, names: dict[int, str
 def _write_points(path: str, points: list[tuple[int, int, int, int]], probability: dict[int, float], gt,
                   crs_wkt: str, classes: list[int], names: dict[int, str], colours: dict[int, str]) -> None:
     """The points at their pixels' centres, with map class, stratum, inclusion probability and an empty reference."""
-    temporary = temporary_sibling(path)
-    try:
-        ds = opened(ogr.GetDriverByName("GPKG").CreateDataSource, temporary)
-        layer = opened(ds.CreateLayer, LAYER, traditional_srs(crs_wkt) if crs_wkt else None, ogr.wkbPoint)
-        for name, kind in FIELDS:
-            checked(layer.CreateField, ogr.FieldDefn(name, kind))
-        checked(layer.StartTransaction)
+    def rows():
         for number, (row, col, value, stratum) in enumerate(points, 1):
-            x = gt[0] + (col + 0.5) * gt[1] + (row + 0.5) * gt[2]
-            y = gt[3] + (col + 0.5) * gt[4] + (row + 0.5) * gt[5]
-            feature = ogr.Feature(layer.GetLayerDefn())
-            for index, item in enumerate((number, value, names.get(value, f"class {value}"), stratum,
-                                          probability[stratum])):
-                feature.SetField(index, item)
-            feature.SetFieldNull(len(FIELDS) - 1)
             point = ogr.Geometry(ogr.wkbPoint)
-            point.AddPoint_2D(x, y)
-            feature.SetGeometry(point)
-            checked(layer.CreateFeature, feature)
-        checked(layer.CommitTransaction)
-        palette = class_colours(len(classes))
-        store_default_style(ds, LAYER, labelling_points_qml(
-            classes, [names[c] for c in classes], [colours.get(c, palette[i]) for i, c in enumerate(classes)],
-            REFERENCE_FIELD, [name for name, _kind in FIELDS if name != REFERENCE_FIELD],
-            ["map_class", "map_name", "stratum", "inclusion_probability"]))
-        layer = ds = None
-        replace_file(temporary, path)
-    except BaseException:
-        layer = ds = None
-        remove_file(temporary)
-        raise
+            point.AddPoint_2D(gt[0] + (col + 0.5) * gt[1] + (row + 0.5) * gt[2],
+                              gt[3] + (col + 0.5) * gt[4] + (row + 0.5) * gt[5])
+            yield (number, value, names.get(value, f"class {value}"), stratum, probability[stratum], None), point
+
+    write_styled_layer(path, LAYER, crs_wkt, ogr.wkbPoint, FIELDS, rows(), labelling_style(
+        {c: names[c] for c in classes}, colours, REFERENCE_FIELD, [name for name, _kind in FIELDS
+                                                                   if name != REFERENCE_FIELD],
+        ["map_class", "map_name", "stratum", "inclusion_probability"]))
 

@@ -19,16 +19,14 @@ from osgeo import ogr
 
 from ..budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range
 from ..engine.model_input import input_transform, resampled_vrt, target_resolution
-from ..engine.postprocess import store_default_style
 from ..errors import Cancelled, PatchworkError, reports_errors
 from ..geometry import Window
 from ..io.aoi import Aoi
-from ..io.gdal_errors import checked, opened
-from ..io.labels import traditional_srs
 from ..io.palette import categorized_qml, class_colours
-from ..io.partials import Log, remove_file, replace_file, temporary_sibling
+from ..io.partials import Log, remove_file
 from ..io.paths import check_outputs
 from ..io.raster import RasterSource, no_crs_warning
+from ..io.vectors import write_styled_layer
 from ..io.web import XyzSource, remove_xyz_raster, web_raster
 from ..io.writer import require_writable_folder
 from ..models import load_model
@@ -317,32 +315,17 @@ def write_detections(path: str, boxes: np.ndarray, geotransform, crs_wkt: str, n
     What killed runs left for `path` is removed first (and logged).
     """
     gt = geotransform
-    temporary = temporary_sibling(path, log)
-    try:
-        ds = opened(ogr.GetDriverByName("GPKG").CreateDataSource, temporary)
-        layer = opened(ds.CreateLayer, "detections", traditional_srs(crs_wkt) if crs_wkt else None, ogr.wkbPolygon)
-        for name, kind in (("class", ogr.OFTInteger), ("name", ogr.OFTString), ("score", ogr.OFTReal)):
-            checked(layer.CreateField, ogr.FieldDefn(name, kind))
-        checked(layer.StartTransaction)
+
+    def polygons():
         for x0, y0, x1, y1, score, cls in boxes:
             ring = ogr.Geometry(ogr.wkbLinearRing)
             for col, row in ((x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)):
                 ring.AddPoint_2D(gt[0] + col * gt[1] + row * gt[2], gt[3] + col * gt[4] + row * gt[5])
             polygon = ogr.Geometry(ogr.wkbPolygon)
             polygon.AddGeometry(ring)
-            feature = ogr.Feature(layer.GetLayerDefn())
-            feature.SetField(0, int(cls))
-            feature.SetField(1, names[int(cls)])
-            feature.SetField(2, float(score))
-            feature.SetGeometry(polygon)
-            checked(layer.CreateFeature, feature)
-        checked(layer.CommitTransaction)
-        store_default_style(ds, "detections", categorized_qml(list(range(len(names))), names, colours,
-                                                               outline_only=True))
-        layer = ds = None
-        replace_file(temporary, path)
-    except BaseException:
-        layer = ds = None
-        remove_file(temporary)
-        raise
-    return path
+            yield (int(cls), names[int(cls)], float(score)), polygon
+
+    return write_styled_layer(path, "detections", crs_wkt, ogr.wkbPolygon,
+                              (("class", ogr.OFTInteger), ("name", ogr.OFTString), ("score", ogr.OFTReal)),
+                              polygons(), categorized_qml(list(range(len(names))), names, colours,
+                                                          outline_only=True), log)

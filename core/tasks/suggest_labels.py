@@ -18,16 +18,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from osgeo import ogr, osr
 
-from ..engine.postprocess import store_default_style
 from ..errors import PatchworkError, reports_errors
 from ..geometry import Window
 from ..io.aoi import Aoi
 from ..io.gdal_errors import checked, opened
-from ..io.palette import class_colours, labelling_points_qml, read_classes
-from ..io.partials import remove_file, replace_file, temporary_sibling
+from ..io.palette import labelling_style, read_classes
 from ..io.paths import check_outputs
 from ..io.raster import RasterSource, same_crs
-from ..io.vectors import read_features, traditional_srs
+from ..io.vectors import read_features, traditional_srs, write_styled_layer
 from ..io.writer import require_writable_folder
 from ..progress import Feedback, SilentFeedback, check_cancelled
 
@@ -241,37 +239,19 @@ def suggest_labels(uncertainty: str, output: str, *, count: int = 50, min_distan
 def _write(path: str, picked: np.ndarray, gt, crs_wkt: str, shape: str, chip_size: int, names: dict[int, str],
            colours: dict[int, str]) -> None:
     """The places, in the order they were chosen, with an empty label ready to fill."""
-    temporary = temporary_sibling(path)
-    try:
-        ds = opened(ogr.GetDriverByName("GPKG").CreateDataSource, temporary)
-        kind = ogr.wkbPoint if shape == "point" else ogr.wkbPolygon
-        layer = opened(ds.CreateLayer, LAYER, traditional_srs(crs_wkt) if crs_wkt else None, kind)
-        for name, field_type in FIELDS:
-            checked(layer.CreateField, ogr.FieldDefn(name, field_type))
-        checked(layer.StartTransaction)
-        half = chip_size / 2
+    half = chip_size / 2 if shape == "chip" else 0
+
+    def rows():
         for rank, (value, _key, row, col, predicted, _score) in enumerate(picked, 1):
-            feature = ogr.Feature(layer.GetLayerDefn())
-            feature.SetField(0, rank)
-            feature.SetField(1, float(value))
-            if predicted >= 0:
-                feature.SetField(2, int(predicted))
-                feature.SetField(3, names.get(int(predicted), f"class {int(predicted)}"))
-            feature.SetFieldNull(len(FIELDS) - 1)
-            feature.SetGeometry(_place(gt, row + 0.5, col + 0.5, half if shape == "chip" else 0))
-            checked(layer.CreateFeature, feature)
-        checked(layer.CommitTransaction)
-        values = sorted(names)
-        palette = class_colours(len(values))
-        store_default_style(ds, LAYER, labelling_points_qml(
-            values, [names[v] for v in values], [colours.get(v, palette[i]) for i, v in enumerate(values)],
-            LABEL_FIELD, [name for name, _t in FIELDS if name != LABEL_FIELD], [], polygons=shape == "chip"))
-        layer = ds = None
-        replace_file(temporary, path)
-    except BaseException:
-        layer = ds = None
-        remove_file(temporary)
-        raise
+            known = predicted >= 0
+            yield ((rank, float(value), int(predicted) if known else None,
+                    names.get(int(predicted), f"class {int(predicted)}") if known else None, None),
+                   _place(gt, row + 0.5, col + 0.5, half))
+
+    write_styled_layer(path, LAYER, crs_wkt, ogr.wkbPoint if shape == "point" else ogr.wkbPolygon, FIELDS, rows(),
+                       labelling_style(names, colours, LABEL_FIELD,
+                                       [name for name, _t in FIELDS if name != LABEL_FIELD], [],
+                                       polygons=shape == "chip"))
 
 
 def _place(gt, row: float, col: float, half: float) -> ogr.Geometry:
