@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.applicability import inside as applicable
 from ..errors import Cancelled, PatchworkError
 from ..geometry import Window
 from ..io.aoi import Aoi
 from ..io.raster import RasterSource
 from ..models import Model, ModelInfo, load_model
+from ..models.applicability import inside as applicable
 from ..progress import Feedback
 from .journal import BlockResult
 from .model_input import (

@@ -48,7 +48,7 @@ class ModelInfo:
     decision_weights: list[float] | None = None  # class scores × these before the argmax (a sigmoid's seg_thresh)
     heads: list[str] = field(default_factory=list)  # the output heads of a model with several (their names)
     head: int = 0  # the head this model gives
-    aoa: dict | None = None  # a per-pixel model's area of applicability (data/applicability.py), when it has one
+    aoa: dict | None = None  # a per-pixel model's area of applicability (models/applicability.py), when it has one
 
     def __post_init__(self) -> None:
         duplicated = sorted({v for v in self.class_values if self.class_values.count(v) > 1})

@@ -185,7 +185,7 @@ def classify(
             "segmentation", "regression", "detection", "superresolution" or "recognition" (Deepness's types).
         threshold: A one-sigmoid model's class starts where p > threshold (default: its seg_thresh, else 0.5).
         aoa: A mask of the model's area of applicability to write too (1 inside, 0 where the pixels are unlike its
-            training pixels; `data.applicability`): per-pixel models trained by Patchwork.
+            training pixels; `models.applicability`): per-pixel models trained by Patchwork.
         feedback: Progress, cancel and messages (default: silent).
         check_only: Make every check a run makes before it writes (model, bands, tile and margin, memory) and
             return the plan (None for several heads or another grid); Processing's parameter check uses it, so both

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.applicability import applicability
 from ..data.chips import CHIP_DRIVERS, read_chip, read_index, read_manifest
 from ..data.sampling import check_seed
 from ..dependencies import require
@@ -26,6 +25,7 @@ from ..io.partials import remove_file, replace_file, temporary_sibling
 from ..io.paths import check_outputs
 from ..io.raster import RasterSource
 from ..io.writer import require_writable_folder
+from ..models.applicability import applicability
 from ..progress import Feedback, SilentFeedback, check_cancelled
 from .compare import confusion_matrix, count_pairs
 

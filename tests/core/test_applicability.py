@@ -10,7 +10,7 @@ import pytest
 from osgeo import gdal
 
 from patchwork.core import PatchworkError, classify, load_model, train_classifier, write_geotiff
-from patchwork.core.data.applicability import applicability, dissimilarity
+from patchwork.core.models.applicability import applicability, dissimilarity
 from tests.conftest import REPO, read_all
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
