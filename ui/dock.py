@@ -761,6 +761,8 @@ class PatchworkDock(QgsDockWidget):
             self.report.set_uncertainty(unsure, results.get(Classify.OUTPUT))
         elif algorithm_id == AccuracySample.ID and self.run.layers:
             self.report.set_sample(self.run.layers[0], self.run.parameters.get(AccuracySample.INPUT))
+        elif algorithm_id == Accuracy.ID:
+            self.report.remember_assessment(results.get(Accuracy.OUTPUT_JSON))
 
     def start_labelling(self, layer) -> None:
         """The accuracy sample, ready to label: the active layer, in editing, its table open (a drop-down of the

@@ -30,7 +30,7 @@ from ..io.raster import same_crs
 from ..io.vectors import read_features, traditional_srs
 from ..io.writer import require_writable_folder
 from ..progress import Feedback, SilentFeedback
-from .accuracy_report import html_report
+from .accuracy_report import change_lines, html_report
 
 EXCLUSIONS = {"outside_map": "outside the map", "nodata": "on nodata (or outside the AOI)",
               "no_stratum": "in no stratum (nodata in STRATA)", "no_reference": "without a reference class"}
@@ -235,7 +235,7 @@ def _points_on_map(grid: StrataGrid, points: SamplePoints, classes: list[int | N
 @reports_errors
 def assess_accuracy(class_map: str, samples: SamplePoints | str, reference_field: str | None = None, *,
                     strata: str | None = None, aoi: Aoi | None = None, design: str = "map_classes",
-                    output_json: str | None = None, output_report: str | None = None,
+                    output_json: str | None = None, output_report: str | None = None, previous: str | None = None,
                     feedback: Feedback | None = None, check_only: bool = False,
                     names: tuple[str, str] | None = None) -> AccuracyReport | None:
     """Accuracy and area of each class of `class_map`, with 95% confidence intervals, from labelled points.
@@ -249,6 +249,8 @@ def assess_accuracy(class_map: str, samples: SamplePoints | str, reference_field
         design: "map_classes", "strata" or "simple_random": how the sample was drawn.
         output_json: The figures as JSON.
         output_report: An HTML report.
+        previous: The OUTPUT_JSON of an earlier assessment (of the map before more labels, say): the log and the
+            report say how each figure changed since.
         feedback: Progress, cancel and messages.
         check_only: Make the checks a run makes before it reads the whole map, then return None.
         names: What to call the map and the samples in the report (their layers' names).
@@ -260,7 +262,8 @@ def assess_accuracy(class_map: str, samples: SamplePoints | str, reference_field
     feedback = feedback or SilentFeedback()
     sample_file = samples if isinstance(samples, str) else None
     check_outputs({"OUTPUT_JSON": output_json, "OUTPUT_REPORT": output_report},
-                  {"INPUT": class_map, "STRATA": strata, "SAMPLES": sample_file})
+                  {"INPUT": class_map, "STRATA": strata, "SAMPLES": sample_file, "PREVIOUS": previous})
+    earlier = read_previous(previous)
     for path, role in ((output_json, "OUTPUT_JSON"), (output_report, "OUTPUT_REPORT")):
         if path:
             require_writable_folder(os.path.dirname(os.path.abspath(path)), role)
@@ -270,8 +273,11 @@ def assess_accuracy(class_map: str, samples: SamplePoints | str, reference_field
                 raise PatchworkError("REFERENCE_FIELD: name the field that holds each point's reference class.")
             samples = SamplePoints.from_file(sample_file, reference_field, grid.map.crs_wkt)
         class_names = grid.class_names()
+        stratum_names = class_names if design == "map_classes" else {}
         classes = reference_classes(samples.references, class_names, None)
-        if check_only:
+        if check_only:  # the points' own pixels are read (not the map): a stratum of one point is refused now
+            strata_of, _mapped, _reference = _points_on_map(grid, samples, classes, dict.fromkeys(EXCLUSIONS, 0))
+            _require_two_per_stratum(strata_of, stratum_names)
             return None
         count = grid.count(feedback)
         classes = reference_classes(samples.references, class_names, count.classes)
@@ -282,7 +288,6 @@ def assess_accuracy(class_map: str, samples: SamplePoints | str, reference_field
         if excluded[key]:
             feedback.info(f"{excluded[key]} point(s) {text}: left out of the estimates.")
     stratum_points = {h: strata_of.count(h) for h in count.strata}
-    stratum_names = {h: class_names.get(h, f"class {h}") for h in count.strata} if design == "map_classes" else {}
     assessed = sorted(set(count.classes) | set(reference))
     labels = {c: class_names.get(c, f"class {c}") for c in assessed}
     assessment = estimate(np.array(strata_of), np.array(mapped), np.array(reference), count.stratum_sizes, assessed,
@@ -297,11 +302,39 @@ def assess_accuracy(class_map: str, samples: SamplePoints | str, reference_field
                             geographic)
     for line in result.summary():
         feedback.info(line)
-    texts = {output_json: json.dumps(result.to_dict(), indent=2) if output_json else "",
-             output_report: html_report(result, names or (os.path.basename(class_map), sample_file or ""))
+    figures = result.to_dict()
+    for line in change_lines(earlier, figures):
+        feedback.info(line)
+    texts = {output_json: json.dumps(figures, indent=2) if output_json else "",
+             output_report: html_report(result, names or (os.path.basename(class_map), sample_file or ""), earlier)
              if output_report else ""}
     _write_texts({path: text for path, text in texts.items() if path})
     return result
+
+
+def _require_two_per_stratum(strata_of: list[int], names: dict[int, str]) -> None:
+    """A stratum with labelled points needs two of them: one gives no variance."""
+    for h in sorted(set(strata_of)):
+        if strata_of.count(h) < 2:
+            raise PatchworkError(f"SAMPLES: stratum {names.get(h, h)!r} has 1 sample point with a reference class; a "
+                                 "stratum needs at least 2 for its variance (its spread cannot be estimated from one "
+                                 "point). Label more points there, or draw the sample again with "
+                                 "patchwork:accuracysample.")
+
+
+def read_previous(path: str | None) -> dict | None:
+    """An earlier assessment's OUTPUT_JSON, checked, or None."""
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        if not isinstance(data, dict) or "overall_accuracy" not in data or not isinstance(data.get("classes"), list):
+            raise ValueError("not an accuracy assessment")
+    except (OSError, ValueError) as exc:
+        raise PatchworkError(f"PREVIOUS: '{path}' is not the JSON of an earlier patchwork:accuracy run ({exc}).") \
+            from exc
+    return data
 
 
 def _write_texts(texts: dict[str, str]) -> None:

@@ -86,9 +86,65 @@ def _heat_map(data: dict) -> str:
             f"<tr><th>total</th>{totals}<td>1</td></tr></table>")
 
 
-def html_report(result, names: tuple[str, str]) -> str:
-    """The report of an `AccuracyReport`; `names` are the map's and the samples' names."""
+def _ci(figures: dict, key: str) -> float | None:
+    """A figure's 95% half width: given, or 1.96 × its standard error (area proportions)."""
+    if f"{key}_ci" in figures:
+        return figures[f"{key}_ci"]
+    se = figures.get(f"{key}_se")
+    return None if se is None else 1.96 * se
+
+
+def changes(earlier: dict, now: dict) -> list[tuple[str, dict, dict]]:
+    """What changed since an earlier assessment, figure by figure.
+
+    (what, earlier, now) for overall accuracy and each class's accuracies and area proportion, as {"value", "ci"}
+    dicts; classes matched by value.
+    """
+    rows = [("overall accuracy", {"value": earlier["overall_accuracy"], "ci": earlier.get("overall_accuracy_ci")},
+             {"value": now["overall_accuracy"], "ci": now.get("overall_accuracy_ci")})]
+    before = {c["value"]: c for c in earlier["classes"]}
+    for c in now["classes"]:
+        old = before.get(c["value"])
+        if old is None:
+            continue
+        for key, label in (("users_accuracy", "user's accuracy"), ("producers_accuracy", "producer's accuracy"),
+                           ("area_proportion", "area proportion")):
+            rows.append((f"{c['name']}: {label}", {"value": old.get(key), "ci": _ci(old, key)},
+                         {"value": c.get(key), "ci": _ci(c, key)}))
+    return rows
+
+
+def _delta(a: dict, b: dict) -> str:
+    if a["value"] is None or b["value"] is None:
+        return "–"
+    return f"{b['value'] - a['value']:+.3f}"
+
+
+def change_lines(earlier: dict | None, now: dict) -> list[str]:
+    """Log lines: how each figure changed since an earlier assessment (none without one)."""
+    if earlier is None:
+        return []
+    return [f"Since the previous assessment, {what}: {_fmt(a['value'])} → {_fmt(b['value'])} ({_delta(a, b)})"
+            for what, a, b in changes(earlier, now)]
+
+
+def _change_table(earlier: dict | None, now: dict) -> str:
+    if earlier is None:
+        return ""
+    rows = "".join(f"<tr><th>{html.escape(what)}</th><td>{_pm(a['value'], a['ci'])}</td><td>{_pm(b['value'], b['ci'])}"
+                   f"</td><td>{_delta(a, b)}</td></tr>" for what, a, b in changes(earlier, now))
+    return ("<h2>Since the previous assessment</h2><p>Each estimate with its own 95% interval. Two assessments from "
+            "the same reference points are not independent samples: read the change as a guide, not a test.</p>"
+            f"<table><tr><th></th><th>before</th><th>now</th><th>change</th></tr>{rows}</table>")
+
+
+def html_report(result, names: tuple[str, str], earlier: dict | None = None) -> str:
+    """The report of an `AccuracyReport`.
+
+    `names` are the map's and the samples' names; `earlier` an earlier assessment's figures, to show what changed.
+    """
     data = result.to_dict()
+    changed = _change_table(earlier, data)
     hectares = math.isfinite(result.total_m2)
     total_pixels = sum(c["map_pixels"] for c in data["classes"]) or 1
     for c in data["classes"]:
@@ -128,6 +184,7 @@ from {data['points_used']} labelled points. Points left out: {e(excluded)}.</p>
 <h2>Error matrix</h2>
 <p>Estimated proportions of area (sample counts in brackets); rows are map classes, columns reference classes.</p>
 {_heat_map(data)}
+{changed}
 <h2>Method</h2>
 <p>The reference data are {DESIGN_WORDS.get(data['design'], data['design'])} (points per stratum: {e(strata)}).
 Accuracy and area were estimated with the stratified estimators of Stehman (2014), which reduce to those of Olofsson

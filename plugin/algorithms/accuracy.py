@@ -9,6 +9,7 @@ from qgis.core import (
     QgsProcessingOutputString,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
+    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
@@ -109,7 +110,7 @@ class AccuracyAlgorithm(PatchworkAlgorithm):
     group_name = "Accuracy"
     INPUT, SAMPLES, REFERENCE_FIELD = "INPUT", "SAMPLES", "REFERENCE_FIELD"
     DESIGN, STRATA, AOI = "DESIGN", "STRATA", "AOI"
-    OUTPUT_JSON, OUTPUT_REPORT = "OUTPUT_JSON", "OUTPUT_REPORT"
+    OUTPUT_JSON, OUTPUT_REPORT, PREVIOUS = "OUTPUT_JSON", "OUTPUT_REPORT", "PREVIOUS"
     OVERALL_ACCURACY, OVERALL_ACCURACY_CI = "OVERALL_ACCURACY", "OVERALL_ACCURACY_CI"
     POINTS_USED, RESULTS = "POINTS_USED", "RESULTS"
 
@@ -121,6 +122,8 @@ class AccuracyAlgorithm(PatchworkAlgorithm):
         DESIGN: DESIGN_HELP,
         STRATA: STRATA_HELP,
         AOI: "The area the sample was drawn in, when it was drawn with an AOI: the strata are counted there.",
+        PREVIOUS: "The figures (JSON) of an earlier assessment, e.g. before the model learnt from more labels: the "
+                  "log and the report say how each figure changed since.",
         OUTPUT_JSON: "The figures as JSON: overall accuracy, per class user's and producer's accuracy, area "
                      "proportion and area in m² with their 95% intervals, and the error matrices.",
         OUTPUT_REPORT: "An HTML report: tables, mapped vs estimated area with intervals, the error matrix as a heat "
@@ -145,6 +148,9 @@ class AccuracyAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.AOI, self.tr("Area of interest the sample was drawn in"), [qgis_enums.SOURCE_VECTOR_POLYGON],
             optional=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.PREVIOUS, self.tr("Figures of an earlier assessment (JSON), to compare with"), qgis_enums.FILE,
+            extension="json", optional=True))
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_JSON, self.tr("Figures (JSON)"), self.tr("JSON files (*.json)"), optional=True,
             createByDefault=True))
@@ -156,7 +162,7 @@ class AccuracyAlgorithm(PatchworkAlgorithm):
                                                  self.tr("Overall accuracy: half width of the 95% interval")))
         self.addOutput(QgsProcessingOutputNumber(self.POINTS_USED, self.tr("Points used")))
         self.addOutput(QgsProcessingOutputString(self.RESULTS, self.tr("All figures (JSON)")))
-        self.mark_advanced(self.STRATA, self.AOI)
+        self.mark_advanced(self.STRATA, self.AOI, self.PREVIOUS)
 
     def core_call(self, parameters, context) -> CoreCall:
         from ...core.tasks.accuracy import SamplePoints, assess_accuracy
@@ -174,6 +180,7 @@ class AccuracyAlgorithm(PatchworkAlgorithm):
             design=self.word(parameters, self.DESIGN, context),
             output_json=self.parameterAsFileOutput(parameters, self.OUTPUT_JSON, context) or None,
             output_report=self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None,
+            previous=self.parameterAsFile(parameters, self.PREVIOUS, context) or None,
             names=(class_map.name(), source.sourceName())))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name

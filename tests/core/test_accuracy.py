@@ -243,3 +243,42 @@ def test_points_off_the_map_on_nodata_or_unlabelled_are_counted_not_dropped(scen
     report = assess_accuracy(mapped, SamplePoints.from_wkt(wkts, references), design="simple_random")
     assert report.excluded["outside_map"] == 2 and report.excluded["no_reference"] == 5
     assert report.used == 295
+
+
+def test_a_second_assessment_says_how_each_figure_changed(scene_maps, tmp_path):
+    """#24: after more labels and a new model, the log and the report say how accuracy changed (PREVIOUS)."""
+    mapped, truth, folder = scene_maps
+    gt = gdal.Open(mapped).GetGeoTransform()
+    path = str(folder / "twice.gpkg")
+    draw_accuracy_sample(mapped, path, target_se=0.02, seed=21)
+    label_points(path, truth, gt)
+    first = str(tmp_path / "first.json")
+    assess_accuracy(mapped, path, "reference", output_json=first)
+    messages = []
+    log = type("Log", (), {"set_progress": lambda self, p: None, "is_cancelled": lambda self: False,
+                           "info": lambda self, m: messages.append(m)})()
+    truer = np.array(truth)
+    truer[:, :50] = gdal.Open(mapped).ReadAsArray()[:, :50]  # a better map on the left: fewer errors there
+    label_points(path, truer, gt)
+    second = assess_accuracy(mapped, path, "reference", previous=first, output_report=str(tmp_path / "r.html"),
+                             feedback=log)
+    before = json.load(open(first))["overall_accuracy"]
+    line = next(m for m in messages if m.startswith("Since the previous assessment, overall accuracy"))
+    assert f"{before:.3f} → {second.overall_accuracy:.3f} ({second.overall_accuracy - before:+.3f})" in line
+    assert "Since the previous assessment" in open(str(tmp_path / "r.html"), encoding="utf-8").read()
+    with open(tmp_path / "not.json", "w") as fh:
+        fh.write('{"agreement": 0.9}')
+    with pytest.raises(PatchworkError, match="PREVIOUS: .* is not the JSON of an earlier patchwork:accuracy run"):
+        assess_accuracy(mapped, path, "reference", previous=str(tmp_path / "not.json"))
+
+
+def test_a_stratum_of_one_labelled_point_is_refused_before_the_map_is_read(scene_maps):
+    mapped, truth, folder = scene_maps
+    gt = gdal.Open(mapped).GetGeoTransform()
+    classes = gdal.Open(mapped).ReadAsArray()
+    rows, cols = np.nonzero(classes == 0)
+    wkts = [f"POINT ({gt[0] + (c + 0.5) * gt[1]} {gt[3] + (r + 0.5) * gt[5]})" for r, c in zip(rows[:5], cols[:5])]
+    rows, cols = np.nonzero(classes == 1)
+    wkts.append(f"POINT ({gt[0] + (cols[0] + 0.5) * gt[1]} {gt[3] + (rows[0] + 0.5) * gt[5]})")
+    with pytest.raises(PatchworkError, match="stratum 'bare land / scrub' has 1 sample point"):
+        assess_accuracy(mapped, SamplePoints.from_wkt(wkts, [0] * 5 + [1]), check_only=True)

@@ -690,3 +690,17 @@ def test_the_report_tab_draws_points_opens_them_for_labelling_and_assesses_the_m
     assert dock.run.results[Accuracy.OVERALL_ACCURACY] == pytest.approx(0.8, abs=0.03)
     assert dock.message.text().startswith("Overall accuracy 0.")
     assert os.path.exists(tmp_path / "accuracy.html")
+    # the labels corrected, assessed again: the report says what changed since the first assessment
+    points.startEditing()
+    for feature in points.getFeatures():
+        x, y = feature.geometry().asPoint().x(), feature.geometry().asPoint().y()
+        points.changeAttributeValue(feature.id(), reference,
+                                    int(classes[int((y - gt[3]) // gt[5]), int((x - gt[0]) // gt[1])]))
+    assert points.commitChanges()
+    dock.report.accuracy_form.set_value(Accuracy.OUTPUT_REPORT, str(tmp_path / "again.html"))
+    dock.report.accuracy_button.click()
+    ok, message = wait_for(dock.run, qgis_app)
+    assert ok, message
+    assert dock.run.results[Accuracy.OVERALL_ACCURACY] == 1.0
+    page = (tmp_path / "again.html").read_text(encoding="utf-8")
+    assert "Since the previous assessment" in page and "<td>1.000 ± 0.000</td>" in page

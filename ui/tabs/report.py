@@ -3,6 +3,9 @@ with confidence intervals, in three steps — draw points to label, label them o
 its result to the next."""
 from __future__ import annotations
 
+import os
+import shutil
+
 from qgis.core import QgsVectorLayer
 from qgis.PyQt.QtCore import pyqtSignal
 from qgis.PyQt.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
@@ -11,7 +14,7 @@ from ...plugin.algorithms.accuracy import AccuracyAlgorithm as Accuracy
 from ...plugin.algorithms.accuracy import AccuracySampleAlgorithm as AccuracySample
 from ...plugin.algorithms.suggest_labels import SuggestLabelsAlgorithm as SuggestLabels
 from ..forms import AlgorithmForm
-from ..runner import TEMPORARY
+from ..runner import TEMPORARY, temporary_output
 from ..widgets import WrappedLabel, scrolled, tr
 
 
@@ -76,6 +79,14 @@ class ReportTab(QWidget):
     def run_buttons(self) -> list[QPushButton]:
         """The buttons that start a run."""
         return [self.suggest_button, self.sample_button, self.accuracy_button]
+
+    def remember_assessment(self, figures: str | None) -> None:
+        """An assessment's figures (JSON), kept to compare the next one with: the next report says what changed."""
+        if not figures or not os.path.exists(figures):
+            return
+        kept = temporary_output("previous_accuracy.json")  # a copy: the next run may write over the file itself
+        shutil.copyfile(figures, kept)
+        self.accuracy_form.set_value(Accuracy.PREVIOUS, kept)
 
     def set_uncertainty(self, uncertainty, classes) -> None:
         """The last classification's uncertainty map (None: it wrote none) and class map, for the suggestions."""
