@@ -275,7 +275,7 @@ class BlockJob:
         votes = BlockAccumulator(b, info.n_outputs, "hardvote") \
             if self.uncertainty == "disagreement" and not single else None
         squares = BlockAccumulator(b, info.n_outputs, "mean") if self.uncertainty == "variance" else None
-        ones = np.ones((size, size))
+        ones = np.ones((size, size)) if votes is not None else None
         weights: dict[tuple[bool, ...], np.ndarray] = {}
         anchors = [(r, c) for r in block.tile_rows for c in block.tile_cols]  # row-major, in every block
         predicted = 0
@@ -354,15 +354,13 @@ class BlockJob:
             parts.append(part)
         prediction = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-2)
         covered = int(valid.sum())
-        if classes_only and prediction.ndim == 2 and aoa is None:
-            return BlockResult(block.index, block.window, prediction, None, covered, 0)
+        if classes_only and prediction.ndim == 2:
+            return BlockResult(block.index, block.window, prediction, None, covered, 0, None, aoa)
         if self.info.task != "classification":
             values = prediction.astype(np.float32)
             np.copyto(values, np.nan, where=~valid)
             uncertainty = single_cover(self.uncertainty, valid, None, len(values)) if self.uncertainty else None
             return BlockResult(block.index, block.window, values, None, covered, 0, uncertainty, aoa)
-        if classes_only and prediction.ndim == 2:
-            return BlockResult(block.index, block.window, prediction, None, covered, 0, None, aoa)
         if prediction.ndim == 2:
             # np.int32(-1): with a Python -1, numpy 2 keeps uint8 labels uint8 and "no vote" would become 255
             result = self._from_labels(block, np.where(valid, prediction, np.int32(-1)), 0)
