@@ -246,6 +246,7 @@ def step_report_labelling():
 def step_report_shot():
     dock = panel()
     result["accuracy_message"] = dock.message.text()
+    result["suggest_enabled_without_uncertainty"] = dock.report.suggest_button.isEnabled()
     iface.mapCanvas().refreshAllLayers()
     settle(1.5)
     save("patchwork_report.png")

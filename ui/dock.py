@@ -741,6 +741,7 @@ class PatchworkDock(QgsDockWidget):
     def set_run_buttons_enabled(self, enabled: bool) -> None:
         for button in self.run_buttons():
             button.setEnabled(enabled)
+        self.report.allow_runs(enabled)  # (and its suggestion button, when there is an uncertainty map)
 
     def hand_on(self, algorithm_id: str, results: dict) -> None:
         """Each tab's output becomes the next tab's input: chips → Train, model → Classify, map → Compare and Report,

@@ -47,6 +47,7 @@ def test_the_whole_chain_runs_from_the_panel_in_a_real_qgis_window(session):
     assert result["class_renderer"] == "paletted"
     assert result["compare_message"].startswith("Agreement ") and result["compare_layers"] == ["agreement"]
     assert result["accuracy_points"][0].startswith("points to label — ") and result["labels_saved"]
+    assert not result["suggest_enabled_without_uncertainty"]  # that classification wrote no uncertainty map
     assert re.match(r"Overall accuracy 0\.\d{3} ± 0\.\d{3} \(95%\), from \d+ points", result["accuracy_message"]), \
         result["messages"]
     agreement = float(re.match(r"Agreement (\d+\.\d)%", result["compare_message"]).group(1))

@@ -36,6 +36,7 @@ class ReportTab(QWidget):
         super().__init__()
         self.sample_layer: QgsVectorLayer | None = None
         self.unsure = self.classes = None  # the last classification's uncertainty and class maps
+        self.runs_allowed = True  # the panel's: one run at a time
         content = QWidget()
         layout = QVBoxLayout(content)
         layout.addWidget(step_title(tr("What to label next")))
@@ -77,8 +78,15 @@ class ReportTab(QWidget):
         outer.addWidget(self.page)
 
     def run_buttons(self) -> list[QPushButton]:
-        """The buttons that start a run."""
-        return [self.suggest_button, self.sample_button, self.accuracy_button]
+        """The buttons that start a run whenever no other runs (suggesting also needs an uncertainty map)."""
+        return [self.sample_button, self.accuracy_button]
+
+    def allow_runs(self, allowed: bool) -> None:
+        """The panel allows runs (none going) or not: the buttons say so."""
+        self.runs_allowed = allowed
+        for button in self.run_buttons():
+            button.setEnabled(allowed)
+        self.suggest_button.setEnabled(allowed and self.unsure is not None)
 
     def remember_assessment(self, figures: str | None) -> None:
         """An assessment's figures (JSON), kept to compare the next one with: the next report says what changed."""
@@ -90,8 +98,9 @@ class ReportTab(QWidget):
 
     def set_uncertainty(self, uncertainty, classes) -> None:
         """The last classification's uncertainty map (None: it wrote none) and class map, for the suggestions."""
-        self.unsure, self.classes = uncertainty, classes
-        self.suggest_button.setEnabled(uncertainty is not None)
+        written = bool(uncertainty) and os.path.exists(str(uncertainty))  # (an output not asked for may come as "")
+        self.unsure, self.classes = (uncertainty, classes) if written else (None, None)
+        self.suggest_button.setEnabled(written and self.runs_allowed)
 
     def suggest(self) -> None:
         if self.unsure is None:
