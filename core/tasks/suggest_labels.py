@@ -166,7 +166,8 @@ def _spread(candidates: np.ndarray, count: int, min_distance: float, balance: bo
 def suggest_labels(uncertainty: str, output: str, *, count: int = 50, min_distance: float = 32,
                    classes: str | None = None, labelled: Places | None = None, balance: bool = False,
                    shape: str = "point", chip_size: int = 64, selection: str = "weighted", seed: int = 0,
-                   feedback: Feedback | None = None, check_only: bool = False) -> Suggestions | None:
+                   model: str | None = None, feedback: Feedback | None = None,
+                   check_only: bool = False) -> Suggestions | None:
     """Write to `output` (GeoPackage) `count` places the map is unsure of, spread apart.
 
     Args:
@@ -183,9 +184,18 @@ def suggest_labels(uncertainty: str, output: str, *, count: int = 50, min_distan
             uncertain first).
         seed: The draw (and the order of ties); the same seed gives the same places.
         feedback: Progress, cancel and messages.
+        model: A model file: then `uncertainty` is the raster to classify, with its entropy and classes written to
+            temporary files first (soft votes, the model's own input scaling), and the places drawn from them.
         check_only: Make the checks a run makes before it reads the map, then return None.
     """
     feedback = feedback or SilentFeedback()
+    if model is not None:
+        if classes:
+            raise PatchworkError("CLASSES: with a MODEL the classes are those of its classification; leave CLASSES "
+                                 "empty.")
+        return _from_a_model(uncertainty, model, output, dict(
+            count=count, min_distance=min_distance, labelled=labelled, balance=balance, shape=shape,
+            chip_size=chip_size, selection=selection, seed=seed), feedback, check_only)
     if not output.lower().endswith(".gpkg"):
         raise PatchworkError(f"OUTPUT: the places are written as a GeoPackage: give it a .gpkg name, not '{output}'.")
     if shape not in SHAPES:
@@ -234,6 +244,27 @@ def suggest_labels(uncertainty: str, output: str, *, count: int = 50, min_distan
                   + (" — " + ", ".join(f"{names.get(k, k)}: {n}" for k, n in per_class.items()) if per_class else "")
                   if len(picked) else "No place to suggest: the map has no pixel with an uncertainty.")
     return Suggestions(output, len(picked), least, per_class)
+
+
+def _from_a_model(raster: str, model: str, output: str, settings: dict, feedback: Feedback,
+                  check_only: bool) -> Suggestions | None:
+    """Classify `raster` with `model` into temporary maps (classes, entropy), then suggest places from them."""
+    import tempfile
+
+    from ..models import load_model
+    from .classify import classify
+
+    check_outputs({"OUTPUT": output}, {"INPUT": raster, "MODEL": model})
+    values = load_model(model).info.task != "classification"  # a regression: the tiles' variance, no classes
+    with tempfile.TemporaryDirectory(prefix="patchwork-suggest-") as folder:
+        classes, unsure = os.path.join(folder, "classes.tif"), os.path.join(folder, "uncertainty.tif")
+        ran = classify(raster, model, classes, aggregation="mean" if values else "softvote", uncertainty=unsure,
+                       feedback=feedback, check_only=check_only)
+        if check_only:
+            return None
+        feedback.info(f"Classified with '{ran.info.name}' for its uncertainty ("
+                      f"{'variance across its tiles' if values else 'entropy of its soft votes'}).")
+        return suggest_labels(unsure, output, classes=None if values else classes, feedback=feedback, **settings)
 
 
 def _write(path: str, picked: np.ndarray, gt, crs_wkt: str, shape: str, chip_size: int, names: dict[int, str],

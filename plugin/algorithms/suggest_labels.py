@@ -5,6 +5,7 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorDestination,
@@ -12,19 +13,23 @@ from qgis.core import (
 
 from ...core.tasks.suggest_labels import SELECTIONS, SHAPES
 from .. import qgis_enums
+from .classify import MODEL_FILTER
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm
 
 
 class SuggestLabelsAlgorithm(PatchworkAlgorithm):
     ID = f"{PROVIDER_ID}:suggestlabels"
     group_name = "Accuracy"
-    INPUT, CLASSES, LABELLED, OUTPUT = "INPUT", "CLASSES", "LABELLED", "OUTPUT"
+    INPUT, CLASSES, LABELLED, OUTPUT, MODEL = "INPUT", "CLASSES", "LABELLED", "OUTPUT", "MODEL"
     COUNT, MIN_DISTANCE, BALANCE = "COUNT", "MIN_DISTANCE", "BALANCE"
     SHAPE, CHIP_SIZE, SEED, PLACES = "SHAPE", "CHIP_SIZE", "SEED", "PLACES"
     SELECTION = "SELECTION"
 
     parameter_help = {
-        INPUT: "An uncertainty map (Classify's OUTPUT_UNCERTAINTY): larger values are less sure.",
+        INPUT: "An uncertainty map (Classify's OUTPUT_UNCERTAINTY): larger values are less sure; with a MODEL, the "
+               "raster to classify.",
+        MODEL: "A model: INPUT is then classified with it first (soft votes, the model's own input scaling) and the "
+               "places drawn from its entropy and classes. For other settings, run Classify with an uncertainty map.",
         CLASSES: "The class map on the same grid: each place's predicted class, and the classes to label with.",
         LABELLED: "What is labelled already (polygons, points or lines, any CRS): no place is suggested within "
                   "MIN_DISTANCE of it.",
@@ -50,6 +55,9 @@ class SuggestLabelsAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, self.tr("Uncertainty map")))
         self.addParameter(QgsProcessingParameterRasterLayer(self.CLASSES, self.tr("Class map (same grid)"),
                                                             optional=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.MODEL, self.tr("Model (then INPUT is the raster to classify first)"), qgis_enums.FILE,
+            fileFilter=MODEL_FILTER, optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.LABELLED, self.tr("Already labelled (polygons, points or lines)"), optional=True))
         self.addParameter(number(self.COUNT, self.tr("Number of places"), qgis_enums.INTEGER, 50, minValue=1,
@@ -87,7 +95,8 @@ class SuggestLabelsAlgorithm(PatchworkAlgorithm):
             shape=self.word(parameters, self.SHAPE, context),
             selection=self.word(parameters, self.SELECTION, context),
             chip_size=self.parameterAsInt(parameters, self.CHIP_SIZE, context),
-            seed=self.parameterAsInt(parameters, self.SEED, context)))
+            seed=self.parameterAsInt(parameters, self.SEED, context),
+            model=self.parameterAsFile(parameters, self.MODEL, context) or None))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
         result = self.run_call(self.call, feedback)

@@ -132,3 +132,19 @@ def test_labels_close_together_make_one_area_to_keep_away_from(scene):
     result = suggest_labels(uncertainty, str(folder / "dense.gpkg"), count=20, min_distance=4, labelled=dense)
     rows = [pixel(gt, p["x"], p["y"])[0] for p in places(result.output)]
     assert result.count == 20 and all(abs(r - row) >= 4 for r in rows)
+
+
+def test_with_a_model_the_raster_is_classified_first(scene, s2_path, tmp_path):
+    """#24: a raster and a model, instead of an uncertainty map: the same places as from classify's own maps."""
+    classes, uncertainty, folder = scene
+    model = str(folder / "m.onnx")
+    direct = suggest_labels(s2_path, str(tmp_path / "direct.gpkg"), count=15, min_distance=10, balance=True,
+                            model=model, seed=2)
+    # what classify writes with the settings the model path uses (soft votes, the model's input scaling)
+    ran = classify(s2_path, model, str(tmp_path / "c.tif"), aggregation="softvote", uncertainty=str(tmp_path / "u.tif"))
+    from_maps = suggest_labels(ran.uncertainty, str(tmp_path / "maps.gpkg"), count=15, min_distance=10,
+                               classes=ran.output, balance=True, seed=2)
+    assert direct.count == 15
+    assert [(p["x"], p["y"]) for p in places(direct.output)] == [(p["x"], p["y"]) for p in places(from_maps.output)]
+    with pytest.raises(PatchworkError, match="CLASSES: with a MODEL"):
+        suggest_labels(s2_path, str(tmp_path / "x.gpkg"), model=model, classes=classes)
