@@ -42,8 +42,8 @@ class ReportTab(QWidget):
         layout.addWidget(step_title(tr("What to label next")))
         self.suggest_button = QPushButton(tr("Suggest places to label"))
         self.suggest_button.setToolTip(tr("Run Patchwork ▸ Suggest what to label next on the last classification's "
-                                          "uncertainty map (write one in Classify): 50 places, least sure first, "
-                                          "32 px apart, balanced across classes"))
+                                          "uncertainty map (write one in Classify): 50 places drawn where it is "
+                                          "unsure, 32 px apart, balanced across classes"))
         self.suggest_button.setEnabled(False)
         self.suggest_button.clicked.connect(self.suggest)
         layout.addWidget(self.suggest_button)
