@@ -21,7 +21,7 @@ from osgeo import gdal, ogr, osr
 from ..errors import PatchworkError, one_line
 from ..io.gdal_errors import checked, gdal_failures, open_raster, opened
 from ..io.partials import owned_name, remove_file, replace_file
-from ..io.vectors import store_default_style
+from ..io.vectors import geopackage_layer
 from ..progress import Feedback, SilentFeedback, check_cancelled
 
 AUTHALIC_RADIUS_M = 6_371_007.2  # the sphere of the WGS 84 ellipsoid's area
@@ -159,13 +159,8 @@ def polygonize(class_map: str, output: str, class_values: list[int], class_names
     src = open_raster(class_map)
     band = src.GetRasterBand(1)
     srs = src.GetSpatialRef()
-    temporary = owned_name(output)
-    try:
-        ds = opened(ogr.GetDriverByName("GPKG").CreateDataSource, temporary)
-        layer = opened(ds.CreateLayer, "classes", srs, ogr.wkbPolygon)
-        for name, kind in (("class", ogr.OFTInteger), ("name", ogr.OFTString), ("area_m2", ogr.OFTReal)):
-            checked(layer.CreateField, ogr.FieldDefn(name, kind))
-        checked(layer.StartTransaction)
+    fields = (("class", ogr.OFTInteger), ("name", ogr.OFTString), ("area_m2", ogr.OFTReal))
+    with geopackage_layer(output, owned_name(output), "classes", srs, ogr.wkbPolygon, fields, style_qml) as layer:
 
         def progress(done, _message, _data):
             feedback.set_progress(100.0 * done)
@@ -195,15 +190,6 @@ def polygonize(class_map: str, output: str, class_values: list[int], class_names
                 feature.SetField(2, geometry.GetArea() * (1.0 if to_area is not None else srs.GetLinearUnits() ** 2))
             checked(layer.SetFeature, feature)
             count += 1
-        checked(layer.CommitTransaction)
-        if style_qml:
-            store_default_style(ds, "classes", style_qml)
-        layer = ds = None
-        replace_file(temporary, output)
-    except BaseException:
-        layer = ds = None
-        remove_file(temporary)
-        raise
     return count
 
 

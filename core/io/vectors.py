@@ -5,6 +5,7 @@ Read: AOIs and label polygons given as files. Written: points to label and detec
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 
 from osgeo import ogr, osr
 
@@ -74,6 +75,33 @@ def store_default_style(ds, layer_name: str, qml: str) -> None:
     checked(styles.CreateFeature, style)
 
 
+@contextmanager
+def geopackage_layer(path: str, temporary: str, layer_name: str, srs: osr.SpatialReference | None,
+                     geometry_type: int, fields: Sequence[tuple[str, int]], qml: str | None = None):
+    """A new GeoPackage layer at `temporary`, yielded inside a transaction, then renamed onto `path`: all or none.
+
+    At the end the transaction is committed, `qml` stored as the layer's default style, and the file renamed; on any
+    error (or a cancel) the temporary file is removed.
+    """
+    ds = layer = None
+    try:
+        ds = opened(ogr.GetDriverByName("GPKG").CreateDataSource, temporary)
+        layer = opened(ds.CreateLayer, layer_name, srs, geometry_type)
+        for name, kind in fields:
+            checked(layer.CreateField, ogr.FieldDefn(name, kind))
+        checked(layer.StartTransaction)
+        yield layer
+        checked(layer.CommitTransaction)
+        if qml:
+            store_default_style(ds, layer_name, qml)
+        layer = ds = None  # (closing writes the file)
+        replace_file(temporary, path)
+    except BaseException:
+        layer = ds = None
+        remove_file(temporary)
+        raise
+
+
 def write_styled_layer(path: str, layer_name: str, crs_wkt: str, geometry_type: int,
                        fields: Sequence[tuple[str, int]], features: Iterable[tuple[Sequence, ogr.Geometry]],
                        qml: str, log: Log | None = None) -> str:
@@ -82,13 +110,8 @@ def write_styled_layer(path: str, layer_name: str, crs_wkt: str, geometry_type: 
     `features` are (field values, None for NULL; geometry). The file is written under a temporary name and renamed
     when complete; what killed runs left for `path` is removed first (and logged).
     """
-    temporary = temporary_sibling(path, log)
-    try:
-        ds = opened(ogr.GetDriverByName("GPKG").CreateDataSource, temporary)
-        layer = opened(ds.CreateLayer, layer_name, traditional_srs(crs_wkt) if crs_wkt else None, geometry_type)
-        for name, kind in fields:
-            checked(layer.CreateField, ogr.FieldDefn(name, kind))
-        checked(layer.StartTransaction)
+    srs = traditional_srs(crs_wkt) if crs_wkt else None
+    with geopackage_layer(path, temporary_sibling(path, log), layer_name, srs, geometry_type, fields, qml) as layer:
         for values, geometry in features:
             feature = ogr.Feature(layer.GetLayerDefn())
             for index, value in enumerate(values):
@@ -98,12 +121,4 @@ def write_styled_layer(path: str, layer_name: str, crs_wkt: str, geometry_type: 
                     feature.SetField(index, value)
             feature.SetGeometry(geometry)
             checked(layer.CreateFeature, feature)
-        checked(layer.CommitTransaction)
-        store_default_style(ds, layer_name, qml)
-        layer = ds = None
-        replace_file(temporary, path)
-    except BaseException:
-        layer = ds = None
-        remove_file(temporary)
-        raise
     return path
