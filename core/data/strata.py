@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from osgeo import osr
@@ -17,7 +17,7 @@ from ..engine.postprocess import row_pixel_areas
 from ..errors import PatchworkError
 from ..geometry import Window, window_geotransform
 from ..io.aoi import Aoi
-from ..io.palette import read_classes
+from ..io.palette import legend
 from ..io.raster import RasterSource
 from ..progress import Feedback, SilentFeedback, check_cancelled
 
@@ -34,7 +34,6 @@ class StrataCount:
     classes: list[int]
     class_pixels: np.ndarray
     class_m2: np.ndarray
-    class_names: dict[int, str] = field(default_factory=dict)
     unstratified: int = 0  # map pixels with no stratum (nodata in the STRATA raster)
 
     @property
@@ -107,9 +106,9 @@ class StrataGrid:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def class_names(self) -> dict[int, str]:
-        """The map's class names, as Patchwork and GDAL store them (empty when it names none)."""
-        return {v: n for v, (n, _c) in read_classes(self.map.dataset.GetRasterBand(1)).items()}
+    def legend(self) -> tuple[dict[int, str], dict[int, str]]:
+        """The map's class names and colours, as Patchwork and GDAL store them (empty when it names none)."""
+        return legend(self.map.dataset.GetRasterBand(1))
 
     def strips(self, feedback: Feedback) -> Iterator[tuple[Window, np.ndarray, np.ndarray, np.ndarray]]:
         """Per strip: its window, map classes, strata and which pixels are in a stratum (in the AOI, not nodata)."""
@@ -159,7 +158,7 @@ class StrataGrid:
             strata, np.array([by_stratum[h][0] for h in strata], np.int64),
             np.array([by_stratum[h][1] for h in strata]), classes,
             np.array([by_class[c][0] for c in classes], np.int64), np.array([by_class[c][1] for c in classes]),
-            self.class_names(), unstratified)
+            unstratified)
 
     def draw(self, counts: StrataCount, sample_sizes: np.ndarray, seed: int,
              feedback: Feedback | None = None) -> list[tuple[int, int, int, int]]:

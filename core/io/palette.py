@@ -67,6 +67,12 @@ def read_classes(band: gdal.Band) -> dict[int, tuple[str, str | None]]:
     return {value: (name, colours.get(value)) for value, name in sorted(names.items())}
 
 
+def legend(band: gdal.Band) -> tuple[dict[int, str], dict[int, str]]:
+    """A class band's names and colours by class value (`read_classes`, split; classes without a colour left out)."""
+    classes = read_classes(band)
+    return {v: n for v, (n, _c) in classes.items()}, {v: c for v, (_n, c) in classes.items() if c}
+
+
 def paletted_qml(values: list[int], names: list[str], colours: list[str]) -> str:
     """A QGIS .qml style showing the classes with their colours and names."""
     entries = "\n".join(

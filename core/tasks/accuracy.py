@@ -272,7 +272,7 @@ def assess_accuracy(class_map: str, samples: SamplePoints | str, reference_field
             if not reference_field:
                 raise PatchworkError("REFERENCE_FIELD: name the field that holds each point's reference class.")
             samples = SamplePoints.from_file(sample_file, reference_field, grid.map.crs_wkt)
-        class_names = grid.class_names()
+        class_names = grid.legend()[0]
         stratum_names = class_names if design == "map_classes" else {}
         classes = reference_classes(samples.references, class_names, None)
         if check_only:  # the points' own pixels are read (not the map): a stratum of one point is refused now

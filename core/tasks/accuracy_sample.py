@@ -19,7 +19,7 @@ from ..data.accuracy import allocate, cochran_sample_size
 from ..data.strata import StrataCount, StrataGrid
 from ..errors import PatchworkError, reports_errors
 from ..io.aoi import Aoi
-from ..io.palette import labelling_style, read_classes
+from ..io.palette import labelling_style
 from ..io.paths import check_outputs
 from ..io.vectors import write_styled_layer
 from ..io.writer import require_writable_folder
@@ -130,7 +130,7 @@ def draw_accuracy_sample(class_map: str, output: str, *, strata: str | None = No
     if min_per_class < 0:
         raise PatchworkError(f"MIN_PER_CLASS: {min_per_class} is negative.")
     with StrataGrid(class_map, strata, aoi, design) as grid:
-        names = grid.class_names()
+        names, colours = grid.legend()
         if names and len(expected) > 1:
             expected_per_class(expected, map_classes(names), names)
         if check_only:
@@ -157,11 +157,9 @@ def draw_accuracy_sample(class_map: str, output: str, *, strata: str | None = No
                           "be drawn.")
         points = grid.draw(count, shares.counts, seed, feedback)
         probability = {p.value: p.inclusion_probability for p in plans}
-        legend = {v: n for v, (n, _c) in read_classes(grid.map.dataset.GetRasterBand(1)).items()}
-        colours = {v: c for v, (_n, c) in read_classes(grid.map.dataset.GetRasterBand(1)).items() if c}
         order = np.random.default_rng([seed, 1]).permutation(len(points))  # labelled in an order that hides strata
         _write_points(output, [points[i] for i in order], probability, grid.map.geotransform, grid.map.crs_wkt,
-                      classes, {c: legend.get(c, f"class {c}") for c in classes}, colours)
+                      classes, {c: names.get(c, f"class {c}") for c in classes}, colours)
     feedback.info(f"{len(points)} points written to {output}; fill their '{REFERENCE_FIELD}' field, then run "
                   "patchwork:accuracy.")
     return AccuracySample(output, len(points), n_cochran, design, plans)

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import PatchworkError, reports_errors
 from ..geometry import Window
-from ..io.palette import apply_colour_table, read_classes, write_qml
+from ..io.palette import apply_colour_table, legend, write_qml
 from ..io.partials import replace_file, temporary_sibling
 from ..io.paths import check_outputs
 from ..io.raster import RasterSource, no_crs_warning
@@ -198,8 +198,8 @@ def compare_classifications(reference: str, classification: str, *, agreement: s
             feedback.info(resampled)
         if agreement and not (src_a.crs_wkt or src_b.crs_wkt):
             feedback.info(no_crs_warning(reference, "agreement map"))
-        reference_names = {v: n for v, (n, _c) in read_classes(src_a.dataset.GetRasterBand(1)).items()}
-        classification_names = {v: n for v, (n, _c) in read_classes(src_b.dataset.GetRasterBand(1)).items()}
+        reference_names = legend(src_a.dataset.GetRasterBand(1))[0]
+        classification_names = legend(src_b.dataset.GetRasterBand(1))[0]
         mapping, how = match_by_name(reference_names, classification_names)
         feedback.info(how)
         writer = None

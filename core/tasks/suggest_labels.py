@@ -22,7 +22,7 @@ from ..errors import PatchworkError, reports_errors
 from ..geometry import Window
 from ..io.aoi import Aoi
 from ..io.gdal_errors import checked, opened
-from ..io.palette import labelling_style, read_classes
+from ..io.palette import labelling_style, legend
 from ..io.paths import check_outputs
 from ..io.raster import RasterSource, same_crs
 from ..io.vectors import read_features, traditional_srs, write_styled_layer
@@ -226,10 +226,7 @@ def suggest_labels(uncertainty: str, output: str, *, count: int = 50, min_distan
                 if len(chosen) >= count or len(candidates) >= usable:
                     break
                 wanted *= 8  # the closest candidates crowded each other out: look further down the list
-            names = {v: n for v, (n, _c) in read_classes(class_src.dataset.GetRasterBand(1)).items()} \
-                if class_src is not None else {}
-            colours = {v: c for v, (_n, c) in read_classes(class_src.dataset.GetRasterBand(1)).items() if c} \
-                if class_src is not None else {}
+            names, colours = legend(class_src.dataset.GetRasterBand(1)) if class_src is not None else ({}, {})
         finally:
             if class_src is not None:
                 class_src.close()
