@@ -24,11 +24,10 @@ from ..errors import PatchworkError, reports_errors
 from ..geometry import Window
 from ..io.aoi import Aoi
 from ..io.gdal_errors import checked, opened
-from ..io.partials import remove_file, replace_file, temporary_sibling
 from ..io.paths import check_outputs
 from ..io.raster import same_crs
 from ..io.vectors import read_features, traditional_srs
-from ..io.writer import require_writable_folder
+from ..io.writer import DerivedFile, publish_all, require_writable_folder, write_text
 from ..progress import Feedback, SilentFeedback
 from .accuracy_report import change_lines, html_report
 
@@ -339,15 +338,13 @@ def read_previous(path: str | None) -> dict | None:
 
 def _write_texts(texts: dict[str, str]) -> None:
     """Write every file under a temporary name, then rename them all: none is left half-written."""
-    temporaries = {}
+    files = [DerivedFile(path, lambda temporary, text=text: write_text(temporary, text))
+             for path, text in texts.items()]
     try:
-        for path, text in texts.items():
-            temporaries[path] = temporary_sibling(path)
-            with open(temporaries[path], "w", encoding="utf-8") as fh:
-                fh.write(text)
-        for path, temporary in temporaries.items():
-            replace_file(temporary, path)
+        for made in files:
+            made.finish()
     except BaseException:
-        for temporary in temporaries.values():
-            remove_file(temporary)
+        for made in files:
+            made.abort()
         raise
+    publish_all(files)

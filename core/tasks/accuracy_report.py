@@ -9,6 +9,8 @@ from __future__ import annotations
 import html
 import math
 
+from ..data.accuracy import Z_95
+
 DESIGN_WORDS = {
     "map_classes": "a stratified random sample with the map classes as strata",
     "strata": "a stratified random sample whose strata (a STRATA raster) differ from the map classes",
@@ -91,7 +93,7 @@ def _ci(figures: dict, key: str) -> float | None:
     if f"{key}_ci" in figures:
         return figures[f"{key}_ci"]
     se = figures.get(f"{key}_se")
-    return None if se is None else 1.96 * se
+    return None if se is None else Z_95 * se
 
 
 def changes(earlier: dict, now: dict) -> list[tuple[str, dict, dict]]:
@@ -149,7 +151,7 @@ def html_report(result, names: tuple[str, str], earlier: dict | None = None) -> 
     total_pixels = sum(c["map_pixels"] for c in data["classes"]) or 1
     for c in data["classes"]:
         c["map_share"] = c["map_pixels"] / total_pixels
-        c["area_proportion_ci"] = None if c["area_proportion_se"] is None else 1.96 * c["area_proportion_se"]
+        c["area_proportion_ci"] = _ci(c, "area_proportion")
     e = html.escape
     rows = []
     for c in data["classes"]:
