@@ -9,7 +9,7 @@ import json
 import os
 
 from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
-from qgis.gui import QgsDockWidget, QgsFieldComboBox, QgsFileWidget, QgsMapLayerComboBox
+from qgis.gui import QgsDockWidget, QgsFieldComboBox, QgsMapLayerComboBox
 from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (
@@ -74,6 +74,7 @@ from .widgets import (
     file_source,
     form_layout,
     label_of,
+    output_for,
     scrolled,
     spin_box,
     spin_for,
@@ -194,10 +195,7 @@ class PatchworkDock(QgsDockWidget):
         self.seed = spin_for(Sample, Sample.SEED)
         self.boundary = combo_for(Sample, Sample.BOUNDARY)
         self.max_nodata = double_for(Sample, Sample.MAX_NODATA, 0.05, 2)
-        self.chip_folder = QgsFileWidget()
-        self.chip_folder.lineEdit().setPlaceholderText(tr("[Save to temporary folder]"))  # as QGIS's dialogs say
-        self.chip_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.chip_folder.setToolTip(tip_of(Sample, Sample.OUTPUT_DIR))
+        self.chip_folder = output_for(Sample, Sample.OUTPUT_DIR, tr("[Save to temporary folder]"))  # as QGIS says
         self.live_preview = QCheckBox(tr("Show chips on the map as I change settings"))
         self.live_preview.setToolTip(tr("Draws the candidate chip footprints (before the nodata filter) on the canvas"))
         self.live_preview.setChecked(True)
@@ -494,10 +492,7 @@ class PatchworkDock(QgsDockWidget):
         self.index_combo = QgsMapLayerComboBox()
         self.index_combo.setFilters(qgis_enums.POLYGON_LAYERS)
         self.index_combo.setToolTip(tip_of(Augment, Augment.INPUT))
-        self.augment_folder = QgsFileWidget()
-        self.augment_folder.lineEdit().setPlaceholderText(tr("[Save to temporary folder]"))  # as QGIS's dialogs say
-        self.augment_folder.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
-        self.augment_folder.setToolTip(tip_of(Augment, Augment.OUTPUT_DIR))
+        self.augment_folder = output_for(Augment, Augment.OUTPUT_DIR, tr("[Save to temporary folder]"))
         for label, widget in ((tr("Preview draws"), self.draws), (tr("Preview seed"), self.preview_seed),
                               (tr("Display bands"), self.display_bands),  # the preview's own settings
                               (label_of(Augment, Augment.INPUT), self.index_combo),

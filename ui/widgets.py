@@ -3,7 +3,7 @@ fields, scroll areas and collapsed "Advanced" groups, as QGIS's Processing dialo
 from __future__ import annotations
 
 from qgis.core import QgsApplication, QgsVectorLayer
-from qgis.gui import QgsCollapsibleGroupBox
+from qgis.gui import QgsCollapsibleGroupBox, QgsFileWidget
 from qgis.PyQt.QtCore import QCoreApplication, Qt
 from qgis.PyQt.QtWidgets import (
     QComboBox,
@@ -124,6 +124,20 @@ class WrappedLabel(QLabel):
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API name
         super().resizeEvent(event)
         self._fit()
+
+
+def output_for(algorithm, name: str, placeholder: str, file_filter: str | None = None) -> QgsFileWidget:
+    """A picker for output `name`, as QGIS's dialogs show one: a placeholder saying what an empty one does, a save
+    dialog (a folder's without `file_filter`) and the parameter's help as its tooltip."""
+    widget = QgsFileWidget()
+    widget.lineEdit().setPlaceholderText(placeholder)
+    if file_filter is None:
+        widget.setStorageMode(QgsFileWidget.StorageMode.GetDirectory)
+    else:
+        widget.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
+        widget.setFilter(file_filter)
+    widget.setToolTip(tip_of(algorithm, name))
+    return widget
 
 
 def scrolled(content: QWidget, *pinned: QWidget) -> QWidget:

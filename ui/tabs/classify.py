@@ -31,6 +31,7 @@ from ..widgets import (
     file_source,
     form_layout,
     label_of,
+    output_for,
     scrolled,
     spin_for,
     tip_of,
@@ -101,27 +102,14 @@ class ClassifyTab(QWidget):
         self.overlap = spin_for(Classify, Classify.OVERLAP, " px", tr("the model's"))
         self.window_combo = combo_for(Classify, Classify.WINDOW)
         self.aggregation_combo = combo_for(Classify, Classify.AGGREGATION)
-        self.classified_file = QgsFileWidget()
-        self.classified_file.lineEdit().setPlaceholderText(tr("[Save to temporary file]"))  # as QGIS's dialogs say
-        self.classified_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
-        self.classified_file.setFilter(tr("GeoTIFF (*.tif)"))
-        self.classified_file.setToolTip(tip_of(Classify, Classify.OUTPUT))
+        self.classified_file = output_for(Classify, Classify.OUTPUT, tr("[Save to temporary file]"),  # as QGIS says
+                                          tr("GeoTIFF (*.tif)"))
         self.min_segment = spin_for(Classify, Classify.MIN_SEGMENT, " px", tr("the model's"))
-        self.polygons_file = QgsFileWidget()
-        self.polygons_file.lineEdit().setPlaceholderText(tr("[Skip output]"))
-        self.polygons_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
-        self.polygons_file.setFilter(tr("GeoPackage (*.gpkg)"))
-        self.polygons_file.setToolTip(tip_of(Classify, Classify.OUTPUT_VECTOR))
-        self.areas_file = QgsFileWidget()
-        self.areas_file.lineEdit().setPlaceholderText(tr("[Skip output]"))
-        self.areas_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
-        self.areas_file.setFilter(tr("CSV (*.csv)"))
-        self.areas_file.setToolTip(tip_of(Classify, Classify.OUTPUT_AREAS))
-        self.uncertainty_file = QgsFileWidget()
-        self.uncertainty_file.lineEdit().setPlaceholderText(tr("[Skip output]"))
-        self.uncertainty_file.setStorageMode(QgsFileWidget.StorageMode.SaveFile)
-        self.uncertainty_file.setFilter(tr("GeoTIFF (*.tif)"))
-        self.uncertainty_file.setToolTip(tip_of(Classify, Classify.OUTPUT_UNCERTAINTY))
+        self.polygons_file = output_for(Classify, Classify.OUTPUT_VECTOR, tr("[Skip output]"),
+                                        tr("GeoPackage (*.gpkg)"))
+        self.areas_file = output_for(Classify, Classify.OUTPUT_AREAS, tr("[Skip output]"), tr("CSV (*.csv)"))
+        self.uncertainty_file = output_for(Classify, Classify.OUTPUT_UNCERTAINTY, tr("[Skip output]"),
+                                           tr("GeoTIFF (*.tif)"))
         self.classify_button = QPushButton(tr("Classify"))
         self.classify_button.setToolTip(tr("Run Patchwork ▸ Classify raster (tiled)"))
         self.classify_button.clicked.connect(self.run_classify)
