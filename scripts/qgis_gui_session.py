@@ -97,14 +97,14 @@ def step_start():
     qgis.utils.plugins["patchwork"].action.setChecked(True)
     dock = panel()
     result["dock_visible"] = bool(dock and dock.isVisible())
-    dock.raster_combo.setLayer(layer)
-    dock.labels_combo.setLayer(labels)
+    dock.sample.raster_combo.setLayer(layer)
+    dock.sample.labels_combo.setLayer(labels)
     dock.classify.classify_raster.setLayer(layer)
-    dock.sampler_combo.setCurrentText("poisson")
-    dock.chip_size.setValue(24)
-    dock.min_distance.setValue(30)
-    dock.count.setValue(0)
-    result["preview_chips"] = dock.preview_chips()
+    dock.sample.sampler_combo.setCurrentText("poisson")
+    dock.sample.chip_size.setValue(24)
+    dock.sample.min_distance.setValue(30)
+    dock.sample.count.setValue(0)
+    result["preview_chips"] = dock.sample.preview_chips()
     result["canvas_items_panel_open"] = canvas_items() - result["canvas_items_before"]
     result["steps"].append("sample preview")
     guarded(step_sample_shot, 1500)
@@ -114,8 +114,8 @@ def step_sample_shot():
     iface.mapCanvas().refreshAllLayers()
     save("patchwork_sample_preview.png")
     dock = panel()
-    dock.chip_folder.setFilePath(os.path.join(WORK, "chips"))
-    dock.run_sample()
+    dock.sample.chip_folder.setFilePath(os.path.join(WORK, "chips"))
+    dock.sample.run_sample()
     result["steps"].append("sample started")
     after_run(step_augment_preview)
 
@@ -123,15 +123,15 @@ def step_sample_shot():
 def step_augment_preview():
     dock = panel()
     result["sample_layers"] = [layer.name() for layer in dock.run.layers]
-    dock.tabs.setCurrentWidget(dock.augment_page)
-    dock.chip_size.setValue(64)
-    dock.draws.setValue(4)
+    dock.tabs.setCurrentWidget(dock.augment)
+    dock.sample.chip_size.setValue(64)
+    dock.augment.draws.setValue(4)
     from patchwork.core import load_pipeline
 
-    dock.set_pipeline(load_pipeline("default"))
-    result["augmented_samples"] = len(dock.preview_augmentation())
-    result["footprints_after_tab_change"] = dock.footprints.count
-    preview = dock.augmentation_preview.layers[0].extent()
+    dock.augment.set_pipeline(load_pipeline("default"))
+    result["augmented_samples"] = len(dock.augment.preview_augmentation())
+    result["footprints_after_tab_change"] = dock.sample.footprints.count
+    preview = dock.augment.augmentation_preview.layers[0].extent()
     preview.scale(2.5)
     iface.mapCanvas().setExtent(preview)
     iface.mapCanvas().refreshAllLayers()
@@ -142,16 +142,16 @@ def step_augment_preview():
 def step_augment_shot():
     dock = panel()
     save("patchwork_augment_preview.png")
-    dock.gallery.move(iface.mainWindow().x() + 80, iface.mainWindow().y() + 120)
-    save("patchwork_augment_gallery.png", dock.gallery)
-    dock.gallery.close()
-    dock.augmentation_preview.clear()
+    dock.augment.gallery.move(iface.mainWindow().x() + 80, iface.mainWindow().y() + 120)
+    save("patchwork_augment_gallery.png", dock.augment.gallery)
+    dock.augment.gallery.close()
+    dock.augment.augmentation_preview.clear()
     iface.zoomToActiveLayer()
     from patchwork.core import load_pipeline
 
-    dock.set_pipeline(load_pipeline("geometric"))
-    dock.augment_folder.setFilePath(os.path.join(WORK, "augmented"))
-    dock.run_augment()
+    dock.augment.set_pipeline(load_pipeline("geometric"))
+    dock.augment.augment_folder.setFilePath(os.path.join(WORK, "augmented"))
+    dock.augment.run_augment()
     result["steps"].append("augment started")
     after_run(step_train)
 
@@ -159,11 +159,11 @@ def step_augment_shot():
 def step_train():
     dock = panel()
     result["augment_layers"] = [layer.name() for layer in dock.run.layers]
-    dock.tabs.setCurrentWidget(dock.train_page)
-    result["train_input_handed_on"] = bool(dock.train_form.values()["INPUT"])
-    dock.train_form.set_value("PARAMETERS", '{"n_estimators": 30}')
-    dock.train_form.set_value("OUTPUT_MODEL", os.path.join(WORK, "forest.onnx"))
-    dock.train_button.click()
+    dock.tabs.setCurrentWidget(dock.train)
+    result["train_input_handed_on"] = bool(dock.train.form.values()["INPUT"])
+    dock.train.form.set_value("PARAMETERS", '{"n_estimators": 30}')
+    dock.train.form.set_value("OUTPUT_MODEL", os.path.join(WORK, "forest.onnx"))
+    dock.train.button.click()
     result["steps"].append("train started")
     after_run(step_train_shot)
 
@@ -173,7 +173,7 @@ def step_train_shot():
     result["train_message"] = dock.message.text()
     result["model_in_classify"] = dock.classify.model_file.filePath()
     save("patchwork_train.png")
-    dock.tabs.setCurrentWidget(dock.classify_page)
+    dock.tabs.setCurrentWidget(dock.classify)
     dock.classify.classified_file.setFilePath(os.path.join(WORK, "s2_classes.tif"))
     dock.classify.run_classify()
     result["steps"].append("classify started")
@@ -190,9 +190,9 @@ def step_classify_shot():
     iface.mapCanvas().refreshAllLayers()
     settle(1.5)
     save("patchwork_classify.png")
-    dock.tabs.setCurrentWidget(dock.compare_page)
-    dock.compare_form.set_value("REFERENCE", QgsProject.instance().mapLayersByName("labels (rules)")[0])
-    dock.compare_button.click()
+    dock.tabs.setCurrentWidget(dock.compare)
+    dock.compare.form.set_value("REFERENCE", QgsProject.instance().mapLayersByName("labels (rules)")[0])
+    dock.compare.button.click()
     result["steps"].append("compare started")
     after_run(step_compare_shot)
 
@@ -250,10 +250,10 @@ def step_report_shot():
     iface.mapCanvas().refreshAllLayers()
     settle(1.5)
     save("patchwork_report.png")
-    dock.tabs.setCurrentWidget(dock.stitch_page)
+    dock.tabs.setCurrentWidget(dock.stitch)
     settle()  # the tab laid out (grabbed at once, its form was still wider than the panel)
     save("patchwork_stitch.png")  # the screen: the run button, progress and status line in view
-    dock.tabs.setCurrentWidget(dock.sample_page)  # footprints back on the map …
+    dock.tabs.setCurrentWidget(dock.sample)  # footprints back on the map …
     settle()
     result["canvas_items_sample_tab_again"] = canvas_items() - result["canvas_items_before"]
     qgis.utils.plugins["patchwork"].action.setChecked(False)  # … and gone when the toolbar button closes the panel

@@ -2,6 +2,8 @@
 fields, scroll areas and collapsed "Advanced" groups, as QGIS's Processing dialogs have."""
 from __future__ import annotations
 
+import os
+
 from qgis.core import QgsApplication, QgsVectorLayer
 from qgis.gui import QgsCollapsibleGroupBox, QgsFileWidget
 from qgis.PyQt.QtCore import QCoreApplication, Qt
@@ -11,11 +13,14 @@ from qgis.PyQt.QtWidgets import (
     QFormLayout,
     QFrame,
     QLabel,
+    QMessageBox,
     QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
+
+from ..core.data.chips import MANIFEST
 
 
 def tr(text: str) -> str:
@@ -196,3 +201,13 @@ def file_source(layer) -> str | None:
     if layer is None:
         return None
     return layer.source().split("|")[0] if layer.providerType() in ("gdal", "ogr") else None
+
+
+def may_replace_dataset(parent: QWidget, folder: str) -> bool | None:
+    """False for a new folder; True when the user agrees to replace the chip dataset in it; None: stop."""
+    if not os.path.isfile(os.path.join(folder, MANIFEST)):
+        return False
+    answer = QMessageBox.question(
+        parent, tr("Replace the chip dataset?"),
+        tr("'{}' already holds a chip dataset. Replace it as a whole with the new chips?").format(folder))
+    return True if answer == QMessageBox.StandardButton.Yes else None

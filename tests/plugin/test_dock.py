@@ -52,22 +52,22 @@ def s2_layer(s2_path, qgis_iface):
 
 def test_chip_preview_follows_the_sampler_settings(dock, s2_layer):
     assert dock.objectName() == "PatchworkDock"
-    dock.raster_combo.setLayer(s2_layer)
-    dock.sampler_combo.setCurrentText("regular")
-    dock.chip_size.setValue(32)
-    dock.step.setValue(32)
-    assert dock.preview_chips() == 7 * 11  # 206 x 343 px: 7 rows and 11 columns of 32 px chips, edges shifted
-    geometry = dock.footprints.band.asGeometry()
+    dock.sample.raster_combo.setLayer(s2_layer)
+    dock.sample.sampler_combo.setCurrentText("regular")
+    dock.sample.chip_size.setValue(32)
+    dock.sample.step.setValue(32)
+    assert dock.sample.preview_chips() == 7 * 11  # 206 x 343 px: 7 rows and 11 columns of 32 px chips, edges shifted
+    geometry = dock.sample.footprints.band.asGeometry()
     assert geometry.constGet().numGeometries() == 77
     assert geometry.boundingBox().toString(6) == s2_layer.extent().toString(6)  # full coverage, edges included
-    dock.sampler_combo.setCurrentText("poisson")
-    dock.min_distance.setValue(40)
-    dock.count.setValue(10)
-    assert dock.preview_chips() == 10
-    dock.chip_size.setValue(400)  # larger than the raster: the panel says so instead of drawing
-    assert dock.preview_chips() == 0 and "larger than the raster" in dock.message.text()
-    dock.live_preview.setChecked(False)
-    assert dock.footprints.band is None and dock.footprints.count == 0
+    dock.sample.sampler_combo.setCurrentText("poisson")
+    dock.sample.min_distance.setValue(40)
+    dock.sample.count.setValue(10)
+    assert dock.sample.preview_chips() == 10
+    dock.sample.chip_size.setValue(400)  # larger than the raster: the panel says so instead of drawing
+    assert dock.sample.preview_chips() == 0 and "larger than the raster" in dock.message.text()
+    dock.sample.live_preview.setChecked(False)
+    assert dock.sample.footprints.band is None and dock.sample.footprints.count == 0
 
 
 def settle(qgis_app, seconds: float = 0.5) -> None:
@@ -83,49 +83,49 @@ def test_the_canvas_shows_patchwork_items_only_while_the_panel_is_open_on_their_
     scene = qgis_iface.mapCanvas().scene()
     before = len(scene.items())
     dock.hide()
-    dock.raster_combo.setLayer(s2_layer)  # a raster loaded while the panel is closed
+    dock.sample.raster_combo.setLayer(s2_layer)  # a raster loaded while the panel is closed
     settle(qgis_app)
-    assert dock.footprints.band is None and len(scene.items()) == before
+    assert dock.sample.footprints.band is None and len(scene.items()) == before
     dock.show()  # opened: the Sample tab's footprints appear
     settle(qgis_app)
-    assert dock.footprints.count > 0 and len(scene.items()) == before + 1
+    assert dock.sample.footprints.count > 0 and len(scene.items()) == before + 1
     dock.tabs.setCurrentIndex(2)  # another tab: they leave the map
     assert len(scene.items()) == before
     dock.tabs.setCurrentIndex(0)
     settle(qgis_app)
     assert len(scene.items()) == before + 1
     dock.hide()  # closed (toolbar button, menu entry or close box): nothing of Patchwork's stays on the canvas
-    assert len(scene.items()) == before and dock.footprints.count == 0
+    assert len(scene.items()) == before and dock.sample.footprints.count == 0
 
 
 def test_augmentation_preview_shows_draws_on_the_map_and_in_a_gallery(dock, s2_layer):
-    dock.raster_combo.setLayer(s2_layer)
-    dock.chip_size.setValue(48)
-    dock.draws.setValue(3)
-    dock.set_pipeline(load_pipeline("geometric"))
-    samples = dock.preview_augmentation()
+    dock.sample.raster_combo.setLayer(s2_layer)
+    dock.sample.chip_size.setValue(48)
+    dock.augment.draws.setValue(3)
+    dock.augment.set_pipeline(load_pipeline("geometric"))
+    samples = dock.augment.preview_augmentation()
     assert len(samples) == 4 and all(s.image.shape[1:] == (48, 48) for s in samples)
     group = QgsProject.instance().layerTreeRoot().findGroup("Patchwork preview")
     assert group is not None and len(group.findLayers()) == 4
     for node, sample in zip(group.findLayers(), samples):
         assert gdal.Open(node.layer().source()).GetGeoTransform() == pytest.approx(sample.geotransform)
-    pictures = [label for label in dock.gallery.findChildren(QLabel) if label.pixmap() and not label.pixmap().isNull()]
+    pictures = [label for label in dock.augment.gallery.findChildren(QLabel) if label.pixmap() and not label.pixmap().isNull()]
     assert len(pictures) == 4
-    first = dock.preview_seed.value()
-    dock.reroll()
-    assert dock.preview_seed.value() == first + 3
+    first = dock.augment.preview_seed.value()
+    dock.augment.reroll()
+    assert dock.augment.preview_seed.value() == first + 3
     dock.cleanup()
     assert QgsProject.instance().layerTreeRoot().findGroup("Patchwork preview") is None
     assert not QgsProject.instance().mapLayersByName("original chip")
 
 
 def test_sample_run_in_the_background_adds_the_styled_index(dock, s2_layer, tmp_path, qgis_app):
-    dock.raster_combo.setLayer(s2_layer)
-    dock.sampler_combo.setCurrentText("regular")
-    dock.chip_size.setValue(64)
-    dock.step.setValue(64)
-    dock.chip_folder.setFilePath(str(tmp_path / "chips"))
-    dock.run_sample()
+    dock.sample.raster_combo.setLayer(s2_layer)
+    dock.sample.sampler_combo.setCurrentText("regular")
+    dock.sample.chip_size.setValue(64)
+    dock.sample.step.setValue(64)
+    dock.sample.chip_folder.setFilePath(str(tmp_path / "chips"))
+    dock.sample.run_sample()
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
     index = QgsProject.instance().mapLayersByName("chips (regular, 24)")  # a name that says what it is
@@ -133,8 +133,8 @@ def test_sample_run_in_the_background_adds_the_styled_index(dock, s2_layer, tmp_
     assert index[0].renderer().symbol().symbolLayer(0).strokeColor().name() == "#ffc800"
     assert dock.progress.value() == 100 and not dock.cancel_button.isEnabled()
     # handed on: Augment and Train now start from these chips
-    assert dock.index_combo.currentLayer() == index[0]
-    assert dock.train_form.values()["INPUT"] in (index[0].id(), index[0].source(), index[0])
+    assert dock.augment.index_combo.currentLayer() == index[0]
+    assert dock.train.form.values()["INPUT"] in (index[0].id(), index[0].source(), index[0])
 
 
 def test_model_picker_explains_problems_before_the_run(dock, tmp_path, ortho_path):
@@ -187,7 +187,7 @@ def test_classify_run_adds_a_class_map_with_names(dock, s2_layer, tmp_path, qgis
     assert unsure.renderer().type() == "singlebandpseudocolor"  # 0 sure (dark) to 1 unsure (bright)
     assert layer.renderer().type() == "paletted"
     assert [c.label for c in layer.renderer().classes()] == ["water", "bare land / scrub", "vegetation"]
-    assert dock.compare_form.values()["INPUT"] in (layer.id(), layer.source(), layer)  # handed on to Compare
+    assert dock.compare.form.values()["INPUT"] in (layer.id(), layer.source(), layer)  # handed on to Compare
     polygons = QgsProject.instance().mapLayersByName("class polygons — ndvi_ndwi_rules.json on s2")[0]
     assert polygons.renderer().type() == "categorizedSymbol" and polygons.featureCount() > 10
     assert [c.label() for c in polygons.renderer().categories()] == ["water", "bare land / scrub", "vegetation"]
@@ -233,13 +233,13 @@ def test_cancel_stops_the_run_within_a_second_and_leaves_nothing(dock, tmp_path,
 def test_settings_are_remembered_per_project(dock, qgis_iface):
     from patchwork.ui.dock import PatchworkDock
 
-    dock.chip_size.setValue(96)
-    dock.sampler_combo.setCurrentText("jittered")
+    dock.sample.chip_size.setValue(96)
+    dock.sample.sampler_combo.setCurrentText("jittered")
     dock.classify.scale.setValue(0.0001)
     dock.save_settings()
     again = PatchworkDock(qgis_iface)
     try:
-        assert again.chip_size.value() == 96 and again.sampler_combo.currentText() == "jittered"
+        assert again.sample.chip_size.value() == 96 and again.sample.sampler_combo.currentText() == "jittered"
         assert again.classify.scale.value() == pytest.approx(0.0001)
     finally:
         again.cleanup()
@@ -271,8 +271,8 @@ def test_unload_removes_menu_toolbar_dock_and_canvas_items(qgis_app, qgis_iface,
     dock = plugin.dock
     assert dock is not None and plugin.action.objectName() == "PatchworkPanelAction"
     plugin.action.setChecked(True)
-    dock.raster_combo.setLayer(s2_layer)
-    assert dock.preview_chips() > 0
+    dock.sample.raster_combo.setLayer(s2_layer)
+    assert dock.sample.preview_chips() > 0
     plugin.unload()
     assert plugin.dock is None and plugin.action is None and plugin.provider is None
     assert len(qgis_iface.mapCanvas().scene().items()) == canvas_items  # its rubber bands are gone
@@ -281,14 +281,16 @@ def test_unload_removes_menu_toolbar_dock_and_canvas_items(qgis_app, qgis_iface,
 def test_a_folder_holding_a_chip_dataset_is_replaced_only_when_the_user_agrees(dock, tmp_path, monkeypatch):
     from qgis.PyQt.QtWidgets import QMessageBox
 
+    from patchwork.ui.widgets import may_replace_dataset
+
     folder = tmp_path / "chips"
-    assert dock.may_replace_dataset(str(folder)) is False  # a new folder: nothing to ask
+    assert may_replace_dataset(dock, str(folder)) is False  # a new folder: nothing to ask
     folder.mkdir()
     (folder / "dataset.json").write_text("{}")
     asked = []
     for answer, expected in ((QMessageBox.StandardButton.No, None), (QMessageBox.StandardButton.Yes, True)):
         monkeypatch.setattr(QMessageBox, "question", lambda *args, answer=answer: asked.append(args[2]) or answer)
-        assert dock.may_replace_dataset(str(folder)) is expected
+        assert may_replace_dataset(dock, str(folder)) is expected
     assert len(asked) == 2 and "already holds a chip dataset" in asked[0]
 
 
@@ -300,27 +302,27 @@ def test_the_whole_chain_runs_from_the_panel_alone(dock, s2_layer, tmp_path, qgi
     classify(s2_layer.source(), RULES, labels_path, scale=1e-4)
     labels = QgsRasterLayer(labels_path, "labels")
     QgsProject.instance().addMapLayer(labels)
-    dock.raster_combo.setLayer(s2_layer)
-    dock.labels_combo.setLayer(labels)
-    dock.sampler_combo.setCurrentText("poisson")
-    dock.chip_size.setValue(32)
-    dock.min_distance.setValue(48)
-    dock.count.setValue(0)
-    dock.chip_folder.setFilePath(str(tmp_path / "chips"))
-    dock.run_sample()
+    dock.sample.raster_combo.setLayer(s2_layer)
+    dock.sample.labels_combo.setLayer(labels)
+    dock.sample.sampler_combo.setCurrentText("poisson")
+    dock.sample.chip_size.setValue(32)
+    dock.sample.min_distance.setValue(48)
+    dock.sample.count.setValue(0)
+    dock.sample.chip_folder.setFilePath(str(tmp_path / "chips"))
+    dock.sample.run_sample()
     assert wait_for(dock.run, qgis_app)[0]
-    dock.set_pipeline(load_pipeline("geometric"))
-    dock.augment_folder.setFilePath(str(tmp_path / "augmented"))
-    dock.run_augment()
+    dock.augment.set_pipeline(load_pipeline("geometric"))
+    dock.augment.augment_folder.setFilePath(str(tmp_path / "augmented"))
+    dock.augment.run_augment()
     assert wait_for(dock.run, qgis_app)[0]
     augmented = dock.run.layers[0]
     assert augmented.name().startswith("augmented chips (")
-    assert dock.train_form.values()["INPUT"] in (augmented.id(), augmented.source(), augmented)
-    default_model = dock.train_form.values()["OUTPUT_MODEL"]
+    assert dock.train.form.values()["INPUT"] in (augmented.id(), augmented.source(), augmented)
+    default_model = dock.train.form.values()["OUTPUT_MODEL"]
     assert default_model.endswith(".onnx") and not default_model.startswith(tempfile.gettempdir())  # kept
-    dock.train_form.set_value("PARAMETERS", '{"n_estimators": 30}')
-    dock.train_form.set_value("OUTPUT_MODEL", str(tmp_path / "forest.onnx"))
-    dock.train_button.click()
+    dock.train.form.set_value("PARAMETERS", '{"n_estimators": 30}')
+    dock.train.form.set_value("OUTPUT_MODEL", str(tmp_path / "forest.onnx"))
+    dock.train.button.click()
     ok, message = wait_for(dock.run, qgis_app, timeout=120)
     assert ok, message
     assert dock.classify.model_file.filePath() == str(tmp_path / "forest.onnx")  # the model appears in Classify
@@ -330,8 +332,8 @@ def test_the_whole_chain_runs_from_the_panel_alone(dock, s2_layer, tmp_path, qgi
     dock.classify.run_classify()
     assert wait_for(dock.run, qgis_app)[0]
     assert dock.run.layers[0].name() == "classes — forest.onnx on s2"
-    dock.compare_form.set_value("REFERENCE", labels)
-    dock.compare_button.click()
+    dock.compare.form.set_value("REFERENCE", labels)
+    dock.compare.button.click()
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
     assert dock.run.results["AGREEMENT"] > 0.9
@@ -353,9 +355,9 @@ def test_a_raster_without_crs_is_refused_by_the_previews_as_by_the_sampler(dock,
     QgsProject.instance().addMapLayer(layer)
     scene = qgis_iface.mapCanvas().scene()
     before = len(scene.items())
-    dock.raster_combo.setLayer(layer)
-    assert dock.preview_chips() == 0 and "has no CRS" in dock.message.text()
-    assert dock.preview_augmentation() == [] and "has no CRS" in dock.message.text()
+    dock.sample.raster_combo.setLayer(layer)
+    assert dock.sample.preview_chips() == 0 and "has no CRS" in dock.message.text()
+    assert dock.augment.preview_augmentation() == [] and "has no CRS" in dock.message.text()
     assert len(scene.items()) == before  # nothing drawn: no footprints, no outline, no tint
     assert QgsProject.instance().layerTreeRoot().findGroup("Patchwork preview") is None
 
@@ -379,17 +381,17 @@ def test_each_parameter_is_defined_once_and_the_panel_reads_it(qgis_iface, patch
                 assert parameter.help() in parameter.toolTip()
         sample = registry.algorithmById("patchwork:samplechips")
         chip = sample.parameterDefinition("CHIP_SIZE")
-        assert (dock.chip_size.value(), dock.chip_size.maximum()) == (chip.defaultValue(), chip.maximum()) == (64, 8192)
-        assert dock.chip_size.toolTip() == chip.help()
-        assert dock.boundary.toolTip() == sample.parameterDefinition("BOUNDARY").help()
-        assert [dock.boundary.itemText(i) for i in range(dock.boundary.count())] == \
+        assert (dock.sample.chip_size.value(), dock.sample.chip_size.maximum()) == (chip.defaultValue(), chip.maximum()) == (64, 8192)
+        assert dock.sample.chip_size.toolTip() == chip.help()
+        assert dock.sample.boundary.toolTip() == sample.parameterDefinition("BOUNDARY").help()
+        assert [dock.sample.boundary.itemText(i) for i in range(dock.sample.boundary.count())] == \
             sample.parameterDefinition("BOUNDARY").options()
         classify = registry.algorithmById("patchwork:classify")
         assert dock.classify.scale.toolTip() == classify.parameterDefinition("SCALE").help()
         tab = dock.classify
         assert tab.tile_size.text() == tab.overlap.text() == "the model's"  # a sentinel reads as words
         assert dock.classify.tile_size.maximum() == classify.parameterDefinition("TILE_SIZE").maximum()
-        train = dock.train_form.widget("VALIDATION_FRACTION")
+        train = dock.train.form.widget("VALIDATION_FRACTION")
         assert registry.algorithmById("patchwork:trainclassifier").parameterDefinition("VALIDATION_FRACTION").help() \
             in train.toolTip()
     finally:
@@ -409,14 +411,14 @@ def test_the_panel_previews_and_runs_chips_centred_on_points(dock, tmp_path, qgi
                                                                extent.yMaximum() - fy * extent.height())))
         points.dataProvider().addFeatures([feature])
     QgsProject.instance().addMapLayer(points)
-    dock.raster_combo.setLayer(naip)
-    dock.sampler_combo.setCurrentText("points")
-    assert dock.locations_combo.isEnabled() and not dock.step.isEnabled()
-    dock.locations_combo.setLayer(points)
-    dock.chip_size.setValue(32)
-    assert dock.preview_chips() == 3
-    dock.chip_folder.setFilePath(str(tmp_path / "chips"))
-    dock.run_sample()
+    dock.sample.raster_combo.setLayer(naip)
+    dock.sample.sampler_combo.setCurrentText("points")
+    assert dock.sample.locations_combo.isEnabled() and not dock.sample.step.isEnabled()
+    dock.sample.locations_combo.setLayer(points)
+    dock.sample.chip_size.setValue(32)
+    assert dock.sample.preview_chips() == 3
+    dock.sample.chip_folder.setFilePath(str(tmp_path / "chips"))
+    dock.sample.run_sample()
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
     assert dock.run.layers[0].featureCount() == 3 and dock.run.layers[0].name() == "chips (points, 3)"
@@ -456,17 +458,17 @@ def test_the_panel_takes_label_polygons_and_previews_chips_drawn_by_class(dock, 
                   for value, colour, name in ((1, "#e0c040", "wheat"), (2, "#40a040", "maize"))]
     polygons.setRenderer(QgsCategorizedSymbolRenderer("crop", categories))
     QgsProject.instance().addMapLayer(polygons)
-    dock.raster_combo.setLayer(naip)
-    dock.sampler_combo.setCurrentText("balanced")
-    dock.count.setValue(6)
-    dock.chip_size.setValue(32)
-    assert dock.preview_chips() == 0 and "choose LABELS" in dock.message.text()
-    assert not dock.label_field.isEnabled()
-    dock.labels_combo.setLayer(polygons)
-    assert dock.label_field.isEnabled() and dock.label_field.currentField() == "crop"
-    assert dock.preview_chips() == 12  # 6 per class, drawn from the polygons rasterised on the raster's grid
-    dock.chip_folder.setFilePath(str(tmp_path / "chips"))
-    dock.run_sample()
+    dock.sample.raster_combo.setLayer(naip)
+    dock.sample.sampler_combo.setCurrentText("balanced")
+    dock.sample.count.setValue(6)
+    dock.sample.chip_size.setValue(32)
+    assert dock.sample.preview_chips() == 0 and "choose LABELS" in dock.message.text()
+    assert not dock.sample.label_field.isEnabled()
+    dock.sample.labels_combo.setLayer(polygons)
+    assert dock.sample.label_field.isEnabled() and dock.sample.label_field.currentField() == "crop"
+    assert dock.sample.preview_chips() == 12  # 6 per class, drawn from the polygons rasterised on the raster's grid
+    dock.sample.chip_folder.setFilePath(str(tmp_path / "chips"))
+    dock.sample.run_sample()
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
     assert dock.run.layers[0].featureCount() == 12
@@ -620,15 +622,15 @@ def test_the_stitch_tab_is_the_algorithms_own_form_and_stitches_chips(dock, qgis
     from patchwork.core import RegularSampler, sample_chips
     from patchwork.plugin.algorithms.stitch_chips import StitchChipsAlgorithm as Stitch
 
-    registry_names = [p.name() for p in dock.stitch_form.algorithm.parameterDefinitions()]
-    assert set(dock.stitch_form.wrappers) == set(registry_names)
-    dock.run_stitch()
+    registry_names = [p.name() for p in dock.stitch.form.algorithm.parameterDefinitions()]
+    assert set(dock.stitch.form.wrappers) == set(registry_names)
+    dock.stitch.run()
     assert "Choose a chip folder first" in dock.message.text() and dock.run is None
     sample_chips(naip_path, RegularSampler(step=64), 64, str(tmp_path / "chips"))
-    dock.stitch_form.set_value(Stitch.INPUT, str(tmp_path / "chips" / "images"))
-    dock.stitch_form.set_value(Stitch.AGGREGATION, 2)  # mean: image chips are values
-    dock.stitch_form.set_value(Stitch.OUTPUT, str(tmp_path / "mosaic.tif"))
-    dock.run_stitch()
+    dock.stitch.form.set_value(Stitch.INPUT, str(tmp_path / "chips" / "images"))
+    dock.stitch.form.set_value(Stitch.AGGREGATION, 2)  # mean: image chips are values
+    dock.stitch.form.set_value(Stitch.OUTPUT, str(tmp_path / "mosaic.tif"))
+    dock.stitch.run()
     ok, message = wait_for(dock.run, qgis_app)
     assert ok, message
     mosaic, scene = gdal.Open(str(tmp_path / "mosaic.tif")), gdal.Open(naip_path)

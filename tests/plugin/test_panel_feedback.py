@@ -60,18 +60,18 @@ def test_a_run_that_fails_while_running_is_critical_buttons_wait_and_the_tab_cha
 
     layer = QgsRasterLayer(s2_path, "s2")
     QgsProject.instance().addMapLayer(layer)
-    dock.raster_combo.setLayer(layer)
-    dock.labels_combo.setLayer(None)  # (settings an earlier test saved in the project are restored by a new panel)
-    dock.aoi_combo.setLayer(None)
-    dock.sampler_combo.setCurrentText("random")
-    dock.count.setValue(5)
-    dock.chip_folder.setFilePath(str(tmp_path / "chips"))
+    dock.sample.raster_combo.setLayer(layer)
+    dock.sample.labels_combo.setLayer(None)  # (settings an earlier test saved in the project are restored by a new panel)
+    dock.sample.aoi_combo.setLayer(None)
+    dock.sample.sampler_combo.setCurrentText("random")
+    dock.sample.count.setValue(5)
+    dock.sample.chip_folder.setFilePath(str(tmp_path / "chips"))
 
     def slow_failure(*args, **kwargs):
         time.sleep(0.5)
         raise PatchworkError("COUNT: the disk went away (simulated)")
     monkeypatch.setattr(sample_task, "_cut_chips", slow_failure)
-    dock.run_sample()
+    dock.sample.run_sample()
     assert dock.run is not None, dock.message.text()
     assert not any(button.isEnabled() for button in dock.run_buttons())  # one run at a time, and it shows
     ok, _message = wait_for(dock.run, qgis_app)
@@ -110,24 +110,24 @@ def test_the_class_field_defaults_to_the_class_never_the_key(dock, tmp_path):
                                                         "landcover": ogr.OFTString}, rows)
     assert named.fields().names()[0] == "fid"
     QgsProject.instance().addMapLayer(named)
-    dock.labels_combo.setLayer(named)
-    assert dock.label_field.currentField() == "landcover"
+    dock.sample.labels_combo.setLayer(named)
+    assert dock.sample.label_field.currentField() == "landcover"
 
     styled = polygons_gpkg(str(tmp_path / "styled.gpkg"), {"area": ogr.OFTReal, "kind": ogr.OFTString},
                            [{"area": 1.0, "kind": "a"}, {"area": 2.0, "kind": "b"}, {"area": 3.0, "kind": "a"}])
     styled.setRenderer(QgsCategorizedSymbolRenderer("kind", []))
     QgsProject.instance().addMapLayer(styled)
-    dock.labels_combo.setLayer(styled)
-    assert dock.label_field.currentField() == "kind"  # what the user styled by
+    dock.sample.labels_combo.setLayer(styled)
+    assert dock.sample.label_field.currentField() == "kind"  # what the user styled by
 
     bare = polygons_gpkg(str(tmp_path / "bare.gpkg"), {"value": ogr.OFTInteger},
                          [{"value": i % 3} for i in range(6)])
     QgsProject.instance().addMapLayer(bare)
-    dock.labels_combo.setLayer(bare)
-    assert dock.label_field.currentField() == "value"  # not fid
+    dock.sample.labels_combo.setLayer(bare)
+    assert dock.sample.label_field.currentField() == "value"  # not fid
 
-    dock.labels_combo.setLayer(named)
-    dock.label_field.setField("name")  # a different value on each of the 11 polygons
+    dock.sample.labels_combo.setLayer(named)
+    dock.sample.label_field.setField("name")  # a different value on each of the 11 polygons
     assert "each of the 11 polygons its own class" in dock.message.text()
 
 
@@ -234,18 +234,18 @@ def test_the_augmentation_preview_stretches_all_draws_alike_in_the_layers_bands_
     renderer.setRedBand(3)
     renderer.setGreenBand(2)
     renderer.setBlueBand(1)
-    assert dock.bands_for_display(4, layer) == (3, 2, 1)
+    assert dock.augment.bands_for_display(4, layer) == (3, 2, 1)
     renderer.setRedBand(1)
     renderer.setBlueBand(3)
-    assert dock.bands_for_display(4, layer) == (1, 2, 3)  # what the layer shows, not false colour
-    dock.display_bands.setText("4,3,2")
-    assert dock.bands_for_display(4, layer) == (4, 3, 2)
+    assert dock.augment.bands_for_display(4, layer) == (1, 2, 3)  # what the layer shows, not false colour
+    dock.augment.display_bands.setText("4,3,2")
+    assert dock.augment.bands_for_display(4, layer) == (4, 3, 2)
 
-    dock.raster_combo.setLayer(layer)
-    dock.set_pipeline(Compose([BrightnessJitter((0.9, 1.1))]))
-    assert len(dock.preview_augmentation()) == 5
+    dock.sample.raster_combo.setLayer(layer)
+    dock.augment.set_pipeline(Compose([BrightnessJitter((0.9, 1.1))]))
+    assert len(dock.augment.preview_augmentation()) == 5
     assert QgsProject.instance().layerTreeRoot().findGroup("Patchwork preview") is not None
-    dock.gallery.close()
+    dock.augment.gallery.close()
     qgis_app.processEvents()
     assert QgsProject.instance().layerTreeRoot().findGroup("Patchwork preview") is None
     assert not QgsProject.instance().mapLayersByName("original chip")
@@ -259,7 +259,7 @@ def test_smaller_things_of_a_first_run(dock, qgis_iface, tmp_path, s2_path, naip
     from patchwork.plugin.algorithms.train_classifier import TrainClassifierAlgorithm as Train
     from tests.conftest import REPO
 
-    values = dock.train_form.values()
+    values = dock.train.form.values()
     assert values[Train.OUTPUT_REPORT] == os.path.splitext(values[Train.OUTPUT_MODEL])[0] + "_report.html"
     for algorithm in QgsApplication.processingRegistry().providerById("patchwork").algorithms():
         assert algorithm.shortDescription().endswith(".") and "<" not in algorithm.shortDescription()
@@ -269,7 +269,7 @@ def test_smaller_things_of_a_first_run(dock, qgis_iface, tmp_path, s2_path, naip
     qgis_iface.setActiveLayer(second)
     dock.started = False
     dock.start_on_the_active_layer()
-    assert dock.raster_combo.currentLayer() is second and dock.classify.classify_raster.currentLayer() is second
+    assert dock.sample.raster_combo.currentLayer() is second and dock.classify.classify_raster.currentLayer() is second
 
     dock.classify.model_file.setFilePath(os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json"))
     dock.classify.classify_bands.setText("1,2,9")
@@ -336,12 +336,12 @@ def test_chips_per_class_follow_what_the_labelled_area_supports(dock, tmp_path, 
     ds = None
     labels = QgsVectorLayer(str(tmp_path / "small.gpkg"), "hand-drawn", "ogr")
     QgsProject.instance().addMapLayers([raster, labels])
-    dock.raster_combo.setLayer(raster)
-    dock.chip_size.setValue(32)
-    dock.sampler_combo.setCurrentText("balanced")
-    dock.labels_combo.setLayer(labels)
-    assert dock.label_field.currentField() == "landcover"
-    assert dock.count.value() == 4 * 2 * 40 * 40 // 32**2 == 12  # two 40 px water squares: ~4 chips over a pixel
+    dock.sample.raster_combo.setLayer(raster)
+    dock.sample.chip_size.setValue(32)
+    dock.sample.sampler_combo.setCurrentText("balanced")
+    dock.sample.labels_combo.setLayer(labels)
+    assert dock.sample.label_field.currentField() == "landcover"
+    assert dock.sample.count.value() == 4 * 2 * 40 * 40 // 32**2 == 12  # two 40 px water squares: ~4 chips over a pixel
     assert "Chips per class set to 12" in dock.message.text()
 
 

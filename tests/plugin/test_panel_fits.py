@@ -40,8 +40,8 @@ def test_the_panel_needs_at_most_600_px_and_every_run_button_shows_at_1366x768(d
     window, panel = docked
     assert panel.minimumSizeHint().height() <= 600, panel.minimumSizeHint()
     assert window.height() <= 768  # the panel does not push the window past the screen
-    buttons = [panel.sample_button, panel.augment_button, panel.train_button, panel.classify.classify_button,
-               panel.compare_button, panel.report.accuracy_button, panel.stitch_button]
+    buttons = [panel.sample.sample_button, panel.augment.augment_button, panel.train.button, panel.classify.classify_button,
+               panel.compare.button, panel.report.accuracy_button, panel.stitch.button]
     assert panel.tabs.count() == len(buttons)
     for index, button in enumerate(buttons):
         panel.tabs.setCurrentIndex(index)
@@ -54,8 +54,8 @@ def test_the_panel_needs_at_most_600_px_and_every_run_button_shows_at_1366x768(d
 
 def test_rare_settings_start_collapsed_and_the_model_info_is_never_clipped(docked, qgis_app, tmp_path):
     window, panel = docked
-    assert panel.sample_advanced.isCollapsed() and panel.classify.classify_advanced.isCollapsed()
-    assert not panel.classify.tile_size.isVisible() and not panel.aoi_combo.isVisible()
+    assert panel.sample.sample_advanced.isCollapsed() and panel.classify.classify_advanced.isCollapsed()
+    assert not panel.classify.tile_size.isVisible() and not panel.sample.aoi_combo.isVisible()
     panel.tabs.setCurrentIndex(3)
     long = "the model takes 3 bands but would get 4. " * 12
     panel.classify.model_info.setText(long)
