@@ -1,20 +1,25 @@
 """What a model is given and where it runs.
 
 The bands and their value mapping (InputTransform), the model as a file a worker loads once (ModelFile), and the
-grid it runs on (its resolution, a resampled VRT).
+grid it runs on (its resolution, a resampled VRT, a web layer: `model_grid`).
 """
 from __future__ import annotations
 
 import math
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import PatchworkError
+from ..io.partials import remove_file
 from ..io.raster import RasterSource
+from ..io.web import XyzSource, remove_xyz_raster, web_raster
 from ..models import Model, ModelInfo, load_model
+from ..progress import Feedback
 from .journal import file_digest
 
 # One onnxruntime thread per worker: parallel work is blocks, so workers × threads ≤ cores, and a model sums in the
@@ -170,3 +175,27 @@ def resampled_vrt(raster: str, target: float, beside: str) -> str:
         raise PatchworkError(f"RESOLUTION: GDAL could not resample '{raster}' to {target:g} per pixel.")
     warped = None  # noqa: F841 - closing writes the VRT
     return vrt
+
+
+@contextmanager
+def model_grid(raster: str | XyzSource, info: ModelInfo, resolution: float | None, mask, tile_size: int | None,
+               beside: str, feedback: Feedback | None = None,
+               resample: bool = True) -> Iterator[tuple[str, float | None]]:
+    """The raster as the model reads it, and the pixel size it runs at; the VRTs made for it go afterwards.
+
+    An XYZ service is read through a VRT of its tiles, another pixel size through a warped VRT (`resampled_vrt`),
+    else the raster is read itself. `feedback` None: a check, that says nothing. Classify reads web layers through
+    this but resamples itself (`resample` False), as it can bring its maps back to the input's grid.
+    """
+    with ExitStack() as made:
+        if isinstance(raster, XyzSource):
+            raster = web_raster(raster, info, resolution, mask, tile_size, beside, feedback)
+            made.callback(remove_xyz_raster, raster)
+        target = target_resolution(raster, info, resolution) if resample else None
+        if target is not None:
+            raster = resampled_vrt(raster, target, beside)
+            made.callback(remove_file, raster)
+            resolution = target
+            if feedback is not None:
+                feedback.info(f"Input resampled to {target:g} per pixel, the model's resolution.")
+        yield raster, resolution

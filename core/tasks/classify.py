@@ -33,6 +33,7 @@ from ..engine.model_input import (
     InputTransform,
     ModelFile,
     input_transform,
+    model_grid,
     resampled_vrt,
     target_resolution,
 )
@@ -575,17 +576,12 @@ def _styled_on_input_grid(result: ClassifyResult, arguments: dict) -> ClassifyRe
 
 def _classify_web(arguments: dict, feedback: Feedback) -> ClassifyResult | None:
     """Classify an XYZ service at one zoom level over its extent (or the mask's), through a temporary VRT."""
-    from ..io.web import remove_xyz_raster, web_raster
-
     model = arguments["model"]
     info = (load_model(model, arguments["trust_model"], model_type=arguments["model_type"],
                        threshold=arguments["threshold"]) if isinstance(model, str) else model).info
-    vrt = web_raster(arguments["raster"], info, arguments["resolution"], arguments["mask"], arguments["tile_size"],
-                     arguments["output"], None if arguments["check_only"] else feedback)
-    try:
+    with model_grid(arguments["raster"], info, arguments["resolution"], arguments["mask"], arguments["tile_size"],
+                    arguments["output"], None if arguments["check_only"] else feedback, resample=False) as (vrt, _):
         return classify(**dict(arguments, raster=vrt, feedback=feedback))
-    finally:
-        remove_xyz_raster(vrt)
 
 
 def head_output(path: str | None, head_name: str) -> str | None:

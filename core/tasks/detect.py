@@ -12,22 +12,29 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import numpy as np
 from osgeo import ogr
 
 from ..budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range
-from ..engine.model_input import input_transform, resampled_vrt, target_resolution
+from ..engine.blocks import BlockProgress
+from ..engine.executors import available_cores, make_executor, resolve_workers
+from ..engine.journal import file_digest
+from ..engine.model_input import DASK_NEEDS_A_FILE, ModelFile, input_transform, model_grid
+from ..engine.tile_groups import TileGroup, TileGroupJob, run_tile_groups, tile_groups
 from ..errors import Cancelled, PatchworkError, reports_errors
 from ..geometry import Window
 from ..io.aoi import Aoi
 from ..io.palette import categorized_qml, class_colours
-from ..io.partials import Log, remove_file
+from ..io.partials import Log
 from ..io.paths import check_outputs
 from ..io.raster import RasterSource, no_crs_warning
 from ..io.vectors import write_styled_layer
-from ..io.web import XyzSource, remove_xyz_raster, web_raster
+from ..io.web import XyzSource
 from ..io.writer import require_writable_folder
 from ..models import load_model
 from ..models.base import Model, require_model_file
@@ -163,6 +170,8 @@ def detect(
     mask: Aoi | None = None,
     resolution: float | None = None,
     device: str = "auto",
+    workers: int = 0,
+    scheduler: Any = None,
     feedback: Feedback | None = None,
     check_only: bool = False,
 ) -> DetectResult | None:
@@ -188,6 +197,8 @@ def detect(
             (a GDAL warped VRT). Default: the model's `resolution` metadata (cm per pixel), else the raster's own.
             The boxes are in map coordinates either way.
         device: Where the model computes: "auto", "cpu" or "cuda".
+        workers: Threads computing groups of tiles (0: every core); the boxes are the same for any number.
+        scheduler: A Dask scheduler's address (tcp://host:8786) or a distributed.Client, to compute on a cluster.
         feedback: Progress, cancel and messages (default: silent).
         check_only: Make the checks a run makes before it reads pixels, then return None.
 
@@ -207,63 +218,52 @@ def detect(
     check_outputs({"OUTPUT": output}, {"INPUT": raster if isinstance(raster, str) else None,
                                        "MODEL": model if isinstance(model, str) else None})
     require_writable_folder(os.path.dirname(os.path.abspath(output)) or ".", "OUTPUT")
+    model_file = None
+    local_workers = 1 if scheduler else resolve_workers(workers)
     if isinstance(model, str):
         require_model_file(model)
-        model = load_model(model, device=device)
+        model_file = ModelFile(os.path.abspath(model), False, device, file_digest(model))
+        # the cores shared out: one worker alone keeps them all busy
+        model = load_model(model_file.path, device=device, threads=max(1, available_cores() // local_workers))
+    elif scheduler:
+        raise PatchworkError(DASK_NEEDS_A_FILE)
     info = model.info
     if info.task != "detection":
         raise PatchworkError(f"MODEL: '{info.name}' is a {info.task} model, not a detector: use Classify raster "
                              "(patchwork:classify) for it.")
     tile, overlap, confidence, iou = _checked_settings(model, tile_size, overlap, confidence, iou)
-
-    def detect_through(vrt: str, vrt_resolution: float | None) -> DetectResult | None:
-        """This run on a VRT of the raster (the loaded model and the settings as checked above)."""
-        return detect(vrt, model, output, bands=bands, scale=scale, offset=offset, tile_size=tile_size,
-                      overlap=overlap, confidence=confidence, iou=iou, batch_size=batch_size, mask=mask,
-                      resolution=vrt_resolution, device=device, feedback=feedback, check_only=check_only)
-
-    if isinstance(raster, XyzSource):
-        vrt = web_raster(raster, info, resolution, mask, tile_size, output, None if check_only else feedback)
-        try:
-            return detect_through(vrt, resolution)
-        finally:
-            remove_xyz_raster(vrt)
-    target = target_resolution(raster, info, resolution)
-    if target is not None:  # detect on the model's grid: the boxes are map coordinates, whatever the grid
-        vrt = resampled_vrt(raster, target, output)
-        try:
-            if not check_only:
-                feedback.info(f"Input resampled to {target:g} per pixel, the detector's resolution.")
-            return detect_through(vrt, target)
-        finally:
-            remove_file(vrt)
-    with RasterSource(raster) as src:
-        transform = input_transform(src, info, bands, scale, offset)
-        inside_box = None
-        if mask is not None:
-            mask = mask.transformed(src.crs_wkt)
-            inside_box = mask.pixel_window(src.geotransform, src.height, src.width, src.footprint_wkt())
-        if check_only:
-            return None
-        if not src.crs_wkt:
-            feedback.info(no_crs_warning(src.path, "detections"))
-        step = tile - overlap
-        rows, cols = tile_starts(src.height, tile, step), tile_starts(src.width, tile, step)
-        windows = [Window(r, c, tile, tile) for r in rows for c in cols]
-        if inside_box is not None:  # the tiles around the mask too: they see whole the objects cut at its box
-            around = Window(inside_box.row_off - tile, inside_box.col_off - tile, inside_box.height + 2 * tile,
-                            inside_box.width + 2 * tile)
-            windows = [w for w in windows if w.overlaps(around)]
-        feedback.info(f"Detector '{info.name}' ({model.layout.upper()} boxes, {len(info.class_names)} classes): "
-                      f"{len(windows)} tiles of {tile} px, overlap {overlap} px; scores ≥ {confidence:g}, NMS IoU "
-                      f"{iou:g}; computing on {model.device}")
-        candidates = _boxes_of_tiles(src, model, transform, windows, batch_size, confidence, feedback)
-        boxes = non_maximum_suppression(candidates, iou, feedback.is_cancelled)
-        if mask is not None and len(boxes):
-            boxes = boxes[_centres_inside(mask, src, boxes)]
-        check_cancelled(feedback)
-        write_detections(output, boxes, src.geotransform, src.crs_wkt, info.class_names,
-                         class_colours(len(info.class_names), info.class_colors), feedback.info)
+    with model_grid(raster, info, resolution, mask, tile_size, output, None if check_only else feedback) as (path, _):
+        with RasterSource(path) as src:
+            transform = input_transform(src, info, bands, scale, offset)
+            inside_box = None
+            if mask is not None:
+                mask = mask.transformed(src.crs_wkt)
+                inside_box = mask.pixel_window(src.geotransform, src.height, src.width, src.footprint_wkt())
+            if check_only:
+                return None
+            if not src.crs_wkt:
+                feedback.info(no_crs_warning(src.path, "detections"))
+            step = tile - overlap
+            rows, cols = tile_starts(src.height, tile, step), tile_starts(src.width, tile, step)
+            windows = [Window(r, c, tile, tile) for r in rows for c in cols]
+            if inside_box is not None:  # the tiles around the mask too: they see whole the objects cut at its box
+                around = Window(inside_box.row_off - tile, inside_box.col_off - tile, inside_box.height + 2 * tile,
+                                inside_box.width + 2 * tile)
+                windows = [w for w in windows if w.overlaps(around)]
+            job = TileGroupJob(src.path, transform, batch_size, partial(_usable_boxes_of_batch, confidence, src.height,
+                                                                        src.width), model_file, model)
+            with closing(make_executor(local_workers, scheduler)) as executor:
+                feedback.info(f"Detector '{info.name}' ({model.layout.upper()} boxes, {len(info.class_names)} "
+                              f"classes): {len(windows)} tiles of {tile} px, overlap {overlap} px; scores ≥ "
+                              f"{confidence:g}, NMS IoU {iou:g}; computing on {model.device}, {executor.description}")
+                candidates = _boxes_of_tiles(job, tile_groups(windows, batch_size), executor, confidence, tile,
+                                             feedback)
+            boxes = non_maximum_suppression(candidates, iou, feedback.is_cancelled)
+            if mask is not None and len(boxes):
+                boxes = boxes[_centres_inside(mask, src, boxes)]
+            check_cancelled(feedback)
+            write_detections(output, boxes, src.geotransform, src.crs_wkt, info.class_names,
+                             class_colours(len(info.class_names), info.class_colors), feedback.info)
     counts = np.bincount(boxes[:, 5].astype(int), minlength=len(info.class_names)) if len(boxes) else \
         np.zeros(len(info.class_names), int)
     feedback.info("Detections: " + "; ".join(f"{n}: {k}" for n, k in zip(info.class_names, counts)))
@@ -271,25 +271,34 @@ def detect(
     return DetectResult(output, boxes, info.class_names, len(windows), tile, overlap, time.perf_counter() - started)
 
 
-def _boxes_of_tiles(src: RasterSource, model, transform, windows: list[Window], batch_size: int,
-                    confidence: float, feedback: Feedback) -> np.ndarray:
-    """Every tile's usable boxes scoring ≥ `confidence`, in raster pixels, less those cut at a shared tile edge."""
+def _usable_boxes_of_batch(confidence: float, height: int, width: int, model, windows: list[Window], x: np.ndarray,
+                           _valid: np.ndarray) -> tuple[np.ndarray, int]:
+    """A batch's usable boxes scoring ≥ `confidence`, in raster pixels, less those cut at a shared tile edge.
+
+    Also how many boxes the model gave that were not usable. Runs on a worker (`engine.tile_groups`).
+    """
     found, unusable = [], 0
     n_classes = len(model.info.class_names)
-    for start in range(0, len(windows), batch_size):
-        check_cancelled(feedback)
-        batch = windows[start : start + batch_size]
-        pixels = [src.read(w, transform.bands) for w in batch]
-        tiles = np.stack([transform.apply(data, valid) for data, valid in pixels])
-        for window, rows in zip(batch, model.boxes(tiles)):
-            usable = usable_boxes(rows, n_classes)
-            unusable += int(np.count_nonzero(~usable))
-            rows = rows[usable]
-            rows = rows[rows[:, 4] >= confidence]
-            rows[:, [0, 2]] += window.col_off
-            rows[:, [1, 3]] += window.row_off
-            found.append(rows[~_cut(rows, window, src.height, src.width)])
-        feedback.set_progress(90.0 * min(start + batch_size, len(windows)) / max(len(windows), 1))
+    for window, rows in zip(windows, model.boxes(x)):
+        usable = usable_boxes(rows, n_classes)
+        unusable += int(np.count_nonzero(~usable))
+        rows = rows[usable]
+        rows = rows[rows[:, 4] >= confidence]
+        rows[:, [0, 2]] += window.col_off
+        rows[:, [1, 3]] += window.row_off
+        found.append(rows[~_cut(rows, window, height, width)])
+    return (np.concatenate(found) if found else np.zeros((0, 6))), unusable
+
+
+def _boxes_of_tiles(job: TileGroupJob, groups: list[TileGroup], executor, confidence: float, tile: int,
+                    feedback: Feedback) -> np.ndarray:
+    """Every tile's usable boxes scoring ≥ `confidence`, in the tiles' order, whatever computed them."""
+    found, unusable = [], 0
+    progress = BlockProgress(feedback, sum(g.work for g in groups))
+    for _group, batches in run_tile_groups(job, groups, progress, executor, tile * tile):
+        for rows, dropped in batches:
+            found.append(rows)
+            unusable += dropped
     if unusable:
         feedback.info(f"{unusable:,} boxes the model gave were dropped: a corner or score that is not a finite "
                       "number, no width or height (or flipped corners), or a class the model does not have.")

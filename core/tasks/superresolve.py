@@ -4,28 +4,38 @@ The model returns k times more pixels along each axis; its tiles are stitched on
 exactly (the same corner, pixels k times smaller).
 
 Tiles follow the classify grid (the last ones shifted back onto the raster's edge); overlapping tiles are blended
-with the window's weights at the output resolution. The output is streamed one row of tiles at a time: only the
+with the window's weights at the output resolution. The tiles are predicted in groups on worker threads or a Dask
+cluster (`engine.tile_groups`) and come back in order; the output is streamed one row of tiles at a time: only the
 rows that later tiles can still reach are kept in memory. Output pixels whose input pixel is nodata are NaN.
 """
 from __future__ import annotations
 
 import os
 import time
+from contextlib import closing
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range
-from ..engine.model_input import input_transform
+from ..engine.blocks import BlockProgress
+from ..engine.executors import available_cores, make_executor, resolve_workers
+from ..engine.journal import file_digest
+from ..engine.model_input import DASK_NEEDS_A_FILE, ModelFile, input_transform, model_grid
 from ..engine.stitching import parse_window, tile_weights
+from ..engine.tile_groups import TileGroupJob, run_tile_groups, tile_groups
 from ..engine.tiling import TileGrid
 from ..errors import PatchworkError, reports_errors
 from ..geometry import Window
+from ..io.aoi import Aoi
+from ..io.partials import Log
 from ..io.raster import RasterSource, no_crs_warning
+from ..io.web import XyzSource
 from ..io.writer import GeoTiffWriter, require_raster_outputs
 from ..models import load_model
 from ..models.base import Model, require_model_file
-from ..progress import Feedback, SilentFeedback, check_cancelled
+from ..progress import Feedback, SilentFeedback
 
 
 @dataclass
@@ -48,7 +58,7 @@ def finer_geotransform(geotransform, factor: int) -> tuple:
 
 @reports_errors
 def superresolve(
-    raster: str,
+    raster: str | XyzSource,
     model: Model | str,
     output: str,
     *,
@@ -58,14 +68,19 @@ def superresolve(
     overlap: int | None = None,
     window: str = "hann",
     batch_size: int = 1,
+    resolution: float | None = None,
+    mask: Aoi | None = None,
     device: str = "auto",
+    workers: int = 0,
+    scheduler: Any = None,
     feedback: Feedback | None = None,
     check_only: bool = False,
 ) -> SuperResolutionResult | None:
     """Run a super-resolution `model` over `raster` tile by tile into `output`, k times finer.
 
     Args:
-        raster: The raster to enhance (a GDAL-readable path).
+        raster: The raster to enhance (a GDAL-readable path), or an XYZ tile service (XyzSource), read as classify
+            reads one: at the zoom of `resolution` or the model's, over its extent or the mask's.
         model: A super-resolution ONNX model (Deepness's model_type Superresolution, or an output k times larger
             than its input).
         output: The float32 GeoTIFF to write, one band per model output.
@@ -75,7 +90,14 @@ def superresolve(
         overlap: Input pixels neighbouring tiles share (default: the model's tiles_overlap, else 0).
         window: How overlapping tiles are weighted: "boxcar", "hann" or "triangular".
         batch_size: Tiles per model call.
+        resolution: The pixel size the model reads, in the raster's units: the raster is read resampled to it (a
+            GDAL warped VRT), and the output is k times finer than that. Default: the model's `resolution`
+            metadata (cm per pixel), else the raster's own.
+        mask: For an XYZ service: the polygons whose box (and a tile around it) is read, when the service's extent
+            is not wanted whole. File rasters are read whole.
         device: Where the model computes: "auto", "cpu" or "cuda".
+        workers: Threads computing groups of tiles (0: every core); the output is the same bytes for any number.
+        scheduler: A Dask scheduler's address (tcp://host:8786) or a distributed.Client, to compute on a cluster.
         feedback: Progress, cancel and messages (default: silent).
         check_only: Make the checks a run makes before it reads pixels, then return None.
 
@@ -90,22 +112,30 @@ def superresolve(
     started = time.perf_counter()
     parse_window(window)
     require_int_range("BATCH_SIZE", batch_size, 1, MAX_BATCH_SIZE)
-    require_raster_outputs({"OUTPUT": output}, {"INPUT": raster, "MODEL": model if isinstance(model, str) else None})
+    require_raster_outputs({"OUTPUT": output}, {"INPUT": raster if isinstance(raster, str) else None,
+                                                "MODEL": model if isinstance(model, str) else None})
+    model_file = None
+    local_workers = 1 if scheduler else resolve_workers(workers)
     if isinstance(model, str):
         require_model_file(model)
-        model = load_model(model, device=device)
+        model_file = ModelFile(os.path.abspath(model), False, device, file_digest(model))
+        # the cores shared out: one worker alone keeps them all busy
+        model = load_model(model_file.path, device=device, threads=max(1, available_cores() // local_workers))
+    elif scheduler:
+        raise PatchworkError(DASK_NEEDS_A_FILE)
     info = model.info
     if info.task != "superresolution":
         raise PatchworkError(f"MODEL: '{info.name}' is a {info.task} model, not a super-resolution one: use Classify "
                              "raster (patchwork:classify) or Detect objects for it.")
-    k, tile = info.scale_factor, int(info.tile_size or info.default_tile_size)
+    tile = int(info.tile_size or info.default_tile_size)
     require_int_range("TILE_SIZE", tile, 1, MAX_TILE_SIZE)
     overlap = info.default_overlap if overlap is None else int(overlap)
     if not 0 <= overlap < tile:
         raise PatchworkError(f"OVERLAP: {overlap} px must be at least 0 and below the tile size ({tile} px).")
     if info.batch_size:
         batch_size = info.batch_size
-    with RasterSource(raster) as src:
+    with model_grid(raster, info, resolution, mask, tile, output, None if check_only else feedback) as (path, _), \
+            RasterSource(path) as src:
         transform = input_transform(src, info, bands, scale, offset)
         if check_only:
             return None
@@ -113,57 +143,78 @@ def superresolve(
             feedback.info(no_crs_warning(src.path, "output"))
         grid = TileGrid(src.height, src.width, tile, 0, overlap)
         rows, cols = [int(r) for r in grid.rows], [int(c) for c in grid.cols]
-        channels = info.n_outputs
-        height, width = src.height * k, src.width * k
-        feedback.info(f"Model '{info.name}': x{k} super-resolution, {len(rows) * len(cols)} tiles of {tile} px, "
-                      f"overlap {overlap} px, {window} window: {src.width} x {src.height} px → {width} x {height} px")
+        windows = [Window(r, c, tile, tile) for r in rows for c in cols]
+        groups = tile_groups(windows, batch_size, breaks=list(range(0, len(windows), len(cols))))  # row by row
+        job = TileGroupJob(src.path, transform, batch_size, _finite_predictions, model_file, model)
         os.makedirs(os.path.dirname(os.path.abspath(output)) or ".", exist_ok=True)
-        with GeoTiffWriter(output, width, height, channels, np.float32, finer_geotransform(src.geotransform, k),
-                           src.crs_wkt, float("nan"), log=feedback.info) as writer:
-            writer.set_band_descriptions(info.output_names)
-            # The output rows from strip_top down that tiles still add to (empty until the first row of tiles).
-            strip_top = 0
-            sums, weight, covered = np.zeros((channels, 0, width)), np.zeros((0, width)), np.zeros((0, width), bool)
-            done = 0
-            for i, r in enumerate(rows):
-                bottom = min(r + tile, src.height)  # this row of tiles reaches input rows [r, bottom)
-                need = (bottom - strip_top) * k
-                if need > weight.shape[0]:  # grow the strip down to this row of tiles' bottom
-                    extra = need - weight.shape[0]
-                    sums = np.concatenate([sums, np.zeros((channels, extra, width))], axis=1)
-                    weight = np.concatenate([weight, np.zeros((extra, width))])
-                    covered = np.concatenate([covered, np.zeros((extra, width), bool)])
-                windows = [Window(r, c, tile, tile) for c in cols]
-                for start in range(0, len(windows), batch_size):
-                    check_cancelled(feedback)
-                    batch = windows[start : start + batch_size]
-                    pixels = [src.read(w, transform.bands) for w in batch]
-                    x = np.stack([transform.apply(data, valid) for data, valid in pixels])
-                    predictions = model.predict(x, np.stack([valid for _, valid in pixels]))
-                    if not np.all(np.isfinite(predictions)):  # else a raster of NaN, which reads as nodata
-                        raise PatchworkError(f"MODEL: '{info.name}' gave values that are not finite numbers for the "
-                                             f"tiles at row {batch[0].row_off}. Check SCALE, OFFSET and BANDS, or the "
-                                             "model.")
-                    for w, (_, valid), prediction in zip(batch, pixels, predictions):
-                        flags = (w.row_off == 0, w.row_off + tile >= src.height, w.col_off == 0,
-                                 w.col_off + tile >= src.width)
-                        weights = tile_weights(tile * k, tile * k, window, *flags)
-                        top, left = (w.row_off - strip_top) * k, w.col_off * k
-                        h = min(tile * k, sums.shape[1] - top)
-                        wd = min(tile * k, width - left)
-                        fine_valid = np.repeat(np.repeat(valid, k, axis=0), k, axis=1)[:h, :wd]
-                        ww = weights[:h, :wd] * fine_valid
-                        sums[:, top : top + h, left : left + wd] += prediction[:, :h, :wd] * ww
-                        weight[top : top + h, left : left + wd] += ww
-                        covered[top : top + h, left : left + wd] |= fine_valid
-                    done += len(batch)
-                    feedback.set_progress(100.0 * done / (len(rows) * len(cols)))
-                # Rows above the next row of tiles are final: write them and let them go.
-                final = ((rows[i + 1] if i + 1 < len(rows) else src.height) - strip_top) * k
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    values = (sums[:, :final] / weight[:final]).astype(np.float32)
-                np.copyto(values, np.nan, where=~covered[:final])
-                writer.write_block(values, strip_top * k, 0)
-                sums, weight, covered = sums[:, final:], weight[final:], covered[final:]
-                strip_top += final // k
-    return SuperResolutionResult(output, k, width, height, len(rows) * len(cols), time.perf_counter() - started)
+        with closing(make_executor(local_workers, scheduler)) as executor:
+            feedback.info(f"Model '{info.name}': x{info.scale_factor} super-resolution, {len(windows)} tiles of {tile} "
+                          f"px, overlap {overlap} px, {window} window: {src.width} x {src.height} px → "
+                          f"{src.width * info.scale_factor} x {src.height * info.scale_factor} px; computing on "
+                          f"{model.device}, {executor.description}")
+            computed = run_tile_groups(job, groups, BlockProgress(feedback, len(windows)), executor, tile * tile)
+            _write_finer(output, src, info, window, tile, computed, feedback.info)
+    k = info.scale_factor
+    return SuperResolutionResult(output, k, src.width * k, src.height * k, len(windows), time.perf_counter() - started)
+
+
+def _finite_predictions(model: Model, windows: list[Window], x: np.ndarray, valid: np.ndarray) -> tuple:
+    """A batch's predictions and validity (on a worker: `engine.tile_groups`), refused when not finite numbers."""
+    predictions = model.predict(x, valid)
+    if not np.all(np.isfinite(predictions)):  # else a raster of NaN, which reads as nodata
+        raise PatchworkError(f"MODEL: '{model.info.name}' gave values that are not finite numbers for the tiles at "
+                             f"row {windows[0].row_off}. Check SCALE, OFFSET and BANDS, or the model.")
+    return predictions, valid
+
+
+def _write_finer(output: str, src: RasterSource, info, window: str, tile: int, computed, log: Log) -> None:
+    """The tiles' predictions blended on the k times finer grid, written one row of tiles at a time.
+
+    Only the output rows that later tiles can still reach are kept in memory. `computed`: the groups of tiles and
+    their batches' (predictions, validity), in row order (`run_tile_groups`).
+    """
+    k, channels = info.scale_factor, info.n_outputs
+    width = src.width * k
+    with GeoTiffWriter(output, width, src.height * k, channels, np.float32, finer_geotransform(src.geotransform, k),
+                       src.crs_wkt, float("nan"), log=log) as writer:
+        writer.set_band_descriptions(info.output_names)
+        # The output rows from strip_top (an input row) down that tiles still add to.
+        strip_top, row = 0, None
+        sums, weight, covered = np.zeros((channels, 0, width)), np.zeros((0, width)), np.zeros((0, width), bool)
+
+        def write_down_to(end: int) -> None:
+            """Rows above input row `end` are final: write them and let them go."""
+            nonlocal sums, weight, covered, strip_top
+            final = (end - strip_top) * k
+            with np.errstate(invalid="ignore", divide="ignore"):
+                values = (sums[:, :final] / weight[:final]).astype(np.float32)
+            np.copyto(values, np.nan, where=~covered[:final])
+            writer.write_block(values, strip_top * k, 0)
+            sums, weight, covered = sums[:, final:], weight[final:], covered[final:]
+            strip_top = end
+
+        for group, batches in computed:
+            if group.windows[0].row_off != row:  # a new row of tiles: the rows above it are final
+                row = group.windows[0].row_off
+                if row:
+                    write_down_to(row)
+                extra = (min(row + tile, src.height) - strip_top) * k - weight.shape[0]  # grow to the row's bottom
+                sums = np.concatenate([sums, np.zeros((channels, extra, width))], axis=1)
+                weight = np.concatenate([weight, np.zeros((extra, width))])
+                covered = np.concatenate([covered, np.zeros((extra, width), bool)])
+            tiles = iter(group.windows)
+            for predictions, valids in batches:
+                for prediction, valid in zip(predictions, valids):
+                    w = next(tiles)
+                    flags = (w.row_off == 0, w.row_off + tile >= src.height, w.col_off == 0,
+                             w.col_off + tile >= src.width)
+                    weights = tile_weights(tile * k, tile * k, window, *flags)
+                    top, left = (w.row_off - strip_top) * k, w.col_off * k
+                    h = min(tile * k, sums.shape[1] - top)
+                    wd = min(tile * k, width - left)
+                    fine_valid = np.repeat(np.repeat(valid, k, axis=0), k, axis=1)[:h, :wd]
+                    ww = weights[:h, :wd] * fine_valid
+                    sums[:, top : top + h, left : left + wd] += prediction[:, :h, :wd] * ww
+                    weight[top : top + h, left : left + wd] += ww
+                    covered[top : top + h, left : left + wd] |= fine_valid
+        write_down_to(src.height)

@@ -157,12 +157,12 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
         BANDS: "The input bands fed to the model, in the model's order; empty: all.",
         SCALE: "Input values are multiplied by this: 1/255 for 8-bit imagery and Deepness models.",
         OFFSET: "…then this is added.",
-        WORKERS: "Blocks or chip files handled at once, on threads of this computer; 0 uses every core. The "
-                 "result is the same for any number.",
+        WORKERS: "Blocks, tiles or chip files handled at once, on threads of this computer; 0 uses every core. "
+                 "The result is the same for any number.",
         DEVICE: "Where ONNX models compute: auto takes a GPU when onnxruntime has one (CUDA, DirectML, CoreML), "
                 "else the CPU; the log says which.",
-        DASK_SCHEDULER: "The address of a Dask scheduler (tcp://host:8786) to compute the blocks on a cluster; "
-                        "empty: this computer.",
+        DASK_SCHEDULER: "The address of a Dask scheduler (tcp://host:8786) to compute the blocks or tiles on a "
+                        "cluster; empty: this computer.",
         RESUME: "Keep finished blocks in a journal beside the output, so that the same run started again after a "
                 "crash continues where it stopped.",
         OUTPUT_FORMAT: "GeoTIFF, or a Cloud-optimised GeoTIFF with overviews (mode for classes, average for "
@@ -269,6 +269,23 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
             minValue=0, maxValue=1024))
         self.mark_advanced(self.WORKERS)
 
+    def add_scheduler_parameter(self) -> None:
+        """DASK_SCHEDULER (advanced, optional)."""
+        self.addParameter(QgsProcessingParameterString(
+            self.DASK_SCHEDULER, self.tr("Dask scheduler address (e.g. tcp://host:8786; empty: this computer)"),
+            optional=True))
+        self.mark_advanced(self.DASK_SCHEDULER)
+
+    def add_executor_parameters(self) -> None:
+        """WORKERS and DASK_SCHEDULER: where the work runs (advanced, optional)."""
+        self.add_workers_parameter()
+        self.add_scheduler_parameter()
+
+    def executor_arguments(self, parameters, context) -> dict:
+        """The core's keyword arguments for the parameters `add_executor_parameters` added."""
+        return {"workers": self.parameterAsInt(parameters, self.WORKERS, context),
+                "scheduler": self.parameterAsString(parameters, self.DASK_SCHEDULER, context).strip() or None}
+
     def add_scale_parameters(self, *, cluster: bool) -> None:
         """WORKERS and OUTPUT_FORMAT (classify and stitch); with `cluster`, DEVICE, DASK_SCHEDULER and RESUME.
 
@@ -277,26 +294,23 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
         self.add_workers_parameter()
         if cluster:
             self.addParameter(EnumParameter(self.DEVICE, self.tr("Device for ONNX models"), DEVICES, optional=True))
-            self.addParameter(QgsProcessingParameterString(
-                self.DASK_SCHEDULER, self.tr("Dask scheduler address (e.g. tcp://host:8786; empty: this computer)"),
-                optional=True))
+            self.add_scheduler_parameter()
             self.addParameter(QgsProcessingParameterBoolean(
                 self.RESUME, self.tr("Resumable: keep finished blocks so a crashed run continues"), False,
                 optional=True))
         self.addParameter(EnumParameter(self.OUTPUT_FORMAT, self.tr("Output format"), OUTPUT_FORMATS,
                                         OUTPUT_FORMAT_NAMES, optional=True))
-        self.mark_advanced(self.OUTPUT_FORMAT, *((self.DEVICE, self.DASK_SCHEDULER, self.RESUME) if cluster else ()))
+        self.mark_advanced(self.OUTPUT_FORMAT, *((self.DEVICE, self.RESUME) if cluster else ()))
 
     def scale_arguments(self, parameters, context, *, cluster: bool) -> dict:
         """The core's keyword arguments for the parameters `add_scale_parameters` added."""
-        arguments = {"workers": self.parameterAsInt(parameters, self.WORKERS, context),
-                     "output_format": self.word(parameters, self.OUTPUT_FORMAT, context)}
-        if cluster:
-            arguments.update(
-                device=self.word(parameters, self.DEVICE, context),
-                scheduler=self.parameterAsString(parameters, self.DASK_SCHEDULER, context).strip() or None,
-                resume=self.parameterAsBool(parameters, self.RESUME, context))
-        return arguments
+        if not cluster:
+            return {"workers": self.parameterAsInt(parameters, self.WORKERS, context),
+                    "output_format": self.word(parameters, self.OUTPUT_FORMAT, context)}
+        return {**self.executor_arguments(parameters, context),
+                "output_format": self.word(parameters, self.OUTPUT_FORMAT, context),
+                "device": self.word(parameters, self.DEVICE, context),
+                "resume": self.parameterAsBool(parameters, self.RESUME, context)}
 
     def word(self, parameters, name: str, context) -> str:
         """The core's word for an EnumParameter, given as an index or as the word."""

@@ -79,6 +79,7 @@ class DetectAlgorithm(PatchworkAlgorithm):
                                  maxValue=budget.MAX_BATCH_SIZE))
         self.addParameter(EnumParameter(self.DEVICE, self.tr("Device for ONNX models"), DEVICES, optional=True))
         self.mark_advanced(self.BATCH_SIZE, self.DEVICE)
+        self.add_executor_parameters()
         self.addParameter(QgsProcessingParameterVectorDestination(
             self.OUTPUT, self.tr("Detections"), qgis_enums.SOURCE_VECTOR_POLYGON))
         self.addOutput(QgsProcessingOutputNumber(self.DETECTIONS, self.tr("Number of objects found")))
@@ -96,7 +97,7 @@ class DetectAlgorithm(PatchworkAlgorithm):
             iou=optional_float(self, parameters, self.IOU, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context), mask=mask,
             resolution=optional_float(self, parameters, self.RESOLUTION, context),
-            device=self.word(parameters, self.DEVICE, context)))
+            device=self.word(parameters, self.DEVICE, context), **self.executor_arguments(parameters, context)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
         result = self.run_call(self.call, feedback)

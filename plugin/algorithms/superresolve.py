@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessingOutputNumber,
+    QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -12,7 +13,7 @@ from qgis.core import (
 from ...core import budget
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
-from .classify import optional_int
+from .classify import optional_float, optional_int, raster_input
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm
 
 
@@ -20,10 +21,15 @@ class SuperResolveAlgorithm(PatchworkAlgorithm):
     ID = f"{PROVIDER_ID}:superresolve"
     group_name = "Inference"
     required_packages = ("onnxruntime",)
-    INPUT, MODEL = "INPUT", "MODEL"
+    INPUT, MODEL, EXTENT, RESOLUTION = "INPUT", "MODEL", "EXTENT", "RESOLUTION"
     OVERLAP, WINDOW, BATCH_SIZE, OUTPUT, SCALE_FACTOR = "OVERLAP", "WINDOW", "BATCH_SIZE", "OUTPUT", "SCALE_FACTOR"
     parameter_help = {
-        INPUT: "The raster to enhance (a file raster).",
+        INPUT: "The raster to enhance: a file raster, or an XYZ tile layer (read at the zoom level of RESOLUTION or "
+               "the model's, over EXTENT).",
+        EXTENT: "For a web tile layer: the area to read; file rasters are read whole.",
+        RESOLUTION: "The pixel size the model reads, in the raster's units (the raster is read resampled to it; the "
+                    "output is k times finer than that); empty: the model's resolution metadata (cm per pixel), else "
+                    "the raster's own.",
         MODEL: "A super-resolution ONNX model: Deepness's model_type Superresolution, or an output k times larger "
                "than its input.",
         OVERLAP: "Input pixels neighbouring tiles share, blended by the window; empty: the model's tiles_overlap, "
@@ -47,6 +53,10 @@ class SuperResolveAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, self.tr("Super-resolution model (.onnx)"), qgis_enums.FILE, fileFilter="ONNX models (*.onnx)"))
         self.add_model_input_parameters()
+        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Area to read (web tile layers)"),
+                                                       optional=True))
+        self.addParameter(number(self.RESOLUTION, self.tr("Pixel size the model reads (empty: the model's)"),
+                                 qgis_enums.DOUBLE, None, optional=True, minValue=0.0))
         self.addParameter(number(self.OVERLAP, self.tr("Overlap between tiles (px; empty: the model's)"),
                                  qgis_enums.INTEGER, None, optional=True, minValue=0))
         self.add_window_parameters("hann")
@@ -54,19 +64,21 @@ class SuperResolveAlgorithm(PatchworkAlgorithm):
                                  maxValue=budget.MAX_BATCH_SIZE))
         self.addParameter(EnumParameter(self.DEVICE, self.tr("Device for ONNX models"), DEVICES, optional=True))
         self.mark_advanced(self.BATCH_SIZE, self.DEVICE)
+        self.add_executor_parameters()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Super-resolved")))
         self.addOutput(QgsProcessingOutputNumber(self.SCALE_FACTOR, self.tr("Scale factor")))
 
     def core_call(self, parameters, context) -> CoreCall:
         from ...core.tasks.superresolve import superresolve
 
-        raster = self.file_raster(parameters, self.INPUT, context)
-        return CoreCall(superresolve, (raster.source(), self.parameterAsFile(parameters, self.MODEL, context),
+        _layer, source = raster_input(self, parameters, context)
+        return CoreCall(superresolve, (source, self.parameterAsFile(parameters, self.MODEL, context),
                                        self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
             **self.model_input_arguments(parameters, context),
             overlap=optional_int(parameters, self.OVERLAP), window=self.window_argument(parameters, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-            device=self.word(parameters, self.DEVICE, context)))
+            resolution=optional_float(self, parameters, self.RESOLUTION, context),
+            device=self.word(parameters, self.DEVICE, context), **self.executor_arguments(parameters, context)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
         result = self.run_call(self.call, feedback)

@@ -103,6 +103,29 @@ def test_outputs_are_byte_identical_on_1_worker_2_workers_and_a_dask_cluster(req
     assert len(np.unique(classes)) >= 2  # a real map, not an empty one
 
 
+def test_detections_and_super_resolution_are_the_same_on_1_worker_2_workers_and_a_dask_cluster(request, tmp_path,
+                                                                                               ortho_path):
+    """detect and superresolve share the tile-group loop (`engine.tile_groups`): any executor, the same bytes."""
+    from patchwork.core import detect, superresolve
+    from tests.onnx_models import cell_detector
+
+    detector = cell_detector(str(tmp_path / "cells.onnx"), "v8")
+    superres = os.path.join(SHARED_DATA, "models-more", "dummy_superresolution_model.onnx")
+    scene = str(tmp_path / "scene.tif")
+    gdal.Translate(scene, ortho_path, srcWin=[0, 0, 600, 420], bandList=[1, 2, 3])
+    found, finer = {}, {}
+    for name, how in runs(request):
+        boxes = detect(ortho_path, detector, str(tmp_path / f"{name}.gpkg"), bands=[1, 2, 3], scale=1 / 255,
+                       tile_size=128, overlap=32, batch_size=2, **how)
+        found[name] = (boxes.tiles, boxes.boxes.tobytes())
+        result = superresolve(scene, superres, str(tmp_path / f"{name}.tif"), scale=1 / 255, overlap=16, batch_size=3,
+                              **how)
+        finer[name] = digest(result.output)
+    assert len(set(found.values())) == 1 and len(set(finer.values())) == 1, (found.keys(), finer)
+    tiles, boxes = found["1 worker"]
+    assert tiles == 9 * 13 and len(np.frombuffer(boxes).reshape(-1, 6)) > 50  # many groups, a real result
+
+
 def test_stitched_mosaic_is_identical_for_any_number_of_workers(tmp_path, example_path):
     chips = tmp_path / "chips"
     chips.mkdir()

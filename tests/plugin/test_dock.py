@@ -109,7 +109,8 @@ def test_augmentation_preview_shows_draws_on_the_map_and_in_a_gallery(dock, s2_l
     assert group is not None and len(group.findLayers()) == 4
     for node, sample in zip(group.findLayers(), samples):
         assert gdal.Open(node.layer().source()).GetGeoTransform() == pytest.approx(sample.geotransform)
-    pictures = [label for label in dock.augment.gallery.findChildren(QLabel) if label.pixmap() and not label.pixmap().isNull()]
+    pictures = [label for label in dock.augment.gallery.findChildren(QLabel)
+                if label.pixmap() and not label.pixmap().isNull()]
     assert len(pictures) == 4
     first = dock.augment.preview_seed.value()
     dock.augment.reroll()
@@ -381,7 +382,8 @@ def test_each_parameter_is_defined_once_and_the_panel_reads_it(qgis_iface, patch
                 assert parameter.help() in parameter.toolTip()
         sample = registry.algorithmById("patchwork:samplechips")
         chip = sample.parameterDefinition("CHIP_SIZE")
-        assert (dock.sample.chip_size.value(), dock.sample.chip_size.maximum()) == (chip.defaultValue(), chip.maximum()) == (64, 8192)
+        size = dock.sample.chip_size
+        assert (size.value(), size.maximum()) == (chip.defaultValue(), chip.maximum()) == (64, 8192)
         assert dock.sample.chip_size.toolTip() == chip.help()
         assert dock.sample.boundary.toolTip() == sample.parameterDefinition("BOUNDARY").help()
         assert [dock.sample.boundary.itemText(i) for i in range(dock.sample.boundary.count())] == \

@@ -61,7 +61,7 @@ def test_a_run_that_fails_while_running_is_critical_buttons_wait_and_the_tab_cha
     layer = QgsRasterLayer(s2_path, "s2")
     QgsProject.instance().addMapLayer(layer)
     dock.sample.raster_combo.setLayer(layer)
-    dock.sample.labels_combo.setLayer(None)  # (settings an earlier test saved in the project are restored by a new panel)
+    dock.sample.labels_combo.setLayer(None)  # (settings an earlier test saved in the project come back in a new panel)
     dock.sample.aoi_combo.setLayer(None)
     dock.sample.sampler_combo.setCurrentText("random")
     dock.sample.count.setValue(5)

@@ -40,8 +40,8 @@ def test_the_panel_needs_at_most_600_px_and_every_run_button_shows_at_1366x768(d
     window, panel = docked
     assert panel.minimumSizeHint().height() <= 600, panel.minimumSizeHint()
     assert window.height() <= 768  # the panel does not push the window past the screen
-    buttons = [panel.sample.sample_button, panel.augment.augment_button, panel.train.button, panel.classify.classify_button,
-               panel.compare.button, panel.report.accuracy_button, panel.stitch.button]
+    buttons = [panel.sample.sample_button, panel.augment.augment_button, panel.train.button,
+               panel.classify.classify_button, panel.compare.button, panel.report.accuracy_button, panel.stitch.button]
     assert panel.tabs.count() == len(buttons)
     for index, button in enumerate(buttons):
         panel.tabs.setCurrentIndex(index)

@@ -1,0 +1,115 @@
+"""Tiles read and predicted in groups on any executor: the tile loop of detect and superresolve.
+
+Their outputs are not a map on the input's grid (boxes; a finer grid). A run's tiles, in one order, are cut into
+groups that start on a batch boundary; a group is read, given to the model in batches of `batch_size` in that order
+and turned into what its task keeps (`finish`), on a worker thread or a Dask worker. A tile is therefore always
+predicted in the same batch with the same neighbours, and the results come back in the run's order (`executors`):
+the outputs are the same bytes on one worker, several, or a cluster. (Classify's blocks stitch their tiles where
+they are computed: `blocks`.)
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import PatchworkError
+from ..geometry import Window
+from ..io.raster import RasterSource
+from ..models import Model
+from .blocks import BlockProgress
+from .model_input import DASK_NEEDS_A_FILE, InputTransform, ModelFile
+
+GROUP_TILES = 16  # tiles a group holds at most (rounded to whole batches): a few MB of input, a second or so of work
+
+
+@dataclass(frozen=True)
+class TileGroup:
+    """Consecutive tiles of a run, read and predicted together."""
+
+    index: int
+    windows: tuple[Window, ...]
+
+    @property
+    def work(self) -> int:
+        """Its share of the run, for progress."""
+        return len(self.windows)
+
+
+def tile_groups(windows: list[Window], batch_size: int, breaks: list[int] | None = None) -> list[TileGroup]:
+    """`windows` cut into groups of whole batches (about GROUP_TILES tiles).
+
+    A group never spans a `breaks` index (superresolve's rows of tiles: each row's batches start with the row).
+    """
+    per_group = max(1, GROUP_TILES // batch_size) * batch_size
+    starts = sorted({0, *(breaks or [])} - {len(windows)})
+    groups = []
+    for first, end in zip(starts, [*starts[1:], len(windows)]):
+        for start in range(first, end, per_group):
+            groups.append(TileGroup(len(groups), tuple(windows[start : min(start + per_group, end)])))
+    return groups
+
+
+# What a task keeps of a batch: finish(model, windows, model input, validity) → anything picklable.
+Finish = Callable[[Model, list[Window], np.ndarray, np.ndarray], Any]
+
+
+@dataclass
+class TileGroupJob:
+    """Read and predict one group of tiles (a worker thread's or a Dask worker's task): `finish` of each batch."""
+
+    raster: str
+    transform: InputTransform
+    batch_size: int
+    finish: Finish  # a module-level function (or a functools.partial of one): Dask pickles it
+    model_file: ModelFile | None
+    model: Model | None = field(default=None, repr=False)
+    progress: BlockProgress | None = field(default=None, repr=False)  # this process only: tiles done, cancel
+
+    def __getstate__(self) -> dict:
+        if self.model_file is None:
+            raise PatchworkError(DASK_NEEDS_A_FILE)
+        return {**self.__dict__, "model": None, "progress": None}
+
+    def __call__(self, group: TileGroup) -> list:
+        """Read and compute one group (a Dask worker's task)."""
+        return self.compute(group, self.read(group))
+
+    def read(self, group: TileGroup) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each tile's pixels and validity (padded as nodata beyond the raster)."""
+        with RasterSource(self.raster) as src:  # one per group: thread-safe, and its GDAL cache is freed after
+            return [src.read(w, self.transform.bands) for w in group.windows]
+
+    def compute(self, group: TileGroup, pixels: list[tuple[np.ndarray, np.ndarray]]) -> list:
+        """`finish` of each batch of the group, in order."""
+        model = self.model or self.model_file.load()
+        results = []
+        for start in range(0, len(group.windows), self.batch_size):
+            if self.progress:
+                self.progress.tiles(group.index, min(self.batch_size, len(group.windows) - start))  # or Cancelled
+            batch = pixels[start : start + self.batch_size]
+            x = np.stack([self.transform.apply(data, valid) for data, valid in batch])
+            valid = np.stack([valid for _, valid in batch])
+            results.append(self.finish(model, list(group.windows[start : start + self.batch_size]), x, valid))
+        return results
+
+
+def run_tile_groups(job: TileGroupJob, groups: list[TileGroup], progress: BlockProgress, executor,
+                    tile_pixels: int = 0) -> Iterator[tuple[TileGroup, list]]:
+    """Each group with its batches' results, in the groups' order, computed by `executor` (`make_executor`).
+
+    What is still running stops when the iteration ends early (an error, a cancel).
+    """
+    job.progress = progress
+    computed = executor.map(job, groups, progress.poll, item_pixels=tile_pixels * GROUP_TILES)
+    try:
+        for group in groups:
+            progress.poll()
+            yield group, next(computed)
+            progress.block_written(group)
+        progress.poll()
+    finally:
+        progress.cancelled.set()  # an error or cancel stops the workers at their next batch …
+        computed.close()  # … and what has not started
