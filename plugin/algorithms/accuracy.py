@@ -20,8 +20,7 @@ from qgis.core import (
 from ...core.data.accuracy import ALLOCATIONS
 from ...core.data.strata import DESIGNS
 from .. import qgis_enums
-from .classify import optional_int
-from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm
+from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, optional_int
 
 DESIGN_NAMES = ["Stratified by map class", "Stratified by the STRATA raster", "Simple random (one stratum)"]
 DESIGN_HELP = ("How the sample is (or was) drawn: stratified by the map's classes (the usual design), by the values "

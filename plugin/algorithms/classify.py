@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingOutputMultipleLayers,
@@ -22,60 +21,23 @@ from qgis.core import (
 )
 
 from ...core import budget
-from ...core.engine import stitching
 from ...core.engine.model_input import MAX_RESAMPLED_PIXELS
 from ...core.engine.uncertainty import UNCERTAINTIES
 from ...core.models import MODEL_TYPES
 from .. import qgis_enums
 from ..resources import resource_path
-from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
-
-AGGREGATIONS = list(stitching.AGGREGATIONS)  # 0 hardvote, 1 softvote, 2 mean
-MODEL_FILTER = "Models (*.onnx *.skops *.json *.joblib *.pkl *.pickle);;All files (*.*)"
-
-
-WEB_MERCATOR = QgsCoordinateReferenceSystem("EPSG:3857")
-
-
-def web_source(layer, extent: QgsRectangle | None):
-    """An XYZ tile layer as the core's XyzSource (its URL and largest zoom; `extent` in EPSG:3857), else None."""
-    from urllib.parse import parse_qs
-
-    from ...core.io.web import XyzSource
-
-    if layer is None or layer.providerType() != "wms":
-        return None
-    query = parse_qs(layer.source())
-    if query.get("type", [""])[0] != "xyz" or not query.get("url"):
-        return None  # WMS/WMTS: QGIS renders the area (ClassifyAlgorithm._rendered)
-    bounds = None if extent is None or extent.isEmpty() else (extent.xMinimum(), extent.yMinimum(),
-                                                               extent.xMaximum(), extent.yMaximum())
-    return XyzSource(query["url"][0], int(query.get("zmax", ["19"])[0]), bounds)
-
-
-def optional_int(parameters, name: str) -> int | None:
-    """An optional number left empty (None, or '' from the command line) means 'the model's default'."""
-    value = parameters.get(name)
-    return None if value is None or value == "" else int(value)
-
-
-def optional_float(algorithm, parameters, name: str, context) -> float | None:
-    """An optional decimal left empty (None, or '' from the command line) means 'the model's default'."""
-    value = parameters.get(name)
-    return None if value is None or value == "" else algorithm.parameterAsDouble(parameters, name, context)
-
-
-def raster_input(algorithm, parameters, context):
-    """The INPUT layer, and what the core reads of it: an XYZ layer's XyzSource (over EXTENT), else the path of a
-    file raster (any other layer is refused by file_raster)."""
-    layer = algorithm.parameterAsRasterLayer(parameters, "INPUT", context)
-    extent = parameters.get("EXTENT")
-    web = web_source(layer, algorithm.parameterAsExtent(parameters, "EXTENT", context, WEB_MERCATOR)
-                     if extent else None)
-    if web is not None:
-        return layer, web
-    layer = algorithm.file_raster(parameters, "INPUT", context)
-    return layer, layer.source()
+from .common import (
+    AGGREGATIONS,
+    MODEL_FILTER,
+    PROVIDER_ID,
+    CoreCall,
+    EnumParameter,
+    PatchworkAlgorithm,
+    StyleFromQml,
+    optional_float,
+    optional_int,
+    raster_input,
+)
 
 
 class ClassifyAlgorithm(PatchworkAlgorithm):

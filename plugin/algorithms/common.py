@@ -11,6 +11,7 @@ from typing import Callable, NamedTuple
 
 from qgis.core import (
     Qgis,
+    QgsCoordinateReferenceSystem,
     QgsMessageLog,
     QgsProcessingAlgorithm,
     QgsProcessingException,
@@ -20,11 +21,13 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
+    QgsRectangle,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ...core.engine.map_writer import OUTPUT_FORMATS
+from ...core.engine.stitching import AGGREGATIONS as STITCH_AGGREGATIONS
 from ...core.engine.stitching import WINDOWS
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
@@ -34,6 +37,52 @@ from ..resources import help_text, resource_path
 _FILE_INPUT_TYPES = ("raster", "vector", "source", "layer", "multilayer", "file", "meshLayer", "pointcloud")
 PROVIDER_ID = "patchwork"  # algorithm ids are patchwork:<name>
 OUTPUT_FORMAT_NAMES = ["GeoTIFF", "Cloud-optimised GeoTIFF (COG)"]  # shown for OUTPUT_FORMATS (0 GTiff, 1 COG)
+AGGREGATIONS = list(STITCH_AGGREGATIONS)  # 0 hardvote, 1 softvote, 2 mean
+MODEL_FILTER = "Models (*.onnx *.skops *.json *.joblib *.pkl *.pickle);;All files (*.*)"
+
+
+WEB_MERCATOR = QgsCoordinateReferenceSystem("EPSG:3857")
+
+
+def web_source(layer, extent: QgsRectangle | None):
+    """An XYZ tile layer as the core's XyzSource (its URL and largest zoom; `extent` in EPSG:3857), else None."""
+    from urllib.parse import parse_qs
+
+    from ...core.io.web import XyzSource
+
+    if layer is None or layer.providerType() != "wms":
+        return None
+    query = parse_qs(layer.source())
+    if query.get("type", [""])[0] != "xyz" or not query.get("url"):
+        return None  # WMS/WMTS: QGIS renders the area (ClassifyAlgorithm._rendered)
+    bounds = None if extent is None or extent.isEmpty() else (extent.xMinimum(), extent.yMinimum(),
+                                                               extent.xMaximum(), extent.yMaximum())
+    return XyzSource(query["url"][0], int(query.get("zmax", ["19"])[0]), bounds)
+
+
+def optional_int(parameters, name: str) -> int | None:
+    """An optional number left empty (None, or '' from the command line) means 'the model's default'."""
+    value = parameters.get(name)
+    return None if value is None or value == "" else int(value)
+
+
+def optional_float(algorithm, parameters, name: str, context) -> float | None:
+    """An optional decimal left empty (None, or '' from the command line) means 'the model's default'."""
+    value = parameters.get(name)
+    return None if value is None or value == "" else algorithm.parameterAsDouble(parameters, name, context)
+
+
+def raster_input(algorithm, parameters, context):
+    """The INPUT layer, and what the core reads of it: an XYZ layer's XyzSource (over EXTENT), else the path of a
+    file raster (any other layer is refused by file_raster)."""
+    layer = algorithm.parameterAsRasterLayer(parameters, "INPUT", context)
+    extent = parameters.get("EXTENT")
+    web = web_source(layer, algorithm.parameterAsExtent(parameters, "EXTENT", context, WEB_MERCATOR)
+                     if extent else None)
+    if web is not None:
+        return layer, web
+    layer = algorithm.file_raster(parameters, "INPUT", context)
+    return layer, layer.source()
 
 
 class ProcessingFeedback:

@@ -14,8 +14,7 @@ from qgis.core import (
 from ...core import budget
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
-from .classify import optional_float, optional_int, raster_input
-from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm
+from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, optional_float, optional_int, raster_input
 
 
 class DetectAlgorithm(PatchworkAlgorithm):

@@ -10,8 +10,7 @@ from qgis.core import (
 )
 
 from .. import qgis_enums
-from .classify import AGGREGATIONS
-from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
+from .common import AGGREGATIONS, PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml
 
 
 class StitchChipsAlgorithm(PatchworkAlgorithm):

@@ -13,8 +13,7 @@ from qgis.core import (
 
 from ...core.tasks.suggest_labels import SELECTIONS, SHAPES
 from .. import qgis_enums
-from .classify import MODEL_FILTER
-from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm
+from .common import MODEL_FILTER, PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm
 
 
 class SuggestLabelsAlgorithm(PatchworkAlgorithm):
