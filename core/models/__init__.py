@@ -8,11 +8,17 @@ Example:
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 
 from ..errors import PatchworkError, reports_errors
 from .base import Model, ModelInfo, PixelModel, require_model_file
 
 MODEL_EXTENSIONS = (".onnx", ".skops", ".json", ".joblib", ".pkl", ".pickle")
+KEPT_MODELS = 2  # the models last loaded stay loaded: a run's check, then the run, load a file once
+
+_kept: OrderedDict[tuple, Model] = OrderedDict()  # by file (path, size, time changed) and the settings read with
+_kept_lock = threading.Lock()
 
 
 @reports_errors
@@ -31,13 +37,32 @@ def load_model(path: str, trust: bool = False, device: str = "cpu", threads: int
         threshold: Where a one-sigmoid model's class starts (p > threshold), in place of its `seg_thresh`.
 
     Returns:
-        The model, with `info` (task, classes, bands, tile size, margin) and `predict`.
+        The model, with `info` (task, classes, bands, tile size, margin) and `predict`. The last KEPT_MODELS
+        models loaded are kept: loading the same unchanged file with the same settings again gives the same object
+        (a Processing run checks its model, then runs it).
 
     Raises:
         PatchworkError: A missing or unreadable file, an untrusted pickle, a skops file with unknown types, or a
             missing package (with how to install it).
     """
     require_model_file(path)
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns, trust, device, threads, head, model_type, threshold)
+    with _kept_lock:
+        if key in _kept:
+            _kept.move_to_end(key)
+            return _kept[key]
+    model = _loaded(path, trust, device, threads, head, model_type, threshold)
+    with _kept_lock:
+        _kept[key] = model
+        while len(_kept) > KEPT_MODELS:
+            _kept.popitem(last=False)
+    return model
+
+
+def _loaded(path: str, trust: bool, device: str, threads: int | None, head: int, model_type: str,
+            threshold: float | None) -> Model:
+    """The model read from its file (`load_model`, which keeps the last ones)."""
     ext = os.path.splitext(path)[1].lower()
     if ext == ".onnx":
         from .onnx import load_onnx

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from patchwork.core import PatchworkError, load_model
-from tests.conftest import REPO, read_all
+from tests.conftest import REPO, SHARED_DATA, read_all
 from tests.onnx_models import conv_model
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
@@ -185,3 +185,24 @@ def test_missing_model_and_unknown_format(tmp_path):
     (tmp_path / "model.h5").write_bytes(b"\x89HDF")
     with pytest.raises(PatchworkError, match=r"not a model Patchwork reads; use one of \.onnx"):
         load_model(str(tmp_path / "model.h5"))
+
+
+def test_a_model_file_checked_once_is_not_loaded_again_until_it_changes(tmp_path, monkeypatch):
+    """Processing checks a run's model, then runs it: one load. Another file content, or other settings, load anew."""
+    import shutil
+
+    from patchwork.core.models import onnx as onnx_adapter
+
+    path = str(tmp_path / "model.onnx")
+    shutil.copy(os.path.join(SHARED_DATA, "models", "one_output_softmax_bsx2x512x512.onnx"), path)
+    loads = []
+    real = onnx_adapter.load_onnx
+    monkeypatch.setattr(onnx_adapter, "load_onnx", lambda *args: loads.append(args) or real(*args))
+    first = load_model(path)
+    assert load_model(path) is first and len(loads) == 1
+    assert load_model(path, threshold=None, device="cpu") is first  # the same settings, spelled out
+    other = load_model(path, model_type="regression")
+    assert other is not first and other.info.task == "regression" and len(loads) == 2
+    shutil.copy(os.path.join(SHARED_DATA, "models", "one_output_sigmoid_bsx1x512x512.onnx"), path)  # replaced
+    replaced = load_model(path)
+    assert replaced is not first and len(loads) == 3 and replaced.info.class_names != first.info.class_names
