@@ -1,4 +1,4 @@
-"""The journal of a resumable run: finished blocks kept beside the output until the run completes.
+"""The journal of a resumable run: finished blocks (or groups of tiles) kept beside the output until it completes.
 
 With RESUME, each finished block is saved (written under a temporary name, synced, renamed) in
 ``.<output>.journal/`` next to the output, with a description of the run. A run that dies leaves the
@@ -98,31 +98,37 @@ class BlockJournal:
 
     def load(self, index: int, window: Window) -> BlockResult | None:
         """The saved block, or None (not saved, or unreadable: it is computed again, and saved again)."""
+        saved = self.load_arrays(index)
+        if saved is None or "main" not in saved:
+            self.done.discard(index)
+            return None
+        return BlockResult(index, window, saved["main"], saved.get("probabilities"), int(saved["covered"]), 0,
+                           saved.get("uncertainty"), saved.get("aoa"))
+
+    def save(self, result: BlockResult) -> None:
+        """Keep a finished block (when resumable)."""
+        arrays = {"main": result.main, "covered": np.int64(result.covered)}
+        for name in ("probabilities", "uncertainty", "aoa"):
+            if getattr(result, name) is not None:
+                arrays[name] = getattr(result, name)
+        self.save_arrays(result.index, arrays)
+
+    def load_arrays(self, index: int) -> dict[str, np.ndarray] | None:
+        """The arrays saved for piece `index` (a block, a group of tiles), or None (not saved, or unreadable)."""
         if index not in self.done:
             return None
         try:
             with np.load(self._path(index)) as saved:
-                probabilities = saved["probabilities"] if "probabilities" in saved.files else None
-                uncertainty = saved["uncertainty"] if "uncertainty" in saved.files else None
-                aoa = saved["aoa"] if "aoa" in saved.files else None
-                return BlockResult(index, window, saved["main"], probabilities, int(saved["covered"]), 0, uncertainty,
-                                   aoa)
+                return {name: saved[name] for name in saved.files}
         except (OSError, ValueError, KeyError):
             self.done.discard(index)
             return None
 
-    def save(self, result: BlockResult) -> None:
-        """Keep a finished block (when resumable)."""
-        if not self.enabled or result.index in self.done:
+    def save_arrays(self, index: int, arrays: dict[str, np.ndarray]) -> None:
+        """Keep the arrays of finished piece `index` (when resumable)."""
+        if not self.enabled or index in self.done:
             return
-        arrays = {"main": result.main, "covered": np.int64(result.covered)}
-        if result.probabilities is not None:
-            arrays["probabilities"] = result.probabilities
-        if result.uncertainty is not None:
-            arrays["uncertainty"] = result.uncertainty
-        if result.aoa is not None:
-            arrays["aoa"] = result.aoa
-        self._atomic_write(f"block-{result.index}.npz", lambda fh: np.savez(fh, **arrays))
+        self._atomic_write(f"block-{index}.npz", lambda fh: np.savez(fh, **arrays))
 
     def remove(self) -> None:
         """Remove the journal: the run is complete."""

@@ -9,7 +9,10 @@ they are computed: `blocks`.)
 """
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,9 +20,12 @@ import numpy as np
 
 from ..errors import PatchworkError
 from ..geometry import Window
+from ..io.partials import OutputLock
 from ..io.raster import RasterSource
 from ..models import Model
+from ..version import PATCHWORK_VERSION
 from .blocks import BlockProgress
+from .journal import BlockJournal
 from .model_input import DASK_NEEDS_A_FILE, InputTransform, ModelFile
 
 GROUP_TILES = 16  # tiles a group holds at most (rounded to whole batches): a few MB of input, a second or so of work
@@ -97,19 +103,69 @@ class TileGroupJob:
 
 
 def run_tile_groups(job: TileGroupJob, groups: list[TileGroup], progress: BlockProgress, executor,
-                    tile_pixels: int = 0) -> Iterator[tuple[TileGroup, list]]:
+                    tile_pixels: int = 0, journal: BlockJournal | None = None) -> Iterator[tuple[TileGroup, list]]:
     """Each group with its batches' results, in the groups' order, computed by `executor` (`make_executor`).
 
-    What is still running stops when the iteration ends early (an error, a cancel).
+    With a `journal` (RESUME), the groups an earlier run of the same task finished are read back from it and the
+    others are saved to it as they come. What is still running stops when the iteration ends early (an error, a
+    cancel).
     """
     job.progress = progress
-    computed = executor.map(job, groups, progress.poll, item_pixels=tile_pixels * GROUP_TILES)
+    done = journal.done if journal else set()
+    computed = executor.map(job, [g for g in groups if g.index not in done], progress.poll,
+                            item_pixels=tile_pixels * GROUP_TILES)
     try:
         for group in groups:
             progress.poll()
-            yield group, next(computed)
+            results = _from_arrays(journal.load_arrays(group.index)) if group.index in done else None
+            if results is None:
+                results = next(computed) if group.index not in done else job(group)  # (unreadable: again, here)
+                if journal:
+                    journal.save_arrays(group.index, _as_arrays(results))
+            yield group, results
             progress.block_written(group)
         progress.poll()
     finally:
         progress.cancelled.set()  # an error or cancel stops the workers at their next batch …
         computed.close()  # … and what has not started
+
+
+def _as_arrays(results: list[tuple]) -> dict[str, np.ndarray]:
+    """A group's results (per batch, a tuple of arrays and numbers) as the journal keeps them."""
+    return {f"b{i}_{j}": np.asarray(part) for i, parts in enumerate(results) for j, part in enumerate(parts)}
+
+
+def _from_arrays(arrays: dict[str, np.ndarray] | None) -> list[tuple] | None:
+    """A group's results back from the journal; None when it holds none."""
+    if arrays is None:
+        return None
+    keys = sorted(arrays, key=lambda k: tuple(int(n) for n in k[1:].split("_")))
+    batches: dict[int, list] = {}
+    for key in keys:
+        batches.setdefault(int(key[1:].split("_")[0]), []).append(arrays[key])
+    return [tuple(batches[i]) for i in sorted(batches)]
+
+
+@contextmanager
+def tile_journal(task: str, job: TileGroupJob, windows: list[Window], output: str, resume: bool, log,
+                 **settings) -> Iterator[BlockJournal]:
+    """The journal of a run of `task` over `windows` (RESUME), removed when the run completes.
+
+    The run holds `output`'s lock meanwhile (one run at a time writes an output and its journal). A journal is
+    reused only by a run with the same raster (path, size, time changed), model file, input mapping, tiles and
+    `settings`; any other run removes it (and without RESUME no journal is kept).
+    """
+    lock = OutputLock(output, "OUTPUT", log).acquire()
+    try:
+        stat = os.stat(job.raster) if os.path.exists(job.raster) else None
+        run = {"patchwork": PATCHWORK_VERSION, "task": task, "raster": os.path.abspath(job.raster),
+               "raster_bytes": stat.st_size if stat else None, "raster_mtime_ns": stat.st_mtime_ns if stat else None,
+               "model": job.model_file.digest if job.model_file else job.model.info.name,
+               "transform": repr(job.transform), "batch_size": job.batch_size,
+               "tiles": hashlib.sha256(repr(windows).encode()).hexdigest(), "outputs": [os.path.abspath(output)],
+               **settings}
+        journal = BlockJournal(output, run, resume, log)
+        yield journal
+        journal.remove()
+    finally:
+        lock.release()

@@ -23,9 +23,9 @@ from osgeo import ogr
 from ..budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range
 from ..engine.blocks import BlockProgress
 from ..engine.executors import available_cores, make_executor, resolve_workers
-from ..engine.journal import file_digest
+from ..engine.journal import BlockJournal, file_digest
 from ..engine.model_input import DASK_NEEDS_A_FILE, ModelFile, input_transform, model_grid
-from ..engine.tile_groups import TileGroup, TileGroupJob, run_tile_groups, tile_groups
+from ..engine.tile_groups import TileGroup, TileGroupJob, run_tile_groups, tile_groups, tile_journal
 from ..errors import Cancelled, PatchworkError, reports_errors
 from ..geometry import Window
 from ..io.aoi import Aoi
@@ -172,6 +172,7 @@ def detect(
     device: str = "auto",
     workers: int = 0,
     scheduler: Any = None,
+    resume: bool = False,
     feedback: Feedback | None = None,
     check_only: bool = False,
 ) -> DetectResult | None:
@@ -199,6 +200,8 @@ def detect(
         device: Where the model computes: "auto", "cpu" or "cuda".
         workers: Threads computing groups of tiles (0: every core); the boxes are the same for any number.
         scheduler: A Dask scheduler's address (tcp://host:8786) or a distributed.Client, to compute on a cluster.
+        resume: Keep the boxes of finished groups of tiles in a journal beside the output, so that the same run
+            started again continues.
         feedback: Progress, cancel and messages (default: silent).
         check_only: Make the checks a run makes before it reads pixels, then return None.
 
@@ -252,18 +255,19 @@ def detect(
                 windows = [w for w in windows if w.overlaps(around)]
             job = TileGroupJob(src.path, transform, batch_size, partial(_usable_boxes_of_batch, confidence, src.height,
                                                                         src.width), model_file, model)
-            with closing(make_executor(local_workers, scheduler)) as executor:
+            with tile_journal("detect", job, windows, output, resume, feedback.info, confidence=confidence) as \
+                    journal, closing(make_executor(local_workers, scheduler)) as executor:
                 feedback.info(f"Detector '{info.name}' ({model.layout.upper()} boxes, {len(info.class_names)} "
                               f"classes): {len(windows)} tiles of {tile} px, overlap {overlap} px; scores ≥ "
                               f"{confidence:g}, NMS IoU {iou:g}; computing on {model.device}, {executor.description}")
-                candidates = _boxes_of_tiles(job, tile_groups(windows, batch_size), executor, confidence, tile,
-                                             feedback)
-            boxes = non_maximum_suppression(candidates, iou, feedback.is_cancelled)
-            if mask is not None and len(boxes):
-                boxes = boxes[_centres_inside(mask, src, boxes)]
-            check_cancelled(feedback)
-            write_detections(output, boxes, src.geotransform, src.crs_wkt, info.class_names,
-                             class_colours(len(info.class_names), info.class_colors), feedback.info)
+                candidates = _boxes_of_tiles(job, tile_groups(windows, batch_size), executor, journal, confidence,
+                                             tile, feedback)
+                boxes = non_maximum_suppression(candidates, iou, feedback.is_cancelled)
+                if mask is not None and len(boxes):
+                    boxes = boxes[_centres_inside(mask, src, boxes)]
+                check_cancelled(feedback)
+                write_detections(output, boxes, src.geotransform, src.crs_wkt, info.class_names,
+                                 class_colours(len(info.class_names), info.class_colors), feedback.info)
     counts = np.bincount(boxes[:, 5].astype(int), minlength=len(info.class_names)) if len(boxes) else \
         np.zeros(len(info.class_names), int)
     feedback.info("Detections: " + "; ".join(f"{n}: {k}" for n, k in zip(info.class_names, counts)))
@@ -290,15 +294,17 @@ def _usable_boxes_of_batch(confidence: float, height: int, width: int, model, wi
     return (np.concatenate(found) if found else np.zeros((0, 6))), unusable
 
 
-def _boxes_of_tiles(job: TileGroupJob, groups: list[TileGroup], executor, confidence: float, tile: int,
-                    feedback: Feedback) -> np.ndarray:
+def _boxes_of_tiles(job: TileGroupJob, groups: list[TileGroup], executor, journal: BlockJournal, confidence: float,
+                    tile: int, feedback: Feedback) -> np.ndarray:
     """Every tile's usable boxes scoring ≥ `confidence`, in the tiles' order, whatever computed them."""
     found, unusable = [], 0
     progress = BlockProgress(feedback, sum(g.work for g in groups))
-    for _group, batches in run_tile_groups(job, groups, progress, executor, tile * tile):
+    for _group, batches in run_tile_groups(job, groups, progress, executor, tile * tile, journal):
         for rows, dropped in batches:
             found.append(rows)
-            unusable += dropped
+            unusable += int(dropped)
+    if journal.done:
+        feedback.info(f"RESUME: {len(journal.done)} of {len(groups)} groups of tiles were taken from the earlier run.")
     if unusable:
         feedback.info(f"{unusable:,} boxes the model gave were dropped: a corner or score that is not a finite "
                       "number, no width or height (or flipped corners), or a class the model does not have.")

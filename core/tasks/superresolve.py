@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from ..budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range
+from ..budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_disk, require_int_range
 from ..engine.blocks import BlockProgress
 from ..engine.executors import available_cores, make_executor, resolve_workers
 from ..engine.journal import file_digest
 from ..engine.model_input import DASK_NEEDS_A_FILE, ModelFile, input_transform, model_grid
 from ..engine.stitching import parse_window, tile_weights
-from ..engine.tile_groups import TileGroupJob, run_tile_groups, tile_groups
+from ..engine.tile_groups import TileGroupJob, run_tile_groups, tile_groups, tile_journal
 from ..engine.tiling import TileGrid
 from ..errors import PatchworkError, reports_errors
 from ..geometry import Window
@@ -73,6 +73,7 @@ def superresolve(
     device: str = "auto",
     workers: int = 0,
     scheduler: Any = None,
+    resume: bool = False,
     feedback: Feedback | None = None,
     check_only: bool = False,
 ) -> SuperResolutionResult | None:
@@ -98,6 +99,8 @@ def superresolve(
         device: Where the model computes: "auto", "cpu" or "cuda".
         workers: Threads computing groups of tiles (0: every core); the output is the same bytes for any number.
         scheduler: A Dask scheduler's address (tcp://host:8786) or a distributed.Client, to compute on a cluster.
+        resume: Keep the predictions of finished groups of tiles in a journal beside the output, so that the same
+            run started again continues (and writes the output an uninterrupted run writes).
         feedback: Progress, cancel and messages (default: silent).
         check_only: Make the checks a run makes before it reads pixels, then return None.
 
@@ -147,13 +150,23 @@ def superresolve(
         groups = tile_groups(windows, batch_size, breaks=list(range(0, len(windows), len(cols))))  # row by row
         job = TileGroupJob(src.path, transform, batch_size, _finite_predictions, model_file, model)
         os.makedirs(os.path.dirname(os.path.abspath(output)) or ".", exist_ok=True)
-        with closing(make_executor(local_workers, scheduler)) as executor:
+        if resume:  # every tile's prediction is kept until the run completes
+            k = info.scale_factor
+            require_disk(output, len(windows) * tile * tile * (k * k * 4 * info.n_outputs + 1), "RESUME",
+                         "the journal of finished tiles", "Free some space, or run without RESUME.")
+        with tile_journal("superresolve", job, windows, output, resume, feedback.info, window=window,
+                          groups=[len(g.windows) for g in groups]) as journal, \
+                closing(make_executor(local_workers, scheduler)) as executor:
             feedback.info(f"Model '{info.name}': x{info.scale_factor} super-resolution, {len(windows)} tiles of {tile} "
                           f"px, overlap {overlap} px, {window} window: {src.width} x {src.height} px → "
                           f"{src.width * info.scale_factor} x {src.height * info.scale_factor} px; computing on "
                           f"{model.device}, {executor.description}")
-            computed = run_tile_groups(job, groups, BlockProgress(feedback, len(windows)), executor, tile * tile)
+            computed = run_tile_groups(job, groups, BlockProgress(feedback, len(windows)), executor, tile * tile,
+                                       journal)
             _write_finer(output, src, info, window, tile, computed, feedback.info)
+            if journal.done:
+                feedback.info(f"RESUME: {len(journal.done)} of {len(groups)} groups of tiles were taken from the "
+                              "earlier run.")
     k = info.scale_factor
     return SuperResolutionResult(output, k, src.width * k, src.height * k, len(windows), time.perf_counter() - started)
 

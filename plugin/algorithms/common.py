@@ -212,8 +212,8 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
                 "else the CPU; the log says which.",
         DASK_SCHEDULER: "The address of a Dask scheduler (tcp://host:8786) to compute the blocks or tiles on a "
                         "cluster; empty: this computer.",
-        RESUME: "Keep finished blocks in a journal beside the output, so that the same run started again after a "
-                "crash continues where it stopped.",
+        RESUME: "Keep finished blocks (or groups of tiles) in a journal beside the output, so that the same run "
+                "started again after a crash continues where it stopped.",
         OUTPUT_FORMAT: "GeoTIFF, or a Cloud-optimised GeoTIFF with overviews (mode for classes, average for "
                        "values).",
         # Parameters several algorithms have, in their own words
@@ -325,15 +325,23 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
             optional=True))
         self.mark_advanced(self.DASK_SCHEDULER)
 
+    def add_resume_parameter(self) -> None:
+        """RESUME (advanced, optional)."""
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.RESUME, self.tr("Resumable: keep finished blocks so a crashed run continues"), False, optional=True))
+        self.mark_advanced(self.RESUME)
+
     def add_executor_parameters(self) -> None:
-        """WORKERS and DASK_SCHEDULER: where the work runs (advanced, optional)."""
+        """WORKERS, DASK_SCHEDULER and RESUME: where the work runs, and a journal of it (advanced, optional)."""
         self.add_workers_parameter()
         self.add_scheduler_parameter()
+        self.add_resume_parameter()
 
     def executor_arguments(self, parameters, context) -> dict:
-        """The core's keyword arguments for the parameters `add_executor_parameters` added."""
+        """The core's keyword arguments for WORKERS, DASK_SCHEDULER and RESUME."""
         return {"workers": self.parameterAsInt(parameters, self.WORKERS, context),
-                "scheduler": self.parameterAsString(parameters, self.DASK_SCHEDULER, context).strip() or None}
+                "scheduler": self.parameterAsString(parameters, self.DASK_SCHEDULER, context).strip() or None,
+                "resume": self.parameterAsBool(parameters, self.RESUME, context)}
 
     def add_scale_parameters(self, *, cluster: bool) -> None:
         """WORKERS and OUTPUT_FORMAT (classify and stitch); with `cluster`, DEVICE, DASK_SCHEDULER and RESUME.
@@ -344,12 +352,10 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
         if cluster:
             self.addParameter(EnumParameter(self.DEVICE, self.tr("Device for ONNX models"), DEVICES, optional=True))
             self.add_scheduler_parameter()
-            self.addParameter(QgsProcessingParameterBoolean(
-                self.RESUME, self.tr("Resumable: keep finished blocks so a crashed run continues"), False,
-                optional=True))
+            self.add_resume_parameter()
         self.addParameter(EnumParameter(self.OUTPUT_FORMAT, self.tr("Output format"), OUTPUT_FORMATS,
                                         OUTPUT_FORMAT_NAMES, optional=True))
-        self.mark_advanced(self.OUTPUT_FORMAT, *((self.DEVICE, self.RESUME) if cluster else ()))
+        self.mark_advanced(self.OUTPUT_FORMAT, *((self.DEVICE,) if cluster else ()))
 
     def scale_arguments(self, parameters, context, *, cluster: bool) -> dict:
         """The core's keyword arguments for the parameters `add_scale_parameters` added."""
@@ -358,8 +364,7 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
                     "output_format": self.word(parameters, self.OUTPUT_FORMAT, context)}
         return {**self.executor_arguments(parameters, context),
                 "output_format": self.word(parameters, self.OUTPUT_FORMAT, context),
-                "device": self.word(parameters, self.DEVICE, context),
-                "resume": self.parameterAsBool(parameters, self.RESUME, context)}
+                "device": self.word(parameters, self.DEVICE, context)}
 
     def word(self, parameters, name: str, context) -> str:
         """The core's word for an EnumParameter, given as an index or as the word."""

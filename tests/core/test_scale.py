@@ -206,6 +206,69 @@ def test_run_killed_at_half_resumes_to_the_same_bytes_computing_only_what_was_lo
                                          "uncertainty.tif"]  # no journal, no debris
 
 
+KILL_TILE_TASK_AT_HALF = textwrap.dedent("""
+    import os, signal, sys
+    from patchwork.core import detect, superresolve
+
+    class KillAtHalf:
+        def set_progress(self, percent):
+            if percent >= 50:
+                os.kill(os.getpid(), signal.SIGKILL)  # a crash: no cleanup runs
+
+        def is_cancelled(self):
+            return False
+
+        def info(self, message):
+            pass
+
+    task, raster, model, out = sys.argv[1:5]
+    if task == "detect":
+        detect(raster, model, out, bands=[1, 2, 3], scale=1 / 255, tile_size=128, overlap=32, batch_size=2,
+               workers=2, resume=True, feedback=KillAtHalf())
+    else:
+        superresolve(raster, model, out, scale=1 / 255, overlap=16, batch_size=3, workers=2, resume=True,
+                     feedback=KillAtHalf())
+""")
+
+
+@pytest.mark.parametrize("task", ["detect", "superresolve"])
+def test_detect_and_superresolve_killed_at_half_resume_to_the_same_result(tmp_path, ortho_path, task):
+    from patchwork.core import detect, superresolve
+    from tests.onnx_models import cell_detector
+
+    if task == "detect":
+        raster, model = ortho_path, cell_detector(str(tmp_path / "cells.onnx"), "v8")
+        run = lambda out, **how: detect(raster, model, out, bands=[1, 2, 3], scale=1 / 255, tile_size=128,  # noqa
+                                        overlap=32, batch_size=2, workers=2, **how)
+        suffix = ".gpkg"
+    else:
+        raster = str(tmp_path / "scene.tif")
+        gdal.Translate(raster, ortho_path, srcWin=[0, 0, 600, 420], bandList=[1, 2, 3])
+        model = os.path.join(SHARED_DATA, "models-more", "dummy_superresolution_model.onnx")
+        run = lambda out, **how: superresolve(raster, model, out, scale=1 / 255, overlap=16,  # noqa: E731
+                                              batch_size=3, workers=2, **how)
+        suffix = ".tif"
+    whole = run(str(tmp_path / f"reference{suffix}"))
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    out = str(out_dir / f"result{suffix}")
+    killed = subprocess.run([sys.executable, "-c", KILL_TILE_TASK_AT_HALF, task, raster, model, out],
+                            capture_output=True, text=True, env=os.environ)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not os.path.exists(out)  # the output appears only when complete
+    journaled = [f for f in os.listdir(journal_folder(out)) if f.startswith("block-")]
+    messages = []
+    log = type("Log", (), {"set_progress": lambda self, p: None, "is_cancelled": lambda self: False,
+                           "info": lambda self, m: messages.append(m)})()
+    resumed = run(out, resume=True, feedback=log)
+    assert journaled and any(f"RESUME: {len(journaled)} of" in m for m in messages), messages
+    if task == "detect":
+        assert resumed.boxes.tobytes() == whole.boxes.tobytes() and len(whole.boxes) > 50
+    else:
+        assert digest(out) == digest(whole.output)
+    assert files_under(str(out_dir)) == [os.path.basename(out)]  # no journal, no debris
+
+
 def test_without_resume_a_dead_runs_journal_is_removed_and_the_earlier_output_kept(tmp_path, ortho_path,
                                                                                    deepness_free):
     out_dir = tmp_path / "out"
