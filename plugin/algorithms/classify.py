@@ -5,7 +5,6 @@ import os
 
 from qgis.core import (
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingOutputMultipleLayers,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
@@ -17,11 +16,9 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterVectorDestination,
-    QgsRectangle,
 )
 
 from ...core import budget
-from ...core.engine.model_input import MAX_RESAMPLED_PIXELS
 from ...core.engine.uncertainty import UNCERTAINTIES
 from ...core.models import MODEL_TYPES
 from .. import qgis_enums
@@ -38,9 +35,10 @@ from .common import (
     optional_int,
     raster_input,
 )
+from .web_maps import RendersWebMaps
 
 
-class ClassifyAlgorithm(PatchworkAlgorithm):
+class ClassifyAlgorithm(RendersWebMaps, PatchworkAlgorithm):
     ID = f"{PROVIDER_ID}:classify"
     group_name = "Inference"
     # Its parameters' and outputs' names, spelled once (the panel and scripts use these too).
@@ -189,108 +187,8 @@ class ClassifyAlgorithm(PatchworkAlgorithm):
             aoa=self.parameterAsOutputLayer(parameters, self.OUTPUT_AOA, context) or None,
             **self.scale_arguments(parameters, context, cluster=True)))
 
-    def _needs_rendering(self, parameters, context) -> bool:
-        """A WMS/WMTS (or other non-file, non-XYZ) layer: QGIS renders the area to a GeoTIFF for the run."""
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None or layer.providerType() == "gdal":
-            return False
-        return not (layer.providerType() == "wms" and "type=xyz" in layer.source())
-
-    def checkParameterValues(self, parameters, context):  # noqa: N802 - QGIS API name
-        if not self._needs_rendering(parameters, context):
-            return super().checkParameterValues(parameters, context)
-        if not parameters.get(self.EXTENT) and not parameters.get(self.MASK):  # the rest is checked on the render
-            return False, self.tr("EXTENT: a web map layer covers the world: give an EXTENT or a MASK to read.")
-        if parameters.get(self.RESOLUTION) in (None, ""):
-            return False, self.tr("RESOLUTION: QGIS renders a web map layer at a pixel size: give RESOLUTION (in "
-                                  "the layer's units).")
-        try:
-            self._render_plan(parameters, context, self.parameterAsRasterLayer(parameters, self.INPUT, context),
-                              copy_provider=False)
-        except QgsProcessingException as exc:
-            return False, str(exc)
-        return True, ""
-
-    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
-        """A web map layer: what to render, and the MASK's polygons, are read here on the main thread; the
-        rendering itself and the core's parameters (from the rendered file) wait for processAlgorithm."""
-        self.render = None
-        if not self._needs_rendering(parameters, context):
-            return super().prepareAlgorithm(parameters, context, feedback)
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        self.render = self._render_plan(parameters, context, layer)
-        self.render["output"] = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        self.render["mask"] = self.mask_polygons(parameters, self.MASK, layer.crs(), context)
-        return True
-
-    def _render_plan(self, parameters, context, layer, copy_provider: bool = True) -> dict:
-        """The area of a web map layer to render, on the grid of RESOLUTION, and a copy of its data provider
-        (which, unlike the layer, may be used on the worker thread)."""
-        import math
-
-        if parameters.get(self.EXTENT):
-            extent = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
-        else:
-            from qgis.core import QgsCoordinateTransform
-
-            source = self.parameterAsSource(parameters, self.MASK, context)
-            extent = QgsCoordinateTransform(source.sourceCrs(), layer.crs(), context.transformContext()) \
-                .transformBoundingBox(source.sourceExtent())
-        size = self.parameterAsDouble(parameters, self.RESOLUTION, context)
-        if not math.isfinite(size) or size <= 0:
-            raise QgsProcessingException(self.tr("RESOLUTION: the pixel size to render '{}' at must be a positive "
-                                                 "number, not {:g}.").format(layer.name(), size))
-        cols, rows = (math.ceil(side / size - 1e-6) for side in (extent.width(), extent.height()))
-        if cols * rows > MAX_RESAMPLED_PIXELS:
-            raise QgsProcessingException(self.tr(
-                "RESOLUTION: {:g} per pixel makes {:,} x {:,} px to render from '{}', more than the {:.0e} px "
-                "Patchwork reads; choose a coarser RESOLUTION or a smaller EXTENT.").format(
-                size, cols, rows, layer.name(), MAX_RESAMPLED_PIXELS))
-        extent = QgsRectangle(extent.xMinimum(), extent.yMaximum() - rows * size, extent.xMinimum() + cols * size,
-                              extent.yMaximum())
-        provider = layer.dataProvider().clone() if copy_provider else None
-        return {"provider": provider, "name": layer.name(), "crs": layer.crs(), "size": size,
-                "cols": cols, "rows": rows, "extent": extent, "transform_context": context.transformContext()}
-
-    def _rendered(self, plan: dict, feedback) -> str:
-        """The planned area of a web map layer rendered by QGIS to a GeoTIFF beside the run's output (removed after
-        the run)."""
-        from qgis.core import QgsRasterFileWriter, QgsRasterPipe
-
-        from ...core.io.partials import owned_name
-
-        path = owned_name(os.path.splitext(plan["output"])[0] + ".rendered.tif")
-        feedback.pushInfo(self.tr("Rendering '{}' at {:g} per pixel ({} x {} px) for the run").format(
-            plan["name"], plan["size"], plan["cols"], plan["rows"]))
-        pipe = QgsRasterPipe()
-        pipe.set(plan["provider"])
-        writer = QgsRasterFileWriter(path)
-        writer.setOutputFormat("GTiff")
-        error = writer.writeRaster(pipe, plan["cols"], plan["rows"], plan["extent"], plan["crs"],
-                                   plan["transform_context"])
-        if error != 0 or not os.path.exists(path):
-            if os.path.exists(path):
-                os.remove(path)
-            raise QgsProcessingException(self.tr("INPUT: QGIS could not render '{}' (error {}).").format(
-                plan["name"], error))
-        return path
-
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
-        rendered = None
-        if self.render is None:
-            call = self.call
-        else:  # the core reads the rendered file: a file path, no project layer, so read here
-            rendered = self._rendered(self.render, feedback)
-            call = self.read_parameters({**parameters, self.INPUT: rendered, self.EXTENT: None, self.RESOLUTION: None,
-                                         self.MASK: None, self.OUTPUT: self.render["output"]}, context, feedback)
-            call.kwargs.update(mask=self.render["mask"])
-        try:
-            result = self.run_call(call, feedback)
-        finally:
-            if rendered:
-                from ...core.io.partials import remove_file
-
-                remove_file(rendered)  # and the .aux.xml GDAL writes beside it while the run reads it
+        result, call = self.run_on_the_layer(parameters, context, feedback)
         output, probabilities = result.output, result.probabilities
         resumed = self.tr(" ({} taken from the earlier run)").format(result.blocks_resumed) if result.blocks_resumed \
             else ""

@@ -15,9 +15,10 @@ from ...core import budget
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, optional_float, optional_int, raster_input
+from .web_maps import RendersWebMaps
 
 
-class DetectAlgorithm(PatchworkAlgorithm):
+class DetectAlgorithm(RendersWebMaps, PatchworkAlgorithm):
     ID = f"{PROVIDER_ID}:detect"
     group_name = "Inference"
     required_packages = ("onnxruntime",)
@@ -27,9 +28,10 @@ class DetectAlgorithm(PatchworkAlgorithm):
     CONFIDENCE, IOU, BATCH_SIZE, OUTPUT, DETECTIONS = "CONFIDENCE", "IOU", "BATCH_SIZE", "OUTPUT", "DETECTIONS"
     RESOLUTION, EXTENT = "RESOLUTION", "EXTENT"
     parameter_help = {
-        INPUT: "The raster to search: a file raster, or an XYZ tile layer (read at the zoom level of RESOLUTION or "
-               "the model's, over EXTENT or the MASK).",
-        EXTENT: "For a web tile layer: the area to read (else the MASK's); file rasters are read whole.",
+        INPUT: "The raster to search: a file raster, an XYZ tile layer (read at the zoom level of RESOLUTION or "
+               "the model's, over EXTENT or the MASK), or a WMS/WMTS layer (rendered by QGIS at RESOLUTION over "
+               "EXTENT or the MASK).",
+        EXTENT: "For a web layer: the area to read (else the MASK's); file rasters are read whole.",
         MODEL: "A YOLO-style ONNX detector: Deepness's model_type Detector, or boxes as [batch, boxes, 5 + classes] "
                "(YOLOv5/v7) or [batch, 4 + classes, boxes] (YOLOv8/v11).",
         MASK: "Polygons (any CRS): only boxes whose centre lies inside are kept; tiles that miss them are skipped.",
@@ -99,7 +101,7 @@ class DetectAlgorithm(PatchworkAlgorithm):
             device=self.word(parameters, self.DEVICE, context), **self.executor_arguments(parameters, context)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
-        result = self.run_call(self.call, feedback)
+        result, _call = self.run_on_the_layer(parameters, context, feedback)
         feedback.pushInfo(self.tr("{} objects in {} tiles ({:.1f} s) → {}").format(
             len(result.boxes), result.tiles, result.seconds, result.output))
         # The GeoPackage holds its style (outlines in the class colours) as its default: QGIS loads it with it.

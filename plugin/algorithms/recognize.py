@@ -67,6 +67,7 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
                                  maxValue=budget.MAX_BATCH_SIZE))
         self.addParameter(EnumParameter(self.DEVICE, self.tr("Device for ONNX models"), DEVICES, optional=True))
         self.mark_advanced(self.BATCH_SIZE, self.DEVICE)
+        self.add_workers_parameter()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Similarity")))
         self.addOutput(QgsProcessingOutputNumber(self.TILES, self.tr("Number of model tiles")))
 
@@ -83,7 +84,8 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
             window=self.window_argument(parameters, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context), mask=mask,
             resolution=optional_float(self, parameters, self.RESOLUTION, context),
-            device=self.word(parameters, self.DEVICE, context)))
+            device=self.word(parameters, self.DEVICE, context),
+            workers=self.parameterAsInt(parameters, self.WORKERS, context)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
         result = self.run_call(self.call, feedback)

@@ -14,18 +14,19 @@ from ...core import budget
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
 from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, optional_float, optional_int, raster_input
+from .web_maps import RendersWebMaps
 
 
-class SuperResolveAlgorithm(PatchworkAlgorithm):
+class SuperResolveAlgorithm(RendersWebMaps, PatchworkAlgorithm):
     ID = f"{PROVIDER_ID}:superresolve"
     group_name = "Inference"
     required_packages = ("onnxruntime",)
     INPUT, MODEL, EXTENT, RESOLUTION = "INPUT", "MODEL", "EXTENT", "RESOLUTION"
     OVERLAP, WINDOW, BATCH_SIZE, OUTPUT, SCALE_FACTOR = "OVERLAP", "WINDOW", "BATCH_SIZE", "OUTPUT", "SCALE_FACTOR"
     parameter_help = {
-        INPUT: "The raster to enhance: a file raster, or an XYZ tile layer (read at the zoom level of RESOLUTION or "
-               "the model's, over EXTENT).",
-        EXTENT: "For a web tile layer: the area to read; file rasters are read whole.",
+        INPUT: "The raster to enhance: a file raster, an XYZ tile layer (read at the zoom level of RESOLUTION or "
+               "the model's, over EXTENT), or a WMS/WMTS layer (rendered by QGIS at RESOLUTION over EXTENT).",
+        EXTENT: "For a web layer: the area to read; file rasters are read whole.",
         RESOLUTION: "The pixel size the model reads, in the raster's units (the raster is read resampled to it; the "
                     "output is k times finer than that); empty: the model's resolution metadata (cm per pixel), else "
                     "the raster's own.",
@@ -80,7 +81,7 @@ class SuperResolveAlgorithm(PatchworkAlgorithm):
             device=self.word(parameters, self.DEVICE, context), **self.executor_arguments(parameters, context)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
-        result = self.run_call(self.call, feedback)
+        result, _call = self.run_on_the_layer(parameters, context, feedback)
         feedback.pushInfo(self.tr("x{}: {} x {} px from {} tiles in {:.1f} s → {}").format(
             result.scale_factor, result.width, result.height, result.tiles, result.seconds, result.output))
         return {self.OUTPUT: result.output, self.SCALE_FACTOR: result.scale_factor}

@@ -9,6 +9,7 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsFeature, QgsGeometry, QgsProject, QgsRasterLayer, QgsVectorLayer
 
+from tests.conftest import SHARED_DATA
 from tests.onnx_models import conv_model
 from tests.tiles import TileServer, cut_tiles
 
@@ -93,6 +94,19 @@ def test_a_wms_layer_is_rendered_by_qgis_at_resolution_and_classifies_like_its_g
         assert (web_map.RasterXSize, web_map.RasterYSize) == (600, 400) and server.requests
         expected = gdal.Open(file["OUTPUT"]).ReadAsArray(200, 150, 600, 400)
         np.testing.assert_array_equal(web_map.ReadAsArray(), expected)  # QGIS rendered the same pixels
+        # Super-resolution (and detection) render a web map layer the same way (plugin/algorithms/web_maps.py)
+        sr_model = os.path.join(SHARED_DATA, "models-more", "dummy_superresolution_model.onnx")
+        clip = str(tmp_path / "clip.tif")
+        gdal.Translate(clip, aligned, srcWin=[200, 150, 600, 400])
+        finer = {name: run("superresolve", {"INPUT": source, "MODEL": sr_model, "BANDS": "1,2,3", "SCALE": 1 / 255,
+                                            "OUTPUT": str(tmp_path / f"sr_{name}.tif"), **extra})["OUTPUT"]
+                 for name, source, extra in (("wms", layer, {"EXTENT": extent, "RESOLUTION": gt[1]}),
+                                             ("file", clip, {}))}
+        web_sr, file_sr = (gdal.Open(finer[name]) for name in ("wms", "file"))
+        assert (web_sr.RasterXSize, web_sr.RasterYSize) == (1200, 800)
+        assert web_sr.GetGeoTransform() == pytest.approx(file_sr.GetGeoTransform())
+        np.testing.assert_array_equal(web_sr.ReadAsArray(), file_sr.ReadAsArray())
+        web_sr = file_sr = None
         assert not [name for name in os.listdir(tmp_path) if ".rendered." in name or name.startswith(".")]
     finally:
         server.close()
