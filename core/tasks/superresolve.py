@@ -94,8 +94,9 @@ def superresolve(
         resolution: The pixel size the model reads, in the raster's units: the raster is read resampled to it (a
             GDAL warped VRT), and the output is k times finer than that. Default: the model's `resolution`
             metadata (cm per pixel), else the raster's own.
-        mask: For an XYZ service: the polygons whose box (and a tile around it) is read, when the service's extent
-            is not wanted whole. File rasters are read whole.
+        mask: Polygons (any CRS): only the tiles that reach their box are computed, and the output is NaN outside
+            them (pixels whose centre lies outside); inside it is the output without a mask. For an XYZ service it is
+            also the area read (its box and a tile around it).
         device: Where the model computes: "auto", "cpu" or "cuda".
         workers: Threads computing groups of tiles (0: every core); the output is the same bytes for any number.
         scheduler: A Dask scheduler's address (tcp://host:8786) or a distributed.Client, to compute on a cluster.
@@ -147,7 +148,13 @@ def superresolve(
         grid = TileGrid(src.height, src.width, tile, 0, overlap)
         rows, cols = [int(r) for r in grid.rows], [int(c) for c in grid.cols]
         windows = [Window(r, c, tile, tile) for r in rows for c in cols]
-        groups = tile_groups(windows, batch_size, breaks=list(range(0, len(windows), len(cols))))  # row by row
+        inside = None
+        if mask is not None:  # only the tiles that reach the mask's box are computed; outside it, NaN
+            inside = mask.transformed(src.crs_wkt)
+            box = inside.pixel_window(src.geotransform, src.height, src.width, src.footprint_wkt())  # or refuses
+            windows = [w for w in windows if w.overlaps(box)]
+        starts = [i for i, w in enumerate(windows) if i == 0 or w.row_off != windows[i - 1].row_off]
+        groups = tile_groups(windows, batch_size, breaks=starts)  # row by row
         job = TileGroupJob(src.path, transform, batch_size, _finite_predictions, model_file, model)
         os.makedirs(os.path.dirname(os.path.abspath(output)) or ".", exist_ok=True)
         if resume:  # every tile's prediction is kept until the run completes
@@ -163,7 +170,7 @@ def superresolve(
                           f"{model.device}, {executor.description}")
             computed = run_tile_groups(job, groups, BlockProgress(feedback, len(windows)), executor, tile * tile,
                                        journal)
-            _write_finer(output, src, info, window, tile, computed, feedback.info)
+            _write_finer(output, src, info, window, tile, computed, feedback.info, inside)
             if journal.done:
                 feedback.info(f"RESUME: {len(journal.done)} of {len(groups)} groups of tiles were taken from the "
                               "earlier run.")
@@ -180,54 +187,78 @@ def _finite_predictions(model: Model, windows: list[Window], x: np.ndarray, vali
     return predictions, valid
 
 
-def _write_finer(output: str, src: RasterSource, info, window: str, tile: int, computed, log: Log) -> None:
+class _FinerStrip:
+    """The output rows (k times finer) that tiles still add to, from input row `top` down.
+
+    It holds their weighted sums, weights and coverage; rows above are written as soon as no later tile reaches them.
+    """
+
+    def __init__(self, writer: GeoTiffWriter, src: RasterSource, k: int, channels: int, tile: int, window: str,
+                 inside: Aoi | None) -> None:
+        self.writer, self.src, self.k, self.tile, self.window, self.inside = writer, src, k, tile, window, inside
+        self.width = src.width * k
+        self.top = 0
+        self.sums, self.weight = np.zeros((channels, 0, self.width)), np.zeros((0, self.width))
+        self.covered = np.zeros((0, self.width), bool)
+
+    def reach(self, end: int) -> None:
+        """Hold the rows down to input row `end`."""
+        extra = (end - self.top) * self.k - self.weight.shape[0]
+        if extra > 0:
+            self.sums = np.concatenate([self.sums, np.zeros((self.sums.shape[0], extra, self.width))], axis=1)
+            self.weight = np.concatenate([self.weight, np.zeros((extra, self.width))])
+            self.covered = np.concatenate([self.covered, np.zeros((extra, self.width), bool)])
+
+    def add(self, w: Window, prediction: np.ndarray, valid: np.ndarray) -> None:
+        """One tile's prediction, weighted by the window (at the output resolution) where its input is valid."""
+        k, tile, src = self.k, self.tile, self.src
+        flags = (w.row_off == 0, w.row_off + tile >= src.height, w.col_off == 0, w.col_off + tile >= src.width)
+        weights = tile_weights(tile * k, tile * k, self.window, *flags)
+        top, left = (w.row_off - self.top) * k, w.col_off * k
+        h, wd = min(tile * k, self.sums.shape[1] - top), min(tile * k, self.width - left)
+        fine_valid = np.repeat(np.repeat(valid, k, axis=0), k, axis=1)[:h, :wd]
+        ww = weights[:h, :wd] * fine_valid
+        self.sums[:, top : top + h, left : left + wd] += prediction[:, :h, :wd] * ww
+        self.weight[top : top + h, left : left + wd] += ww
+        self.covered[top : top + h, left : left + wd] |= fine_valid
+
+    def write_down_to(self, end: int) -> None:
+        """Rows above input row `end` are final: write them (NaN where no tile covers, or outside the mask)."""
+        self.reach(end)
+        final = (end - self.top) * self.k
+        if final == 0:
+            return
+        with np.errstate(invalid="ignore", divide="ignore"):
+            values = (self.sums[:, :final] / self.weight[:final]).astype(np.float32)
+        np.copyto(values, np.nan, where=~self.covered[:final])
+        if self.inside is not None and final:
+            finer = finer_geotransform(self.src.geotransform, self.k)
+            np.copyto(values, np.nan, where=~self.inside.inside_mask(finer, Window(self.top * self.k, 0, final,
+                                                                                   self.width)))
+        self.writer.write_block(values, self.top * self.k, 0)
+        self.sums, self.weight, self.covered = self.sums[:, final:], self.weight[final:], self.covered[final:]
+        self.top = end
+
+
+def _write_finer(output: str, src: RasterSource, info, window: str, tile: int, computed, log: Log,
+                 inside: Aoi | None = None) -> None:
     """The tiles' predictions blended on the k times finer grid, written one row of tiles at a time.
 
     Only the output rows that later tiles can still reach are kept in memory. `computed`: the groups of tiles and
-    their batches' (predictions, validity), in row order (`run_tile_groups`).
+    their batches' (predictions, validity), in row order (`run_tile_groups`). Outside `inside`, NaN.
     """
-    k, channels = info.scale_factor, info.n_outputs
-    width = src.width * k
-    with GeoTiffWriter(output, width, src.height * k, channels, np.float32, finer_geotransform(src.geotransform, k),
-                       src.crs_wkt, float("nan"), log=log) as writer:
+    k = info.scale_factor
+    with GeoTiffWriter(output, src.width * k, src.height * k, info.n_outputs, np.float32,
+                       finer_geotransform(src.geotransform, k), src.crs_wkt, float("nan"), log=log) as writer:
         writer.set_band_descriptions(info.output_names)
-        # The output rows from strip_top (an input row) down that tiles still add to.
-        strip_top, row = 0, None
-        sums, weight, covered = np.zeros((channels, 0, width)), np.zeros((0, width)), np.zeros((0, width), bool)
-
-        def write_down_to(end: int) -> None:
-            """Rows above input row `end` are final: write them and let them go."""
-            nonlocal sums, weight, covered, strip_top
-            final = (end - strip_top) * k
-            with np.errstate(invalid="ignore", divide="ignore"):
-                values = (sums[:, :final] / weight[:final]).astype(np.float32)
-            np.copyto(values, np.nan, where=~covered[:final])
-            writer.write_block(values, strip_top * k, 0)
-            sums, weight, covered = sums[:, final:], weight[final:], covered[final:]
-            strip_top = end
-
+        strip, row = _FinerStrip(writer, src, k, info.n_outputs, tile, window, inside), None
         for group, batches in computed:
             if group.windows[0].row_off != row:  # a new row of tiles: the rows above it are final
                 row = group.windows[0].row_off
-                if row:
-                    write_down_to(row)
-                extra = (min(row + tile, src.height) - strip_top) * k - weight.shape[0]  # grow to the row's bottom
-                sums = np.concatenate([sums, np.zeros((channels, extra, width))], axis=1)
-                weight = np.concatenate([weight, np.zeros((extra, width))])
-                covered = np.concatenate([covered, np.zeros((extra, width), bool)])
+                strip.write_down_to(row)
+                strip.reach(min(row + tile, src.height))
             tiles = iter(group.windows)
             for predictions, valids in batches:
                 for prediction, valid in zip(predictions, valids):
-                    w = next(tiles)
-                    flags = (w.row_off == 0, w.row_off + tile >= src.height, w.col_off == 0,
-                             w.col_off + tile >= src.width)
-                    weights = tile_weights(tile * k, tile * k, window, *flags)
-                    top, left = (w.row_off - strip_top) * k, w.col_off * k
-                    h = min(tile * k, sums.shape[1] - top)
-                    wd = min(tile * k, width - left)
-                    fine_valid = np.repeat(np.repeat(valid, k, axis=0), k, axis=1)[:h, :wd]
-                    ww = weights[:h, :wd] * fine_valid
-                    sums[:, top : top + h, left : left + wd] += prediction[:, :h, :wd] * ww
-                    weight[top : top + h, left : left + wd] += ww
-                    covered[top : top + h, left : left + wd] |= fine_valid
-        write_down_to(src.height)
+                    strip.add(next(tiles), prediction, valid)
+        strip.write_down_to(src.height)

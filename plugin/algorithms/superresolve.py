@@ -4,6 +4,7 @@ from __future__ import annotations
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
@@ -21,12 +22,14 @@ class SuperResolveAlgorithm(RendersWebMaps, PatchworkAlgorithm):
     ID = f"{PROVIDER_ID}:superresolve"
     group_name = "Inference"
     required_packages = ("onnxruntime",)
-    INPUT, MODEL, EXTENT, RESOLUTION = "INPUT", "MODEL", "EXTENT", "RESOLUTION"
+    INPUT, MODEL, EXTENT, RESOLUTION, MASK = "INPUT", "MODEL", "EXTENT", "RESOLUTION", "MASK"
     OVERLAP, WINDOW, BATCH_SIZE, OUTPUT, SCALE_FACTOR = "OVERLAP", "WINDOW", "BATCH_SIZE", "OUTPUT", "SCALE_FACTOR"
     parameter_help = {
         INPUT: "The raster to enhance: a file raster, an XYZ tile layer (read at the zoom level of RESOLUTION or "
-               "the model's, over EXTENT), or a WMS/WMTS layer (rendered by QGIS at RESOLUTION over EXTENT).",
-        EXTENT: "For a web layer: the area to read; file rasters are read whole.",
+               "the model's, over EXTENT or the MASK), or a WMS/WMTS layer (rendered by QGIS at RESOLUTION over EXTENT "
+               "or the MASK).",
+        EXTENT: "For a web layer: the area to read (else the MASK's); file rasters are read whole.",
+        MASK: "Polygons (any CRS): only the tiles that reach them are computed, and the output is NaN outside.",
         RESOLUTION: "The pixel size the model reads, in the raster's units (the raster is read resampled to it; the "
                     "output is k times finer than that); empty: the model's resolution metadata (cm per pixel), else "
                     "the raster's own.",
@@ -53,6 +56,9 @@ class SuperResolveAlgorithm(RendersWebMaps, PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL, self.tr("Super-resolution model (.onnx)"), qgis_enums.FILE, fileFilter="ONNX models (*.onnx)"))
         self.add_model_input_parameters()
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.MASK, self.tr("Enhance only inside (mask polygons)"), [qgis_enums.SOURCE_VECTOR_POLYGON],
+            optional=True))
         self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Area to read (web tile layers)"),
                                                        optional=True))
         self.addParameter(number(self.RESOLUTION, self.tr("Pixel size the model reads (empty: the model's)"),
@@ -71,13 +77,14 @@ class SuperResolveAlgorithm(RendersWebMaps, PatchworkAlgorithm):
     def core_call(self, parameters, context) -> CoreCall:
         from ...core.tasks.superresolve import superresolve
 
-        _layer, source = raster_input(self, parameters, context)
+        layer, source = raster_input(self, parameters, context)
+        mask = self.mask_polygons(parameters, self.MASK, layer.crs(), context)
         return CoreCall(superresolve, (source, self.parameterAsFile(parameters, self.MODEL, context),
                                        self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
             **self.model_input_arguments(parameters, context),
             overlap=optional_int(parameters, self.OVERLAP), window=self.window_argument(parameters, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
-            resolution=optional_float(self, parameters, self.RESOLUTION, context),
+            resolution=optional_float(self, parameters, self.RESOLUTION, context), mask=mask,
             device=self.word(parameters, self.DEVICE, context), **self.executor_arguments(parameters, context)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name

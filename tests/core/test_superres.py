@@ -61,3 +61,23 @@ def test_superresolution_errors(tmp_path, ortho_path):
     with pytest.raises(PatchworkError, match="takes 3 bands but it would get 4"):
         superresolve(ortho_path, MODEL, str(tmp_path / "x.tif"))
     assert files_under(str(tmp_path)) == before
+
+
+def test_a_mask_computes_only_the_tiles_that_reach_it_and_leaves_the_rest_nan(tmp_path, ortho_path):
+    from patchwork.core import Aoi, Window
+
+    scene = _window(ortho_path, str(tmp_path / "scene.tif"), 480, 320)
+    ds = gdal.Open(scene)
+    gt, crs = ds.GetGeoTransform(), ds.GetProjection()
+    corners = [(150, 90), (300, 110), (260, 230), (140, 200)]  # a quadrilateral, in the scene's pixels (col, row)
+    wkt = "POLYGON((" + ", ".join(f"{gt[0] + c * gt[1]} {gt[3] + r * gt[5]}" for c, r in [*corners, corners[0]]) + "))"
+    whole = superresolve(scene, MODEL, str(tmp_path / "whole.tif"), scale=1 / 255, overlap=16)
+    masked = superresolve(scene, MODEL, str(tmp_path / "masked.tif"), scale=1 / 255, overlap=16,
+                          mask=Aoi([wkt], crs))
+    assert masked.tiles < whole.tiles / 2  # the tiles away from the polygon are not computed
+    full, part = read_all(whole.output)[0], read_all(masked.output)[0]
+    finer = gdal.Open(masked.output).GetGeoTransform()
+    inside = Aoi([wkt], crs).inside_mask(finer, Window(0, 0, full.shape[1], full.shape[2]))
+    assert 0.05 < inside.mean() < 0.5
+    np.testing.assert_array_equal(part[:, inside], full[:, inside])  # inside: the output without a mask
+    assert np.isnan(part[:, ~inside]).all()
