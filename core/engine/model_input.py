@@ -5,6 +5,7 @@ grid it runs on (its resolution, a resampled VRT, a web layer: `model_grid`).
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import threading
@@ -19,6 +20,7 @@ from ..io.partials import remove_file
 from ..io.raster import RasterSource
 from ..io.web import XyzSource, remove_xyz_raster, web_raster
 from ..models import Model, ModelInfo, load_model
+from ..models.similarity import SimilarityModel
 from ..progress import Feedback
 from .journal import file_digest
 
@@ -103,21 +105,32 @@ class ModelFile:
     head: int = 0  # the output head of a multi-head model
     model_type: str = "auto"  # what the user said the model is (see load_model)
     threshold: float | None = None  # a one-sigmoid model's threshold, when the user set one
+    query: tuple[float, ...] | None = None  # a recognition model's query embedding: the model is its similarity map
+
+    def read(self, threads: int | None = MODEL_THREADS) -> Model:
+        """The model from its file (a recognition model with a query: its similarity map, `SimilarityModel`)."""
+        model = load_model(self.path, self.trust, self.device, threads, self.head, self.model_type, self.threshold)
+        return model if self.query is None else SimilarityModel(model, np.asarray(self.query))
+
+    @property
+    def identity(self) -> str:
+        """What makes two runs' models the same model: the file's SHA-256, and the query's when there is one."""
+        if self.query is None:
+            return self.digest
+        return f"{self.digest}+query:{hashlib.sha256(np.asarray(self.query).tobytes()).hexdigest()}"
 
     def load(self) -> Model:
         """The model, loaded once per worker process (the run's own process has it already, in the job)."""
-        key = (self.path, self.trust, self.device, self.digest, self.head, self.model_type, self.threshold)
         with _LOADED_LOCK:
-            if key not in _LOADED:
+            if self not in _LOADED:
                 if file_digest(self.path) != self.digest:
                     raise PatchworkError(f"MODEL: the file '{self.path}' on this worker is not the model the run was "
                                          "started with (another SHA-256). Give every worker the same model file.")
-                _LOADED[key] = load_model(self.path, self.trust, self.device, MODEL_THREADS, self.head,
-                                          self.model_type, self.threshold)
-            return _LOADED[key]
+                _LOADED[self] = self.read()
+            return _LOADED[self]
 
 
-_LOADED: dict[tuple, Model] = {}  # models a worker process has loaded, by file and settings
+_LOADED: dict[ModelFile, Model] = {}  # models a worker process has loaded, by file and settings
 _LOADED_LOCK = threading.Lock()
 
 

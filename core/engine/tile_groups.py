@@ -160,7 +160,7 @@ def tile_journal(task: str, job: TileGroupJob, windows: list[Window], output: st
         stat = os.stat(job.raster) if os.path.exists(job.raster) else None
         run = {"patchwork": PATCHWORK_VERSION, "task": task, "raster": os.path.abspath(job.raster),
                "raster_bytes": stat.st_size if stat else None, "raster_mtime_ns": stat.st_mtime_ns if stat else None,
-               "model": job.model_file.digest if job.model_file else job.model.info.name,
+               "model": job.model_file.identity if job.model_file else job.model.info.name,
                "transform": repr(job.transform), "batch_size": job.batch_size,
                "tiles": hashlib.sha256(repr(windows).encode()).hexdigest(), "outputs": [os.path.abspath(output)],
                **settings}

@@ -29,7 +29,6 @@ from ..engine.journal import BlockJournal, file_digest
 from ..engine.map_writer import OUTPUT_FORMATS, ClassMapSideOutputs, MapWriter
 from ..engine.model_input import (
     DASK_NEEDS_A_FILE,
-    MODEL_THREADS,
     InputTransform,
     ModelFile,
     input_transform,
@@ -105,7 +104,7 @@ def _check_run(info: ModelInfo, tile: int, overlap: int, aggregation: str, proba
 @reports_errors
 def classify(
     raster: str | XyzSource,
-    model: Model | str,
+    model: Model | str | ModelFile,
     output: str,
     *,
     bands: list[int] | None = None,
@@ -148,7 +147,8 @@ def classify(
     Args:
         raster: The raster to classify (a GDAL-readable path or URL), or an XYZ tile service (XyzSource), read at the
             zoom level closest to `resolution` (or the model's) over its extent or the mask's.
-        model: A loaded model, or a model file (.onnx, .skops, .json rules; pickles with `trust_model`).
+        model: A loaded model, or a model file (.onnx, .skops, .json rules; pickles with `trust_model`), or the
+            engine's ModelFile (what workers load; recognize passes its embedder and query so).
         output: The class map (or values) to write.
         bands: The input bands fed to the model, 1-based, in the model's order (default: all).
         scale: Input values are multiplied by this (0.0001 for Sentinel-2 digital numbers, 1/255 for 8-bit).
@@ -284,7 +284,8 @@ def _check_settings(arguments: dict) -> None:
     if a["block_size"] is not None:
         require_int_range("block_size", a["block_size"], 16, 65536)
     model = a["model"]
-    inputs = {"INPUT": a["raster"], "MODEL": model if isinstance(model, str) else None}
+    inputs = {"INPUT": a["raster"], "MODEL": model.path if isinstance(model, ModelFile) else
+              model if isinstance(model, str) else None}
     require_raster_outputs({"OUTPUT": a["output"], "OUTPUT_PROBABILITIES": a["probabilities"],
                             "OUTPUT_UNCERTAINTY": a["uncertainty"], "OUTPUT_AOA": a["aoa"]}, inputs)
     require_side_outputs(a["output"], a["probabilities"], a["vector_output"], a["area_table"], inputs,
@@ -298,6 +299,8 @@ def _loaded_model(arguments: dict) -> tuple[Model, ModelFile | None]:
     """The model, and the file it came from (what a worker loads again)."""
     model, head = arguments["model"], arguments["head"]
     reading = arguments["model_type"], arguments["threshold"]
+    if isinstance(model, ModelFile):  # (recognize's: an embedder and its query)
+        return model.read(), model
     if arguments["scheduler"] and not isinstance(model, str):
         raise PatchworkError(DASK_NEEDS_A_FILE)  # before any work, not when the first block is sent
     if not isinstance(model, str):
@@ -307,7 +310,7 @@ def _loaded_model(arguments: dict) -> tuple[Model, ModelFile | None]:
     require_model_file(model)
     trust, device = arguments["trust_model"], arguments["device"]
     model_file = ModelFile(os.path.abspath(model), trust, device, file_digest(model), head or 0, *reading)
-    return load_model(model_file.path, trust, device, MODEL_THREADS, head or 0, *reading), model_file
+    return model_file.read(), model_file
 
 
 def _refuse_other_tasks(info: ModelInfo) -> None:
@@ -577,8 +580,10 @@ def _styled_on_input_grid(result: ClassifyResult, arguments: dict) -> ClassifyRe
 def _classify_web(arguments: dict, feedback: Feedback) -> ClassifyResult | None:
     """Classify an XYZ service at one zoom level over its extent (or the mask's), through a temporary VRT."""
     model = arguments["model"]
-    info = (load_model(model, arguments["trust_model"], model_type=arguments["model_type"],
-                       threshold=arguments["threshold"]) if isinstance(model, str) else model).info
+    if isinstance(model, str):
+        model = load_model(model, arguments["trust_model"], model_type=arguments["model_type"],
+                           threshold=arguments["threshold"])
+    info = (model.read() if isinstance(model, ModelFile) else model).info
     with model_grid(arguments["raster"], info, arguments["resolution"], arguments["mask"], arguments["tile_size"],
                     arguments["output"], None if arguments["check_only"] else feedback, resample=False) as (vrt, _):
         return classify(**dict(arguments, raster=vrt, feedback=feedback))
@@ -635,7 +640,7 @@ def _run_description(src: RasterSource, model_file: ModelFile | None, job: Block
         "patchwork": PATCHWORK_VERSION,
         "raster": os.path.abspath(src.path), "raster_bytes": stat.st_size if stat else None,
         "raster_mtime_ns": stat.st_mtime_ns if stat else None,
-        "model": model_file.digest if model_file else job.info.name, "head": job.info.head,
+        "model": model_file.identity if model_file else job.info.name, "head": job.info.head,
         "mask": job.mask.wkt if job.mask else None,
         "transform": repr(job.transform), "grid": repr(job.grid), "window": job.window,
         "aggregation": job.aggregation, "batch_size": job.batch_size, "block_side": side,

@@ -8,46 +8,23 @@ every guarantee of tiled classification (blocks, workers, MASK, streaming, atomi
 from __future__ import annotations
 
 import dataclasses
+import os
+from typing import Any
 
 import numpy as np
 from osgeo import gdal
 
-from ..engine.model_input import input_transform
+from ..engine.journal import file_digest
+from ..engine.model_input import ModelFile, input_transform
 from ..errors import PatchworkError, reports_errors
 from ..io.aoi import Aoi
 from ..io.gdal_errors import opened
 from ..io.raster import RasterSource
-from ..models import load_model
+from ..io.web import XyzSource
 from ..models.base import Model, require_model_file
+from ..models.similarity import SimilarityModel
 from ..progress import Feedback
 from ..tasks.classify import ClassifyResult, classify
-
-
-class SimilarityModel(Model):
-    """A recognition model as a map model: each tile's cosine similarity to the query, over the whole tile."""
-
-    def __init__(self, embedder: Model, query: np.ndarray) -> None:
-        self.embedder = embedder
-        norm = float(np.linalg.norm(query)) if np.all(np.isfinite(query)) else float("nan")
-        if not norm > 0:
-            raise PatchworkError(f"QUERY: the model '{embedder.info.name}' gives the query image an embedding that is "
-                                 f"{'all zeros' if norm == 0 else 'not a finite number'}, so nothing can be compared "
-                                 "with it. Check SCALE, OFFSET and BANDS, or the model.")
-        self.query = query / norm
-        self.info = dataclasses.replace(embedder.info, task="regression", output_names=["similarity"])
-        self.device, self.device_warning = embedder.device, embedder.device_warning
-
-    def predict(self, batch: np.ndarray, valid: np.ndarray) -> np.ndarray:
-        """(N, 1, h, w): each tile's similarity, the same over all its pixels."""
-        vectors = self.embedder.embed(batch)
-        if not np.all(np.isfinite(vectors)):  # a similarity of 0 would be read as "unlike the query"
-            raise PatchworkError(f"MODEL: '{self.embedder.info.name}' gave a tile an embedding that is not a finite "
-                                 "number; no similarity can be computed there. Check SCALE, OFFSET and BANDS, or the "
-                                 "model.")
-        norms = np.linalg.norm(vectors, axis=1)
-        similarity = np.divide(vectors @ self.query, norms, out=np.zeros(len(vectors)), where=norms > 0)
-        return np.broadcast_to(similarity.astype(np.float32)[:, None, None, None],
-                               (len(batch), 1, *batch.shape[2:])).copy()
 
 
 def query_vector(embedder: Model, query: str, bands: list[int] | None, scale: float, offset: float) -> np.ndarray:
@@ -63,16 +40,19 @@ def query_vector(embedder: Model, query: str, bands: list[int] | None, scale: fl
 
 
 @reports_errors
-def recognize(raster: str, model: Model | str, query: str, output: str, *, bands: list[int] | None = None,
+def recognize(raster: str | XyzSource, model: str, query: str, output: str, *, bands: list[int] | None = None,
               scale: float = 1.0, offset: float = 0.0, tile_size: int | None = None, overlap: int | None = None,
-              window: str = "hann", batch_size: int = 4, workers: int = 0, mask: Aoi | None = None,
-              resolution: float | None = None, device: str = "auto", feedback: Feedback | None = None,
-              check_only: bool = False) -> ClassifyResult | None:
+              window: str = "hann", batch_size: int = 4, workers: int = 0, scheduler: Any = None,
+              resume: bool = False, block_size: int | None = None, mask: Aoi | None = None,
+              resolution: float | None = None, device: str = "auto",
+              feedback: Feedback | None = None, check_only: bool = False) -> ClassifyResult | None:
     """Map how much each part of `raster` looks like the `query` image, as the cosine similarity of embeddings.
 
     Args:
-        raster: The raster to search.
-        model: A recognition model (.onnx: an embedding [N, D] per image tile; Deepness's model_type Recognition).
+        raster: The raster to search (a GDAL-readable path), or an XYZ tile service (XyzSource), read as classify
+            reads one: at the zoom of `resolution` or the model's, over its extent or the mask's.
+        model: A recognition model file (.onnx: an embedding [N, D] per image tile; Deepness's model_type
+            Recognition).
         query: An image of what is looked for (any raster GDAL reads, e.g. a PNG or a GeoTIFF clip), resampled to
             the model's tile; the same bands, scale and offset as the raster.
         output: The float32 similarity map (−1 to 1) on the raster's grid.
@@ -84,6 +64,11 @@ def recognize(raster: str, model: Model | str, query: str, output: str, *, bands
         window: How overlapping tiles' scores are blended: "boxcar", "hann" or "triangular".
         batch_size: Tiles per model call.
         workers: Threads computing blocks (0: every core).
+        scheduler: A Dask scheduler's address (tcp://host:8786) or a distributed.Client: the workers load the model
+            file and are sent the query's embedding.
+        resume: Keep finished blocks in a journal beside the output, so that the same run (the same query too)
+            started again continues.
+        block_size: The side of the independent blocks in pixels (default about 2048).
         mask: Polygons (any CRS) outside which the map is nodata.
         resolution: The pixel size the model runs at, in the raster's units (default: the model's resolution
             metadata, else the raster's own); the map is on that grid.
@@ -98,13 +83,16 @@ def recognize(raster: str, model: Model | str, query: str, output: str, *, bands
         PatchworkError: Bad input, a model that is not a recognition model, an unreadable query; nothing is
             written.
     """
-    if isinstance(model, str):
-        require_model_file(model)
-        model = load_model(model, device=device)
-    if model.info.task != "recognition":
-        raise PatchworkError(f"MODEL: '{model.info.name}' is a {model.info.task} model, not a recognition one (an "
+    require_model_file(model)
+    embedder = ModelFile(os.path.abspath(model), False, device, file_digest(model))
+    loaded = embedder.read()
+    if loaded.info.task != "recognition":
+        raise PatchworkError(f"MODEL: '{loaded.info.name}' is a {loaded.info.task} model, not a recognition one (an "
                              "embedding per tile): use Classify raster or Detect objects for it.")
-    vector = query_vector(model, query, bands, scale, offset)
-    return classify(raster, SimilarityModel(model, vector), output, bands=bands, scale=scale, offset=offset,
-                    tile_size=tile_size, overlap=overlap, window=window, aggregation="mean", batch_size=batch_size,
-                    workers=workers, mask=mask, resolution=resolution, feedback=feedback, check_only=check_only)
+    vector = query_vector(loaded, query, bands, scale, offset)
+    SimilarityModel(loaded, vector)  # refuses a query it cannot compare with, before the run
+    return classify(raster, dataclasses.replace(embedder, query=tuple(float(v) for v in vector)), output,
+                    bands=bands, scale=scale, offset=offset, tile_size=tile_size, overlap=overlap, window=window,
+                    aggregation="mean", batch_size=batch_size, workers=workers, scheduler=scheduler, resume=resume,
+                    block_size=block_size, mask=mask, resolution=resolution, device=device, feedback=feedback,
+                    check_only=check_only)

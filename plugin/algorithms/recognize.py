@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from qgis.core import (
     QgsProcessingOutputNumber,
+    QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
@@ -13,18 +14,31 @@ from qgis.core import (
 from ...core import budget
 from ...core.models.onnx import DEVICES
 from .. import qgis_enums
-from .common import PROVIDER_ID, CoreCall, EnumParameter, PatchworkAlgorithm, StyleFromQml, optional_float, optional_int
+from .common import (
+    PROVIDER_ID,
+    CoreCall,
+    EnumParameter,
+    PatchworkAlgorithm,
+    StyleFromQml,
+    optional_float,
+    optional_int,
+    raster_input,
+)
+from .web_maps import RendersWebMaps
 
 
-class RecognizeAlgorithm(PatchworkAlgorithm):
+class RecognizeAlgorithm(RendersWebMaps, PatchworkAlgorithm):
     ID = f"{PROVIDER_ID}:recognize"
     group_name = "Inference"
     required_packages = ("onnxruntime",)
     INPUT, MODEL, QUERY, MASK = "INPUT", "MODEL", "QUERY", "MASK"
     TILE_SIZE, OVERLAP, WINDOW = "TILE_SIZE", "OVERLAP", "WINDOW"
-    BATCH_SIZE, OUTPUT, TILES, RESOLUTION = "BATCH_SIZE", "OUTPUT", "TILES", "RESOLUTION"
+    BATCH_SIZE, OUTPUT, TILES, RESOLUTION, EXTENT = "BATCH_SIZE", "OUTPUT", "TILES", "RESOLUTION", "EXTENT"
     parameter_help = {
-        INPUT: "The raster to search (a file raster).",
+        INPUT: "The raster to search: a file raster, an XYZ tile layer (read at the zoom level of RESOLUTION or "
+               "the model's, over EXTENT or the MASK), or a WMS/WMTS layer (rendered by QGIS at RESOLUTION over "
+               "EXTENT or the MASK).",
+        EXTENT: "For a web layer: the area to read (else the MASK's); file rasters are read whole.",
         MODEL: "A recognition ONNX model: an embedding [batch, features] per image tile (Deepness's model_type "
                "Recognition).",
         QUERY: "An image of what is looked for (any raster GDAL reads: a PNG, a GeoTIFF clip), resampled to the "
@@ -56,6 +70,8 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             self.MASK, self.tr("Score only inside (mask polygons)"), [qgis_enums.SOURCE_VECTOR_POLYGON],
             optional=True))
+        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, self.tr("Area to read (web tile layers)"),
+                                                       optional=True))
         self.addParameter(number(self.RESOLUTION, self.tr("Pixel size the model runs at (empty: the model's)"),
                                  qgis_enums.DOUBLE, None, optional=True, minValue=0.0))
         self.addParameter(number(self.TILE_SIZE, self.tr("Tile size (px; empty: the model's)"), qgis_enums.INTEGER,
@@ -67,16 +83,16 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
                                  maxValue=budget.MAX_BATCH_SIZE))
         self.addParameter(EnumParameter(self.DEVICE, self.tr("Device for ONNX models"), DEVICES, optional=True))
         self.mark_advanced(self.BATCH_SIZE, self.DEVICE)
-        self.add_workers_parameter()
+        self.add_executor_parameters()
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Similarity")))
         self.addOutput(QgsProcessingOutputNumber(self.TILES, self.tr("Number of model tiles")))
 
     def core_call(self, parameters, context) -> CoreCall:
         from ...core.tasks.recognize import recognize
 
-        raster = self.file_raster(parameters, self.INPUT, context)
-        mask = self.mask_polygons(parameters, "MASK", raster.crs(), context)
-        return CoreCall(recognize, (raster.source(), self.parameterAsFile(parameters, self.MODEL, context),
+        layer, source = raster_input(self, parameters, context)
+        mask = self.mask_polygons(parameters, self.MASK, layer.crs(), context)
+        return CoreCall(recognize, (source, self.parameterAsFile(parameters, self.MODEL, context),
                                     self.parameterAsFile(parameters, self.QUERY, context),
                                     self.parameterAsOutputLayer(parameters, self.OUTPUT, context)), dict(
             **self.model_input_arguments(parameters, context),
@@ -84,11 +100,10 @@ class RecognizeAlgorithm(PatchworkAlgorithm):
             window=self.window_argument(parameters, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context), mask=mask,
             resolution=optional_float(self, parameters, self.RESOLUTION, context),
-            device=self.word(parameters, self.DEVICE, context),
-            workers=self.parameterAsInt(parameters, self.WORKERS, context)))
+            device=self.word(parameters, self.DEVICE, context), **self.executor_arguments(parameters, context)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
-        result = self.run_call(self.call, feedback)
+        result, _call = self.run_on_the_layer(parameters, context, feedback)
         feedback.pushInfo(self.tr("{} tiles in {:.1f} s → {}").format(result.tiles, result.seconds, result.output))
         if result.style:
             StyleFromQml.attach(context, result.output, result.style)

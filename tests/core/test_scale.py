@@ -126,6 +126,49 @@ def test_detections_and_super_resolution_are_the_same_on_1_worker_2_workers_and_
     assert tiles == 9 * 13 and len(np.frombuffer(boxes).reshape(-1, 6)) > 50  # many groups, a real result
 
 
+def test_similarity_maps_are_the_same_on_any_executor_and_a_journal_is_kept_per_query(request, tmp_path, ortho_path):
+    """recognize sends Dask workers the model file and the query's embedding (a ModelFile with its query); a
+    journal of another query's run is never reused."""
+    from patchwork.core import recognize
+
+    model = os.path.join(SHARED_DATA, "models-more", "dummy_recognition_model.onnx")
+    native = gdal.Open(ortho_path).GetGeoTransform()[1]
+    queries = []
+    for i, (col, row) in enumerate(((224, 224), (700, 300))):
+        queries.append(str(tmp_path / f"query{i}.tif"))
+        gdal.Translate(queries[-1], ortho_path, srcWin=[col, row, 224, 224], bandList=[1, 2, 3])
+    args = dict(bands=[1, 2, 3], scale=1 / 255, overlap=64, resolution=native, block_size=256)
+    maps = {name: digest(recognize(ortho_path, model, queries[0], str(tmp_path / f"{name}.tif"), **args,
+                                   **how).output) for name, how in runs(request)}
+    assert len(set(maps.values())) == 1, maps
+
+    class MachineDownError(Exception):
+        pass
+
+    class DiesAtHalf:
+        def set_progress(self, percent):
+            if percent >= 50:
+                raise MachineDownError()
+
+        def is_cancelled(self):
+            return False
+
+        def info(self, message):
+            pass
+
+    out = str(tmp_path / "resumed.tif")
+    with pytest.raises(MachineDownError):
+        recognize(ortho_path, model, queries[0], out, resume=True, feedback=DiesAtHalf(), **args)
+    assert os.listdir(journal_folder(out))  # the finished blocks of the first query's run
+    messages = []
+    log = type("Log", (), {"set_progress": lambda self, p: None, "is_cancelled": lambda self: False,
+                           "info": lambda self, m: messages.append(m)})()
+    other = recognize(ortho_path, model, queries[1], out, resume=True, feedback=log, **args)
+    assert other.blocks_resumed == 0 and any("Removed the journal" in m for m in messages)
+    fresh = recognize(ortho_path, model, queries[1], str(tmp_path / "fresh.tif"), **args)
+    assert digest(out) == digest(fresh.output) != maps["1 worker"]
+
+
 def test_stitched_mosaic_is_identical_for_any_number_of_workers(tmp_path, example_path):
     chips = tmp_path / "chips"
     chips.mkdir()
