@@ -544,7 +544,7 @@ def _classify_resampled(arguments: dict, target: float, output_grid: str, feedba
                 continue
             temporary = owned_name(arguments[key])
             made.append(temporary)
-            back = gdal.Warp(temporary, run[key], format="COG" if cog else "GTiff", xRes=native, yRes=native,
+            back = gdal.Warp(temporary, run[key], format="COG" if cog else "GTiff", xRes=native, yRes=abs(gt[5]),
                              outputBounds=bounds, resampleAlg=resampling,
                              creationOptions=creation_options(dtype, 512, overviews if cog else None),
                              callback=going_on)

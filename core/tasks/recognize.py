@@ -44,7 +44,7 @@ def recognize(raster: str | XyzSource, model: str, query: str, output: str, *, b
               scale: float = 1.0, offset: float = 0.0, tile_size: int | None = None, overlap: int | None = None,
               window: str = "hann", batch_size: int = 4, workers: int = 0, scheduler: Any = None,
               resume: bool = False, block_size: int | None = None, mask: Aoi | None = None,
-              resolution: float | None = None, device: str = "auto",
+              resolution: float | None = None, output_grid: str = "model", device: str = "auto",
               feedback: Feedback | None = None, check_only: bool = False) -> ClassifyResult | None:
     """Map how much each part of `raster` looks like the `query` image, as the cosine similarity of embeddings.
 
@@ -71,7 +71,8 @@ def recognize(raster: str | XyzSource, model: str, query: str, output: str, *, b
         block_size: The side of the independent blocks in pixels (default about 2048).
         mask: Polygons (any CRS) outside which the map is nodata.
         resolution: The pixel size the model runs at, in the raster's units (default: the model's resolution
-            metadata, else the raster's own); the map is on that grid.
+            metadata, else the raster's own).
+        output_grid: "model": the map on that grid; "input": brought back to the raster's grid (averaged).
         device: Where the model computes: "auto", "cpu" or "cuda".
         feedback: Progress, cancel and messages (default: silent).
         check_only: Make the checks a run makes before it reads pixels, then return None.
@@ -94,5 +95,5 @@ def recognize(raster: str | XyzSource, model: str, query: str, output: str, *, b
     return classify(raster, dataclasses.replace(embedder, query=tuple(float(v) for v in vector)), output,
                     bands=bands, scale=scale, offset=offset, tile_size=tile_size, overlap=overlap, window=window,
                     aggregation="mean", batch_size=batch_size, workers=workers, scheduler=scheduler, resume=resume,
-                    block_size=block_size, mask=mask, resolution=resolution, device=device, feedback=feedback,
-                    check_only=check_only)
+                    block_size=block_size, mask=mask, resolution=resolution, output_grid=output_grid, device=device,
+                    feedback=feedback, check_only=check_only)

@@ -47,7 +47,7 @@ class ClassifyAlgorithm(RendersWebMaps, PatchworkAlgorithm):
     BATCH_SIZE, TRUST_MODEL, OUTPUT = "BATCH_SIZE", "TRUST_MODEL", "OUTPUT"
     OUTPUT_PROBABILITIES, TILES, BLOCKS = "OUTPUT_PROBABILITIES", "TILES", "BLOCKS"
     MIN_SEGMENT, OUTPUT_VECTOR, OUTPUT_AREAS = "MIN_SEGMENT", "OUTPUT_VECTOR", "OUTPUT_AREAS"
-    OTHER_HEADS, MASK, RESOLUTION, OUTPUT_GRID = "OTHER_HEADS", "MASK", "RESOLUTION", "OUTPUT_GRID"
+    OTHER_HEADS, MASK, RESOLUTION = "OTHER_HEADS", "MASK", "RESOLUTION"
     EXTENT, OUTPUT_UNCERTAINTY, UNCERTAINTY = "EXTENT", "OUTPUT_UNCERTAINTY", "UNCERTAINTY"
     MODEL_TYPE, THRESHOLD, OUTPUT_AOA = "MODEL_TYPE", "THRESHOLD", "OUTPUT_AOA"
     parameter_help = {
@@ -61,8 +61,6 @@ class ClassifyAlgorithm(RendersWebMaps, PatchworkAlgorithm):
         RESOLUTION: "The pixel size the model runs at, in the raster's units: the input is read resampled to it "
                     "(averaged when coarser, bilinear when finer). Empty: the model's resolution metadata (cm per "
                     "pixel), else the raster's own.",
-        OUTPUT_GRID: "model: the outputs on the resampled grid; input: brought back to the raster's grid (nearest "
-                     "for classes, average for values).",
         PatchworkAlgorithm.SCALE: "Input values are multiplied by this: 0.0001 for Sentinel-2 digital numbers, "
                                   "1/255 for 8-bit imagery and Deepness models.",
         TILE_SIZE: "The side of the tiles fed to the model; empty: the model's own.",
@@ -117,8 +115,7 @@ class ClassifyAlgorithm(RendersWebMaps, PatchworkAlgorithm):
                                                        optional=True))
         self.addParameter(number(self.RESOLUTION, self.tr("Pixel size the model runs at (empty: the model's)"),
                                  qgis_enums.DOUBLE, None, optional=True, minValue=0.0))
-        self.addParameter(EnumParameter(self.OUTPUT_GRID, self.tr("Grid of the outputs"), ["model", "input"],
-                                        optional=True))
+        self.add_output_grid_parameter()
         self.addParameter(number(self.TILE_SIZE, self.tr("Tile size (px; empty: the model's)"), qgis_enums.INTEGER,
                                  None, optional=True, minValue=1, maxValue=budget.MAX_TILE_SIZE))
         self.addParameter(number(self.OVERLAP, self.tr("Overlap between tiles (px; empty: the model's, else 0)"),

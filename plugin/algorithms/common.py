@@ -200,6 +200,7 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
     RESUME, OUTPUT_FORMAT = "RESUME", "OUTPUT_FORMAT"
     WINDOW, WINDOW_PARAMETER = "WINDOW", "WINDOW_PARAMETER"
     BANDS, SCALE, OFFSET = "BANDS", "SCALE", "OFFSET"
+    OUTPUT_GRID = "OUTPUT_GRID"
     # One sentence per parameter: the Toolbox dialog's tooltips, the panel's tooltips and `qgis_process help`.
     parameter_help: dict[str, str] = {}
     shared_help = {
@@ -214,6 +215,8 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
                         "cluster; empty: this computer.",
         RESUME: "Keep finished blocks (or groups of tiles) in a journal beside the output, so that the same run "
                 "started again after a crash continues where it stopped.",
+        OUTPUT_GRID: "model: the outputs on the resampled grid; input: brought back to the raster's grid (nearest "
+                     "for classes, average for values).",
         OUTPUT_FORMAT: "GeoTIFF, or a Cloud-optimised GeoTIFF with overviews (mode for classes, average for "
                        "values).",
         # Parameters several algorithms have, in their own words
@@ -324,6 +327,11 @@ class PatchworkAlgorithm(QgsProcessingAlgorithm):
             self.DASK_SCHEDULER, self.tr("Dask scheduler address (e.g. tcp://host:8786; empty: this computer)"),
             optional=True))
         self.mark_advanced(self.DASK_SCHEDULER)
+
+    def add_output_grid_parameter(self) -> None:
+        """OUTPUT_GRID: a map made on a resampled grid stays there or comes back to the raster's (optional)."""
+        self.addParameter(EnumParameter(self.OUTPUT_GRID, self.tr("Grid of the outputs"), ["model", "input"],
+                                        optional=True))
 
     def add_resume_parameter(self) -> None:
         """RESUME (advanced, optional)."""

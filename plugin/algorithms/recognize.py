@@ -74,6 +74,7 @@ class RecognizeAlgorithm(RendersWebMaps, PatchworkAlgorithm):
                                                        optional=True))
         self.addParameter(number(self.RESOLUTION, self.tr("Pixel size the model runs at (empty: the model's)"),
                                  qgis_enums.DOUBLE, None, optional=True, minValue=0.0))
+        self.add_output_grid_parameter()
         self.addParameter(number(self.TILE_SIZE, self.tr("Tile size (px; empty: the model's)"), qgis_enums.INTEGER,
                                  None, optional=True, minValue=1, maxValue=budget.MAX_TILE_SIZE))
         self.addParameter(number(self.OVERLAP, self.tr("Overlap between tiles (px; empty: the model's)"),
@@ -100,6 +101,7 @@ class RecognizeAlgorithm(RendersWebMaps, PatchworkAlgorithm):
             window=self.window_argument(parameters, context),
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context), mask=mask,
             resolution=optional_float(self, parameters, self.RESOLUTION, context),
+            output_grid=self.word(parameters, self.OUTPUT_GRID, context),
             device=self.word(parameters, self.DEVICE, context), **self.executor_arguments(parameters, context)))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name

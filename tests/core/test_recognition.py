@@ -50,3 +50,19 @@ def test_the_models_resolution_is_the_default_grid(tmp_path, ortho_path):
     gdal.Translate(query, ortho_path, srcWin=[224, 224, 224, 224], bandList=[1, 2, 3])
     result = recognize(ortho_path, MODEL, query, str(tmp_path / "similar.tif"), bands=[1, 2, 3], scale=1 / 255)
     assert read_all(result.output)[1][1] == pytest.approx(0.03, rel=1e-12)  # its metadata: 3 cm per pixel
+
+
+def test_the_similarity_map_comes_back_to_the_rasters_grid_with_output_grid_input(tmp_path, ortho_path):
+    query = str(tmp_path / "query.tif")
+    gdal.Translate(query, ortho_path, srcWin=[224, 224, 224, 224], bandList=[1, 2, 3])
+    model_grid = recognize(ortho_path, MODEL, query, str(tmp_path / "model.tif"), bands=[1, 2, 3], scale=1 / 255)
+    on_input = recognize(ortho_path, MODEL, query, str(tmp_path / "input.tif"), bands=[1, 2, 3], scale=1 / 255,
+                         output_grid="input")
+    coarse, back, source = (gdal.Open(p) for p in (model_grid.output, on_input.output, ortho_path))
+    assert coarse.GetGeoTransform()[1] == pytest.approx(0.03, rel=1e-3)  # the model's 3 cm
+    assert (back.RasterXSize, back.RasterYSize) == (source.RasterXSize, source.RasterYSize)
+    # exactly the raster's grid, its not quite square pixels (2 cm by 1.99993 cm) included
+    assert back.GetGeoTransform() == pytest.approx(source.GetGeoTransform(), rel=1e-12)
+    values = back.ReadAsArray()
+    assert np.nanmax(values) == pytest.approx(np.nanmax(coarse.ReadAsArray()), abs=0.05)
+    assert np.isfinite(values).mean() > 0.9
