@@ -68,3 +68,43 @@ def categories(layer, field: str) -> tuple[dict, dict]:
         if category.label():
             names[value] = category.label()
     return colours, names
+
+
+def labels_with_places(labels: QgsVectorLayer, field: str, places: QgsVectorLayer, place_field: str,
+                       pixel: tuple[float, float], names: dict[int, str], path: str, transform_context) -> int:
+    """The label polygons and each labelled place's pixel, as one GeoPackage of label polygons (layer "labels").
+
+    `places` are points at pixel centres (Suggest what to label next) whose `place_field` holds a class value; each
+    labelled one becomes the square of its pixel (`pixel`: its width and height in the places' CRS) with that class,
+    in the labels' CRS. A text class field takes the class's name (`names`), a number field the value. The labels
+    are copied as they are. Returns how many places were added.
+    """
+    from osgeo import ogr
+    from qgis.core import QgsGeometry, QgsRectangle
+
+    from ..core.io.vectors import write_styled_layer
+
+    index = labels.fields().indexOf(field)
+    as_text = not labels.fields().at(index).isNumeric()
+    to_labels = QgsCoordinateTransform(places.crs(), labels.crs(), transform_context)
+    half_x, half_y = abs(pixel[0]) / 2, abs(pixel[1]) / 2
+
+    def as_multipolygon(geometry) -> ogr.Geometry:
+        return ogr.ForceToMultiPolygon(ogr.CreateGeometryFromWkt(geometry.asWkt(17)))
+
+    rows = [((None if feature[field] in (None, NULL) else feature[field],), as_multipolygon(feature.geometry()))
+            for feature in labels.getFeatures() if not feature.geometry().isNull()]
+    added = 0
+    for feature in places.getFeatures():
+        value = feature[place_field]
+        if value in (None, NULL) or feature.geometry().isNull():
+            continue
+        centre = feature.geometry().asPoint()
+        square = QgsGeometry.fromRect(QgsRectangle(centre.x() - half_x, centre.y() - half_y, centre.x() + half_x,
+                                                   centre.y() + half_y))
+        square.transform(to_labels)
+        rows.append(((names.get(int(value), str(value)) if as_text else int(value),), as_multipolygon(square)))
+        added += 1
+    write_styled_layer(path, "labels", labels.crs().toWkt(), ogr.wkbMultiPolygon,
+                       ((field, ogr.OFTString if as_text else ogr.OFTInteger),), rows, "")
+    return added

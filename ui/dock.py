@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from qgis.core import QgsProject, QgsRasterLayer
+from qgis.core import QgsProject, QgsRasterLayer, QgsVectorLayer
 from qgis.gui import QgsDockWidget
 from qgis.PyQt.QtCore import Qt, QTimer
 from qgis.PyQt.QtWidgets import (
@@ -28,6 +28,7 @@ from ..plugin.algorithms.classify import ClassifyAlgorithm as Classify
 from ..plugin.algorithms.compare import CompareAlgorithm as Compare
 from ..plugin.algorithms.sample_chips import SampleChipsAlgorithm as Sample
 from ..plugin.algorithms.stitch_chips import StitchChipsAlgorithm as Stitch
+from ..plugin.algorithms.suggest_labels import SuggestLabelsAlgorithm as SuggestLabels
 from ..plugin.algorithms.train_classifier import TrainClassifierAlgorithm as Train
 from .runner import AlgorithmRun, announce, announce_failure, readable
 from .tabs.augment import AugmentTab
@@ -53,6 +54,8 @@ class PatchworkDock(QgsDockWidget):
         self.notice = None  # Patchwork's last message in QGIS's message bar
         self.widened = False  # widened to its tab titles once (widen_to_tabs)
         self.started = False  # set to the active raster layer once (start_on_the_active_layer)
+        self.chain: list = []  # the runs still to start, one after the other (retrain_with), as the tabs' own actions
+        self.accuracies: list[float] = []  # the validation accuracy of each model trained here, in order
 
         body = QWidget()
         layout = QVBoxLayout(body)
@@ -65,6 +68,7 @@ class PatchworkDock(QgsDockWidget):
         self.compare = FormTab(Compare.ID, self.canvas, tr("Compare"), tr("Run Patchwork ▸ Compare classifications"))
         self.report = ReportTab(self.canvas)
         self.report.labelling_requested.connect(self.start_labelling)
+        self.report.retrain_requested.connect(self.retrain_with)
         self.stitch = FormTab(Stitch.ID, self.canvas, tr("Stitch chips"), tr("Run Patchwork ▸ Stitch chips"),
                               ((Stitch.INPUT, tr("Choose a chip folder first.")),))
         for page, title in ((self.sample, tr("Sample")), (self.augment, tr("Augment")), (self.train, tr("Train")),
@@ -169,6 +173,8 @@ class PatchworkDock(QgsDockWidget):
     def _run_finished(self, ok: bool, results: dict, message: str) -> None:
         self.cancel_button.setEnabled(False)
         self.set_run_buttons_enabled(True)
+        if not ok:
+            self.chain.clear()  # a chain stops with its step
         if not ok and self.run.feedback.isCanceled():  # the user's own wish: said, not raised as a failure
             self.progress.setValue(0)
             self.show_message(message)
@@ -179,9 +185,13 @@ class PatchworkDock(QgsDockWidget):
             self.report_failure(self.run, message or tr("The run failed; see the log."), self.run.feedback.textLog())
             return
         self.progress.setValue(100)
-        summary = self.run.summary()
-        self.show_message(summary)
         self.hand_on(self.run.algorithm_id, results)
+        summary = self.run.summary()
+        if self.run.algorithm_id == Train.ID and len(self.accuracies) > 1:
+            summary += " " + tr("Validation accuracy {:.3f} → {:.3f} (the model before).").format(*self.accuracies[-2:])
+        self.show_message(summary)
+        if self.chain:
+            QTimer.singleShot(0, self.next_in_chain)
         report = results.get(Train.OUTPUT_REPORT) or results.get(Compare.OUTPUT_HTML) or \
             results.get(Accuracy.OUTPUT_REPORT)
         layers = self.run.layers
@@ -233,6 +243,8 @@ class PatchworkDock(QgsDockWidget):
         elif algorithm_id == Train.ID:
             self.classify.model_file.setFilePath(results[Train.OUTPUT_MODEL])
             self.train.set_new_model_path()  # the next training keeps this one
+            if results.get(Train.ACCURACY) is not None:
+                self.accuracies.append(float(results[Train.ACCURACY]))
         elif algorithm_id == Classify.ID and self.run.layers:
             self.compare.form.set_value(Compare.INPUT, self.run.layers[0])
             self.report.set_map(self.run.layers[0])
@@ -242,18 +254,68 @@ class PatchworkDock(QgsDockWidget):
             self.report.set_sample(self.run.layers[0], self.run.parameters.get(AccuracySample.INPUT))
         elif algorithm_id == Accuracy.ID:
             self.report.remember_assessment(results.get(Accuracy.OUTPUT_JSON))
+        elif algorithm_id == SuggestLabels.ID and self.run.layers:
+            self.report.set_suggestions(self.run.layers[0])
 
-    def start_labelling(self, layer) -> None:
-        """The accuracy sample, ready to label: the active layer, in editing, its table open (a drop-down of the
-        class names in 'reference')."""
+    def start_labelling(self, layer, how: str) -> None:
+        """Points to label (an accuracy sample, suggested places), ready: the active layer, in editing, its table
+        open (a drop-down of the class names in the field to fill); `how` says what to do."""
         if layer is None or not layer.isValid():
-            self.show_message(tr("Draw the points first (step 1)."), error=True)
+            self.show_message(tr("Draw the points first."), error=True)
             return
         self.iface.setActiveLayer(layer)
         if not layer.isEditable():
             layer.startEditing()
         self.iface.showAttributeTable(layer)
-        self.show_message(tr("Label each point's 'reference', save the edits, then assess (step 3)."))
+        self.show_message(how)
+
+    def retrain_with(self, places) -> None:
+        """Close the labelling loop: the places labelled join the Sample tab's label polygons in a new layer, and
+        Sample, Train and Classify run again with their tabs' settings (and the assessment, when there was one)."""
+        from osgeo import gdal
+
+        from ..core.io.palette import legend
+        from ..plugin.layers import labels_with_places
+        from .runner import temporary_output
+
+        labels, field = self.sample.labels_combo.currentLayer(), self.sample.label_field.currentField()
+        if not isinstance(labels, QgsVectorLayer) or not field:
+            self.show_message(tr("Retraining adds the labelled places to label polygons: choose them and their class "
+                                 "field on the Sample tab (a label raster cannot take them)."), error=True)
+            return
+        if places is None or not places.isValid() or places.isEditable() and places.isModified():
+            self.show_message(tr("Save the edits of the places first."), error=True)
+            return
+        classes = self.report.classes
+        if not classes:
+            self.show_message(tr("Classify with an uncertainty map first."), error=True)
+            return
+        class_map = gdal.Open(classes)
+        names, _colours = legend(class_map.GetRasterBand(1))
+        gt = class_map.GetGeoTransform()
+        class_map = None
+        path = temporary_output("labels.gpkg")
+        added = labels_with_places(labels, field, places, "label", (gt[1], gt[5]), names, path,
+                                   QgsProject.instance().transformContext())
+        if not added:
+            self.show_message(tr("No place has a class yet: fill 'label' in their table (Label the places)."),
+                              error=True)
+            return
+        merged = QgsVectorLayer(f"{path}|layername=labels", tr("{} + {} labelled places").format(labels.name(), added))
+        QgsProject.instance().addMapLayer(merged)
+        self.sample.labels_combo.setLayer(merged)
+        self.sample.label_field.setField(field)
+        self.chain = [self.sample.run_sample, self.train.run, self.classify.run_classify]
+        if self.report.assessed_before():
+            self.chain.append(self.report.assess_new_map)
+        self.next_in_chain()
+
+    def next_in_chain(self) -> None:
+        """Start the next run of the chain (as its tab's own button does), if any."""
+        if self.chain and (self.run is None or not self.run.running):
+            self.chain.pop(0)()
+            if self.run is None or not self.run.running:  # the step refused to start (it said why)
+                self.chain.clear()
 
     def show_message(self, text: str, error: bool = False) -> None:
         self.message.setText(text)

@@ -708,3 +708,81 @@ def test_the_report_tab_draws_points_opens_them_for_labelling_and_assesses_the_m
     assert dock.run.results[Accuracy.OVERALL_ACCURACY] == 1.0
     page = (tmp_path / "again.html").read_text(encoding="utf-8")
     assert "Since the previous assessment" in page and "<td>1.000 ± 0.000</td>" in page
+
+
+def run_through(dock, qgis_app, algorithm_ids: list[str], timeout: float = 180.0) -> None:
+    """Wait for a chain of runs the panel starts itself, one after the other, each to succeed."""
+    for algorithm_id in algorithm_ids:
+        deadline = time.monotonic() + timeout
+        while not (dock.run is not None and dock.run.algorithm_id == algorithm_id) and time.monotonic() < deadline:
+            qgis_app.processEvents()
+            time.sleep(0.01)
+        assert dock.run.algorithm_id == algorithm_id, f"{algorithm_id} did not start"
+        if dock.run.running:
+            ok, message = wait_for(dock.run, qgis_app, timeout)
+            assert ok, message
+        qgis_app.processEvents()  # the next step starts from the event loop
+
+
+def test_places_labelled_next_go_into_the_labels_and_the_panel_retrains_and_classifies_again(
+        dock, tmp_path, qgis_app, naip_path, monkeypatch):
+    """#24 §4, the loop in the panel: classify with uncertainty → suggest places → label some → one button adds them to
+    the label polygons (a new layer, the classes as the polygons spell them) and runs Sample, Train and Classify
+    again; the training says how its validation accuracy changed."""
+    from qgis.core import NULL, QgsVectorLayer
+    from qgis.PyQt.QtWidgets import QMessageBox
+
+    from tests.core.test_vector_labels import polygons_in_wgs84
+
+    sample, train, classify, suggest = (f"patchwork:{name}" for name in ("samplechips", "trainclassifier", "classify",
+                                                                          "suggestlabels"))
+    said = []
+    shown = dock.show_message
+    monkeypatch.setattr(dock, "show_message", lambda text, error=False: said.append(text) or shown(text, error))
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # the models trained here go to ~/Patchwork models
+    monkeypatch.setattr(QMessageBox, "question", lambda *args: QMessageBox.StandardButton.Yes)  # replace the chips
+    scene = QgsRasterLayer(naip_path, "naip")
+    labels = QgsVectorLayer(polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg")), "labels", "ogr")
+    QgsProject.instance().addMapLayers([scene, labels])
+    dock.sample.raster_combo.setLayer(scene)
+    dock.sample.labels_combo.setLayer(labels)
+    dock.sample.label_field.setField("landcover")  # text classes: water, crop, forest
+    dock.sample.sampler_combo.setCurrentText("balanced")
+    dock.sample.chip_size.setValue(32)
+    dock.sample.count.setValue(20)
+    dock.sample.chip_folder.setFilePath(str(tmp_path / "chips"))
+    dock.train.form.set_value("PARAMETERS", '{"n_estimators": 20}')
+    dock.classify.classify_raster.setLayer(scene)
+    dock.classify.classified_file.setFilePath(str(tmp_path / "classes.tif"))
+    dock.classify.uncertainty_file.setFilePath(str(tmp_path / "unsure.tif"))
+    dock.sample.run_sample()
+    run_through(dock, qgis_app, [sample])
+    dock.train.button.click()
+    run_through(dock, qgis_app, [train])
+    dock.classify.run_classify()
+    run_through(dock, qgis_app, [classify])
+    dock.report.suggest_button.click()
+    run_through(dock, qgis_app, [suggest])
+    places = dock.run.layers[0]
+    assert dock.report.label_places_button.isEnabled() and dock.report.retrain_button.isEnabled()
+    dock.report.label_places_button.click()
+    assert places.isEditable()
+    label, predicted = places.fields().indexOf("label"), places.fields().indexOf("predicted_class")
+    for number, feature in enumerate(places.getFeatures()):
+        if number % 2 == 0:  # the analyst labels every other place, with the class it sees (here: the map's)
+            places.changeAttributeValue(feature.id(), label, feature[predicted])
+    assert places.commitChanges()
+    labelled = sum(1 for f in places.getFeatures() if f["label"] is not None and f["label"] != NULL)
+    before = labels.featureCount()
+    first_model = dock.classify.model_file.filePath()
+    dock.report.retrain_button.click()
+    run_through(dock, qgis_app, [sample, train, classify])
+    merged = dock.sample.labels_combo.currentLayer()
+    assert merged is not labels and merged.featureCount() == before + labelled and labelled >= 20
+    assert set(merged.uniqueValues(merged.fields().indexOf("landcover"))) <= {"water", "crop", "forest"}
+    assert dock.classify.model_file.filePath() != first_model  # the new model classified the new map
+    assert not dock.chain and dock.run.results["OUTPUT"] == str(tmp_path / "classes.tif")
+    assert len(dock.accuracies) == 2  # each training's validation accuracy, the second said against the first
+    assert any(text.endswith("Validation accuracy {:.3f} → {:.3f} (the model before).".format(*dock.accuracies))
+               for text in said)

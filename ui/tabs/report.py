@@ -25,16 +25,20 @@ def step_title(text: str) -> QLabel:
 
 
 class ReportTab(QWidget):
-    """Signals the panel to run an algorithm (`run_requested`), to show a message (`message_shown`) and to open a
-    sample layer for labelling (`labelling_requested`); it never imports the panel."""
+    """Signals the panel to run an algorithm (`run_requested`), to show a message (`message_shown`), to open a layer
+    for labelling (`labelling_requested`: the layer, and what to do) and to retrain with the places labelled
+    (`retrain_requested`); it never imports the panel."""
 
     run_requested = pyqtSignal(str, dict)
     message_shown = pyqtSignal(str, bool)
-    labelling_requested = pyqtSignal(object)
+    labelling_requested = pyqtSignal(object, str)
+    retrain_requested = pyqtSignal(object)
 
     def __init__(self, canvas=None) -> None:
         super().__init__()
         self.sample_layer: QgsVectorLayer | None = None
+        self.sample_map = None  # the class map the accuracy sample was drawn from
+        self.suggestions: QgsVectorLayer | None = None  # the places suggested to label next
         self.unsure = self.classes = None  # the last classification's uncertainty and class maps
         self.runs_allowed = True  # the panel's: one run at a time
         content = QWidget()
@@ -46,7 +50,21 @@ class ReportTab(QWidget):
                                           "unsure, 32 px apart, balanced across classes"))
         self.suggest_button.setEnabled(False)
         self.suggest_button.clicked.connect(self.suggest)
-        layout.addWidget(self.suggest_button)
+        self.label_places_button = QPushButton(tr("Label the places"))
+        self.label_places_button.setToolTip(tr("Make the suggested places the active layer, start editing them and "
+                                               "open their table: give each its class in 'label'"))
+        self.label_places_button.setEnabled(False)
+        self.label_places_button.clicked.connect(lambda: self.labelling_requested.emit(
+            self.suggestions, tr("Give each place its class in 'label' (leave the unsure ones empty), save the edits, "
+                                 "then retrain.")))
+        self.retrain_button = QPushButton(tr("Retrain and classify with them"))
+        self.retrain_button.setToolTip(tr("Add the labelled places to the Sample tab's label polygons (a new layer), "
+                                          "then run Sample, Train and Classify again with their tabs' settings; the "
+                                          "accuracy is assessed again when it was before"))
+        self.retrain_button.setEnabled(False)
+        self.retrain_button.clicked.connect(lambda: self.retrain_requested.emit(self.suggestions))
+        for button in (self.suggest_button, self.label_places_button, self.retrain_button):
+            layout.addWidget(button)
         layout.addWidget(step_title(tr("1. Points to label, drawn from the map")))
         self.sample_form = AlgorithmForm(AccuracySample.ID, canvas)
         layout.addWidget(self.sample_form)
@@ -63,7 +81,8 @@ class ReportTab(QWidget):
         self.label_button = QPushButton(tr("Label the points"))
         self.label_button.setToolTip(tr("Make the sample the active layer, start editing it and open its table"))
         self.label_button.setEnabled(False)
-        self.label_button.clicked.connect(lambda: self.labelling_requested.emit(self.sample_layer))
+        self.label_button.clicked.connect(lambda: self.labelling_requested.emit(
+            self.sample_layer, tr("Label each point's 'reference', save the edits, then assess (step 3).")))
         layout.addWidget(self.label_button)
         layout.addWidget(step_title(tr("3. Accuracy and area, with 95% intervals")))
         self.accuracy_form = AlgorithmForm(Accuracy.ID, canvas)
@@ -87,6 +106,26 @@ class ReportTab(QWidget):
         for button in self.run_buttons():
             button.setEnabled(allowed)
         self.suggest_button.setEnabled(allowed and self.unsure is not None)
+        self.retrain_button.setEnabled(allowed and self.suggestions is not None)
+
+    def set_suggestions(self, layer: QgsVectorLayer | None) -> None:
+        """The places just suggested: to label, then to retrain with."""
+        self.suggestions = layer
+        self.label_places_button.setEnabled(layer is not None)
+        self.retrain_button.setEnabled(layer is not None and self.runs_allowed)
+
+    def assessed_before(self) -> bool:
+        """Whether an assessment was made (the next one is compared with it)."""
+        return bool(self.accuracy_form.values().get(Accuracy.PREVIOUS))
+
+    def assess_new_map(self) -> None:
+        """Assess the new map with the labelled sample drawn from the earlier one: the sample's strata stay that map's
+        classes (Stehman's estimators with strata other than the map's classes)."""
+        by_map_class = self.accuracy_form.values().get(Accuracy.DESIGN) in (0, "0", None, "map_classes")
+        if by_map_class and self.sample_map is not None:
+            self.accuracy_form.set_value(Accuracy.DESIGN, 1)
+            self.accuracy_form.set_value(Accuracy.STRATA, self.sample_map)
+        self.assess()
 
     def remember_assessment(self, figures: str | None) -> None:
         """An assessment's figures (JSON), kept to compare the next one with: the next report says what changed."""
@@ -124,7 +163,7 @@ class ReportTab(QWidget):
 
     def set_sample(self, layer: QgsVectorLayer, class_map) -> None:
         """The sample just drawn: to label, then to assess against the map it was drawn from."""
-        self.sample_layer = layer
+        self.sample_layer, self.sample_map = layer, class_map
         self.label_button.setEnabled(layer is not None)
         self.accuracy_form.set_value(Accuracy.SAMPLES, layer)
         if class_map:
