@@ -694,6 +694,18 @@ def test_the_report_tab_draws_points_opens_them_for_labelling_and_assesses_the_m
     assert dock.run.results[Accuracy.OVERALL_ACCURACY] == pytest.approx(0.8, abs=0.03)
     assert dock.message.text().startswith("Overall accuracy 0.")
     assert os.path.exists(tmp_path / "accuracy.html")
+    first = json.loads(open(dock.run.results[Accuracy.OUTPUT_JSON], encoding="utf-8").read())
+    # a retrained map is assessed with the sample drawn from this one: its strata stay this map's classes (Stehman
+    # 2014); on this very map that design gives the same estimates as the map-class design
+    dock.report.assess_new_map()
+    ok, message = wait_for(dock.run, qgis_app)
+    assert ok, message
+    again = json.loads(open(dock.run.results[Accuracy.OUTPUT_JSON], encoding="utf-8").read())
+    assert dock.run.parameters[Accuracy.DESIGN] == 1 and dock.run.parameters[Accuracy.STRATA] is not None
+    for key in ("overall_accuracy", "overall_accuracy_ci"):
+        assert again[key] == pytest.approx(first[key], rel=1e-12)
+    for a, b in zip(again["classes"], first["classes"]):
+        assert (a["area_m2"], a["area_m2_ci"]) == pytest.approx((b["area_m2"], b["area_m2_ci"]), rel=1e-9)
     # the labels corrected, assessed again: the report says what changed since the first assessment
     points.startEditing()
     for feature in points.getFeatures():
