@@ -193,7 +193,7 @@ def test_stitched_mosaic_is_identical_for_any_number_of_workers(tmp_path, exampl
 
 KILL_AT_HALF = textwrap.dedent("""
     import os, signal, sys
-    from patchwork.core import classify
+    from patchwork.core import classify, detect, superresolve
 
     class KillAtHalf:
         def set_progress(self, percent):
@@ -206,11 +206,19 @@ KILL_AT_HALF = textwrap.dedent("""
         def info(self, message):
             pass
 
-    raster, model, out, probabilities = sys.argv[1:5]
-    uncertainty = sys.argv[5] if len(sys.argv) > 5 else None
-    classify(raster, model, out, probabilities=probabilities, bands=[1, 2, 3], scale=1 / 255, tile_size=256,
-             overlap=64, window="hann", aggregation="softvote", block_size=256, workers=2, resume=True,
-             uncertainty=uncertainty, uncertainty_measure="disagreement", feedback=KillAtHalf())
+    task, raster, model, out = sys.argv[1:5]
+    if task == "classify":
+        probabilities = sys.argv[5]
+        uncertainty = sys.argv[6] if len(sys.argv) > 6 else None
+        classify(raster, model, out, probabilities=probabilities, bands=[1, 2, 3], scale=1 / 255, tile_size=256,
+                 overlap=64, window="hann", aggregation="softvote", block_size=256, workers=2, resume=True,
+                 uncertainty=uncertainty, uncertainty_measure="disagreement", feedback=KillAtHalf())
+    elif task == "detect":
+        detect(raster, model, out, bands=[1, 2, 3], scale=1 / 255, tile_size=128, overlap=32, batch_size=2,
+               workers=2, resume=True, feedback=KillAtHalf())
+    else:
+        superresolve(raster, model, out, scale=1 / 255, overlap=16, batch_size=3, workers=2, resume=True,
+                     feedback=KillAtHalf())
 """)
 
 
@@ -227,8 +235,8 @@ def test_run_killed_at_half_resumes_to_the_same_bytes_computing_only_what_was_lo
     out_dir.mkdir()
     out, probabilities = str(out_dir / "classes.tif"), str(out_dir / "probabilities.tif")
     uncertainty = str(out_dir / "uncertainty.tif")
-    killed = subprocess.run([sys.executable, "-c", KILL_AT_HALF, ortho_path, deepness_free, out, probabilities,
-                             uncertainty], capture_output=True, text=True, env=os.environ)
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_HALF, "classify", ortho_path, deepness_free, out,
+                             probabilities, uncertainty], capture_output=True, text=True, env=os.environ)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not os.path.exists(out)  # the output appears only when complete
     journaled = sorted(f for f in os.listdir(journal_folder(out)) if f.startswith("block-"))
@@ -247,31 +255,6 @@ def test_run_killed_at_half_resumes_to_the_same_bytes_computing_only_what_was_lo
     assert any("RESUME" in m for m in messages) and any("died" in m for m in messages)  # debris and lock reported
     assert files_under(str(out_dir)) == ["classes.qml", "classes.tif", "probabilities.tif", "uncertainty.qml",
                                          "uncertainty.tif"]  # no journal, no debris
-
-
-KILL_TILE_TASK_AT_HALF = textwrap.dedent("""
-    import os, signal, sys
-    from patchwork.core import detect, superresolve
-
-    class KillAtHalf:
-        def set_progress(self, percent):
-            if percent >= 50:
-                os.kill(os.getpid(), signal.SIGKILL)  # a crash: no cleanup runs
-
-        def is_cancelled(self):
-            return False
-
-        def info(self, message):
-            pass
-
-    task, raster, model, out = sys.argv[1:5]
-    if task == "detect":
-        detect(raster, model, out, bands=[1, 2, 3], scale=1 / 255, tile_size=128, overlap=32, batch_size=2,
-               workers=2, resume=True, feedback=KillAtHalf())
-    else:
-        superresolve(raster, model, out, scale=1 / 255, overlap=16, batch_size=3, workers=2, resume=True,
-                     feedback=KillAtHalf())
-""")
 
 
 @pytest.mark.parametrize("task", ["detect", "superresolve"])
@@ -295,7 +278,7 @@ def test_detect_and_superresolve_killed_at_half_resume_to_the_same_result(tmp_pa
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     out = str(out_dir / f"result{suffix}")
-    killed = subprocess.run([sys.executable, "-c", KILL_TILE_TASK_AT_HALF, task, raster, model, out],
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_HALF, task, raster, model, out],
                             capture_output=True, text=True, env=os.environ)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert not os.path.exists(out)  # the output appears only when complete
@@ -319,8 +302,8 @@ def test_without_resume_a_dead_runs_journal_is_removed_and_the_earlier_output_ke
     out, probabilities = str(out_dir / "classes.tif"), str(out_dir / "probabilities.tif")
     classify(ortho_path, RULES, out, bands=[1, 2, 3, 4])  # an earlier output of the user's
     before = digest(out)
-    killed = subprocess.run([sys.executable, "-c", KILL_AT_HALF, ortho_path, deepness_free, out, probabilities],
-                            capture_output=True, text=True, env=os.environ)
+    killed = subprocess.run([sys.executable, "-c", KILL_AT_HALF, "classify", ortho_path, deepness_free, out,
+                             probabilities], capture_output=True, text=True, env=os.environ)
     assert killed.returncode == -signal.SIGKILL
     assert digest(out) == before and os.path.isdir(journal_folder(out))
     messages = []
