@@ -21,10 +21,12 @@ PACKAGES: dict[str, tuple[str, str]] = {
     "onnx": ("onnx", "1.15"),
     "distributed": ("distributed", "2023.1"),  # Dask's cluster client (brings dask): DASK_SCHEDULER only
     "stringzilla": ("stringzilla", "3.10"),  # SIMD byte tables: 8-bit augmentation several times faster
+    "torch": ("torch", "2.1"),  # PyTorch: training segmentation networks only
 }
 # Installed only when the user asks (packages most users never need).
 ON_REQUEST: dict[str, str] = {"distributed": "Dask, to run classification on a Dask cluster (DASK_SCHEDULER)",
-                              "stringzilla": "StringZilla, for faster augmentation of 8-bit chips"}
+                              "stringzilla": "StringZilla, for faster augmentation of 8-bit chips",
+                              "torch": "PyTorch (the CPU build), to train segmentation networks"}
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -38,8 +40,10 @@ def install_hint(packages: list[str]) -> str:
     numpy_pin = ""
     if "numpy" in sys.modules:
         numpy_pin = f" numpy=={sys.modules['numpy'].__version__}"
+    cpu_torch = " --extra-index-url https://download.pytorch.org/whl/cpu" if "torch" in packages else ""
     return (f"Install it from QGIS with Raster ▸ Patchwork ▸ Install Python dependencies…, or in a shell with "
-            f"QGIS's Python: python3 -m pip install {specs}{numpy_pin} (keep numpy at the version QGIS has).")
+            f"QGIS's Python: python3 -m pip install {specs}{numpy_pin}{cpu_torch} (keep numpy at the version QGIS "
+            "has).")
 
 
 def require(package: str, purpose: str):

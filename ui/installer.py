@@ -63,10 +63,16 @@ def qgis_pins() -> list[str]:
     return pins
 
 
+# PyTorch's own index of CPU builds: PyPI's Linux torch is a CUDA build of several GB. Its CPU build of a release
+# ("2.9.1+cpu") ranks above PyPI's ("2.9.1"), so pip takes it.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
 def pip_arguments(packages: list[str], folder: str, constraints: str) -> list[str]:
     specs = [f"{name}>={PACKAGES[name][1]}" for name in packages]
+    cpu_torch = ["--extra-index-url", TORCH_CPU_INDEX] if "torch" in packages else []
     return ["-m", "pip", "install", "--disable-pip-version-check", "--only-binary=:all:", "--upgrade",
-            "--target", folder, "-c", constraints, *specs]
+            "--target", folder, "-c", constraints, *cpu_torch, *specs]
 
 
 class InstallerDialog(QDialog):

@@ -58,7 +58,10 @@ class ChipDataset:
         self.epoch = int(epoch)
 
     def __getitem__(self, i: int) -> dict:
-        """Chip `i`: image (C, H, W), label (H, W; with label chips), valid (H, W), geotransform, crs_wkt, chip_id."""
+        """Chip `i`: image (C, H, W), valid (H, W), geotransform, crs_wkt, chip_id.
+
+        With label chips also label (H, W) and label_valid (H, W: where the label is not its nodata).
+        """
         if not -len(self) <= i < len(self):
             raise IndexError(f"chip {i} of a dataset of {len(self)}")
         record = self.records[i]
@@ -76,6 +79,10 @@ class ChipDataset:
                 "chip_id": int(record["chip_id"])}
         if sample.label is not None:  # (a None would stop a DataLoader's default collate)
             item["label"] = sample.label
+            labelled = np.ones(sample.label.shape[-2:], bool)
+            if sample.label_nodata is not None and sample.label.ndim == 2:
+                labelled = sample.label != sample.label_nodata
+            item["label_valid"] = labelled
         return item
 
 

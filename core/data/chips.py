@@ -26,6 +26,7 @@ from osgeo import ogr, osr
 from ..errors import PatchworkError, one_line
 from ..geometry import Window, footprint
 from ..io.gdal_errors import checked, open_vector, opened
+from ..io.palette import read_classes
 from ..io.partials import Log, remove_file, replace_file, sweep_debris, temporary_sibling
 from ..io.raster import RasterSource, same_crs
 from ..io.writer import StagedFolder, require_writable_folder, write_geotiff
@@ -416,3 +417,32 @@ def index_crs_wkt(index: str) -> str:
     ds = open_vector(index)
     srs = ds.GetLayer(0).GetSpatialRef()
     return srs.ExportToWkt() if srs is not None else ""
+
+
+def dataset_classes(index: str) -> dict[int, tuple[str, str | None]]:
+    """The class names and colours of a chip dataset's labels.
+
+    Its class table (label polygons), or those of the label raster it was cut from, following augmented datasets
+    to their source.
+    """
+    for _ in range(5):
+        content = read_manifest(index)
+        if not content:
+            return {}
+        if content.get("classes"):
+            return {int(c["id"]): (c["name"], c.get("colour")) for c in content["classes"]}
+        config = content.get("config", {})
+        if config.get("labels"):
+            return category_names(config["labels"])
+        index = config.get("source_index") or ""
+        if not index:
+            return {}
+    return {}
+
+
+def category_names(path: str | None) -> dict[int, tuple[str, str | None]]:
+    """Class names (and "#rrggbb" colours) a label raster carries, as Patchwork's class maps do."""
+    if not path or not os.path.exists(path):
+        return {}
+    with RasterSource(path, "LABELS") as src:
+        return read_classes(src.dataset.GetRasterBand(1))

@@ -324,3 +324,16 @@ def _read_owner(fd: int) -> dict:
 def pid_alive_or_unknown(pid: int | None) -> bool:
     """Whether a lock's pid runs here (an unreadable pid counts as gone)."""
     return pid is not None and pid_alive(pid)
+
+
+def write_file_atomically(path: str, data: bytes) -> None:
+    """`data` at `path`, written under a temporary name beside it and renamed when complete (its folder made)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # e.g. the panel's "~/Patchwork models"
+    tmp = temporary_sibling(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        replace_file(tmp, path)
+    except BaseException:
+        remove_file(tmp)
+        raise

@@ -7,6 +7,7 @@ Example:
 """
 from __future__ import annotations
 
+import copy
 import os
 import threading
 from collections import OrderedDict
@@ -38,8 +39,9 @@ def load_model(path: str, trust: bool = False, device: str = "cpu", threads: int
 
     Returns:
         The model, with `info` (task, classes, bands, tile size, margin) and `predict`. The last KEPT_MODELS
-        models loaded are kept: loading the same unchanged file with the same settings again gives the same object
-        (a Processing run checks its model, then runs it).
+        models loaded are kept: loading the same unchanged file with the same settings again does not read it again
+        (a Processing run checks its model, then runs it); each call gets its own copy of the model object around
+        the one loaded graph or estimator.
 
     Raises:
         PatchworkError: A missing or unreadable file, an untrusted pickle, a skops file with unknown types, or a
@@ -51,13 +53,24 @@ def load_model(path: str, trust: bool = False, device: str = "cpu", threads: int
     with _kept_lock:
         if key in _kept:
             _kept.move_to_end(key)
-            return _kept[key]
+            return _own_copy(_kept[key])
     model = _loaded(path, trust, device, threads, head, model_type, threshold)
     with _kept_lock:
         _kept[key] = model
         while len(_kept) > KEPT_MODELS:
             _kept.popitem(last=False)
-    return model
+    return _own_copy(model)
+
+
+def _own_copy(model: Model) -> Model:
+    """The kept model for one caller: the loaded graph or estimator shared, its attributes and description its own.
+
+    A caller that sets one (a test's patched method, a batch found too large) leaves the kept model as it is.
+    """
+    mine = copy.copy(model)
+    if getattr(model, "info", None) is not None:
+        mine.info = copy.copy(model.info)
+    return mine
 
 
 def _loaded(path: str, trust: bool, device: str, threads: int | None, head: int, model_type: str,

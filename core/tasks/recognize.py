@@ -40,7 +40,7 @@ def query_vector(embedder: Model, query: str, bands: list[int] | None, scale: fl
 
 
 @reports_errors
-def recognize(raster: str | XyzSource, model: str, query: str, output: str, *, bands: list[int] | None = None,
+def recognize(raster: str | XyzSource, model: Model | str, query: str, output: str, *, bands: list[int] | None = None,
               scale: float = 1.0, offset: float = 0.0, tile_size: int | None = None, overlap: int | None = None,
               window: str = "hann", batch_size: int = 4, workers: int = 0, scheduler: Any = None,
               resume: bool = False, block_size: int | None = None, mask: Aoi | None = None,
@@ -52,7 +52,7 @@ def recognize(raster: str | XyzSource, model: str, query: str, output: str, *, b
         raster: The raster to search (a GDAL-readable path), or an XYZ tile service (XyzSource), read as classify
             reads one: at the zoom of `resolution` or the model's, over its extent or the mask's.
         model: A recognition model file (.onnx: an embedding [N, D] per image tile; Deepness's model_type
-            Recognition).
+            Recognition), or the model loaded (then without DASK_SCHEDULER or RESUME).
         query: An image of what is looked for (any raster GDAL reads, e.g. a PNG or a GeoTIFF clip), resampled to
             the model's tile; the same bands, scale and offset as the raster.
         output: The float32 similarity map (−1 to 1) on the raster's grid.
@@ -84,16 +84,22 @@ def recognize(raster: str | XyzSource, model: str, query: str, output: str, *, b
         PatchworkError: Bad input, a model that is not a recognition model, an unreadable query; nothing is
             written.
     """
-    require_model_file(model)
-    embedder = ModelFile(os.path.abspath(model), False, device, file_digest(model))
-    loaded = embedder.read()
+    if isinstance(model, str):
+        require_model_file(model)
+        embedder = ModelFile(os.path.abspath(model), False, device, file_digest(model))
+        loaded = embedder.read()
+    elif scheduler or resume:  # the query would not travel with it, nor tell one run's journal from another's
+        raise PatchworkError("DASK_SCHEDULER, RESUME: give the recognition model's file, not a loaded model.")
+    else:
+        embedder, loaded = None, model
     if loaded.info.task != "recognition":
         raise PatchworkError(f"MODEL: '{loaded.info.name}' is a {loaded.info.task} model, not a recognition one (an "
                              "embedding per tile): use Classify raster or Detect objects for it.")
     vector = query_vector(loaded, query, bands, scale, offset)
-    SimilarityModel(loaded, vector)  # refuses a query it cannot compare with, before the run
-    return classify(raster, dataclasses.replace(embedder, query=tuple(float(v) for v in vector)), output,
-                    bands=bands, scale=scale, offset=offset, tile_size=tile_size, overlap=overlap, window=window,
-                    aggregation="mean", batch_size=batch_size, workers=workers, scheduler=scheduler, resume=resume,
-                    block_size=block_size, mask=mask, resolution=resolution, output_grid=output_grid, device=device,
-                    feedback=feedback, check_only=check_only)
+    similarity = SimilarityModel(loaded, vector)  # (refuses a query it cannot compare with, before the run)
+    if embedder is not None:  # the file and the query's embedding: what Dask workers load and a journal tells apart
+        similarity = dataclasses.replace(embedder, query=tuple(float(v) for v in vector))
+    return classify(raster, similarity, output, bands=bands, scale=scale, offset=offset, tile_size=tile_size,
+                    overlap=overlap, window=window, aggregation="mean", batch_size=batch_size, workers=workers,
+                    scheduler=scheduler, resume=resume, block_size=block_size, mask=mask, resolution=resolution,
+                    output_grid=output_grid, device=device, feedback=feedback, check_only=check_only)

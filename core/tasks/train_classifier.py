@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.chips import CHIP_DRIVERS, read_chip, read_index, read_manifest
+from ..data.chips import CHIP_DRIVERS, category_names, dataset_classes, read_chip, read_index, read_manifest
 from ..data.sampling import check_seed
 from ..dependencies import require
 from ..errors import PatchworkError, reports_errors
 from ..geometry import Window
-from ..io.palette import read_classes
-from ..io.partials import remove_file, replace_file, temporary_sibling
+from ..io.partials import write_file_atomically
 from ..io.paths import check_outputs
 from ..io.raster import RasterSource
 from ..io.writer import require_writable_folder
@@ -147,38 +146,9 @@ def pixels_from_index(index: str, feedback: Feedback) -> PixelSet:
         feedback.set_progress(30.0 * (i + 1) / len(with_labels))
     with RasterSource(with_labels[0]["image_path"], "INPUT", CHIP_DRIVERS) as src:
         out.band_names = src.band_descriptions
-    out.class_names = _label_classes(index)
+    out.class_names = dataset_classes(index)
     out.band_statistics = read_manifest(index).get("band_statistics") or []
     return out
-
-
-def _label_classes(index: str) -> dict[int, tuple[str, str | None]]:
-    """The class names and colours of a chip dataset's labels.
-
-    Its class table (label polygons), or those of the label raster it was cut from, following augmented datasets
-    to their source.
-    """
-    for _ in range(5):
-        content = read_manifest(index)
-        if not content:
-            return {}
-        if content.get("classes"):
-            return {int(c["id"]): (c["name"], c.get("colour")) for c in content["classes"]}
-        config = content.get("config", {})
-        if config.get("labels"):
-            return category_names(config["labels"])
-        index = config.get("source_index") or ""
-        if not index:
-            return {}
-    return {}
-
-
-def category_names(path: str | None) -> dict[int, tuple[str, str | None]]:
-    """Class names (and "#rrggbb" colours) a label raster carries, as Patchwork's class maps do."""
-    if not path or not os.path.exists(path):
-        return {}
-    with RasterSource(path, "LABELS") as src:
-        return read_classes(src.dataset.GetRasterBand(1))
 
 
 def _check_label_raster(src: RasterSource, lbl: RasterSource) -> None:
@@ -491,16 +461,16 @@ def train_classifier(
         predicted = model.predict(x_val)
         accuracy = float((predicted == y_val).mean())
         matrix, scores = _scores(y_val, predicted, fitted_classes)
-    _write_atomically(output_model, onnx_bytes)
+    write_file_atomically(output_model, onnx_bytes)
     if skops_copy:
         require("skops", "The .skops copy")
         import skops.io as sio
 
-        _write_atomically(skops_copy, sio.dumps(_with_standardization(model, standardization)))
+        write_file_atomically(skops_copy, sio.dumps(_with_standardization(model, standardization)))
     result = TrainResult(output_model, fitted_classes, accuracy, matrix, scores, len(y_train), len(y_val), agreement,
                          time.perf_counter() - started, standardization.origin if standardization else None)
     if report:
-        _write_atomically(report, html_report(result, estimator, model, names, pixels.band_names).encode("utf-8"))
+        write_file_atomically(report, html_report(result, estimator, model, names, pixels.band_names).encode("utf-8"))
     feedback.set_progress(100)
     return result
 
@@ -662,15 +632,3 @@ def html_report(result: TrainResult, estimator: str, model, names: list[str], ba
              "td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Patchwork training report</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>\n")
-
-
-def _write_atomically(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)  # e.g. the panel's "~/Patchwork models"
-    tmp = temporary_sibling(path)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        replace_file(tmp, path)
-    except BaseException:
-        remove_file(tmp)
-        raise

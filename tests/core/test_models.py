@@ -199,10 +199,14 @@ def test_a_model_file_checked_once_is_not_loaded_again_until_it_changes(tmp_path
     real = onnx_adapter.load_onnx
     monkeypatch.setattr(onnx_adapter, "load_onnx", lambda *args: loads.append(args) or real(*args))
     first = load_model(path)
-    assert load_model(path) is first and len(loads) == 1
-    assert load_model(path, threshold=None, device="cpu") is first  # the same settings, spelled out
+    again = load_model(path, threshold=None, device="cpu")  # the same settings, spelled out
+    assert len(loads) == 1 and again.session is first.session  # read once, the graph shared
+    again.predict = None  # a caller's own change stays its own
+    again.info.batch_size = 1
+    assert load_model(path).predict is not None and load_model(path).info.batch_size != 1
     other = load_model(path, model_type="regression")
-    assert other is not first and other.info.task == "regression" and len(loads) == 2
+    assert other.session is not first.session and other.info.task == "regression" and len(loads) == 2
     shutil.copy(os.path.join(SHARED_DATA, "models", "one_output_sigmoid_bsx1x512x512.onnx"), path)  # replaced
     replaced = load_model(path)
-    assert replaced is not first and len(loads) == 3 and replaced.info.class_names != first.info.class_names
+    assert replaced.session is not first.session and len(loads) == 3
+    assert replaced.info.class_names != first.info.class_names

@@ -66,3 +66,15 @@ def test_the_similarity_map_comes_back_to_the_rasters_grid_with_output_grid_inpu
     values = back.ReadAsArray()
     assert np.nanmax(values) == pytest.approx(np.nanmax(coarse.ReadAsArray()), abs=0.05)
     assert np.isfinite(values).mean() > 0.9
+
+
+def test_a_loaded_model_cannot_resume_or_go_to_dask(tmp_path, ortho_path):
+    """A journal or a worker knows a model by its file; a loaded one's query would not travel with it."""
+    from patchwork.core import load_model
+
+    query = str(tmp_path / "query.tif")
+    gdal.Translate(query, ortho_path, srcWin=[224, 224, 224, 224], bandList=[1, 2, 3])
+    with pytest.raises(PatchworkError, match="give the recognition model's file"):
+        recognize(ortho_path, load_model(MODEL), query, str(tmp_path / "s.tif"), bands=[1, 2, 3], scale=1 / 255,
+                  resume=True)
+    assert not os.path.exists(tmp_path / "s.tif")
