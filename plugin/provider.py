@@ -16,6 +16,7 @@ from .algorithms.stitch_chips import StitchChipsAlgorithm
 from .algorithms.suggest_labels import SuggestLabelsAlgorithm
 from .algorithms.superresolve import SuperResolveAlgorithm
 from .algorithms.train_classifier import TrainClassifierAlgorithm
+from .algorithms.train_segmentation import TrainSegmentationAlgorithm
 from .resources import resource_path
 
 
@@ -45,8 +46,8 @@ class PatchworkProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self) -> None:  # noqa: N802 - QGIS API name
         for algorithm in (SampleChipsAlgorithm(), AugmentChipsAlgorithm(), TrainClassifierAlgorithm(),
-                          ClassifyAlgorithm(), DetectAlgorithm(), SuperResolveAlgorithm(), RecognizeAlgorithm(),
-                          StitchChipsAlgorithm(), CompareAlgorithm(), AccuracySampleAlgorithm(),
+                          TrainSegmentationAlgorithm(), ClassifyAlgorithm(), DetectAlgorithm(), SuperResolveAlgorithm(),
+                          RecognizeAlgorithm(), StitchChipsAlgorithm(), CompareAlgorithm(), AccuracySampleAlgorithm(),
                           AccuracyAlgorithm(), SuggestLabelsAlgorithm()):
             self.addAlgorithm(algorithm)
         self.addAlgorithm(workflow_model("patchwork_workflow.model3", "workflow"))

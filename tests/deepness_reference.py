@@ -38,18 +38,21 @@ def deepness_tiles(height: int, width: int, tile: int, overlap: int):
 
 
 def deepness_map(model_path: str, rgb: np.ndarray, tile: int, overlap: int,
-                 decide: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """The map Deepness makes of `rgb` (3, h, w) uint8: tiles /255, the model, `decide` on each tile's output (N, K,
-    t, t) → (t, t) or (K', t, t), each tile's core copied, cut back to the raster."""
+                 decide: Callable[[np.ndarray], np.ndarray], mean=None, std=None) -> np.ndarray:
+    """The map Deepness makes of `rgb` (C, h, w) uint8: tiles × 1/255 in float32 (normalize_values_to_01), then
+    (x − mean) / std with the model's standardization_mean/std when it has them, the model, `decide` on each tile's
+    output (N, K, t, t) → (t, t) or (K', t, t), each tile's core copied, cut back to the raster."""
     session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     _, height, width = rgb.shape
     stride = tile - overlap
-    big = np.zeros((3, _extended(height, tile, stride), _extended(width, tile, stride)), np.float32)
+    big = np.zeros((len(rgb), _extended(height, tile, stride), _extended(width, tile, stride)), np.float32)
     big[:, :height, :width] = rgb
     result = None
     for r, c, core in deepness_tiles(height, width, tile, overlap):
-        x = big[None, :, r : r + tile, c : c + tile] / 255
+        x = np.float32(big[None, :, r : r + tile, c : c + tile] * 1.0 / 255.0)
+        if mean is not None:
+            x = ((x - np.reshape(mean, (1, -1, 1, 1))) / np.reshape(std, (1, -1, 1, 1))).astype(np.float32)
         out = decide(session.run(None, {name: x})[0])
         if result is None:
             result = np.zeros((*out.shape[:-2], *big.shape[1:]), out.dtype)

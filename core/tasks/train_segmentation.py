@@ -59,49 +59,40 @@ class SegmentationResult:
     seconds: float = 0.0
 
 
-def spatial_split(records: list[dict], validation_fraction: float,
-                  seed: int) -> tuple[list[int], list[int]]:
+def spatial_split(records: list[dict], validation_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Chip numbers for training and validation, apart on the ground.
 
-    Chips are joined into groups by square blocks of BLOCK_CHIPS chip sides and by overlapping one another; whole
-    groups are held out, in a random order (SEED), until about `validation_fraction` of the chips are.
+    The scene is cut into square blocks of BLOCK_CHIPS chip sides; each chip belongs to the block of its centre
+    (augmented copies of a chip with it). Whole blocks are held out, in a random order (SEED), until about
+    `validation_fraction` of the chips are; training chips that overlap a validation chip are left out, so that no
+    validation pixel is also a training pixel.
     """
     n = len(records)
     if validation_fraction <= 0:
         return list(range(n)), []
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     boxes = np.array([[r["row_off"], r["col_off"], r["row_off"] + r["height"], r["col_off"] + r["width"]]
                       for r in records], float)
     side = BLOCK_CHIPS * float(np.median(boxes[:, 2] - boxes[:, 0]))
-    blocks: dict[tuple[int, int], int] = {}
-    for i, (r0, c0, r1, c1) in enumerate(boxes):
-        key = (int((r0 + r1) / 2 // side), int((c0 + c1) / 2 // side))
-        parent[root(i)] = root(blocks.setdefault(key, i))
-        later = np.arange(i + 1, n)
-        overlapping = later[(boxes[later, 0] < r1) & (boxes[later, 2] > r0) & (boxes[later, 1] < c1)
-                            & (boxes[later, 3] > c0)]
-        for j in overlapping.tolist():
-            parent[root(j)] = root(i)
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(root(i), []).append(i)
-    if len(groups) < 2:
+    block_of = [(int((r0 + r1) / 2 // side), int((c0 + c1) / 2 // side)) for r0, c0, r1, c1 in boxes]
+    blocks = sorted(set(block_of))
+    if len(blocks) < 2:
         raise PatchworkError("INPUT: all chips lie in one block of the scene, so none can be held out for validation "
                              "apart from the rest. Sample chips over a larger area, or set VALIDATION_FRACTION to 0.")
-    held: list[int] = []
-    for key in np.random.default_rng(seed).permutation(sorted(groups)).tolist():
-        if len(held) >= validation_fraction * n or len(held) + len(groups[key]) >= n:
+    held_blocks: set = set()
+    held = 0
+    for b in np.random.default_rng(seed).permutation(len(blocks)).tolist():
+        if held >= validation_fraction * n or len(held_blocks) == len(blocks) - 1:
             break
-        held += groups[key]
-    held_set = set(held)
-    return [i for i in range(n) if i not in held_set], sorted(held)
+        held_blocks.add(blocks[b])
+        held += sum(1 for k in block_of if k == blocks[b])
+    validation = [i for i in range(n) if block_of[i] in held_blocks]
+    v = boxes[validation]
+    training = [i for i in range(n) if block_of[i] not in held_blocks and not np.any(
+        (v[:, 0] < boxes[i, 2]) & (v[:, 2] > boxes[i, 0]) & (v[:, 1] < boxes[i, 3]) & (v[:, 3] > boxes[i, 1]))]
+    if not training:
+        raise PatchworkError("INPUT: every training chip overlaps a validation chip; sample chips that overlap less "
+                             "(a larger STEP), or set VALIDATION_FRACTION to 0.")
+    return training, validation
 
 
 def build_unet(torch, in_channels: int, n_classes: int, width: int = 16):
@@ -270,14 +261,16 @@ def train_segmentation(index: str, output_model: str, *, pipeline: str | None = 
     scale = 1 / 255 if dtype == np.uint8 else 1.0
     statistics = read_manifest(index).get("band_statistics") or []
     mean = np.array([b.get("mean", 0.0) * scale for b in statistics] or [0.0], np.float32).reshape(-1, 1, 1)
-    std = np.array([(b.get("std") or 1.0) * scale for b in statistics] or [1.0], np.float32).reshape(-1, 1, 1)
+    # (a constant band, e.g. an alpha band, keeps std 1: its standardised value is 0)
+    std = np.array([(b.get("std") or 0.0) * scale or 1.0 for b in statistics] or [1.0], np.float32).reshape(-1, 1, 1)
     data = _Data(ChipDataset(index, augmentation, seed), {v: i for i, v in enumerate(values)}, scale, mean, std, tile)
     plain = _Data(ChipDataset(index, None, seed), data.lut, scale, mean, std, tile)
     n_bands = read_chip(records[0]).image.shape[0]
     weights = np.array([counts[v] for v in values], float)
     weights = weights.sum() / (len(weights) * weights)  # inverse frequency, mean 1 over the classes
     feedback.info(f"Training a U-Net on {run_on}: {len(training)} chips of {tile} px ({n_bands} bands), "
-                  f"{len(validation)} held out by blocks of the scene; classes "
+                  f"{len(validation)} held out by blocks of the scene ({len(records) - len(training) - len(validation)}"
+                  " left out for overlapping them); classes "
                   + ", ".join(f"{n} ({counts[v]:,} px)" for v, n in zip(values, names)))
     deterministic = torch.are_deterministic_algorithms_enabled()
     with torch.random.fork_rng(devices=[]):  # the caller's random state and settings stay as they were
@@ -322,7 +315,7 @@ def _fit(torch, data: _Data, plain: _Data, training: list[int], validation: list
             if torch.isfinite(loss):  # (a batch with no labelled pixel has no loss)
                 loss.backward()
                 optimiser.step()
-                total += float(loss)
+                total += loss.item()
             feedback.set_progress(100.0 * (epoch * steps + step + 1) / (epochs * steps))
         val_loss, confusion = _validate(torch, net, plain, validation or training, loss_of, n_classes, batch_size,
                                         device)

@@ -11,7 +11,7 @@ from tests.conftest import REPO, SHARED_DATA
 
 SCRIPT = textwrap.dedent('''
     import importlib.abc, json, sys
-    HIDDEN = {"sklearn", "onnxruntime", "skops", "skl2onnx", "onnx", "joblib"}
+    HIDDEN = {"sklearn", "onnxruntime", "skops", "skl2onnx", "onnx", "joblib", "torch"}
 
     class Hide(importlib.abc.MetaPathFinder):
         def find_spec(self, name, path, target=None):
@@ -32,7 +32,7 @@ SCRIPT = textwrap.dedent('''
     plugin.initProcessing()
     out = {"algorithms": sorted(a.id() for a in plugin.provider.algorithms())}
     out["can_execute"] = {a.id(): list(a.canExecute()) for a in plugin.provider.algorithms()}
-    s2, rules, onnx_model, work = sys.argv[1:5]
+    s2, rules, onnx_model, work, index = sys.argv[1:6]
     result = processing.run("patchwork:classify", {"INPUT": s2, "MODEL": rules, "SCALE": 0.0001,
                                                    "OUTPUT": work + "/rules.tif"})
     out["rules_output"] = result["OUTPUT"]
@@ -41,6 +41,7 @@ SCRIPT = textwrap.dedent('''
                                         "OUTPUT": work + "/onnx.tif"}),
         ("train", "patchwork:trainclassifier", {"INPUT": s2, "LABELS": work + "/rules.tif",
                                                 "OUTPUT_MODEL": work + "/model.onnx"}),
+        ("network", "patchwork:trainsegmentation", {"INPUT": index, "OUTPUT_MODEL": work + "/network.onnx"}),
     ):
         try:
             processing.run(algorithm, params)
@@ -57,7 +58,11 @@ def test_plugin_loads_and_explains_missing_packages(tmp_path, s2_path):
                GDAL_PAM_ENABLED="NO")
     onnx_model = os.path.join(SHARED_DATA, "models", "one_output_softmax_bsx2x512x512.onnx")
     rules = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
-    done = subprocess.run([sys.executable, "-c", SCRIPT, s2_path, rules, onnx_model, str(tmp_path)], env=env,
+    from patchwork.core import RegularSampler, classify, sample_chips
+
+    labels = classify(s2_path, rules, str(tmp_path / "labels" / "rules.tif"), scale=1e-4).output
+    index = sample_chips(s2_path, RegularSampler(step=64), 64, str(tmp_path / "chips"), labels=labels).index_path
+    done = subprocess.run([sys.executable, "-c", SCRIPT, s2_path, rules, onnx_model, str(tmp_path), index], env=env,
                           capture_output=True, text=True, timeout=300)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
     assert done.returncode == 0 and lines, done.stdout[-2000:] + done.stderr[-2000:]
@@ -66,13 +71,17 @@ def test_plugin_loads_and_explains_missing_packages(tmp_path, s2_path):
                                     "patchwork:augmentchips", "patchwork:classify", "patchwork:compare",
                                     "patchwork:detect", "patchwork:recognize", "patchwork:samplechips",
                                     "patchwork:stitchchips", "patchwork:suggestlabels", "patchwork:superresolve",
-                                    "patchwork:trainclassifier",
+                                    "patchwork:trainclassifier", "patchwork:trainsegmentation",
                                     "patchwork:workflow", "patchwork:workflowpolygons"]
     assert os.path.exists(result["rules_output"])  # numpy + GDAL are enough for rules models
     # The toolbox greys out what cannot run at all, and says why: training (classify runs rules models)
     refused = {name: message for name, (ok, message) in result["can_execute"].items() if not ok}
     assert sorted(refused) == ["patchwork:detect", "patchwork:recognize", "patchwork:superresolve",
-                               "patchwork:trainclassifier"]  # (ONNX models only, and training)
+                               "patchwork:trainclassifier", "patchwork:trainsegmentation"]  # (ONNX models, training)
+    assert "torch" in refused["patchwork:trainsegmentation"]
+    # run anyway (scripts do): the core says what is missing and how to get PyTorch's CPU build
+    assert "the Python package 'torch'" in result["network"] and "download.pytorch.org/whl/cpu" in result["network"]
+    assert not os.path.exists(tmp_path / "network.onnx")
     assert "onnxruntime are needed" in refused["patchwork:detect"] or "onnxruntime is needed" in \
         refused["patchwork:detect"]
     assert "scikit-learn, skl2onnx, onnx, onnxruntime are needed" in refused["patchwork:trainclassifier"]
