@@ -38,6 +38,22 @@ if ! [ -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   echo "$want" > "$stamp"
 fi
 
+# PyTorch is optional (segmentation networks only). Its CPU build for Python 3.11 (QGIS 3.22's) comes from this
+# machine's wheel folder or PyTorch's CPU index (PyPI's Linux torch is a CUDA build of several GB); for other Pythons
+# there is none here, and the network tests skip (the refusal message is tested there).
+torch_stamp="$VENV/.patchwork-torch"
+if [ ! -f "$torch_stamp" ]; then
+  if "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+    echo "bootstrap: installing PyTorch's CPU build"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$constraints" "torch==2.13.0+cpu" \
+      --extra-index-url https://download.pytorch.org/whl/cpu \
+      || echo "bootstrap: PyTorch's CPU build could not be installed; the network tests will skip"
+  else
+    echo "bootstrap: no PyTorch CPU build for this Python; the network tests will skip"
+  fi
+  touch "$torch_stamp"
+fi
+
 [ "${1:-}" = bench ] || exit 0
 # albumentations 2 declares numpy>=1.24.4 and runs on Debian 12's 1.24.2: its packages install without their
 # declared dependencies (the `--no-deps` lines), which are listed and installed pinned to the system numpy.

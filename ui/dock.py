@@ -30,6 +30,7 @@ from ..plugin.algorithms.sample_chips import SampleChipsAlgorithm as Sample
 from ..plugin.algorithms.stitch_chips import StitchChipsAlgorithm as Stitch
 from ..plugin.algorithms.suggest_labels import SuggestLabelsAlgorithm as SuggestLabels
 from ..plugin.algorithms.train_classifier import TrainClassifierAlgorithm as Train
+from ..plugin.algorithms.train_segmentation import TrainSegmentationAlgorithm as TrainNetwork
 from .runner import AlgorithmRun, announce, announce_failure, readable
 from .tabs.augment import AugmentTab
 from .tabs.classify import ClassifyTab
@@ -187,7 +188,7 @@ class PatchworkDock(QgsDockWidget):
         self.progress.setValue(100)
         self.hand_on(self.run.algorithm_id, results)
         summary = self.run.summary()
-        if self.run.algorithm_id == Train.ID and len(self.accuracies) > 1:
+        if self.run.algorithm_id in (Train.ID, TrainNetwork.ID) and len(self.accuracies) > 1:
             summary += " " + tr("Validation accuracy {:.3f} → {:.3f} (the model before).").format(*self.accuracies[-2:])
         self.show_message(summary)
         if self.chain:
@@ -237,14 +238,15 @@ class PatchworkDock(QgsDockWidget):
         if algorithm_id in (Sample.ID, Augment.ID):
             layer = next(iter(self.run.layers), None)
             if layer is not None:
-                self.train.form.set_value(Train.INPUT, layer)
+                self.train.set_chips(layer)
             if layer is not None and algorithm_id == Sample.ID:
                 self.augment.index_combo.setLayer(layer)  # and to Augment
-        elif algorithm_id == Train.ID:
+        elif algorithm_id in (Train.ID, TrainNetwork.ID):
             self.classify.model_file.setFilePath(results[Train.OUTPUT_MODEL])
             self.train.set_new_model_path()  # the next training keeps this one
-            if results.get(Train.ACCURACY) is not None:
-                self.accuracies.append(float(results[Train.ACCURACY]))
+            accuracy = results.get(Train.ACCURACY, results.get(TrainNetwork.VAL_ACCURACY))
+            if accuracy is not None:
+                self.accuracies.append(float(accuracy))
         elif algorithm_id == Classify.ID and self.run.layers:
             self.compare.form.set_value(Compare.INPUT, self.run.layers[0])
             self.report.set_map(self.run.layers[0])

@@ -31,6 +31,7 @@ from ..plugin.algorithms.stitch_chips import StitchChipsAlgorithm as Stitch
 from ..plugin.algorithms.suggest_labels import SuggestLabelsAlgorithm as SuggestLabels
 from ..plugin.algorithms.superresolve import SuperResolveAlgorithm as SuperResolve
 from ..plugin.algorithms.train_classifier import TrainClassifierAlgorithm as Train
+from ..plugin.algorithms.train_segmentation import TrainSegmentationAlgorithm as TrainNetwork
 from ..plugin.resources import resource_path
 
 # Which outputs of which algorithm become layers, and how they are styled when added.
@@ -175,6 +176,9 @@ class AlgorithmRun(QObject):
             accuracy = results.get(Train.ACCURACY)
             quality = f", validation accuracy {accuracy:.1%}" if isinstance(accuracy, float) else ""
             return f"Model trained{quality}: {results.get(Train.OUTPUT_MODEL)}"
+        if self.algorithm_id == TrainNetwork.ID:
+            return (f"Network trained, validation accuracy {results.get(TrainNetwork.VAL_ACCURACY, 0):.1%}, mean IoU "
+                    f"{results.get(TrainNetwork.VAL_MIOU, 0):.3f}: {results.get(TrainNetwork.OUTPUT_MODEL)}")
         if self.algorithm_id == Accuracy.ID:
             return (f"Overall accuracy {results.get(Accuracy.OVERALL_ACCURACY, 0):.3f} ± "
                     f"{results.get(Accuracy.OVERALL_ACCURACY_CI, 0):.3f} (95%), from "

@@ -798,3 +798,41 @@ def test_places_labelled_next_go_into_the_labels_and_the_panel_retrains_and_clas
     assert len(dock.accuracies) == 2  # each training's validation accuracy, the second said against the first
     assert any(text.endswith("Validation accuracy {:.3f} → {:.3f} (the model before).".format(*dock.accuracies))
                for text in said)
+
+
+def test_the_train_tab_trains_a_network_and_classify_runs_it_with_its_own_input_scale(dock, tmp_path, qgis_app,
+                                                                                       ortho_path, monkeypatch):
+    """#25 in the panel: the Train tab's other kind, a segmentation network, from the Sample tab's chips; Classify
+    takes the new model with the scale it was trained with (1/255 for 8-bit chips)."""
+    pytest.importorskip("torch")
+    from patchwork.core import classify
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    labels = QgsRasterLayer(classify(ortho_path, os.path.join(SHARED_DATA, "models",
+                                                             "one_output_sigmoid_red_detector.onnx"),
+                                     str(tmp_path / "red.tif"), bands=[1, 2, 3], scale=1 / 255).output, "red")
+    scene = QgsRasterLayer(ortho_path, "ortho")
+    QgsProject.instance().addMapLayers([scene, labels])
+    dock.sample.raster_combo.setLayer(scene)
+    dock.sample.labels_combo.setLayer(labels)
+    dock.sample.sampler_combo.setCurrentText("regular")
+    dock.sample.chip_size.setValue(64)
+    dock.sample.step.setValue(64)
+    dock.sample.chip_folder.setFilePath(str(tmp_path / "chips"))
+    dock.sample.run_sample()
+    run_through(dock, qgis_app, ["patchwork:samplechips"])
+    assert dock.train.kind.count() == 2
+    dock.train.kind.setCurrentIndex(1)
+    assert dock.train.form.algorithm.id() == "patchwork:trainsegmentation"
+    dock.train.form.set_value("EPOCHS", 2)
+    dock.train.button.click()
+    run_through(dock, qgis_app, ["patchwork:trainsegmentation"])
+    assert dock.message.text().startswith("Network trained, validation accuracy")
+    assert dock.classify.model_file.filePath().endswith(".onnx") and dock.accuracies
+    assert dock.classify.scale.value() == pytest.approx(1 / 255, rel=1e-6)  # the model's own input scale
+    dock.classify.classify_raster.setLayer(scene)
+    dock.classify.classified_file.setFilePath(str(tmp_path / "classes.tif"))
+    dock.classify.run_classify()
+    run_through(dock, qgis_app, ["patchwork:classify"])
+    classes = gdal.Open(str(tmp_path / "classes.tif")).ReadAsArray()
+    assert (classes == gdal.Open(labels.source()).ReadAsArray()).mean() > 0.85
