@@ -32,7 +32,9 @@ from ..data.chips import dataset_classes, index_crs_wkt, read_chip, read_index, 
 from ..dependencies import require
 from ..errors import PatchworkError, reports_errors
 from ..io.partials import write_file_atomically
+from ..io.paths import check_outputs
 from ..progress import Feedback, SilentFeedback, check_cancelled
+from .segmentation_report import segmentation_report
 
 DEVICES = ("auto", "cpu", "cuda")
 ARCHITECTURES = ("unet",)
@@ -206,7 +208,8 @@ def _pick_device(torch, device: str) -> str:
 def train_segmentation(index: str, output_model: str, *, pipeline: str | None = None, epochs: int = 30,
                        batch_size: int = 8, learning_rate: float = 0.003, validation_fraction: float = 0.2,
                        patience: int = 6, seed: int = 0, device: str = "auto", architecture: str = "unet",
-                       feedback: Feedback | None = None, check_only: bool = False) -> SegmentationResult | None:
+                       report: str | None = None, feedback: Feedback | None = None,
+                       check_only: bool = False) -> SegmentationResult | None:
     """Train a U-Net on the image and label chips of `index` and write it to `output_model` (ONNX).
 
     Args:
@@ -221,6 +224,7 @@ def train_segmentation(index: str, output_model: str, *, pipeline: str | None = 
         seed: The same seed gives the same network on the CPU.
         device: "auto" (CUDA when PyTorch sees it, else the CPU), "cpu" or "cuda".
         architecture: "unet" (the compact U-Net above).
+        report: An HTML report to write too: curves, confusion matrix, per-class IoU and F1, settings, examples.
         feedback: Progress per batch, losses per epoch, cancel.
         check_only: Make the checks a run makes before it trains, then return None.
 
@@ -242,6 +246,7 @@ def train_segmentation(index: str, output_model: str, *, pipeline: str | None = 
         raise PatchworkError(f"ARCHITECTURE: '{architecture}' — Patchwork trains {', '.join(ARCHITECTURES)}.")
     if not output_model.lower().endswith(".onnx"):
         raise PatchworkError("OUTPUT_MODEL: the network is written as ONNX: give it a .onnx name.")
+    check_outputs({"OUTPUT_MODEL": output_model, "OUTPUT_REPORT": report}, {"INPUT": index})
     augmentation = load_pipeline(pipeline) if pipeline else None
     if augmentation is not None and "MixUp" in json.dumps(augmentation.to_config()):
         raise PatchworkError("PIPELINE: MixUp blends labels into class weights, which this trainer does not take; "
@@ -286,6 +291,14 @@ def train_segmentation(index: str, output_model: str, *, pipeline: str | None = 
                              result)
         write_file_atomically(output_model, _onnx(torch, best, n_bands, tile, metadata))
     result.seconds = time.perf_counter() - started
+    if report:
+        settings = {"chip index": index, "chips (training / validation)": f"{len(training)} / {len(validation)}",
+                    "tile": f"{tile} px, {n_bands} bands", "pipeline": pipeline or "none", "epochs (at most)": epochs,
+                    "batch size": batch_size, "learning rate": learning_rate, "patience": patience, "seed": seed,
+                    "input": f"values × {scale:.6g}, standardised per band"}
+        colours = [names_colours.get(v, ("", None))[1] for v in values]
+        write_file_atomically(report, segmentation_report(result, settings, _examples(torch, best, plain, validation),
+                                                          colours).encode("utf-8"))
     feedback.info(f"Best epoch {result.best_epoch} of {result.epochs_run}: validation accuracy "
                   f"{result.val_accuracy:.3f}, mean IoU {result.val_miou:.3f}; model written to '{output_model}'.")
     return result
@@ -359,6 +372,17 @@ def _validate(torch, net, data: _Data, chips: list[int], loss_of, n_classes: int
             confusion += np.bincount(y[keep] * n_classes + predicted[keep],
                                      minlength=n_classes * n_classes).reshape(n_classes, n_classes)
     return (losses / pixels if pixels else float("nan")), confusion
+
+
+def _examples(torch, net, data: _Data, chips: list[int], count: int = 6) -> list[tuple]:
+    """A few validation chips as (image, label indices, predicted indices), −1 where not labelled."""
+    picked = chips[:: max(1, len(chips) // count)][:count]
+    if not picked:
+        return []
+    x, y = data.batch(picked)
+    with torch.no_grad():
+        predicted = net(torch.from_numpy(x)).argmax(1).numpy()
+    return [(read_chip(data.dataset.records[i]).image, y[k], predicted[k]) for k, i in enumerate(picked)]
 
 
 def _onnx(torch, net, n_bands: int, tile: int, metadata: dict) -> bytes:

@@ -21,7 +21,7 @@ class TrainSegmentationAlgorithm(PatchworkAlgorithm):
     required_packages = ("torch", "onnx")
     INPUT, PIPELINE, ARCHITECTURE, EPOCHS = "INPUT", "PIPELINE", "ARCHITECTURE", "EPOCHS"
     BATCH_SIZE, LEARNING_RATE, VALIDATION_FRACTION = "BATCH_SIZE", "LEARNING_RATE", "VALIDATION_FRACTION"
-    PATIENCE, SEED, OUTPUT_MODEL = "PATIENCE", "SEED", "OUTPUT_MODEL"
+    PATIENCE, SEED, OUTPUT_MODEL, OUTPUT_REPORT = "PATIENCE", "SEED", "OUTPUT_MODEL", "OUTPUT_REPORT"
     VAL_ACCURACY, VAL_MIOU = "VAL_ACCURACY", "VAL_MIOU"
     parameter_help = {
         INPUT: "A chip index with label chips (Sample chips with LABELS, or Augment chips of one); one chip size, "
@@ -38,6 +38,8 @@ class TrainSegmentationAlgorithm(PatchworkAlgorithm):
         "DEVICE": "auto: a CUDA GPU when PyTorch sees one, else the CPU; the log says which ran.",
         OUTPUT_MODEL: "The network as ONNX (dynamic batch, the chips' tile) with Deepness's metadata: Classify raster "
                       "and Deepness run it.",
+        OUTPUT_REPORT: "An HTML report: loss and score curves per epoch, the validation confusion matrix, IoU and F1 "
+                       "per class, the settings, and validation chips with their label and prediction.",
     }
 
     def displayName(self) -> str:  # noqa: N802 - QGIS API name
@@ -69,6 +71,9 @@ class TrainSegmentationAlgorithm(PatchworkAlgorithm):
         self.mark_advanced(self.ARCHITECTURE, self.LEARNING_RATE, self.PATIENCE, self.SEED, self.DEVICE)
         self.addParameter(QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, self.tr("Network (ONNX)"), self.tr("ONNX models (*.onnx)")))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_REPORT, self.tr("Training report"), self.tr("HTML files (*.html)"), optional=True,
+            createByDefault=True))
         self.addOutput(QgsProcessingOutputNumber(self.VAL_ACCURACY, self.tr("Validation accuracy")))
         self.addOutput(QgsProcessingOutputNumber(self.VAL_MIOU, self.tr("Validation mean IoU")))
 
@@ -86,7 +91,8 @@ class TrainSegmentationAlgorithm(PatchworkAlgorithm):
             validation_fraction=self.parameterAsDouble(parameters, self.VALIDATION_FRACTION, context),
             patience=self.parameterAsInt(parameters, self.PATIENCE, context),
             seed=self.parameterAsInt(parameters, self.SEED, context),
-            device=self.word(parameters, self.DEVICE, context)))
+            device=self.word(parameters, self.DEVICE, context),
+            report=self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context) or None))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 - QGIS API name
         result = self.run_call(self.call, feedback)
@@ -94,5 +100,8 @@ class TrainSegmentationAlgorithm(PatchworkAlgorithm):
                                   "(epoch {} of {}) → {}").format(result.device, result.seconds, result.val_accuracy,
                                                                  result.val_miou, result.best_epoch,
                                                                  result.epochs_run, result.output))
-        return {self.OUTPUT_MODEL: result.output, self.VAL_ACCURACY: result.val_accuracy,
-                self.VAL_MIOU: result.val_miou}
+        outputs = {self.OUTPUT_MODEL: result.output, self.VAL_ACCURACY: result.val_accuracy,
+                   self.VAL_MIOU: result.val_miou}
+        if self.call.kwargs["report"]:
+            outputs[self.OUTPUT_REPORT] = self.call.kwargs["report"]
+        return outputs

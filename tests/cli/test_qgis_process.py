@@ -304,3 +304,24 @@ def test_accuracy_sample_then_accuracy_from_the_command_line(qgis_env, tmp_path,
     assert water["name"] == "water" and water["users_accuracy"] < 1 and water["producers_accuracy"] == 1
     mapped_water = water["map_area_m2"]
     assert water["area_m2"] + water["area_m2_ci"] < mapped_water  # the map overstates water, and the CI says so
+
+
+def test_a_segmentation_network_trains_from_the_command_line(qgis_env, tmp_path, ortho_path):
+    """#25: patchwork:trainsegmentation as a qgis_process user runs it: an ONNX network, its report and scores."""
+    pytest.importorskip("torch")
+    from patchwork.core import RegularSampler, classify, sample_chips
+
+    red = os.path.join(SHARED_DATA, "models", "one_output_sigmoid_red_detector.onnx")
+    labels = classify(ortho_path, red, str(tmp_path / "red.tif"), bands=[1, 2, 3], scale=1 / 255).output
+    index = sample_chips(ortho_path, RegularSampler(step=64), 64, str(tmp_path / "chips"), labels=labels).index_path
+    done = qgis_process(qgis_env, "run", "patchwork:trainsegmentation", "--json", "--", f"INPUT={index}",
+                        "PIPELINE=geometric", "EPOCHS=2", "SEED=1", f"OUTPUT_MODEL={tmp_path / 'net.onnx'}",
+                        f"OUTPUT_REPORT={tmp_path / 'net.html'}")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    results = json.loads(done.stdout)["results"]
+    assert results["OUTPUT_MODEL"] == str(tmp_path / "net.onnx") and os.path.exists(tmp_path / "net.html")
+    assert 0.8 < float(results["VAL_ACCURACY"]) <= 1 and 0.5 < float(results["VAL_MIOU"]) <= 1
+    from patchwork.core import load_model
+
+    info = load_model(str(tmp_path / "net.onnx")).info
+    assert info.task == "classification" and info.tile_size == 64 and info.input_scale == pytest.approx(1 / 255)

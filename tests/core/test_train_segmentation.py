@@ -34,8 +34,8 @@ def red_chips(tmp_path_factory, ortho_path):
 def network(tmp_path_factory, red_chips):
     index, _labels = red_chips
     folder = tmp_path_factory.mktemp("net")
-    runs = [train_segmentation(index, str(folder / f"net{i}.onnx"), pipeline="geometric", epochs=3, seed=3)
-            for i in range(2)]
+    runs = [train_segmentation(index, str(folder / f"net{i}.onnx"), pipeline="geometric", epochs=3, seed=3,
+                               report=str(folder / f"net{i}.html")) for i in range(2)]
     return runs
 
 
@@ -77,6 +77,15 @@ def test_the_model_carries_deepness_metadata_and_patchworks(network, red_chips):
     assert len(training["chip_index_sha256"]) == 64
     batch = model.graph.input[0].type.tensor_type.shape.dim
     assert batch[0].dim_param and [d.dim_value for d in batch[1:]] == [4, 64, 64]  # dynamic batch, fixed tile
+
+
+def test_the_report_shows_curves_scores_and_validation_chips(network):
+    page = open(network[0].output[:-len(".onnx")] + ".html", encoding="utf-8").read()
+    assert page.count("<svg") == 2 and page.count("<polyline") == 4  # losses; accuracy and mean IoU
+    assert "Validation confusion matrix" in page and page.count("data:image/png;base64,") == 18  # 6 chips x 3
+    for name in ("background", "class 1"):
+        assert f"<th style='text-align:left'>{name}</th>" in page
+    assert f"Best epoch <b>{network[0].best_epoch}</b>" in page and "geometric" in page
 
 
 def test_deepness_and_classify_give_the_same_map_from_the_trained_network(tmp_path, network, ortho_path):

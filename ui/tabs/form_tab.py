@@ -96,9 +96,9 @@ class TrainTab(QWidget):
             self.forms.widget(i).set_value(Train.INPUT, layer)
 
     def set_new_model_path(self) -> None:
-        """A new model's file (and the classifier's training report beside it: a temporary one was lost with the
-        session), in both forms."""
+        """A new model's file and its training report beside it (a temporary report was lost with the session), in
+        both forms."""
         model = new_model_path()
         for i in range(self.forms.count()):
             self.forms.widget(i).set_value(Train.OUTPUT_MODEL, model)
-        self.forms.widget(0).set_value(Train.OUTPUT_REPORT, os.path.splitext(model)[0] + "_report.html")
+            self.forms.widget(i).set_value(Train.OUTPUT_REPORT, os.path.splitext(model)[0] + "_report.html")
