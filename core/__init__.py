@@ -68,11 +68,13 @@ from .tasks.stitch_chips import stitch_chips
 from .tasks.suggest_labels import Places, suggest_labels
 from .tasks.superresolve import superresolve
 from .tasks.train_classifier import train_classifier
+from .tasks.train_segmentation import train_segmentation
 
 __all__ = [
     # tasks: one per Processing algorithm
     "assess_accuracy", "augment_chips", "classify", "compare_classifications", "detect", "draw_accuracy_sample",
     "recognize", "sample_chips", "stitch_chips", "suggest_labels", "superresolve", "train_classifier",
+    "train_segmentation",
     # what they take and give
     "Aoi", "ChipDataset", "ClassifyResult", "Feedback", "Places", "GeoTiffWriter", "Model", "ModelInfo", "RasterSource",
     "SamplePoints", "SampleResult", "SilentFeedback", "VectorLabels", "Window", "XyzSource", "from_config",

@@ -7,6 +7,7 @@
 4. Train a random forest on the augmented chips and export it to ONNX, with a training report.
 5. Classify the scene with that model and compare it with the rules map (and, for the example scene,
    with its true classes); quick-looks of both maps.
+6. With PyTorch installed: train a small U-Net on the same chips, augmented as it learns, and classify with it.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from patchwork.core import (
     compare_classifications,
     sample_chips,
     train_classifier,
+    train_segmentation,
     write_geotiff,
 )
 from patchwork.core.engine.blocks import full_scene_prediction
@@ -104,10 +106,35 @@ def main() -> int:
         for name, path in (("rules", rules_map), ("forest", forest_map)):
             score = compare_classifications(truth, path)
             print(f"  {name} map vs the example's true classes: {score.agreement:.2%} agree")
+    train_network(augmented.index_path, scene, truth, out)
     print("\nThe same chain in QGIS: the modeler model resources/models/patchwork_workflow.model3, or headless:")
     print(f"  qgis_process.bin run resources/models/patchwork_workflow.model3 -- raster={scene} labels={rules_map} "
           "classify:classified=classes.tif train:model=model.onnx train:report=report.html")
     return 0
+
+
+def train_network(index: str, scene: str, truth: str | None, out) -> None:
+    """Step 6: a small U-Net on the same augmented chips (when PyTorch is installed), and the map it makes."""
+    print("\n6. Train a segmentation network on the chips, augmented as it learns "
+          "(Training > Train segmentation network)")
+    try:
+        import torch  # noqa: F401 - optional: only this step needs it
+    except ImportError:
+        print("  PyTorch is not installed here, so this step is skipped (Raster > Patchwork > Install Python "
+              "dependencies... installs its CPU build).")
+        return
+    trained = train_segmentation(index, out("network.onnx"), pipeline="geometric", epochs=8, seed=7,
+                                 report=out("network_report.html"))
+    print(f"  best epoch {trained.best_epoch} of {trained.epochs_run} on {trained.device}: validation accuracy "
+          f"{trained.val_accuracy:.2%}, mean IoU {trained.val_miou:.3f} ({trained.seconds:.0f} s); "
+          f"report: {out('network_report.html')}")
+    mapped = classify(scene, trained.output, out("network_classes.tif"), overlap=16, window="hann",
+                      aggregation="softvote")
+    print(f"  classified in {mapped.tiles} tiles of {mapped.tile_size} px -> {mapped.output} (the model carries "
+          "Deepness's metadata: Deepness runs the same file)")
+    if truth:
+        score = compare_classifications(truth, mapped.output)
+        print(f"  network map vs the example's true classes: {score.agreement:.2%} agree")
 
 
 def classify_tiled(scene: str, model: str, output: str, args) -> str:

@@ -437,7 +437,8 @@ def _metadata(index: str, records: list[dict], tile: int, values: list[int], nam
     srs = osr.SpatialReference()
     crs_wkt = index_crs_wkt(index)
     if gt is not None and crs_wkt and srs.ImportFromWkt(crs_wkt) == 0 and srs.IsProjected():
-        metadata["resolution"] = abs(gt[1]) * srs.GetLinearUnits() * 100  # cm per pixel (Deepness's unit)
+        # cm per pixel (Deepness's unit); a quarter-turned chip's pixel size is in its geotransform's other terms
+        metadata["resolution"] = float(np.hypot(gt[1], gt[4])) * srs.GetLinearUnits() * 100
     colours = [names_colours.get(v, ("", None))[1] for v in values]
     if all(colours):
         metadata["patchwork:class_colors"] = colours
