@@ -1,12 +1,14 @@
 """PNG quick-looks of a raster with chip footprints drawn on it (numpy + GDAL, no plotting library)."""
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 from osgeo import gdal
 
 from ..geometry import Window
 from .gdal_errors import checked, opened
-from .partials import remove_file, replace_file, temporary_sibling
+from .partials import write_file_atomically
 from .raster import RasterSource
 
 
@@ -69,15 +71,25 @@ def render_class_map(raster: str, path: str, max_size: int = 1200) -> str:
     return _write_png(rgb, path)
 
 
-def _write_png(rgb: np.ndarray, path: str) -> str:
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """An (3, h, w) uint8 picture as the bytes of a PNG file (made in GDAL's memory)."""
     mem = opened(gdal.GetDriverByName("MEM").Create, "", rgb.shape[2], rgb.shape[1], 3, gdal.GDT_Byte)
     for i in range(3):
         checked(mem.GetRasterBand(i + 1).WriteArray, rgb[i])
-    tmp = temporary_sibling(path)
+    name = f"/vsimem/patchwork_{uuid.uuid4().hex}.png"
     try:
-        opened(gdal.GetDriverByName("PNG").CreateCopy, tmp, mem)  # dropped at once: closed, written
-    except BaseException:
-        remove_file(tmp)
-        raise
-    replace_file(tmp, path)
+        opened(gdal.GetDriverByName("PNG").CreateCopy, name, mem)  # dropped at once: closed, written
+        handle = gdal.VSIFOpenL(name, "rb")
+        gdal.VSIFSeekL(handle, 0, 2)
+        size = gdal.VSIFTellL(handle)
+        gdal.VSIFSeekL(handle, 0, 0)
+        data = gdal.VSIFReadL(1, size, handle)
+        gdal.VSIFCloseL(handle)
+        return data
+    finally:
+        gdal.Unlink(name)
+
+
+def _write_png(rgb: np.ndarray, path: str) -> str:
+    write_file_atomically(path, png_bytes(rgb))
     return path

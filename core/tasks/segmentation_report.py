@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import base64
 import html
-import uuid
 
 import numpy as np
-from osgeo import gdal
 
 from ..io.palette import class_colours
+from ..io.quicklook import png_bytes
 
 CURVE_W, CURVE_H = 560, 220
 
@@ -50,20 +49,7 @@ def curve_chart(title: str, series: dict[str, tuple[list[float], str]], best_epo
 
 def png_data_uri(rgb: np.ndarray) -> str:
     """An (3, h, w) uint8 picture as a PNG data URI, for the report to carry inside it."""
-    name = f"/vsimem/patchwork_{uuid.uuid4().hex}.png"
-    mem = gdal.GetDriverByName("MEM").Create("", rgb.shape[2], rgb.shape[1], 3, gdal.GDT_Byte)
-    for band in range(3):
-        mem.GetRasterBand(band + 1).WriteArray(rgb[band])
-    gdal.GetDriverByName("PNG").CreateCopy(name, mem)
-    mem = None
-    handle = gdal.VSIFOpenL(name, "rb")
-    gdal.VSIFSeekL(handle, 0, 2)
-    size = gdal.VSIFTellL(handle)
-    gdal.VSIFSeekL(handle, 0, 0)
-    data = gdal.VSIFReadL(1, size, handle)
-    gdal.VSIFCloseL(handle)
-    gdal.Unlink(name)
-    return "data:image/png;base64," + base64.b64encode(data).decode()
+    return "data:image/png;base64," + base64.b64encode(png_bytes(rgb)).decode()
 
 
 def stretched(image: np.ndarray) -> np.ndarray:
