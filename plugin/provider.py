@@ -52,6 +52,7 @@ class PatchworkProvider(QgsProcessingProvider):
             self.addAlgorithm(algorithm)
         self.addAlgorithm(workflow_model("patchwork_workflow.model3", "workflow"))
         self.addAlgorithm(workflow_model("patchwork_workflow_polygons.model3", "workflowpolygons"))
+        self.addAlgorithm(workflow_model("patchwork_workflow_network.model3", "workflownetwork"))
 
 
 def workflow_model(file_name: str, name: str):

@@ -2,9 +2,14 @@
 
 - resources/models/patchwork_workflow.model3 (patchwork:workflow): labels as a raster of class ids;
 - resources/models/patchwork_workflow_polygons.model3 (patchwork:workflowpolygons): labels as polygons with a
-  class field. Two models, not one with a map-layer input: a map-layer model input with a field input under it
-  crashes QGIS 3.22 when the model's dialog opens (QgsProcessingFieldWidgetWrapper::setParentLayerWrapperValue);
-  a vector-layer input is the field widget's usual parent.
+  class field;
+- resources/models/patchwork_workflow_network.model3 (patchwork:workflownetwork): label polygons, and a
+  segmentation network trained (augmented as it learns) instead of a pixel classifier. A model of its own, not a
+  branch of the others: PyTorch is optional, and a branch would make the others fail without it.
+Label rasters and polygons are two models, not one with a map-layer input: a map-layer model input with a field
+input under it crashes QGIS 3.22 when the model's dialog opens
+(QgsProcessingFieldWidgetWrapper::setParentLayerWrapperValue); a vector-layer input is the field widget's usual
+parent.
 
 Run with PyQGIS (`make workflow-model`); the .model3 files are committed so users get them with the plugin.
 Open one in the graphical modeler to change it, or run it headless:
@@ -39,6 +44,7 @@ from patchwork.plugin import qgis_enums
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGETS = {False: os.path.join(REPO, "resources", "models", "patchwork_workflow.model3"),
            True: os.path.join(REPO, "resources", "models", "patchwork_workflow_polygons.model3")}
+NETWORK_TARGET = os.path.join(REPO, "resources", "models", "patchwork_workflow_network.model3")
 ESTIMATORS = ["random_forest", "extra_trees", "gradient_boosting", "logistic_regression", "knn", "mlp"]
 
 
@@ -140,6 +146,52 @@ def build(polygons: bool) -> QgsProcessingModelAlgorithm:
     return model
 
 
+def add_inputs(model: QgsProcessingModelAlgorithm, parameters: list, help_content: dict) -> None:
+    """The model's inputs, each with its help, in a row."""
+    model.setHelpContent(help_content)
+    for i, parameter in enumerate(parameters):
+        parameter.setHelp(help_content[parameter.name()])
+        model_parameter = QgsProcessingModelParameter(parameter.name())
+        model_parameter.setPosition(QPointF(100 + 180 * i, 60))
+        model.addModelParameter(parameter, model_parameter)
+
+
+def build_network() -> QgsProcessingModelAlgorithm:
+    """Sample → train a segmentation network (augmented as it learns) → classify, from label polygons."""
+    model = QgsProcessingModelAlgorithm("Patchwork workflow with a segmentation network", "Patchwork")
+    labels, labels_help, labels_sources = label_inputs(True)
+    add_inputs(model, [
+        QgsProcessingParameterRasterLayer("raster", "Raster to learn from and classify"), *labels,
+        QgsProcessingParameterNumber("chip_size", "Chip size (px, a multiple of 4)", qgis_enums.INTEGER, 64,
+                                     minValue=8),
+        QgsProcessingParameterNumber("epochs", "Epochs (at most)", qgis_enums.INTEGER, 20, minValue=1),
+    ], {
+        "ALG_DESC": "Samples labelled chips from a raster and label polygons, trains a segmentation network (a U-Net, "
+                    "PyTorch) on them with flips and quarter turns drawn on every batch, and classifies the whole "
+                    "raster with it (tiled, overlapping tiles blended). Needs PyTorch.",
+        "SHORT_DESCRIPTION": "Sample, train a U-Net and classify in one run, from a raster and label polygons.",
+        "raster": "The raster to learn from and to classify.", **labels_help,
+        "chip_size": "The side of the training chips, in pixels (also the step between them); the network's tile.",
+        "epochs": "The most passes over the chips (it stops earlier when the held-out chips stop improving).",
+    })
+    child(model, "patchwork:samplechips", "sample", 150, {
+        "INPUT": source("param", "raster"), **labels_sources,
+        "CHIP_SIZE": source("param", "chip_size"), "STEP": source("param", "chip_size"),
+        "MAX_NODATA": source("static", 0.5)})
+    child(model, "patchwork:trainsegmentation", "train", 450, {
+        "INPUT": [QgsProcessingModelChildParameterSource.fromChildOutput("sample", "OUTPUT")],
+        "PIPELINE": source("static", "geometric"), "EPOCHS": source("param", "epochs"),
+        "SEED": source("static", 42)},
+        {"OUTPUT_MODEL": "model", "OUTPUT_REPORT": "report"})
+    child(model, "patchwork:classify", "classify", 750, {
+        "INPUT": source("param", "raster"),
+        "MODEL": [QgsProcessingModelChildParameterSource.fromChildOutput("train", "OUTPUT_MODEL")],
+        "SCALE": [QgsProcessingModelChildParameterSource.fromChildOutput("train", "INPUT_SCALE")],
+        "OVERLAP": source("static", 16), "WINDOW": source("static", 1), "AGGREGATION": source("static", 1)},
+        {"OUTPUT": "classified"})
+    return model
+
+
 def with_parameter_order(path: str, names: list[str]) -> None:
     """Adds the dialog's field order (raster, labels, then the settings) to a written model.
 
@@ -148,7 +200,7 @@ def with_parameter_order(path: str, names: list[str]) -> None:
     """
     import xml.etree.ElementTree as ET
 
-    order = ["raster", "labels", "label_field", "chip_size", "copies", "estimator"]
+    order = ["raster", "labels", "label_field", "chip_size", "copies", "estimator", "epochs"]
     tree = ET.parse(path)
     root = tree.getroot()  # <Option type="Map"> of the model
     for empty in root.findall("Option[@name='parameterOrder']"):  # 3.22 writes the key, always empty
@@ -171,8 +223,8 @@ def main() -> int:
 
     plugin = patchwork.classFactory(None)  # kept alive: its provider must stay registered
     plugin.initProcessing()
-    for polygons, target in TARGETS.items():
-        model = build(polygons)
+    for target, model in [*((target, build(polygons)) for polygons, target in TARGETS.items()),
+                          (NETWORK_TARGET, build_network())]:
         ok, problems = model.validate()
         if not ok:
             print("model does not validate:", problems)

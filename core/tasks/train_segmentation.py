@@ -59,6 +59,7 @@ class SegmentationResult:
     f1: list[float] = field(default_factory=list)
     confusion: np.ndarray | None = None  # rows: reference, columns: predicted, at the best epoch
     seconds: float = 0.0
+    input_scale: float = 1.0  # what the chips' values were multiplied by (1/255 for 8-bit): Classify's SCALE
 
 
 def spatial_split(records: list[dict], validation_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -287,6 +288,7 @@ def train_segmentation(index: str, output_model: str, *, pipeline: str | None = 
         finally:
             torch.use_deterministic_algorithms(deterministic)
         result.output, result.class_values, result.class_names = output_model, values, names
+        result.input_scale = scale
         metadata = _metadata(index, records, tile, values, names, names_colours, n_bands, scale, mean, std, seed,
                              result)
         write_file_atomically(output_model, _onnx(torch, best, n_bands, tile, metadata))

@@ -22,7 +22,7 @@ class TrainSegmentationAlgorithm(PatchworkAlgorithm):
     INPUT, PIPELINE, ARCHITECTURE, EPOCHS = "INPUT", "PIPELINE", "ARCHITECTURE", "EPOCHS"
     BATCH_SIZE, LEARNING_RATE, VALIDATION_FRACTION = "BATCH_SIZE", "LEARNING_RATE", "VALIDATION_FRACTION"
     PATIENCE, SEED, OUTPUT_MODEL, OUTPUT_REPORT = "PATIENCE", "SEED", "OUTPUT_MODEL", "OUTPUT_REPORT"
-    VAL_ACCURACY, VAL_MIOU = "VAL_ACCURACY", "VAL_MIOU"
+    VAL_ACCURACY, VAL_MIOU, INPUT_SCALE = "VAL_ACCURACY", "VAL_MIOU", "INPUT_SCALE"
     parameter_help = {
         INPUT: "A chip index with label chips (Sample chips with LABELS, or Augment chips of one); one chip size, "
                "a multiple of 4 px.",
@@ -76,6 +76,8 @@ class TrainSegmentationAlgorithm(PatchworkAlgorithm):
             createByDefault=True))
         self.addOutput(QgsProcessingOutputNumber(self.VAL_ACCURACY, self.tr("Validation accuracy")))
         self.addOutput(QgsProcessingOutputNumber(self.VAL_MIOU, self.tr("Validation mean IoU")))
+        # what Classify raster's SCALE must be for this network (a model chains it on in the modeler)
+        self.addOutput(QgsProcessingOutputNumber(self.INPUT_SCALE, self.tr("Input scale to classify with")))
 
     def core_call(self, parameters, context) -> CoreCall:
         from ...core.tasks.train_segmentation import train_segmentation
@@ -101,7 +103,7 @@ class TrainSegmentationAlgorithm(PatchworkAlgorithm):
                                                                  result.val_miou, result.best_epoch,
                                                                  result.epochs_run, result.output))
         outputs = {self.OUTPUT_MODEL: result.output, self.VAL_ACCURACY: result.val_accuracy,
-                   self.VAL_MIOU: result.val_miou}
+                   self.VAL_MIOU: result.val_miou, self.INPUT_SCALE: result.input_scale}
         if self.call.kwargs["report"]:
             outputs[self.OUTPUT_REPORT] = self.call.kwargs["report"]
         return outputs

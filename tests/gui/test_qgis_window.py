@@ -76,7 +76,8 @@ def test_screenshots_show_the_panel(session):
     helps = [f"patchwork_help_{name}.png" for name in ("accuracy", "accuracysample", "augmentchips", "classify",
                                                          "compare", "detect", "recognize", "samplechips",
                                                          "stitchchips", "suggestlabels", "superresolve",
-                                                         "trainclassifier", "workflow", "workflowpolygons")]
+                                                         "trainclassifier", "trainsegmentation", "workflow",
+                                                         "workflownetwork", "workflowpolygons")]
     assert names == sorted(["patchwork_augment_gallery.png", "patchwork_augment_preview.png", "patchwork_classify.png",
                             "patchwork_classify_scale_parameters.png", "patchwork_compare.png",
                             "patchwork_report.png", "patchwork_report_labelling.png", "patchwork_sample_preview.png",

@@ -96,6 +96,29 @@ def test_the_workflow_from_label_polygons_is_in_the_toolbox(patchwork_provider, 
     assert (classes.RasterXSize, classes.RasterYSize) == (scene.RasterXSize, scene.RasterYSize)
 
 
+def test_the_network_workflow_samples_trains_a_unet_and_classifies_with_its_input_scale(patchwork_provider, tmp_path,
+                                                                                        naip_path):
+    """#25: the shipped workflow with a segmentation network (its own model: PyTorch is optional), from polygons;
+    Classify takes the network's input scale from the training (8-bit NAIP: 1/255)."""
+    pytest.importorskip("torch")
+    from patchwork.core import load_model
+    from tests.core.test_vector_labels import polygons_in_wgs84
+
+    workflow = QgsApplication.processingRegistry().algorithmById("patchwork:workflownetwork")
+    assert workflow is not None and workflow.displayName() == "Patchwork workflow with a segmentation network"
+    gpkg = polygons_in_wgs84(naip_path, str(tmp_path / "labels.gpkg"))
+    done = run("workflownetwork", {"raster": naip_path, "labels": gpkg, "label_field": "landcover", "chip_size": 32,
+                                   "epochs": 2, "classify:classified": str(tmp_path / "classes.tif"),
+                                   "train:model": str(tmp_path / "unet.onnx"),
+                                   "train:report": str(tmp_path / "r.html")})
+    info = load_model(done["train:model"]).info
+    assert info.input_scale == pytest.approx(1 / 255) and info.tile_size == 32 and os.path.exists(tmp_path / "r.html")
+    classes, scene = gdal.Open(done["classify:classified"]), gdal.Open(naip_path)
+    assert (classes.RasterXSize, classes.RasterYSize) == (scene.RasterXSize, scene.RasterYSize)
+    values = classes.ReadAsArray()
+    assert len(set(values[values != 255].ravel().tolist())) >= 2  # a map of several classes, from the 8-bit input
+
+
 def test_the_shipped_workflows_show_their_titles_and_ask_for_the_raster_first(patchwork_provider):
     """Their ids stay short for qgis_process; the Toolbox and the dialog show the model's title. QGIS 3.26+ reads
     the field order from the file (3.22 orders a model's inputs by name)."""

@@ -72,7 +72,7 @@ def test_plugin_loads_and_explains_missing_packages(tmp_path, s2_path):
                                     "patchwork:detect", "patchwork:recognize", "patchwork:samplechips",
                                     "patchwork:stitchchips", "patchwork:suggestlabels", "patchwork:superresolve",
                                     "patchwork:trainclassifier", "patchwork:trainsegmentation",
-                                    "patchwork:workflow", "patchwork:workflowpolygons"]
+                                    "patchwork:workflow", "patchwork:workflownetwork", "patchwork:workflowpolygons"]
     assert os.path.exists(result["rules_output"])  # numpy + GDAL are enough for rules models
     # The toolbox greys out what cannot run at all, and says why: training (classify runs rules models)
     refused = {name: message for name, (ok, message) in result["can_execute"].items() if not ok}
