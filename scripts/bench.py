@@ -6,6 +6,7 @@ Augmentation: see scripts/bench_augment.py (throughput per op against albumentat
 Tiled inference: see scripts/bench_inference.py (one worker vs its compute and I/O floors, workers and Dask,
 peak memory on a 200,000 px wide VRT and a 16,000² GeoTIFF).
 What to label next: see scripts/bench_labelling.py (accuracy curves of suggested vs random labels).
+Training a segmentation network: see scripts/bench_training.py (chips per second vs a bare in-memory PyTorch loop).
 Ratios, not absolute times, are the result: they hold across machines.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import bench_augment  # sibling scripts
 import bench_inference
 import bench_labelling
+import bench_training
 import numpy as np
 from bench_inference import best_of
 
@@ -56,6 +58,8 @@ def main() -> None:
     verdicts += bench_inference.run(args.quick, args.repeats)
     print()
     verdicts += bench_labelling.run(args.quick, args.repeats)
+    print()
+    verdicts += bench_training.run(args.quick, args.repeats)
     print("\nSummary:\n  " + "\n  ".join(verdicts))
 
 

@@ -321,7 +321,7 @@ def _fit(torch, data: _Data, plain: _Data, training: list[int], validation: list
         data.dataset.set_epoch(epoch)
         order = np.random.default_rng([seed, epoch]).permutation(training).tolist()
         net.train()
-        total = 0.0
+        total, began = 0.0, time.perf_counter()
         for step in range(steps):
             check_cancelled(feedback)
             x, y = data.batch(order[step * batch_size : (step + 1) * batch_size])
@@ -332,13 +332,14 @@ def _fit(torch, data: _Data, plain: _Data, training: list[int], validation: list
                 optimiser.step()
                 total += loss.item()
             feedback.set_progress(100.0 * (epoch * steps + step + 1) / (epochs * steps))
+        seconds = time.perf_counter() - began
         val_loss, confusion = _validate(torch, net, plain, validation or training, loss_of, n_classes, batch_size,
                                         device)
         accuracy, miou, iou, f1 = _scores(confusion)
         result.history.append({"epoch": epoch + 1, "train_loss": total / steps, "val_loss": val_loss,
-                               "val_accuracy": accuracy, "val_miou": miou})
+                               "val_accuracy": accuracy, "val_miou": miou, "train_seconds": seconds})
         feedback.info(f"Epoch {epoch + 1}: training loss {total / steps:.4f}, validation loss {val_loss:.4f}, "
-                      f"accuracy {accuracy:.3f}, mean IoU {miou:.3f}")
+                      f"accuracy {accuracy:.3f}, mean IoU {miou:.3f} ({len(training) / seconds:.0f} chips/s)")
         result.epochs_run = epoch + 1
         if val_loss < best_loss:
             best_loss, stale = val_loss, 0
