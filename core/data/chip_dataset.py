@@ -5,10 +5,12 @@ Duck-typed for PyTorch (`__len__`, `__getitem__`) without importing it: items ar
 """
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..errors import PatchworkError
-from .augment import Augmentation, Compose, chip_seed, load_pipeline
+from .augment import Augmentation, Compose, Sample, chip_seed, load_pipeline
 from .chips import ChipPool, index_crs_wkt, read_chip, read_index, read_manifest, valid_pixels
 from .mixing import Mixing
 
@@ -22,7 +24,7 @@ class ChipDataset:
     """
 
     def __init__(self, index: str, pipeline: Augmentation | str | None = None, seed: int = 0,
-                 standardize: bool = False) -> None:
+                 standardize: bool = False, cache_bytes: int = 0) -> None:
         """Read the index (the chips themselves are read when asked for).
 
         Args:
@@ -32,6 +34,8 @@ class ChipDataset:
             seed: The seed every item's augmentation is derived from.
             standardize: Give images as float32 (value − mean) / std per band, with the dataset's band statistics
                 (dataset.json), after augmentation; invalid pixels become 0.
+            cache_bytes: Keep the chips read, up to this many bytes, so that later epochs do not read their files
+                again (0: none). The cache stays in this process: a copy sent to a worker starts without it.
 
         Raises:
             PatchworkError: An index without chips, a pipeline that cannot be read, or `standardize` for a dataset
@@ -49,6 +53,31 @@ class ChipDataset:
         self.epoch = 0
         self.band_statistics = read_manifest(index).get("band_statistics") or []
         self.standardization = _standardization(self.band_statistics, index) if standardize else None
+        self.cache_bytes = int(cache_bytes)
+        self._kept: dict[int, Sample] = {}  # chips read, by number (never changed: augmentations make new arrays)
+        self._kept_bytes = 0
+        self._kept_lock = threading.Lock()
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_kept": {}, "_kept_bytes": 0, "_kept_lock": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._kept_lock = threading.Lock()
+
+    def _read(self, i: int) -> Sample:
+        """Chip `i` as read from its files, or from the cache; the cache's copy is never handed out."""
+        kept = self._kept.get(i)
+        if kept is not None:
+            return kept.replace(image=kept.image.copy(), label=None if kept.label is None else kept.label.copy())
+        sample = read_chip(self.records[i])
+        size = sample.image.nbytes + (sample.label.nbytes if sample.label is not None else 0)
+        with self._kept_lock:
+            if self._kept_bytes + size <= self.cache_bytes and i not in self._kept:
+                self._kept[i] = sample.replace(image=sample.image.copy(),
+                                               label=None if sample.label is None else sample.label.copy())
+                self._kept_bytes += size
+        return sample
 
     def __len__(self) -> int:
         return len(self.records)
@@ -65,7 +94,7 @@ class ChipDataset:
         if not -len(self) <= i < len(self):
             raise IndexError(f"chip {i} of a dataset of {len(self)}")
         record = self.records[i]
-        sample = read_chip(record)
+        sample = self._read(i % len(self))
         if self.pipeline is not None:
             sample = self.pipeline(sample, seed=chip_seed(self.seed, record["chip_id"], self.epoch))
         valid = valid_pixels(sample)

@@ -21,6 +21,7 @@ import json
 import os
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +41,7 @@ DEVICES = ("auto", "cpu", "cuda")
 ARCHITECTURES = ("unet",)
 IGNORE = -1  # the loss's ignore index: nodata pixels, in the image or the label
 BLOCK_CHIPS = 4  # validation is held out in square blocks of this many chip sides
+CHIP_CACHE_BYTES = 512 * 1024**2  # chips kept in memory after the first epoch reads them (a dataset's first 512 MB)
 
 
 @dataclass
@@ -269,8 +271,9 @@ def train_segmentation(index: str, output_model: str, *, pipeline: str | None = 
     mean = np.array([b.get("mean", 0.0) * scale for b in statistics] or [0.0], np.float32).reshape(-1, 1, 1)
     # (a constant band, e.g. an alpha band, keeps std 1: its standardised value is 0)
     std = np.array([(b.get("std") or 0.0) * scale or 1.0 for b in statistics] or [1.0], np.float32).reshape(-1, 1, 1)
-    data = _Data(ChipDataset(index, augmentation, seed), {v: i for i, v in enumerate(values)}, scale, mean, std, tile)
-    plain = _Data(ChipDataset(index, None, seed), data.lut, scale, mean, std, tile)
+    data = _Data(ChipDataset(index, augmentation, seed, cache_bytes=CHIP_CACHE_BYTES),
+                 {v: i for i, v in enumerate(values)}, scale, mean, std, tile)
+    plain = _Data(ChipDataset(index, None, seed, cache_bytes=CHIP_CACHE_BYTES), data.lut, scale, mean, std, tile)
     n_bands = read_chip(records[0]).image.shape[0]
     weights = np.array([counts[v] for v in values], float)
     weights = weights.sum() / (len(weights) * weights)  # inverse frequency, mean 1 over the classes
@@ -322,9 +325,7 @@ def _fit(torch, data: _Data, plain: _Data, training: list[int], validation: list
         order = np.random.default_rng([seed, epoch]).permutation(training).tolist()
         net.train()
         total, began = 0.0, time.perf_counter()
-        for step in range(steps):
-            check_cancelled(feedback)
-            x, y = data.batch(order[step * batch_size : (step + 1) * batch_size])
+        for step, (x, y) in enumerate(_read_ahead(data, order, batch_size, feedback)):
             optimiser.zero_grad()
             loss = loss_of(net(torch.from_numpy(x).to(device)), torch.from_numpy(y).to(device))
             if torch.isfinite(loss):  # (a batch with no labelled pixel has no loss)
@@ -354,6 +355,22 @@ def _fit(torch, data: _Data, plain: _Data, training: list[int], validation: list
     if best_state is not None:
         net.load_state_dict(best_state)
     return result, net.to("cpu").eval()
+
+
+def _read_ahead(data: _Data, order: list[int], batch_size: int, feedback: Feedback):
+    """The batches of `order`, each read and prepared on a thread while the network learns from the one before.
+
+    PyTorch computes without the GIL, so reading overlaps learning; a cancel is heard before each batch.
+    """
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    with ThreadPoolExecutor(1, thread_name_prefix="patchwork-chips") as reader:
+        pending = reader.submit(data.batch, batches[0])
+        for following in [*batches[1:], None]:
+            check_cancelled(feedback)
+            ready = pending.result()
+            if following is not None:
+                pending = reader.submit(data.batch, following)
+            yield ready
 
 
 def _validate(torch, net, data: _Data, chips: list[int], loss_of, n_classes: int, batch_size: int, device: str):
