@@ -89,3 +89,20 @@ def test_standardised_items_use_the_datasets_band_statistics(index, tmp_path):
     shutil.copy(index, bare)
     with pytest.raises(PatchworkError, match="no band statistics"):
         ChipDataset(str(bare), standardize=True)
+
+
+def test_a_cached_dataset_gives_the_same_items_and_its_cache_is_never_changed(index):
+    plain, cached = ChipDataset(index, "default", seed=2), ChipDataset(index, "default", seed=2, cache_bytes=10**8)
+    for epoch in (0, 1, 0):  # epoch 0 again after epoch 1's draws: the kept chips were not changed by them
+        for dataset in (plain, cached):
+            dataset.set_epoch(epoch)
+        for i in range(len(plain)):
+            a, b = plain[i], cached[i]
+            np.testing.assert_array_equal(a["image"], b["image"])
+            np.testing.assert_array_equal(a["label"], b["label"])
+            b["image"][...] = 0  # a caller that writes into its item leaves the cache as it was
+    assert len(cached._kept) == len(cached) and cached._kept_bytes <= 10**8
+    assert pickle.loads(pickle.dumps(cached))._kept == {}  # a worker's copy starts empty
+    small = ChipDataset(index, None, cache_bytes=1)
+    small[0]
+    assert small._kept == {}  # over the budget: read each time
