@@ -132,9 +132,27 @@ def train_network(index: str, scene: str, truth: str | None, out) -> None:
                       aggregation="softvote")
     print(f"  classified in {mapped.tiles} tiles of {mapped.tile_size} px -> {mapped.output} (the model carries "
           "Deepness's metadata: Deepness runs the same file)")
+    beside = side_by_side([out("forest_classes_quicklook.png"),
+                           render_class_map(mapped.output, out("network_classes_quicklook.png"))],
+                          out("forest_and_network.png"))
+    print(f"  the forest's map and the network's, side by side: {beside}")
     if truth:
         score = compare_classifications(truth, mapped.output)
         print(f"  network map vs the example's true classes: {score.agreement:.2%} agree")
+
+
+def side_by_side(pictures: list[str], path: str) -> str:
+    """PNG pictures of one height in a row, 8 px of white between them."""
+    from osgeo import gdal
+
+    from patchwork.core.io.partials import write_file_atomically
+    from patchwork.core.io.quicklook import png_bytes
+
+    images = [gdal.Open(p).ReadAsArray()[:3] for p in pictures]
+    gap = np.full((3, images[0].shape[1], 8), 255, np.uint8)
+    row = np.concatenate([part for image in images for part in (image, gap)][:-1], axis=2)
+    write_file_atomically(path, png_bytes(row))
+    return path
 
 
 def classify_tiled(scene: str, model: str, output: str, args) -> str:

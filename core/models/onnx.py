@@ -442,6 +442,9 @@ class OnnxImageModel(Model):
         info.class_values = whole_class_values(meta.get("patchwork:class_values", range(count)),
                                                f"'{info.name}' (patchwork:class_values)")
         info.class_names = names or default_class_names(info.class_values)
+        colours = meta.get("patchwork:class_colors")  # (a network trained by Patchwork carries its labels' colours)
+        if isinstance(colours, list) and len(colours) == len(info.class_values):
+            info.class_colors = [str(c) for c in colours]
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         fixed = self.info.batch_size

@@ -75,6 +75,9 @@ def test_the_model_carries_deepness_metadata_and_patchworks(network, red_chips):
     training = meta["patchwork:training"]
     assert training["seed"] == 3 and training["best_epoch"] == network[0].best_epoch
     assert len(training["chip_index_sha256"]) == 64
+    from patchwork.core import load_model
+
+    assert load_model(network[0].output).info.class_colors == meta["patchwork:class_colors"]  # the labels' colours
     batch = model.graph.input[0].type.tensor_type.shape.dim
     assert batch[0].dim_param and [d.dim_value for d in batch[1:]] == [4, 64, 64]  # dynamic batch, fixed tile
 
