@@ -110,6 +110,7 @@ def test_each_dialogs_help_panel_shows_whole_sentences(session):
     assert "Samples labelled chips from a raster" in result["help"].pop("workflow")  # the models' own help
     assert "and label polygons" in result["help"].pop("workflowpolygons")  # its dialog opened (3.22 crashed on a
     # map-layer input with a field under it; a vector-layer input is the field's usual parent)
+    assert "trains a segmentation network" in result["help"].pop("workflownetwork")
     for name, shown in result["help"].items():
         source = open(os.path.join(REPO, "resources", "help", f"{name}.html"), encoding="utf-8").read()
         assert shown and first_sentence(source) in shown, (name, shown[:300] if shown else shown)
