@@ -94,6 +94,16 @@ def label_inputs(polygons: bool) -> tuple[list, dict, dict]:
             {"LABELS": source("param", "labels"), "LABEL_FIELD": source("param", "label_field")})
 
 
+def add_inputs(model: QgsProcessingModelAlgorithm, parameters: list, help_content: dict) -> None:
+    """The model's inputs, each with its help, in a row."""
+    model.setHelpContent(help_content)
+    for i, parameter in enumerate(parameters):
+        parameter.setHelp(help_content[parameter.name()])
+        model_parameter = QgsProcessingModelParameter(parameter.name())
+        model_parameter.setPosition(QPointF(100 + 180 * i, 60))
+        model.addModelParameter(parameter, model_parameter)
+
+
 def build(polygons: bool) -> QgsProcessingModelAlgorithm:
     kind = "label polygons" if polygons else "a label raster"
     name = "Patchwork workflow from label polygons" if polygons else "Patchwork workflow: sample, augment, train, " \
@@ -110,8 +120,7 @@ def build(polygons: bool) -> QgsProcessingModelAlgorithm:
         "copies": "Augmented copies (flips and quarter turns) made of each chip.",
         "estimator": "The scikit-learn classifier to train.",
     }
-    model.setHelpContent(help_content)
-    parameters = [
+    add_inputs(model, [
         QgsProcessingParameterRasterLayer("raster", "Raster to learn from and classify"),
         *labels,
         QgsProcessingParameterNumber("chip_size", "Chip size (px)", qgis_enums.INTEGER, 32,
@@ -119,16 +128,8 @@ def build(polygons: bool) -> QgsProcessingModelAlgorithm:
         QgsProcessingParameterNumber("copies", "Augmented copies per chip",
                                      qgis_enums.INTEGER, 2, minValue=1),
         QgsProcessingParameterEnum("estimator", "Estimator", ESTIMATORS, defaultValue=0),
-    ]
-    for i, parameter in enumerate(parameters):
-        parameter.setHelp(help_content[parameter.name()])
-        model_parameter = QgsProcessingModelParameter(parameter.name())
-        model_parameter.setPosition(QPointF(100 + 180 * i, 60))
-        model.addModelParameter(parameter, model_parameter)
-    child(model, "patchwork:samplechips", "sample", 150, {
-        "INPUT": source("param", "raster"), **labels_sources,
-        "CHIP_SIZE": source("param", "chip_size"), "STEP": source("param", "chip_size"),
-        "MAX_NODATA": source("static", 0.5)})
+    ], help_content)
+    add_sample_step(model, labels_sources)
     child(model, "patchwork:augmentchips", "augment", 400, {
         "INPUT": [QgsProcessingModelChildParameterSource.fromChildOutput("sample", "OUTPUT")],
         # Geometric only: per-band brightness changes would blur spectral classes for a pixel classifier.
@@ -146,14 +147,12 @@ def build(polygons: bool) -> QgsProcessingModelAlgorithm:
     return model
 
 
-def add_inputs(model: QgsProcessingModelAlgorithm, parameters: list, help_content: dict) -> None:
-    """The model's inputs, each with its help, in a row."""
-    model.setHelpContent(help_content)
-    for i, parameter in enumerate(parameters):
-        parameter.setHelp(help_content[parameter.name()])
-        model_parameter = QgsProcessingModelParameter(parameter.name())
-        model_parameter.setPosition(QPointF(100 + 180 * i, 60))
-        model.addModelParameter(parameter, model_parameter)
+def add_sample_step(model: QgsProcessingModelAlgorithm, labels_sources: dict) -> None:
+    """Sample chips from the raster and its labels, CHIP_SIZE apart (every workflow's first step)."""
+    child(model, "patchwork:samplechips", "sample", 150, {
+        "INPUT": source("param", "raster"), **labels_sources,
+        "CHIP_SIZE": source("param", "chip_size"), "STEP": source("param", "chip_size"),
+        "MAX_NODATA": source("static", 0.5)})
 
 
 def build_network() -> QgsProcessingModelAlgorithm:
@@ -174,10 +173,7 @@ def build_network() -> QgsProcessingModelAlgorithm:
         "chip_size": "The side of the training chips, in pixels (also the step between them); the network's tile.",
         "epochs": "The most passes over the chips (it stops earlier when the held-out chips stop improving).",
     })
-    child(model, "patchwork:samplechips", "sample", 150, {
-        "INPUT": source("param", "raster"), **labels_sources,
-        "CHIP_SIZE": source("param", "chip_size"), "STEP": source("param", "chip_size"),
-        "MAX_NODATA": source("static", 0.5)})
+    add_sample_step(model, labels_sources)
     child(model, "patchwork:trainsegmentation", "train", 450, {
         "INPUT": [QgsProcessingModelChildParameterSource.fromChildOutput("sample", "OUTPUT")],
         "PIPELINE": source("static", "geometric"), "EPOCHS": source("param", "epochs"),
