@@ -22,10 +22,12 @@ from ..errors import PatchworkError
 from ..geometry import Window
 from ..io.partials import OutputLock
 from ..io.raster import RasterSource
-from ..models import Model
+from ..models import Model, load_model
+from ..models.base import require_model_file
 from ..version import PATCHWORK_VERSION
 from .blocks import BlockProgress
-from .journal import BlockJournal
+from .executors import available_cores, resolve_workers
+from .journal import BlockJournal, file_digest
 from .model_input import DASK_NEEDS_A_FILE, InputTransform, ModelFile
 
 GROUP_TILES = 16  # tiles a group holds at most (rounded to whole batches): a few MB of input, a second or so of work
@@ -42,6 +44,24 @@ class TileGroup:
     def work(self) -> int:
         """Its share of the run, for progress."""
         return len(self.windows)
+
+
+def loaded_for_tiles(model: Model | str, device: str, workers: int,
+                     scheduler: Any) -> tuple[Model, ModelFile | None, int]:
+    """The model of a tile-group run, the file its workers load, and the local workers (1 with Dask).
+
+    A model given loaded has no file (then no Dask). onnxruntime's threads are shared out among the local workers,
+    so one worker alone keeps every core busy.
+    """
+    local_workers = 1 if scheduler else resolve_workers(workers)
+    if not isinstance(model, str):
+        if scheduler:
+            raise PatchworkError(DASK_NEEDS_A_FILE)
+        return model, None, local_workers
+    require_model_file(model)
+    model_file = ModelFile(os.path.abspath(model), False, device, file_digest(model))
+    threads = max(1, available_cores() // local_workers)
+    return load_model(model_file.path, device=device, threads=threads), model_file, local_workers
 
 
 def tile_groups(windows: list[Window], batch_size: int, breaks: list[int] | None = None) -> list[TileGroup]:

@@ -22,10 +22,10 @@ from osgeo import ogr
 
 from ..budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_int_range
 from ..engine.blocks import BlockProgress
-from ..engine.executors import available_cores, make_executor, resolve_workers
-from ..engine.journal import BlockJournal, file_digest
-from ..engine.model_input import DASK_NEEDS_A_FILE, ModelFile, input_transform, model_grid
-from ..engine.tile_groups import TileGroup, TileGroupJob, run_tile_groups, tile_groups, tile_journal
+from ..engine.executors import make_executor
+from ..engine.journal import BlockJournal
+from ..engine.model_input import input_transform, model_grid
+from ..engine.tile_groups import TileGroup, TileGroupJob, loaded_for_tiles, run_tile_groups, tile_groups, tile_journal
 from ..errors import Cancelled, PatchworkError, reports_errors
 from ..geometry import Window
 from ..io.aoi import Aoi
@@ -36,8 +36,7 @@ from ..io.raster import RasterSource, no_crs_warning
 from ..io.vectors import write_styled_layer
 from ..io.web import XyzSource
 from ..io.writer import require_writable_folder
-from ..models import load_model
-from ..models.base import Model, require_model_file
+from ..models.base import Model
 from ..progress import Feedback, SilentFeedback, check_cancelled
 
 MAX_CANDIDATE_BOXES = 2_000_000  # boxes above the score merged by NMS (a few seconds of work when they are spread out)
@@ -221,15 +220,7 @@ def detect(
     check_outputs({"OUTPUT": output}, {"INPUT": raster if isinstance(raster, str) else None,
                                        "MODEL": model if isinstance(model, str) else None})
     require_writable_folder(os.path.dirname(os.path.abspath(output)) or ".", "OUTPUT")
-    model_file = None
-    local_workers = 1 if scheduler else resolve_workers(workers)
-    if isinstance(model, str):
-        require_model_file(model)
-        model_file = ModelFile(os.path.abspath(model), False, device, file_digest(model))
-        # the cores shared out: one worker alone keeps them all busy
-        model = load_model(model_file.path, device=device, threads=max(1, available_cores() // local_workers))
-    elif scheduler:
-        raise PatchworkError(DASK_NEEDS_A_FILE)
+    model, model_file, local_workers = loaded_for_tiles(model, device, workers, scheduler)
     info = model.info
     if info.task != "detection":
         raise PatchworkError(f"MODEL: '{info.name}' is a {info.task} model, not a detector: use Classify raster "

@@ -20,11 +20,10 @@ import numpy as np
 
 from ..budget import MAX_BATCH_SIZE, MAX_TILE_SIZE, require_disk, require_int_range
 from ..engine.blocks import BlockProgress
-from ..engine.executors import available_cores, make_executor, resolve_workers
-from ..engine.journal import file_digest
-from ..engine.model_input import DASK_NEEDS_A_FILE, ModelFile, input_transform, model_grid
+from ..engine.executors import make_executor
+from ..engine.model_input import input_transform, model_grid
 from ..engine.stitching import parse_window, tile_weights
-from ..engine.tile_groups import TileGroupJob, run_tile_groups, tile_groups, tile_journal
+from ..engine.tile_groups import TileGroupJob, loaded_for_tiles, run_tile_groups, tile_groups, tile_journal
 from ..engine.tiling import TileGrid
 from ..errors import PatchworkError, reports_errors
 from ..geometry import Window
@@ -33,8 +32,7 @@ from ..io.partials import Log
 from ..io.raster import RasterSource, no_crs_warning
 from ..io.web import XyzSource
 from ..io.writer import GeoTiffWriter, require_raster_outputs
-from ..models import load_model
-from ..models.base import Model, require_model_file
+from ..models.base import Model
 from ..progress import Feedback, SilentFeedback
 
 
@@ -118,15 +116,7 @@ def superresolve(
     require_int_range("BATCH_SIZE", batch_size, 1, MAX_BATCH_SIZE)
     require_raster_outputs({"OUTPUT": output}, {"INPUT": raster if isinstance(raster, str) else None,
                                                 "MODEL": model if isinstance(model, str) else None})
-    model_file = None
-    local_workers = 1 if scheduler else resolve_workers(workers)
-    if isinstance(model, str):
-        require_model_file(model)
-        model_file = ModelFile(os.path.abspath(model), False, device, file_digest(model))
-        # the cores shared out: one worker alone keeps them all busy
-        model = load_model(model_file.path, device=device, threads=max(1, available_cores() // local_workers))
-    elif scheduler:
-        raise PatchworkError(DASK_NEEDS_A_FILE)
+    model, model_file, local_workers = loaded_for_tiles(model, device, workers, scheduler)
     info = model.info
     if info.task != "superresolution":
         raise PatchworkError(f"MODEL: '{info.name}' is a {info.task} model, not a super-resolution one: use Classify "
