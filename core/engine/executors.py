@@ -12,10 +12,11 @@ the GIL, threads share the loaded model, and nothing is forked or spawned inside
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout  # TimeoutError itself from Python 3.11
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any
 
 from ..dependencies import require
@@ -27,6 +28,7 @@ AHEAD_PER_WORKER = 2  # blocks submitted per worker before the first is written:
 TASK_PIXELS = 2048 * 2048
 WAIT_STEP = 0.1  # s between progress and cancel checks while a block is computed elsewhere
 CONNECT_TIMEOUT = 15  # s to reach a Dask scheduler
+NO_WORKERS_GRACE = 20  # s a cluster may have no workers (a nanny restarting one) before the run gives up
 
 
 def available_cores() -> int:
@@ -104,7 +106,8 @@ class DaskExecutor:
             raise PatchworkError(f"DASK_SCHEDULER: the scheduler at '{self.client.scheduler.address}' has no "
                                  "workers. Start some with `dask worker <scheduler address>`.")
         self.workers = sum(int(w.get("nthreads", 1)) for w in workers.values())
-        self.description = (f"Dask cluster at {self.client.scheduler.address}: {len(workers)} workers, "
+        self.address = self.client.scheduler.address  # (kept for messages: a lost scheduler has no address)
+        self.description = (f"Dask cluster at {self.address}: {len(workers)} workers, "
                             f"{self.workers} threads")
         trimmed = sorted({v for v in self.client.run(_malloc_trim_threshold).values() if v})
         self.notes = [] if not trimmed else [
@@ -126,9 +129,41 @@ class DaskExecutor:
         per_task = max(1, min(TASK_PIXELS // item_pixels, spread)) if item_pixels else 1
         groups = [items[i : i + per_task] for i in range(0, len(items), per_task)]
         ahead = max(self.workers, self.workers * AHEAD_PER_WORKER // per_task)
-        for results in _ordered(lambda group: self.client.submit(_each, job, group, pure=False), groups, ahead,
-                                waiting):
-            yield from results
+        self._workers_seen = time.monotonic()
+
+        def waiting_here() -> None:
+            if waiting:
+                waiting()
+            self._check_cluster()
+
+        try:
+            for results in _ordered(lambda group: self.client.submit(_each, job, group, pure=False), groups, ahead,
+                                    waiting_here):
+                yield from results
+        except (CancelledError, OSError) as exc:  # (a lost scheduler cancels the futures; a lost link is an OSError)
+            if isinstance(exc, OSError) and self.client.status == "running":
+                raise
+            raise self._lost(f"lost the Dask scheduler at '{self.address}' mid-run") from exc
+        except Exception as exc:
+            if type(exc).__name__ != "KilledWorker":  # (the job's own errors come back as they are)
+                raise
+            raise self._lost("Dask workers died computing a block, as often as the scheduler allows "
+                             "(distributed.scheduler.allowed-failures): often a worker runs out of memory; give the "
+                             "workers more, or set a smaller block size") from exc
+
+    def _check_cluster(self) -> None:
+        """Between waits: refuse to wait on a closed client, or on a cluster left without workers for long."""
+        if self.client.status in ("closing", "closed"):
+            raise self._lost(f"the Dask client lost the scheduler at '{self.address}'")
+        if self.client.scheduler_info().get("workers"):  # (kept up to date by the client, every few seconds)
+            self._workers_seen = time.monotonic()
+        elif time.monotonic() - self._workers_seen > NO_WORKERS_GRACE:
+            raise self._lost(f"the Dask scheduler at '{self.address}' has had no workers for {NO_WORKERS_GRACE} s")
+
+    def _lost(self, what: str) -> PatchworkError:
+        return PatchworkError(f"DASK_SCHEDULER: {what}. Start the scheduler and workers again (or leave "
+                              "DASK_SCHEDULER empty to run on this computer) and run again; a run with RESUME on goes "
+                              "on from the blocks it had finished.")
 
     def close(self) -> None:
         """Close the client this executor opened (a client given to it stays open)."""
@@ -146,38 +181,68 @@ def _malloc_trim_threshold() -> str | None:
     return os.environ.get("MALLOC_TRIM_THRESHOLD_")
 
 
+class _Outcome:
+    """What a future gave, fetched by its done-callback, so that the caller's thread never blocks on `result()`.
+
+    Dask's `result(timeout)` cancels its gather when the timeout passes (distributed#8514: runs whose blocks took
+    longer than a wait step to come back failed), and its `result()` waits for good for data whose worker is gone.
+    The callback's thread fetches the result instead; the caller waits on an event, in steps, between which it
+    hears cancel and checks the cluster.
+    """
+
+    def __init__(self, future: Future) -> None:
+        self.future = future
+        self.ready = threading.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        future.add_done_callback(self._fetch)
+
+    def _fetch(self, future: Future) -> None:
+        try:
+            self.value = future.result()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, which raises it
+            self.error = exc
+        finally:
+            self.ready.set()
+
+    def cancel(self) -> None:
+        """Cancel the future, if its executor can still be told (a closed Dask client cannot, and needs not)."""
+        try:
+            self.future.cancel()
+        except Exception:  # noqa: BLE001 - cleaning up after another error, which must not be masked
+            pass
+
+
 def _ordered(submit: Callable[[Any], Future], items: Iterable[Any], ahead: int,
              waiting: Callable[[], None] | None) -> Iterator[Any]:
     """Results of `submit(item)` futures in item order, with at most `ahead` submitted and not yet yielded.
 
-    concurrent.futures and Dask futures alike: `result(timeout)` and `cancel()`.
+    concurrent.futures and Dask futures alike: `add_done_callback`, `result()` and `cancel()` (see `_Outcome`).
 
-    While a result is awaited, `waiting()` runs every WAIT_STEP seconds (progress, and a cancel that
-    raises) in the caller's thread.
+    While a result is awaited, `waiting()` runs every WAIT_STEP seconds (progress, a cancel that raises, the
+    cluster's health) in the caller's thread.
     """
-    pending: deque[Future] = deque()
+    pending: deque[_Outcome] = deque()
     items = iter(items)
     try:
         for item in items:
-            pending.append(submit(item))
+            pending.append(_Outcome(submit(item)))
             if len(pending) >= ahead:
                 break
         while pending:
-            future = pending.popleft()
-            while True:
-                try:
-                    done = future.result(WAIT_STEP)
-                    break
-                except (TimeoutError, FutureTimeout):
-                    if waiting:
-                        waiting()
+            outcome = pending.popleft()
+            while not outcome.ready.wait(WAIT_STEP):
+                if waiting:
+                    waiting()
+            if outcome.error is not None:
+                raise outcome.error
             for item in items:  # keep `ahead` in flight while this one is written
-                pending.append(submit(item))
+                pending.append(_Outcome(submit(item)))
                 break
-            yield done
+            yield outcome.value
     finally:
-        for future in pending:
-            future.cancel()
+        for outcome in pending:
+            outcome.cancel()
 
 
 def make_executor(workers: int = 0, scheduler: Any = None) -> ThreadExecutor | DaskExecutor:
