@@ -52,6 +52,17 @@ class Window:
         return (self.row_off < other.row_end and other.row_off < self.row_end
                 and self.col_off < other.col_end and other.col_off < self.col_end)
 
+    def intersection(self, other: Window) -> Window | None:
+        """The pixels both windows hold, or None."""
+        r0, c0 = max(self.row_off, other.row_off), max(self.col_off, other.col_off)
+        r1, c1 = min(self.row_end, other.row_end), min(self.col_end, other.col_end)
+        return Window(r0, c0, r1 - r0, c1 - c0) if r1 > r0 and c1 > c0 else None
+
+    def contains(self, other: Window) -> bool:
+        """True when every pixel of `other` is in this window."""
+        return (self.row_off <= other.row_off and self.col_off <= other.col_off and other.row_end <= self.row_end
+                and other.col_end <= self.col_end)
+
     def is_inside(self, height: int, width: int) -> bool:
         """True when the window lies within a raster of `height` × `width` pixels."""
         return self.row_off >= 0 and self.col_off >= 0 and self.row_end <= height and self.col_end <= width

@@ -23,14 +23,14 @@ from ..io.raster import RasterSource
 from ..models import Model, ModelInfo, load_model
 from ..models.applicability import inside as applicable
 from ..progress import Feedback
-from .journal import BlockResult
+from .journal import BlockResult, Piece
 from .model_input import (
     DASK_NEEDS_A_FILE,
     InputTransform,
     ModelFile,
     input_transform,
 )
-from .stitching import BlockAccumulator, Finished, first_argmax, tile_weights
+from .stitching import BlockAccumulator, Finished, first_argmax, parse_window, tile_weights
 from .tiling import Block, TileGrid
 from .uncertainty import FROM_PROBABILITIES, disagreement, single_cover, variance
 
@@ -83,7 +83,7 @@ def memory_needed(src: RasterSource, info: ModelInfo, n_bands: int, grid: TileGr
     batch = min(batch, grid.count) if grid else batch
     item = np.dtype(info.input_dtype).itemsize
     k = max(info.n_outputs, 1)
-    area = max(b.window.height * b.window.width for b in blocks)
+    area = max(b.reach(grid).height * b.reach(grid).width for b in blocks)  # (its tiles' sums reach past it)
     inputs = [b.input_window(grid) if grid else b.window for b in blocks]
     block_input = max(w.height * w.width for w in inputs) * n_bands * (item + src.dtype.itemsize + 1)
     tiles = batch * grid.tile * grid.tile * (n_bands * item * 2 + k * 4 * 3) if grid else area * k * 8
@@ -175,12 +175,10 @@ class OutputMask:
         outside = ~inside
         main = result.main.copy()
         if info.task == "classification":
-            nodata = class_nodata(info.class_values)[1]
-            main[outside] = nodata
-            covered = int((main != nodata).sum())
+            main[outside] = class_nodata(info.class_values)[1]
         else:
             main[:, outside] = np.nan
-            covered = int((~np.isnan(main[0])).sum())
+        covered = covered_pixels(main, info)
         probabilities, uncertainty = result.probabilities, result.uncertainty
         if probabilities is not None:
             probabilities = probabilities.copy()
@@ -191,7 +189,8 @@ class OutputMask:
         aoa = result.aoa
         if aoa is not None:
             aoa = np.where(outside, np.uint8(AOA_NODATA), aoa)
-        return BlockResult(result.index, result.window, main, probabilities, covered, result.tiles, uncertainty, aoa)
+        return BlockResult(result.index, result.window, main, probabilities, covered, result.tiles, uncertainty, aoa,
+                           result.pieces)
 
 
 @dataclass
@@ -266,15 +265,19 @@ class BlockJob:
         source = block.input_window(grid)
         x = self.transform.apply(data, valid)
         t, m, size = grid.tile, grid.margin, grid.size
-        single = self.aggregation == "hardvote" and block.single_cover(grid)
+        # Its tiles' sums cover its reach (past its bottom and right edges with overlap); what lies past its edges,
+        # and its border strips that earlier blocks' tiles reach too, go on as pieces (`halos`).
+        reach, shared = block.reach(grid), block.border(grid) + block.outgoing(grid)
+        single = self.aggregation == "hardvote" and block.single_cover(grid) and not shared
         if single:  # one vote per pixel: the tile's class is the pixel's, no sums needed
             labels = np.full((b.height, b.width), -1, np.int32)
         else:
-            acc = BlockAccumulator(b, info.n_outputs, self.aggregation)
+            acc = BlockAccumulator(reach, info.n_outputs, self.aggregation,
+                                   counts=parse_window(self.window)[0] == "boxcar")
         # what the uncertainty map needs besides: each tile's class (disagreement), its values squared (variance)
-        votes = BlockAccumulator(b, info.n_outputs, "hardvote") \
+        votes = BlockAccumulator(reach, info.n_outputs, "hardvote", counts=True) \
             if self.uncertainty == "disagreement" and not single else None
-        squares = BlockAccumulator(b, info.n_outputs, "mean") if self.uncertainty == "variance" else None
+        squares = BlockAccumulator(reach, info.n_outputs, "mean") if self.uncertainty == "variance" else None
         ones = np.ones((size, size)) if votes is not None else None
         weights: dict[tuple[bool, ...], np.ndarray] = {}
         anchors = [(r, c) for r in block.tile_rows for c in block.tile_cols]  # row-major, in every block
@@ -309,9 +312,13 @@ class BlockJob:
                     squares.add(r, c, prediction.astype(np.float64) ** 2, weights[flags], inner_valid)
         if single:
             return self._from_labels(block, labels, predicted)
-        return finished_block(block.index, acc.finish(), info, self.probabilities, predicted, self.aggregation,
-                              self.uncertainty, votes.finish() if votes else None,
-                              squares.finish() if squares else None)
+        sums, votes, squares = (None if a is None else a.finish() for a in (acc, votes, squares))
+        mine = [None if f is None else f.part(b, copy=False) for f in (sums, votes, squares)]
+        result = finished_block(block.index, mine[0], info, self.probabilities, predicted, self.aggregation,
+                                self.uncertainty, mine[1], mine[2])
+        result.pieces = [Piece(w, *(None if f is None else f.part(w) for f in (sums, votes, squares)))
+                         for w in shared]
+        return result
 
     def _one_hot(self, labels: np.ndarray, covered: np.ndarray) -> np.ndarray:
         """Vote shares of single votes: 1 for the class voted, 0 for the others, NaN where no vote."""
@@ -376,6 +383,13 @@ class BlockJob:
         uncertainty = single_cover(self.uncertainty, valid, shares, 1) if self.uncertainty else None
         return BlockResult(block.index, block.window, class_map(self.info, labels, valid),
                            shares if self.probabilities else None, covered, 0, uncertainty, aoa)
+
+
+def covered_pixels(main: np.ndarray, info: ModelInfo) -> int:
+    """Pixels with data in (a part of) a block's main array: classes other than nodata, or values not NaN."""
+    if info.task == "classification":
+        return int((main != class_nodata(info.class_values)[1]).sum())
+    return int((~np.isnan(main[0])).sum())
 
 
 def class_map(info: ModelInfo, winners: np.ndarray, covered: np.ndarray) -> np.ndarray:

@@ -13,19 +13,43 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..geometry import Window
 from ..io.partials import Log, sweep_debris
+from .stitching import Finished
 
 RUN_FILE = "run.json"
 
 
 @dataclass
+class Piece:
+    """Sums of some tiles over `window`, to be added where other blocks' tiles reach too (see `halos`)."""
+
+    window: Window
+    sums: Finished  # the aggregation's sums
+    votes: Finished | None = None  # each tile's vote (the disagreement measure)
+    squares: Finished | None = None  # the values squared (the variance measure)
+
+    def part(self, window: Window) -> Piece:
+        """The piece over `window` (inside its own), with arrays of its own."""
+        return Piece(window, *(None if f is None else f.part(window) for f in (self.sums, self.votes, self.squares)))
+
+    def add(self, other: Piece) -> None:
+        """Add `other` where the two meet."""
+        for mine, theirs in ((self.sums, other.sums), (self.votes, other.votes), (self.squares, other.squares)):
+            if mine is not None:
+                mine.add(theirs)
+
+
+@dataclass
 class BlockResult:
-    """One computed block: the arrays to write at `window`, ready for the writer."""
+    """One computed block: the arrays to write at `window`.
+
+    Until `halos` completes it, also the sums of its border strips and of the strips past its edges (`pieces`).
+    """
 
     index: int
     window: Window
@@ -35,6 +59,7 @@ class BlockResult:
     tiles: int  # model tiles it predicted
     uncertainty: np.ndarray | None = None  # (h, w) float32, or (K, h, w) for values' variance
     aoa: np.ndarray | None = None  # (h, w) uint8: 1 inside the model's area of applicability, 0 outside, 255 nodata
+    pieces: list[Piece] = field(default_factory=list)  # its border strips and the strips past its edges
 
 
 def file_digest(path: str) -> str:
@@ -102,15 +127,28 @@ class BlockJournal:
         if saved is None or "main" not in saved:
             self.done.discard(index)
             return None
+        pieces = []
+        for k in range(int(saved.get("pieces", 0))):
+            parts = [Finished(Window(*saved[f"piece{k}_{name}_window"].tolist()), saved[f"piece{k}_{name}_sums"],
+                              saved[f"piece{k}_{name}_weight"]) if f"piece{k}_{name}_sums" in saved else None
+                     for name in ("sums", "votes", "squares")]
+            pieces.append(Piece(parts[0].window, *parts))
         return BlockResult(index, window, saved["main"], saved.get("probabilities"), int(saved["covered"]), 0,
-                           saved.get("uncertainty"), saved.get("aoa"))
+                           saved.get("uncertainty"), saved.get("aoa"), pieces)
 
     def save(self, result: BlockResult) -> None:
-        """Keep a finished block (when resumable)."""
-        arrays = {"main": result.main, "covered": np.int64(result.covered)}
+        """Keep a computed block (when resumable): its arrays, and its pieces as they came from its tiles."""
+        arrays = {"main": result.main, "covered": np.int64(result.covered), "pieces": np.int64(len(result.pieces))}
         for name in ("probabilities", "uncertainty", "aoa"):
             if getattr(result, name) is not None:
                 arrays[name] = getattr(result, name)
+        for k, piece in enumerate(result.pieces):
+            for name in ("sums", "votes", "squares"):
+                part = getattr(piece, name)
+                if part is not None:
+                    w = part.window
+                    arrays[f"piece{k}_{name}_window"] = np.array([w.row_off, w.col_off, w.height, w.width])
+                    arrays[f"piece{k}_{name}_sums"], arrays[f"piece{k}_{name}_weight"] = part.sums, part.weight
         self.save_arrays(result.index, arrays)
 
     def load_arrays(self, index: int) -> dict[str, np.ndarray] | None:

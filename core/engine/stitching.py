@@ -20,6 +20,7 @@ WINDOWS: tuple[str, ...] = ("boxcar", "hann", "triangular", "tukey", "gaussian")
 WINDOW_PARAMETERS = {"tukey": ("alpha", 0.5), "gaussian": ("sigma", 0.5)}  # their parameter's name and default
 SMALLEST_WEIGHT = 1e-12  # what a zero of a window weighs: a pixel only it reaches keeps its value
 AGGREGATIONS: tuple[str, ...] = ("hardvote", "softvote", "mean")
+CLASS_PLANES = 16  # up to this many classes, hard votes are added plane by plane (faster than one scattered pass)
 WindowName = Literal["boxcar", "hann", "triangular"]
 AggregationName = Literal["hardvote", "softvote", "mean"]
 
@@ -158,6 +159,30 @@ class Finished:
         """Index of the largest sum per pixel; ties go to the lowest index."""
         return first_argmax(self.sums)
 
+    def part(self, window: Window, copy: bool = True) -> Finished:
+        """The sums over `window` (inside this one).
+
+        Copied unless asked not to, so that a part handed on does not keep the whole alive.
+        """
+        if window == self.window and not copy:
+            return self
+        rows = slice(window.row_off - self.window.row_off, window.row_end - self.window.row_off)
+        cols = slice(window.col_off - self.window.col_off, window.col_end - self.window.col_off)
+        sums, weight = self.sums[:, rows, cols], self.weight[rows, cols]
+        return Finished(window, sums.copy(), weight.copy()) if copy else Finished(window, sums, weight)
+
+    def add(self, other: Finished) -> None:
+        """Add the sums of `other` where the two windows meet (in place: a part's arrays are its own)."""
+        both = self.window.intersection(other.window)
+        if both is None:
+            return
+        here = (slice(both.row_off - self.window.row_off, both.row_end - self.window.row_off),
+                slice(both.col_off - self.window.col_off, both.col_end - self.window.col_off))
+        there = (slice(both.row_off - other.window.row_off, both.row_end - other.window.row_off),
+                 slice(both.col_off - other.window.col_off, both.col_end - other.window.col_off))
+        self.sums[(slice(None), *here)] += other.sums[(slice(None), *there)]
+        self.weight[here] += other.weight[there]
+
 
 class BlockAccumulator:
     """Float64 sums over one block of the output, fed tile by tile in raster coordinates.
@@ -167,13 +192,19 @@ class BlockAccumulator:
     give bit-identical results however the output is cut.
     """
 
-    def __init__(self, window: Window, channels: int, aggregation: str) -> None:
+    def __init__(self, window: Window, channels: int, aggregation: str, counts: bool = False) -> None:
+        """Zero sums over `window`.
+
+        `counts`: every weight added is 1 (hard votes with a boxcar window), so the sums are small whole numbers,
+        exact in float32: half the memory and memory traffic of float64.
+        """
         check_choice("aggregation", aggregation, AGGREGATIONS)
         self.window = window
         self.channels = channels
         self.aggregation = aggregation
-        self.sums = np.zeros((channels, window.height, window.width))
-        self.weight = np.zeros((window.height, window.width))
+        dtype = np.float32 if counts and aggregation == "hardvote" else np.float64
+        self.sums = np.zeros((channels, window.height, window.width), dtype)
+        self.weight = np.zeros((window.height, window.width), dtype)
 
     def add(self, row_off: int, col_off: int, values: np.ndarray, weights: np.ndarray, valid: np.ndarray) -> None:
         """Add one tile whose top-left output pixel is (row_off, col_off) in the raster.
@@ -191,10 +222,16 @@ class BlockAccumulator:
         values, valid = values[(..., *inside)], valid[inside]
         if self.aggregation == "hardvote":
             valid = valid & (values >= 0) & (values < self.channels)
-        w_valid = np.where(valid, weights[inside], 0.0)
+        w_valid = np.where(valid, weights[inside], 0.0).astype(self.weight.dtype, copy=False)
         self.weight[here] += w_valid
-        if self.aggregation == "hardvote":
-            # Σ w per class, one pass: each pixel of a tile votes for one class, so no index repeats.
+        if self.aggregation == "hardvote" and self.channels <= CLASS_PLANES:
+            # Σ w per class, a contiguous pass per class plane (adding only where the pixel votes for it: the same
+            # sums, bit for bit, as one scattered pass, which took a third of a cheap model's run)
+            for k in range(self.channels):
+                plane = self.sums[(k, *here)]
+                np.add(plane, w_valid, out=plane, where=values == k)
+        elif self.aggregation == "hardvote":
+            # Σ w per class, one scattered pass: each pixel of a tile votes for one class, so no index repeats.
             rows, cols = np.nonzero(valid)
             self.sums[values[rows, cols], rows + here[0].start, cols + here[1].start] += w_valid[rows, cols]
         else:

@@ -25,6 +25,7 @@ from ..engine.blocks import (
     memory_needed,
 )
 from ..engine.executors import AHEAD_PER_WORKER, make_executor, resolve_workers
+from ..engine.halos import HaloExchange
 from ..engine.journal import BlockJournal, file_digest
 from ..engine.map_writer import OUTPUT_FORMATS, ClassMapSideOutputs, MapWriter
 from ..engine.model_input import (
@@ -165,7 +166,7 @@ def classify(
         resume: Keep finished blocks in a journal beside the output, so the same run started again continues.
         device: Where ONNX models compute: "auto", "cpu" or "cuda".
         output_format: "GTiff", or "COG" (Cloud-optimised GeoTIFF with overviews).
-        block_size: The side of the independent blocks in pixels (default about 2048).
+        block_size: The side of the blocks in pixels (default about 768 with tiles, 1024 for a per-pixel model).
         min_segment: Class-map segments of fewer pixels take their largest neighbour's class (default: the
             model's seg_small_segment metadata, else 0: none are removed).
         vector_output: A GeoPackage of the class map's polygons to write too (class, name, area_m2).
@@ -416,8 +417,8 @@ def _write_blocks(plan: ClassifyPlan, src: RasterSource, executor, outputs: Exit
     job = BlockJob(src.path, plan.transform, plan.grid, a["window"], a["aggregation"], plan.batch_size, info,
                    bool(probabilities), plan.model_file, plan.model, progress, plan.output_mask, plan.measure,
                    bool(a["aoa"]))
-    # Blocks that reach no pixel inside the mask are nodata, computed from nothing.
-    skipped = {b.index for b in blocks if not b.window.overlaps(plan.mask_box)}
+    # Blocks whose tiles reach no pixel inside the mask are nodata, computed from nothing.
+    skipped = {b.index for b in blocks if not b.reach(plan.grid).overlaps(plan.mask_box)}
     if plan.output_mask is not None:
         feedback.info(f"Mask: {len(blocks) - len(skipped)} of {len(blocks)} blocks reach inside it; outside, the "
                       "map is nodata.")
@@ -440,6 +441,7 @@ def _write_blocks(plan: ClassifyPlan, src: RasterSource, executor, outputs: Exit
                             progress.poll, item_pixels=plan.side * plan.side)
     outputs.callback(progress.cancelled.set)  # an error or cancel stops the workers at their next tile
     outputs.callback(computed.close)  # … and what has not started
+    halos = HaloExchange(blocks, job)  # what tiles add past their block's edges, handed on to the next blocks
     predicted = resumed = 0
     for block in blocks:
         progress.poll()
@@ -453,8 +455,8 @@ def _write_blocks(plan: ClassifyPlan, src: RasterSource, executor, outputs: Exit
                 journal.save(result)
         else:
             result = next(computed)
-            journal.save(result)
-        writers.write(result)
+            journal.save(result)  # (as computed: a resumed run completes its border again, the same way)
+        writers.write(halos.complete(block, result))
         predicted += result.tiles
         progress.block_written(block)
     progress.poll()
@@ -644,6 +646,7 @@ def _run_description(src: RasterSource, model_file: ModelFile | None, job: Block
         "mask": job.mask.wkt if job.mask else None,
         "transform": repr(job.transform), "grid": repr(job.grid), "window": job.window,
         "aggregation": job.aggregation, "batch_size": job.batch_size, "block_side": side,
+        "blocks": "own the tiles that start in them; halos handed on",  # (a journal of blocks made otherwise: not ours)
         "outputs": [os.path.abspath(p) for p in (output, probabilities) if p], "format": output_format,
         **({"uncertainty": [job.uncertainty, os.path.abspath(uncertainty)]} if uncertainty else {}),
         **({"aoa": os.path.abspath(aoa)} if aoa else {}),

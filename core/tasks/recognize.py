@@ -68,7 +68,7 @@ def recognize(raster: str | XyzSource, model: Model | str, query: str, output: s
             file and are sent the query's embedding.
         resume: Keep finished blocks in a journal beside the output, so that the same run (the same query too)
             started again continues.
-        block_size: The side of the independent blocks in pixels (default about 2048).
+        block_size: The side of the blocks in pixels (default about 768 with tiles, 1024 for a per-pixel model).
         mask: Polygons (any CRS) outside which the map is nodata.
         resolution: The pixel size the model runs at, in the raster's units (default: the model's resolution
             metadata, else the raster's own).
