@@ -79,9 +79,13 @@ class Sample:
 _SAMPLE_FIELDS = frozenset(f.name for f in dataclasses.fields(Sample))
 
 
-def chip_seed(seed: int, chip_id: int, copy: int = 0) -> int:
-    """The seed of one augmented copy of one chip: independent streams for every (seed, chip, copy)."""
-    state = np.random.SeedSequence([int(seed), int(chip_id), int(copy)]).generate_state(1, np.uint64)[0]
+def chip_seed(seed: int, chip_id: int, copy: int = 0, source: int = 0) -> int:
+    """The seed of one augmented copy of one chip: independent streams for every (seed, chip, copy).
+
+    `source` tells apart chips with the same id in several indexes read together (0, the first, adds nothing).
+    """
+    entropy = [int(seed), int(chip_id), int(copy)] + ([int(source)] if source else [])
+    state = np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]
     return int(state) >> 1  # 63 bits: fits the index's Integer64 field
 
 

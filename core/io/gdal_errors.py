@@ -52,14 +52,16 @@ def opened(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return result
 
 
-def open_raster(path: str, drivers: list[str] | None = None) -> gdal.Dataset:
+def open_raster(path: str, drivers: list[str] | None = None, options: list[str] | None = None) -> gdal.Dataset:
     """A raster dataset; RuntimeError with GDAL's reason (OF_VERBOSE_ERROR: the same reason in either setting).
 
-    `drivers` limits which GDAL drivers may open it (GDAL picks a driver by content, not by the name's extension).
+    `drivers` limits which GDAL drivers may open it (GDAL picks a driver by content, not by the name's extension);
+    `options` are the driver's open options.
     """
-    if drivers:
-        return opened(gdal.OpenEx, path, gdal.OF_RASTER | gdal.OF_VERBOSE_ERROR, allowed_drivers=drivers)
-    return opened(gdal.OpenEx, path, gdal.OF_RASTER | gdal.OF_VERBOSE_ERROR)
+    extra = {"allowed_drivers": drivers} if drivers else {}
+    if options:
+        extra["open_options"] = options
+    return opened(gdal.OpenEx, path, gdal.OF_RASTER | gdal.OF_VERBOSE_ERROR, **extra)
 
 
 def open_vector(path: str) -> gdal.Dataset:

@@ -24,14 +24,19 @@ def default_fill(dtype: np.dtype) -> float:
 class RasterSource:
     """A raster opened for windowed reads. Pixels outside the raster read as the fill value."""
 
-    def __init__(self, path: str, role: str = "INPUT", drivers: list[str] | None = None) -> None:
-        """Open `path`; `drivers` limits the GDAL drivers that may read it (chips: GeoTIFF only, never a VRT)."""
+    def __init__(self, path: str, role: str = "INPUT", drivers: list[str] | None = None,
+                 known_crs_wkt: str | None = None, open_options: list[str] | None = None) -> None:
+        """Open `path`; `drivers` limits the GDAL drivers that may read it (chips: GeoTIFF only, never a VRT).
+
+        `known_crs_wkt`: the raster's CRS when the caller holds it already (a chip index holds its chips'): GDAL's
+        CRS lookup, a third of the time of opening a small chip, is then skipped. `open_options`: the driver's.
+        """
         self.path = str(path)
         self.role = role
         if not os.path.exists(self.path) and not self.path.startswith("/vsi"):
             raise PatchworkError(f"{role}: no raster at '{self.path}'. Check the path.")
         try:
-            self.dataset = open_raster(self.path, drivers)
+            self.dataset = open_raster(self.path, drivers, open_options)
         except RuntimeError as exc:
             kind = f"a {' or '.join(drivers)} raster" if drivers else "a raster"
             raise PatchworkError(f"{role}: GDAL cannot open '{self.path}' as {kind} ({one_line(exc)}).") from exc
@@ -52,7 +57,7 @@ class RasterSource:
                                  "Patchwork does not read. Make real bands first (e.g. amplitude and phase with the "
                                  "Raster Calculator or gdal_calc).")
         self.geotransform: GeoTransform = tuple(ds.GetGeoTransform())
-        self.crs_wkt: str = ds.GetProjection() or ""
+        self.crs_wkt: str = known_crs_wkt if known_crs_wkt is not None else ds.GetProjection() or ""
         self.nodata: list[float | None] = [ds.GetRasterBand(b).GetNoDataValue() for b in range(1, self.count + 1)]
         self.block_size: tuple[int, int] = tuple(band.GetBlockSize())  # (cols, rows)
         self.band_descriptions = [ds.GetRasterBand(b).GetDescription() for b in range(1, self.count + 1)]
@@ -121,9 +126,9 @@ class RasterSource:
         ring = footprint(self.geotransform, self.height, self.width)
         return "POLYGON ((" + ", ".join(f"{x!r} {y!r}" for x, y in ring) + "))"
 
-    def read(self, window: Window, bands: list[int] | None = None,
-             fill: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Read a window as (C, h, w) plus a (h, w) validity mask.
+    def read(self, window: Window, bands: list[int] | None = None, fill: float | None = None,
+             validity: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Read a window as (C, h, w) plus a (h, w) validity mask (None with `validity` False: not made).
 
         Pixels outside the raster hold `fill` (default: the nodata value, else NaN or 0) and are
         invalid; so are pixels that GDAL's mask marks (nodata, alpha, internal masks) in any of the
@@ -141,7 +146,7 @@ class RasterSource:
             if block is None:
                 raise RuntimeError("no pixels returned")
             block = block.reshape(len(bands), inner.height, inner.width)
-            mask = self._valid(block, bands, args)
+            mask = self._valid(block, bands, args) if validity else None
         except RuntimeError as exc:
             raise PatchworkError(
                 f"{self.role}: GDAL cannot read the {inner.width}x{inner.height} px at column {inner.col_off}, row "
@@ -154,6 +159,8 @@ class RasterSource:
         valid = np.zeros((window.height, window.width), dtype=bool)
         r0, c0 = inner.row_off - window.row_off, inner.col_off - window.col_off
         data[:, r0 : r0 + inner.height, c0 : c0 + inner.width] = block
+        if not validity:
+            return data, None
         valid[r0 : r0 + inner.height, c0 : c0 + inner.width] = mask
         return data, valid
 

@@ -18,13 +18,13 @@ from osgeo import ogr
 from ..budget import MAX_COPIES, require_disk, require_int_range
 from ..data.augment import Augmentation, Compose, Sample, chip_seed, load_pipeline
 from ..data.chips import (
-    CHIP_DRIVERS,
     INDEX_FIELDS,
     ChipPool,
     DatasetOutput,
     FileWriters,
     _nodata_fraction,
     index_crs_wkt,
+    open_chip,
     read_chip_and_bands,
     read_index,
     valid_pixels,
@@ -36,7 +36,6 @@ from ..data.stats import BandStatistics
 from ..engine.executors import resolve_workers
 from ..errors import PatchworkError, reports_errors
 from ..io.paths import check_outputs
-from ..io.raster import RasterSource
 from ..io.writer import require_writable_folder
 from ..progress import Feedback, SilentFeedback, check_cancelled
 
@@ -94,7 +93,7 @@ def augment_chips(index: str, pipeline: Augmentation | str, out_dir: str, index_
     check_outputs({"OUTPUT": index_path}, {"INPUT": index, "PIPELINE": pipeline_file, "INPUT chip": chip_files},
                   {"OUTPUT_DIR": out_dir})
     require_writable_folder(out_dir, "OUTPUT_DIR")
-    with RasterSource(records[0]["image_path"], "INPUT", CHIP_DRIVERS) as first:
+    with open_chip(records[0]["image_path"]) as first:
         pixel_bytes = first.count * first.dtype.itemsize + (1 if records[0].get("label_path") else 0)
     chip_bytes = sum(r["height"] * r["width"] for r in records) * pixel_bytes  # uncompressed: an upper bound
     require_disk(out_dir, chip_bytes * copies, "OUTPUT_DIR", f"{len(records):,} chips × {copies} copies",
