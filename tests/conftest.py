@@ -70,6 +70,24 @@ def files_under(folder: str) -> list[str]:
     return sorted(found)
 
 
+class Recorder:
+    """A core Feedback that keeps the log's lines and, with `action`, does it once when progress passes `at`."""
+
+    def __init__(self, at: float = 101, action=None) -> None:
+        self.at, self.action, self.lines = at, action, []
+
+    def set_progress(self, percent: float) -> None:
+        if percent > self.at and self.action:
+            action, self.action = self.action, None
+            action()
+
+    def is_cancelled(self) -> bool:
+        return False
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
+
+
 class CancelAfter:
     """A core Feedback that records progress and cancels once it has been called `calls` times."""
 

@@ -110,3 +110,25 @@ def reservoir(sample: np.ndarray, seen: int, values: np.ndarray, size: int,
         keep = slots < size
         sample[slots[keep]] = rest[keep]  # in order: a later value in the same slot wins, as one by one
     return sample, seen + values.size
+
+
+def pooled_statistics(datasets: list[list[dict]]) -> list[dict]:
+    """The band statistics of several datasets' chips taken together: count, mean, std, min and max per band.
+
+    Exact (Chan's parallel update of the mean and the sum of squared differences); the percentiles cannot be pooled
+    from the parts, so they are left out. A single dataset's statistics are returned as they are.
+    """
+    if len(datasets) == 1:
+        return datasets[0]
+    pooled = []
+    for bands in zip(*datasets):
+        parts = [b for b in bands if b.get("count")]
+        n = sum(b["count"] for b in parts)
+        if not n:
+            pooled.append({"count": 0, "mean": None, "std": None, "min": None, "max": None})
+            continue
+        mean = sum(b["count"] * b["mean"] for b in parts) / n
+        m2 = sum(b["count"] * (b["std"] ** 2 + (b["mean"] - mean) ** 2) for b in parts)
+        pooled.append({"count": n, "mean": mean, "std": float(np.sqrt(m2 / n)),
+                       "min": min(b["min"] for b in parts), "max": max(b["max"] for b in parts)})
+    return pooled

@@ -21,6 +21,7 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -29,7 +30,7 @@ from osgeo import osr
 
 from ..data.augment import load_pipeline
 from ..data.chip_dataset import ChipDataset
-from ..data.chips import dataset_classes, index_crs_wkt, read_chip, read_index, read_manifest
+from ..data.chips import index_crs_wkt, read_chip
 from ..dependencies import require
 from ..errors import PatchworkError, reports_errors
 from ..io.partials import write_file_atomically
@@ -67,10 +68,10 @@ class SegmentationResult:
 def spatial_split(records: list[dict], validation_fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Chip numbers for training and validation, apart on the ground.
 
-    The scene is cut into square blocks of BLOCK_CHIPS chip sides; each chip belongs to the block of its centre
-    (augmented copies of a chip with it). Whole blocks are held out, in a random order (SEED), until about
-    `validation_fraction` of the chips are; training chips that overlap a validation chip are left out, so that no
-    validation pixel is also a training pixel.
+    Each scene (the raster a chip was cut from, its record's `source`) is cut into square blocks of BLOCK_CHIPS chip
+    sides; each chip belongs to the block of its centre (augmented copies of a chip with it). Whole blocks are held
+    out, in a random order (SEED), until about `validation_fraction` of the chips are; training chips that overlap a
+    validation chip of their scene are left out, so that no validation pixel is also a training pixel.
     """
     n = len(records)
     if validation_fraction <= 0:
@@ -78,7 +79,9 @@ def spatial_split(records: list[dict], validation_fraction: float, seed: int) ->
     boxes = np.array([[r["row_off"], r["col_off"], r["row_off"] + r["height"], r["col_off"] + r["width"]]
                       for r in records], float)
     side = BLOCK_CHIPS * float(np.median(boxes[:, 2] - boxes[:, 0]))
-    block_of = [(int((r0 + r1) / 2 // side), int((c0 + c1) / 2 // side)) for r0, c0, r1, c1 in boxes]
+    scene = np.array([r["source"] for r in records])
+    block_of = [(s, int((r0 + r1) / 2 // side), int((c0 + c1) / 2 // side))
+                for s, (r0, c0, r1, c1) in zip(scene, boxes)]
     blocks = sorted(set(block_of))
     if len(blocks) < 2:
         raise PatchworkError("INPUT: all chips lie in one block of the scene, so none can be held out for validation "
@@ -91,9 +94,10 @@ def spatial_split(records: list[dict], validation_fraction: float, seed: int) ->
         held_blocks.add(blocks[b])
         held += sum(1 for k in block_of if k == blocks[b])
     validation = [i for i in range(n) if block_of[i] in held_blocks]
-    v = boxes[validation]
+    v, v_scene = boxes[validation], scene[validation]
     training = [i for i in range(n) if block_of[i] not in held_blocks and not np.any(
-        (v[:, 0] < boxes[i, 2]) & (v[:, 2] > boxes[i, 0]) & (v[:, 1] < boxes[i, 3]) & (v[:, 3] > boxes[i, 1]))]
+        (v_scene == scene[i]) & (v[:, 0] < boxes[i, 2]) & (v[:, 2] > boxes[i, 0]) & (v[:, 1] < boxes[i, 3])
+        & (v[:, 3] > boxes[i, 1]))]
     if not training:
         raise PatchworkError("INPUT: every training chip overlaps a validation chip; sample chips that overlap less "
                              "(a larger STEP), or set VALIDATION_FRACTION to 0.")
@@ -208,7 +212,7 @@ def _pick_device(torch, device: str) -> str:
 
 
 @reports_errors
-def train_segmentation(index: str, output_model: str, *, pipeline: str | None = None, epochs: int = 30,
+def train_segmentation(index: str | Sequence[str], output_model: str, *, pipeline: str | None = None, epochs: int = 30,
                        batch_size: int = 8, learning_rate: float = 0.003, validation_fraction: float = 0.2,
                        patience: int = 6, seed: int = 0, device: str = "auto", architecture: str = "unet",
                        report: str | None = None, feedback: Feedback | None = None,
@@ -216,7 +220,8 @@ def train_segmentation(index: str, output_model: str, *, pipeline: str | None = 
     """Train a U-Net on the image and label chips of `index` and write it to `output_model` (ONNX).
 
     Args:
-        index: A chip index with label chips (Sample chips with LABELS, or Augment chips of one).
+        index: A chip index with label chips (Sample chips with LABELS, or Augment chips of one), or several that
+            agree on bands and classes (e.g. chips of several scenes).
         output_model: The ONNX model to write (replaced only when the run completes).
         pipeline: An augmentation pipeline (JSON, a .json file or a preset name) drawn on every batch; None: none.
         epochs: The most passes over the training chips.
@@ -249,34 +254,40 @@ def train_segmentation(index: str, output_model: str, *, pipeline: str | None = 
         raise PatchworkError(f"ARCHITECTURE: '{architecture}' — Patchwork trains {', '.join(ARCHITECTURES)}.")
     if not output_model.lower().endswith(".onnx"):
         raise PatchworkError("OUTPUT_MODEL: the network is written as ONNX: give it a .onnx name.")
-    check_outputs({"OUTPUT_MODEL": output_model, "OUTPUT_REPORT": report}, {"INPUT": index})
+    indexes = [index] if isinstance(index, str) else list(index)
+    if len({os.path.realpath(path) for path in indexes}) < len(indexes):
+        raise PatchworkError("INPUT: a chip index is given twice, which would count its chips twice; give each once.")
+    check_outputs({"OUTPUT_MODEL": output_model, "OUTPUT_REPORT": report}, {"INPUT": indexes})
     augmentation = load_pipeline(pipeline) if pipeline else None
     if augmentation is not None and "MixUp" in json.dumps(augmentation.to_config()):
         raise PatchworkError("PIPELINE: MixUp blends labels into class weights, which this trainer does not take; "
                              "remove MixUp (CutMix keeps whole labels).")
     torch = require("torch", "Training a segmentation network")
-    records = read_index(index)
-    if not records:
-        raise PatchworkError(f"INPUT: the chip index '{index}' has no chips.")
+    chips = ChipDataset(indexes, None, seed, cache_bytes=CHIP_CACHE_BYTES)  # (refuses indexes that disagree)
+    records = chips.records
     counts, tile, dtype = _chip_classes(records, feedback)
     training, validation = spatial_split(records, validation_fraction, seed)
     run_on = _pick_device(torch, device)
     if check_only:
         return None
     values = sorted(counts)
-    names_colours = dataset_classes(index)
+    names_colours = chips.classes
     names = [names_colours.get(v, (f"class {v}", None))[0] for v in values]
     scale = 1 / 255 if dtype == np.uint8 else 1.0
-    statistics = read_manifest(index).get("band_statistics") or []
+    statistics = chips.band_statistics
     mean = np.array([b.get("mean", 0.0) * scale for b in statistics] or [0.0], np.float32).reshape(-1, 1, 1)
     # (a constant band, e.g. an alpha band, keeps std 1: its standardised value is 0)
     std = np.array([(b.get("std") or 0.0) * scale or 1.0 for b in statistics] or [1.0], np.float32).reshape(-1, 1, 1)
-    data = _Data(ChipDataset(index, augmentation, seed, cache_bytes=CHIP_CACHE_BYTES),
+    data = _Data(ChipDataset(indexes, augmentation, seed, cache_bytes=CHIP_CACHE_BYTES),
                  {v: i for i, v in enumerate(values)}, scale, mean, std, tile)
-    plain = _Data(ChipDataset(index, None, seed, cache_bytes=CHIP_CACHE_BYTES), data.lut, scale, mean, std, tile)
+    plain = _Data(chips, data.lut, scale, mean, std, tile)
     n_bands = read_chip(records[0]).image.shape[0]
     weights = np.array([counts[v] for v in values], float)
     weights = weights.sum() / (len(weights) * weights)  # inverse frequency, mean 1 over the classes
+    if len(indexes) > 1:
+        feedback.info(f"{len(indexes)} chip indexes: " + ", ".join(
+            f"{os.path.basename(path)} ({sum(r['index_number'] == k for r in records)} chips)"
+            for k, path in enumerate(indexes)))
     feedback.info(f"Training a U-Net on {run_on}: {len(training)} chips of {tile} px ({n_bands} bands), "
                   f"{len(validation)} held out by blocks of the scene ({len(records) - len(training) - len(validation)}"
                   " left out for overlapping them); classes "
@@ -292,12 +303,13 @@ def train_segmentation(index: str, output_model: str, *, pipeline: str | None = 
             torch.use_deterministic_algorithms(deterministic)
         result.output, result.class_values, result.class_names = output_model, values, names
         result.input_scale = scale
-        metadata = _metadata(index, records, tile, values, names, names_colours, n_bands, scale, mean, std, seed,
+        metadata = _metadata(indexes, records, tile, values, names, names_colours, n_bands, scale, mean, std, seed,
                              result)
         write_file_atomically(output_model, _onnx(torch, best, n_bands, tile, metadata))
     result.seconds = time.perf_counter() - started
     if report:
-        settings = {"chip index": index, "chips (training / validation)": f"{len(training)} / {len(validation)}",
+        settings = {"chip index" if len(indexes) == 1 else "chip indexes": ", ".join(indexes),
+                    "chips (training / validation)": f"{len(training)} / {len(validation)}",
                     "tile": f"{tile} px, {n_bands} bands", "pipeline": pipeline or "none", "epochs (at most)": epochs,
                     "batch size": batch_size, "learning rate": learning_rate, "patience": patience, "seed": seed,
                     "input": f"values × {scale:.6g}, standardised per band"}
@@ -430,13 +442,15 @@ def _onnx(torch, net, n_bands: int, tile: int, metadata: dict) -> bytes:
     return model.SerializeToString()
 
 
-def _metadata(index: str, records: list[dict], tile: int, values: list[int], names: list[str], names_colours: dict,
-              n_bands: int, scale: float, mean: np.ndarray, std: np.ndarray, seed: int,
+def _metadata(indexes: list[str], records: list[dict], tile: int, values: list[int], names: list[str],
+              names_colours: dict, n_bands: int, scale: float, mean: np.ndarray, std: np.ndarray, seed: int,
               result: SegmentationResult) -> dict:
     """Deepness's metadata and Patchwork's, for the exported network."""
     gt = read_chip(records[0]).geotransform
-    with open(index, "rb") as fh:
-        digest = hashlib.sha256(fh.read()).hexdigest()
+    digest = hashlib.sha256()
+    for index in indexes:
+        with open(index, "rb") as fh:
+            digest.update(fh.read())
     metadata = {
         "model_type": "Segmentor",
         "class_names": {str(i): name for i, name in enumerate(names)},
@@ -449,13 +463,13 @@ def _metadata(index: str, records: list[dict], tile: int, values: list[int], nam
         "patchwork:input_scale": scale,
         "patchwork:input_offset": 0.0,
         "patchwork:trained_with": "U-Net (Patchwork, PyTorch)",
-        "patchwork:training": {"chip_index_sha256": digest, "seed": seed, "epochs": result.epochs_run,
+        "patchwork:training": {"chip_index_sha256": digest.hexdigest(), "seed": seed, "epochs": result.epochs_run,
                                "best_epoch": result.best_epoch, "val_accuracy": result.val_accuracy,
                                "val_miou": result.val_miou, "chips": len(records),
-                               "index": os.path.basename(index)},
+                               "index": ", ".join(os.path.basename(index) for index in indexes)},
     }
     srs = osr.SpatialReference()
-    crs_wkt = index_crs_wkt(index)
+    crs_wkt = index_crs_wkt(indexes[0])
     if gt is not None and crs_wkt and srs.ImportFromWkt(crs_wkt) == 0 and srs.IsProjected():
         # cm per pixel (Deepness's unit); a quarter-turned chip's pixel size is in its geotransform's other terms
         metadata["resolution"] = float(np.hypot(gt[1], gt[4])) * srs.GetLinearUnits() * 100

@@ -5,9 +5,9 @@ from __future__ import annotations
 from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
-    QgsProcessingParameterVectorLayer,
 )
 
 from ...core.tasks.train_segmentation import ARCHITECTURES, DEVICES
@@ -24,8 +24,9 @@ class TrainSegmentationAlgorithm(PatchworkAlgorithm):
     PATIENCE, SEED, OUTPUT_MODEL, OUTPUT_REPORT = "PATIENCE", "SEED", "OUTPUT_MODEL", "OUTPUT_REPORT"
     VAL_ACCURACY, VAL_MIOU, INPUT_SCALE = "VAL_ACCURACY", "VAL_MIOU", "INPUT_SCALE"
     parameter_help = {
-        INPUT: "A chip index with label chips (Sample chips with LABELS, or Augment chips of one); one chip size, "
-               "a multiple of 4 px.",
+        INPUT: "A chip index with label chips (Sample chips with LABELS, or Augment chips of one), or several, e.g. "
+               "of several scenes: their chips must have the same bands, and a class value the same name in each. "
+               "One chip size, a multiple of 4 px. Validation chips are held out in every scene.",
         PIPELINE: "Augmentations drawn on every batch, new each epoch (the JSON the Augment tab writes, a .json file "
                   "or a preset name such as geometric); empty: none.",
         ARCHITECTURE: "The network: unet, a compact U-Net written in the plugin (no weights downloaded).",
@@ -50,8 +51,8 @@ class TrainSegmentationAlgorithm(PatchworkAlgorithm):
 
     def initAlgorithm(self, config=None) -> None:  # noqa: N802 - QGIS API name
         number = QgsProcessingParameterNumber
-        self.addParameter(QgsProcessingParameterVectorLayer(
-            self.INPUT, self.tr("Chip index with label chips"), [qgis_enums.SOURCE_VECTOR_POLYGON]))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.INPUT, self.tr("Chip indexes with label chips (one or several)"), qgis_enums.SOURCE_VECTOR_POLYGON))
         self.addParameter(QgsProcessingParameterString(
             self.PIPELINE, self.tr("Augmentation pipeline (JSON, a .json file or a preset; empty: none)"),
             optional=True, multiLine=True))
@@ -82,9 +83,9 @@ class TrainSegmentationAlgorithm(PatchworkAlgorithm):
     def core_call(self, parameters, context) -> CoreCall:
         from ...core.tasks.train_segmentation import train_segmentation
 
-        index = self.parameterAsVectorLayer(parameters, self.INPUT, context)
+        indexes = [layer.source().split("|")[0] for layer in self.parameterAsLayerList(parameters, self.INPUT, context)]
         return CoreCall(train_segmentation, (
-            index.source().split("|")[0], self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)), dict(
+            indexes, self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)), dict(
             pipeline=self.parameterAsString(parameters, self.PIPELINE, context).strip() or None,
             architecture=self.word(parameters, self.ARCHITECTURE, context),
             epochs=self.parameterAsInt(parameters, self.EPOCHS, context),

@@ -307,17 +307,24 @@ def test_accuracy_sample_then_accuracy_from_the_command_line(qgis_env, tmp_path,
 
 
 def test_a_segmentation_network_trains_from_the_command_line(qgis_env, tmp_path, ortho_path):
-    """#25: patchwork:trainsegmentation as a qgis_process user runs it: an ONNX network, its report and scores."""
+    """#25: patchwork:trainsegmentation as a qgis_process user runs it: an ONNX network, its report and scores,
+    from two chip indexes (the orthophoto's chips, and chips of a second scene: its east part, shifted by 32 px)."""
     pytest.importorskip("torch")
     from patchwork.core import RegularSampler, classify, sample_chips
 
     red = os.path.join(SHARED_DATA, "models", "one_output_sigmoid_red_detector.onnx")
     labels = classify(ortho_path, red, str(tmp_path / "red.tif"), bands=[1, 2, 3], scale=1 / 255).output
     index = sample_chips(ortho_path, RegularSampler(step=64), 64, str(tmp_path / "chips"), labels=labels).index_path
+    for name, source in (("east.tif", ortho_path), ("east_red.tif", labels)):
+        written = gdal.Translate(str(tmp_path / name), source, srcWin=[672, 32, 571, 809])
+        written = None  # noqa: F841 - (closed: flushed to disk)
+    east = sample_chips(str(tmp_path / "east.tif"), RegularSampler(step=64), 64, str(tmp_path / "east"),
+                        labels=str(tmp_path / "east_red.tif")).index_path
     done = qgis_process(qgis_env, "run", "patchwork:trainsegmentation", "--json", "--", f"INPUT={index}",
-                        "PIPELINE=geometric", "EPOCHS=2", "SEED=1", f"OUTPUT_MODEL={tmp_path / 'net.onnx'}",
-                        f"OUTPUT_REPORT={tmp_path / 'net.html'}")
+                        f"INPUT={east}", "PIPELINE=geometric", "EPOCHS=2", "SEED=1",
+                        f"OUTPUT_MODEL={tmp_path / 'net.onnx'}", f"OUTPUT_REPORT={tmp_path / 'net.html'}")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"2 chip indexes: index.gpkg ({len(read_index(index))} chips), index.gpkg " in done.stdout
     results = json.loads(done.stdout)["results"]
     assert results["OUTPUT_MODEL"] == str(tmp_path / "net.onnx") and os.path.exists(tmp_path / "net.html")
     assert 0.8 < float(results["VAL_ACCURACY"]) <= 1 and 0.5 < float(results["VAL_MIOU"]) <= 1

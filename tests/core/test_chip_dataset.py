@@ -106,3 +106,15 @@ def test_a_cached_dataset_gives_the_same_items_and_its_cache_is_never_changed(in
     small = ChipDataset(index, None, cache_bytes=1)
     small[0]
     assert small._kept == {}  # over the budget: read each time
+
+
+def test_one_index_read_twice_draws_apart_and_chips_keep_their_source(index):
+    once, twice = ChipDataset(index, "geometric", seed=4), ChipDataset([index, index], "geometric", seed=4)
+    n = len(once)
+    assert len(twice) == 2 * n and [twice[i]["index_number"] for i in (0, n - 1, n, 2 * n - 1)] == [0, 0, 1, 1]
+    for i in range(n):  # the first index's chips draw as they do alone
+        np.testing.assert_array_equal(twice[i]["image"], once[i]["image"])
+    differ = sum(not np.array_equal(twice[i]["image"], twice[n + i]["image"]) for i in range(n))
+    assert differ >= n // 2  # the same chip id in the second index: its own draws (7 of 8 geometric draws move it)
+    assert twice.band_statistics == [{k: pytest.approx(v) for k, v in band.items() if k in (
+        "count", "mean", "std", "min", "max")} | {"count": 2 * band["count"]} for band in once.band_statistics]

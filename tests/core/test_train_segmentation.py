@@ -10,7 +10,7 @@ import pytest
 from osgeo import gdal
 
 from patchwork.core import Cancelled, PatchworkError, RegularSampler, classify, read_index, sample_chips
-from tests.conftest import SHARED_DATA, files_under
+from tests.conftest import SHARED_DATA, CancelAfter, Recorder, files_under
 from tests.deepness_reference import deepness_map, deepness_tiles, segmentation_decision
 
 torch = pytest.importorskip("torch")  # (QGIS 3.40/3.44's roots have no CPU wheel: the refusal is tested there)
@@ -108,18 +108,8 @@ def test_deepness_and_classify_give_the_same_map_from_the_trained_network(tmp_pa
 
 
 def test_cancel_stops_within_a_batch_and_writes_nothing(tmp_path, red_chips):
-    class CancelAtOnce:
-        def set_progress(self, percent):
-            pass
-
-        def is_cancelled(self):
-            return True
-
-        def info(self, message):
-            pass
-
     with pytest.raises(Cancelled):
-        train_segmentation(red_chips[0], str(tmp_path / "out" / "net.onnx"), epochs=2, feedback=CancelAtOnce())
+        train_segmentation(red_chips[0], str(tmp_path / "out" / "net.onnx"), epochs=2, feedback=CancelAfter(0))
     assert files_under(str(tmp_path)) == []
 
 
@@ -128,6 +118,73 @@ def test_bad_settings_are_refused_before_training(tmp_path, red_chips):
                           ({"device": "tpu"}, "DEVICE"), ({"pipeline": '{"class": "MixUp", "config": {}}'}, "MixUp")):
         with pytest.raises(PatchworkError, match=match):
             train_segmentation(red_chips[0], str(tmp_path / "net.onnx"), **kwargs)
+    with pytest.raises(PatchworkError, match="given twice"):
+        train_segmentation([red_chips[0], red_chips[0]], str(tmp_path / "net.onnx"))
     with pytest.raises(PatchworkError, match=".onnx name"):
         train_segmentation(red_chips[0], str(tmp_path / "net.pt"))
+    assert not os.path.exists(tmp_path / "net.onnx")
+
+
+@pytest.fixture(scope="module")
+def two_scenes(tmp_path_factory, ortho_path, red_chips):
+    """The orthophoto's west and east parts as two scenes, each with its labels, and a chip index of each."""
+    folder = tmp_path_factory.mktemp("scenes")
+    indexes = []
+    for name, window in (("west", [0, 0, 640, 841]), ("east", [640, 0, 603, 841])):
+        for path, source in ((f"{name}.tif", ortho_path), (f"{name}_labels.tif", red_chips[1])):
+            written = gdal.Translate(str(folder / path), source, srcWin=window)
+            written = None  # noqa: F841 - (closed: flushed to disk)
+        indexes.append(sample_chips(str(folder / f"{name}.tif"), RegularSampler(step=64), 64,
+                                    str(folder / f"{name}_chips"), labels=str(folder / f"{name}_labels.tif"))
+                       .index_path)
+    return indexes, folder
+
+
+def test_several_chip_indexes_train_one_network_with_validation_apart_in_each_scene(tmp_path, two_scenes):
+    two_scenes, _folder = two_scenes
+    west, east = (read_index(index) for index in two_scenes)
+    log = Recorder()
+    result = train_segmentation(two_scenes, str(tmp_path / "both.onnx"), epochs=1, seed=1, feedback=log)
+    names = [os.path.basename(index) for index in two_scenes]
+    assert f"2 chip indexes: {names[0]} ({len(west)} chips), {names[1]} ({len(east)} chips)" in log.lines
+    meta = {p.key: json.loads(p.value) for p in onnx.load(result.output).metadata_props}
+    assert meta["patchwork:training"]["chips"] == len(west) + len(east) and result.class_values == [0, 1]
+    # the pooled band statistics are the statistics of both scenes' chips together, exactly
+    from patchwork.core.data.chip_dataset import ChipDataset
+
+    chips = ChipDataset(two_scenes)
+    pixels = np.concatenate([chips[i]["image"][:, chips[i]["valid"]] for i in range(len(chips))], axis=1)
+    assert [b["mean"] for b in chips.band_statistics] == pytest.approx(pixels.mean(1).tolist(), rel=1e-12)
+    assert [b["std"] for b in chips.band_statistics] == pytest.approx(pixels.std(1).tolist(), rel=1e-12)
+    assert meta["standardization_mean"] == pytest.approx((pixels.mean(1) / 255).tolist(), rel=1e-6)  # (float32)
+    std = np.where(pixels.std(1) > 0, pixels.std(1), 255)  # (the constant alpha band keeps std 1)
+    assert meta["standardization_std"] == pytest.approx((std / 255).tolist(), rel=1e-6)
+    # chips of two scenes at the same rows and columns are not neighbours: validation is held out in each scene
+    records = chips.records
+    training, validation = spatial_split(records, 0.3, seed=1)
+    for t in training:
+        for v in validation:
+            a, b = records[t], records[v]
+            if a["source"] == b["source"]:
+                assert (a["row_off"] + 64 <= b["row_off"] or b["row_off"] + 64 <= a["row_off"]
+                        or a["col_off"] + 64 <= b["col_off"] or b["col_off"] + 64 <= a["col_off"])
+    same_place = {(r["row_off"], r["col_off"]) for r in west} & {(r["row_off"], r["col_off"]) for r in east}
+    assert same_place  # (so the check above could fail if scenes were mixed)
+
+
+def test_chip_indexes_that_disagree_are_refused_naming_the_difference(tmp_path, two_scenes, s2_path):
+    (west, _east), folder = two_scenes
+    s2 = sample_chips(s2_path, RegularSampler(step=64), 64, str(tmp_path / "s2")).index_path
+    with pytest.raises(PatchworkError, match="disagree: .* has float64 pixels, where .* has uint8"):
+        train_segmentation([west, s2], str(tmp_path / "net.onnx"))
+    renamed = str(tmp_path / "renamed_labels.tif")
+    ds = gdal.Translate(renamed, str(folder / "east_labels.tif"))
+    ds = None
+    ds = gdal.Open(renamed, gdal.GA_Update)
+    ds.GetRasterBand(1).SetMetadataItem("CLASS_1", "water")  # (where Patchwork's class maps keep their names)
+    ds = None
+    water = sample_chips(str(folder / "east.tif"), RegularSampler(step=64), 64, str(tmp_path / "water"),
+                         labels=renamed).index_path
+    with pytest.raises(PatchworkError, match="disagree on class 1: 'class 1' in one, 'water' in"):
+        train_segmentation([west, water], str(tmp_path / "net.onnx"))
     assert not os.path.exists(tmp_path / "net.onnx")

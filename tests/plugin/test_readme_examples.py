@@ -8,7 +8,7 @@ import numpy as np
 from osgeo import gdal
 
 from patchwork.core import classify
-from tests.conftest import REPO
+from tests.conftest import REPO, SHARED_DATA
 
 RULES = os.path.join(REPO, "resources", "models", "ndvi_ndwi_rules.json")
 MARKER = "<!-- processing.run example"
@@ -69,3 +69,31 @@ def test_readme_accuracy_example_runs_as_written(patchwork_provider, tmp_path, s
     exec(compile(assess, "README.md", "exec"), names)  # noqa: S102
     assert re.search(r"overall accuracy 0\.8\d\d ± 0\.0\d\d", capsys.readouterr().out)
     assert os.path.exists("accuracy.json") and os.path.exists("accuracy.html")
+
+
+def test_readme_network_example_runs_as_written(patchwork_provider, tmp_path, ortho_path, monkeypatch, capsys):
+    """The segmentation network example, on two scenes cut from the orthophoto (its west and east parts, chips
+    labelled by Deepness's red detector): the map it classifies is the detector's."""
+    import pytest
+
+    pytest.importorskip("torch")
+    from patchwork.core import RegularSampler, sample_chips
+
+    text = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    marker = "<!-- processing.run network example"
+    code = re.search(r"```python\n(.*?)```", text[text.index(marker):], re.S).group(1)
+    red = os.path.join(SHARED_DATA, "models", "one_output_sigmoid_red_detector.onnx")
+    monkeypatch.chdir(tmp_path)
+    os.symlink(ortho_path, "ortho.tif")
+    labels = classify(ortho_path, red, "red.tif", bands=[1, 2, 3], scale=1 / 255).output
+    for name, window in (("west", [0, 0, 640, 841]), ("east", [640, 0, 603, 841])):
+        for path, source in ((f"{name}.tif", ortho_path), (f"{name}_red.tif", labels)):
+            written = gdal.Translate(path, source, srcWin=window)
+            written = None  # noqa: F841 - (closed: flushed to disk)
+        sample_chips(f"{name}.tif", RegularSampler(step=64), 64, name, labels=f"{name}_red.tif")
+    names: dict = {}
+    exec(compile(code, "README.md", "exec"), names)  # noqa: S102 - the README's own code
+    assert re.search(r"validation accuracy 9\d\.\d%, mean IoU 0\.[89]\d\d", capsys.readouterr().out)
+    assert os.path.exists("unet.html")
+    mapped, detected = gdal.Open("classes.tif").ReadAsArray(), gdal.Open("red.tif").ReadAsArray()
+    assert (mapped == detected).mean() > 0.9
