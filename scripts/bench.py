@@ -2,7 +2,8 @@
 
 Poisson-disk sampling: Patchwork's integer-lattice Bridson vs scipy.stats.qmc.PoissonDisk filling
 the same square with the same radius. Both fill the space; the ratio of points per second is printed.
-Augmentation: see scripts/bench_augment.py (throughput per op against albumentations).
+Augmentation: see scripts/bench_augment.py (throughput per op against albumentations, and training items of
+ChipDataset against GDAL reads + albumentations).
 Tiled inference: see scripts/bench_inference.py (one worker vs its compute and I/O floors, workers and Dask,
 peak memory on a 200,000 px wide VRT and a 16,000² GeoTIFF).
 What to label next: see scripts/bench_labelling.py (accuracy curves of suggested vs random labels).
@@ -55,11 +56,15 @@ def main() -> None:
     print()
     verdicts += bench_augment.run(args.quick, args.repeats)
     print()
+    verdicts += bench_augment.run_items(args.quick, args.repeats)
+    print()
     verdicts += bench_inference.run(args.quick, args.repeats)
     print()
     verdicts += bench_labelling.run(args.quick, args.repeats)
     print()
     verdicts += bench_training.run(args.quick, args.repeats)
+    print()
+    verdicts += bench_training.run_forest(args.quick, args.repeats)
     print("\nSummary:\n  " + "\n  ".join(verdicts))
 
 

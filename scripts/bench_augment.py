@@ -17,7 +17,9 @@ twin. albumentations brings OpenCV and StringZilla, whose kernels Patchwork uses
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
+import tempfile
 import time
 
 import numpy as np
@@ -143,3 +145,82 @@ if __name__ == "__main__":
 
     names = [a for a in sys.argv[1:] if not a.startswith("--")]
     print("\n".join(run("--quick" in sys.argv, 3, names[0] if names else "")))
+
+
+def _chip_index(work: str, name: str, raster: str, labels: str) -> str:
+    from patchwork.core import RegularSampler, sample_chips
+
+    return sample_chips(raster, RegularSampler(step=32), 64, os.path.join(work, name), labels=labels).index_path
+
+
+def run_items(quick: bool, repeats: int) -> list[str]:
+    """Training items: `ChipDataset` (chip files read, checked against the index, the geometric pipeline drawn)
+    against GDAL reads of the same image and label files + albumentations' flips and quarter turns, per item.
+
+    Two references: the same item (the arrays, and the chip's geotransform and CRS, which a geo-aware loop keeps:
+    ChipDataset's items carry both) and the bare arrays (a floor: no georeferencing read at all).
+    """
+    try:
+        import albumentations as A  # noqa: N812 - its documented alias
+    except ImportError:
+        return ["training items: albumentations is not installed (requirements-bench.txt); comparison skipped"]
+    from osgeo import gdal
+
+    from patchwork.core import ChipDataset, classify, read_index
+
+    work = tempfile.mkdtemp(prefix="patchwork-bench-items-")
+    shared = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data")
+    rules = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "resources", "models",
+                         "ndvi_ndwi_rules.json")
+    naip = os.path.join(shared, "naip_rgbn_5m_2019.tif")
+    s2 = gdal.Translate(os.path.join(work, "s2_float32.tif"), os.path.join(shared, "s2_bgrn_10m.tif"),
+                        outputType=gdal.GDT_Float32)
+    s2 = None  # noqa: F841 - (closed: written)
+    cases = {
+        "uint8": _chip_index(work, "naip", naip, classify(naip, rules, os.path.join(work, "naip_classes.tif"),
+                                                         bands=[3, 2, 1, 4], scale=1 / 255).output),
+        "float32": _chip_index(work, "s2", os.path.join(work, "s2_float32.tif"), classify(
+            os.path.join(work, "s2_float32.tif"), rules, os.path.join(work, "s2_classes.tif"), scale=1e-4).output),
+    }
+    theirs = A.Compose([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=0.75)])
+    rounds = max(3, repeats + (2 if quick else 4))
+    print(f"Training items (64 px chips with labels, the geometric pipeline): ChipDataset vs GDAL reads + "
+          f"albumentations {A.__version__}, {rounds} paired rounds, alternating; ratio = the reference's time / "
+          "ChipDataset's (> 1: Patchwork faster), min / median / max")
+    medians, floors = [], []
+    for dtype, index in cases.items():
+        records = read_index(index)
+        dataset = ChipDataset(index, "geometric", seed=0)
+
+        def patchwork(dataset=dataset) -> float:
+            began = time.perf_counter()
+            for i in range(len(dataset)):
+                dataset[i]
+            return time.perf_counter() - began
+
+        def reference(georeferenced: bool, records=records) -> float:
+            began = time.perf_counter()
+            for record in records:
+                image, label = gdal.Open(record["image_path"]), gdal.Open(record["label_path"])
+                if georeferenced:
+                    image.GetGeoTransform(), image.GetProjection()
+                theirs(image=np.ascontiguousarray(image.ReadAsArray().transpose(1, 2, 0)), mask=label.ReadAsArray())
+                image = label = None
+            return time.perf_counter() - began
+
+        patchwork(), reference(True), reference(False)  # warm the file cache and lazy imports on all sides
+        same, bare, ours = [], [], []
+        for epoch in range(rounds):
+            dataset.set_epoch(epoch)
+            ours.append(patchwork())
+            same.append(reference(True) / ours[-1])
+            bare.append(reference(False) / patchwork())
+        medians.append(statistics.median(same))
+        floors.append(statistics.median(bare))
+        print(f"  {dtype:<8} {len(records)} chips: ChipDataset {len(records) / statistics.median(ours):6.0f} items/s "
+              f"| vs the same item (arrays, geotransform, CRS) {min(same):5.2f} / {medians[-1]:5.2f} / "
+              f"{max(same):5.2f} | vs bare arrays {min(bare):5.2f} / {floors[-1]:5.2f} / {max(bare):5.2f}")
+    verdict = "meets" if min(medians) >= 1.2 else "MISSES"
+    return [f"training items vs GDAL reads + albumentations, the same item: median {medians[0]:.2f}x (uint8), "
+            f"{medians[1]:.2f}x (float32), {verdict} the ≥1.2x target; vs bare arrays {floors[0]:.2f}x and "
+            f"{floors[1]:.2f}x"]
