@@ -149,3 +149,74 @@ class WmsServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class RangeServer:
+    """http://127.0.0.1:<port>/<name> for the files in `folder`, honouring single byte ranges (`Range: bytes=a-b`)
+    as a cloud object store does: GDAL's /vsicurl/ reads a cloud-optimised GeoTIFF's header and tiles so. Counts the
+    requests and the bytes sent; `ranges_only` refuses a request for a whole file (416), as a reader of a COG must
+    never need one."""
+
+    def __init__(self, folder: str, ranges_only: bool = True) -> None:
+        import re
+
+        server = self
+        self.requests: list[tuple[str, str]] = []  # (path, Range header or "")
+        self.bytes_sent = 0
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as object stores: GDAL reuses its connections
+
+            def log_message(self, *args):
+                pass
+
+            def _file(self) -> str | None:
+                path = os.path.join(folder, os.path.basename(self.path.split("?")[0]))
+                return path if os.path.isfile(path) else None
+
+            def do_HEAD(self):  # noqa: N802 - http.server's name
+                path = self._file()
+                self.send_response(200 if path else 404)
+                self.send_header("Content-Length", str(os.path.getsize(path) if path else 0))
+                self.send_header("Accept-Ranges", "bytes")
+                self.end_headers()
+
+            def do_GET(self):  # noqa: N802 - http.server's name
+                path, wanted = self._file(), self.headers.get("Range", "")
+                with server.lock:
+                    server.requests.append((self.path, wanted))
+                if path is None:
+                    return self._reply(404, b"")
+                size = os.path.getsize(path)
+                match = re.fullmatch(r"bytes=(\d+)-(\d*)", wanted)
+                if not match:
+                    return self._reply(416 if ranges_only else 200, b"" if ranges_only else open(path, "rb").read())
+                start, end = int(match[1]), min(int(match[2] or size - 1), size - 1)
+                if start >= size:
+                    return self._reply(416, b"")
+                with open(path, "rb") as f:
+                    f.seek(start)
+                    body = f.read(end - start + 1)
+                self._reply(206, body, f"bytes {start}-{end}/{size}")
+
+            def _reply(self, status: int, body: bytes, content_range: str = "") -> None:
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Accept-Ranges", "bytes")
+                if content_range:
+                    self.send_header("Content-Range", content_range)
+                self.end_headers()
+                self.wfile.write(body)
+                with server.lock:
+                    server.bytes_sent += len(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

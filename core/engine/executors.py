@@ -129,6 +129,7 @@ class DaskExecutor:
         per_task = max(1, min(TASK_PIXELS // item_pixels, spread)) if item_pixels else 1
         groups = [items[i : i + per_task] for i in range(0, len(items), per_task)]
         ahead = max(self.workers, self.workers * AHEAD_PER_WORKER // per_task)
+        shipped = self._ship(job)
         self._workers_seen = time.monotonic()
 
         def waiting_here() -> None:
@@ -137,8 +138,8 @@ class DaskExecutor:
             self._check_cluster()
 
         try:
-            for results in _ordered(lambda group: self.client.submit(_each, job, group, pure=False), groups, ahead,
-                                    waiting_here):
+            for results in _ordered(lambda group: self.client.submit(_each, job, group, *shipped, pure=False),
+                                    groups, ahead, waiting_here):
                 yield from results
         except (CancelledError, OSError) as exc:  # (a lost scheduler cancels the futures; a lost link is an OSError)
             if isinstance(exc, OSError) and self.client.status == "running":
@@ -150,6 +151,28 @@ class DaskExecutor:
             raise self._lost("Dask workers died computing a block, as often as the scheduler allows "
                              "(distributed.scheduler.allowed-failures): often a worker runs out of memory; give the "
                              "workers more, or set a smaller block size") from exc
+
+    def _ship(self, job: Any) -> tuple:
+        """What the workers lack, checked before the first task: `_each`'s extra arguments.
+
+        Each worker reads the raster itself (a worker that cannot is refused, naming the fix), and a model file
+        missing on a worker is sent to it, once. So workers need share no filesystem with this computer: the raster
+        can be a URL (a cloud-optimised GeoTIFF over /vsicurl/, /vsis3/, ...), and the model goes with the run.
+        """
+        raster, model_file = getattr(job, "raster", None), getattr(job, "model_file", None)
+        views = self.client.run(_worker_view, raster, model_file)
+        unreadable = {address: reason for address, (reason, _) in views.items() if reason}
+        if unreadable:
+            address, reason = next(iter(unreadable.items()))
+            raise PatchworkError(
+                f"INPUT: {len(unreadable)} of the {len(views)} Dask workers cannot read '{raster}' (worker {address}: "
+                f"{reason}). The workers read the raster themselves: give them it at the same path, or a URL every "
+                "worker can read (/vsicurl/https://..., /vsis3/..., a STAC item's asset).")
+        if model_file is None or all(has_model for _, has_model in views.values()):
+            return ()
+        with open(model_file.path, "rb") as fh:  # (the workers check its SHA-256 against the run's)
+            data = self.client.scatter(fh.read(), broadcast=True, hash=False)
+        return model_file, data
 
     def _check_cluster(self) -> None:
         """Between waits: refuse to wait on a closed client, or on a cluster left without workers for long."""
@@ -171,9 +194,27 @@ class DaskExecutor:
             self.client.close()
 
 
-def _each(job: Callable[[Any], Any], items: list[Any]) -> list[Any]:
-    """On a Dask worker: `job` over a task's items."""
+def _each(job: Callable[[Any], Any], items: list[Any], model_file: Any = None, data: bytes | None = None) -> list[Any]:
+    """On a Dask worker: `job` over a task's items (with the model file's bytes when the client sent them)."""
+    if data is not None:
+        from .model_input import receive
+
+        receive(model_file, data)
     return [job(item) for item in items]
+
+
+def _worker_view(raster: str | None, model_file: Any) -> tuple[str | None, bool]:
+    """On a Dask worker: why it cannot read `raster` (None: it can), and whether it has the model file."""
+    reason = None
+    if raster is not None:
+        from ..io.raster import RasterSource
+
+        try:
+            with RasterSource(raster):
+                pass
+        except (PatchworkError, RuntimeError, OSError) as exc:
+            reason = one_line(exc)
+    return reason, model_file is not None and model_file.is_here()
 
 
 def _malloc_trim_threshold() -> str | None:

@@ -11,7 +11,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -123,15 +123,51 @@ class ModelFile:
         """The model, loaded once per worker process (the run's own process has it already, in the job)."""
         with _LOADED_LOCK:
             if self not in _LOADED:
-                if file_digest(self.path) != self.digest:
-                    raise PatchworkError(f"MODEL: the file '{self.path}' on this worker is not the model the run was "
-                                         "started with (another SHA-256). Give every worker the same model file.")
-                _LOADED[self] = self.read()
+                _LOADED[self] = replace(self, path=self.local_copy()).read()
             return _LOADED[self]
+
+    def local_copy(self) -> str:
+        """Where this process finds the very model file: at its path, or the copy a Dask client sent (`receive`)."""
+        if self.is_here():
+            return self.path
+        if self.digest in _RECEIVED:
+            return _RECEIVED[self.digest]
+        if os.path.isfile(self.path):
+            raise PatchworkError(f"MODEL: the file '{self.path}' on this worker is not the model the run was "
+                                 "started with (another SHA-256). Give every worker the same model file.")
+        raise PatchworkError(f"MODEL: '{self.path}' is not on this worker, and the run did not send it.")
+
+    def is_here(self) -> bool:
+        """True when this process has the model file at its path (the same bytes)."""
+        return os.path.isfile(self.path) and file_digest(self.path) == self.digest
+
+
+def receive(model_file: ModelFile, data: bytes) -> None:
+    """On a worker without the model file: keep the bytes a Dask client sent, as a file of this machine's own.
+
+    Written once per worker process into its temporary folder, named by the SHA-256 (checked: what is loaded is the
+    model the run started with, whatever happened on the way).
+    """
+    with _LOADED_LOCK:
+        if model_file.digest in _RECEIVED:
+            return
+        if hashlib.sha256(data).hexdigest() != model_file.digest:
+            raise PatchworkError(f"MODEL: the copy of '{model_file.path}' this worker received is not the model the "
+                                 "run was started with (another SHA-256).")
+        import tempfile
+
+        from ..io.partials import write_file_atomically
+
+        path = os.path.join(tempfile.gettempdir(), "patchwork-models",
+                            model_file.digest + os.path.splitext(model_file.path)[1].lower())
+        if not (os.path.isfile(path) and file_digest(path) == model_file.digest):
+            write_file_atomically(path, data)
+        _RECEIVED[model_file.digest] = path
 
 
 _LOADED: dict[ModelFile, Model] = {}  # models a worker process has loaded, by file and settings
 _LOADED_LOCK = threading.Lock()
+_RECEIVED: dict[str, str] = {}  # SHA-256 → the worker's copy of a model file a Dask client sent
 
 
 MAX_RESAMPLED_PIXELS = 4e9  # a raster resampled for a model: 4 × 10⁹ px (a 63,000 px square) at most

@@ -24,7 +24,7 @@ from ..engine.blocks import (
     class_nodata,
     memory_needed,
 )
-from ..engine.executors import AHEAD_PER_WORKER, make_executor, resolve_workers
+from ..engine.executors import AHEAD_PER_WORKER, available_cores, make_executor, resolve_workers
 from ..engine.halos import HaloExchange
 from ..engine.journal import BlockJournal, file_digest
 from ..engine.map_writer import OUTPUT_FORMATS, ClassMapSideOutputs, MapWriter
@@ -208,7 +208,7 @@ def classify(
     started = time.perf_counter()
     _check_settings(arguments)
     local_workers = 1 if scheduler else resolve_workers(workers)
-    model, model_file = _loaded_model(arguments)
+    model, model_file = _loaded_model(arguments, 0 if scheduler else local_workers)
     info = model.info
     if output_grid not in ("model", "input"):
         raise PatchworkError(f"OUTPUT_GRID: '{output_grid}' — use 'model' (the resampled grid) or 'input'.")
@@ -296,8 +296,13 @@ def _check_settings(arguments: dict) -> None:
         require_int_range("MIN_SEGMENT", a["min_segment"], 0, 2**31 - 1)
 
 
-def _loaded_model(arguments: dict) -> tuple[Model, ModelFile | None]:
-    """The model, and the file it came from (what a worker loads again)."""
+def _loaded_model(arguments: dict, local_workers: int = 0) -> tuple[Model, ModelFile | None]:
+    """The model, and the file it came from (what a worker loads again).
+
+    With fewer `local_workers` than cores, a network gets the other cores as onnxruntime threads (WORKERS=1 keeps
+    every core busy on a compute-bound model). Its convolutions give the same sums on any thread count (tested:
+    the same bytes on WORKERS=1 and 2); per-pixel models keep one thread, as a tree ensemble's sum depends on it.
+    """
     model, head = arguments["model"], arguments["head"]
     reading = arguments["model_type"], arguments["threshold"]
     if isinstance(model, ModelFile):  # (recognize's: an embedder and its query)
@@ -311,7 +316,11 @@ def _loaded_model(arguments: dict) -> tuple[Model, ModelFile | None]:
     require_model_file(model)
     trust, device = arguments["trust_model"], arguments["device"]
     model_file = ModelFile(os.path.abspath(model), trust, device, file_digest(model), head or 0, *reading)
-    return model_file.read(), model_file
+    loaded = model_file.read()
+    threads = available_cores() // local_workers if local_workers else 1
+    if threads > 1 and not loaded.info.per_pixel and model_file.path.lower().endswith(".onnx"):
+        loaded = model_file.read(threads)
+    return loaded, model_file
 
 
 def _refuse_other_tasks(info: ModelInfo) -> None:

@@ -332,3 +332,39 @@ def test_a_segmentation_network_trains_from_the_command_line(qgis_env, tmp_path,
 
     info = load_model(str(tmp_path / "net.onnx")).info
     assert info.task == "classification" and info.tile_size == 64 and info.input_scale == pytest.approx(1 / 255)
+
+
+def test_classify_a_cloud_optimised_geotiff_over_http(qgis_env, qgis_app, tmp_path, ortho_path):
+    """INPUT as a QGIS user gives a COG layer (a STAC asset, a bucket): a /vsicurl/ URL, read by byte ranges. QGIS
+    3.36 and later take the URL itself; before (qgis/QGIS#54264: Processing asked for a file on disk), a project
+    layer with that source, as the Data Source Manager's Protocol tab adds it."""
+    from qgis.core import Qgis, QgsProject, QgsRasterLayer
+
+    from tests.tiles import RangeServer
+
+    gdal.Translate(str(tmp_path / "ortho_cog.tif"), ortho_path, format="COG", creationOptions=["BLOCKSIZE=256"])
+    server = RangeServer(str(tmp_path))
+    url = f"/vsicurl/{server.url}ortho_cog.tif"
+    project = QgsProject()
+    layer = QgsRasterLayer(url, "ortho over http", "gdal")
+    assert layer.isValid()
+    project.addMapLayer(layer)
+    assert project.write(str(tmp_path / "cog.qgz"))
+    model = os.path.join(SHARED_DATA, "models", "one_output_softmax_bsx2x512x512.onnx")
+    expected = str(tmp_path / "expected.tif")
+    classify(ortho_path, model, expected, bands=[1, 2, 3], scale=1 / 255, overlap=64)
+    ways = {"project layer": ([f"--project_path={tmp_path / 'cog.qgz'}"], "ortho over http")}
+    if Qgis.QGIS_VERSION_INT >= 33600:
+        ways["URL"] = ([], url)
+    try:
+        for way, (options, given) in ways.items():
+            out = str(tmp_path / f"classes {way}.tif")
+            done = qgis_process(qgis_env, "run", "patchwork:classify", *options, "--", f"INPUT={given}",
+                                f"MODEL={model}", "BANDS=1,2,3", f"SCALE={1 / 255}", "OVERLAP=64", f"OUTPUT={out}")
+            assert done.returncode == 0, way + done.stdout + done.stderr
+            np.testing.assert_array_equal(read_all(out)[0], read_all(expected)[0])
+            assert gdal.Open(out).GetGeoTransform() == gdal.Open(ortho_path).GetGeoTransform()
+    finally:
+        server.close()
+    assert server.requests and all(ranged.startswith("bytes=") for path, ranged in server.requests
+                                   if path.endswith(".tif"))

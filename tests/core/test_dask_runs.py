@@ -158,3 +158,76 @@ def test_a_model_with_two_heads_gives_each_heads_maps_on_dask_as_on_local_worker
     assert len(rasters) == 4  # classes and probabilities of each head
     for name in rasters:
         assert digest(str(tmp_path / "dask" / name)) == digest(str(tmp_path / "local" / name)), name
+
+
+def workers_without_our_files(scheduler: str, hidden: str, folder: str, count: int = 2) -> list:
+    """`count` Dask worker processes, each with its own working folder under `folder`, that cannot see `hidden`:
+    each runs in a mount namespace of its own where an empty tmpfs lies over it, as on a machine that shares no
+    filesystem with the client (root and util-linux's unshare needed, else the test skips saying so)."""
+    import shutil
+    import subprocess
+    import sys
+
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs none {hidden}"], capture_output=True,
+                           text=True) if shutil.which("unshare") else None
+    if probe is None or probe.returncode:
+        pytest.skip("workers on another filesystem need root and unshare -m here: "
+                    f"{probe.stderr.strip() if probe else 'no unshare'}")
+    started = []
+    for number in range(count):
+        own = os.path.join(folder, f"worker{number}")
+        os.makedirs(own)
+        started.append(subprocess.Popen(
+            ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none "$0" && cd "$1" && exec "$2" -m '
+             'distributed.cli.dask_worker "$3" --no-nanny --nthreads 1 --no-dashboard --local-directory "$1"', hidden,
+             own, sys.executable, scheduler], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return started
+
+
+def test_workers_that_share_no_filesystem_read_a_cog_over_http_and_get_the_model_sent(tmp_path, scene_4096,
+                                                                                      local_run):
+    """#28 item 5: the raster is a cloud-optimised GeoTIFF behind an HTTP server that answers byte ranges only, the
+    model file exists on the client alone; workers in their own folders read their blocks over HTTP, receive the
+    model once, and the client writes the same bytes as local workers reading the file."""
+    import shutil
+
+    from tests.tiles import RangeServer
+
+    client_side = tmp_path / "client"
+    client_side.mkdir()
+    model = str(client_side / "model.onnx")
+    shutil.copy(DEEPNESS, model)
+    gdal.Translate(str(client_side / "scene_cog.tif"), scene_4096, format="COG",
+                   creationOptions=["BLOCKSIZE=512", "COMPRESS=DEFLATE"])
+    server = RangeServer(str(client_side))
+    url = f"/vsicurl/{server.url}scene_cog.tif"
+    local = distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=None)
+    client = distributed.Client(local)
+    workers = workers_without_our_files(local.scheduler_address, str(client_side), str(tmp_path / "workers"))
+    try:
+        client.wait_for_workers(2, timeout=60)
+        assert set(client.run(os.path.exists, model).values()) == {False}  # (what "no shared filesystem" means)
+        assert len(set(client.run(os.getcwd).values())) == 2
+        paths = {name: str(client_side / f"{name}.tif") for name in local_run}
+        result = classify(url, model, paths["classes"], probabilities=paths["probabilities"],
+                          uncertainty=paths["uncertainty"], scheduler=client, **SOFT_VOTE)
+        assert result.executor.startswith("Dask cluster") and result.blocks > 4
+        for name in local_run:
+            assert digest(paths[name]) == digest(local_run[name]), name
+        assert all(ranged.startswith("bytes=") for path, ranged in server.requests if path.endswith(".tif"))
+        received = client.run(lambda: sorted(os.listdir(os.path.join(__import__("tempfile").gettempdir(),
+                                                                     "patchwork-models"))))
+        assert all(any(name.endswith(".onnx") for name in names) for names in received.values()), received
+        # a raster only the client can see: refused before any block, naming the fix
+        with pytest.raises(PatchworkError, match=r"INPUT: 2 of the 2 Dask workers cannot read '.*scene_cog.tif'.*"
+                                                 r"/vsicurl/"):
+            classify(str(client_side / "scene_cog.tif"), model, str(client_side / "refused.tif"), scheduler=client,
+                     **SOFT_VOTE)
+        assert not os.path.exists(client_side / "refused.tif")
+    finally:
+        client.close()
+        local.close()
+        server.close()
+        for worker in workers:
+            worker.kill()
+            worker.wait()

@@ -103,6 +103,22 @@ def test_outputs_are_byte_identical_on_1_worker_2_workers_and_a_dask_cluster(req
     assert len(np.unique(classes)) >= 2  # a real map, not an empty one
 
 
+def test_one_worker_gives_a_network_every_core_and_a_per_pixel_model_one_thread(monkeypatch, forest_onnx):
+    """WORKERS=1 keeps the machine busy on a network (its convolutions: the same bytes on any thread count, tested
+    above); a tree ensemble's sum depends on the thread count, so it keeps one."""
+    from patchwork.core.tasks import classify as task
+
+    monkeypatch.setattr(task, "available_cores", lambda: 4)
+    arguments = dict(model=RED_DETECTOR, head=None, model_type="auto", threshold=None, scheduler=None,
+                     trust_model=False, device="cpu")
+    threads = {}
+    for workers in (1, 2, 4):
+        network, _ = task._loaded_model(arguments, workers)
+        forest, _ = task._loaded_model({**arguments, "model": forest_onnx}, workers)
+        threads[workers] = tuple(m.session.get_session_options().intra_op_num_threads for m in (network, forest))
+    assert threads == {1: (4, 1), 2: (2, 1), 4: (1, 1)}
+
+
 def test_detections_and_super_resolution_are_the_same_on_1_worker_2_workers_and_a_dask_cluster(request, tmp_path,
                                                                                                ortho_path):
     """detect and superresolve share the tile-group loop (`engine.tile_groups`): any executor, the same bytes."""
