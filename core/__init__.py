@@ -52,6 +52,7 @@ from .geometry import BOUNDARIES, Window, pixel_to_world, window_geotransform
 from .io.aoi import Aoi
 from .io.labels import VectorLabels
 from .io.raster import RasterSource
+from .io.stac import stac_asset
 from .io.web import XyzSource
 from .io.writer import GeoTiffWriter, write_geotiff
 from .models import Model, ModelInfo, load_model
@@ -78,7 +79,7 @@ __all__ = [
     # what they take and give
     "Aoi", "ChipDataset", "ClassifyResult", "Feedback", "Places", "GeoTiffWriter", "Model", "ModelInfo", "RasterSource",
     "SamplePoints", "SampleResult", "SilentFeedback", "VectorLabels", "Window", "XyzSource", "from_config",
-    "load_model", "load_pipeline", "pixel_to_world", "preset_names", "read_index", "window_geotransform",
+    "load_model", "load_pipeline", "pixel_to_world", "preset_names", "read_index", "stac_asset", "window_geotransform",
     "write_geotiff",
     # samplers
     "BOUNDARIES", "SAMPLER_NAMES", "Coverage", "JitteredSampler", "PoissonDiskSampler", "RandomSampler",

@@ -13,6 +13,7 @@ from osgeo import gdal
 from patchwork.core import PatchworkError, classify
 from patchwork.core.engine import executors
 from patchwork.core.engine.journal import journal_folder
+from tests.cluster import workers_without_our_files
 from tests.conftest import SHARED_DATA, Recorder
 
 distributed = pytest.importorskip("distributed")
@@ -160,30 +161,6 @@ def test_a_model_with_two_heads_gives_each_heads_maps_on_dask_as_on_local_worker
         assert digest(str(tmp_path / "dask" / name)) == digest(str(tmp_path / "local" / name)), name
 
 
-def workers_without_our_files(scheduler: str, hidden: str, folder: str, count: int = 2) -> list:
-    """`count` Dask worker processes, each with its own working folder under `folder`, that cannot see `hidden`:
-    each runs in a mount namespace of its own where an empty tmpfs lies over it, as on a machine that shares no
-    filesystem with the client (root and util-linux's unshare needed, else the test skips saying so)."""
-    import shutil
-    import subprocess
-    import sys
-
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs none {hidden}"], capture_output=True,
-                           text=True) if shutil.which("unshare") else None
-    if probe is None or probe.returncode:
-        pytest.skip("workers on another filesystem need root and unshare -m here: "
-                    f"{probe.stderr.strip() if probe else 'no unshare'}")
-    started = []
-    for number in range(count):
-        own = os.path.join(folder, f"worker{number}")
-        os.makedirs(own)
-        started.append(subprocess.Popen(
-            ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none "$0" && cd "$1" && exec "$2" -m '
-             'distributed.cli.dask_worker "$3" --no-nanny --nthreads 1 --no-dashboard --local-directory "$1"', hidden,
-             own, sys.executable, scheduler], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    return started
-
-
 def test_workers_that_share_no_filesystem_read_a_cog_over_http_and_get_the_model_sent(tmp_path, scene_4096,
                                                                                       local_run):
     """#28 item 5: the raster is a cloud-optimised GeoTIFF behind an HTTP server that answers byte ranges only, the
@@ -204,6 +181,8 @@ def test_workers_that_share_no_filesystem_read_a_cog_over_http_and_get_the_model
     local = distributed.LocalCluster(n_workers=0, processes=True, dashboard_address=None)
     client = distributed.Client(local)
     workers = workers_without_our_files(local.scheduler_address, str(client_side), str(tmp_path / "workers"))
+    if workers is None:
+        pytest.skip("workers on another filesystem need root and unshare -m here")
     try:
         client.wait_for_workers(2, timeout=60)
         assert set(client.run(os.path.exists, model).values()) == {False}  # (what "no shared filesystem" means)
