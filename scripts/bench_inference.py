@@ -50,6 +50,36 @@ def best_of(repeats: int, function):
     return min(times), result
 
 
+def timed(function) -> tuple[float, object]:
+    """(seconds, result) of one call."""
+    start = time.perf_counter()
+    result = function()
+    return time.perf_counter() - start, result
+
+
+def paired(repeats: int, *functions) -> list[list[float]]:
+    """Each function's seconds in each of `repeats` rounds; the order within a round alternates (first to last, then
+    last to first), so that a machine warming up or slowing down weighs on every function alike."""
+    rounds = []
+    for round_ in range(repeats):
+        order = list(range(len(functions)))[:: 1 if round_ % 2 == 0 else -1]
+        seconds = [0.0] * len(functions)
+        for i in order:
+            seconds[i], _ = timed(functions[i])
+        rounds.append(seconds)
+    return rounds
+
+
+def spread(values: list[float]) -> tuple[float, float, float]:
+    """(min, median, max); the median of an even count is the upper middle value, one that was measured."""
+    ordered = sorted(values)
+    return ordered[0], ordered[len(ordered) // 2], ordered[-1]
+
+
+def spread_text(values: list[float]) -> str:
+    return " / ".join(f"{v:.2f}" for v in spread(values)) + "x"
+
+
 def mosaic_vrt(tile_path: str, path: str, height: int, width: int) -> str:
     """A VRT of `height` x `width` px made of copies of `tile_path` (every band, nodata kept)."""
     tile = gdal.Open(tile_path)
@@ -103,9 +133,10 @@ def forest_onnx(folder: str, scene: str) -> str:
     return path
 
 
-def floors(scene: str, model_path: str, tile: int | None, bands: list[int] | None, scale: float) -> tuple[float, float]:
-    """(compute floor, I/O floor) in seconds on the blocks classify uses."""
-    model = load_model(model_path, threads=1)
+def floors(scene: str, model_path: str, tile: int | None, bands: list[int] | None, scale: float,
+           threads: int = 1) -> tuple[float, float]:
+    """(compute floor, I/O floor) in seconds on the blocks classify uses, the model on `threads` onnxruntime threads."""
+    model = load_model(model_path, threads=threads)
     info = model.info
     with RasterSource(scene) as src:
         transform = input_transform(src, info, bands, scale, 0.0)
@@ -143,9 +174,19 @@ def floors(scene: str, model_path: str, tile: int | None, bands: list[int] | Non
     return compute, time.perf_counter() - start
 
 
+def fastest_threads(scene: str, model: str, tile: int | None, bands: list[int] | None) -> int:
+    """The onnxruntime thread count (1 to the cores) that gives a network's compute floor its least time here."""
+    if not model.endswith(".onnx") or tile is None:
+        return 1  # (per-pixel models run on one thread: a tree ensemble's sum depends on the count)
+    times = {threads: floors(scene, model, tile, bands, 1.0, threads)[0] for threads in range(1, available_cores() + 1)}
+    return min(times, key=times.get)
+
+
 def bench_one_worker(folder: str, sizes: list[int], repeats: int) -> tuple[list[float], list[float]]:
-    print("One worker against its floors (same blocks, same pixels; compute floor = the model's calls alone, "
-          "I/O floor = GDAL read + class map write); tiled uncompressed 4 x float32 GeoTIFFs")
+    print("One worker against its floors (same blocks, same pixels; compute floor = the model's calls alone, at "
+          "onnxruntime's fastest thread count here, I/O floor = GDAL read + class map write, both measured in each "
+          f"round beside the run they divide); tiled uncompressed 4 x float32 GeoTIFFs; {repeats} rounds, "
+          "min / median / max")
     ratios, machine_ratios = [], []
     for size in sizes:
         scene = real_scene(folder, size)
@@ -154,28 +195,36 @@ def bench_one_worker(folder: str, sizes: list[int], repeats: int) -> tuple[list[
         if size == sizes[0]:  # a forest takes minutes on 16384²; its ratio is the same on 4096²
             cases.insert(1, ("forest 50 trees, ONNX per pixel", forest_onnx(folder, scene), None, None))
         for label, model, tile, bands in cases:
-            compute, io = floors(scene, model, tile, bands, 1.0)
-            run, result = best_of(repeats, partial(classify, scene, model, os.path.join(folder, "out.tif"),
-                                                   tile_size=tile, overlap=0, bands=bands, workers=1))
-            ratios.append(run / compute)
-            # No run on this machine can beat the model's own time, nor the floors' work spread over every core.
-            machine = max(compute, (compute + io) / available_cores())
-            machine_ratios.append(run / machine)
-            print(f"  {size:>5}²  {label:<34} classify {run:7.2f} s | compute floor {compute:7.2f} s → "
-                  f"{run / compute:4.2f}x | I/O floor {io:6.2f} s → {run / io:5.2f}x | machine floor "
-                  f"max(compute, floors summed / {available_cores()} cores) {machine:6.2f} s → {run / machine:4.2f}x"
-                  f" | {result.blocks} blocks")
+            threads = fastest_threads(scene, model, tile, bands)
+            to_compute, to_machine, blocks = [], [], 0
+            run = partial(classify, scene, model, os.path.join(folder, "out.tif"), tile_size=tile, overlap=0,
+                          bands=bands, workers=1)
+            for round_ in range(repeats):
+                if round_ % 2:  # (alternating: the run first, then its floors)
+                    (seconds, result), (compute, io) = timed(run), floors(scene, model, tile, bands, 1.0, threads)
+                else:
+                    (compute, io), (seconds, result) = floors(scene, model, tile, bands, 1.0, threads), timed(run)
+                blocks = result.blocks
+                to_compute.append(seconds / compute)
+                # No run on this machine can beat the model's own time, nor the floors' work spread over every core.
+                to_machine.append(seconds / max(compute, (compute + io) / available_cores()))
+            ratios.append(spread(to_compute)[1])
+            machine_ratios.append(spread(to_machine)[1])
+            print(f"  {size:>5}²  {label:<34} classify (WORKERS=1) ÷ compute floor ({threads} thread"
+                  f"{'s' if threads > 1 else ''}) {spread_text(to_compute)} | ÷ machine floor max(compute, floors "
+                  f"summed / {available_cores()} cores) {spread_text(to_machine)} | last round {seconds:.2f} s, "
+                  f"compute {compute:.2f} s, I/O {io:.2f} s | {blocks} blocks")
     return ratios, machine_ratios
 
 
 def bench_parallel(folder: str, repeats: int) -> tuple[float, float, float]:
+    """Medians of paired rounds: WORKERS=2 ÷ WORKERS=1 and Dask ÷ WORKERS=2 on the rules model, WORKERS=2 ÷ 1 on the
+    Deepness model."""
     scene = real_scene(folder, 8192)
-    out = os.path.join(folder, "out.tif")
+    outs = {name: os.path.join(folder, f"{name}.tif") for name in ("one", "two", "dask")}
     cpu = time.process_time()  # every thread of this process: how many cores one worker keeps busy already
-    one, _ = best_of(repeats, lambda: classify(scene, RULES, out, workers=1))
-    cores_used = (time.process_time() - cpu) / (one * repeats)
-    two, _ = best_of(repeats, lambda: classify(scene, RULES, out, workers=2))
-    reference = open(out, "rb").read()
+    one_alone, _ = timed(lambda: classify(scene, RULES, outs["one"], workers=1))
+    cores_used = (time.process_time() - cpu) / one_alone
     import dask as dask_config
     from distributed import Client, LocalCluster
 
@@ -183,22 +232,26 @@ def bench_parallel(folder: str, repeats: int) -> tuple[float, float, float]:
     with dask_config.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}), \
             LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
-        classify(scene, RULES, out, scheduler=client)  # workers import Patchwork and load the model once
-        dask, _ = best_of(repeats, lambda: classify(scene, RULES, out, scheduler=client))
-    same = open(out, "rb").read() == reference
+        classify(scene, RULES, outs["dask"], scheduler=client)  # workers import Patchwork and load the model once
+        rounds = paired(repeats, lambda: classify(scene, RULES, outs["one"], workers=1),
+                        lambda: classify(scene, RULES, outs["two"], workers=2),
+                        lambda: classify(scene, RULES, outs["dask"], scheduler=client))
+    contents = {open(path, "rb").read() for path in outs.values()}
+    two_vs_one, dask_vs_two = [two / one for one, two, _ in rounds], [dask / two for _, two, dask in rounds]
     floor = cores_used / available_cores()  # the same CPU work spread over every core
-    print(f"Parallel, rules model, 8192² x 4 float32: WORKERS=1 {one:.2f} s, keeping {cores_used:.1f} of "
-          f"{available_cores()} cores busy (its reader and the writer overlap the model), so more workers can at best "
-          f"take {floor:.2f}x its time | WORKERS=2 {two:.2f} s → {two / one:.2f}x the time | Dask LocalCluster "
-          f"(2 processes) {dask:.2f} s → {dask / two:.2f}x WORKERS=2 | outputs "
-          f"{'byte-identical' if same else 'DIFFERENT'}")
+    print(f"Parallel, rules model, 8192² x 4 float32, {repeats} paired rounds, min / median / max: WORKERS=1 keeps "
+          f"{cores_used:.1f} of {available_cores()} cores busy (its reader and the writer overlap the model), so more "
+          f"workers can at best take {floor:.2f}x its time | WORKERS=2 ÷ WORKERS=1 {spread_text(two_vs_one)} | Dask "
+          f"LocalCluster (2 processes) ÷ WORKERS=2 {spread_text(dask_vs_two)} | outputs "
+          f"{'byte-identical' if len(contents) == 1 else 'DIFFERENT'}")
     mosaic = mosaic_vrt(ORTHO, os.path.join(folder, "ortho_8000.vrt"), 8000, 8000)
     kwargs = dict(bands=[1, 2, 3], scale=1 / 255, tile_size=512)
-    deep_one, _ = best_of(1, lambda: classify(mosaic, DEEPNESS, out, workers=1, **kwargs))
-    deep_two, _ = best_of(1, lambda: classify(mosaic, DEEPNESS, out, workers=2, **kwargs))
-    print(f"Parallel, Deepness softmax on an 8000² orthophoto mosaic: WORKERS=1 {deep_one:.1f} s | WORKERS=2 "
-          f"{deep_two:.1f} s → {deep_two / deep_one:.2f}x the time")
-    return two / one, dask / two, deep_two / deep_one
+    deep = paired(repeats, lambda: classify(mosaic, DEEPNESS, outs["one"], workers=1, **kwargs),
+                  lambda: classify(mosaic, DEEPNESS, outs["two"], workers=2, **kwargs))
+    deep_two_vs_one = [two / one for one, two in deep]
+    print(f"Parallel, Deepness softmax on an 8000² orthophoto mosaic: WORKERS=2 ÷ WORKERS=1 (whose onnxruntime runs "
+          f"on every core) {spread_text(deep_two_vs_one)}")
+    return spread(two_vs_one)[1], spread(dask_vs_two)[1], spread(deep_two_vs_one)[1]
 
 
 def bench_beyond_one_machine(folder: str, repeats: int) -> float:
@@ -230,11 +283,10 @@ def bench_beyond_one_machine(folder: str, repeats: int) -> float:
             return float("nan")
         client.wait_for_workers(2, timeout=60)
         local_out, dask_out = os.path.join(client_side, "local.tif"), os.path.join(client_side, "dask.tif")
-        ratios = []
-        for _ in range(repeats):
-            two, _ = best_of(1, lambda: classify(url, model, local_out, workers=2, **kwargs))
-            dask, _ = best_of(1, lambda: classify(url, model, dask_out, scheduler=client, **kwargs))
-            ratios.append(dask / two)
+        classify(url, model, dask_out, scheduler=client, **kwargs)  # workers receive and load the model once
+        ratios = [dask / two for two, dask in paired(
+            repeats, lambda: classify(url, model, local_out, workers=2, **kwargs),
+            lambda: classify(url, model, dask_out, scheduler=client, **kwargs))]
         same = open(local_out, "rb").read() == open(dask_out, "rb").read()
     finally:
         client.close()
@@ -243,11 +295,11 @@ def bench_beyond_one_machine(folder: str, repeats: int) -> float:
         for worker in workers or []:
             worker.kill()
             worker.wait()
-    median = sorted(ratios)[len(ratios) // 2]
+    low, median, high = spread(ratios)
     print(f"Beyond one machine: Deepness softmax, overlap 64, Hann, soft vote, on an 8192² orthophoto COG read over "
           f"HTTP by byte ranges; 2 Dask workers that cannot see the client's folder (the model sent to them) vs "
-          f"WORKERS=2 reading the same URL, {repeats} paired rounds: {min(ratios):.2f} / {median:.2f} / "
-          f"{max(ratios):.2f}x the time (min / median / max) | outputs {'byte-identical' if same else 'DIFFERENT'}")
+          f"WORKERS=2 reading the same URL, {repeats} paired rounds: {low:.2f} / {median:.2f} / "
+          f"{high:.2f}x the time (min / median / max) | outputs {'byte-identical' if same else 'DIFFERENT'}")
     return median
 
 
@@ -296,19 +348,21 @@ def bench_deepness(folder: str, repeats: int) -> list[tuple[str, float]]:
     for label, model, vectors in (("softmax model, classes", DEEPNESS, False),
                                   ("red detector, classes", detector, False),
                                   ("red detector, classes + polygons", detector, True)):
-        ratios, tiles = [], None
-        for round_ in range(repeats):
-            deepness, deepness_tiles = deepness_style(scene, model, vectors)
-            start = time.perf_counter()
-            result = classify(scene, model, os.path.join(folder, f"deep{round_}.tif"), bands=[1, 2, 3],
-                              scale=1 / 255, overlap=64, batch_size=4,
-                              vector_output=os.path.join(folder, f"deep{round_}.gpkg") if vectors else None)
-            ratios.append((time.perf_counter() - start) / deepness)
-            tiles = result.tiles
+        found = {}
+
+        def theirs(model=model, vectors=vectors, found=found):
+            _, found["deepness tiles"] = deepness_style(scene, model, vectors)
+
+        def ours(model=model, vectors=vectors, found=found):
+            found["result"] = classify(scene, model, os.path.join(folder, "deep.tif"), bands=[1, 2, 3],
+                                       scale=1 / 255, overlap=64, batch_size=4,
+                                       vector_output=os.path.join(folder, "deep.gpkg") if vectors else None)
+
+        ratios = [mine / deepness for deepness, mine in paired(repeats, theirs, ours)]
+        tiles, deepness_tiles = found["result"].tiles, found["deepness tiles"]
         grid = TileGrid(8000, 8000, 512, 0, 64).count
-        median = sorted(ratios)[len(ratios) // 2]
-        medians.append((label, median))
-        print(f"  {label:<34} {min(ratios):.2f} / {median:.2f} / {max(ratios):.2f} | model tiles: Patchwork {tiles} "
+        medians.append((label, spread(ratios)[1]))
+        print(f"  {label:<34} {spread_text(ratios)} | model tiles: Patchwork {tiles} "
               f"({tiles / grid:.2f}x the stride grid's {grid}), Deepness {deepness_tiles}")
     return medians
 

@@ -120,15 +120,18 @@ class DaskExecutor:
             waiting: Callable[[], None] | None = None, item_pixels: int = 0) -> Iterator[Any]:
         """`job` over `items` on the cluster, results in the order of `items`.
 
-        Items of `item_pixels` output pixels are computed a few consecutive ones per task, about TASK_PIXELS a
-        task, with no more pixels in flight than blocks of that size would have. The items and their order are the
-        local workers', so the outputs are the same bytes.
+        Items of `item_pixels` output pixels are computed a few consecutive ones per task, up to TASK_PIXELS a
+        task, fewer as the end nears (each worker gets tasks until the last), two tasks a worker in flight. The
+        items and their order are the local workers', so the outputs are the same bytes.
         """
         items = list(items)
-        spread = -(-len(items) // (self.workers * AHEAD_PER_WORKER))  # yet tasks enough for every worker, twice
-        per_task = max(1, min(TASK_PIXELS // item_pixels, spread)) if item_pixels else 1
-        groups = [items[i : i + per_task] for i in range(0, len(items), per_task)]
-        ahead = max(self.workers, self.workers * AHEAD_PER_WORKER // per_task)
+        per_task = max(1, TASK_PIXELS // item_pixels) if item_pixels else 1
+        groups, start, share = [], 0, self.workers * AHEAD_PER_WORKER
+        while start < len(items):  # smaller tasks towards the end, so that no worker waits long on the last one
+            size = max(1, min(per_task, -(-(len(items) - start) // share)))
+            groups.append(items[start : start + size])
+            start += size
+        ahead = share  # two tasks a worker: one computed while the other's result comes back
         shipped = self._ship(job)
         self._workers_seen = time.monotonic()
 

@@ -508,8 +508,8 @@ def test_dask_workers_with_malloc_trimming_get_a_note(dask_cluster):
 
 def test_dask_tasks_compute_a_few_consecutive_small_blocks_each_and_give_them_back_in_order(dask_cluster,
                                                                                             monkeypatch):
-    """Each Dask task costs a scheduler round trip: small blocks go a few to a task, still in order, and every worker
-    still gets tasks."""
+    """Each Dask task costs a scheduler round trip: small blocks go a few to a task, still in order, fewer towards the
+    end so that every worker has a task until the last."""
     from patchwork.core.engine.executors import TASK_PIXELS, DaskExecutor
 
     executor = DaskExecutor(dask_cluster)
@@ -517,10 +517,10 @@ def test_dask_tasks_compute_a_few_consecutive_small_blocks_each_and_give_them_ba
     submit = dask_cluster.submit
     monkeypatch.setattr(dask_cluster, "submit", lambda *a, **k: tasks.append(len(a[2])) or submit(*a, **k))
     assert list(executor.map(abs, range(-40, 0), item_pixels=TASK_PIXELS // 4)) == list(range(40, 0, -1))
-    assert tasks == [4] * 10  # 1024² blocks: four to a task
+    assert tasks == [4] * 7 + [3, 3, 2, 1, 1, 1, 1]  # 1024² blocks: four to a task, then fewer
     tasks.clear()
     assert list(executor.map(abs, range(-8, 0), item_pixels=64 * 64)) == list(range(8, 0, -1))
-    assert tasks == [2] * 4  # tiny blocks: still two tasks per worker
+    assert tasks == [2, 2, 1, 1, 1, 1]  # tiny blocks: still tasks for both workers to the end
     tasks.clear()
     assert list(executor.map(abs, range(-3, 0), item_pixels=TASK_PIXELS)) == [3, 2, 1] and tasks == [1] * 3
 
