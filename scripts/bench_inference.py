@@ -330,6 +330,39 @@ def deepness_style(scene: str, model: str, vectors: bool) -> tuple[float, int]:
     return time.perf_counter() - start, sum(1 for _ in deepness_tiles(*rgb.shape[1:], 512, 64))
 
 
+def model_floor(model: str, tiles: int) -> float:
+    """Seconds for `tiles` calls of the model on 512 px tiles alone, on every core, the fastest way onnxruntime offers
+    here: one session on every core (as Deepness runs it), or one single-thread session shared by a thread per core
+    (as Patchwork's workers), in batches of 1 or 4. No run of the model over those tiles can take less."""
+    import threading
+
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).random((4, 3, 512, 512), dtype=np.float32)
+    cores, best = available_cores(), float("inf")
+    for threads, callers in ((cores, 1), (1, cores)):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        for batch in (1, 4):
+            session.run(None, {name: x[:batch]})
+
+            def calls(count: int, session=session, name=name, batch=batch) -> None:
+                for _ in range(count):
+                    session.run(None, {name: x[:batch]})
+
+            per_caller = -(-tiles // (batch * callers))
+            start = time.perf_counter()
+            running = [threading.Thread(target=calls, args=(per_caller,)) for _ in range(callers)]
+            for thread in running:
+                thread.start()
+            for thread in running:
+                thread.join()
+            best = min(best, (time.perf_counter() - start) * tiles / (per_caller * batch * callers))
+    return best
+
+
 def bench_deepness(folder: str, repeats: int) -> list[tuple[str, float]]:
     """Patchwork with its defaults (every core) against Deepness's processing, paired and alternating, on an
     8000² GeoTIFF of the orthophoto: the softmax model (classes) and the red detector (classes and polygons)."""
@@ -358,12 +391,16 @@ def bench_deepness(folder: str, repeats: int) -> list[tuple[str, float]]:
                                        scale=1 / 255, overlap=64, batch_size=4,
                                        vector_output=os.path.join(folder, "deep.gpkg") if vectors else None)
 
-        ratios = [mine / deepness for deepness, mine in paired(repeats, theirs, ours)]
+        rounds = paired(repeats, theirs, ours)
+        ratios = [mine / deepness for deepness, mine in rounds]
         tiles, deepness_tiles = found["result"].tiles, found["deepness tiles"]
         grid = TileGrid(8000, 8000, 512, 0, 64).count
+        floor = model_floor(model, tiles)
         medians.append((label, spread(ratios)[1]))
         print(f"  {label:<34} {spread_text(ratios)} | model tiles: Patchwork {tiles} "
-              f"({tiles / grid:.2f}x the stride grid's {grid}), Deepness {deepness_tiles}")
+              f"({tiles / grid:.2f}x the stride grid's {grid}), Deepness {deepness_tiles} | the model's calls alone "
+              f"on every core, the fastest way here: {floor:.2f} s = {floor / spread([d for d, _ in rounds])[1]:.2f}x "
+              "Deepness's median time, the least ratio any run could reach")
     return medians
 
 

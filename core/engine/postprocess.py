@@ -73,6 +73,9 @@ def row_pixel_areas(geotransform, srs, rows: int) -> np.ndarray:
     return np.full(rows, abs(gt[1] * gt[5] - gt[2] * gt[4]) * metres * metres)
 
 
+FEW_CLASSES = 32  # up to this many class values, AreaCounter counts with one comparison pass per class
+
+
 class AreaCounter:
     """Pixels and square metres per class, a block of a class map at a time (as it is written, or read back)."""
 
@@ -91,12 +94,38 @@ class AreaCounter:
 
     def add(self, block: np.ndarray, row_off: int) -> None:
         """Count a (rows, cols) block of class values whose first row is `row_off`."""
+        if self.size <= FEW_CLASSES + 1 and block.dtype.kind in "ui":
+            self._add_few(block, row_off)
+            return
         valid = block != self.nodata if self.nodata is not None else np.ones(block.shape, bool)
         values = np.where(valid & (block < self.size - 1), block, self.size - 1).astype(np.intp)
         self.pixels += np.bincount(values.ravel(), minlength=self.size)
         if not self.uniform:  # a geographic grid's pixels shrink toward the poles: row by row
             for r in range(block.shape[0]):
                 self.area += np.bincount(values[r], minlength=self.size) * self.row_areas[row_off + r]
+
+    def _add_few(self, block: np.ndarray, row_off: int) -> None:
+        """`add` for a few classes: one comparison pass per class over the block's own small integers.
+
+        The general way's masks and 8-byte indexes took a tenth of a cheap model's run, in the thread that writes.
+        """
+        rows = None if self.uniform else self.row_areas[row_off : row_off + block.shape[0]]
+        counted, counted_area = 0, 0.0
+        for value in range(self.size - 1):
+            if value == self.nodata:
+                continue
+            if rows is None:
+                found = int(np.count_nonzero(block == value))
+            else:
+                per_row = np.count_nonzero(block == value, axis=1)
+                found = int(per_row.sum())
+                self.area[value] += per_row @ rows
+                counted_area += per_row @ rows
+            self.pixels[value] += found
+            counted += found
+        self.pixels[-1] += block.size - counted  # nodata, and values of no class
+        if rows is not None:
+            self.area[-1] += block.shape[1] * rows.sum() - counted_area
 
     def areas(self, class_values: list[int], class_names: list[str]) -> list[ClassArea]:
         """Each class's pixels, hectares and percent of the counted class pixels."""

@@ -128,12 +128,15 @@ def first_argmax(planes: np.ndarray) -> np.ndarray:
     """
     if len(planes) == 1:
         return np.zeros(planes.shape[1:], np.intp)
+    if len(planes) == 2:  # (the usual two classes: one comparison, its booleans are the indexes)
+        return (planes[1] > planes[0]).view(np.int8)
     best = planes[0].copy()
     index = np.zeros(planes.shape[1:], np.intp if len(planes) > 127 else np.int8)
     for k in range(1, len(planes)):
         larger = planes[k] > best  # strictly: a tie keeps the lower index
         index[larger] = k
-        np.maximum(best, planes[k], out=best)
+        if k < len(planes) - 1:
+            np.maximum(best, planes[k], out=best)
     return index
 
 
@@ -195,14 +198,18 @@ class BlockAccumulator:
     def __init__(self, window: Window, channels: int, aggregation: str, counts: bool = False) -> None:
         """Zero sums over `window`.
 
-        `counts`: every weight added is 1 (hard votes with a boxcar window), so the sums are small whole numbers,
-        exact in float32: half the memory and memory traffic of float64.
+        `counts`: every weight added is 1 (a boxcar window). Hard votes are then small whole numbers, exact in
+        float32: half the memory and memory traffic of float64; other values are added without multiplying.
         """
         check_choice("aggregation", aggregation, AGGREGATIONS)
         self.window = window
         self.channels = channels
         self.aggregation = aggregation
+        self.counts = counts
         dtype = np.float32 if counts and aggregation == "hardvote" else np.float64
+        # Votes counted (whole numbers, exact): the first class's are every vote less the others', made once by
+        # `finish` instead of tile by tile (two classes: half the adding).
+        self._first_plane_from_weight = counts and aggregation == "hardvote" and 1 < channels <= CLASS_PLANES
         self.sums = np.zeros((channels, window.height, window.width), dtype)
         self.weight = np.zeros((window.height, window.width), dtype)
 
@@ -227,16 +234,21 @@ class BlockAccumulator:
         if self.aggregation == "hardvote" and self.channels <= CLASS_PLANES:
             # Σ w per class, a contiguous pass per class plane (adding only where the pixel votes for it: the same
             # sums, bit for bit, as one scattered pass, which took a third of a cheap model's run)
-            for k in range(self.channels):
+            for k in range(1 if self._first_plane_from_weight else 0, self.channels):
                 plane = self.sums[(k, *here)]
                 np.add(plane, w_valid, out=plane, where=values == k)
         elif self.aggregation == "hardvote":
             # Σ w per class, one scattered pass: each pixel of a tile votes for one class, so no index repeats.
             rows, cols = np.nonzero(valid)
             self.sums[values[rows, cols], rows + here[0].start, cols + here[1].start] += w_valid[rows, cols]
+        elif self.counts:  # every weight 1: the values where valid, the same sums as values × 1 without the product
+            target = self.sums[(slice(None), *here)]
+            np.add(target, values, out=target, where=valid)
         else:
             self.sums[(slice(None), *here)] += values * w_valid
 
     def finish(self) -> Finished:
         """The block's sums, ready to be written."""
+        if self._first_plane_from_weight:
+            np.subtract(self.weight, self.sums[1:].sum(axis=0), out=self.sums[0])
         return Finished(self.window, self.sums, self.weight)

@@ -120,6 +120,10 @@ def _session(ort, path: str, providers: list[str], threads: int | None):
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads  # workers × threads ≤ cores
+    if threads and threads > 1:
+        # Threads that sleep between a model's operators instead of spinning: spinning took the cores the reader
+        # and the writer need (WORKERS=1 on 2 cores: 1.3-1.6x the CPU time, and slower) and QGIS's own.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(path, sess_options=options, providers=providers)
 
 

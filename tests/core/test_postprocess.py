@@ -123,3 +123,30 @@ def test_the_models_seg_small_segment_is_the_default_and_values_are_refused(tmp_
     with pytest.raises(PatchworkError, match="give it a .csv name"):
         classify(window, model, str(tmp_path / "x.tif"), area_table=str(tmp_path / "x.xlsx"))
     assert files_under(str(tmp_path)) == before  # refused before anything was written
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:32633"])
+def test_area_counts_of_a_few_classes_equal_the_general_counts(crs, monkeypatch):
+    """The few-classes pass (a comparison per class) gives the general counts: pixels exactly, areas to rounding,
+    on a geographic grid (row by row) and a projected one; nodata and values of no class left out."""
+    from osgeo import osr
+
+    from patchwork.core.engine import postprocess
+
+    srs = osr.SpatialReference()
+    srs.SetFromUserInput(crs)
+    gt = (10.0, 0.001, 0, 60.0, 0, -0.001) if crs == "EPSG:4326" else (500000.0, 2.0, 0, 6e6, 0, -2.0)
+    rng = np.random.default_rng(3)
+    blocks = [(rng.integers(0, 8, (64, 80)).astype(np.uint8), r) for r in (0, 64, 128)]
+    for block, _ in blocks:
+        block[rng.random(block.shape) < 0.1] = 255  # nodata
+    counts = {}
+    for few in (32, 0):
+        monkeypatch.setattr(postprocess, "FEW_CLASSES", few)
+        counter = postprocess.AreaCounter(gt, srs.ExportToWkt(), 192, [0, 1, 2, 3, 4, 5], 255)
+        for block, row in blocks:
+            counter.add(block, row)
+        counts[few] = counter.areas([0, 1, 2, 3, 4, 5], list("abcdef"))
+    assert [a.pixels for a in counts[32]] == [a.pixels for a in counts[0]]
+    assert [a.pixels for a in counts[32]][0] == sum(int(np.count_nonzero(b == 0)) for b, _ in blocks)
+    assert [a.hectares for a in counts[32]] == pytest.approx([a.hectares for a in counts[0]], rel=1e-12)
