@@ -40,16 +40,6 @@ ORTHO = os.path.join(SHARED, "ortho_rgba_2cm.tif")
 PEAK = "int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])"  # kB
 
 
-def best_of(repeats: int, function):
-    """(the fastest of `repeats` calls in seconds, the last result)."""
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return min(times), result
-
-
 def timed(function) -> tuple[float, object]:
     """(seconds, result) of one call."""
     start = time.perf_counter()
@@ -432,25 +422,28 @@ def bench_chip_writing(folder: str, repeats: int) -> tuple[float, float, float]:
     from patchwork.core import RegularSampler, sample_chips
 
     naip = os.path.join(SHARED, "naip_rgbn_5m_2019.tif")
-    times = {}
-    for workers in (1, 2):
-        def run(workers=workers):
-            out = os.path.join(folder, f"chips{workers}")
-            subprocess.run(["rm", "-rf", out], check=True)
-            return sample_chips(naip, RegularSampler(32), 64, out, workers=workers)
-        times[workers], result = best_of(repeats, run)
+    found = {}
 
-    def bare():
+    def run(workers: int) -> None:
+        out = os.path.join(folder, f"chips{workers}")
+        subprocess.run(["rm", "-rf", out], check=True)
+        found["result"] = sample_chips(naip, RegularSampler(32), 64, out, workers=workers)
+
+    run(1)  # (the windows the bare writer writes)
+
+    def bare() -> None:
         out = os.path.join(folder, "bare-chips")
         subprocess.run(["rm", "-rf", out], check=True)
-        return bare_gdal_chips(naip, result.windows, out)
-    times["gdal"], _ = best_of(repeats, bare)
-    n = result.chip_count
+        bare_gdal_chips(naip, found["result"].windows, out)
+
+    rounds = paired(repeats, bare, partial(run, 1), partial(run, 2))
+    one, two, two_vs_one = ([r[i] / r[j] for r in rounds] for i, j in ((1, 0), (2, 0), (2, 1)))
+    n, gdal_s = found["result"].chip_count, spread([r[0] for r in rounds])[1]
     print(f"Chip sampling, NAIP 64 px chips every 32 px ({n:,} chips; Patchwork also checks nodata, writes the "
-          f"index, dataset.json and band statistics): bare GDAL read + write {n / times['gdal']:,.0f} chips/s | "
-          f"WORKERS=1 {n / times[1]:,.0f} chips/s ({times[1] / times['gdal']:.2f}x its time) | WORKERS=2 "
-          f"{n / times[2]:,.0f} chips/s ({times[2] / times['gdal']:.2f}x; {times[2] / times[1]:.2f}x WORKERS=1's)")
-    return times[2] / times[1], times[1] / times["gdal"], times[2] / times["gdal"]
+          f"index, dataset.json and band statistics), {repeats} paired rounds, min / median / max: bare GDAL read + "
+          f"write {n / gdal_s:,.0f} chips/s (median) | WORKERS=1 {spread_text(one)} its time | WORKERS=2 "
+          f"{spread_text(two)} ({spread_text(two_vs_one)} WORKERS=1's)")
+    return spread(two_vs_one)[1], spread(one)[1], spread(two)[1]
 
 
 def peak_memory(raster: str, out: str, model: str = RULES, extra: str = "") -> tuple[float, float]:

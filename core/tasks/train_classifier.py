@@ -507,7 +507,7 @@ def fit_reporting(model, x: np.ndarray, y: np.ndarray, feedback: Feedback, start
                 feedback.set_progress(start + (end - start) * grown / total)
                 check_cancelled(feedback)
                 per_tree = (time.perf_counter() - began) / added
-                step = cores * max(1, int(FIT_STEP_SECONDS / max(per_tree, 1e-6)) // cores)
+                step = cores * max(2, int(FIT_STEP_SECONDS / max(per_tree, 1e-6)) // cores)
         finally:
             model.set_params(warm_start=False)  # the saved model and the report show the user's settings
     elif isinstance(model, GradientBoostingClassifier):
