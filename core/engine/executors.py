@@ -149,6 +149,8 @@ class DaskExecutor:
                 raise
             raise self._lost(f"lost the Dask scheduler at '{self.address}' mid-run") from exc
         except Exception as exc:
+            if type(exc).__name__ == "ClosedClientError":  # (a task submitted after the client lost its scheduler)
+                raise self._lost(f"lost the Dask scheduler at '{self.address}' mid-run") from exc
             if type(exc).__name__ != "KilledWorker":  # (the job's own errors come back as they are)
                 raise
             raise self._lost("Dask workers died computing a block, as often as the scheduler allows "
