@@ -119,8 +119,9 @@ class AreaCounter:
             else:
                 per_row = np.count_nonzero(block == value, axis=1)
                 found = int(per_row.sum())
-                self.area[value] += per_row @ rows
-                counted_area += per_row @ rows
+                area = per_row @ rows
+                self.area[value] += area
+                counted_area += area
             self.pixels[value] += found
             counted += found
         self.pixels[-1] += block.size - counted  # nodata, and values of no class
